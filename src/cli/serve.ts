@@ -1,0 +1,31 @@
+/**
+ * `inference-gateway serve --config FILE`: run the sidecar until SIGTERM.
+ * A process-level fault is logged and the process exits non-zero so the
+ * orchestrator restarts it: never a silent pass-through.
+ */
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.ts';
+import { startSidecar } from '../server/sidecar.ts';
+import { createLogger } from '../telemetry/logger.ts';
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help === true) {
+    process.stdout.write('Usage: inference-gateway serve [--config FILE]\n  Without --config the embedded defaults apply (see docs/configuration.md).\n');
+    return 0;
+  }
+  const config = loadConfig(values.config ?? null);
+  const log = createLogger(config.logging.level);
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err: err.message, stack: err.stack }, 'uncaught exception: exiting');
+    process.exit(70);
+  });
+  process.on('unhandledRejection', (err) => {
+    log.fatal({ err: err instanceof Error ? err.message : String(err) }, 'unhandled rejection: exiting');
+    process.exit(70);
+  });
+  const sidecar = await startSidecar(config, { log });
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void sidecar.shutdown(sig));
+  await sidecar.stopped;
+  return 0;
+}

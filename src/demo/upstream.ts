@@ -1,0 +1,674 @@
+// A small, fast, deterministic OpenAI-compatible model server (node:http only).
+//
+// It stands in for vLLM/TGI behind Envoy in the local stack, the end-to-end
+// tests and the benchmark. Replies are derived from the prompt, token counts
+// follow the rule documented in ./tokens.ts, and tests can script behaviour per
+// request with headers:
+//
+//   x-demo-status: <400..599>      answer that status with an OpenAI error body
+//                                  (other values are ignored)
+//   x-demo-delay-ms: <0..60000>    wait before answering (before the headers)
+//   x-demo-chunk-delay-ms: <0..10000>  wait between stream chunks
+//   x-demo-words: <0..8192>        reply length in tokens (default 12; the
+//                                  request's max_tokens still caps it)
+//   x-demo-drop-after: <0..100000> streaming only: destroy the socket after
+//                                  that many SSE chunks have been written
+//
+// Out-of-range numbers are clamped into those bounds; non-numbers are ignored.
+//
+// Endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions,
+// POST /v1/embeddings, GET /health (vLLM/TGI-style liveness, empty 200), and
+// the control endpoints GET/DELETE /__demo/requests (never recorded, never
+// scripted). Anything else is a 404 in OpenAI's error format.
+
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { countTokens, replyPieces } from './tokens.ts';
+
+export interface RecordedRequest {
+  method: string;
+  /** Request target as received: the path plus any query string. */
+  path: string;
+  /** Request headers, names lower-cased (as node:http delivers them). */
+  headers: Record<string, string | string[] | undefined>;
+  /** The parsed JSON body, or undefined when the body was empty or not JSON. */
+  body: unknown;
+  rawBody: Buffer;
+  /** Date.now() when the request body had been fully received. */
+  receivedAt: number;
+}
+
+export interface DemoUpstream {
+  readonly port: number;
+  /** Base URL without a trailing slash, e.g. http://127.0.0.1:41234 */
+  readonly url: string;
+  /** Live list of recorded requests (empty when recording is off). */
+  readonly requests: RecordedRequest[];
+  clearRequests(): void;
+  /** Stop listening and destroy open connections (idempotent). */
+  close(): Promise<void>;
+}
+
+export interface DemoUpstreamOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (a free port). */
+  port?: number;
+  /** Models listed by GET /v1/models; the first is the default model. Default ["demo-model"]. */
+  modelIds?: string[];
+  /** Record every request (default true; the benchmark turns it off). */
+  record?: boolean;
+}
+
+export const DEFAULT_MODEL_IDS: readonly string[] = ['demo-model'];
+export const DEFAULT_REPLY_TOKENS = 12;
+export const DEFAULT_EMBEDDING_DIMENSIONS = 16;
+const MAX_EMBEDDING_DIMENSIONS = 4096;
+const MODEL_CREATED = 1_700_000_000;
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+const LIMIT_DELAY_MS = 60_000;
+const LIMIT_CHUNK_DELAY_MS = 10_000;
+const LIMIT_WORDS = 8192;
+const LIMIT_DROP_AFTER = 100_000;
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+};
+
+type Json = Record<string, unknown>;
+
+class RequestError extends Error {
+  readonly status: number;
+  readonly param: string | null;
+  readonly code: string | null;
+  constructor(status: number, message: string, param: string | null = null, code: string | null = null) {
+    super(message);
+    this.status = status;
+    this.param = param;
+    this.code = code;
+  }
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function errorType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'server_error';
+  return 'invalid_request_error';
+}
+
+/** OpenAI error JSON: {"error":{"message","type","param","code"}}. */
+export function openAIErrorBody(
+  status: number,
+  message: string,
+  param: string | null = null,
+  code: string | null = null,
+): string {
+  return JSON.stringify({ error: { message, type: errorType(status), param, code } });
+}
+
+function sendJson(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+function sendError(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  param: string | null = null,
+  code: string | null = null,
+): void {
+  sendJson(res, status, openAIErrorBody(status, message, param, code));
+}
+
+function headerInt(req: IncomingMessage, name: string, min: number, max: number): number | undefined {
+  const v = req.headers[name];
+  if (typeof v !== 'string') return undefined;
+  const n = Number.parseInt(v, 10);
+  if (Number.isNaN(n)) return undefined;
+  return n < min ? min : n > max ? max : n;
+}
+
+function isClosed(res: ServerResponse): boolean {
+  return res.destroyed || res.socket === null || res.socket.destroyed;
+}
+
+/** Wait `ms`; resolves false (early) if the connection closes meanwhile. */
+function pause(res: ServerResponse, ms: number): Promise<boolean> {
+  if (isClosed(res)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onClose = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      res.off('close', onClose);
+      resolve(!isClosed(res));
+    }, ms);
+    res.once('close', onClose);
+  });
+}
+
+/** Wait for 'drain'; resolves false if the connection closes first. */
+function drained(res: ServerResponse): Promise<boolean> {
+  if (isClosed(res)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => (): void => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = done(true);
+    const onClose = done(false);
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
+}
+
+interface Scripted {
+  chunkDelayMs: number;
+  words: number | undefined;
+  dropAfter: number | undefined;
+}
+
+/**
+ * Simulate the upstream dying mid-stream: flush what was already written, then
+ * close the TCP connection without finishing the chunked body (the client sees
+ * a premature end of the response). res.destroy() alone would drop the bytes
+ * still corked in the socket.
+ */
+function dropConnection(res: ServerResponse): void {
+  const socket = res.socket;
+  if (socket === null) {
+    res.destroy();
+    return;
+  }
+  socket.destroySoon();
+}
+
+/** Write SSE events one `res.write` each, honouring chunk delay and drop-after. */
+async function writeStream(res: ServerResponse, events: string[], script: Scripted): Promise<void> {
+  res.writeHead(200, SSE_HEADERS);
+  const { chunkDelayMs, dropAfter } = script;
+  if (dropAfter === 0) res.flushHeaders();
+  for (let i = 0; i < events.length; i++) {
+    if (dropAfter !== undefined && i >= dropAfter) {
+      dropConnection(res);
+      return;
+    }
+    if (i > 0 && chunkDelayMs > 0 && !(await pause(res, chunkDelayMs))) return;
+    if (isClosed(res)) return;
+    if (!res.write(events[i]) && !(await drained(res))) return;
+  }
+  res.end();
+}
+
+// ---------------------------------------------------------------- request parsing
+
+function modelOf(body: Json, fallback: string): string {
+  const m = body['model'];
+  if (m === undefined || m === null) return fallback;
+  if (typeof m !== 'string') throw new RequestError(400, "'model' must be a string", 'model');
+  return m;
+}
+
+/** Smallest of the given positive-integer limits present in the body. */
+function maxTokensOf(body: Json, names: readonly string[]): number | undefined {
+  let limit: number | undefined;
+  for (const name of names) {
+    const v = body[name];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+      throw new RequestError(400, `'${name}' must be a positive integer`, name);
+    }
+    if (limit === undefined || v < limit) limit = v;
+  }
+  return limit;
+}
+
+function streamFlags(body: Json): { stream: boolean; includeUsage: boolean } {
+  const stream = body['stream'] === true;
+  const opts = body['stream_options'];
+  return { stream, includeUsage: stream && isObject(opts) && opts['include_usage'] === true };
+}
+
+interface ReplyPlan {
+  count: number;
+  finishReason: 'stop' | 'length';
+}
+
+function planReply(script: Scripted, maxTokens: number | undefined): ReplyPlan {
+  const words = script.words ?? DEFAULT_REPLY_TOKENS;
+  if (maxTokens !== undefined && maxTokens < words) return { count: maxTokens, finishReason: 'length' };
+  return { count: words, finishReason: 'stop' };
+}
+
+/** Text of a message's content: a string, or the text of its content parts. */
+function contentText(content: unknown, param: string): string[] {
+  if (typeof content === 'string') return [content];
+  if (content === undefined || content === null) return [];
+  if (!Array.isArray(content)) throw new RequestError(400, `'${param}' must be a string or an array`, param);
+  const out: string[] = [];
+  for (const part of content) {
+    if (isObject(part) && typeof part['text'] === 'string') out.push(part['text']);
+  }
+  return out;
+}
+
+function chatPrompt(messages: unknown): { promptTokens: number; lastUser: string } {
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw new RequestError(400, "'messages' must be a non-empty array", 'messages');
+  }
+  let promptTokens = 0;
+  let lastUser: string | undefined;
+  let lastAny = '';
+  for (let i = 0; i < messages.length; i++) {
+    const m: unknown = messages[i];
+    if (!isObject(m)) throw new RequestError(400, `'messages.${i}' must be an object`, `messages.${i}`);
+    const texts = contentText(m['content'], `messages.${i}.content`);
+    for (const t of texts) promptTokens += countTokens(t);
+    const joined = texts.length === 1 ? (texts[0] ?? '') : texts.join(' ');
+    lastAny = joined;
+    if (m['role'] === 'user') lastUser = joined;
+  }
+  return { promptTokens, lastUser: lastUser ?? lastAny };
+}
+
+interface PromptInput {
+  text: string;
+  tokens: number;
+}
+
+function isTokenArray(v: unknown): v is number[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x));
+}
+
+/** string | string[] | number[] | number[][] -> one entry per prompt/input. */
+function promptInputs(v: unknown, param: string): PromptInput[] {
+  if (typeof v === 'string') return [{ text: v, tokens: countTokens(v) }];
+  const bad = (): RequestError =>
+    new RequestError(400, `'${param}' must be a string, an array of strings, or token arrays`, param);
+  if (!Array.isArray(v) || v.length === 0) throw bad();
+  if (isTokenArray(v)) return [{ text: v.join(' '), tokens: v.length }];
+  const out: PromptInput[] = [];
+  for (const item of v) {
+    if (typeof item === 'string') out.push({ text: item, tokens: countTokens(item) });
+    else if (isTokenArray(item)) out.push({ text: item.join(' '), tokens: item.length });
+    else throw bad();
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- response builders
+
+function usageJson(prompt: number, completion: number): string {
+  return `{"prompt_tokens":${prompt},"completion_tokens":${completion},"total_tokens":${prompt + completion}}`;
+}
+
+function sseEvent(json: string): string {
+  return `data: ${json}\n\n`;
+}
+
+const SSE_DONE = 'data: [DONE]\n\n';
+
+// ---------------------------------------------------------------- embeddings
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** Deterministic unit-length vector for `key`, as little-endian float32 bytes. */
+function embeddingBytes(key: string, dims: number): Buffer {
+  let state = fnv1a(key) || 1;
+  const raw = new Float64Array(dims);
+  let sumSq = 0;
+  for (let i = 0; i < dims; i++) {
+    // mulberry32
+    state = (state + 0x6d2b79f5) | 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    const v = u * 2 - 1;
+    raw[i] = v;
+    sumSq += v * v;
+  }
+  const norm = Math.sqrt(sumSq);
+  const buf = Buffer.allocUnsafe(dims * 4);
+  for (let i = 0; i < dims; i++) {
+    buf.writeFloatLE(norm > 0 ? (raw[i] ?? 0) / norm : i === 0 ? 1 : 0, i * 4);
+  }
+  return buf;
+}
+
+function floatsOf(buf: Buffer): number[] {
+  const out = new Array<number>(buf.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = buf.readFloatLE(i * 4);
+  return out;
+}
+
+// ---------------------------------------------------------------- server
+
+export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise<DemoUpstream> {
+  const host = opts.host ?? '127.0.0.1';
+  const modelIds = opts.modelIds && opts.modelIds.length > 0 ? [...opts.modelIds] : [...DEFAULT_MODEL_IDS];
+  const defaultModel = modelIds[0] ?? 'demo-model';
+  const record = opts.record ?? true;
+  const requests: RecordedRequest[] = [];
+  let seq = 0;
+
+  const modelsBody = JSON.stringify({
+    object: 'list',
+    data: modelIds.map((id) => ({ id, object: 'model', created: MODEL_CREATED, owned_by: 'demo' })),
+  });
+
+  function chatCompletions(res: ServerResponse, body: Json, script: Scripted): Promise<void> | void {
+    const model = modelOf(body, defaultModel);
+    const { promptTokens, lastUser } = chatPrompt(body['messages']);
+    const plan = planReply(script, maxTokensOf(body, ['max_tokens', 'max_completion_tokens']));
+    const { stream, includeUsage } = streamFlags(body);
+    const pieces = replyPieces(lastUser, plan.count);
+    const id = `chatcmpl-demo-${++seq}`;
+    const created = Math.floor(Date.now() / 1000);
+    const usage = usageJson(promptTokens, pieces.length);
+
+    if (!stream) {
+      sendJson(
+        res,
+        200,
+        `{"id":"${id}","object":"chat.completion","created":${created},"model":${JSON.stringify(model)},` +
+          `"choices":[{"index":0,"message":{"role":"assistant","content":${JSON.stringify(pieces.join(''))},` +
+          `"refusal":null},"logprobs":null,"finish_reason":"${plan.finishReason}"}],` +
+          `"usage":${usage},"system_fingerprint":null}`,
+      );
+      return;
+    }
+
+    const head = `{"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":null,"choices":[`;
+    const tail = includeUsage ? '],"usage":null}' : ']}';
+    const events: string[] = [];
+    if (pieces.length === 0) {
+      events.push(sseEvent(`${head}{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}${tail}`));
+    }
+    for (let i = 0; i < pieces.length; i++) {
+      const role = i === 0 ? '"role":"assistant",' : '';
+      events.push(
+        sseEvent(`${head}{"index":0,"delta":{${role}"content":${JSON.stringify(pieces[i])}},"logprobs":null,"finish_reason":null}${tail}`),
+      );
+    }
+    events.push(sseEvent(`${head}{"index":0,"delta":{},"logprobs":null,"finish_reason":"${plan.finishReason}"}${tail}`));
+    if (includeUsage) events.push(sseEvent(`${head}],"usage":${usage}}`));
+    events.push(SSE_DONE);
+    return writeStream(res, events, script);
+  }
+
+  function completions(res: ServerResponse, body: Json, script: Scripted): Promise<void> | void {
+    const model = modelOf(body, defaultModel);
+    const prompts = promptInputs(body['prompt'], 'prompt');
+    const plan = planReply(script, maxTokensOf(body, ['max_tokens']));
+    const { stream, includeUsage } = streamFlags(body);
+    const id = `cmpl-demo-${++seq}`;
+    const created = Math.floor(Date.now() / 1000);
+    let promptTokens = 0;
+    let completionTokens = 0;
+    const replies: string[][] = [];
+    for (const p of prompts) {
+      const pieces = replyPieces(p.text, plan.count);
+      promptTokens += p.tokens;
+      completionTokens += pieces.length;
+      replies.push(pieces);
+    }
+    const usage = usageJson(promptTokens, completionTokens);
+
+    if (!stream) {
+      const choices = replies.map(
+        (pieces, index) =>
+          `{"index":${index},"text":${JSON.stringify(pieces.join(''))},"logprobs":null,"finish_reason":"${plan.finishReason}"}`,
+      );
+      sendJson(
+        res,
+        200,
+        `{"id":"${id}","object":"text_completion","created":${created},"model":${JSON.stringify(model)},` +
+          `"choices":[${choices.join(',')}],"usage":${usage},"system_fingerprint":null}`,
+      );
+      return;
+    }
+
+    const head = `{"id":"${id}","object":"text_completion","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":null,"choices":[`;
+    const tail = includeUsage ? '],"usage":null}' : ']}';
+    const events: string[] = [];
+    replies.forEach((pieces, index) => {
+      for (const piece of pieces) {
+        events.push(sseEvent(`${head}{"index":${index},"text":${JSON.stringify(piece)},"logprobs":null,"finish_reason":null}${tail}`));
+      }
+      events.push(sseEvent(`${head}{"index":${index},"text":"","logprobs":null,"finish_reason":"${plan.finishReason}"}${tail}`));
+    });
+    if (includeUsage) events.push(sseEvent(`${head}],"usage":${usage}}`));
+    events.push(SSE_DONE);
+    return writeStream(res, events, script);
+  }
+
+  function embeddings(res: ServerResponse, body: Json): void {
+    const model = modelOf(body, defaultModel);
+    const inputs = promptInputs(body['input'], 'input');
+    let dims = DEFAULT_EMBEDDING_DIMENSIONS;
+    const d = body['dimensions'];
+    if (d !== undefined && d !== null) {
+      if (typeof d !== 'number' || !Number.isInteger(d) || d < 1 || d > MAX_EMBEDDING_DIMENSIONS) {
+        throw new RequestError(400, `'dimensions' must be an integer from 1 to ${MAX_EMBEDDING_DIMENSIONS}`, 'dimensions');
+      }
+      dims = d;
+    }
+    const format = body['encoding_format'] ?? 'float';
+    if (format !== 'float' && format !== 'base64') {
+      throw new RequestError(400, "'encoding_format' must be 'float' or 'base64'", 'encoding_format');
+    }
+    let promptTokens = 0;
+    const data = inputs.map((input, index) => {
+      promptTokens += input.tokens;
+      const bytes = embeddingBytes(input.text, dims);
+      return {
+        object: 'embedding',
+        index,
+        embedding: format === 'base64' ? bytes.toString('base64') : floatsOf(bytes),
+      };
+    });
+    sendJson(
+      res,
+      200,
+      JSON.stringify({ object: 'list', data, model, usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } }),
+    );
+  }
+
+  function control(req: IncomingMessage, res: ServerResponse, path: string): void {
+    if (path === '/__demo/requests') {
+      if (req.method === 'GET') {
+        sendJson(
+          res,
+          200,
+          JSON.stringify(requests.map((r) => ({ ...r, rawBody: r.rawBody.toString('base64') }))),
+        );
+        return;
+      }
+      if (req.method === 'DELETE') {
+        requests.length = 0;
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+    }
+    sendError(res, 404, `Invalid URL (${req.method ?? 'GET'} ${path})`, null, 'unknown_url');
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, raw: Buffer): Promise<void> {
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    const path = q < 0 ? target : target.slice(0, q);
+    if (path.startsWith('/__demo/')) {
+      control(req, res, path);
+      return;
+    }
+    const method = req.method ?? 'GET';
+
+    let body: unknown = undefined;
+    let badJson = false;
+    if (raw.length > 0) {
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        badJson = true;
+      }
+    }
+    if (record) {
+      requests.push({ method, path: target, headers: { ...req.headers }, body, rawBody: raw, receivedAt: Date.now() });
+    }
+
+    const delayMs = headerInt(req, 'x-demo-delay-ms', 0, LIMIT_DELAY_MS);
+    if (delayMs !== undefined && delayMs > 0 && !(await pause(res, delayMs))) return;
+    const status = headerInt(req, 'x-demo-status', 0, 999);
+    if (status !== undefined && status >= 400 && status <= 599) {
+      sendError(res, status, `Demo upstream scripted status ${status} (x-demo-status)`, null, `demo_status_${status}`);
+      return;
+    }
+
+    if (method === 'GET') {
+      if (path === '/v1/models') return sendJson(res, 200, modelsBody);
+      if (path === '/health') {
+        res.writeHead(200, { 'content-length': 0 });
+        res.end();
+        return;
+      }
+    } else if (
+      method === 'POST' &&
+      (path === '/v1/chat/completions' || path === '/v1/completions' || path === '/v1/embeddings')
+    ) {
+      if (badJson || !isObject(body)) {
+        sendError(
+          res,
+          400,
+          badJson || raw.length === 0
+            ? 'We could not parse the JSON body of your request. (HINT: This likely means you aren\'t using your HTTP library correctly. The OpenAI API expects a JSON payload.)'
+            : 'The request body must be a JSON object.',
+          null,
+          'invalid_json',
+        );
+        return;
+      }
+      const script: Scripted = {
+        chunkDelayMs: headerInt(req, 'x-demo-chunk-delay-ms', 0, LIMIT_CHUNK_DELAY_MS) ?? 0,
+        words: headerInt(req, 'x-demo-words', 0, LIMIT_WORDS),
+        dropAfter: headerInt(req, 'x-demo-drop-after', 0, LIMIT_DROP_AFTER),
+      };
+      try {
+        if (path === '/v1/chat/completions') return await chatCompletions(res, body, script);
+        if (path === '/v1/completions') return await completions(res, body, script);
+        return embeddings(res, body);
+      } catch (err) {
+        if (err instanceof RequestError && !res.headersSent) {
+          sendError(res, err.status, err.message, err.param, err.code);
+          return;
+        }
+        throw err;
+      }
+    }
+    sendError(res, 404, `Invalid URL (${method} ${path})`, null, 'unknown_url');
+  }
+
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (c: Buffer) => {
+      if (tooLarge) return;
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        tooLarge = true;
+        chunks.length = 0;
+      } else {
+        chunks.push(c);
+      }
+    });
+    req.on('end', () => {
+      if (tooLarge) {
+        sendError(res, 413, `Request body larger than ${MAX_BODY_BYTES} bytes`, null, 'request_too_large');
+        return;
+      }
+      const raw = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size);
+      handle(req, res, raw).catch((err: unknown) => {
+        if (!res.headersSent) {
+          sendError(res, 500, `Demo upstream internal error: ${err instanceof Error ? err.message : String(err)}`);
+        } else {
+          res.destroy();
+        }
+      });
+    });
+    req.on('error', () => {
+      res.destroy();
+    });
+  });
+  // Outlive Envoy's upstream idle handling so pooled connections are not
+  // closed under it between requests (avoids spurious resets in benchmarks).
+  server.keepAliveTimeout = 75_000;
+  server.headersTimeout = 80_000;
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  let closing: Promise<void> | undefined;
+
+  return {
+    port,
+    url,
+    requests,
+    clearRequests(): void {
+      requests.length = 0;
+    },
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+// ---------------------------------------------------------------- remote control helpers
+
+/** Fetch the requests recorded by a demo upstream running as its own process. */
+export async function fetchRecordedRequests(baseUrl: string): Promise<RecordedRequest[]> {
+  const res = await fetch(`${baseUrl}/__demo/requests`);
+  if (!res.ok) throw new Error(`GET /__demo/requests: HTTP ${res.status}`);
+  const list = (await res.json()) as Array<Omit<RecordedRequest, 'rawBody'> & { rawBody: string }>;
+  return list.map((r) => ({ ...r, rawBody: Buffer.from(r.rawBody, 'base64') }));
+}
+
+/** Clear the requests recorded by a demo upstream running as its own process. */
+export async function clearRecordedRequests(baseUrl: string): Promise<void> {
+  const res = await fetch(`${baseUrl}/__demo/requests`, { method: 'DELETE' });
+  if (!res.ok) throw new Error(`DELETE /__demo/requests: HTTP ${res.status}`);
+}

@@ -1,0 +1,118 @@
+/**
+ * The one registry of error codes the gateway can return. Every failure a
+ * client sees — from the sidecar or from Envoy's local replies — uses one of
+ * these codes in OpenAI's error shape, so the official SDKs parse it.
+ * docs/errors.md holds the same table; test/openai/errors.test.ts keeps the
+ * two equal.
+ */
+
+export type ErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'server_error';
+
+interface ErrorSpec {
+  readonly status: number;
+  readonly type: ErrorType;
+  /** Who produces it: the sidecar, or Envoy via local_reply_config. */
+  readonly origin: 'sidecar' | 'envoy';
+  readonly description: string;
+}
+
+export const ERROR_CODES = {
+  missing_api_key: {
+    status: 401, type: 'authentication_error', origin: 'sidecar',
+    description: 'No credential was presented.',
+  },
+  invalid_api_key: {
+    status: 401, type: 'authentication_error', origin: 'sidecar',
+    description: 'The credential is malformed, unknown, expired or revoked.',
+  },
+  model_not_allowed: {
+    status: 403, type: 'permission_error', origin: 'sidecar',
+    description: 'The caller is not allowed to use this model.',
+  },
+  model_not_found: {
+    status: 404, type: 'invalid_request_error', origin: 'sidecar',
+    description: 'The requested model is not in the routing snapshot.',
+  },
+  unknown_url: {
+    status: 404, type: 'invalid_request_error', origin: 'sidecar',
+    description: 'The path is not an API the gateway serves (Envoy answers the same for unrouted paths).',
+  },
+  method_not_allowed: {
+    status: 405, type: 'invalid_request_error', origin: 'sidecar',
+    description: 'The HTTP method is not supported on this path.',
+  },
+  invalid_request_body: {
+    status: 400, type: 'invalid_request_error', origin: 'sidecar',
+    description: 'The body is not valid JSON or does not match the endpoint schema.',
+  },
+  unsupported_content_type: {
+    status: 415, type: 'invalid_request_error', origin: 'sidecar',
+    description: 'The body is not application/json.',
+  },
+  request_too_large: {
+    status: 413, type: 'invalid_request_error', origin: 'envoy',
+    description: 'The body exceeds the gateway body limit.',
+  },
+  internal_error: {
+    status: 500, type: 'server_error', origin: 'sidecar',
+    description: 'The sidecar failed while handling this request; other requests are unaffected.',
+  },
+  audit_unavailable: {
+    status: 503, type: 'server_error', origin: 'sidecar',
+    description: 'The audit record could not be committed, so the request is refused (fail closed).',
+  },
+  upstream_unavailable: {
+    status: 503, type: 'server_error', origin: 'envoy',
+    description: 'The model server could not be reached (connection failure, reset, no healthy host, unknown cluster).',
+  },
+  upstream_timeout: {
+    status: 504, type: 'server_error', origin: 'envoy',
+    description: 'The model server did not answer within the route timeout.',
+  },
+  gateway_unavailable: {
+    status: 503, type: 'server_error', origin: 'envoy',
+    description: 'The sidecar is unreachable or failed the stream; Envoy fails closed.',
+  },
+  gateway_timeout: {
+    status: 504, type: 'server_error', origin: 'envoy',
+    description: 'The sidecar did not answer a phase within the ext_proc message timeout.',
+  },
+  gateway_error: {
+    status: 502, type: 'server_error', origin: 'envoy',
+    description: 'Any other error Envoy produced itself; the status is kept.',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface OpenAIErrorBody {
+  error: { message: string; type: ErrorType; code: ErrorCode; param: string | null };
+}
+
+/** A failure that ends the request with a client-visible error. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly param: string | null;
+  readonly status: number;
+  /** Extra response headers (e.g. retry-after). */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ErrorCode, message: string, opts: { param?: string | null; headers?: Record<string, string> } = {}) {
+    super(message);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.param = opts.param ?? null;
+    this.status = ERROR_CODES[code].status;
+    this.headers = opts.headers ?? {};
+  }
+
+  toBody(): OpenAIErrorBody {
+    return { error: { message: this.message, type: ERROR_CODES[this.code].type, code: this.code, param: this.param } };
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Reading and rewriting OpenAI request bodies. Only what routing and metering
+ * need is interpreted here; full schema validation is its own stage.
+ */
+import { GatewayError } from './errors.ts';
+import type { Endpoint } from './endpoints.ts';
+
+export interface ParsedRequest {
+  readonly json: Record<string, unknown>;
+  readonly model: string;
+  readonly stream: boolean;
+  /** `stream_options.include_usage` as the client sent it. */
+  readonly clientWantsStreamUsage: boolean;
+  /** Characters of prompt text, for a token estimate when the server reports none. */
+  readonly promptChars: number;
+}
+
+function invalid(message: string, param: string | null = null): GatewayError {
+  return new GatewayError('invalid_request_body', message, { param });
+}
+
+export function parseRequestBody(endpoint: Endpoint, body: Buffer): ParsedRequest {
+  if (body.length === 0) throw invalid('The request body is empty; a JSON object is required.');
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw invalid('The request body is not valid JSON.');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw invalid('The request body must be a JSON object.');
+  }
+  const obj = json as Record<string, unknown>;
+  const model = obj['model'];
+  if (typeof model !== 'string' || model === '') throw invalid('`model` is required and must be a string.', 'model');
+  const stream = obj['stream'];
+  if (stream !== undefined && stream !== null && typeof stream !== 'boolean') throw invalid('`stream` must be a boolean.', 'stream');
+  const streaming = stream === true && endpoint !== 'embeddings';
+  const opts = obj['stream_options'];
+  let wantsUsage = false;
+  if (opts !== undefined && opts !== null) {
+    if (typeof opts !== 'object' || Array.isArray(opts)) throw invalid('`stream_options` must be an object.', 'stream_options');
+    wantsUsage = (opts as Record<string, unknown>)['include_usage'] === true;
+  }
+  return { json: obj, model, stream: streaming, clientWantsStreamUsage: wantsUsage, promptChars: promptChars(endpoint, obj) };
+}
+
+/**
+ * The body sent upstream: the deployment's model name, and for streams
+ * `stream_options.include_usage` so the server counts tokens for us.
+ */
+export function rewriteRequestBody(req: ParsedRequest, upstreamModel: string): Buffer {
+  const out: Record<string, unknown> = { ...req.json, model: upstreamModel };
+  if (req.stream && !req.clientWantsStreamUsage) {
+    const prev = req.json['stream_options'];
+    out['stream_options'] = { ...(typeof prev === 'object' && prev !== null ? prev : {}), include_usage: true };
+  }
+  return Buffer.from(JSON.stringify(out), 'utf8');
+}
+
+function textChars(value: unknown): number {
+  if (typeof value === 'string') return value.length;
+  if (Array.isArray(value)) {
+    let n = 0;
+    for (const v of value) {
+      if (typeof v === 'string') n += v.length;
+      else if (typeof v === 'object' && v !== null) {
+        const text = (v as Record<string, unknown>)['text'];
+        if (typeof text === 'string') n += text.length;
+      }
+    }
+    return n;
+  }
+  return 0;
+}
+
+function promptChars(endpoint: Endpoint, obj: Record<string, unknown>): number {
+  switch (endpoint) {
+    case 'chat': {
+      const messages = obj['messages'];
+      if (!Array.isArray(messages)) return 0;
+      let n = 0;
+      for (const m of messages) {
+        if (typeof m === 'object' && m !== null) n += textChars((m as Record<string, unknown>)['content']);
+      }
+      return n;
+    }
+    case 'completions':
+      return textChars(obj['prompt']);
+    case 'embeddings':
+      return textChars(obj['input']);
+    default:
+      return 0;
+  }
+}
+
+/** Rough tokens-from-characters ratio for English text; used only when nothing was counted. */
+export function estimateTokens(chars: number): number {
+  return Math.ceil(chars / 4);
+}

@@ -1,0 +1,117 @@
+/**
+ * Metering an OpenAI SSE stream chunk by chunk. Envoy's STREAMED chunks
+ * ignore event boundaries, so bytes are split into lines here, across chunks,
+ * and only complete lines are interpreted (a UTF-8 character split between
+ * two chunks is never decoded half-way).
+ *
+ * When the gateway added `stream_options.include_usage` itself, the usage-only
+ * chunk it caused is removed again so the client sees what it asked for; in
+ * that mode output is re-emitted line by line and a partial line is held
+ * back until its end arrives.
+ */
+import { usageFrom, type ReportedUsage } from './usage.ts';
+
+const LF = 0x0a;
+
+export interface ChunkResult {
+  /** Replacement bytes for this chunk, or null to pass it through unchanged. */
+  readonly replace: Buffer | null;
+}
+
+export class SseStreamMeter {
+  readonly #strip: boolean;
+  #partial: Buffer | null = null;
+  #usage: ReportedUsage | null = null;
+  #contentChars = 0;
+  #sawContent = false;
+  #dropBlank = false;
+
+  constructor(opts: { stripUsageChunk: boolean }) {
+    this.#strip = opts.stripUsageChunk;
+  }
+
+  get usage(): ReportedUsage | null {
+    return this.#usage;
+  }
+  /** Characters of generated text seen, for an estimate when no usage came. */
+  get contentChars(): number {
+    return this.#contentChars;
+  }
+  get sawContent(): boolean {
+    return this.#sawContent;
+  }
+
+  push(chunk: Buffer, endOfStream: boolean): ChunkResult {
+    const kept: Buffer[] = [];
+    let start = 0;
+    let data = chunk;
+    if (this.#partial !== null) {
+      data = Buffer.concat([this.#partial, chunk]);
+      this.#partial = null;
+    }
+    for (let nl = data.indexOf(LF, start); nl !== -1; nl = data.indexOf(LF, start)) {
+      const line = data.subarray(start, nl + 1);
+      if (this.#keepLine(line)) kept.push(line);
+      start = nl + 1;
+    }
+    if (start < data.length) {
+      const tail = data.subarray(start);
+      if (endOfStream) {
+        if (this.#keepLine(tail)) kept.push(tail);
+      } else {
+        this.#partial = Buffer.from(tail); // copy: the chunk's memory is not ours to keep
+      }
+    }
+    if (!this.#strip) return PASS;
+    return { replace: kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept) };
+  }
+
+  /** Interprets one line; false when the line is to be removed from the output. */
+  #keepLine(raw: Buffer): boolean {
+    let end = raw.length;
+    if (end > 0 && raw[end - 1] === LF) end--;
+    if (end > 0 && raw[end - 1] === 0x0d) end--;
+    if (end === 0) {
+      if (this.#dropBlank) {
+        this.#dropBlank = false;
+        return false;
+      }
+      return true;
+    }
+    // "data:" lines only; comments, event: and id: lines pass untouched.
+    if (end < 5 || raw[0] !== 0x64 || raw.toString('latin1', 0, 5) !== 'data:') return true;
+    const payload = raw.toString('utf8', raw[5] === 0x20 ? 6 : 5, end);
+    if (payload === '[DONE]') return true;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(payload);
+    } catch {
+      return true; // not ours to judge; pass it on
+    }
+    const usage = usageFrom(obj);
+    if (usage !== null) this.#usage = usage;
+    const choices = (obj as Record<string, unknown>)['choices'];
+    if (Array.isArray(choices)) {
+      for (const c of choices) this.#countContent(c);
+      if (this.#strip && usage !== null && choices.length === 0) {
+        this.#dropBlank = true;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  #countContent(choice: unknown): void {
+    if (typeof choice !== 'object' || choice === null) return;
+    const c = choice as Record<string, unknown>;
+    let text: unknown = c['text']; // completions
+    const delta = c['delta'];
+    if (typeof delta === 'object' && delta !== null) text = (delta as Record<string, unknown>)['content'];
+    if (typeof text === 'string' && text.length > 0) {
+      this.#contentChars += text.length;
+      this.#sawContent = true;
+    }
+  }
+}
+
+const PASS: ChunkResult = { replace: null };

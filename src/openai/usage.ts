@@ -1,0 +1,29 @@
+/** Token usage as OpenAI-compatible servers report it. */
+export interface ReportedUsage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+function count(v: unknown): number | null {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
+}
+
+/** Reads `usage` from a completion, chunk or embeddings object; null when absent or malformed. */
+export function usageFrom(obj: unknown): ReportedUsage | null {
+  if (typeof obj !== 'object' || obj === null) return null;
+  const usage = (obj as Record<string, unknown>)['usage'];
+  if (typeof usage !== 'object' || usage === null) return null;
+  const u = usage as Record<string, unknown>;
+  const prompt = count(u['prompt_tokens']);
+  if (prompt === null) return null;
+  const completion = count(u['completion_tokens']) ?? 0; // embeddings report none
+  return { promptTokens: prompt, completionTokens: completion };
+}
+
+export function usageFromJsonBody(body: Buffer): ReportedUsage | null {
+  try {
+    return usageFrom(JSON.parse(body.toString('utf8')));
+  } catch {
+    return null;
+  }
+}

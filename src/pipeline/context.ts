@@ -1,0 +1,61 @@
+/**
+ * The typed state of one request as it moves through the phases. The
+ * protocol layer (src/server) owns the wire; stages read and fill this.
+ */
+import type { Snapshot, ModelRoute } from '../stages/route/snapshot.ts';
+import type { Endpoint } from '../openai/endpoints.ts';
+import type { TraceContext } from './trace.ts';
+
+export type AuthMethod = 'api_key';
+
+/** A verified caller with its authorization context. There is no anonymous variant. */
+export interface Identity {
+  readonly method: AuthMethod;
+  readonly principal: string;
+  /** Loggable key id (never the key). */
+  readonly keyId: string;
+  readonly org: string;
+  readonly tenant: string;
+  readonly tier: string;
+  readonly roles: readonly string[];
+  /** `'*'` = every model in the snapshot. */
+  readonly models: ReadonlySet<string> | '*';
+}
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  /** `counted` when the model server reported it, `estimated` when we had to guess. */
+  source: 'counted' | 'estimated';
+}
+
+export type Outcome = 'completed' | 'denied' | 'failed' | 'aborted';
+
+export interface RequestContext {
+  readonly requestId: string;
+  readonly trace: TraceContext;
+  readonly startedAt: number; // epoch ms
+  readonly startedHr: bigint;
+  readonly method: string;
+  readonly path: string;
+  readonly endpoint: Endpoint | null;
+  /** Taken once at the first phase; the request sees this snapshot to the end. */
+  readonly snapshot: Snapshot;
+  identity: Identity | null;
+  /** The logical model the client asked for (only once it is known to be in the snapshot). */
+  route: ModelRoute | null;
+  stream: boolean;
+  /** The client asked for stream usage itself; if not, we add it and strip it again. */
+  clientWantsStreamUsage: boolean;
+  usage: Usage | null;
+  status: number | null;
+  /** Error code when the gateway refused or failed the request. */
+  errorCode: string | null;
+  firstByteHr: bigint | null;
+  firstTokenHr: bigint | null;
+  outcome: Outcome | null;
+}
+
+export function elapsedMs(from: bigint, to: bigint = process.hrtime.bigint()): number {
+  return Number(to - from) / 1e6;
+}

@@ -1,0 +1,360 @@
+/**
+ * The request's path through the gateway, phase by phase:
+ *
+ *   request headers  → sanitize, request id + trace, authenticate, endpoint
+ *   request body     → parse, resolve the model through the snapshot, authorize,
+ *                      rewrite the body, pick the cluster
+ *   response headers → status, time to first byte, SSE → streamed body
+ *   response body    → usage (buffered JSON or SSE line by line)
+ *   end              → metrics, then the audit record is committed before
+ *                      the last answer goes back to Envoy
+ *
+ * Any GatewayError ends the request with our JSON error, audited first.
+ * This module knows nothing of gRPC; src/server owns the protocol.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.ts';
+import { BODY_ENDPOINTS, matchEndpoint, type Endpoint } from '../openai/endpoints.ts';
+import { GatewayError } from '../openai/errors.ts';
+import { estimateTokens, parseRequestBody, rewriteRequestBody } from '../openai/request.ts';
+import { SseStreamMeter } from '../openai/sse.ts';
+import { usageFromJsonBody } from '../openai/usage.ts';
+import type { ApiKeyAuthenticator } from '../stages/auth/api-keys.ts';
+import { presentedApiKey } from '../stages/auth/api-keys.ts';
+import { buildAuditRecord } from '../stages/audit/record.ts';
+import type { AuditSink } from '../stages/audit/file-sink.ts';
+import type { SnapshotHolder } from '../stages/route/snapshot.ts';
+import { modelListBody, modelObjectBody, visibleModels } from '../stages/route/models.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { elapsedMs, type Identity, type RequestContext } from './context.ts';
+import { CONTINUE, type HeaderEdits, type PhaseResult } from './phase-result.ts';
+import { continueTrace } from './trace.ts';
+
+/** Request headers as Envoy delivers them: lower-case names, pseudo-headers included. */
+export type HeaderView = ReadonlyMap<string, string>;
+
+/** Headers only the gateway may set; a client's copies are removed before anything else. */
+export const TRUSTED_PREFIX = 'x-gateway-';
+/** Headers that never reach a model server. */
+const CREDENTIAL_HEADERS = ['authorization', 'x-api-key'] as const;
+const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
+
+export interface ProcessorDeps {
+  readonly config: GatewayConfig;
+  readonly auth: ApiKeyAuthenticator;
+  readonly snapshots: SnapshotHolder;
+  readonly audit: AuditSink;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+}
+
+/** Per-request state the processor keeps beyond the shared context. */
+export interface RequestState {
+  readonly ctx: RequestContext;
+  meter: SseStreamMeter | null;
+  promptChars: number;
+  finished: boolean;
+}
+
+const JSON_HEADERS: ReadonlyArray<readonly [string, string]> = [['content-type', 'application/json']];
+
+export class RequestProcessor {
+  readonly #d: ProcessorDeps;
+
+  constructor(deps: ProcessorDeps) {
+    this.#d = deps;
+  }
+
+  /** Phase 1. Always returns a state, so a denial is audited like any request. */
+  async requestHeaders(headers: HeaderView, endOfStream: boolean): Promise<{ state: RequestState; result: PhaseResult }> {
+    const incomingId = headers.get('x-request-id');
+    const method = headers.get(':method') ?? '';
+    const path = headers.get(':path') ?? '';
+    const match = matchEndpoint(method, path);
+    const ctx: RequestContext = {
+      requestId: incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID(),
+      trace: continueTrace(headers.get('traceparent')),
+      startedAt: Date.now(),
+      startedHr: process.hrtime.bigint(),
+      method,
+      path,
+      endpoint: match.ok ? match.endpoint : null,
+      snapshot: this.#d.snapshots.current(),
+      identity: null,
+      route: null,
+      stream: false,
+      clientWantsStreamUsage: false,
+      usage: null,
+      status: null,
+      errorCode: null,
+      firstByteHr: null,
+      firstTokenHr: null,
+      outcome: null,
+    };
+    const state: RequestState = { ctx, meter: null, promptChars: 0, finished: false };
+    try {
+      // Authenticate before anything else: an anonymous caller learns nothing, not even which paths exist.
+      const key = presentedApiKey(headers.get('authorization'), headers.get('x-api-key'));
+      if (key === null) throw new GatewayError('missing_api_key', 'An API key is required: send "Authorization: Bearer <key>".');
+      ctx.identity = this.#d.auth.authenticate(key);
+
+      if (!match.ok) {
+        throw match.reason === 'unknown_url'
+          ? new GatewayError('unknown_url', `Invalid URL (${method} ${path.split('?')[0] ?? ''}).`)
+          : new GatewayError('method_not_allowed', `Method ${method} is not allowed on ${path.split('?')[0] ?? ''}.`);
+      }
+      if (match.endpoint === 'models') return { state, result: await this.#respondOk(state, modelListBody(visibleModels(ctx.snapshot, ctx.identity), ctx.snapshot)) };
+      if (match.endpoint === 'model') return { state, result: await this.#respondOk(state, this.#modelObject(ctx, ctx.identity, match.modelId ?? '')) };
+      if (BODY_ENDPOINTS.has(match.endpoint)) {
+        if (endOfStream) throw new GatewayError('invalid_request_body', 'The request body is empty; a JSON object is required.');
+        const type = headers.get('content-type');
+        if (type === undefined || !/^application\/json\s*(;|$)/i.test(type)) {
+          throw new GatewayError('unsupported_content_type', 'The request body must be sent with content-type: application/json.');
+        }
+      }
+      return { state, result: { kind: 'continue', headers: this.#requestHeaderEdits(headers, ctx, ctx.identity) } };
+    } catch (err) {
+      return { state, result: await this.#fail(state, err) };
+    }
+  }
+
+  /** Phase 2: the whole request body (BUFFERED). */
+  async requestBody(state: RequestState, body: Buffer): Promise<PhaseResult> {
+    const { ctx } = state;
+    try {
+      const endpoint = ctx.endpoint;
+      const identity = ctx.identity;
+      if (endpoint === null || identity === null) throw new Error('request body before an accepted request head');
+      if (body.length > this.#d.config.limits.maxBodyBytes) {
+        throw new GatewayError('request_too_large', `The request body is ${body.length} bytes; the limit is ${this.#d.config.limits.maxBodyBytes}.`);
+      }
+      const req = parseRequestBody(endpoint, body);
+      const route = ctx.snapshot.models.get(req.model);
+      if (route === undefined || !mayUse(identity, route.id)) {
+        throw route === undefined
+          ? new GatewayError('model_not_found', `The model '${clip(req.model)}' does not exist or you do not have access to it.`, { param: 'model' })
+          : new GatewayError('model_not_allowed', `You are not allowed to use the model '${route.id}'.`, { param: 'model' });
+      }
+      if (!route.endpoints.has(endpoint)) {
+        throw new GatewayError('model_not_found', `The model '${route.id}' does not serve ${endpointPath(endpoint)}.`, { param: 'model' });
+      }
+      ctx.route = route;
+      ctx.stream = req.stream;
+      ctx.clientWantsStreamUsage = req.clientWantsStreamUsage;
+      state.promptChars = req.promptChars;
+      const newBody = rewriteRequestBody(req, route.upstreamModel);
+      const headers: HeaderEdits = {
+        set: [
+          ['x-gateway-target-cluster', route.cluster],
+          ['x-gateway-model', route.id],
+          ['x-gateway-deployment-model', route.upstreamModel],
+          ['x-gateway-snapshot-version', ctx.snapshot.version],
+          ['content-length', String(newBody.length)],
+        ],
+        remove: [],
+      };
+      return { kind: 'continue', headers, body: newBody, clearRouteCache: true };
+    } catch (err) {
+      return this.#fail(state, err);
+    }
+  }
+
+  /** Phase 3: the model server's (or Envoy's) response head. */
+  async responseHeaders(state: RequestState, headers: HeaderView, endOfStream: boolean): Promise<PhaseResult> {
+    const { ctx } = state;
+    ctx.firstByteHr = process.hrtime.bigint();
+    const status = Number(headers.get(':status') ?? '0');
+    ctx.status = Number.isInteger(status) && status > 0 ? status : null;
+    const set: Array<[string, string]> = [['x-request-id', ctx.requestId]];
+    if (endOfStream) {
+      await this.#finish(state, 'completed');
+      return { kind: 'continue', headers: { set, remove: [] } };
+    }
+    const type = headers.get('content-type') ?? '';
+    if (ctx.stream && type.toLowerCase().startsWith('text/event-stream')) {
+      state.meter = new SseStreamMeter({ stripUsageChunk: !ctx.clientWantsStreamUsage });
+      // A stale content-length would truncate the re-framed stream.
+      return { kind: 'continue', headers: { set, remove: ['content-length'] }, streamResponseBody: true };
+    }
+    return { kind: 'continue', headers: { set, remove: [] } };
+  }
+
+  /** Phase 4: the whole response body (BUFFERED) or one chunk of an SSE stream. */
+  async responseBody(state: RequestState, chunk: Buffer, endOfStream: boolean): Promise<PhaseResult> {
+    const { ctx } = state;
+    const meter = state.meter;
+    if (meter === null) {
+      if (endOfStream) {
+        const ok = ctx.status !== null && ctx.status < 300;
+        const reported = ok ? usageFromJsonBody(chunk) : null;
+        if (reported !== null) ctx.usage = { ...reported, source: 'counted' };
+        return this.#finishOrFail(state, CONTINUE);
+      }
+      return CONTINUE;
+    }
+    const hadContent = meter.sawContent;
+    const { replace } = meter.push(chunk, endOfStream);
+    if (!hadContent && meter.sawContent) ctx.firstTokenHr = process.hrtime.bigint();
+    const result: PhaseResult = replace === null ? CONTINUE : { kind: 'continue', body: replace };
+    if (!endOfStream) return result;
+    const usage = meter.usage;
+    if (usage !== null) ctx.usage = { ...usage, source: 'counted' };
+    else if (meter.contentChars > 0) {
+      ctx.usage = { promptTokens: estimateTokens(state.promptChars), completionTokens: estimateTokens(meter.contentChars), source: 'estimated' };
+    }
+    // Headers already went out: if the audit cannot be committed the stream must be reset, not completed.
+    await this.#finish(state, 'completed');
+    return result;
+  }
+
+  /** The stream ended before the request did (client gone, Envoy reset, shutdown). */
+  async abort(state: RequestState, reason: string): Promise<void> {
+    if (state.finished) return;
+    this.#d.metrics.streamErrors.inc({ reason });
+    try {
+      await this.#finish(state, 'aborted');
+    } catch (err) {
+      this.#d.log.error({ requestId: state.ctx.requestId, err: errMessage(err) }, 'audit commit failed for an aborted request');
+    }
+  }
+
+  /**
+   * ext_authz only: the request was allowed and will not be seen again (no
+   * response phases), so its record is committed now, without status or usage.
+   */
+  async authorized(state: RequestState): Promise<void> {
+    await this.#finish(state, 'completed');
+  }
+
+  /** Turns any error into the request's local reply, audited first. */
+  async fail(state: RequestState, err: unknown): Promise<PhaseResult> {
+    return this.#fail(state, err);
+  }
+
+  async #fail(state: RequestState, err: unknown): Promise<PhaseResult> {
+    const { ctx } = state;
+    let gw: GatewayError;
+    if (err instanceof GatewayError) {
+      gw = err;
+    } else {
+      this.#d.log.error({ requestId: ctx.requestId, err: errMessage(err), stack: (err as Error).stack }, 'request failed inside the sidecar');
+      gw = new GatewayError('internal_error', 'The gateway failed while handling this request.');
+    }
+    ctx.status = gw.status;
+    ctx.errorCode = gw.code;
+    const outcome = gw.status < 500 ? 'denied' : 'failed';
+    try {
+      await this.#finish(state, outcome);
+    } catch {
+      gw = new GatewayError('audit_unavailable', 'The request could not be recorded and was refused.');
+      ctx.status = gw.status;
+    }
+    return {
+      kind: 'respond',
+      status: gw.status,
+      headers: [...JSON_HEADERS, ['x-request-id', ctx.requestId], ...Object.entries(gw.headers)],
+      body: Buffer.from(JSON.stringify(gw.toBody())),
+      details: `inference_gateway_${gw.code}`,
+    };
+  }
+
+  async #finishOrFail(state: RequestState, ok: PhaseResult): Promise<PhaseResult> {
+    try {
+      await this.#finish(state, 'completed');
+      return ok;
+    } catch {
+      return this.#fail(state, new GatewayError('audit_unavailable', 'The response could not be recorded and was withheld.'));
+    }
+  }
+
+  async #respondOk(state: RequestState, body: object): Promise<PhaseResult> {
+    state.ctx.status = 200;
+    return this.#finishOrFail(state, {
+      kind: 'respond',
+      status: 200,
+      headers: [...JSON_HEADERS, ['x-request-id', state.ctx.requestId]],
+      body: Buffer.from(JSON.stringify(body)),
+      details: 'inference_gateway_ok',
+    });
+  }
+
+  #modelObject(ctx: RequestContext, identity: Identity, id: string): object {
+    const route = ctx.snapshot.models.get(id);
+    if (route === undefined || !mayUse(identity, id)) {
+      throw new GatewayError('model_not_found', `The model '${clip(id)}' does not exist or you do not have access to it.`, { param: 'model' });
+    }
+    return modelObjectBody(route, ctx.snapshot);
+  }
+
+  #requestHeaderEdits(headers: HeaderView, ctx: RequestContext, id: Identity): HeaderEdits {
+    const remove: string[] = [...CREDENTIAL_HEADERS];
+    for (const name of headers.keys()) if (name.startsWith(TRUSTED_PREFIX)) remove.push(name);
+    return {
+      remove,
+      set: [
+        ['x-request-id', ctx.requestId],
+        ['traceparent', ctx.trace.traceparent],
+        ['x-gateway-principal', id.principal],
+        ['x-gateway-auth-method', id.method],
+        ['x-gateway-key-id', id.keyId],
+        ['x-gateway-org', id.org],
+        ['x-gateway-tenant', id.tenant],
+        ['x-gateway-tier', id.tier],
+        ['x-gateway-endpoint', ctx.endpoint ?? 'unknown'],
+      ],
+    };
+  }
+
+  /** Metrics, then the audit record; throws if the record could not be committed. */
+  async #finish(state: RequestState, outcome: 'completed' | 'denied' | 'failed' | 'aborted'): Promise<void> {
+    if (state.finished) return;
+    state.finished = true;
+    const { ctx } = state;
+    ctx.outcome = outcome;
+    const m = this.#d.metrics;
+    const model = ctx.route?.id ?? 'none';
+    if (ctx.usage === null && outcome !== 'denied' && ctx.route !== null && ctx.status !== null && ctx.status < 300 && ctx.endpoint !== null && BODY_ENDPOINTS.has(ctx.endpoint)) {
+      ctx.usage = { promptTokens: estimateTokens(state.promptChars), completionTokens: 0, source: 'estimated' };
+    }
+    if (ctx.usage !== null && ctx.identity !== null) {
+      const base = { org: ctx.identity.org, tenant: ctx.identity.tenant, model, source: ctx.usage.source };
+      m.tokens.inc({ ...base, kind: 'prompt' }, ctx.usage.promptTokens);
+      if (ctx.usage.completionTokens > 0) m.tokens.inc({ ...base, kind: 'completion' }, ctx.usage.completionTokens);
+    }
+    if (ctx.firstTokenHr !== null) m.timeToFirstToken.observe({ model }, elapsedMs(ctx.startedHr, ctx.firstTokenHr) / 1000);
+    m.requests.inc({
+      endpoint: ctx.endpoint ?? 'unknown',
+      model,
+      decision: outcome === 'denied' ? 'deny' : 'permit',
+      status: ctx.status === null ? 'none' : String(ctx.status),
+    });
+    const record = buildAuditRecord(ctx);
+    const t0 = process.hrtime.bigint();
+    try {
+      await this.#d.audit.append(record);
+      m.auditCommitSeconds.observe(elapsedMs(t0) / 1000);
+    } catch (err) {
+      m.auditFailures.inc();
+      this.#d.log.error({ requestId: ctx.requestId, err: errMessage(err) }, 'audit record could not be committed');
+      throw err;
+    }
+  }
+}
+
+function mayUse(identity: Identity, modelId: string): boolean {
+  return identity.models === '*' || identity.models.has(modelId);
+}
+
+function endpointPath(e: Endpoint): string {
+  return e === 'chat' ? '/v1/chat/completions' : e === 'completions' ? '/v1/completions' : e === 'embeddings' ? '/v1/embeddings' : '/v1/models';
+}
+
+/** User-supplied text echoed in an error is bounded. */
+function clip(s: string): string {
+  return s.length > 128 ? `${s.slice(0, 128)}…` : s;
+}
+
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,59 @@
+/**
+ * Translation between the pipeline's protocol-free results and ext_proc
+ * messages. Header values go in `raw_value` only (Envoy rejects a mutation
+ * that sets both) with OVERWRITE_IF_EXISTS_OR_ADD.
+ */
+import type { HeaderEdits, PhaseResult } from '../../pipeline/phase-result.ts';
+import type { HeaderMap, HeaderMutationInput as HeaderMutation, ProcessingResponseInput as ProcessingResponse } from '../proto/types.ts';
+
+export function headerMapToView(map: HeaderMap | undefined | null): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const h of map?.headers ?? []) {
+    const key = h.key ?? '';
+    // raw_value carries the bytes; latin1 keeps every byte as one code unit.
+    const value = h.raw_value !== undefined && h.raw_value !== null && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString('latin1') : (h.value ?? '');
+    const prev = out.get(key);
+    // A repeated header is joined as HTTP does; a doubled credential then simply fails to parse.
+    out.set(key, prev === undefined ? value : `${prev}, ${value}`);
+  }
+  return out;
+}
+
+export function toHeaderMutation(edits: HeaderEdits | undefined): HeaderMutation | undefined {
+  if (edits === undefined || (edits.set.length === 0 && edits.remove.length === 0)) return undefined;
+  return {
+    set_headers: edits.set.map(([key, value]) => ({
+      header: { key, raw_value: Buffer.from(value, 'latin1') },
+      append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+    })),
+    remove_headers: [...edits.remove],
+  };
+}
+
+export type AnswerPhase = 'request_headers' | 'request_body' | 'response_headers' | 'response_body';
+
+/** The answer to one ext_proc message. */
+export function toProcessingResponse(phase: AnswerPhase, result: PhaseResult): ProcessingResponse {
+  if (result.kind === 'respond') {
+    return {
+      immediate_response: {
+        status: { code: result.status },
+        headers: toHeaderMutation({ set: result.headers, remove: [] }),
+        body: result.body,
+        details: result.details,
+      },
+    };
+  }
+  const common = {
+    header_mutation: toHeaderMutation(result.headers),
+    body_mutation: result.body === undefined ? undefined : { body: result.body },
+    clear_route_cache: result.clearRouteCache === true ? true : undefined,
+  };
+  const out: ProcessingResponse =
+    phase === 'request_headers' ? { request_headers: { response: common } }
+      : phase === 'request_body' ? { request_body: { response: common } }
+        : phase === 'response_headers' ? { response_headers: { response: common } }
+          : { response_body: { response: common } };
+  if (result.streamResponseBody === true) out.mode_override = { response_body_mode: 'STREAMED' };
+  return out;
+}

@@ -1,0 +1,130 @@
+/**
+ * The sidecar process: gRPC (ext_proc, ext_authz, health) on a Unix socket
+ * and/or TCP, plus the admin HTTP server. Owns start-up and drain.
+ *
+ * Drain (SIGTERM): readiness and gRPC health turn NOT_SERVING, the server
+ * stops accepting new streams, in-flight streams get `shutdownGraceMs` to
+ * finish; whatever is left is audited as aborted and failed with an error
+ * status so Envoy fails those requests closed rather than passing them on.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { mkdirSync, rmSync, existsSync, lstatSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.ts';
+import { RequestProcessor } from '../pipeline/processor.ts';
+import { ApiKeyAuthenticator } from '../stages/auth/api-keys.ts';
+import { JsonlFileSink, type AuditSink } from '../stages/audit/file-sink.ts';
+import { SnapshotHolder, loadSnapshotFile } from '../stages/route/snapshot.ts';
+import { Metrics } from '../telemetry/metrics.ts';
+import { startAdminServer, type AdminServer } from '../admin/server.ts';
+import { AuthorizationService, ExternalProcessorService, HealthService as HealthServiceDef } from './proto/load.ts';
+import { ExtProcStream, type ExtProcCall } from './extproc/stream.ts';
+import { createCheckHandler } from './ext-authz.ts';
+import { HealthService } from './health.ts';
+
+export interface Sidecar {
+  readonly socketPath: string | null;
+  readonly tcpPort: number | null;
+  readonly adminPort: number;
+  readonly metrics: Metrics;
+  /** Resolves when the sidecar has fully stopped. */
+  readonly stopped: Promise<void>;
+  shutdown(reason: string): Promise<void>;
+}
+
+export interface SidecarOptions {
+  readonly log: Logger;
+  /** Process-level metrics (CPU, memory, event loop); off when several sidecars share a process in tests. */
+  readonly processMetrics?: boolean;
+  readonly audit?: AuditSink;
+}
+
+export async function startSidecar(config: GatewayConfig, opts: SidecarOptions): Promise<Sidecar> {
+  const log = opts.log;
+  const metrics = new Metrics({ processMetrics: opts.processMetrics ?? true });
+  const snapshot = loadSnapshotFile(config.routing.snapshotFile);
+  metrics.setSnapshot(snapshot.version, snapshot.loadedAt);
+  const audit = opts.audit ?? new JsonlFileSink(config.audit.file);
+  const processor = new RequestProcessor({
+    config,
+    auth: new ApiKeyAuthenticator(config.auth.apiKeys),
+    snapshots: new SnapshotHolder(snapshot),
+    audit,
+    metrics,
+    log,
+  });
+
+  const streams = new Set<ExtProcStream>();
+  let draining = false;
+  const health = new HealthService();
+  const server = new grpc.Server({
+    // channelz costs ~25% CPU per stream (DESIGN §5) and we do not use it.
+    'grpc.enable_channelz': 0,
+    'grpc.max_receive_message_length': config.server.grpc.maxReceiveBytes,
+    'grpc.max_send_message_length': config.server.grpc.maxReceiveBytes,
+  });
+  server.addService(ExternalProcessorService, {
+    Process: (call: ExtProcCall) => {
+      if (draining) {
+        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'inference-gateway is draining' });
+        return;
+      }
+      streams.add(new ExtProcStream(call, { processor, metrics, log }, (s) => streams.delete(s)));
+    },
+  });
+  server.addService(AuthorizationService, { Check: createCheckHandler(processor, log) });
+  server.addService(HealthServiceDef, health.handlers);
+
+  const socketPath = config.server.grpc.socket === '' ? null : config.server.grpc.socket;
+  if (socketPath !== null) {
+    mkdirSync(dirname(socketPath), { recursive: true });
+    // A socket file left by a killed sidecar would make bind fail; only ever remove a socket.
+    if (existsSync(socketPath) && lstatSync(socketPath).isSocket()) rmSync(socketPath);
+    await bind(server, `unix:${socketPath}`);
+  }
+  let tcpPort: number | null = null;
+  if (config.server.grpc.port !== null) tcpPort = await bind(server, `${config.server.grpc.host}:${config.server.grpc.port}`);
+
+  let admin: AdminServer | null = null;
+  const readiness = { notReadyReason: () => (draining ? 'draining' : null) };
+  admin = await startAdminServer({ host: config.server.admin.host, port: config.server.admin.port, metrics, readiness });
+  health.set('SERVING');
+  log.info({ socket: socketPath, tcpPort, adminPort: admin.port, snapshot: snapshot.version, models: snapshot.models.size }, 'sidecar ready');
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+  let shuttingDown: Promise<void> | null = null;
+
+  const shutdown = (reason: string): Promise<void> => {
+    shuttingDown ??= (async () => {
+      log.info({ reason, inFlight: streams.size, graceMs: config.server.shutdownGraceMs }, 'draining');
+      draining = true;
+      health.set('NOT_SERVING');
+      const graceful = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      const deadline = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), config.server.shutdownGraceMs).unref());
+      if ((await Promise.race([graceful, deadline])) === 'timeout') {
+        log.warn({ inFlight: streams.size }, 'grace period over: failing the remaining streams');
+        await Promise.all([...streams].map((s) => s.abortForShutdown()));
+        server.forceShutdown();
+      }
+      health.endWatches();
+      if (socketPath !== null && existsSync(socketPath)) rmSync(socketPath, { force: true });
+      await admin.close();
+      await audit.close();
+      log.info('stopped');
+      resolveStopped();
+    })();
+    return shuttingDown;
+  };
+
+  return { socketPath, tcpPort, adminPort: admin.port, metrics, stopped, shutdown };
+}
+
+function bind(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err === null ? resolve(port) : reject(err)));
+  });
+}

@@ -1,0 +1,61 @@
+/**
+ * One audit record per request, denied and failed ones included. It holds
+ * the resolved facts about the request, never the prompt, the completion or
+ * a credential (only the key's public id).
+ */
+import type { RequestContext } from '../../pipeline/context.ts';
+import { elapsedMs } from '../../pipeline/context.ts';
+
+export interface AuditRecord {
+  readonly v: 1;
+  readonly requestId: string;
+  readonly traceId: string;
+  readonly startedAt: string;
+  readonly endedAt: string;
+  readonly method: string;
+  readonly path: string;
+  readonly endpoint: string | null;
+  readonly identity: { readonly method: string; readonly principal: string; readonly keyId: string } | null;
+  readonly authorization: { readonly org: string; readonly tenant: string; readonly tier: string; readonly roles: readonly string[] } | null;
+  readonly classification: { readonly classes: Readonly<Record<string, number>> };
+  readonly decision: { readonly action: 'permit' | 'deny'; readonly code: string | null; readonly policyVersion: string | null };
+  readonly model: string | null;
+  readonly deployment: { readonly cluster: string; readonly model: string } | null;
+  readonly snapshotVersion: string;
+  readonly status: number | null;
+  readonly outcome: string;
+  readonly latencyMs: { readonly total: number; readonly firstByte: number | null; readonly firstToken: number | null };
+  readonly usage: { readonly promptTokens: number; readonly completionTokens: number; readonly source: string } | null;
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+export function buildAuditRecord(ctx: RequestContext, now: bigint = process.hrtime.bigint()): AuditRecord {
+  const id = ctx.identity;
+  const totalMs = elapsedMs(ctx.startedHr, now);
+  return {
+    v: 1,
+    requestId: ctx.requestId,
+    traceId: ctx.trace.traceId,
+    startedAt: new Date(ctx.startedAt).toISOString(),
+    endedAt: new Date(ctx.startedAt + totalMs).toISOString(),
+    method: ctx.method,
+    path: ctx.path.length > 256 ? ctx.path.slice(0, 256) : ctx.path,
+    endpoint: ctx.endpoint,
+    identity: id === null ? null : { method: id.method, principal: id.principal, keyId: id.keyId },
+    authorization: id === null ? null : { org: id.org, tenant: id.tenant, tier: id.tier, roles: id.roles },
+    classification: { classes: {} },
+    decision: { action: ctx.outcome === 'denied' ? 'deny' : 'permit', code: ctx.errorCode, policyVersion: null },
+    model: ctx.route?.id ?? null,
+    deployment: ctx.route === null ? null : { cluster: ctx.route.cluster, model: ctx.route.upstreamModel },
+    snapshotVersion: ctx.snapshot.version,
+    status: ctx.status,
+    outcome: ctx.outcome ?? 'aborted',
+    latencyMs: {
+      total: round(totalMs),
+      firstByte: ctx.firstByteHr === null ? null : round(elapsedMs(ctx.startedHr, ctx.firstByteHr)),
+      firstToken: ctx.firstTokenHr === null ? null : round(elapsedMs(ctx.startedHr, ctx.firstTokenHr)),
+    },
+    usage: ctx.usage,
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Prometheus metrics. Label values come only from bounded sets: config
+ * (org, tenant), the routing snapshot (model ids), our own enums (endpoint,
+ * phase, decision, kind). Never a request id, key or raw user value.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const PREFIX = 'inference_gateway_';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: `${PREFIX}requests_total`,
+    help: 'Requests handled, by endpoint, model, decision and final HTTP status.',
+    labelNames: ['endpoint', 'model', 'decision', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly phaseSeconds = new Histogram({
+    name: `${PREFIX}phase_duration_seconds`,
+    help: 'Time the sidecar spent answering one ext_proc message, by phase.',
+    labelNames: ['phase'] as const,
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [this.registry],
+  });
+
+  readonly tokens = new Counter({
+    name: `${PREFIX}tokens_total`,
+    help: 'Tokens by org, tenant, model, kind (prompt|completion) and source (counted|estimated).',
+    labelNames: ['org', 'tenant', 'model', 'kind', 'source'] as const,
+    registers: [this.registry],
+  });
+
+  readonly timeToFirstToken = new Histogram({
+    name: `${PREFIX}time_to_first_token_seconds`,
+    help: 'From the request reaching the sidecar to the first generated token of a stream.',
+    labelNames: ['model'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly activeStreams = new Gauge({
+    name: `${PREFIX}active_streams`,
+    help: 'ext_proc streams (one per HTTP request) currently open.',
+    registers: [this.registry],
+  });
+
+  readonly auditCommitSeconds = new Histogram({
+    name: `${PREFIX}audit_commit_duration_seconds`,
+    help: 'Time from handing an audit record to the sink until it was written.',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [this.registry],
+  });
+
+  readonly auditFailures = new Counter({
+    name: `${PREFIX}audit_failures_total`,
+    help: 'Audit records that could not be committed (the request failed closed).',
+    registers: [this.registry],
+  });
+
+  readonly streamErrors = new Counter({
+    name: `${PREFIX}stream_errors_total`,
+    help: 'ext_proc streams that ended abnormally, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly snapshotInfo = new Gauge({
+    name: `${PREFIX}routing_snapshot_info`,
+    help: 'The routing snapshot in use (value 1, version as label).',
+    labelNames: ['version'] as const,
+    registers: [this.registry],
+  });
+
+  readonly snapshotLoadedAt = new Gauge({
+    name: `${PREFIX}routing_snapshot_loaded_timestamp_seconds`,
+    help: 'When the routing snapshot in use was loaded.',
+    registers: [this.registry],
+  });
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+  }
+
+  setSnapshot(version: string, loadedAt: number): void {
+    this.snapshotInfo.reset();
+    this.snapshotInfo.set({ version }, 1);
+    this.snapshotLoadedAt.set(loadedAt / 1000);
+  }
+}
