@@ -164,7 +164,7 @@ export class ExtProcStream {
   }
 
   /** A bug or protocol violation: answer this request with our 500 if possible, else reset the stream. */
-  async #internalError(phase: AnswerPhase | undefined | string, err: unknown): Promise<ProcessingResponse> {
+  async #internalError(phase: string | undefined, err: unknown): Promise<ProcessingResponse> {
     const protocol = err instanceof ProtocolError;
     this.#d.log.error({ requestId: this.requestId, phase, err: err instanceof Error ? err.message : String(err), stack: protocol ? undefined : (err as Error).stack }, 'ext_proc stream error');
     const req = this.#req;

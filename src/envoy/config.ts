@@ -1,0 +1,239 @@
+// Renders Envoy bootstrap configs from the committed template envoy/gateway.yaml.
+//
+// The template is edited structurally (listener and clusters found by name),
+// never by string replacement, so comments and formatting of the committed
+// file can change freely. Rendered output is YAML for Envoy's -c flag.
+
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { PROJECT_ROOT } from './binary.ts';
+
+/** The committed gateway config (template and default config). */
+export const GATEWAY_YAML_PATH = join(PROJECT_ROOT, 'envoy', 'gateway.yaml');
+
+/** Names the template uses; renderers look things up by these. */
+export const LISTENER_NAME = 'gateway';
+export const SIDECAR_CLUSTER = 'inference-gateway-sidecar';
+export const DEMO_CLUSTER = 'demo-upstream';
+/** Request header through which the sidecar picks the upstream cluster. */
+export const TARGET_CLUSTER_HEADER = 'x-gateway-target-cluster';
+const EXT_PROC_FILTER = 'envoy.filters.http.ext_proc';
+const HCM_FILTER = 'envoy.filters.network.http_connection_manager';
+
+export interface UpstreamCluster {
+  name: string;
+  /** IP literal (STATIC cluster) or DNS name (STRICT_DNS cluster). */
+  host: string;
+  port: number;
+}
+
+export interface GatewayConfigOptions {
+  listenerPort: number;
+  adminPort: number;
+  /** Path of the sidecar's ext_proc Unix socket. */
+  sidecarSocket: string;
+  /** Upstream clusters; they replace the template's demo cluster and copy its settings. */
+  clusters: UpstreamCluster[];
+  /** ext_proc per-message timeout (template default: 1s). */
+  messageTimeoutMs?: number;
+  /** Adds a JSON-lines access log at this path (with response flags and code details). */
+  accessLogPath?: string;
+}
+
+export interface PlainConfigOptions {
+  listenerPort: number;
+  adminPort: number;
+  /** The one cluster every request is routed to. */
+  cluster: UpstreamCluster;
+  accessLogPath?: string;
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type Obj = { [key: string]: Json };
+
+let template: Obj | undefined;
+
+/** Parsed envoy/gateway.yaml (read once; callers get a deep copy). */
+export function loadGatewayTemplate(): Obj {
+  if (template === undefined) {
+    const parsed: unknown = YAML.parse(readFileSync(GATEWAY_YAML_PATH, 'utf8'));
+    if (!isObj(parsed)) throw new Error(`${GATEWAY_YAML_PATH}: not a YAML mapping`);
+    template = parsed;
+  }
+  return structuredClone(template);
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function obj(v: Json | undefined, what: string): Obj {
+  if (!isObj(v)) throw new Error(`gateway template: ${what} is missing or not a mapping`);
+  return v;
+}
+
+function arr(v: Json | undefined, what: string): Json[] {
+  if (!Array.isArray(v)) throw new Error(`gateway template: ${what} is missing or not a list`);
+  return v;
+}
+
+function byName(list: Json[], name: string, what: string): Obj {
+  const found = list.find((x) => isObj(x) && x.name === name);
+  if (!isObj(found)) throw new Error(`gateway template: no ${what} named "${name}"`);
+  return found;
+}
+
+function checkPort(port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`${what} must be an integer port 0-65535, got ${port}`);
+  }
+}
+
+function setSocketPort(holder: Obj, port: number, what: string): void {
+  const sa = obj(obj(holder.address, `${what}.address`).socket_address, `${what}.address.socket_address`);
+  sa.port_value = port;
+}
+
+function listenerOf(doc: Obj): Obj {
+  const listeners = arr(obj(doc.static_resources, 'static_resources').listeners, 'static_resources.listeners');
+  return byName(listeners, LISTENER_NAME, 'listener');
+}
+
+function clustersOf(doc: Obj): Json[] {
+  return arr(obj(doc.static_resources, 'static_resources').clusters, 'static_resources.clusters');
+}
+
+function hcmOf(listener: Obj): Obj {
+  for (const chain of arr(listener.filter_chains, 'listener.filter_chains')) {
+    for (const f of arr(obj(chain, 'filter chain').filters, 'filter_chains[].filters')) {
+      if (isObj(f) && f.name === HCM_FILTER) return obj(f.typed_config, 'http_connection_manager.typed_config');
+    }
+  }
+  throw new Error('gateway template: listener has no http_connection_manager');
+}
+
+/** The single catch-all route of the gateway's virtual host. */
+function routeActionOf(hcm: Obj): Obj {
+  const rc = obj(hcm.route_config, 'route_config');
+  const vhost = obj(arr(rc.virtual_hosts, 'route_config.virtual_hosts')[0], 'virtual_hosts[0]');
+  const route = obj(arr(vhost.routes, 'virtual_hosts[0].routes')[0], 'routes[0]');
+  return obj(route.route, 'routes[0].route');
+}
+
+function durationMs(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) throw new Error(`messageTimeoutMs must be >= 0, got ${ms}`);
+  return `${(Math.round(ms) / 1000).toString()}s`;
+}
+
+/** One upstream cluster, built from the template's demo cluster. */
+function upstreamCluster(demo: Obj, c: UpstreamCluster): Obj {
+  if (!/^[A-Za-z0-9_.:-]+$/.test(c.name)) throw new Error(`invalid cluster name "${c.name}"`);
+  if (c.host === '') throw new Error(`cluster "${c.name}": empty host`);
+  checkPort(c.port, `cluster "${c.name}" port`);
+  const cluster = structuredClone(demo);
+  cluster.name = c.name;
+  cluster.type = isIP(c.host) !== 0 ? 'STATIC' : 'STRICT_DNS';
+  if (cluster.type === 'STRICT_DNS' && cluster.dns_lookup_family === undefined) cluster.dns_lookup_family = 'V4_PREFERRED';
+  cluster.load_assignment = {
+    cluster_name: c.name,
+    endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: c.host, port_value: c.port } } } }] }],
+  };
+  return cluster;
+}
+
+function withUpstreams(doc: Obj, upstreams: UpstreamCluster[]): Json[] {
+  const clusters = clustersOf(doc);
+  const demo = byName(clusters, DEMO_CLUSTER, 'cluster');
+  const names = new Set<string>();
+  for (const c of upstreams) {
+    if (c.name === SIDECAR_CLUSTER) throw new Error(`cluster name "${c.name}" is reserved for the sidecar`);
+    if (names.has(c.name)) throw new Error(`duplicate cluster name "${c.name}"`);
+    names.add(c.name);
+  }
+  const built = upstreams.map((c) => upstreamCluster(demo, c));
+  const idx = clusters.indexOf(demo);
+  return [...clusters.slice(0, idx), ...built, ...clusters.slice(idx + 1)];
+}
+
+function addAccessLog(hcm: Obj, path: string): void {
+  hcm.access_log = [
+    {
+      name: 'envoy.access_loggers.file',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+        path,
+        log_format: {
+          json_format: {
+            time: '%START_TIME%',
+            request_id: '%REQ(X-REQUEST-ID)%',
+            method: '%REQ(:METHOD)%',
+            path: '%REQ(:PATH)%',
+            protocol: '%PROTOCOL%',
+            status: '%RESPONSE_CODE%',
+            response_flags: '%RESPONSE_FLAGS%',
+            response_code_details: '%RESPONSE_CODE_DETAILS%',
+            upstream_cluster: '%UPSTREAM_CLUSTER%',
+            upstream_host: '%UPSTREAM_HOST%',
+            bytes_received: '%BYTES_RECEIVED%',
+            bytes_sent: '%BYTES_SENT%',
+            duration_ms: '%DURATION%',
+          },
+        },
+      },
+    },
+  ];
+}
+
+function applyCommon(doc: Obj, listenerPort: number, adminPort: number, accessLogPath: string | undefined): Obj {
+  checkPort(listenerPort, 'listenerPort');
+  checkPort(adminPort, 'adminPort');
+  setSocketPort(obj(doc.admin, 'admin'), adminPort, 'admin');
+  const listener = listenerOf(doc);
+  setSocketPort(listener, listenerPort, 'listener');
+  const hcm = hcmOf(listener);
+  if (accessLogPath !== undefined) addAccessLog(hcm, accessLogPath);
+  return hcm;
+}
+
+/** The gateway config: envoy/gateway.yaml with the given ports, socket and upstream clusters. */
+export function renderGatewayConfig(opts: GatewayConfigOptions): string {
+  const doc = loadGatewayTemplate();
+  const hcm = applyCommon(doc, opts.listenerPort, opts.adminPort, opts.accessLogPath);
+
+  if (opts.messageTimeoutMs !== undefined) {
+    const filters = arr(hcm.http_filters, 'http_filters');
+    const extProc = obj(byName(filters, EXT_PROC_FILTER, 'http filter').typed_config, 'ext_proc.typed_config');
+    extProc.message_timeout = durationMs(opts.messageTimeoutMs);
+  }
+
+  if (opts.sidecarSocket === '') throw new Error('sidecarSocket must not be empty');
+  const clusters = withUpstreams(doc, opts.clusters);
+  const sidecar = byName(clusters, SIDECAR_CLUSTER, 'cluster');
+  sidecar.load_assignment = {
+    cluster_name: SIDECAR_CLUSTER,
+    endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: opts.sidecarSocket } } } }] }],
+  };
+  obj(doc.static_resources, 'static_resources').clusters = clusters;
+  return YAML.stringify(doc);
+}
+
+/**
+ * The benchmark's "plain Envoy" baseline: the gateway's listener, HCM settings
+ * and local-reply mapping, but without the ext_proc filter (and without the
+ * sidecar cluster), routing every request to one cluster.
+ */
+export function renderPlainConfig(opts: PlainConfigOptions): string {
+  const doc = loadGatewayTemplate();
+  const hcm = applyCommon(doc, opts.listenerPort, opts.adminPort, opts.accessLogPath);
+
+  hcm.http_filters = arr(hcm.http_filters, 'http_filters').filter((f) => !(isObj(f) && f.name === EXT_PROC_FILTER));
+  const action = routeActionOf(hcm);
+  delete action.cluster_header;
+  action.cluster = opts.cluster.name;
+
+  const clusters = withUpstreams(doc, [opts.cluster]).filter((c) => !(isObj(c) && c.name === SIDECAR_CLUSTER));
+  obj(doc.static_resources, 'static_resources').clusters = clusters;
+  return YAML.stringify(doc);
+}

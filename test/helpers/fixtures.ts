@@ -1,0 +1,100 @@
+/**
+ * Config fixtures for tests: a gateway config, a routing snapshot and API
+ * keys, written to a fresh temp folder.
+ */
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { generateApiKey } from '../../src/stages/auth/api-key-format.ts';
+
+export interface KeySpec {
+  readonly principal: string;
+  readonly org?: string;
+  readonly tenant?: string;
+  readonly tier?: string;
+  readonly models?: string[];
+  readonly expiresAt?: string;
+}
+
+export interface ModelSpec {
+  readonly id: string;
+  readonly endpoints: Array<'chat' | 'completions' | 'embeddings'>;
+  readonly cluster: string;
+  readonly model: string;
+}
+
+export interface GatewayFiles {
+  readonly dir: string;
+  readonly configFile: string;
+  readonly snapshotFile: string;
+  readonly auditFile: string;
+  readonly socketPath: string;
+  /** principal → API key */
+  readonly keys: Readonly<Record<string, string>>;
+}
+
+export const DEFAULT_MODELS: ModelSpec[] = [
+  { id: 'gpt-demo', endpoints: ['chat', 'completions'], cluster: 'demo-upstream', model: 'demo-model' },
+  { id: 'embed-demo', endpoints: ['embeddings'], cluster: 'demo-upstream', model: 'demo-embedder' },
+];
+
+export function writeGatewayFiles(opts: {
+  keys?: KeySpec[];
+  models?: ModelSpec[];
+  config?: Record<string, unknown>;
+  snapshotVersion?: string;
+} = {}): GatewayFiles {
+  const dir = mkdtempSync(join(tmpdir(), 'igw-test-'));
+  const keys: Record<string, string> = {};
+  const entries = (opts.keys ?? [{ principal: 'alice' }]).map((k) => {
+    const made = generateApiKey();
+    keys[k.principal] = made.key;
+    return {
+      id: made.id,
+      hash: made.hash,
+      principal: k.principal,
+      org: k.org ?? 'acme',
+      tenant: k.tenant ?? 'research',
+      tier: k.tier ?? 'standard',
+      models: k.models ?? ['*'],
+      ...(k.expiresAt === undefined ? {} : { expiresAt: k.expiresAt }),
+    };
+  });
+  const snapshotFile = join(dir, 'routing.yaml');
+  writeFileSync(snapshotFile, stringify({
+    version: opts.snapshotVersion ?? 'test-1',
+    models: (opts.models ?? DEFAULT_MODELS).map((m) => ({ id: m.id, endpoints: m.endpoints, target: { cluster: m.cluster, model: m.model } })),
+  }));
+  const socketPath = join(dir, 'sidecar.sock');
+  const auditFile = join(dir, 'audit.jsonl');
+  const base = opts.config ?? {};
+  const config = {
+    ...base,
+    server: { grpc: { socket: socketPath }, admin: { port: 0 }, shutdownGraceMs: 2000, ...(base['server'] as object | undefined) },
+    auth: { apiKeys: entries },
+    routing: { snapshotFile },
+    audit: { file: auditFile },
+    logging: { level: 'warn' },
+  };
+  const configFile = join(dir, 'gateway.yaml');
+  writeFileSync(configFile, stringify(config));
+  return { dir, configFile, snapshotFile, auditFile, socketPath, keys };
+}
+
+export interface AuditLine {
+  requestId: string;
+  outcome: string;
+  status: number | null;
+  model: string | null;
+  decision: { action: string; code: string | null };
+  identity: { principal: string; keyId: string; method: string } | null;
+  usage: { promptTokens: number; completionTokens: number; source: string } | null;
+  deployment: { cluster: string; model: string } | null;
+  [k: string]: unknown;
+}
+
+export function readAudit(file: string): AuditLine[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AuditLine);
+}
