@@ -25,6 +25,11 @@ type StreamState =
   | 'awaiting_response_body'
   /** Final answer sent and audited; waiting for Envoy to close its side. */
   | 'complete'
+  /**
+   * Envoy rejected the request before its headers reached us (e.g. `OPTIONS *`)
+   * and shows us only its own local reply: nothing to decide, pass it on.
+   */
+  | 'envoy_local_reply'
   /** The call is over (ended, cancelled or failed). */
   | 'closed';
 
@@ -82,7 +87,7 @@ export class ExtProcStream {
         await this.#handle(msg);
       }
       if (this.#peerClosed && this.#state !== 'closed') {
-        if (this.#state === 'complete') this.#close('ok');
+        if (this.#state === 'complete' || this.#state === 'envoy_local_reply') this.#close('ok');
         else await this.#terminate('envoy_closed', null);
       }
     } finally {
@@ -107,6 +112,10 @@ export class ExtProcStream {
 
   async #dispatch(msg: ProcessingRequest): Promise<ProcessingResponse> {
     const p = this.#d.processor;
+    if (this.#state === 'envoy_local_reply' || (this.#state === 'awaiting_request_headers' && msg.request === 'response_headers')) {
+      this.#state = 'envoy_local_reply';
+      return passThrough(msg);
+    }
     switch (msg.request) {
       case 'request_headers': {
         this.#expect('awaiting_request_headers', msg.request);
@@ -206,6 +215,19 @@ export class ExtProcStream {
     }
     this.#d.metrics.activeStreams.dec();
     this.#onClose(this);
+  }
+}
+
+function passThrough(msg: ProcessingRequest): ProcessingResponse {
+  switch (msg.request) {
+    case 'response_headers':
+      return { response_headers: {} };
+    case 'response_body':
+      return { response_body: {} };
+    case 'response_trailers':
+      return { response_trailers: {} };
+    default:
+      throw new ProtocolError(`${String(msg.request)} after Envoy's own local reply`);
   }
 }
 

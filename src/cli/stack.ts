@@ -1,0 +1,127 @@
+/**
+ * `inference-gateway stack` (`npm start`): the whole gateway on one machine
+ * with embedded defaults — Envoy on :8080, the sidecar (in-memory state,
+ * local audit file) and the demo model server — for trying it out.
+ * Files go to .run/stack/; the demo API key is kept there across restarts.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { loadConfig } from '../config/load.ts';
+import { startDemoUpstream } from '../demo/upstream.ts';
+import { findEnvoy, PROJECT_ROOT } from '../envoy/binary.ts';
+import { renderGatewayConfig } from '../envoy/config.ts';
+import { startEnvoy } from '../envoy/process.ts';
+import { startSidecar } from '../server/sidecar.ts';
+import { generateApiKey, hashApiKey, parseApiKey } from '../stages/auth/api-key-format.ts';
+import { createLogger } from '../telemetry/logger.ts';
+
+/** The local stack's routing snapshot: two logical models on the demo server. */
+export const DEMO_SNAPSHOT = {
+  version: 'local-demo-1',
+  models: [
+    { id: 'gpt-demo', endpoints: ['chat', 'completions'], target: { cluster: 'demo-upstream', model: 'demo-model' } },
+    { id: 'embed-demo', endpoints: ['embeddings'], target: { cluster: 'demo-upstream', model: 'demo-embedder' } },
+  ],
+};
+
+const HELP = `Usage: inference-gateway stack [--port 8080] [--upstream-port 8000] [--admin-port 9464] [--envoy-admin-port 9901]
+  Starts Envoy, the sidecar and the demo model server; Ctrl+C stops all three.
+`;
+
+export async function stackCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string', default: '8080' },
+      'upstream-port': { type: 'string', default: '8000' },
+      'admin-port': { type: 'string', default: '9464' },
+      'envoy-admin-port': { type: 'string', default: '9901' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const port = Number(values.port);
+  const dir = join(PROJECT_ROOT, '.run', 'stack');
+  mkdirSync(dir, { recursive: true });
+  const say = (msg: string) => process.stdout.write(`${msg}\n`);
+
+  const envoyBin = await findEnvoy({ install: true, log: (m) => say(`[stack] ${m}`) });
+  const key = demoKey(join(dir, 'demo-api-key'));
+  const snapshotFile = join(dir, 'routing.yaml');
+  writeFileSync(snapshotFile, stringify(DEMO_SNAPSHOT));
+  const socket = join(dir, 'sidecar.sock');
+  const configFile = join(dir, 'gateway.yaml');
+  writeFileSync(configFile, stringify({
+    server: { grpc: { socket }, admin: { port: Number(values['admin-port']) } },
+    auth: { apiKeys: [{ id: parseKeyId(key), hash: hashApiKey(key), principal: 'demo-user', org: 'demo-org', tenant: 'demo-tenant', tier: 'standard', models: ['*'] }] },
+    routing: { snapshotFile },
+    audit: { file: join(dir, 'audit.jsonl') },
+    logging: { level: 'info' },
+  }));
+
+  const upstream = await startDemoUpstream({ host: '127.0.0.1', port: Number(values['upstream-port']), record: false });
+  const config = loadConfig(configFile);
+  const sidecar = await startSidecar(config, { log: createLogger(config.logging.level) });
+  const envoy = await startEnvoy({
+    bin: envoyBin,
+    workDir: join(dir, 'envoy'),
+    configYaml: renderGatewayConfig({
+      listenerPort: port,
+      adminPort: Number(values['envoy-admin-port']),
+      sidecarSocket: socket,
+      clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }],
+    }),
+    log: (line) => process.stderr.write(`[envoy] ${line}\n`),
+  });
+
+  const base = `http://127.0.0.1:${port}`;
+  say(`
+Inference Gateway is running (Envoy → sidecar → demo model server):
+
+  base URL   ${base}/v1
+  API key    ${key}
+  models     gpt-demo (chat, completions), embed-demo (embeddings)
+  metrics    http://127.0.0.1:${sidecar.adminPort}/metrics
+  audit log  ${relative(process.cwd(), config.audit.file)}
+
+Try it:
+  curl -s ${base}/v1/chat/completions \\
+    -H "Authorization: Bearer ${key}" -H 'content-type: application/json' \\
+    -d '{"model":"gpt-demo","messages":[{"role":"user","content":"Hello there"}]}'
+
+  or with the OpenAI SDK: new OpenAI({ baseURL: '${base}/v1', apiKey: '${key}' })
+
+Press Ctrl+C to stop.`);
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  say('\nstopping…');
+  await envoy.stop();
+  await sidecar.shutdown('stack stopped');
+  await upstream.close();
+  return 0;
+}
+
+/** The demo key survives restarts so a copied curl command keeps working. */
+function demoKey(file: string): string {
+  if (existsSync(file)) {
+    const saved = readFileSync(file, 'utf8').trim();
+    if (parseApiKey(saved).ok) return saved;
+  }
+  const k = generateApiKey();
+  writeFileSync(file, `${k.key}\n`, { mode: 0o600 });
+  return k.key;
+}
+
+function parseKeyId(key: string): string {
+  const parsed = parseApiKey(key);
+  if (!parsed.ok) throw new Error('demo key is malformed');
+  return parsed.id;
+}
