@@ -168,7 +168,7 @@ export class RequestProcessor {
     ctx.status = Number.isInteger(status) && status > 0 ? status : null;
     const set: Array<[string, string]> = [['x-request-id', ctx.requestId]];
     if (endOfStream) {
-      await this.#finish(state, 'completed');
+      await this.#finish(state, responseOutcome(ctx.status));
       return { kind: 'continue', headers: { set, remove: [] } };
     }
     const type = headers.get('content-type') ?? '';
@@ -189,7 +189,7 @@ export class RequestProcessor {
         const ok = ctx.status !== null && ctx.status < 300;
         const reported = ok ? usageFromJsonBody(chunk) : null;
         if (reported !== null) ctx.usage = { ...reported, source: 'counted' };
-        return this.#finishOrFail(state, CONTINUE);
+        return this.#finishOrFail(state, CONTINUE, responseOutcome(ctx.status));
       }
       return CONTINUE;
     }
@@ -204,7 +204,7 @@ export class RequestProcessor {
       ctx.usage = { promptTokens: estimateTokens(state.promptChars), completionTokens: estimateTokens(meter.contentChars), source: 'estimated' };
     }
     // Headers already went out: if the audit cannot be committed the stream must be reset, not completed.
-    await this.#finish(state, 'completed');
+    await this.#finish(state, responseOutcome(ctx.status));
     return result;
   }
 
@@ -259,9 +259,9 @@ export class RequestProcessor {
     };
   }
 
-  async #finishOrFail(state: RequestState, ok: PhaseResult): Promise<PhaseResult> {
+  async #finishOrFail(state: RequestState, ok: PhaseResult, outcome: 'completed' | 'failed' = 'completed'): Promise<PhaseResult> {
     try {
-      await this.#finish(state, 'completed');
+      await this.#finish(state, outcome);
       return ok;
     } catch {
       return this.#fail(state, new GatewayError('audit_unavailable', 'The response could not be recorded and was withheld.'));
@@ -340,6 +340,11 @@ export class RequestProcessor {
       throw err;
     }
   }
+}
+
+/** A response the model server (or Envoy's router) failed counts as failed, not completed. */
+function responseOutcome(status: number | null): 'completed' | 'failed' {
+  return status !== null && status >= 500 ? 'failed' : 'completed';
 }
 
 function mayUse(identity: Identity, modelId: string): boolean {
