@@ -30,7 +30,7 @@ async function expectGatewayUnavailable(s: TestStack): Promise<void> {
     assert.equal(err.status, 503);
     assert.equal(err.code, 'gateway_unavailable');
     assert.equal((err.error as { type?: string }).type, 'server_error');
-    assert.ok(err.headers?.get('x-request-id'));
+    assert.ok((err.headers as Headers | undefined)?.get('x-request-id'));
     return;
   }
   assert.fail('the request passed without a sidecar');

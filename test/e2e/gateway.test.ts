@@ -50,7 +50,7 @@ async function expectError(fn: () => Promise<unknown>, status: number, code: str
     assert.ok(err instanceof OpenAI.APIError, `an OpenAI APIError, got ${String(err)}`);
     assert.equal(err.status, status, JSON.stringify(err.error));
     assert.equal(err.code, code, JSON.stringify(err.error));
-    const id = err.headers?.get('x-request-id');
+    const id = (err.headers as Headers | undefined)?.get('x-request-id');
     assert.ok(id !== null && id !== undefined && id !== '', 'error responses carry x-request-id');
     seenRequestIds.push(id);
     return err;

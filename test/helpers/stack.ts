@@ -108,7 +108,7 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
     keys: opts.keys ?? [{ principal: 'alice' }],
     ...(opts.models === undefined ? {} : { models: opts.models }),
   });
-  let sidecar: SidecarProcess | null = null;
+  const sidecar: SidecarProcess | null = null;
   const envoy = await startEnvoy({
     bin,
     workDir: join(files.dir, 'envoy'),
