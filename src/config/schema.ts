@@ -11,6 +11,11 @@ const nonEmpty = z.string({ error: 'must be a non-empty string' }).min(1, 'must 
 /** Identifiers that end up in headers and metric labels: short and boring on purpose. */
 const label = z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -');
 
+const EndpointName = z.enum(['chat', 'completions', 'embeddings', 'models', 'model']);
+/** Models / endpoints a credential allows; `*` = all. */
+const modelAllowlist = z.array(nonEmpty).default(['*']);
+const endpointAllowlist = z.array(z.union([EndpointName, z.literal('*')])).default(['*']);
+
 export const ApiKeyEntrySchema = z.strictObject({
   /** The key's public id: the part of the key that may be logged. */
   id: z.string().regex(/^[A-Za-z0-9]{8}$/, 'must be the 8-character key id'),
@@ -22,9 +27,76 @@ export const ApiKeyEntrySchema = z.strictObject({
   tier: label.default('standard'),
   roles: z.array(label).default([]),
   /** Logical model ids this key may use; `*` means every model in the snapshot. */
-  models: z.array(nonEmpty).default(['*']),
+  models: modelAllowlist,
+  /** Endpoints this key may call (chat, completions, embeddings, models, model); `*` = all. */
+  endpoints: endpointAllowlist,
   /** ISO 8601; the key is refused from then on. */
   expiresAt: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time' }).optional(),
+});
+
+/** Asymmetric algorithms only: HS* with a public key is the classic confusion attack, `none` is no signature. */
+const JwtAlgorithm = z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'], {
+  error: 'must be an asymmetric JWS algorithm (RS*, PS*, ES*, EdDSA)',
+});
+
+/** Where each authorization field comes from in a JWT: a claim name (dot path for nested claims). */
+const ClaimMapping = z.strictObject({
+  principal: nonEmpty.default('sub'),
+  org: nonEmpty.default('org'),
+  tenant: nonEmpty.default('tenant'),
+  tier: nonEmpty.default('tier'),
+  roles: nonEmpty.default('roles'),
+  models: nonEmpty.default('models'),
+});
+
+export const JwtIssuerSchema = z.strictObject({
+  /** Exact `iss` value. */
+  issuer: nonEmpty,
+  /** Accepted `aud` values; the token must name at least one. */
+  audiences: z.array(nonEmpty).min(1, 'must list at least one audience'),
+  /** Remote JWKS (https, or http on loopback for tests). Exactly one of jwksUri / jwksFile. */
+  jwksUri: z.url({ error: 'must be a URL' }).optional(),
+  /** Local JWKS file (e.g. a mounted Secret). */
+  jwksFile: nonEmpty.optional(),
+  algorithms: z.array(JwtAlgorithm).min(1).default(['RS256', 'ES256']),
+  /** Minimum time between two JWKS fetches (a flood of unknown `kid`s causes at most one per period). */
+  jwksCooldownSeconds: positiveInt.default(30),
+  /** A cached JWKS older than this is refetched before use. */
+  jwksMaxAgeSeconds: positiveInt.default(600),
+  jwksTimeoutMs: positiveInt.default(2000),
+  claims: ClaimMapping.prefault({}),
+  /** Used when a token lacks the claim. */
+  defaults: z.strictObject({
+    org: label.optional(),
+    tenant: label.optional(),
+    tier: label.default('standard'),
+    models: z.array(nonEmpty).default(['*']),
+    endpoints: endpointAllowlist,
+  }).prefault({}),
+}).refine((i) => (i.jwksUri === undefined) !== (i.jwksFile === undefined), { message: 'must set exactly one of jwksUri and jwksFile' });
+
+export const MtlsIdentitySchema = z.strictObject({
+  /** Exact SPIFFE ID (`spiffe://domain/path`), or a prefix ending in `/*`. One of spiffeId / subject. */
+  spiffeId: z.string().regex(/^spiffe:\/\/[^/]+(\/.*)?$/, 'must be a spiffe:// URI (a trailing /* matches a prefix)').optional(),
+  /** Exact certificate subject as Envoy reports it (RFC 2253, e.g. `CN=batch,O=Acme`). */
+  subject: nonEmpty.optional(),
+  principal: label,
+  org: label,
+  tenant: label,
+  tier: label.default('standard'),
+  roles: z.array(label).default([]),
+  models: modelAllowlist,
+  endpoints: endpointAllowlist,
+}).refine((m) => (m.spiffeId === undefined) !== (m.subject === undefined), { message: 'must set exactly one of spiffeId and subject' });
+
+const AuthMethodName = z.enum(['api_key', 'jwt', 'mtls']);
+
+/** Which credentials a request must present, by tenant and/or endpoint; the first matching rule applies. */
+export const AuthRequirementSchema = z.strictObject({
+  tenant: label.optional(),
+  endpoints: z.array(EndpointName).optional(),
+  /** Every one of these methods must verify (e.g. [mtls, api_key]). */
+  methods: z.array(AuthMethodName).min(1, 'must name at least one method'),
 });
 
 export const ConfigSchema = z.strictObject({
@@ -46,7 +118,35 @@ export const ConfigSchema = z.strictObject({
     shutdownGraceMs: positiveInt.default(10_000),
   }).prefault({}),
   auth: z.strictObject({
+    /** Keys written in this file (hashes only). */
     apiKeys: z.array(ApiKeyEntrySchema).default([]),
+    /** YAML/JSON files holding a list of key entries (e.g. a mounted Kubernetes Secret); watched and reloaded. */
+    apiKeyFiles: z.array(nonEmpty).default([]),
+    /** Keys managed at runtime in Redis (`inference-gateway keys … --redis`); needs redis.url. */
+    redisKeys: z.boolean().default(false),
+    /** How long a Redis-backed key may be served from the local cache (revocations also arrive by pub/sub at once). */
+    keyCacheSeconds: positiveInt.default(5),
+    /** Unknown key ids remembered so a flood of made-up keys does not reach the store. */
+    unknownKeyCache: z.strictObject({ maxEntries: positiveInt.default(10_000), ttlSeconds: positiveInt.default(30) }).prefault({}),
+    jwt: z.strictObject({
+      issuers: z.array(JwtIssuerSchema).default([]),
+      clockSkewSeconds: z.number().int().min(0).max(300).default(30),
+      /** Tokens longer than this are refused before any parsing. */
+      maxTokenBytes: positiveInt.default(8192),
+    }).prefault({}),
+    mtls: z.strictObject({
+      /** SPIFFE trust domains accepted (e.g. `prod.example.org`); a URI SAN from any other is refused. */
+      trustDomains: z.array(z.string().regex(/^[a-z0-9._-]+$/, 'must be a trust domain name')).default([]),
+      identities: z.array(MtlsIdentitySchema).default([]),
+    }).prefault({}),
+    /** Default: any one verified method suffices. */
+    require: z.array(AuthRequirementSchema).default([]),
+  }).prefault({}),
+  redis: z.strictObject({
+    /** e.g. redis://127.0.0.1:6379/0; unset = no Redis (everything in memory). */
+    url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+    keyPrefix: z.string().default('igw:'),
+    commandTimeoutMs: positiveInt.default(250),
   }).prefault({}),
   routing: z.strictObject({
     /** The routing snapshot file (see docs/configuration.md). */
@@ -63,6 +163,9 @@ export const ConfigSchema = z.strictObject({
   logging: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).prefault({}),
+}).refine((c) => !c.auth.redisKeys || c.redis.url !== undefined, {
+  message: 'auth.redisKeys needs redis.url',
+  path: ['auth', 'redisKeys'],
 }).refine((c) => c.server.grpc.socket !== '' || c.server.grpc.port !== null, {
   message: 'must listen somewhere: set server.grpc.socket or server.grpc.port',
   path: ['server', 'grpc'],
@@ -70,3 +173,6 @@ export const ConfigSchema = z.strictObject({
 
 export type GatewayConfig = z.output<typeof ConfigSchema>;
 export type ApiKeyEntry = z.output<typeof ApiKeyEntrySchema>;
+export type JwtIssuerConfig = z.output<typeof JwtIssuerSchema>;
+export type MtlsIdentityConfig = z.output<typeof MtlsIdentitySchema>;
+export type AuthConfig = GatewayConfig['auth'];

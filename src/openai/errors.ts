@@ -31,6 +31,26 @@ export const ERROR_CODES = {
     status: 401, type: 'authentication_error', origin: 'sidecar',
     description: 'The credential is malformed, unknown, expired or revoked.',
   },
+  invalid_token: {
+    status: 401, type: 'authentication_error', origin: 'sidecar',
+    description: 'The bearer JWT is malformed, unsigned, expired, not yet valid, or from an untrusted issuer or audience.',
+  },
+  untrusted_client_certificate: {
+    status: 401, type: 'authentication_error', origin: 'sidecar',
+    description: 'The client certificate is not acceptable: foreign SPIFFE trust domain, several URI SANs, or no identity mapping.',
+  },
+  credential_conflict: {
+    status: 401, type: 'authentication_error', origin: 'sidecar',
+    description: 'Two credentials were presented that name different organisations or tenants.',
+  },
+  additional_credential_required: {
+    status: 401, type: 'authentication_error', origin: 'sidecar',
+    description: 'This tenant or endpoint requires another credential as well (e.g. mTLS plus an API key).',
+  },
+  endpoint_not_allowed: {
+    status: 403, type: 'permission_error', origin: 'sidecar',
+    description: 'The caller is not allowed to use this endpoint.',
+  },
   model_not_allowed: {
     status: 403, type: 'permission_error', origin: 'sidecar',
     description: 'The caller is not allowed to use this model.',
@@ -62,6 +82,10 @@ export const ERROR_CODES = {
   internal_error: {
     status: 500, type: 'server_error', origin: 'sidecar',
     description: 'The sidecar failed while handling this request; other requests are unaffected.',
+  },
+  authentication_unavailable: {
+    status: 503, type: 'server_error', origin: 'sidecar',
+    description: 'A credential could not be checked because its key source (JWKS, key store) is unreachable; it is not accepted.',
   },
   audit_unavailable: {
     status: 503, type: 'server_error', origin: 'sidecar',

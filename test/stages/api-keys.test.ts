@@ -5,7 +5,7 @@ import { ApiKeyAuthenticator, presentedApiKey } from '../../src/stages/auth/api-
 import { GatewayError } from '../../src/openai/errors.ts';
 
 function entry(k: { id: string; hash: string }, extra: Partial<{ expiresAt: string; models: string[] }> = {}) {
-  return { id: k.id, hash: k.hash, principal: 'alice', org: 'acme', tenant: 'research', tier: 'standard', roles: [], models: extra.models ?? ['*'], ...(extra.expiresAt === undefined ? {} : { expiresAt: extra.expiresAt }) };
+  return { id: k.id, hash: k.hash, principal: 'alice', org: 'acme', tenant: 'research', tier: 'standard', roles: [], models: extra.models ?? ['*'], endpoints: ['*' as const], ...(extra.expiresAt === undefined ? {} : { expiresAt: extra.expiresAt }) };
 }
 
 function code(fn: () => unknown): string {

@@ -1,0 +1,59 @@
+/**
+ * What each authentication method yields, before the methods are combined
+ * into one Identity (identity.ts). A Credential exists only once verified:
+ * there is no "unverified" or anonymous variant.
+ */
+import type { Endpoint } from '../../openai/endpoints.ts';
+
+export type AuthMethod = 'api_key' | 'jwt' | 'mtls';
+
+/** An allowlist; `'*'` allows everything. */
+export type Allow<T> = ReadonlySet<T> | '*';
+
+/** The authorization context a credential carries (from key records, JWT claims or the mTLS mapping). */
+export interface Grants {
+  readonly org: string | null;
+  readonly tenant: string | null;
+  readonly tier: string | null;
+  readonly roles: readonly string[];
+  readonly models: Allow<string>;
+  readonly endpoints: Allow<Endpoint>;
+}
+
+export type Credential =
+  | (Grants & {
+      readonly method: 'api_key';
+      readonly principal: string;
+      /** The key's public id: the only part ever logged. */
+      readonly keyId: string;
+    })
+  | (Grants & {
+      readonly method: 'jwt';
+      readonly principal: string;
+      readonly issuer: string;
+      readonly subject: string;
+    })
+  | (Grants & {
+      readonly method: 'mtls';
+      readonly principal: string;
+      /** The single SPIFFE URI SAN, when the certificate has one. */
+      readonly spiffeId: string | null;
+      readonly certSubject: string | null;
+      /** SHA-256 of the client certificate (hex), as Envoy reports it. */
+      readonly certDigest: string;
+    });
+
+/**
+ * What Envoy says about the client connection (ext_proc `request_attributes`,
+ * or ext_authz's peer). Never taken from a client-sent header.
+ */
+export interface ConnectionInfo {
+  readonly mtls: boolean;
+  /** URI SANs of the verified client certificate (Envoy joins several with ','). */
+  readonly uriSans: readonly string[];
+  readonly subject: string | null;
+  readonly sha256Digest: string | null;
+  readonly sourceAddress: string | null;
+}
+
+export const NO_CONNECTION_INFO: ConnectionInfo = Object.freeze({ mtls: false, uriSans: [], subject: null, sha256Digest: null, sourceAddress: null });
