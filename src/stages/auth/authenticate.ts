@@ -1,0 +1,62 @@
+/**
+ * The authentication stage: finds the credentials a request presents, has
+ * each verified by its method (in parallel), and combines them into one
+ * Identity. Verifiers are small ports so each method stays in its module.
+ */
+import type { Endpoint } from '../../openai/endpoints.ts';
+import { GatewayError } from '../../openai/errors.ts';
+import type { ConnectionInfo, Credential } from './credential.ts';
+import { combineCredentials, type AuthRequirement, type Identity } from './identity.ts';
+import { presentedCredentials } from './presented.ts';
+
+export interface ApiKeyVerifierPort {
+  verify(key: string): Promise<Credential>;
+}
+export interface JwtVerifierPort {
+  readonly enabled: boolean;
+  verify(token: string): Promise<Credential>;
+}
+export interface MtlsVerifierPort {
+  readonly enabled: boolean;
+  /** null when the connection carries no client certificate. */
+  verify(conn: ConnectionInfo): Credential | null;
+}
+
+export interface Verifiers {
+  readonly apiKeys: ApiKeyVerifierPort;
+  readonly jwt: JwtVerifierPort;
+  readonly mtls: MtlsVerifierPort;
+}
+
+/** The credential headers; the only request headers authentication reads. */
+export interface CredentialHeaders {
+  readonly authorization: string | undefined;
+  readonly xApiKey: string | undefined;
+}
+
+export class Authenticator {
+  readonly #v: Verifiers;
+  readonly #requirements: readonly AuthRequirement[];
+
+  constructor(verifiers: Verifiers, requirements: readonly AuthRequirement[]) {
+    this.#v = verifiers;
+    this.#requirements = requirements;
+  }
+
+  async authenticate(headers: CredentialHeaders, conn: ConnectionInfo, endpoint: Endpoint | null): Promise<Identity> {
+    const presented = presentedCredentials(headers.authorization, headers.xApiKey);
+    const pending: Array<Promise<Credential>> = [];
+    if (presented.apiKey !== null) pending.push(this.#v.apiKeys.verify(presented.apiKey));
+    if (presented.jwt !== null) {
+      if (!this.#v.jwt.enabled) throw new GatewayError('invalid_token', 'Bearer JWTs are not accepted by this gateway.');
+      pending.push(this.#v.jwt.verify(presented.jwt));
+    }
+    const credentials = await Promise.all(pending);
+    // mTLS is checked only where configured; elsewhere a client certificate carries no identity.
+    if (this.#v.mtls.enabled) {
+      const workload = this.#v.mtls.verify(conn);
+      if (workload !== null) credentials.push(workload);
+    }
+    return combineCredentials(credentials, endpoint, this.#requirements);
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Which credentials a request presents, from its headers. Only shapes are
+ * looked at here; verification is each method's job. A bearer token is an
+ * API key when it has our key prefix and a JWT when it has three segments;
+ * anything else in `authorization` is refused rather than ignored.
+ */
+import { GatewayError } from '../../openai/errors.ts';
+import { KEY_PREFIX } from './api-key-format.ts';
+
+export interface PresentedCredentials {
+  readonly apiKey: string | null;
+  readonly jwt: string | null;
+}
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+/** Far above any real token; the JWT verifier applies the configured (smaller) cap. */
+const MAX_BEARER = 65_536;
+
+export function presentedCredentials(authorization: string | undefined, xApiKey: string | undefined): PresentedCredentials {
+  let apiKey: string | null = null;
+  let jwt: string | null = null;
+  if (authorization !== undefined && authorization !== '') {
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
+    const token = m?.[1];
+    if (token === undefined || token.length > MAX_BEARER) {
+      throw new GatewayError('invalid_api_key', 'The authorization header must be "Bearer <API key or JWT>".');
+    }
+    if (token.startsWith(KEY_PREFIX)) apiKey = token;
+    else if (JWT_SHAPE.test(token)) jwt = token;
+    else throw new GatewayError('invalid_api_key', 'The bearer credential is neither a gateway API key nor a JWT.');
+  }
+  if (xApiKey !== undefined && xApiKey !== '') {
+    if (apiKey !== null) throw new GatewayError('invalid_api_key', 'Send the API key once: either authorization or x-api-key.');
+    apiKey = xApiKey.trim();
+  }
+  return { apiKey, jwt };
+}
