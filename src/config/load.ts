@@ -44,6 +44,11 @@ function resolvePaths(config: GatewayConfig, base: string): GatewayConfig {
     ...config,
     server: { ...config.server, grpc: { ...grpc, socket: grpc.socket === '' ? '' : resolve(base, grpc.socket) } },
     routing: { ...config.routing, snapshotFile: resolve(base, config.routing.snapshotFile) },
+    auth: {
+      ...config.auth,
+      apiKeyFiles: config.auth.apiKeyFiles.map((f) => resolve(base, f)),
+      jwt: { ...config.auth.jwt, issuers: config.auth.jwt.issuers.map((i) => (i.jwksFile === undefined ? i : { ...i, jwksFile: resolve(base, i.jwksFile) })) },
+    },
     audit: { ...config.audit, file: resolve(base, config.audit.file) },
   };
 }

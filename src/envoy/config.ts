@@ -40,6 +40,24 @@ export interface GatewayConfigOptions {
   messageTimeoutMs?: number;
   /** Adds a JSON-lines access log at this path (with response flags and code details). */
   accessLogPath?: string;
+  /** Terminates TLS (1.2+) on the gateway listener, optionally requiring client certificates (mTLS). */
+  tls?: ListenerTlsOptions;
+}
+
+/** Files for the gateway listener's DownstreamTlsContext (paths as Envoy sees them). */
+export interface ListenerTlsOptions {
+  /** PEM server certificate chain. */
+  certChainFile: string;
+  /** PEM private key of the server certificate. */
+  privateKeyFile: string;
+  /** PEM CA bundle that client certificates must chain to. */
+  clientCaFile: string;
+  /**
+   * true: a connection without a valid client certificate fails the TLS
+   * handshake. false: a client certificate is optional, but one that is
+   * presented must still chain to clientCaFile.
+   */
+  requireClientCertificate: boolean;
 }
 
 export interface PlainConfigOptions {
@@ -186,6 +204,57 @@ function addAccessLog(hcm: Obj, path: string): void {
   ];
 }
 
+const TLS_SOCKET = 'envoy.transport_sockets.tls';
+
+function nonEmptyPath(path: string, what: string): string {
+  if (path === '') throw new Error(`tls.${what} must not be empty`);
+  return path;
+}
+
+/**
+ * The listener's TLS transport socket. TLS 1.2 is the floor (Envoy's own
+ * default for downstream is 1.2 too; it is explicit here so it cannot drift).
+ * ALPN offers h2 and http/1.1 to match the HCM's codec_type AUTO. The client
+ * CA validates every client certificate that is presented; with
+ * require_client_certificate a connection without one fails the handshake,
+ * so ext_proc's `connection.mtls` is then true for every request.
+ */
+export function downstreamTlsSocket(tls: ListenerTlsOptions): Obj {
+  return {
+    name: TLS_SOCKET,
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+      require_client_certificate: tls.requireClientCertificate,
+      common_tls_context: {
+        tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
+        alpn_protocols: ['h2', 'http/1.1'],
+        tls_certificates: [
+          {
+            certificate_chain: { filename: nonEmptyPath(tls.certChainFile, 'certChainFile') },
+            private_key: { filename: nonEmptyPath(tls.privateKeyFile, 'privateKeyFile') },
+          },
+        ],
+        validation_context: {
+          trusted_ca: { filename: nonEmptyPath(tls.clientCaFile, 'clientCaFile') },
+        },
+      },
+    },
+  };
+}
+
+function addListenerTls(listener: Obj, hcm: Obj, tls: ListenerTlsOptions): void {
+  for (const chain of arr(listener.filter_chains, 'listener.filter_chains')) {
+    const c = obj(chain, 'filter chain');
+    if (c.transport_socket !== undefined) throw new Error('gateway template: the listener already has a transport_socket');
+    c.transport_socket = downstreamTlsSocket(tls);
+  }
+  // SANITIZE is Envoy's default; it is spelled out where client certificates
+  // exist: a client-sent x-forwarded-client-cert is removed before any
+  // filter runs, never trusted and never forwarded. The sidecar learns the
+  // client certificate only from ext_proc's connection attributes.
+  hcm.forward_client_cert_details = 'SANITIZE';
+}
+
 function applyCommon(doc: Obj, listenerPort: number, adminPort: number, accessLogPath: string | undefined): Obj {
   checkPort(listenerPort, 'listenerPort');
   checkPort(adminPort, 'adminPort');
@@ -201,6 +270,7 @@ function applyCommon(doc: Obj, listenerPort: number, adminPort: number, accessLo
 export function renderGatewayConfig(opts: GatewayConfigOptions): string {
   const doc = loadGatewayTemplate();
   const hcm = applyCommon(doc, opts.listenerPort, opts.adminPort, opts.accessLogPath);
+  if (opts.tls !== undefined) addListenerTls(listenerOf(doc), hcm, opts.tls);
 
   if (opts.messageTimeoutMs !== undefined) {
     const filters = arr(hcm.http_filters, 'http_filters');

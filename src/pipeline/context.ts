@@ -5,22 +5,9 @@
 import type { Snapshot, ModelRoute } from '../stages/route/snapshot.ts';
 import type { Endpoint } from '../openai/endpoints.ts';
 import type { TraceContext } from './trace.ts';
+import type { Identity } from '../stages/auth/identity.ts';
 
-export type AuthMethod = 'api_key';
-
-/** A verified caller with its authorization context. There is no anonymous variant. */
-export interface Identity {
-  readonly method: AuthMethod;
-  readonly principal: string;
-  /** Loggable key id (never the key). */
-  readonly keyId: string;
-  readonly org: string;
-  readonly tenant: string;
-  readonly tier: string;
-  readonly roles: readonly string[];
-  /** `'*'` = every model in the snapshot. */
-  readonly models: ReadonlySet<string> | '*';
-}
+export type { Identity };
 
 export interface Usage {
   promptTokens: number;

@@ -20,8 +20,9 @@ import { GatewayError } from '../openai/errors.ts';
 import { estimateTokens, parseRequestBody, rewriteRequestBody } from '../openai/request.ts';
 import { SseStreamMeter } from '../openai/sse.ts';
 import { usageFromJsonBody } from '../openai/usage.ts';
-import type { ApiKeyAuthenticator } from '../stages/auth/api-keys.ts';
-import { presentedApiKey } from '../stages/auth/api-keys.ts';
+import type { Authenticator } from '../stages/auth/authenticate.ts';
+import type { ConnectionInfo } from '../stages/auth/credential.ts';
+import { allows } from '../stages/auth/identity.ts';
 import { buildAuditRecord } from '../stages/audit/record.ts';
 import type { AuditSink } from '../stages/audit/file-sink.ts';
 import type { SnapshotHolder } from '../stages/route/snapshot.ts';
@@ -36,13 +37,17 @@ export type HeaderView = ReadonlyMap<string, string>;
 
 /** Headers only the gateway may set; a client's copies are removed before anything else. */
 export const TRUSTED_PREFIX = 'x-gateway-';
-/** Headers that never reach a model server. */
-const CREDENTIAL_HEADERS = ['authorization', 'x-api-key'] as const;
+/**
+ * Headers that never reach a model server: credentials, and identity claims a
+ * client might send (the client certificate is only ever read from Envoy's
+ * connection attributes).
+ */
+const CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'x-forwarded-client-cert'] as const;
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
 
 export interface ProcessorDeps {
   readonly config: GatewayConfig;
-  readonly auth: ApiKeyAuthenticator;
+  readonly auth: Authenticator;
   readonly snapshots: SnapshotHolder;
   readonly audit: AuditSink;
   readonly metrics: Metrics;
@@ -67,7 +72,7 @@ export class RequestProcessor {
   }
 
   /** Phase 1. Always returns a state, so a denial is audited like any request. */
-  async requestHeaders(headers: HeaderView, endOfStream: boolean): Promise<{ state: RequestState; result: PhaseResult }> {
+  async requestHeaders(headers: HeaderView, endOfStream: boolean, conn: ConnectionInfo): Promise<{ state: RequestState; result: PhaseResult }> {
     const incomingId = headers.get('x-request-id');
     const method = headers.get(':method') ?? '';
     const path = headers.get(':path') ?? '';
@@ -95,14 +100,15 @@ export class RequestProcessor {
     const state: RequestState = { ctx, meter: null, promptChars: 0, finished: false };
     try {
       // Authenticate before anything else: an anonymous caller learns nothing, not even which paths exist.
-      const key = presentedApiKey(headers.get('authorization'), headers.get('x-api-key'));
-      if (key === null) throw new GatewayError('missing_api_key', 'An API key is required: send "Authorization: Bearer <key>".');
-      ctx.identity = this.#d.auth.authenticate(key);
+      ctx.identity = await this.#d.auth.authenticate({ authorization: headers.get('authorization'), xApiKey: headers.get('x-api-key') }, conn, ctx.endpoint);
 
       if (!match.ok) {
         throw match.reason === 'unknown_url'
           ? new GatewayError('unknown_url', `Invalid URL (${method} ${path.split('?')[0] ?? ''}).`)
           : new GatewayError('method_not_allowed', `Method ${method} is not allowed on ${path.split('?')[0] ?? ''}.`);
+      }
+      if (!allows(ctx.identity.endpoints, match.endpoint)) {
+        throw new GatewayError('endpoint_not_allowed', `You are not allowed to call ${endpointPath(match.endpoint)}.`);
       }
       if (match.endpoint === 'models') return { state, result: await this.#respondOk(state, modelListBody(visibleModels(ctx.snapshot, ctx.identity), ctx.snapshot)) };
       if (match.endpoint === 'model') return { state, result: await this.#respondOk(state, this.#modelObject(ctx, ctx.identity, match.modelId ?? '')) };
@@ -296,8 +302,10 @@ export class RequestProcessor {
         ['x-request-id', ctx.requestId],
         ['traceparent', ctx.trace.traceparent],
         ['x-gateway-principal', id.principal],
-        ['x-gateway-auth-method', id.method],
-        ['x-gateway-key-id', id.keyId],
+        ['x-gateway-auth-method', id.methods.join(',')],
+        ...(id.keyId === null ? [] : [['x-gateway-key-id', id.keyId] as const]),
+        ...(id.mtls?.spiffeId == null ? [] : [['x-gateway-workload', id.mtls.spiffeId] as const]),
+        ['x-gateway-roles', id.roles.join(',')],
         ['x-gateway-org', id.org],
         ['x-gateway-tenant', id.tenant],
         ['x-gateway-tier', id.tier],
@@ -348,11 +356,11 @@ function responseOutcome(status: number | null): 'completed' | 'failed' {
 }
 
 function mayUse(identity: Identity, modelId: string): boolean {
-  return identity.models === '*' || identity.models.has(modelId);
+  return allows(identity.models, modelId);
 }
 
 function endpointPath(e: Endpoint): string {
-  return e === 'chat' ? '/v1/chat/completions' : e === 'completions' ? '/v1/completions' : e === 'embeddings' ? '/v1/embeddings' : '/v1/models';
+  return e === 'chat' ? '/v1/chat/completions' : e === 'completions' ? '/v1/completions' : e === 'embeddings' ? '/v1/embeddings' : e === 'models' ? '/v1/models' : '/v1/models/{model}';
 }
 
 /** User-supplied text echoed in an error is bounded. */

@@ -11,6 +11,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { RequestProcessor } from '../pipeline/processor.ts';
 import type { PhaseResult } from '../pipeline/phase-result.ts';
+import { connectionInfoFromCheckRequest } from './ext-authz-peer.ts';
 import type { CheckRequest, CheckResponseInput as CheckResponse, HeaderValueOptionInput as HeaderValueOption } from './proto/types.ts';
 
 const GRPC_OK = 0;
@@ -37,7 +38,7 @@ async function check(processor: RequestProcessor, req: CheckRequest): Promise<Ch
   if (http?.path !== undefined) headers.set(':path', http.path);
   const body = http?.raw_body !== undefined && http.raw_body.length > 0 ? Buffer.from(http.raw_body) : http?.body !== undefined && http.body !== '' ? Buffer.from(http.body, 'utf8') : null;
 
-  const { state, result } = await processor.requestHeaders(headers, body === null);
+  const { state, result } = await processor.requestHeaders(headers, body === null, connectionInfoFromCheckRequest(req));
   if (result.kind === 'respond') return denied(result);
   const set = [...(result.headers?.set ?? [])];
   const remove = [...(result.headers?.remove ?? [])];
@@ -48,9 +49,12 @@ async function check(processor: RequestProcessor, req: CheckRequest): Promise<Ch
     for (const [k, v] of bodyResult.headers?.set ?? []) if (k !== 'content-length') set.push([k, v]);
   }
   await processor.authorized(state);
+  // Envoy applies headers_to_remove after the set headers: a name we set must not be listed for removal
+  // (the set overwrites the client's value anyway).
+  const setNames = new Set(set.map(([k]) => k));
   return {
     status: { code: GRPC_OK },
-    ok_response: { headers: set.map(([k, v]) => option(k, v)), headers_to_remove: remove },
+    ok_response: { headers: set.map(([k, v]) => option(k, v)), headers_to_remove: remove.filter((k) => !setNames.has(k)) },
   };
 }
 

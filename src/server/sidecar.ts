@@ -13,7 +13,11 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
 import { RequestProcessor } from '../pipeline/processor.ts';
-import { ApiKeyAuthenticator } from '../stages/auth/api-keys.ts';
+import { ApiKeyVerifier } from '../stages/auth/api-keys.ts';
+import { Authenticator } from '../stages/auth/authenticate.ts';
+import { JwtVerifier } from '../stages/auth/jwt.ts';
+import { MtlsVerifier } from '../stages/auth/mtls.ts';
+import { createKeyStore } from '../stores/keys/index.ts';
 import { JsonlFileSink, type AuditSink } from '../stages/audit/file-sink.ts';
 import { SnapshotHolder, loadSnapshotFile } from '../stages/route/snapshot.ts';
 import { Metrics } from '../telemetry/metrics.ts';
@@ -46,9 +50,18 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   const snapshot = loadSnapshotFile(config.routing.snapshotFile);
   metrics.setSnapshot(snapshot.version, snapshot.loadedAt);
   const audit = opts.audit ?? new JsonlFileSink(config.audit.file);
+  const keyStore = createKeyStore(config, log);
+  const auth = new Authenticator(
+    {
+      apiKeys: new ApiKeyVerifier(keyStore, { unknownKeyCache: config.auth.unknownKeyCache, log }),
+      jwt: new JwtVerifier(config.auth.jwt, { onJwksFetch: (issuer, outcome) => metrics.jwksFetches.inc({ issuer, outcome }) }),
+      mtls: new MtlsVerifier(config.auth.mtls),
+    },
+    config.auth.require,
+  );
   const processor = new RequestProcessor({
     config,
-    auth: new ApiKeyAuthenticator(config.auth.apiKeys),
+    auth,
     snapshots: new SnapshotHolder(snapshot),
     audit,
     metrics,
@@ -114,6 +127,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
       if (socketPath !== null && existsSync(socketPath)) rmSync(socketPath, { force: true });
       await admin.close();
       await audit.close();
+      await keyStore.close();
       log.info('stopped');
       resolveStopped();
     })();

@@ -66,6 +66,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly jwksFetches = new Counter({
+    name: `${PREFIX}jwks_fetches_total`,
+    help: 'JWKS fetches by configured issuer and outcome (ok|error).',
+    labelNames: ['issuer', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly snapshotInfo = new Gauge({
     name: `${PREFIX}routing_snapshot_info`,
     help: 'The routing snapshot in use (value 1, version as label).',

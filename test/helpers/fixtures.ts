@@ -68,18 +68,29 @@ export function writeGatewayFiles(opts: {
   }));
   const socketPath = join(dir, 'sidecar.sock');
   const auditFile = join(dir, 'audit.jsonl');
-  const base = opts.config ?? {};
-  const config = {
-    ...base,
-    server: { grpc: { socket: socketPath }, admin: { port: 0 }, shutdownGraceMs: 2000, ...(base['server'] as object | undefined) },
+  const config = deepMerge({
+    server: { grpc: { socket: socketPath }, admin: { port: 0 }, shutdownGraceMs: 2000 },
     auth: { apiKeys: entries },
     routing: { snapshotFile },
     audit: { file: auditFile },
     logging: { level: 'warn' },
-  };
+  }, opts.config ?? {});
   const configFile = join(dir, 'gateway.yaml');
   writeFileSync(configFile, stringify(config));
   return { dir, configFile, snapshotFile, auditFile, socketPath, keys };
+}
+
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Objects merge key by key; anything else (arrays included) is replaced. */
+export function deepMerge(base: Plain, over: Plain): Plain {
+  const out: Plain = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const prev = out[k];
+    out[k] = isPlain(prev) && isPlain(v) ? deepMerge(prev, v) : v;
+  }
+  return out;
 }
 
 export interface AuditLine {
@@ -88,7 +99,7 @@ export interface AuditLine {
   status: number | null;
   model: string | null;
   decision: { action: string; code: string | null };
-  identity: { principal: string; keyId: string; method: string } | null;
+  identity: { principal: string; keyId: string | null; methods: string[]; jwt: { issuer: string; subject: string } | null; mtls: { spiffeId: string | null; subject: string | null; certDigest: string } | null } | null;
   usage: { promptTokens: number; completionTokens: number; source: string } | null;
   deployment: { cluster: string; model: string } | null;
   [k: string]: unknown;

@@ -12,6 +12,7 @@ import OpenAI from 'openai';
 import { findEnvoy, PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { renderGatewayConfig, type UpstreamCluster } from '../../src/envoy/config.ts';
 import { startEnvoy, type EnvoyProcess } from '../../src/envoy/process.ts';
+import { toExtAuthzConfig } from '../../src/envoy/ext-authz.ts';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.ts';
 import { writeGatewayFiles, type GatewayFiles, type KeySpec, type ModelSpec } from './fixtures.ts';
 
@@ -45,6 +46,12 @@ export interface StackOptions {
   /** Start without a sidecar (Envoy must fail closed). */
   withoutSidecar?: boolean;
   messageTimeoutMs?: number;
+  /** Deep-merged into the sidecar config (e.g. auth.jwt, auth.mtls, auth.require, redis). */
+  config?: Record<string, unknown>;
+  /** Which Envoy filter asks the sidecar (default ext_proc). */
+  filter?: 'ext_proc' | 'ext_authz';
+  /** Serve the gateway listener over TLS, optionally requiring client certificates. */
+  tls?: { certChainFile: string; privateKeyFile: string; clientCaFile: string; requireClientCertificate: boolean };
 }
 
 export async function freePort(): Promise<number> {
@@ -107,20 +114,23 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
   const files = writeGatewayFiles({
     keys: opts.keys ?? [{ principal: 'alice' }],
     ...(opts.models === undefined ? {} : { models: opts.models }),
+    ...(opts.config === undefined ? {} : { config: opts.config }),
   });
   const sidecar: SidecarProcess | null = null;
+  const render = opts.filter === 'ext_authz' ? toExtAuthzConfig : (yaml: string) => yaml;
   const envoy = await startEnvoy({
     bin,
     workDir: join(files.dir, 'envoy'),
-    configYaml: renderGatewayConfig({
+    configYaml: render(renderGatewayConfig({
       listenerPort: 0,
       adminPort: 0,
       sidecarSocket: files.socketPath,
       clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }, ...(opts.extraClusters ?? [])],
       ...(opts.messageTimeoutMs === undefined ? {} : { messageTimeoutMs: opts.messageTimeoutMs }),
-    }),
+      ...(opts.tls === undefined ? {} : { tls: opts.tls }),
+    })),
   });
-  const url = `http://127.0.0.1:${await envoy.listenerPort()}`;
+  const url = `${opts.tls === undefined ? 'http' : 'https'}://127.0.0.1:${await envoy.listenerPort()}`;
   const stack: TestStack = {
     url,
     baseURL: `${url}/v1`,

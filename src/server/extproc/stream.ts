@@ -17,6 +17,7 @@ import type { PhaseResult } from '../../pipeline/phase-result.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
 import type { ProcessingRequest, ProcessingResponseInput as ProcessingResponse } from '../proto/types.ts';
 import { headerMapToView, toProcessingResponse, type AnswerPhase } from './wire.ts';
+import { connectionInfoFromAttributes } from './attributes.ts';
 
 type StreamState =
   | 'awaiting_request_headers'
@@ -121,7 +122,8 @@ export class ExtProcStream {
         this.#expect('awaiting_request_headers', msg.request);
         const h = msg.request_headers;
         const eos = h.end_of_stream === true;
-        const { state, result } = await p.requestHeaders(headerMapToView(h.headers), eos);
+        // The client certificate comes only from Envoy's connection attributes, never from a header.
+        const { state, result } = await p.requestHeaders(headerMapToView(h.headers), eos, connectionInfoFromAttributes(msg.attributes));
         this.#req = state;
         this.#advance(result, eos ? 'awaiting_response_headers' : 'awaiting_request_body');
         return toProcessingResponse('request_headers', result);

@@ -15,7 +15,13 @@ export interface AuditRecord {
   readonly method: string;
   readonly path: string;
   readonly endpoint: string | null;
-  readonly identity: { readonly method: string; readonly principal: string; readonly keyId: string } | null;
+  readonly identity: {
+    readonly methods: readonly string[];
+    readonly principal: string;
+    readonly keyId: string | null;
+    readonly jwt: { readonly issuer: string; readonly subject: string } | null;
+    readonly mtls: { readonly spiffeId: string | null; readonly subject: string | null; readonly certDigest: string } | null;
+  } | null;
   readonly authorization: { readonly org: string; readonly tenant: string; readonly tier: string; readonly roles: readonly string[] } | null;
   readonly classification: { readonly classes: Readonly<Record<string, number>> };
   readonly decision: { readonly action: 'permit' | 'deny'; readonly code: string | null; readonly policyVersion: string | null };
@@ -42,7 +48,7 @@ export function buildAuditRecord(ctx: RequestContext, now: bigint = process.hrti
     method: ctx.method,
     path: ctx.path.length > 256 ? ctx.path.slice(0, 256) : ctx.path,
     endpoint: ctx.endpoint,
-    identity: id === null ? null : { method: id.method, principal: id.principal, keyId: id.keyId },
+    identity: id === null ? null : { methods: id.methods, principal: id.principal, keyId: id.keyId, jwt: id.jwt, mtls: id.mtls },
     authorization: id === null ? null : { org: id.org, tenant: id.tenant, tier: id.tier, roles: id.roles },
     classification: { classes: {} },
     decision: { action: ctx.outcome === 'denied' ? 'deny' : 'permit', code: ctx.errorCode, policyVersion: null },

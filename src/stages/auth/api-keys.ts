@@ -1,63 +1,210 @@
 /**
- * API key authentication against the configured key hashes. The key is
- * looked up by its public id, then its SHA-256 digest is compared in
- * constant time with the stored one (both fixed-length).
+ * API key verification against a key store.
+ *
+ *   1. shape + checksum: a malformed or invented key never reaches a store
+ *   2. negative cache: ids the store recently did not know are refused
+ *      locally (bounded LRU with a TTL)
+ *   3. budget: lookups of ids not verified recently draw from a token bucket
+ *      (burst = maxEntries, refill = maxEntries / ttlSeconds per second),
+ *      because a flood of random well-formed ids would each miss the
+ *      negative cache. When it is empty, such keys get 503 until it refills;
+ *      keys verified recently are unaffected. Stores that are in-memory maps
+ *      (inline config, key files) cost nothing to ask and have no budget.
+ *   4. store lookup (one in flight per id), then the SHA-256 digest of the
+ *      presented key is compared in constant time with the stored one (both
+ *      32 bytes; a dummy digest when the id is unknown, so every path
+ *      compares), then revocation and expiry.
+ *
+ * A store that fails yields `authentication_unavailable` (503), never an
+ * acceptance. Messages and logs name the key id only.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { ApiKeyEntry } from '../../config/schema.ts';
-import type { Identity } from '../../pipeline/context.ts';
+import type { Logger } from 'pino';
+import type { Endpoint } from '../../openai/endpoints.ts';
 import { GatewayError } from '../../openai/errors.ts';
+import type { ApiKeyStore, KeyRecord } from '../../stores/keys/port.ts';
+import type { Allow, Credential } from './credential.ts';
 import { parseApiKey } from './api-key-format.ts';
 
-interface StoredKey {
-  readonly digest: Buffer;
-  readonly expiresAt: number | null;
-  readonly identity: Identity;
+export type ApiKeyCredential = Extract<Credential, { method: 'api_key' }>;
+
+export interface ApiKeyVerifierOptions {
+  readonly unknownKeyCache: { readonly maxEntries: number; readonly ttlSeconds: number };
+  /**
+   * Store lookups per second for ids not verified recently (sustained);
+   * default maxEntries / ttlSeconds. The burst is max(maxEntries, this).
+   */
+  readonly unverifiedLookupsPerSecond?: number;
+  readonly now?: () => number;
+  readonly log?: Logger;
 }
 
-export class ApiKeyAuthenticator {
-  readonly #keys = new Map<string, StoredKey>();
-  readonly #now: () => number;
+const DUMMY_DIGEST = Buffer.alloc(32);
+const SHA256_PREFIX = 'sha256:';
 
-  constructor(entries: readonly ApiKeyEntry[], now: () => number = Date.now) {
-    this.#now = now;
-    for (const e of entries) {
-      if (this.#keys.has(e.id)) throw new Error(`auth.apiKeys: duplicate key id ${e.id}`);
-      this.#keys.set(e.id, {
-        digest: Buffer.from(e.hash.slice('sha256:'.length), 'hex'),
-        expiresAt: e.expiresAt === undefined ? null : Date.parse(e.expiresAt),
-        identity: Object.freeze({
-          method: 'api_key',
-          principal: e.principal,
-          keyId: e.id,
-          org: e.org,
-          tenant: e.tenant,
-          tier: e.tier,
-          roles: Object.freeze([...e.roles]),
-          models: e.models.includes('*') ? '*' : new Set(e.models),
-        }),
-      });
+function storedDigest(hash: string): Buffer | null {
+  if (!hash.startsWith(SHA256_PREFIX) || hash.length !== SHA256_PREFIX.length + 64) return null;
+  const d = Buffer.from(hash.slice(SHA256_PREFIX.length), 'hex');
+  return d.length === 32 ? d : null;
+}
+
+function allow<T extends string>(list: readonly (T | '*')[]): Allow<T> {
+  return list.includes('*') ? '*' : new Set(list.filter((x): x is T => x !== '*'));
+}
+
+/** Insertion-ordered Map used as an LRU; entries carry an expiry. */
+class TtlLru {
+  readonly #max: number;
+  readonly #ttlMs: number;
+  readonly #map = new Map<string, number>();
+
+  constructor(max: number, ttlMs: number) {
+    this.#max = max;
+    this.#ttlMs = ttlMs;
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  has(key: string, now: number): boolean {
+    const until = this.#map.get(key);
+    if (until === undefined) return false;
+    this.#map.delete(key);
+    if (until <= now) return false;
+    this.#map.set(key, until); // most recently used; the expiry is unchanged
+    return true;
+  }
+
+  add(key: string, now: number): void {
+    this.#map.delete(key);
+    this.#map.set(key, now + this.#ttlMs);
+    while (this.#map.size > this.#max) {
+      const oldest = this.#map.keys().next();
+      if (oldest.done === true) break;
+      this.#map.delete(oldest.value);
     }
   }
 
-  /** Returns the identity, or throws a 401 GatewayError. Never logs the key. */
-  authenticate(key: string): Identity {
+  delete(key: string): void {
+    this.#map.delete(key);
+  }
+}
+
+class TokenBucket {
+  readonly #capacity: number;
+  readonly #perMs: number;
+  #tokens: number;
+  #at: number;
+
+  constructor(capacity: number, perSecond: number, now: number) {
+    this.#capacity = capacity;
+    this.#perMs = perSecond / 1000;
+    this.#tokens = capacity;
+    this.#at = now;
+  }
+
+  take(now: number): boolean {
+    if (now > this.#at) {
+      this.#tokens = Math.min(this.#capacity, this.#tokens + (now - this.#at) * this.#perMs);
+      this.#at = now;
+    }
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  refund(): void {
+    this.#tokens = Math.min(this.#capacity, this.#tokens + 1);
+  }
+}
+
+export class ApiKeyVerifier {
+  readonly #store: ApiKeyStore;
+  readonly #now: () => number;
+  readonly #log: Logger | undefined;
+  readonly #unknown: TtlLru;
+  /** Ids verified recently: their lookups skip the budget. Grants nothing by itself. */
+  readonly #verified: TtlLru;
+  readonly #budget: TokenBucket;
+  readonly #inflight = new Map<string, Promise<KeyRecord | null>>();
+  readonly #credentials = new WeakMap<KeyRecord, ApiKeyCredential>();
+
+  constructor(store: ApiKeyStore, opts: ApiKeyVerifierOptions) {
+    this.#store = store;
+    this.#now = opts.now ?? Date.now;
+    this.#log = opts.log;
+    const { maxEntries, ttlSeconds } = opts.unknownKeyCache;
+    this.#unknown = new TtlLru(maxEntries, ttlSeconds * 1000);
+    this.#verified = new TtlLru(maxEntries, 24 * 3600 * 1000);
+    const rate = opts.unverifiedLookupsPerSecond ?? Math.max(1, maxEntries / ttlSeconds);
+    this.#budget = new TokenBucket(Math.max(maxEntries, rate), rate, this.#now());
+  }
+
+  /** The credential, or a GatewayError: 401 invalid_api_key, 503 authentication_unavailable. */
+  async verify(key: string): Promise<ApiKeyCredential> {
     const parsed = parseApiKey(key);
     if (!parsed.ok) throw new GatewayError('invalid_api_key', 'Invalid API key: the key is malformed.');
-    const stored = this.#keys.get(parsed.id);
+    const id = parsed.id;
     const digest = createHash('sha256').update(key).digest();
-    // Compare even when the id is unknown so both paths cost the same.
-    const expected = stored?.digest ?? UNKNOWN_DIGEST;
-    const match = timingSafeEqual(digest, expected) && stored !== undefined;
-    if (!match) throw new GatewayError('invalid_api_key', `Invalid API key (id ${parsed.id}).`);
-    if (stored.expiresAt !== null && stored.expiresAt <= this.#now()) {
-      throw new GatewayError('invalid_api_key', `API key ${parsed.id} has expired.`);
+    const record = this.#unknown.has(id, this.#now()) ? null : await this.#lookup(id);
+    const expected = record === null ? null : storedDigest(record.hash);
+    // Always one 32-byte comparison, whether or not the id is known.
+    const equal = timingSafeEqual(digest, expected ?? DUMMY_DIGEST);
+    if (record === null || expected === null || !equal) throw new GatewayError('invalid_api_key', `Invalid API key (id ${id}).`);
+    const now = this.#now();
+    if (record.revokedAt !== null) throw new GatewayError('invalid_api_key', `API key ${id} has been revoked.`);
+    if (record.expiresAt !== null && record.expiresAt <= now) {
+      throw new GatewayError('invalid_api_key', record.replacedBy === undefined
+        ? `API key ${id} has expired.`
+        : `API key ${id} was rotated and its grace period has ended.`);
     }
-    return stored.identity;
+    this.#verified.add(id, now);
+    return this.#credential(record);
+  }
+
+  #lookup(id: string): Promise<KeyRecord | null> {
+    const pending = this.#inflight.get(id);
+    if (pending !== undefined) return pending;
+    const now = this.#now();
+    const budgeted = this.#store.inMemory !== true && !this.#verified.has(id, now);
+    if (budgeted && !this.#budget.take(now)) {
+      return Promise.reject(new GatewayError('authentication_unavailable', `API key ${id} could not be checked: too many unknown keys are being presented; retry shortly.`));
+    }
+    const p = this.#store.get(id).then(
+      (record) => {
+        if (record === null) this.#unknown.add(id, this.#now());
+        else if (budgeted) this.#budget.refund();
+        return record;
+      },
+      (err: unknown) => {
+        this.#log?.warn({ keyId: id, err: err instanceof Error ? err.message : String(err) }, 'API key store lookup failed');
+        throw new GatewayError('authentication_unavailable', `API key ${id} could not be checked: the key store is unavailable.`);
+      },
+    ).finally(() => this.#inflight.delete(id));
+    this.#inflight.set(id, p);
+    return p;
+  }
+
+  #credential(r: KeyRecord): ApiKeyCredential {
+    let c = this.#credentials.get(r);
+    if (c === undefined) {
+      c = Object.freeze({
+        method: 'api_key',
+        principal: r.principal,
+        keyId: r.id,
+        org: r.org,
+        tenant: r.tenant,
+        tier: r.tier,
+        roles: Object.freeze([...r.roles]),
+        models: allow<string>(r.models),
+        endpoints: allow<Endpoint>(r.endpoints),
+      });
+      this.#credentials.set(r, c);
+    }
+    return c;
   }
 }
-
-const UNKNOWN_DIGEST = Buffer.alloc(32);
 
 /** Pulls the presented key from `authorization: Bearer …` or `x-api-key`. */
 export function presentedApiKey(authorization: string | undefined, xApiKey: string | undefined): string | null {

@@ -1,0 +1,317 @@
+/**
+ * Keys managed at runtime in Redis (`inference-gateway keys … --redis`).
+ *
+ * Layout (all names under `redis.keyPrefix`, default `igw:`):
+ *   <prefix>key:<id>      one hash per key: id, hash, principal, org, tenant,
+ *                         tier, roles/models/endpoints (JSON lists), createdAt,
+ *                         expiresAt, revokedAt (epoch ms; absent = none),
+ *                         replacedBy
+ *   <prefix>keys:revoked  pub/sub channel; the message is a key id whose
+ *                         cached record every replica must drop (revocation,
+ *                         rotation)
+ *
+ * Failure behaviour: the command connection connects lazily, never queues
+ * commands while disconnected (`enableOfflineQueue: false`), gives each
+ * command `commandTimeoutMs`, and retries a request at most once, so a dead
+ * Redis turns into a rejected lookup (→ 503) within that bound instead of a
+ * request that hangs. Reconnection runs in the background (backoff capped at
+ * 1 s), so the store recovers by itself when Redis comes back.
+ *
+ * Cache: found records are served locally for `cacheSeconds`. A second
+ * connection subscribes to the revocation channel; a message drops that id
+ * at once, and every (re)subscription drops the whole cache because
+ * messages sent while it was down are lost. So a revoked key is refused
+ * within milliseconds normally, and within `cacheSeconds` at worst.
+ * Unknown ids are not cached here (the verifier's negative cache does that).
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import type { KeyRecord, KeyUpdate, WritableKeyStore } from './port.ts';
+import { recordFromRedisFields, redisFieldsFromRecord } from './record.ts';
+
+export interface RedisKeyStoreOptions {
+  /** redis:// or rediss:// URL. */
+  readonly url: string;
+  readonly keyPrefix: string;
+  /** Bound on each command, and on waiting for a connection being set up. */
+  readonly commandTimeoutMs: number;
+  /** How long a found record may be served from the local cache; 0 disables it. */
+  readonly cacheSeconds: number;
+  readonly log: Logger;
+  /** Subscribe to revocations (replicas: yes, the default; the CLI: no). */
+  readonly subscribe?: boolean;
+  readonly now?: () => number;
+}
+
+interface Cached {
+  readonly record: KeyRecord;
+  readonly at: number;
+}
+
+const MAX_CACHED = 100_000;
+const ERROR_LOG_INTERVAL_MS = 10_000;
+
+/** KEYS[1] = record key; ARGV = HSET field/value pairs. Refuses to overwrite. */
+const CREATE_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1`;
+
+/**
+ * KEYS[1] = record key, KEYS[2] = revocation channel.
+ * ARGV[1] = id, ARGV[2] = number of field/value pairs to set, then the pairs,
+ * then the fields to delete. Publishes the id; returns the record or 0.
+ */
+const UPDATE_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = tonumber(ARGV[2])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + 2 * n)) end
+for i = 3 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+redis.call('PUBLISH', KEYS[2], ARGV[1])
+return redis.call('HGETALL', KEYS[1])`;
+
+/** Glob-escapes a prefix for SCAN MATCH. */
+function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+function pairsToObject(flat: readonly unknown[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = String(flat[i + 1]);
+  return out;
+}
+
+/** Where a URL points, without credentials (for messages). */
+function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return 'redis';
+  }
+}
+
+export class RedisKeyStore implements WritableKeyStore {
+  readonly description: string;
+  readonly #redis: Redis;
+  readonly #sub: Redis | null;
+  readonly #prefix: string;
+  readonly #channel: string;
+  readonly #timeoutMs: number;
+  readonly #cacheMs: number;
+  readonly #now: () => number;
+  readonly #log: Logger;
+  readonly #cache = new Map<string, Cached>();
+  /** Bumped on every invalidation: a lookup that started before one must not fill the cache. */
+  #epoch = 0;
+  #readyWait: Promise<void> | null = null;
+  #subscribed = false;
+  #subscribedWaiters: Array<() => void> = [];
+  #closed = false;
+  #lastErrorLog = 0;
+  #lastError: string | null = null;
+  #failing = false;
+
+  constructor(opts: RedisKeyStoreOptions) {
+    this.description = describeUrl(opts.url);
+    this.#prefix = opts.keyPrefix;
+    this.#channel = `${opts.keyPrefix}keys:revoked`;
+    this.#timeoutMs = opts.commandTimeoutMs;
+    this.#cacheMs = opts.cacheSeconds * 1000;
+    this.#now = opts.now ?? Date.now;
+    this.#log = opts.log;
+    const common: RedisOptions = {
+      lazyConnect: true,
+      connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
+      retryStrategy: (times) => Math.min(100 * times, 1000),
+      connectionName: 'inference-gateway-keys',
+      // close() should not keep the process alive for ioredis' default 2 s when Redis is down.
+      disconnectTimeout: 200,
+    };
+    this.#redis = new Redis(opts.url, {
+      ...common,
+      commandTimeout: opts.commandTimeoutMs,
+      // A silent dead peer: destroy the socket so reconnection starts.
+      socketTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+    });
+    this.#redis.on('error', (err: Error) => this.#onError('command', err));
+    this.#redis.on('ready', () => {
+      this.#lastError = null;
+      if (this.#failing) this.#log.info({ redis: this.description }, 'Redis key store reachable again');
+      this.#failing = false;
+    });
+    this.#sub = opts.subscribe === false ? null : this.#subscribe(opts.url, common);
+  }
+
+  /** The pub/sub channel revocations are announced on. */
+  get channel(): string {
+    return this.#channel;
+  }
+
+  /** Resolves once the revocation subscription is live (immediately without one). */
+  whenSubscribed(): Promise<void> {
+    if (this.#sub === null || this.#subscribed) return Promise.resolve();
+    return new Promise((resolve) => this.#subscribedWaiters.push(resolve));
+  }
+
+  async get(id: string): Promise<KeyRecord | null> {
+    const now = this.#now();
+    const hit = this.#cache.get(id);
+    if (hit !== undefined) {
+      if (now - hit.at < this.#cacheMs) return hit.record;
+      this.#cache.delete(id);
+    }
+    const epoch = this.#epoch;
+    const record = await this.#read(id);
+    if (record !== null && this.#cacheMs > 0 && epoch === this.#epoch && !this.#closed) {
+      if (this.#cache.size >= MAX_CACHED) {
+        const oldest = this.#cache.keys().next();
+        if (oldest.done !== true) this.#cache.delete(oldest.value);
+      }
+      this.#cache.set(id, { record, at: now });
+    }
+    return record;
+  }
+
+  async list(): Promise<KeyRecord[]> {
+    await this.#ready();
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.#redis.scan(cursor, 'MATCH', `${globEscape(this.#prefix)}key:*`, 'COUNT', 500);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    keys.sort();
+    const out: KeyRecord[] = [];
+    for (const key of keys) {
+      const rec = recordFromRedisFields(await this.#redis.hgetall(key), key);
+      if (rec !== null) out.push(rec);
+    }
+    return out;
+  }
+
+  async create(record: KeyRecord): Promise<void> {
+    await this.#ready();
+    const created = await this.#redis.eval(CREATE_LUA, 1, this.#key(record.id), ...redisFieldsFromRecord(record));
+    if (created !== 1) throw new Error(`key id ${record.id} already exists in ${this.description}`);
+  }
+
+  async update(id: string, change: KeyUpdate): Promise<KeyRecord | null> {
+    await this.#ready();
+    const set: string[] = [];
+    const del: string[] = [];
+    if (change.expiresAt !== undefined) {
+      if (change.expiresAt === null) del.push('expiresAt');
+      else set.push('expiresAt', String(change.expiresAt));
+    }
+    if (change.revokedAt !== undefined) set.push('revokedAt', String(change.revokedAt));
+    if (change.replacedBy !== undefined) set.push('replacedBy', change.replacedBy);
+    const reply = await this.#redis.eval(UPDATE_LUA, 2, this.#key(id), this.#channel, id, String(set.length / 2), ...set, ...del);
+    this.#invalidate(id);
+    if (!Array.isArray(reply)) return null;
+    return recordFromRedisFields(pairsToObject(reply), this.#key(id));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cache.clear();
+    for (const w of this.#subscribedWaiters.splice(0)) w();
+    this.#redis.disconnect();
+    this.#sub?.disconnect();
+  }
+
+  #key(id: string): string {
+    return `${this.#prefix}key:${id}`;
+  }
+
+  async #read(id: string): Promise<KeyRecord | null> {
+    await this.#ready();
+    const key = this.#key(id);
+    return recordFromRedisFields(await this.#redis.hgetall(key), key);
+  }
+
+  /**
+   * Ready → go. A connection being set up → wait for it, at most the command
+   * timeout. Down (waiting to reconnect) or closed → fail now.
+   */
+  async #ready(): Promise<void> {
+    const r = this.#redis;
+    if (r.status === 'ready') return;
+    if (this.#closed || r.status === 'end') throw new Error('the Redis key store is closed');
+    if (r.status === 'wait') r.connect().catch(() => undefined);
+    else if (r.status !== 'connecting' && r.status !== 'connect') {
+      throw new Error(`Redis (${this.description}) is unreachable${this.#why()}`);
+    }
+    this.#readyWait ??= new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        r.off('ready', onReady);
+        r.off('close', onClose);
+        this.#readyWait = null;
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onReady = (): void => done();
+      const onClose = (): void => done(new Error(`Redis (${this.description}) is unreachable${this.#why()}`));
+      const timer = setTimeout(() => done(new Error(`Redis (${this.description}) did not connect within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      r.on('ready', onReady);
+      r.on('close', onClose);
+    });
+    return this.#readyWait;
+  }
+
+  #why(): string {
+    return this.#lastError === null ? '' : `: ${this.#lastError}`;
+  }
+
+  #invalidate(id: string | null): void {
+    this.#epoch++;
+    if (id === null) this.#cache.clear();
+    else this.#cache.delete(id);
+  }
+
+  #subscribe(url: string, common: RedisOptions): Redis {
+    const sub = new Redis(url, {
+      ...common,
+      connectionName: 'inference-gateway-keys-sub',
+      // Subscribed by hand on every (re)connect, so the cache can be dropped once it is live again.
+      autoResubscribe: false,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+    });
+    sub.on('error', (err: Error) => this.#onError('subscriber', err));
+    sub.on('message', (channel: string, message: string) => {
+      if (channel === this.#channel) this.#invalidate(message);
+    });
+    sub.on('close', () => {
+      this.#subscribed = false;
+    });
+    sub.on('ready', () => {
+      sub.subscribe(this.#channel).then(
+        () => {
+          // Messages sent while we were not listening are lost: forget everything.
+          this.#invalidate(null);
+          this.#subscribed = true;
+          for (const w of this.#subscribedWaiters.splice(0)) w();
+        },
+        (err: unknown) => this.#onError('subscriber', err instanceof Error ? err : new Error(String(err))),
+      );
+    });
+    sub.connect().catch(() => undefined);
+    return sub;
+  }
+
+  #onError(connection: string, err: Error): void {
+    if (this.#closed) return;
+    this.#failing = true;
+    if (connection === 'command') this.#lastError = err.message;
+    const now = Date.now();
+    if (now - this.#lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
+    this.#lastErrorLog = now;
+    this.#log.warn({ redis: this.description, connection, err: err.message }, 'Redis key store connection error');
+  }
+}
