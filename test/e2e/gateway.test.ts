@@ -16,7 +16,7 @@ const seenRequestIds: string[] = [];
 
 before(async () => {
   stack = await startTestStack({
-    keys: [{ principal: 'alice', org: 'acme', tenant: 'research', tier: 'gold' }, { principal: 'bob', org: 'acme', tenant: 'sales', models: ['embed-demo'] }],
+    keys: [{ principal: 'alice', org: 'acme', tenant: 'research', tier: 'gold' }, { principal: 'bob', org: 'acme', tenant: 'sales', models: ['embed-demo'] }, { principal: 'erin', endpoints: ['embeddings'] }],
     models: [
       { id: 'gpt-demo', endpoints: ['chat', 'completions'], cluster: 'demo-upstream', model: 'demo-model' },
       { id: 'embed-demo', endpoints: ['embeddings'], cluster: 'demo-upstream', model: 'demo-embedder' },
@@ -172,6 +172,15 @@ describe('refused requests never reach the model server', () => {
     await expectError(() => stack.client('bob').chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'x' }] }), 403, 'model_not_allowed');
     await expectError(() => stack.client().embeddings.create({ model: 'gpt-demo', input: 'x' }), 404, 'model_not_found');
     assert.equal(stack.upstream.requests.length, 0);
+  });
+
+  test('403 endpoint_not_allowed for an endpoint outside the key\'s allowlist', async () => {
+    stack.upstream.clearRequests();
+    await expectError(() => stack.client('erin').chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'x' }] }), 403, 'endpoint_not_allowed');
+    await expectError(() => stack.client('erin').models.list(), 403, 'endpoint_not_allowed');
+    const ok = await stack.client('erin').embeddings.create({ model: 'embed-demo', input: 'x' }).withResponse();
+    seenRequestIds.push(ok.response.headers.get('x-request-id') ?? 'missing');
+    assert.equal(stack.upstream.requests.length, 1);
   });
 
   test('bad bodies: not JSON, wrong content type, unknown path', async () => {

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
@@ -12,6 +12,8 @@ import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { renderGatewayConfig, renderPlainConfig } from '../../src/envoy/config.ts';
 import { validateEnvoyConfig } from '../../src/envoy/process.ts';
 import { envoyBinary } from './helpers.ts';
+import { TLS_MOUNT } from '../../src/envoy/variants.ts';
+import { createTestPki } from '../helpers/pki.ts';
 
 async function walk(dir: string, accept: (name: string) => boolean): Promise<string[]> {
   const out: string[] = [];
@@ -35,8 +37,20 @@ void test('committed envoy/*.yaml configs pass envoy --mode validate', async (t)
   if (bin === undefined) return t.skip('Envoy unavailable');
   const files = await walk(join(PROJECT_ROOT, 'envoy'), isYaml);
   assert.ok(files.some((f) => f.endsWith('gateway.yaml')), 'envoy/gateway.yaml must exist');
+  // Validation opens certificate files: configs that read a TLS Secret at its
+  // conventional mount path are validated with test certificates put there instead.
+  const pki = await createTestPki();
+  t.after(() => pki.cleanup());
+  const tlsDir = join(pki.dir, 'mounted-tls');
+  await mkdir(tlsDir);
+  await Promise.all([copyFile(pki.server.cert, join(tlsDir, 'tls.crt')), copyFile(pki.server.key, join(tlsDir, 'tls.key')), copyFile(pki.caCert, join(tlsDir, 'ca.crt'))]);
   for (const file of files) {
-    await assertValid(bin, relative(PROJECT_ROOT, file), { configPath: file });
+    const text = await readFile(file, 'utf8');
+    if (text.includes(`${TLS_MOUNT}/`)) {
+      await assertValid(bin, relative(PROJECT_ROOT, file), { configYaml: text.replaceAll(`${TLS_MOUNT}/`, `${tlsDir}/`) });
+    } else {
+      await assertValid(bin, relative(PROJECT_ROOT, file), { configPath: file });
+    }
   }
 });
 

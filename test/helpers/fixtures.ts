@@ -14,6 +14,7 @@ export interface KeySpec {
   readonly tenant?: string;
   readonly tier?: string;
   readonly models?: string[];
+  readonly endpoints?: string[];
   readonly expiresAt?: string;
 }
 
@@ -58,6 +59,7 @@ export function writeGatewayFiles(opts: {
       tenant: k.tenant ?? 'research',
       tier: k.tier ?? 'standard',
       models: k.models ?? ['*'],
+      endpoints: k.endpoints ?? ['*'],
       ...(k.expiresAt === undefined ? {} : { expiresAt: k.expiresAt }),
     };
   });

@@ -1,0 +1,26 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
+import { VARIANTS } from '../../src/envoy/variants.ts';
+
+for (const v of VARIANTS) {
+  test(`${v.file} equals its render from envoy/gateway.yaml (run node scripts/gen-envoy-variants.ts after editing gateway.yaml)`, () => {
+    const committed: unknown = YAML.parse(readFileSync(join(PROJECT_ROOT, v.file), 'utf8'));
+    assert.deepEqual(committed, YAML.parse(v.render()));
+  });
+}
+
+test('the ext_authz variant has no ext_proc and fails closed', () => {
+  const text = JSON.stringify(YAML.parse(readFileSync(join(PROJECT_ROOT, 'envoy/ext-authz.yaml'), 'utf8')));
+  assert.ok(!text.includes('envoy.filters.http.ext_proc'));
+  assert.ok(text.includes('"failure_mode_allow":false'));
+});
+
+test('the mTLS variant requires client certificates and sanitizes x-forwarded-client-cert', () => {
+  const text = JSON.stringify(YAML.parse(readFileSync(join(PROJECT_ROOT, 'envoy/gateway-mtls.yaml'), 'utf8')));
+  assert.ok(text.includes('"require_client_certificate":true'));
+  assert.ok(text.includes('"forward_client_cert_details":"SANITIZE"'));
+});
