@@ -57,6 +57,27 @@ test('sidecar killed (SIGKILL): fail closed; a restarted sidecar serves again', 
   assert.match(r.choices[0]?.message.content ?? '', /Demo reply/);
 });
 
+test('thousands of requests on Envoy\'s one connection to the sidecar: none fails (streams are closed, not reset)', async () => {
+  // Regression: when the sidecar left finished streams for Envoy to reset, Node's HTTP/2
+  // rapid-reset guard closed the connection after ~1000 resets and in-flight requests got 503.
+  const client = stack.client();
+  let failures = 0;
+  const worker = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      try {
+        await client.embeddings.create({ model: 'embed-demo', input: 'x' });
+      } catch (err) {
+        failures++;
+        if (failures <= 3) process.stderr.write(`request failed: ${err instanceof OpenAI.APIError ? `${err.status} ${err.code}` : String(err)}\n`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, () => worker(160)));
+  assert.equal(failures, 0);
+  const stats = await (await fetch(`${stack.envoy.adminUrl}/stats?filter=inference-gateway-sidecar`)).text();
+  assert.match(stats, /cluster\.inference-gateway-sidecar\.upstream_rq_tx_reset: 0\b/, 'Envoy reset no sidecar stream');
+});
+
 test('SIGTERM drains: an in-flight stream completes and is audited, the sidecar exits 0, new requests fail closed', async () => {
   const sidecar = stack.sidecar;
   assert.ok(sidecar);

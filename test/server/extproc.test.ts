@@ -133,7 +133,12 @@ test('the full buffered sequence: sanitize, route, rewrite, meter, audit — the
   assert.equal(rh.mode_override, undefined, 'JSON responses stay buffered');
   const rb = await envoy.send({ response_body: { body: Buffer.from(JSON.stringify({ usage: { prompt_tokens: 5, completion_tokens: 9 } })), end_of_stream: true } });
   assert.equal(rb.response, 'response_body');
-  assert.equal((await envoy.end()).code, grpc.status.OK);
+  // The sidecar closes the finished stream itself (before Envoy half-closes): otherwise Envoy
+  // resets every stream and Node's rapid-reset guard drops the connection after ~1000.
+  const closed = await Promise.race([envoy.status, new Promise<'open'>((r) => setTimeout(() => r('open'), 500))]);
+  assert.notEqual(closed, 'open', 'the stream was left open after the final answer');
+  assert.equal(closed.code, grpc.status.OK);
+  envoy.call.end();
   const rec = readAudit(files.auditFile).find((r) => r.requestId === 'req-full-0000-0001');
   assert.deepEqual(rec?.usage, { promptTokens: 5, completionTokens: 9, source: 'counted' });
   assert.equal(rec?.outcome, 'completed');

@@ -6,9 +6,10 @@
  *   request_headers ─▶ request_body? ─▶ response_headers ─▶ response_body* ─▶ complete
  *          └─────────────── immediate response (denial, /v1/models) ───────────▶ complete
  *
- * The stream is only ended cleanly (status OK) after the request is
- * complete, i.e. after its audit record was committed; anything else ends
- * it with an error status so Envoy fails the request closed.
+ * The stream is ended cleanly (status OK) as soon as the request is
+ * complete, i.e. after its last answer and its audit record; never earlier
+ * (OK means "carry on without me" to Envoy). Anything else ends it with an
+ * error status so Envoy fails the request closed.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -109,12 +110,17 @@ export class ExtProcStream {
     if (this.#state === 'closed') return; // cancelled while we worked: nobody to answer
     this.#call.write(answer);
     if (phase !== undefined) this.#d.metrics.phaseSeconds.observe({ phase }, Number(process.hrtime.bigint() - started) / 1e9);
+    // The exchange is over (final answer sent, audit committed): close with OK now. Waiting for
+    // Envoy instead makes it reset every stream, and Node's HTTP/2 rapid-reset guard then drops
+    // the whole connection after ~1000 resets — failing every request in flight on it.
+    if (this.#state === 'complete') this.#close('ok');
   }
 
   async #dispatch(msg: ProcessingRequest): Promise<ProcessingResponse> {
     const p = this.#d.processor;
     if (this.#state === 'envoy_local_reply' || (this.#state === 'awaiting_request_headers' && msg.request === 'response_headers')) {
-      this.#state = 'envoy_local_reply';
+      const last = (msg.request === 'response_headers' && msg.response_headers.end_of_stream === true) || (msg.request === 'response_body' && msg.response_body.end_of_stream === true);
+      this.#state = last ? 'complete' : 'envoy_local_reply';
       return passThrough(msg);
     }
     switch (msg.request) {
