@@ -1,0 +1,653 @@
+/**
+ * `npm run bench`: plain Envoy (A) against the gateway (B: Envoy + ext_proc
+ * sidecar) in one run, on the same machine, with the same requests.
+ *
+ *   A  load generator → Envoy (no ext_proc)            → demo upstream
+ *   B  load generator → Envoy (ext_proc) ⇄ sidecar     → demo upstream
+ *
+ * The demo upstream, the sidecar and the load generator are separate
+ * processes; Envoy runs with --concurrency 1. Per system and scenario it
+ * measures latency at a fixed request rate (open loop, latency from each
+ * request's scheduled send time), throughput at saturation (closed loop), and
+ * the CPU time each process spent per request (from /proc). See
+ * docs/benchmarks.md for how to read the output.
+ */
+import { once } from 'node:events';
+import { createReadStream, existsSync, rmSync } from 'node:fs';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { envoyVersion, findEnvoy, PROJECT_ROOT } from '../src/envoy/binary.ts';
+import { DEMO_CLUSTER, renderGatewayConfig, renderPlainConfig } from '../src/envoy/config.ts';
+import { startEnvoy } from '../src/envoy/process.ts';
+import type { EnvoyProcess } from '../src/envoy/process.ts';
+import { writeGatewayFiles } from '../test/helpers/fixtures.ts';
+import { cpuDeltaMs, machineBusyPercentOfCore, readAllProcesses, readMachineCpu, readProcCpu, topOthers } from './lib/cpu.ts';
+import type { MachineCpu, ProcCpu } from './lib/cpu.ts';
+import { buildRequest } from './lib/http1.ts';
+import { machineInfo } from './lib/machine.ts';
+import { freePort, killAllChildren, runLoadgen, startSidecarProcess, startUpstreamProcess } from './lib/procs.ts';
+import type { BodyCheck, PhaseSpec } from './lib/protocol.ts';
+import { markdownSection, textReport } from './lib/report.ts';
+import type { BenchOptions, BenchResults, Check, CpuFigure, MeasuredPhase, ProcessName, ScenarioResults, SystemResults } from './lib/results.ts';
+
+const HELP = `Usage: npm run bench -- [options]     (or: node bench/run.ts [options])
+
+Compares plain Envoy (A) with the gateway (B: Envoy + sidecar) in one run.
+
+Options:
+  --quick                 ~20 s smoke run (0.3 s warm-up, 1.5 s phases); does not touch docs/
+  --check                 CI mode: verify the whole set-up works (every response 200,
+                          the sidecar audited every request, ...); exit 0 only if so.
+                          Writes no files unless --out/--docs are given.
+  --connections N         saturation phase connections (default 32)
+  --warmup S              warm-up before each phase, seconds (default 2; quick 0.3)
+  --duration S            saturation phase, seconds (default 8; quick 1.5)
+  --rate R                fixed-rate phase, requests/s (default 200)
+  --rate-duration S       fixed-rate phase, seconds (default 10; quick 1.5)
+  --timeout S             per-request timeout, seconds (default 10)
+  --scenarios LIST        comma-separated: chat,chat-stream (default both)
+  --out FILE              results JSON (default bench/results/<date>.json)
+  --no-results            do not write a results JSON
+  --docs / --no-docs      append the figures to docs/benchmarks.md (default: on for full runs)
+  --verbose               show Envoy/sidecar/upstream output
+  --from FILE             run nothing: print the table of a saved results JSON
+                          (with --docs: append its section to docs/benchmarks.md)
+  -h, --help              this help
+`;
+
+interface Scenario {
+  name: string;
+  description: string;
+  stream: boolean;
+  check: BodyCheck;
+  body: string;
+}
+
+const PROMPT = 'Write one short sentence about latency benchmarks.';
+const SCENARIOS: Scenario[] = [
+  {
+    name: 'chat',
+    description: 'POST /v1/chat/completions, non-streaming, small prompt (12-token reply)',
+    stream: false,
+    check: 'chat-json',
+    body: JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: PROMPT }], max_tokens: 64 }),
+  },
+  {
+    name: 'chat-stream',
+    description: 'POST /v1/chat/completions, stream: true (SSE, 12 content chunks + usage + [DONE])',
+    stream: true,
+    check: 'chat-sse',
+    body: JSON.stringify({
+      model: 'gpt-demo',
+      messages: [{ role: 'user', content: PROMPT }],
+      max_tokens: 64,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  },
+];
+
+const say = (msg: string): void => {
+  process.stdout.write(`${msg}\n`);
+};
+const warn = (msg: string): void => {
+  process.stderr.write(`${msg}\n`);
+};
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Bad command line: reported without a stack trace. */
+class UsageError extends Error {}
+
+function parseOptions(argv: string[]): BenchOptions | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean' },
+      check: { type: 'boolean' },
+      connections: { type: 'string' },
+      warmup: { type: 'string' },
+      duration: { type: 'string' },
+      rate: { type: 'string' },
+      'rate-duration': { type: 'string' },
+      timeout: { type: 'string' },
+      scenarios: { type: 'string' },
+      out: { type: 'string' },
+      'no-results': { type: 'boolean' },
+      docs: { type: 'boolean' },
+      'no-docs': { type: 'boolean' },
+      verbose: { type: 'boolean' },
+      from: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write(HELP);
+    return null;
+  }
+  const quick = values.quick === true;
+  const check = values.check === true;
+  const num = (name: string, raw: string | undefined, dflt: number, min: number, max: number): number => {
+    if (raw === undefined) return dflt;
+    const v = Number(raw);
+    if (!Number.isFinite(v) || v < min || v > max) throw new UsageError(`--${name} must be a number from ${min} to ${max}, got "${raw}"`);
+    return v;
+  };
+  const scenarios = (values.scenarios ?? SCENARIOS.map((s) => s.name).join(',')).split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const s of scenarios) {
+    if (!SCENARIOS.some((x) => x.name === s)) throw new UsageError(`unknown scenario "${s}" (known: ${SCENARIOS.map((x) => x.name).join(', ')})`);
+  }
+  if (scenarios.length === 0) throw new UsageError('--scenarios: name at least one scenario');
+  const writeResults = values['no-results'] !== true && (!check || values.out !== undefined);
+  return {
+    quick,
+    check,
+    connections: Math.round(num('connections', values.connections, 32, 1, 1000)),
+    warmupS: num('warmup', values.warmup, quick ? 0.3 : 2, 0, 60),
+    durationS: num('duration', values.duration, quick ? 1.5 : 8, 0.5, 600),
+    rate: num('rate', values.rate, 200, 1, 100_000),
+    rateDurationS: num('rate-duration', values['rate-duration'], quick ? 1.5 : 10, 0.5, 600),
+    timeoutS: num('timeout', values.timeout, 10, 0.1, 120),
+    scenarios,
+    out: writeResults ? (values.out ?? '') : null,
+    docs: values['no-docs'] === true ? false : values.docs === true ? true : !quick && !check,
+    verbose: values.verbose === true,
+    from: values.from ?? null,
+  };
+}
+
+// ---------------------------------------------------------------- clean-up
+
+const cleanups: Array<() => Promise<void>> = [];
+let cleaning: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (let fn = cleanups.pop(); fn !== undefined; fn = cleanups.pop()) {
+      try {
+        await fn();
+      } catch (err) {
+        warn(`clean-up: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+// Temp folders go even if the process dies without running the clean-ups.
+const tempDirs = new Set<string>();
+process.once('exit', () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+// A closed stdout (e.g. `| head`) must not crash the run half-way.
+process.stdout.on('error', () => undefined);
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    warn(`\nbench: ${sig}: stopping everything`);
+    killAllChildren();
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------- measuring
+
+interface System {
+  key: 'plain' | 'gateway';
+  envoy: EnvoyProcess;
+  port: number;
+  /** Processes whose CPU is read for this system. */
+  pids: Partial<Record<ProcessName, number>>;
+}
+
+interface Snapshot {
+  at: number;
+  procs: Partial<Record<ProcessName, ProcCpu>>;
+  machine: MachineCpu;
+  all: ReturnType<typeof readAllProcesses>;
+}
+
+function snapshot(pids: Partial<Record<ProcessName, number>>): Snapshot {
+  const procs: Partial<Record<ProcessName, ProcCpu>> = {};
+  for (const [name, pid] of Object.entries(pids) as Array<[ProcessName, number]>) {
+    try {
+      procs[name] = readProcCpu(pid);
+    } catch {
+      // gone: reported as missing
+    }
+  }
+  return { at: performance.now(), procs, machine: readMachineCpu(), all: readAllProcesses() };
+}
+
+// Envoy counters kept per phase (whole phase, warm-up included): they explain
+// failures, e.g. the sidecar closing its gRPC connection under load.
+const ENVOY_COUNTERS =
+  '^(http\\.gateway\\.(downstream_rq_[2-5]xx|ext_proc\\.(streams_started|streams_closed|streams_failed|server_half_closed))' +
+  '|cluster\\.inference-gateway-sidecar\\.(upstream_cx_total|upstream_cx_close_notify|upstream_cx_destroy_remote_with_active_rq|upstream_rq_tx_reset|upstream_rq_rx_reset)' +
+  '|cluster\\.demo-upstream\\.(upstream_rq_total|upstream_cx_total))$';
+
+async function envoyCounters(adminUrl: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  try {
+    const res = await fetch(`${adminUrl}/stats?usedonly&filter=${encodeURIComponent(ENVOY_COUNTERS)}`, { signal: AbortSignal.timeout(5000) });
+    for (const line of (await res.text()).split('\n')) {
+      const m = /^(\S+): (\d+)$/.exec(line);
+      if (m?.[1] !== undefined) out[m[1]] = Number(m[2]);
+    }
+  } catch {
+    // diagnostics only
+  }
+  return out;
+}
+
+function counterDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) {
+    const d = v - (before[k] ?? 0);
+    if (d !== 0) out[k] = d;
+  }
+  return out;
+}
+
+async function measure(system: System, spec: PhaseSpec): Promise<MeasuredPhase> {
+  const countersBefore = await envoyCounters(system.envoy.adminUrl);
+  let before: Snapshot | undefined;
+  let after: Snapshot | undefined;
+  const run = runLoadgen(spec, (mark, loadgenPid) => {
+    const snap = snapshot({ ...system.pids, loadgen: loadgenPid });
+    if (mark === 'start') before = snap;
+    else after = snap;
+  });
+  cleanups.push(async () => run.kill());
+  const result = await run.result;
+  cleanups.pop();
+  const envoyCountersDelta = counterDelta(countersBefore, await envoyCounters(system.envoy.adminUrl));
+  if (before === undefined || after === undefined) throw new Error('load generator reported no measurement window');
+  const cpu: Partial<Record<ProcessName, CpuFigure>> = {};
+  for (const name of Object.keys(after.procs) as ProcessName[]) {
+    const b = before.procs[name];
+    const a = after.procs[name];
+    if (a === undefined || b === undefined) continue;
+    const d = cpuDeltaMs(b, a);
+    cpu[name] = { ms: d.ms, usPerRequest: result.requests > 0 ? (d.ms * 1000) / result.requests : Number.NaN, source: d.source };
+  }
+  const wallMs = after.at - before.at;
+  const busy = machineBusyPercentOfCore(before.machine, after.machine, wallMs);
+  const accounted = Object.values(cpu).reduce((sum, c) => sum + c.ms, 0);
+  return {
+    result,
+    requestsPerSecond: result.windowMs > 0 ? result.requests / (result.windowMs / 1000) : 0,
+    cpu,
+    machineBusyPercentOfCore: busy,
+    otherPercentOfCore: Math.max(0, busy - (accounted / wallMs) * 100),
+    topOtherProcesses: topOthers(before.all, after.all, new Set([process.pid, ...Object.values(system.pids), ...Object.values(after.procs).map((p) => p.pid)]), wallMs),
+    envoyCounters: envoyCountersDelta,
+  };
+}
+
+/** CPU each process burns while idle, in ms per second (timers, metrics collection, ...). */
+async function idleCpu(pids: Record<string, number>, ms: number): Promise<{ perProcess: Record<string, number>; machinePercentOfCore: number }> {
+  const before = new Map(Object.entries(pids).map(([k, pid]) => [k, readProcCpu(pid)] as const));
+  const machine = readMachineCpu();
+  const t0 = performance.now();
+  await sleep(ms);
+  const wallMs = performance.now() - t0;
+  const perProcess: Record<string, number> = {};
+  for (const [k, pid] of Object.entries(pids)) {
+    const b = before.get(k);
+    if (b !== undefined) perProcess[k] = cpuDeltaMs(b, readProcCpu(pid)).ms / (wallMs / 1000);
+  }
+  return { perProcess, machinePercentOfCore: machineBusyPercentOfCore(machine, readMachineCpu(), wallMs) };
+}
+
+// ---------------------------------------------------------------- preflight
+
+async function post(port: number, headers: Record<string, string>, body: string): Promise<{ status: number; text: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+    method: 'POST',
+    headers,
+    body,
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+/** One request of each kind through each system, checked in full. Returns the gateway's successful count. */
+async function preflight(systems: System[], headers: Record<string, string>, scenarios: Scenario[], checks: Check[]): Promise<number> {
+  let gatewayOk = 0;
+  for (const sys of systems) {
+    for (const sc of scenarios) {
+      const name = `preflight ${sys.key} ${sc.name}`;
+      try {
+        const r = await post(sys.port, headers, sc.body);
+        let ok = r.status === 200;
+        if (ok && !sc.stream) {
+          const parsed = JSON.parse(r.text) as { object?: unknown; choices?: unknown };
+          ok = parsed.object === 'chat.completion' && Array.isArray(parsed.choices) && parsed.choices.length === 1;
+        }
+        if (ok && sc.stream) ok = r.text.startsWith('data: ') && r.text.trimEnd().endsWith('data: [DONE]');
+        checks.push({ name, ok, detail: ok ? `HTTP ${r.status}` : `HTTP ${r.status}: ${r.text.slice(0, 300)}` });
+        if (ok && sys.key === 'gateway') gatewayOk++;
+      } catch (err) {
+        checks.push({ name, ok: false, detail: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  }
+  // The gateway really is in the path: no key, no answer.
+  const gw = systems.find((s) => s.key === 'gateway');
+  if (gw !== undefined) {
+    const noKey = { ...headers };
+    delete noKey.authorization;
+    try {
+      const r = await post(gw.port, noKey, SCENARIOS[0]?.body ?? '{}');
+      checks.push({ name: 'preflight gateway rejects a request without a key', ok: r.status === 401, detail: `HTTP ${r.status}` });
+    } catch (err) {
+      checks.push({ name: 'preflight gateway rejects a request without a key', ok: false, detail: String(err) });
+    }
+  }
+  return gatewayOk;
+}
+
+async function countLines(file: string): Promise<number> {
+  if (!existsSync(file)) return 0;
+  let n = 0;
+  const stream = createReadStream(file);
+  stream.on('data', (chunk: Buffer | string) => {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) n++;
+  });
+  await once(stream, 'end');
+  return n;
+}
+
+// ---------------------------------------------------------------- main
+
+const DOC = join(PROJECT_ROOT, 'docs', 'benchmarks.md');
+
+async function appendToDocs(r: BenchResults): Promise<void> {
+  if (!existsSync(DOC)) await writeFile(DOC, '# Benchmarks\n\nRun with `npm run bench`.\n\n# Results\n');
+  await appendFile(DOC, `\n${markdownSection(r, r.options.out)}`);
+  say(`bench: appended a section to ${relative(PROJECT_ROOT, DOC)}`);
+}
+
+/** --from FILE: re-print (and optionally append to the docs) a saved run. */
+async function fromFile(file: string, docs: boolean): Promise<number> {
+  const r = JSON.parse(await readFile(file, 'utf8')) as BenchResults;
+  if (r.schema !== 1) throw new Error(`${file}: not a bench results file (schema ${String(r.schema)})`);
+  say(textReport(r));
+  for (const w of r.warnings) warn(`bench: warning: ${w}`);
+  if (r.errorCount > 0) warn(`bench: ${r.errorCount} requests failed in that run: its figures are NOT valid`);
+  if (docs) await appendToDocs(r);
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const opts = parseOptions(argv);
+  if (opts === null) return 0;
+  if (opts.from !== null) return fromFile(opts.from, argv.includes('--docs'));
+  const started = performance.now();
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const scenarios = opts.scenarios.map((n) => SCENARIOS.find((s) => s.name === n)).filter((s): s is Scenario => s !== undefined);
+  const phaseS = 2 * opts.warmupS + opts.durationS + opts.rateDurationS;
+  say(
+    `bench: ${opts.quick ? 'quick' : 'full'} run${opts.check ? ' (check)' : ''}: ${scenarios.map((s) => s.name).join(', ')}; ` +
+      `~${Math.ceil(scenarios.length * 2 * (phaseS + 0.6) + 6)} s`,
+  );
+
+  // Whole-run watchdog: the benchmark always ends by itself.
+  const watchdogMs = (scenarios.length * 2 * (phaseS + 2 * opts.timeoutS + 5) + 180) * 1000;
+  const watchdog = setTimeout(() => {
+    warn(`bench: still running after ${Math.round(watchdogMs / 1000)} s: giving up`);
+    killAllChildren();
+    void cleanup().finally(() => process.exit(1));
+  }, watchdogMs);
+  watchdog.unref();
+
+  const checks: Check[] = [];
+  const hints = new Set<string>();
+  const warnings: string[] = [];
+  const childLog = (prefix: string) => (opts.verbose ? (line: string) => warn(`[${prefix}] ${line}`) : undefined);
+
+  // --- start everything
+  const envoyBin = await findEnvoy({ install: true, log: (m) => warn(`[envoy] ${m}`) });
+  const envoyVer = await envoyVersion(envoyBin);
+  const machine = machineInfo({ version: envoyVer, bin: envoyBin }, PROJECT_ROOT);
+
+  const workDir = await mkdtemp(join(tmpdir(), 'igw-bench-'));
+  tempDirs.add(workDir);
+  cleanups.push(() => rm(workDir, { recursive: true, force: true }));
+
+  const upstream = await startUpstreamProcess(childLog('upstream'));
+  cleanups.push(() => upstream.stop(2000));
+
+  const adminPort = await freePort();
+  const files = writeGatewayFiles({ keys: [{ principal: 'bench' }], config: { server: { admin: { port: adminPort } } } });
+  tempDirs.add(files.dir);
+  cleanups.push(() => rm(files.dir, { recursive: true, force: true }));
+  const apiKey = files.keys.bench;
+  if (apiKey === undefined) throw new Error('fixture wrote no API key');
+
+  const sidecar = await startSidecarProcess(files.configFile, adminPort, childLog('sidecar'));
+  cleanups.push(() => sidecar.stop(3000));
+
+  const cluster = { name: DEMO_CLUSTER, host: '127.0.0.1', port: upstream.port };
+  const envoyLog = childLog('envoy');
+  const envoyA = await startEnvoy({
+    bin: envoyBin,
+    workDir: join(workDir, 'envoy-plain'),
+    concurrency: 1,
+    configYaml: renderPlainConfig({ listenerPort: 0, adminPort: 0, cluster }),
+    ...(envoyLog === undefined ? {} : { log: envoyLog }),
+  });
+  cleanups.push(() => envoyA.stop(2000));
+  const envoyB = await startEnvoy({
+    bin: envoyBin,
+    workDir: join(workDir, 'envoy-gateway'),
+    concurrency: 1,
+    configYaml: renderGatewayConfig({ listenerPort: 0, adminPort: 0, sidecarSocket: files.socketPath, clusters: [cluster] }),
+    ...(envoyLog === undefined ? {} : { log: envoyLog }),
+  });
+  cleanups.push(() => envoyB.stop(2000));
+
+  const systems: System[] = [
+    { key: 'plain', envoy: envoyA, port: await envoyA.listenerPort(), pids: { envoy: envoyA.pid, upstream: upstream.pid } },
+    {
+      key: 'gateway',
+      envoy: envoyB,
+      port: await envoyB.listenerPort(),
+      pids: { envoy: envoyB.pid, sidecar: sidecar.pid, upstream: upstream.pid },
+    },
+  ];
+  say(`bench: upstream pid ${upstream.pid}, sidecar pid ${sidecar.pid}, Envoy A pid ${envoyA.pid} (:${systems[0]?.port}), Envoy B pid ${envoyB.pid} (:${systems[1]?.port})`);
+
+  const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
+  let gatewayOk = await preflight(systems, headers, scenarios, checks);
+  const preflightFailed = checks.filter((c) => !c.ok);
+  if (preflightFailed.length > 0) {
+    for (const c of preflightFailed) warn(`bench: FAILED ${c.name}: ${c.detail}`);
+    throw new Error('preflight failed: the systems do not answer as expected (see above)');
+  }
+
+  const idle = await idleCpu(
+    { 'Envoy A': envoyA.pid, 'Envoy B': envoyB.pid, sidecar: sidecar.pid, upstream: upstream.pid },
+    opts.quick ? 500 : 2000,
+  );
+  const idleCpuMsPerS = idle.perProcess;
+  if (idle.machinePercentOfCore > 20) {
+    const msg = `before the load the machine was already ${Math.round(idle.machinePercentOfCore)} % of a core busy (other work): figures will be noisy`;
+    warnings.push(msg);
+    warn(`bench: warning: ${msg}`);
+  }
+
+  // --- phases
+  let errorCount = 0;
+  const results: ScenarioResults[] = [];
+  const common = { host: '127.0.0.1', warmupMs: opts.warmupS * 1000, timeoutMs: opts.timeoutS * 1000 };
+  for (const sc of scenarios) {
+    const partial: Partial<Record<'plain' | 'gateway', Partial<SystemResults>>> = { plain: {}, gateway: {} };
+    const requestFor = (sys: System): string =>
+      buildRequest({ host: '127.0.0.1', port: sys.port, path: '/v1/chat/completions', headers, body: sc.body }).toString('base64');
+    const phases: Array<{ kind: 'fixedRate' | 'saturation'; sys: System }> = [];
+    for (const kind of ['fixedRate', 'saturation'] as const) for (const sys of systems) phases.push({ kind, sys });
+    for (const { kind, sys } of phases) {
+      const spec: PhaseSpec =
+        kind === 'fixedRate'
+          ? {
+              ...common,
+              kind: 'open',
+              port: sys.port,
+              requestBase64: requestFor(sys),
+              check: sc.check,
+              durationMs: opts.rateDurationS * 1000,
+              rate: opts.rate,
+              initialConnections: 8,
+              maxConnections: 512,
+            }
+          : {
+              ...common,
+              kind: 'closed',
+              port: sys.port,
+              requestBase64: requestFor(sys),
+              check: sc.check,
+              durationMs: opts.durationS * 1000,
+              connections: opts.connections,
+            };
+      process.stdout.write(`bench: ${sc.name} ${sys.key} ${kind === 'fixedRate' ? `${opts.rate} req/s` : `saturation (${opts.connections} conns)`} … `);
+      const m = await measure(sys, spec);
+      const r = m.result;
+      say(
+        `${Math.round(m.requestsPerSecond)} req/s, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms` +
+          (r.errors.total > 0 ? `, ${r.errors.total} ERRORS` : ''),
+      );
+      errorCount += r.errors.total;
+      if (r.errors.total > 0) {
+        if ((m.envoyCounters['cluster.inference-gateway-sidecar.upstream_cx_destroy_remote_with_active_rq'] ?? 0) > 0) {
+          hints.add(
+            'the sidecar closed its gRPC connection to Envoy while requests were in flight ' +
+              '(cluster.inference-gateway-sidecar.upstream_cx_destroy_remote_with_active_rq > 0): those requests failed with 503 gateway_unavailable',
+          );
+        }
+        warn(`bench: errors in ${sc.name}/${sys.key}/${kind}: ${JSON.stringify(r.errors.byKind)}`);
+        for (const s of r.errors.samples) warn(`  ${s}`);
+        warn(`  Envoy counters over the phase: ${JSON.stringify(m.envoyCounters)}`);
+      }
+      if (m.otherPercentOfCore > 20) {
+        const top = m.topOtherProcesses.filter((p) => p.percentOfCore >= 2);
+        const listed = top.reduce((sum, p) => sum + p.percentOfCore, 0);
+        const who = [
+          ...top.map((p) => `${p.comm} ${Math.round(p.percentOfCore)} %`),
+          ...(listed < m.otherPercentOfCore / 2 ? ['processes that started and ended inside the window'] : []),
+        ].join(', ');
+        warnings.push(
+          `${sc.name} ${sys.key} ${kind}: other processes used ${Math.round(m.otherPercentOfCore)} % of a core during the window ` +
+            `(${who}): the machine was not quiet, figures are noisy`,
+        );
+      }
+      if (r.requests === 0) checks.push({ name: `${sc.name} ${sys.key} ${kind} completed requests`, ok: false, detail: 'no request completed in the window' });
+      if (r.queued !== undefined && r.queued > 0) {
+        warnings.push(`${sc.name} ${sys.key}: ${r.queued} fixed-rate requests waited for a free connection (rate near saturation?)`);
+      }
+      for (const [name, c] of Object.entries(m.cpu)) {
+        if (c.source === 'stat' && name !== 'loadgen') warnings.push(`${sc.name} ${sys.key} ${kind}: ${name} CPU from /proc/<pid>/stat (10 ms resolution): a thread exited mid-window`);
+      }
+      if (sys.key === 'gateway') gatewayOk += r.okTotal;
+      const slot = partial[sys.key] ?? {};
+      slot[kind] = m;
+      partial[sys.key] = slot;
+      await sleep(300);
+    }
+    const plain = partial.plain;
+    const gateway = partial.gateway;
+    if (plain?.fixedRate === undefined || plain.saturation === undefined || gateway?.fixedRate === undefined || gateway.saturation === undefined) {
+      throw new Error('internal: a phase is missing');
+    }
+    const res: ScenarioResults = {
+      name: sc.name,
+      description: sc.description,
+      stream: sc.stream,
+      requestBodyBytes: Buffer.byteLength(sc.body),
+      plain: { fixedRate: plain.fixedRate, saturation: plain.saturation },
+      gateway: { fixedRate: gateway.fixedRate, saturation: gateway.saturation },
+    };
+    const minSat = Math.min(res.plain.saturation.requestsPerSecond, res.gateway.saturation.requestsPerSecond);
+    if (opts.rate > 0.5 * minSat) {
+      warnings.push(`${sc.name}: the fixed rate (${opts.rate} req/s) is over half the lower saturation throughput (${Math.round(minSat)} req/s); its latencies include queueing`);
+    }
+    results.push(res);
+  }
+
+  // --- the sidecar must have audited every request it let through
+  await sidecar.stop(5000);
+  const audited = await countLines(files.auditFile);
+  checks.push({
+    name: 'sidecar audited every successful gateway request',
+    ok: audited >= gatewayOk,
+    detail: `${audited} audit records for ${gatewayOk} successful requests (plus 1 rejected)`,
+  });
+  checks.push({ name: 'no request failed', ok: errorCount === 0, detail: `${errorCount} errors` });
+
+  for (const h of hints) warnings.push(`likely cause of the failed requests: ${h}`);
+  const resultsFile =
+    opts.out === null
+      ? null
+      : opts.out !== ''
+        ? resolve(opts.out)
+        : join(fileURLToPath(new URL('./results/', import.meta.url)), `${date.replace(/:/g, '-')}${opts.quick ? '-quick' : ''}.json`);
+  const resultsRel = resultsFile === null ? null : relative(PROJECT_ROOT, resultsFile);
+  const out: BenchResults = {
+    schema: 1,
+    date,
+    mode: opts.quick ? 'quick' : 'full',
+    options: { ...opts, out: resultsRel },
+    machine,
+    idleCpuMsPerS,
+    idleMachinePercentOfCore: idle.machinePercentOfCore,
+    scenarios: results,
+    checks,
+    warnings,
+    errorCount,
+    elapsedS: (performance.now() - started) / 1000,
+  };
+
+  say('');
+  say(textReport(out));
+  say('');
+  for (const w of warnings) warn(`bench: warning: ${w}`);
+
+  if (resultsFile !== null) {
+    await mkdir(join(resultsFile, '..'), { recursive: true });
+    await writeFile(resultsFile, `${JSON.stringify(out, null, 2)}\n`);
+    say(`bench: results written to ${relative(PROJECT_ROOT, resultsFile)}`);
+  }
+  if (opts.docs) await appendToDocs(out);
+
+  clearTimeout(watchdog);
+  const failed = checks.filter((c) => !c.ok);
+  if (errorCount > 0) {
+    warn('');
+    warn('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+    warn(`!!! ${errorCount} REQUESTS FAILED: these figures are NOT valid`);
+    for (const h of hints) warn(`!!! likely cause: ${h}`);
+    warn('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+  }
+  for (const c of failed) warn(`bench: FAILED ${c.name}: ${c.detail}`);
+  if (opts.check) say(failed.length === 0 ? `bench check: OK (${checks.length} checks)` : `bench check: FAILED (${failed.length} of ${checks.length} checks)`);
+  return failed.length === 0 ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+  async (code) => {
+    await cleanup();
+    process.exitCode = code;
+  },
+  async (err: unknown) => {
+    const usage = err instanceof UsageError || (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'));
+    if (usage) warn(`bench: ${err.message}\n\n${HELP}`);
+    else warn(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    killAllChildren();
+    await cleanup();
+    process.exitCode = 1;
+  },
+);
