@@ -99,6 +99,45 @@ export const AuthRequirementSchema = z.strictObject({
   methods: z.array(AuthMethodName).min(1, 'must name at least one method'),
 });
 
+/** One limit rule of a plan: the counters it sets, for one scope. */
+export const QuotaLimitSchema = z.strictObject({
+  /** Who shares the counter: one API key/principal, a tenant, an org, a logical model (per org), or tenant × model. */
+  scope: z.enum(['key', 'tenant', 'org', 'endpoint', 'tenant_endpoint']),
+  /** Requests per second (token bucket) and the burst it allows (default: rps). */
+  rps: positiveInt.optional(),
+  burst: positiveInt.optional(),
+  /** Requests per minute (sliding window). */
+  rpm: positiveInt.optional(),
+  /** Tokens per minute (prompt estimate + max_tokens reserved at admission, settled with the real usage). */
+  tpm: positiveInt.optional(),
+  /** Tokens per day, resetting at midnight in quotas.timeZone; exhausted → 429 insufficient_quota. */
+  tpd: positiveInt.optional(),
+  /** Requests in flight at once (a stream counts until it ends). */
+  concurrency: positiveInt.optional(),
+}).refine((l) => [l.rps, l.rpm, l.tpm, l.tpd, l.concurrency].some((v) => v !== undefined), { message: 'must set at least one of rps, rpm, tpm, tpd, concurrency' });
+
+export const QuotaPlanSchema = z.strictObject({
+  /** Identities whose tier has this name use this plan. */
+  name: label,
+  limits: z.array(QuotaLimitSchema).default([]),
+  /** What happens while the quota store (Redis) is unavailable. */
+  whenStoreDown: z.enum(['fail_closed', 'fail_open', 'local']).default('fail_closed'),
+  /** With `local`: the share of each limit this replica enforces on its own (e.g. 1/replicas). */
+  localShare: z.number().positive().max(1).default(1),
+  /** Tokens reserved for the completion when a request sets no max_tokens. */
+  defaultMaxTokens: positiveInt.default(1024),
+  /**
+   * Graceful degradation before the hard limit: once any limit of the plan is
+   * used beyond `threshold` (0-1), send requests to `fallbackModel` (a model id
+   * in the routing snapshot, e.g. a cheaper deployment) and/or cap max_tokens.
+   */
+  soft: z.strictObject({
+    threshold: z.number().gt(0).lt(1),
+    fallbackModel: nonEmpty.optional(),
+    maxTokens: positiveInt.optional(),
+  }).refine((s) => s.fallbackModel !== undefined || s.maxTokens !== undefined, { message: 'must set fallbackModel and/or maxTokens' }).optional(),
+});
+
 export const ConfigSchema = z.strictObject({
   server: z.strictObject({
     grpc: z.strictObject({
@@ -142,6 +181,24 @@ export const ConfigSchema = z.strictObject({
     /** Default: any one verified method suffices. */
     require: z.array(AuthRequirementSchema).default([]),
   }).prefault({}),
+  quotas: z.strictObject({
+    /** IANA time zone whose midnight resets daily token caps. */
+    timeZone: z.string().refine((tz) => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'must be an IANA time zone such as UTC or Europe/Berlin').default('UTC'),
+    plans: z.array(QuotaPlanSchema).default([]),
+    /** Plan for identities whose tier names no plan; unset = such identities have no quotas. */
+    defaultPlan: label.optional(),
+    /** A concurrency lease not released by then (its sidecar died) is reclaimed. Keep it above Envoy's route timeout. */
+    leaseSeconds: positiveInt.default(180),
+    /** After this many consecutive store failures, skip the store for openSeconds (then probe once). */
+    breaker: z.strictObject({ failureThreshold: positiveInt.default(5), openSeconds: positiveInt.default(10) }).prefault({}),
+  }).prefault({}),
   redis: z.strictObject({
     /** e.g. redis://127.0.0.1:6379/0; unset = no Redis (everything in memory). */
     url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
@@ -163,6 +220,9 @@ export const ConfigSchema = z.strictObject({
   logging: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).prefault({}),
+}).refine((c) => c.quotas.defaultPlan === undefined || c.quotas.plans.some((p) => p.name === c.quotas.defaultPlan), {
+  message: 'must name one of quotas.plans',
+  path: ['quotas', 'defaultPlan'],
 }).refine((c) => !c.auth.redisKeys || c.redis.url !== undefined, {
   message: 'auth.redisKeys needs redis.url',
   path: ['auth', 'redisKeys'],
@@ -176,3 +236,6 @@ export type ApiKeyEntry = z.output<typeof ApiKeyEntrySchema>;
 export type JwtIssuerConfig = z.output<typeof JwtIssuerSchema>;
 export type MtlsIdentityConfig = z.output<typeof MtlsIdentitySchema>;
 export type AuthConfig = GatewayConfig['auth'];
+export type QuotaConfig = GatewayConfig['quotas'];
+export type QuotaPlan = z.output<typeof QuotaPlanSchema>;
+export type QuotaLimitRule = z.output<typeof QuotaLimitSchema>;

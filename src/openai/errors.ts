@@ -12,6 +12,7 @@ export type ErrorType =
   | 'permission_error'
   | 'not_found_error'
   | 'rate_limit_error'
+  | 'insufficient_quota'
   | 'server_error';
 
 interface ErrorSpec {
@@ -67,6 +68,14 @@ export const ERROR_CODES = {
     status: 405, type: 'invalid_request_error', origin: 'sidecar',
     description: 'The HTTP method is not supported on this path.',
   },
+  rate_limit_exceeded: {
+    status: 429, type: 'rate_limit_error', origin: 'sidecar',
+    description: 'A request or token rate limit, or the concurrency limit, is reached; retry after the retry-after header.',
+  },
+  insufficient_quota: {
+    status: 429, type: 'insufficient_quota', origin: 'sidecar',
+    description: 'The daily token cap is exhausted until midnight in the configured time zone.',
+  },
   invalid_request_body: {
     status: 400, type: 'invalid_request_error', origin: 'sidecar',
     description: 'The body is not valid JSON or does not match the endpoint schema.',
@@ -86,6 +95,10 @@ export const ERROR_CODES = {
   authentication_unavailable: {
     status: 503, type: 'server_error', origin: 'sidecar',
     description: 'A credential could not be checked because its key source (JWKS, key store) is unreachable; it is not accepted.',
+  },
+  quota_unavailable: {
+    status: 503, type: 'server_error', origin: 'sidecar',
+    description: 'The quota store is unreachable and the plan fails closed.',
   },
   audit_unavailable: {
     status: 503, type: 'server_error', origin: 'sidecar',

@@ -13,6 +13,8 @@ export interface ParsedRequest {
   readonly clientWantsStreamUsage: boolean;
   /** Characters of prompt text, for a token estimate when the server reports none. */
   readonly promptChars: number;
+  /** The completion allowance the client set (`max_completion_tokens` or `max_tokens`), if any. */
+  readonly maxTokens: number | null;
 }
 
 function invalid(message: string, param: string | null = null): GatewayError {
@@ -42,20 +44,35 @@ export function parseRequestBody(endpoint: Endpoint, body: Buffer): ParsedReques
     if (typeof opts !== 'object' || Array.isArray(opts)) throw invalid('`stream_options` must be an object.', 'stream_options');
     wantsUsage = (opts as Record<string, unknown>)['include_usage'] === true;
   }
-  return { json: obj, model, stream: streaming, clientWantsStreamUsage: wantsUsage, promptChars: promptChars(endpoint, obj) };
+  return { json: obj, model, stream: streaming, clientWantsStreamUsage: wantsUsage, promptChars: promptChars(endpoint, obj), maxTokens: maxTokens(obj) };
 }
 
 /**
  * The body sent upstream: the deployment's model name, and for streams
  * `stream_options.include_usage` so the server counts tokens for us.
  */
-export function rewriteRequestBody(req: ParsedRequest, upstreamModel: string): Buffer {
+export function rewriteRequestBody(req: ParsedRequest, upstreamModel: string, capMaxTokens: number | null = null): Buffer {
   const out: Record<string, unknown> = { ...req.json, model: upstreamModel };
+  if (capMaxTokens !== null) {
+    // Whichever field the client used (newer servers read max_completion_tokens, older ones max_tokens).
+    const field = req.json['max_completion_tokens'] !== undefined ? 'max_completion_tokens' : 'max_tokens';
+    out[field] = Math.min(req.maxTokens ?? capMaxTokens, capMaxTokens);
+  }
   if (req.stream && !req.clientWantsStreamUsage) {
     const prev = req.json['stream_options'];
     out['stream_options'] = { ...(typeof prev === 'object' && prev !== null ? prev : {}), include_usage: true };
   }
   return Buffer.from(JSON.stringify(out), 'utf8');
+}
+
+function maxTokens(obj: Record<string, unknown>): number | null {
+  for (const name of ['max_completion_tokens', 'max_tokens']) {
+    const v = obj[name];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw invalid(`\`${name}\` must be a positive integer.`, name);
+    return v;
+  }
+  return null;
 }
 
 function textChars(value: unknown): number {

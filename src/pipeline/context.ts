@@ -41,6 +41,8 @@ export interface RequestContext {
   firstByteHr: bigint | null;
   firstTokenHr: bigint | null;
   outcome: Outcome | null;
+  /** The quota plan applied and how it was decided (store, or a store-down policy). */
+  quota: { readonly plan: string; readonly mode: 'store' | 'fail_open' | 'local'; readonly reservedTokens: number } | null;
 }
 
 export function elapsedMs(from: bigint, to: bigint = process.hrtime.bigint()): number {

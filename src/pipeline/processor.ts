@@ -28,6 +28,7 @@ import type { AuditSink } from '../stages/audit/file-sink.ts';
 import type { SnapshotHolder } from '../stages/route/snapshot.ts';
 import { modelListBody, modelObjectBody, visibleModels } from '../stages/route/models.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import type { QuotaStage, QuotaTicket } from '../stages/quota/stage.ts';
 import { elapsedMs, type Identity, type RequestContext } from './context.ts';
 import { CONTINUE, type HeaderEdits, type PhaseResult } from './phase-result.ts';
 import { continueTrace } from './trace.ts';
@@ -52,13 +53,20 @@ export interface ProcessorDeps {
   readonly audit: AuditSink;
   readonly metrics: Metrics;
   readonly log: Logger;
+  readonly quota: QuotaStage;
 }
+
+/** Which Envoy protocol carries the request: ext_authz sees no body rewrite and no response. */
+export type Protocol = 'ext_proc' | 'ext_authz';
 
 /** Per-request state the processor keeps beyond the shared context. */
 export interface RequestState {
   readonly ctx: RequestContext;
+  readonly protocol: Protocol;
   meter: SseStreamMeter | null;
   promptChars: number;
+  /** The quota reservation to settle when the request ends. */
+  quota: QuotaTicket | null;
   finished: boolean;
 }
 
@@ -72,7 +80,7 @@ export class RequestProcessor {
   }
 
   /** Phase 1. Always returns a state, so a denial is audited like any request. */
-  async requestHeaders(headers: HeaderView, endOfStream: boolean, conn: ConnectionInfo): Promise<{ state: RequestState; result: PhaseResult }> {
+  async requestHeaders(headers: HeaderView, endOfStream: boolean, conn: ConnectionInfo, protocol: Protocol = 'ext_proc'): Promise<{ state: RequestState; result: PhaseResult }> {
     const incomingId = headers.get('x-request-id');
     const method = headers.get(':method') ?? '';
     const path = headers.get(':path') ?? '';
@@ -96,8 +104,9 @@ export class RequestProcessor {
       firstByteHr: null,
       firstTokenHr: null,
       outcome: null,
+      quota: null,
     };
-    const state: RequestState = { ctx, meter: null, promptChars: 0, finished: false };
+    const state: RequestState = { ctx, protocol, meter: null, promptChars: 0, quota: null, finished: false };
     try {
       // Authenticate before anything else: an anonymous caller learns nothing, not even which paths exist.
       ctx.identity = await this.#d.auth.authenticate({ authorization: headers.get('authorization'), xApiKey: headers.get('x-api-key') }, conn, ctx.endpoint);
@@ -149,12 +158,29 @@ export class RequestProcessor {
       ctx.stream = req.stream;
       ctx.clientWantsStreamUsage = req.clientWantsStreamUsage;
       state.promptChars = req.promptChars;
-      const newBody = rewriteRequestBody(req, route.upstreamModel);
+      // One atomic decision over every limit of the caller's plan; a refusal is a 429 with retry-after.
+      state.quota = await this.#d.quota.admit({
+        requestId: ctx.requestId,
+        subject: { principal: identity.principal, keyId: identity.keyId, org: identity.org, tenant: identity.tenant, model: route.id },
+        tier: identity.tier,
+        endpoint,
+        promptTokens: estimateTokens(req.promptChars),
+        maxTokens: req.maxTokens,
+        kinds: state.protocol === 'ext_authz' ? 'requests_only' : 'all',
+      });
+      if (state.quota !== null) ctx.quota = { plan: state.quota.plan, mode: state.quota.mode, reservedTokens: state.quota.reservedTokens };
+      // Past the plan's soft threshold: a cheaper deployment and/or a smaller completion, before the hard limit refuses.
+      const soft = state.quota?.soft ?? null;
+      const fallback = soft?.fallbackModel == null ? undefined : ctx.snapshot.models.get(soft.fallbackModel);
+      if (fallback !== undefined && fallback.endpoints.has(endpoint)) ctx.route = fallback;
+      const target = ctx.route ?? route;
+      const newBody = rewriteRequestBody(req, target.upstreamModel, endpoint === 'embeddings' ? null : (soft?.maxTokens ?? null));
       const headers: HeaderEdits = {
         set: [
-          ['x-gateway-target-cluster', route.cluster],
-          ['x-gateway-model', route.id],
-          ['x-gateway-deployment-model', route.upstreamModel],
+          ['x-gateway-target-cluster', target.cluster],
+          ['x-gateway-model', target.id],
+          ['x-gateway-deployment-model', target.upstreamModel],
+          ...(soft === null ? [] : [['x-gateway-degraded', fallback !== undefined ? 'fallback' : 'max_tokens_capped'] as const]),
           ['x-gateway-snapshot-version', ctx.snapshot.version],
           ['content-length', String(newBody.length)],
         ],
@@ -172,7 +198,7 @@ export class RequestProcessor {
     ctx.firstByteHr = process.hrtime.bigint();
     const status = Number(headers.get(':status') ?? '0');
     ctx.status = Number.isInteger(status) && status > 0 ? status : null;
-    const set: Array<[string, string]> = [['x-request-id', ctx.requestId]];
+    const set: Array<readonly [string, string]> = [['x-request-id', ctx.requestId], ...(state.quota?.headers ?? [])];
     if (endOfStream) {
       await this.#finish(state, responseOutcome(ctx.status));
       return { kind: 'continue', headers: { set, remove: [] } };
@@ -218,6 +244,14 @@ export class RequestProcessor {
   async abort(state: RequestState, reason: string): Promise<void> {
     if (state.finished) return;
     this.#d.metrics.streamErrors.inc({ reason });
+    // Charge what was produced before the stream broke.
+    const meter = state.meter;
+    if (state.ctx.usage === null && meter !== null) {
+      const counted = meter.usage;
+      state.ctx.usage = counted !== null
+        ? { ...counted, source: 'counted' }
+        : { promptTokens: estimateTokens(state.promptChars), completionTokens: estimateTokens(meter.contentChars), source: 'estimated' };
+    }
     try {
       await this.#finish(state, 'aborted');
     } catch (err) {
@@ -339,8 +373,12 @@ export class RequestProcessor {
     });
     const record = buildAuditRecord(ctx);
     const t0 = process.hrtime.bigint();
+    // Settle the reservation with what was really used (leases released) alongside the audit commit.
+    const ticket = state.quota;
+    const settled = ticket === null ? null : this.#d.quota.settle(ticket, ctx.usage === null ? 0 : ctx.usage.promptTokens + ctx.usage.completionTokens);
     try {
       await this.#d.audit.append(record);
+      await settled;
       m.auditCommitSeconds.observe(elapsedMs(t0) / 1000);
     } catch (err) {
       m.auditFailures.inc();

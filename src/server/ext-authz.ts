@@ -38,7 +38,7 @@ async function check(processor: RequestProcessor, req: CheckRequest): Promise<Ch
   if (http?.path !== undefined) headers.set(':path', http.path);
   const body = http?.raw_body !== undefined && http.raw_body.length > 0 ? Buffer.from(http.raw_body) : http?.body !== undefined && http.body !== '' ? Buffer.from(http.body, 'utf8') : null;
 
-  const { state, result } = await processor.requestHeaders(headers, body === null, connectionInfoFromCheckRequest(req));
+  const { state, result } = await processor.requestHeaders(headers, body === null, connectionInfoFromCheckRequest(req), 'ext_authz');
   if (result.kind === 'respond') return denied(result);
   const set = [...(result.headers?.set ?? [])];
   const remove = [...(result.headers?.remove ?? [])];

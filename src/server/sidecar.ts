@@ -18,6 +18,8 @@ import { Authenticator } from '../stages/auth/authenticate.ts';
 import { JwtVerifier } from '../stages/auth/jwt.ts';
 import { MtlsVerifier } from '../stages/auth/mtls.ts';
 import { createKeyStore } from '../stores/keys/index.ts';
+import { createQuotaStores } from '../stores/quota/index.ts';
+import { QuotaStage } from '../stages/quota/stage.ts';
 import { JsonlFileSink, type AuditSink } from '../stages/audit/file-sink.ts';
 import { SnapshotHolder, loadSnapshotFile } from '../stages/route/snapshot.ts';
 import { Metrics } from '../telemetry/metrics.ts';
@@ -59,9 +61,12 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     },
     config.auth.require,
   );
+  const quotaStores = createQuotaStores(config, log);
+  const quota = new QuotaStage(config.quotas, { primary: quotaStores.primary, local: quotaStores.local, breaker: quotaStores.breaker, metrics, log });
   const processor = new RequestProcessor({
     config,
     auth,
+    quota,
     snapshots: new SnapshotHolder(snapshot),
     audit,
     metrics,
@@ -128,6 +133,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
       await admin.close();
       await audit.close();
       await keyStore.close();
+      await quotaStores.close();
       log.info('stopped');
       resolveStopped();
     })();

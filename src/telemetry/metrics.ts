@@ -73,6 +73,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly quotaDecisions = new Counter({
+    name: `${PREFIX}quota_decisions_total`,
+    help: 'Quota decisions by plan, outcome (admitted|denied) and the refusing limit kind (rps|rpm|tpm|tpd|concurrency).',
+    labelNames: ['plan', 'outcome', 'limit'] as const,
+    registers: [this.registry],
+  });
+
+  readonly quotaStoreErrors = new Counter({
+    name: `${PREFIX}quota_store_errors_total`,
+    help: 'Quota store (Redis) failures by operation (admit|settle).',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+
+  readonly quotaDegraded = new Counter({
+    name: `${PREFIX}quota_degraded_decisions_total`,
+    help: 'Requests decided by a plan\'s store-down policy (fail_closed|fail_open|local) instead of the store.',
+    labelNames: ['plan', 'policy'] as const,
+    registers: [this.registry],
+  });
+
   readonly snapshotInfo = new Gauge({
     name: `${PREFIX}routing_snapshot_info`,
     help: 'The routing snapshot in use (value 1, version as label).',

@@ -32,6 +32,8 @@ export interface AuditRecord {
   readonly outcome: string;
   readonly latencyMs: { readonly total: number; readonly firstByte: number | null; readonly firstToken: number | null };
   readonly usage: { readonly promptTokens: number; readonly completionTokens: number; readonly source: string } | null;
+  /** Quota plan and how the decision was made; mode other than `store` flags a degraded decision. */
+  readonly quota: { readonly plan: string; readonly mode: string; readonly reservedTokens: number } | null;
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
@@ -63,5 +65,6 @@ export function buildAuditRecord(ctx: RequestContext, now: bigint = process.hrti
       firstToken: ctx.firstTokenHr === null ? null : round(elapsedMs(ctx.startedHr, ctx.firstTokenHr)),
     },
     usage: ctx.usage,
+    quota: ctx.quota,
   };
 }

@@ -1,0 +1,38 @@
+/**
+ * Which quota store a sidecar uses: Redis when `redis.url` is set (shared by
+ * every replica, behind a circuit breaker), otherwise memory (the embedded
+ * single-node default). The local in-memory store also serves plans whose
+ * store-down policy is `local`.
+ */
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../../config/schema.ts';
+import type { QuotaStore } from './port.ts';
+import { MemoryQuotaStore } from './memory.ts';
+import { RedisQuotaStore } from './redis.ts';
+import { CircuitBreaker } from './breaker.ts';
+
+export interface QuotaStores {
+  readonly primary: QuotaStore;
+  readonly local: QuotaStore;
+  readonly breaker: CircuitBreaker | null;
+  close(): Promise<void>;
+}
+
+export function createQuotaStores(config: GatewayConfig, log: Logger): QuotaStores {
+  const local = new MemoryQuotaStore();
+  const url = config.redis.url;
+  if (url === undefined) {
+    return { primary: local, local, breaker: null, close: () => local.close() };
+  }
+  const primary = new RedisQuotaStore({ url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs, log });
+  const breaker = new CircuitBreaker({ failureThreshold: config.quotas.breaker.failureThreshold, openMs: config.quotas.breaker.openSeconds * 1000 });
+  return {
+    primary,
+    local,
+    breaker,
+    close: async () => {
+      await primary.close();
+      await local.close();
+    },
+  };
+}

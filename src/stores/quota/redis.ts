@@ -1,0 +1,271 @@
+/**
+ * The quota store on Redis (standalone or Cluster): one Lua script call per
+ * admit and one per settle (EVALSHA, falling back to EVAL when the server
+ * does not know the script, e.g. after a restart). Semantics: see memory.ts;
+ * the scripts are in redis-script.ts.
+ *
+ * Keys (all under `keyPrefix`, all with the hash tag `{<tag>}` so one
+ * decision touches one cluster slot):
+ *   <prefix>{<tag>}:<limit key>        rate: hash {tokens, ts}
+ *                                      window/day: hash bucket index → count
+ *                                      concurrency: sorted set requestId → expiry ms
+ *   <prefix>{<tag>}:res:<requestId>    reservation: hash `t:<key>` → bucket
+ *                                      index (token buckets charged),
+ *                                      `l:<key>` → 1 (leases held)
+ *
+ * Failure behaviour (as the key store): the connection never queues commands
+ * while disconnected, and a whole call — waiting for a connection being set
+ * up included — is bounded by `commandTimeoutMs`; admit/settle then throw.
+ * Reconnection runs in the background (backoff capped at 1 s), so the same
+ * store works again once Redis is back. A call that timed out may still have
+ * been applied by Redis: its leases then expire after leaseMs.
+ */
+import { createHash } from 'node:crypto';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Decision, LimitSpec, LimitState, QuotaStore, Settlement } from './port.ts';
+import { isTokenLimit, validateLimits, wholeCost } from './memory.ts';
+import { ADMIT_LUA, SETTLE_LUA } from './redis-script.ts';
+
+export interface RedisClusterNode {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface RedisQuotaStoreOptions {
+  /** redis:// or rediss:// URL, or the seed nodes of a Redis Cluster. */
+  readonly url: string | { readonly cluster: readonly RedisClusterNode[] };
+  readonly keyPrefix: string;
+  /** Bound on a whole admit/settle call (connection wait included). */
+  readonly commandTimeoutMs: number;
+  readonly log: Logger;
+  /**
+   * Tests only: decide at this time (ms) instead of Redis `TIME`, so a test
+   * can step a clock through exact boundaries. Key lifetimes (garbage
+   * collection, the reservation record) still run on Redis' own clock.
+   */
+  readonly now?: () => number;
+}
+
+/** The store could not decide (Redis unreachable, slow, or erroring). */
+export class QuotaStoreUnavailableError extends Error {
+  override readonly name = 'QuotaStoreUnavailableError';
+}
+
+interface Script {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+function script(lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+const ADMIT = script(ADMIT_LUA);
+const SETTLE = script(SETTLE_LUA);
+const ERROR_LOG_INTERVAL_MS = 10_000;
+const KIND_CODE = { rate: 'r', window: 'w', day: 'd', concurrency: 'c' } as const;
+
+function describeUrl(url: RedisQuotaStoreOptions['url']): string {
+  if (typeof url !== 'string') return `cluster(${url.cluster.map((n) => `${n.host}:${n.port}`).join(',')})`;
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return 'redis';
+  }
+}
+
+function checkTag(tag: string): void {
+  if (tag === '' || tag.includes('{') || tag.includes('}')) throw new RangeError(`quota tag ${JSON.stringify(tag)} must be non-empty without braces`);
+}
+
+function toNumber(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string') return Number(v);
+  throw new QuotaStoreUnavailableError(`unexpected quota script reply element ${String(v)}`);
+}
+
+export class RedisQuotaStore implements QuotaStore {
+  readonly description: string;
+  readonly #client: Redis | Cluster;
+  readonly #prefix: string;
+  readonly #timeoutMs: number;
+  readonly #log: Logger;
+  readonly #now: (() => number) | undefined;
+  #readyWait: Promise<void> | null = null;
+  #closed = false;
+  #lastErrorLog = 0;
+  #lastError: string | null = null;
+  #failing = false;
+
+  constructor(opts: RedisQuotaStoreOptions) {
+    this.description = describeUrl(opts.url);
+    this.#prefix = opts.keyPrefix;
+    this.#timeoutMs = opts.commandTimeoutMs;
+    this.#log = opts.log;
+    this.#now = opts.now;
+    const node: RedisOptions = {
+      connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
+      commandTimeout: opts.commandTimeoutMs,
+      // A silent dead peer: destroy the socket so reconnection starts.
+      socketTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
+      maxRetriesPerRequest: 1,
+      connectionName: 'inference-gateway-quota',
+      // close() should not keep the process alive for ioredis' default 2 s when Redis is down.
+      disconnectTimeout: 200,
+    };
+    const retry = (times: number): number => Math.min(100 * times, 1000);
+    this.#client =
+      typeof opts.url === 'string'
+        ? new Redis(opts.url, { ...node, lazyConnect: true, enableOfflineQueue: false, retryStrategy: retry })
+        : new Cluster(
+            opts.url.cluster.map((n) => ({ host: n.host, port: n.port })),
+            {
+              lazyConnect: true,
+              enableOfflineQueue: false,
+              clusterRetryStrategy: retry,
+              // Reconnect to a node that went away without a topology change.
+              clusterNodeRetryStrategy: retry,
+              slotsRefreshTimeout: Math.max(1000, opts.commandTimeoutMs),
+              retryDelayOnFailover: 50,
+              retryDelayOnClusterDown: 50,
+              retryDelayOnTryAgain: 50,
+              maxRedirections: 4,
+              redisOptions: node,
+            },
+          );
+    this.#client.on('error', (err: Error) => this.#onError(err));
+    this.#client.on('ready', () => {
+      this.#lastError = null;
+      if (this.#failing) this.#log.info({ redis: this.description }, 'Redis quota store reachable again');
+      this.#failing = false;
+    });
+  }
+
+  async admit(requestId: string, tag: string, limits: readonly LimitSpec[]): Promise<Decision> {
+    validateLimits(limits);
+    checkTag(tag);
+    const base = `${this.#prefix}{${tag}}:`;
+    const keys = [`${base}res:${requestId}`];
+    const args: Array<string | number> = [requestId, this.#now === undefined ? '' : String(Math.floor(this.#now())), limits.length];
+    for (const s of limits) {
+      keys.push(base + s.key);
+      const tok = isTokenLimit(s) ? '1' : '0';
+      switch (s.kind) {
+        case 'rate':
+          args.push(KIND_CODE.rate, String(s.ratePerSec), String(s.burst), '0', tok);
+          break;
+        case 'window':
+          args.push(KIND_CODE.window, String(s.limit), String(s.windowMs), String(wholeCost(s.cost)), tok);
+          break;
+        case 'day':
+          args.push(KIND_CODE.day, String(s.limit), String(s.utcOffsetMs), String(wholeCost(s.cost)), tok);
+          break;
+        case 'concurrency':
+          args.push(KIND_CODE.concurrency, String(s.limit), String(s.leaseMs), '0', tok);
+          break;
+      }
+    }
+    const reply = await this.#run(ADMIT, keys, args);
+    if (!Array.isArray(reply) || reply.length !== 4 + 3 * limits.length) {
+      throw new QuotaStoreUnavailableError('malformed quota script reply');
+    }
+    const nums = reply.map(toNumber);
+    const at = (i: number): number => nums[i] as number;
+    const states: LimitState[] = limits.map((s, i) => ({ name: s.name, limit: at(4 + 3 * i), remaining: at(5 + 3 * i), resetMs: at(6 + 3 * i) }));
+    const now = at(1);
+    if (at(0) === 1) return { admitted: true, now, states };
+    const denied = limits[at(2) - 1];
+    if (denied === undefined) throw new QuotaStoreUnavailableError('malformed quota script reply');
+    return { admitted: false, now, states, deniedBy: denied.name, retryAfterMs: at(3) };
+  }
+
+  async settle(requestId: string, tag: string, settlement: Settlement): Promise<void> {
+    checkTag(tag);
+    const delta = Math.round(settlement.tokenDelta);
+    if (!Number.isSafeInteger(delta)) throw new RangeError(`tokenDelta ${settlement.tokenDelta} is not a finite number`);
+    await this.#run(SETTLE, [`${this.#prefix}{${tag}}:res:${requestId}`], [requestId, delta]);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#client.disconnect();
+  }
+
+  /** EVALSHA, then EVAL on NOSCRIPT; the whole call bounded by the command timeout. */
+  async #run(s: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new QuotaStoreUnavailableError(`Redis (${this.description}) did not answer within ${this.#timeoutMs} ms${this.#why()}`)),
+        this.#timeoutMs,
+      );
+    });
+    const call = async (): Promise<unknown> => {
+      await this.#ready();
+      try {
+        return await this.#client.evalsha(s.sha, keys.length, ...keys, ...args);
+      } catch (err) {
+        if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await this.#client.eval(s.lua, keys.length, ...keys, ...args);
+        throw err;
+      }
+    };
+    const work = call();
+    work.catch(() => undefined); // after a deadline, nobody awaits it any more
+    try {
+      return await Promise.race([work, deadline]);
+    } catch (err) {
+      if (err instanceof QuotaStoreUnavailableError || err instanceof RangeError) throw err;
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new QuotaStoreUnavailableError(`Redis (${this.description}) quota call failed: ${msg}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Ready → go. A connection being set up → wait for it (the caller's
+   * deadline bounds the wait). Down (waiting to reconnect) or closed → fail now.
+   */
+  async #ready(): Promise<void> {
+    const c = this.#client;
+    if (c.status === 'ready') return;
+    if (this.#closed || c.status === 'end') throw new QuotaStoreUnavailableError('the Redis quota store is closed');
+    if (c.status === 'wait') c.connect().catch(() => undefined);
+    else if (c.status !== 'connecting' && c.status !== 'connect') {
+      throw new QuotaStoreUnavailableError(`Redis (${this.description}) is unreachable${this.#why()}`);
+    }
+    this.#readyWait ??= new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        c.off('ready', onReady);
+        c.off('close', onClose);
+        this.#readyWait = null;
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onReady = (): void => done();
+      const onClose = (): void => done(new QuotaStoreUnavailableError(`Redis (${this.description}) is unreachable${this.#why()}`));
+      const timer = setTimeout(() => done(new QuotaStoreUnavailableError(`Redis (${this.description}) did not connect within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      c.on('ready', onReady);
+      c.on('close', onClose);
+    });
+    return this.#readyWait;
+  }
+
+  #why(): string {
+    return this.#lastError === null ? '' : `: ${this.#lastError}`;
+  }
+
+  #onError(err: Error): void {
+    if (this.#closed) return;
+    this.#failing = true;
+    this.#lastError = err.message;
+    const now = Date.now();
+    if (now - this.#lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
+    this.#lastErrorLog = now;
+    this.#log.warn({ redis: this.description, err: err.message }, 'Redis quota store connection error');
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Quotas with Redis through real Envoy: each store-down policy while Redis is
+ * killed and after it comes back (no restart of anything else), and a
+ * concurrency lease of a SIGKILLed sidecar reclaimed by its TTL.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { readAudit } from '../helpers/fixtures.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+
+let redis: TestRedis;
+let stack: TestStack;
+
+before(async () => {
+  redis = await startRedis();
+  stack = await startTestStack({
+    keys: [
+      { principal: 'closed', tier: 'closed' },
+      { principal: 'open', tier: 'open' },
+      { principal: 'local', tier: 'local' },
+      { principal: 'lease', tier: 'lease' },
+    ],
+    config: {
+      redis: { url: redis.url, commandTimeoutMs: 200 },
+      quotas: {
+        leaseSeconds: 2,
+        breaker: { failureThreshold: 2, openSeconds: 1 },
+        plans: [
+          { name: 'closed', whenStoreDown: 'fail_closed', limits: [{ scope: 'key', rpm: 1000 }] },
+          { name: 'open', whenStoreDown: 'fail_open', limits: [{ scope: 'key', rpm: 1000 }] },
+          { name: 'local', whenStoreDown: 'local', localShare: 0.5, limits: [{ scope: 'key', rpm: 4 }] },
+          { name: 'lease', limits: [{ scope: 'key', concurrency: 1 }] },
+        ],
+      },
+    },
+  });
+});
+
+after(async () => {
+  await stack.stop();
+  await redis.stop();
+});
+
+const chat = (principal: string, headers: Record<string, string> = {}) =>
+  stack.client(principal, headers).chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    assert.ok(err instanceof OpenAI.APIError, String(err));
+    return String(err.code);
+  }
+}
+
+test('Redis killed: fail_closed refuses, fail_open admits, local enforces its share — each flagged; recovery without restart', async () => {
+  assert.equal(await code(chat('closed')), 'ok');
+  await redis.kill();
+  const started = Date.now();
+  assert.equal(await code(chat('closed')), 'quota_unavailable');
+  assert.ok(Date.now() - started < 2000, 'a dead Redis fails fast');
+  assert.equal(await code(chat('open')), 'ok');
+  // local: rpm 4 × share 0.5 = 2 per replica
+  assert.deepEqual([await code(chat('local')), await code(chat('local')), await code(chat('local'))], ['ok', 'ok', 'rate_limit_exceeded']);
+  const modes = readAudit(stack.files.auditFile).map((r) => (r as unknown as { quota: { mode: string } | null }).quota?.mode);
+  assert.ok(modes.includes('fail_open') && modes.includes('local'), `audit flags degraded decisions: ${modes.join(',')}`);
+
+  await redis.start();
+  let recovered = false;
+  for (let i = 0; i < 40 && !recovered; i++) {
+    recovered = (await code(chat('closed'))) === 'ok';
+    if (!recovered) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(recovered, 'the store is used again once Redis is back');
+  const metrics = await (await fetch(`${stack.sidecar?.adminUrl ?? ''}/metrics`)).text();
+  assert.match(metrics, /inference_gateway_quota_degraded_decisions_total\{plan="open",policy="fail_open"\} [1-9]/);
+  assert.match(metrics, /inference_gateway_quota_store_errors_total\{operation="admit"\} [1-9]/);
+});
+
+test('a lease held by a SIGKILLed sidecar is reclaimed by its TTL', async () => {
+  const slow = await stack.client('lease', { 'x-demo-chunk-delay-ms': '200' }).chat.completions
+    .create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'hold the lease' }] })
+    .withResponse();
+  const reading = (async () => {
+    try {
+      for await (const _ of slow.data) {
+        // the sidecar dies under this stream
+      }
+    } catch {
+      // expected: the stream is cut
+    }
+  })();
+  await stack.sidecar?.kill();
+  await reading;
+  await stack.startSidecar();
+  const killedAt = Date.now();
+  assert.equal(await code(chat('lease')), 'rate_limit_exceeded', 'the dead sidecar\'s lease still counts');
+  let admittedAfter = -1;
+  for (let i = 0; i < 50 && admittedAfter < 0; i++) {
+    if ((await code(chat('lease'))) === 'ok') admittedAfter = Date.now() - killedAt;
+    else await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(admittedAfter >= 0, 'the lease was never reclaimed');
+  assert.ok(admittedAfter <= 3500, `reclaimed after ${admittedAfter} ms (lease 2 s)`);
+});
