@@ -25,6 +25,7 @@ import { DEMO_CLUSTER, renderGatewayConfig, renderPlainConfig } from '../src/env
 import { startEnvoy } from '../src/envoy/process.ts';
 import type { EnvoyProcess } from '../src/envoy/process.ts';
 import { writeGatewayFiles } from '../test/helpers/fixtures.ts';
+import { startRedis } from '../test/helpers/redis.ts';
 import { cpuDeltaMs, machineBusyPercentOfCore, readAllProcesses, readMachineCpu, readProcCpu, topOthers } from './lib/cpu.ts';
 import type { MachineCpu, ProcCpu } from './lib/cpu.ts';
 import { buildRequest } from './lib/http1.ts';
@@ -53,6 +54,10 @@ Options:
   --out FILE              results JSON (default bench/results/<date>.json)
   --no-results            do not write a results JSON
   --docs / --no-docs      append the figures to docs/benchmarks.md (default: on for full runs)
+  --quota none|memory|redis
+                          the gateway also applies a quota plan (rps, rpm, tpm, tpd and
+                          concurrency, never reached) on every request, with the in-memory
+                          store or a private redis-server (default none)
   --verbose               show Envoy/sidecar/upstream output
   --from FILE             run nothing: print the table of a saved results JSON
                           (with --docs: append its section to docs/benchmarks.md)
@@ -102,6 +107,20 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 /** Bad command line: reported without a stack trace. */
 class UsageError extends Error {}
 
+function parseQuota(raw: string | undefined): 'none' | 'memory' | 'redis' {
+  if (raw === undefined || raw === 'none' || raw === 'memory' || raw === 'redis') return raw ?? 'none';
+  throw new UsageError(`--quota must be none, memory or redis, got "${raw}"`);
+}
+
+/** A plan whose limits every request is checked and charged against, set high enough never to refuse. */
+const BENCH_PLAN = {
+  name: 'bench',
+  limits: [
+    { scope: 'key', rps: 1_000_000, rpm: 100_000_000, concurrency: 100_000 },
+    { scope: 'tenant', tpm: 1_000_000_000, tpd: 1_000_000_000 },
+  ],
+};
+
 function parseOptions(argv: string[]): BenchOptions | null {
   const { values } = parseArgs({
     args: argv,
@@ -120,6 +139,7 @@ function parseOptions(argv: string[]): BenchOptions | null {
       docs: { type: 'boolean' },
       'no-docs': { type: 'boolean' },
       verbose: { type: 'boolean' },
+      quota: { type: 'string' },
       from: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -156,6 +176,7 @@ function parseOptions(argv: string[]): BenchOptions | null {
     docs: values['no-docs'] === true ? false : values.docs === true ? true : !quick && !check,
     verbose: values.verbose === true,
     from: values.from ?? null,
+    quota: parseQuota(values.quota),
   };
 }
 
@@ -423,7 +444,14 @@ async function main(argv: string[]): Promise<number> {
   cleanups.push(() => upstream.stop(2000));
 
   const adminPort = await freePort();
-  const files = writeGatewayFiles({ keys: [{ principal: 'bench' }], config: { server: { admin: { port: adminPort } } } });
+  let redisUrl: string | null = null;
+  if (opts.quota === 'redis') {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    redisUrl = redis.url;
+  }
+  const quotaConfig = opts.quota === undefined || opts.quota === 'none' ? {} : { quotas: { plans: [BENCH_PLAN] }, ...(redisUrl === null ? {} : { redis: { url: redisUrl } }) };
+  const files = writeGatewayFiles({ keys: [{ principal: 'bench', tier: 'bench' }], config: { server: { admin: { port: adminPort } }, ...quotaConfig } });
   tempDirs.add(files.dir);
   cleanups.push(() => rm(files.dir, { recursive: true, force: true }));
   const apiKey = files.keys.bench;

@@ -146,7 +146,8 @@ export function markdownSection(r: BenchResults, resultsFile: string | null): st
   if (m.git !== null) out.push(`- Code: commit \`${m.git.commit}\`${m.git.dirty ? ' plus uncommitted changes' : ''}.`);
   out.push(
     `- Settings: saturation ${o.connections} connections, ${o.warmupS} s warm-up + ${o.durationS} s; ` +
-      `fixed rate ${o.rate} req/s, ${o.warmupS} s warm-up + ${o.rateDurationS} s; Envoy \`--concurrency 1\`.`,
+      `fixed rate ${o.rate} req/s, ${o.warmupS} s warm-up + ${o.rateDurationS} s; Envoy \`--concurrency 1\`; ` +
+      `quota: ${o.quota === undefined || o.quota === 'none' ? 'none' : `a plan with rps/rpm/tpm/tpd/concurrency on every request, ${o.quota} store`}.`,
   );
   out.push(`- Idle CPU before the load (ms of CPU per second): ${idleText(r)}.`);
   out.push(`- Errors: ${r.errorCount === 0 ? 'none (every response was a valid 200)' : `**${r.errorCount} failed requests (${errorBreakdown(r)}): figures not valid**`}.`);

@@ -63,6 +63,8 @@ export interface BenchOptions {
   verbose: boolean;
   /** --from: a saved results file to re-print instead of running. */
   from: string | null;
+  /** --quota: the gateway also runs a quota plan (every request reserves and settles) in this store. */
+  quota?: 'none' | 'memory' | 'redis';
 }
 
 export interface BenchResults {
