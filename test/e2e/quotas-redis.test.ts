@@ -57,6 +57,17 @@ async function code(p: Promise<unknown>): Promise<string> {
 }
 
 test('Redis killed: fail_closed refuses, fail_open admits, local enforces its share — each flagged; recovery without restart', async () => {
+  // Background load on a fail_open plan through the whole outage: every request answered, none slow.
+  let loading = true;
+  const outcomes: string[] = [];
+  let slowest = 0;
+  const load = Promise.all(Array.from({ length: 4 }, async () => {
+    while (loading) {
+      const t0 = Date.now();
+      outcomes.push(await code(chat('open')));
+      slowest = Math.max(slowest, Date.now() - t0);
+    }
+  }));
   assert.equal(await code(chat('closed')), 'ok');
   await redis.kill();
   const started = Date.now();
@@ -78,6 +89,11 @@ test('Redis killed: fail_closed refuses, fail_open admits, local enforces its sh
   const metrics = await (await fetch(`${stack.sidecar?.adminUrl ?? ''}/metrics`)).text();
   assert.match(metrics, /inference_gateway_quota_degraded_decisions_total\{plan="open",policy="fail_open"\} [1-9]/);
   assert.match(metrics, /inference_gateway_quota_store_errors_total\{operation="admit"\} [1-9]/);
+  loading = false;
+  await load;
+  assert.ok(outcomes.length > 20, `${outcomes.length} requests under load`);
+  assert.deepEqual([...new Set(outcomes)], ['ok'], 'fail_open kept every request flowing through the outage');
+  assert.ok(slowest < 1500, `slowest request during the outage: ${slowest} ms`);
 });
 
 test('a lease held by a SIGKILLed sidecar is reclaimed by its TTL', async () => {

@@ -21,6 +21,7 @@ before(async () => {
       { principal: 'tokens', tier: 'tokens' },
       { principal: 'free', tier: 'unlimited' },
       { principal: 'soft', tier: 'soft' },
+      { principal: 'abort', tier: 'abort' },
     ],
     models: [
       { id: 'gpt-demo', endpoints: ['chat', 'completions'], cluster: 'demo-upstream', model: 'demo-model' },
@@ -35,6 +36,7 @@ before(async () => {
           { name: 'conc', limits: [{ scope: 'key', concurrency: 1 }] },
           // Each request reserves ~500 tokens but uses ~15: only settlement lets five through a 1200 tpm limit.
           { name: 'tokens', defaultMaxTokens: 500, limits: [{ scope: 'key', tpm: 1200 }] },
+          { name: 'abort', defaultMaxTokens: 5000, limits: [{ scope: 'key', tpm: 100000 }] },
           { name: 'soft', soft: { threshold: 0.5, fallbackModel: 'gpt-small', maxTokens: 5 }, limits: [{ scope: 'key', rpm: 4 }] },
         ],
       },
@@ -162,4 +164,30 @@ test('past the soft threshold requests go to the fallback deployment with max_to
   assert.ok(third.data.choices[0]?.message.content);
   await chat('soft');
   assert.equal((await refused(chat('soft'))).code, 'rate_limit_exceeded', 'the hard limit still refuses');
+});
+
+test('an aborted stream is charged what it produced, not its reservation', async () => {
+  const controller = new AbortController();
+  const stream = await stack.client('abort', { 'x-demo-chunk-delay-ms': '50', 'x-demo-words': '200' }).chat.completions.create(
+    { model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'abort me' }] },
+    { signal: controller.signal },
+  );
+  let chunks = 0;
+  try {
+    for await (const _ of stream) if (++chunks === 3) controller.abort();
+  } catch {
+    // aborted
+  }
+  // The next request reserves 5000 + its prompt; the remaining tokens show what the aborted one kept.
+  let remaining = -1;
+  for (let i = 0; i < 20 && remaining < 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const recs = readAudit(stack.files.auditFile).filter((r) => r.identity?.principal === 'abort');
+    if (recs.length === 0) continue;
+    const next = await chat('abort');
+    remaining = Number(next.response.headers.get('x-ratelimit-remaining-tokens'));
+  }
+  const reservedByNext = 5000 + 2;
+  const keptByAborted = 100000 - reservedByNext - remaining;
+  assert.ok(keptByAborted >= 1 && keptByAborted < 100, `the aborted stream kept ${keptByAborted} tokens (it reserved ~5000)`);
 });
