@@ -172,7 +172,12 @@ test('every key of a decision carries the {tag} hash tag under the prefix', asyn
     assert.deepEqual(Object.keys(res).sort(), ['l:tagcheck:{acme}:conc', 't:tagcheck:{acme}:tpm']);
     const ttl = await admin.pttl('tagcheck:{acme}:res:req-1');
     assert.ok(ttl > 60_000 && ttl <= 61_000, `reservation TTL = leaseMs + 60 s (${ttl})`);
-    await assert.rejects(store.admit('x', 'bad}tag', limits), RangeError);
+    // Braces in a tag are encoded, so they cannot end the hash tag early; an empty tag still gets one.
+    await store.admit('y', 'od}d{', limits);
+    await store.admit('z', '', limits);
+    const odd = (await admin.keys('tagcheck:{od*')).sort();
+    assert.ok(odd.length === 5 && odd.every((k) => k.startsWith('tagcheck:{od%7dd%7b}:')), JSON.stringify(odd));
+    assert.equal((await admin.keys('tagcheck:{%}:*')).length, 5);
   } finally {
     await store.close();
   }

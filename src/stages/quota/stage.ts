@@ -104,6 +104,8 @@ export class QuotaStage {
       decision = this.#d.breaker === null ? await primary.admit(req.requestId, tag, limits) : await this.#d.breaker.run(() => primary.admit(req.requestId, tag, limits));
     } catch (err) {
       m.quotaStoreErrors.inc({ operation: 'admit' });
+      // A timed-out admit may still have run on Redis: undo it when Redis answers again (a no-op if it did not).
+      this.#d.primary.settle(req.requestId, tag, { tokenDelta: -reservedTokens }).catch(() => undefined);
       this.#logDegraded(plan, err);
       m.quotaDegraded.inc({ plan: plan.name, policy: plan.whenStoreDown });
       if (plan.whenStoreDown === 'fail_closed') {

@@ -5,7 +5,7 @@
  * the scripts are in redis-script.ts.
  *
  * Keys (all under `keyPrefix`, all with the hash tag `{<tag>}` so one
- * decision touches one cluster slot):
+ * decision touches one cluster slot; see hashTag() for tags with braces):
  *   <prefix>{<tag>}:<limit key>        rate: hash {tokens, ts}
  *                                      window/day: hash bucket index → count
  *                                      concurrency: sorted set requestId → expiry ms
@@ -76,8 +76,14 @@ function describeUrl(url: RedisQuotaStoreOptions['url']): string {
   }
 }
 
-function checkTag(tag: string): void {
-  if (tag === '' || tag.includes('{') || tag.includes('}')) throw new RangeError(`quota tag ${JSON.stringify(tag)} must be non-empty without braces`);
+/**
+ * The tag as it goes between the braces: never empty (`{}` would hash the
+ * whole key) and without braces (`}` would end the hash tag early); `%`,
+ * `{` and `}` are percent-encoded so distinct tags stay distinct.
+ */
+export function hashTag(tag: string): string {
+  if (tag === '') return '%';
+  return tag.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
 }
 
 function toNumber(v: unknown): number {
@@ -145,8 +151,7 @@ export class RedisQuotaStore implements QuotaStore {
 
   async admit(requestId: string, tag: string, limits: readonly LimitSpec[]): Promise<Decision> {
     validateLimits(limits);
-    checkTag(tag);
-    const base = `${this.#prefix}{${tag}}:`;
+    const base = `${this.#prefix}{${hashTag(tag)}}:`;
     const keys = [`${base}res:${requestId}`];
     const args: Array<string | number> = [requestId, this.#now === undefined ? '' : String(Math.floor(this.#now())), limits.length];
     for (const s of limits) {
@@ -182,10 +187,9 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   async settle(requestId: string, tag: string, settlement: Settlement): Promise<void> {
-    checkTag(tag);
     const delta = Math.round(settlement.tokenDelta);
     if (!Number.isSafeInteger(delta)) throw new RangeError(`tokenDelta ${settlement.tokenDelta} is not a finite number`);
-    await this.#run(SETTLE, [`${this.#prefix}{${tag}}:res:${requestId}`], [requestId, delta]);
+    await this.#run(SETTLE, [`${this.#prefix}{${hashTag(tag)}}:res:${requestId}`], [requestId, delta]);
   }
 
   async close(): Promise<void> {
