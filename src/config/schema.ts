@@ -202,6 +202,12 @@ export const ConfigSchema = z.strictObject({
   redis: z.strictObject({
     /** e.g. redis://127.0.0.1:6379/0; unset = no Redis (everything in memory). */
     url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+    /**
+     * Redis Cluster seed nodes (`host:port`) for the quota store. Every key of
+     * one quota decision carries the org as its hash tag, so a decision is one
+     * script on one slot. API keys in Redis (auth.redisKeys) use redis.url.
+     */
+    clusterNodes: z.array(z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port')).default([]),
     keyPrefix: z.string().default('igw:'),
     commandTimeoutMs: positiveInt.default(250),
   }).prefault({}),
@@ -223,6 +229,9 @@ export const ConfigSchema = z.strictObject({
 }).refine((c) => c.quotas.defaultPlan === undefined || c.quotas.plans.some((p) => p.name === c.quotas.defaultPlan), {
   message: 'must name one of quotas.plans',
   path: ['quotas', 'defaultPlan'],
+}).refine((c) => c.redis.url === undefined || c.redis.clusterNodes.length === 0 || c.auth.redisKeys, {
+  message: 'set either redis.url or redis.clusterNodes for quotas, not both (both only when auth.redisKeys uses redis.url)',
+  path: ['redis'],
 }).refine((c) => !c.auth.redisKeys || c.redis.url !== undefined, {
   message: 'auth.redisKeys needs redis.url',
   path: ['auth', 'redisKeys'],

@@ -2,7 +2,7 @@
  * Two sidecar replicas sharing one Redis, driven over gRPC with Envoy's
  * message sequence: N+1 concurrent requests against a limit of N admit
  * exactly N, whichever replica they reach — for a request-rate limit and for
- * a concurrency limit.
+ * a concurrency limit; and the same through a three-node Redis Cluster.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,7 @@ import { clientConstructors, type ExternalProcessorClient } from '../../src/serv
 import type { ProcessingRequestInput, ProcessingResponse } from '../../src/server/proto/types.ts';
 import { writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { startRedisCluster } from '../helpers/redis-cluster.ts';
 
 const N = 10;
 let redis: TestRedis;
@@ -45,10 +46,10 @@ after(async () => {
   await redis.stop();
 });
 
-const headers = (principal: string): ProcessingRequestInput => ({
+const headers = (key: string): ProcessingRequestInput => ({
   request_headers: {
     headers: {
-      headers: Object.entries({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json', authorization: `Bearer ${files.keys[principal] ?? ''}` })
+      headers: Object.entries({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json', authorization: `Bearer ${key}` })
         .map(([key, v]) => ({ key, raw_value: Buffer.from(v) })),
     },
   },
@@ -56,7 +57,7 @@ const headers = (principal: string): ProcessingRequestInput => ({
 const body: ProcessingRequestInput = { request_body: { body: Buffer.from(JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] })), end_of_stream: true } };
 
 /** Sends headers + body; resolves with the body answer and the call (left open, like an in-flight request). */
-function start(client: ExternalProcessorClient, principal: string) {
+function start(client: ExternalProcessorClient, principal: string, keys: Readonly<Record<string, string>> = files.keys) {
   const call = client.Process();
   call.on('error', () => undefined);
   const answers: ProcessingResponse[] = [];
@@ -66,7 +67,7 @@ function start(client: ExternalProcessorClient, principal: string) {
       if (answers.length === 2) resolve(r);
     });
   });
-  call.write(headers(principal));
+  call.write(headers(keys[principal] ?? ''));
   call.write(body);
   return { call, second };
 }
@@ -93,4 +94,27 @@ test(`${N + 1} concurrent in-flight requests across two replicas against concurr
   const again = start(clients[0] as ExternalProcessorClient, 'conc');
   assert.ok(admitted(await again.second));
   again.call.cancel();
+});
+
+test('the same exactness with the quota store on a three-node Redis Cluster', async (t) => {
+  const cluster = await startRedisCluster(3);
+  t.after(() => cluster.stop());
+  const clusterFiles = writeGatewayFiles({
+    keys: [{ principal: 'rate', tier: 'rate', org: 'org-a' }, { principal: 'other', tier: 'rate', org: 'org-b' }],
+    config: {
+      redis: { clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`) },
+      quotas: { plans: [{ name: 'rate', limits: [{ scope: 'key', rpm: N, tpm: 1_000_000 }, { scope: 'org', concurrency: 1000 }] }] },
+    },
+  });
+  const sidecar = await startSidecar(loadConfig(clusterFiles.configFile, {}), { log: pino({ level: 'silent' }), processMetrics: false });
+  t.after(() => sidecar.shutdown('test over'));
+  const client = new (clientConstructors().ExternalProcessor)(`unix:${clusterFiles.socketPath}`, grpc.credentials.createInsecure());
+  t.after(() => client.close());
+  const drive = (principal: string) => start(client, principal, clusterFiles.keys);
+  for (const principal of ['rate', 'other']) {
+    const runs = Array.from({ length: N + 1 }, () => drive(principal));
+    const answers = await Promise.all(runs.map((r) => r.second));
+    for (const r of runs) r.call.cancel();
+    assert.equal(answers.filter(admitted).length, N, `${principal}: exactly ${N} admitted on the cluster`);
+  }
 });
