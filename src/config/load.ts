@@ -49,7 +49,7 @@ function resolvePaths(config: GatewayConfig, base: string): GatewayConfig {
       apiKeyFiles: config.auth.apiKeyFiles.map((f) => resolve(base, f)),
       jwt: { ...config.auth.jwt, issuers: config.auth.jwt.issuers.map((i) => (i.jwksFile === undefined ? i : { ...i, jwksFile: resolve(base, i.jwksFile) })) },
     },
-    audit: { ...config.audit, file: resolve(base, config.audit.file) },
+    audit: { ...config.audit, file: resolve(base, config.audit.file), signingKeyFile: resolve(base, config.audit.signingKeyFile) },
   };
 }
 

@@ -220,8 +220,20 @@ export const ConfigSchema = z.strictObject({
     maxBodyBytes: positiveInt.default(2 * 1024 * 1024),
   }).prefault({}),
   audit: z.strictObject({
+    /** Where records go: an append-only local file (default) or a Redis stream (redis.url). */
+    sink: z.enum(['file', 'redis_stream']).default('file'),
     /** Append-only JSON Lines file, one record per request. */
     file: nonEmpty.default('audit.jsonl'),
+    /** The file is rotated (renamed with a timestamp) when it reaches this size. */
+    maxFileBytes: positiveInt.default(256 * 1024 * 1024),
+    /** fdatasync every group-committed batch before the requests in it complete. */
+    fsync: z.boolean().default(true),
+    /** Redis stream name for sink: redis_stream. */
+    stream: nonEmpty.default('igw:audit'),
+    /** Ed25519 private key (PKCS#8 PEM) that signs checkpoints; created (0600) if missing. */
+    signingKeyFile: nonEmpty.default('audit-signing-key.pem'),
+    checkpointEvery: positiveInt.default(1000),
+    checkpointSeconds: positiveInt.default(10),
   }).prefault({}),
   logging: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -232,6 +244,9 @@ export const ConfigSchema = z.strictObject({
 }).refine((c) => c.redis.url === undefined || c.redis.clusterNodes.length === 0 || c.auth.redisKeys, {
   message: 'set either redis.url or redis.clusterNodes for quotas, not both (both only when auth.redisKeys uses redis.url)',
   path: ['redis'],
+}).refine((c) => c.audit.sink !== 'redis_stream' || c.redis.url !== undefined, {
+  message: 'audit.sink redis_stream needs redis.url',
+  path: ['audit', 'sink'],
 }).refine((c) => !c.auth.redisKeys || c.redis.url !== undefined, {
   message: 'auth.redisKeys needs redis.url',
   path: ['auth', 'redisKeys'],

@@ -20,7 +20,8 @@ import { MtlsVerifier } from '../stages/auth/mtls.ts';
 import { createKeyStore } from '../stores/keys/index.ts';
 import { createQuotaStores } from '../stores/quota/index.ts';
 import { QuotaStage } from '../stages/quota/stage.ts';
-import { JsonlFileSink, type AuditSink } from '../stages/audit/file-sink.ts';
+import type { AuditSink } from '../stages/audit/file-sink.ts';
+import { createAuditChain } from '../stages/audit/index.ts';
 import { SnapshotHolder, loadSnapshotFile } from '../stages/route/snapshot.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { startAdminServer, type AdminServer } from '../admin/server.ts';
@@ -51,7 +52,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   const metrics = new Metrics({ processMetrics: opts.processMetrics ?? true });
   const snapshot = loadSnapshotFile(config.routing.snapshotFile);
   metrics.setSnapshot(snapshot.version, snapshot.loadedAt);
-  const audit = opts.audit ?? new JsonlFileSink(config.audit.file);
+  const audit = opts.audit ?? (await createAuditChain(config, log));
   const keyStore = createKeyStore(config, log);
   const auth = new Authenticator(
     {

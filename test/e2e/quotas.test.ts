@@ -74,7 +74,8 @@ test('requests per minute: admitted requests carry x-ratelimit-*; the 4th is a 4
   assert.equal(err.code, 'rate_limit_exceeded');
   assert.equal((err.error as { type?: string }).type, 'rate_limit_error');
   const retry = Number((err.headers)?.get('retry-after'));
-  assert.ok(retry >= 1 && retry <= 60, `retry-after ${retry}`);
+  // Sliding window: the refused request fits once the weighted estimate has fallen, up to ~1.33 windows here.
+  assert.ok(retry >= 1 && retry <= 120, `retry-after ${retry}`);
   assert.equal((err.headers)?.get('x-ratelimit-remaining-requests'), '0');
   assert.equal(stack.upstream.requests.length, 0);
   const ok = await chat('free');

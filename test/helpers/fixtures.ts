@@ -109,5 +109,6 @@ export interface AuditLine {
 
 export function readAudit(file: string): AuditLine[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AuditLine);
+  // Request records only; checkpoint lines of the chain are skipped.
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AuditLine).filter((r) => r['type'] === 'request');
 }

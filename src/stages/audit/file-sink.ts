@@ -1,13 +1,20 @@
 /**
  * Append-only JSON Lines audit file with group commit: records handed in
- * while a write is in flight are written together by the next single write,
- * so concurrent requests share one system call. `append()` resolves only
- * once the record's bytes are written; a failed write rejects every record
- * of that batch, and the request that owns it fails closed.
+ * while a write is in flight are written together by the next single write
+ * and made durable by one fdatasync, so concurrent requests share both.
+ * `append()` resolves only once its bytes are on disk; a failed write (disk
+ * full, file gone) rejects every record of that batch and the requests that
+ * own them fail closed.
+ *
+ * Rotation: when the file reaches `maxBytes` it is renamed to
+ * `<name>-<UTC timestamp>.jsonl` and a new file is started (the chain simply
+ * continues). Recovery: a last line without its newline is a write torn by a
+ * crash — never acknowledged — and is cut off when the file is opened again.
  */
-import { open, type FileHandle } from 'node:fs/promises';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { open, rename, type FileHandle } from 'node:fs/promises';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, ftruncateSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
+import type { Logger } from 'pino';
 
 export interface AuditSink {
   append(record: object): Promise<void>;
@@ -20,16 +27,33 @@ interface Pending {
   readonly reject: (err: Error) => void;
 }
 
+export interface FileSinkOptions {
+  readonly fsync?: boolean;
+  readonly maxBytes?: number;
+  readonly log?: Logger;
+  readonly now?: () => number;
+}
+
 export class JsonlFileSink implements AuditSink {
   readonly #path: string;
+  readonly #fsync: boolean;
+  readonly #maxBytes: number;
+  readonly #log: Logger | undefined;
+  readonly #now: () => number;
   #fh: Promise<FileHandle> | null = null;
+  #size = 0;
   #queue: Pending[] = [];
   #writing = false;
   #closed = false;
 
-  constructor(path: string) {
+  constructor(path: string, opts: FileSinkOptions = {}) {
     this.#path = path;
+    this.#fsync = opts.fsync ?? true;
+    this.#maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+    this.#log = opts.log;
+    this.#now = opts.now ?? Date.now;
     mkdirSync(dirname(path), { recursive: true });
+    this.#repairTornTail();
   }
 
   append(record: object): Promise<void> {
@@ -47,13 +71,19 @@ export class JsonlFileSink implements AuditSink {
       while (this.#queue.length > 0) {
         const batch = this.#queue;
         this.#queue = [];
+        const text = batch.length === 1 ? (batch[0] as Pending).line : batch.map((p) => p.line).join('');
         try {
-          this.#fh ??= open(this.#path, 'a', 0o600);
-          const fh = await this.#fh;
-          await fh.write(batch.length === 1 ? (batch[0] as Pending).line : batch.map((p) => p.line).join(''));
+          if (this.#size >= this.#maxBytes) await this.#rotate();
+          const fh = await this.#handle();
+          await fh.write(text);
+          if (this.#fsync) await fh.datasync();
+          this.#size += Buffer.byteLength(text);
           for (const p of batch) p.resolve();
         } catch (err) {
-          this.#fh = null; // reopen next time: the file may have been fixed or rotated
+          // Reopen next time: the file may have been fixed, rotated away or the disk freed.
+          const fh = this.#fh;
+          this.#fh = null;
+          if (fh !== null) fh.then((h) => h.close(), () => undefined).catch(() => undefined);
           for (const p of batch) p.reject(err as Error);
         }
       }
@@ -62,11 +92,51 @@ export class JsonlFileSink implements AuditSink {
     }
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    while (this.#writing || this.#queue.length > 0) await new Promise((r) => setImmediate(r));
+  #handle(): Promise<FileHandle> {
+    this.#fh ??= (async () => {
+      const fh = await open(this.#path, 'a', 0o600);
+      this.#size = (await fh.stat()).size;
+      return fh;
+    })();
+    return this.#fh;
+  }
+
+  async #rotate(): Promise<void> {
     const fh = this.#fh;
     this.#fh = null;
     if (fh !== null) await (await fh).close();
+    const stamp = new Date(this.#now()).toISOString().replace(/[:.]/g, '-');
+    const ext = extname(this.#path);
+    const target = join(dirname(this.#path), `${basename(this.#path, ext)}-${stamp}${ext}`);
+    await rename(this.#path, target);
+    this.#log?.info({ rotatedTo: target }, 'audit file rotated');
+    this.#size = 0;
+  }
+
+  /** Cuts a partial last line (a write torn by a crash, never acknowledged). */
+  #repairTornTail(): void {
+    if (!existsSync(this.#path)) return;
+    const st = statSync(this.#path);
+    if (!st.isFile() || st.size === 0) return;
+    const fd = openSync(this.#path, 'r+');
+    try {
+      const chunk = Buffer.alloc(Math.min(st.size, 1 << 20));
+      readSync(fd, chunk, 0, chunk.length, st.size - chunk.length);
+      if (chunk[chunk.length - 1] === 0x0a) return;
+      const lastNl = chunk.lastIndexOf(0x0a);
+      const keep = lastNl === -1 ? st.size - chunk.length : st.size - chunk.length + lastNl + 1;
+      ftruncateSync(fd, keep);
+      this.#log?.warn({ file: this.#path, removedBytes: st.size - keep }, 'audit file ended in a torn write (crash); cut it off');
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  async close(): Promise<void> {
+    while (this.#writing || this.#queue.length > 0) await new Promise((r) => setImmediate(r));
+    this.#closed = true;
+    const fh = this.#fh;
+    this.#fh = null;
+    if (fh !== null) await (await fh).close().catch(() => undefined);
   }
 }

@@ -1,0 +1,22 @@
+/** The audit pipeline a sidecar writes to: the signed hash chain over the configured sink. */
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../../config/schema.ts';
+import { AuditChain } from './chain.ts';
+import { JsonlFileSink, type AuditSink } from './file-sink.ts';
+import { loadOrCreateSigningKey } from './signing.ts';
+
+export async function createAuditChain(config: GatewayConfig, log: Logger): Promise<AuditChain> {
+  const a = config.audit;
+  const { key, created } = loadOrCreateSigningKey(a.signingKeyFile);
+  if (created) log.warn({ file: a.signingKeyFile, kid: key.kid }, 'created a new audit signing key (keep its .pub for verification)');
+  let sink: AuditSink;
+  if (a.sink === 'redis_stream') {
+    const { RedisStreamSink } = await import('./redis-stream-sink.ts');
+    sink = new RedisStreamSink({ url: config.redis.url ?? '', stream: a.stream, commandTimeoutMs: config.redis.commandTimeoutMs, log });
+  } else {
+    sink = new JsonlFileSink(a.file, { fsync: a.fsync, maxBytes: a.maxFileBytes, log });
+  }
+  const chain = new AuditChain({ sink, key, checkpointEvery: a.checkpointEvery, checkpointMs: a.checkpointSeconds * 1000, log });
+  log.info({ chain: chain.id, kid: key.kid, sink: a.sink }, 'audit chain started');
+  return chain;
+}

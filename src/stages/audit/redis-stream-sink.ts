@@ -1,0 +1,208 @@
+/**
+ * Audit records appended to a Redis stream (`audit.sink: redis_stream`):
+ * one entry per line, with a single field `line` holding exactly the JSON
+ * line a file sink would write (without its newline), so the same verifier
+ * reads both (`inference-gateway audit verify --redis URL --stream NAME`).
+ *
+ * Group commit: appends handed in while a batch is in flight are sent
+ * together as the next MULTI/EXEC, so concurrent requests share one round
+ * trip and a batch lands in the stream whole, in order. `append()` resolves
+ * only after Redis acknowledged the batch.
+ *
+ * Failure behaviour: no offline queue and a bound of `commandTimeoutMs` on
+ * each batch (and on waiting for a connection being set up), so with Redis
+ * down `append()` rejects quickly and the request fails closed. A batch that
+ * timed out may still have been applied by Redis (the reply was lost); the
+ * verifier then sees those records. Reconnection runs in the background.
+ *
+ * `maxLen` (optional) trims the stream approximately (`MAXLEN ~`): trimmed
+ * history is gone, and a verifier reading the stream then reports a gap at
+ * its start — export the stream before trimming if it must stay verifiable.
+ */
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { AuditSink } from './file-sink.ts';
+
+export interface RedisStreamSinkOptions {
+  /** redis:// or rediss:// URL. */
+  readonly url: string;
+  /** Stream key, e.g. `igw:audit`. */
+  readonly stream: string;
+  /** Bound on each batch, and on waiting for a connection being set up. */
+  readonly commandTimeoutMs: number;
+  /** Approximate maximum stream length (XADD MAXLEN ~); unset = never trimmed. */
+  readonly maxLen?: number;
+  readonly log: Logger;
+}
+
+interface Pending {
+  readonly line: string;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+const ERROR_LOG_INTERVAL_MS = 10_000;
+
+function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return 'redis';
+  }
+}
+
+export class RedisStreamSink implements AuditSink {
+  readonly description: string;
+  readonly #redis: Redis;
+  readonly #stream: string;
+  readonly #timeoutMs: number;
+  readonly #maxLen: number | undefined;
+  readonly #log: Logger;
+  #queue: Pending[] = [];
+  #writing = false;
+  #closed = false;
+  #readyWait: Promise<void> | null = null;
+  #lastError: string | null = null;
+  #lastErrorLog = 0;
+  #failing = false;
+
+  constructor(opts: RedisStreamSinkOptions) {
+    this.description = `${describeUrl(opts.url)} ${opts.stream}`;
+    this.#stream = opts.stream;
+    this.#timeoutMs = opts.commandTimeoutMs;
+    this.#maxLen = opts.maxLen;
+    this.#log = opts.log;
+    this.#redis = new Redis(opts.url, {
+      lazyConnect: true,
+      connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
+      commandTimeout: opts.commandTimeoutMs,
+      // A silent dead peer: destroy the socket so reconnection starts.
+      socketTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
+      // Never replay an XADD on a new connection (it may have been applied): fail and let the request fail closed.
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: (times) => Math.min(100 * times, 1000),
+      connectionName: 'inference-gateway-audit',
+      // close() should not keep the process alive for ioredis' default 2 s when Redis is down.
+      disconnectTimeout: 200,
+    });
+    this.#redis.on('error', (err: Error) => this.#onError(err));
+    this.#redis.on('ready', () => {
+      this.#lastError = null;
+      if (this.#failing) this.#log.info({ redis: this.description }, 'audit Redis stream reachable again');
+      this.#failing = false;
+    });
+    this.#redis.connect().catch(() => undefined);
+  }
+
+  append(record: object): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('audit sink is closed'));
+    const line = JSON.stringify(record);
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ line, resolve, reject });
+      if (!this.#writing) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue;
+        this.#queue = [];
+        try {
+          await this.#withTimeout(this.#write(batch));
+          for (const p of batch) p.resolve();
+        } catch (err) {
+          const e = err instanceof Error ? err : new Error(String(err));
+          for (const p of batch) p.reject(e);
+        }
+      }
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  async #write(batch: readonly Pending[]): Promise<void> {
+    await this.#ready();
+    const trim: Array<string | number> = this.#maxLen === undefined ? [] : ['MAXLEN', '~', this.#maxLen];
+    if (batch.length === 1) {
+      await this.#redis.xadd(this.#stream, ...trim, '*', 'line', (batch[0] as Pending).line);
+      return;
+    }
+    const multi = this.#redis.multi();
+    for (const p of batch) multi.xadd(this.#stream, ...trim, '*', 'line', p.line);
+    const results = await multi.exec();
+    if (results === null) throw new Error(`audit batch to ${this.description} was aborted`);
+    for (const [err] of results) if (err !== null) throw err;
+  }
+
+  #withTimeout<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`audit write to ${this.description} timed out after ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      p.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  /**
+   * Ready → go. A connection being set up → wait for it (the batch timeout
+   * bounds this). Down (waiting to reconnect) or closed → fail now.
+   */
+  async #ready(): Promise<void> {
+    const r = this.#redis;
+    if (r.status === 'ready') return;
+    if (r.status === 'end') throw new Error(`audit Redis stream ${this.description} is closed`);
+    if (r.status === 'wait') r.connect().catch(() => undefined);
+    else if (r.status !== 'connecting' && r.status !== 'connect') {
+      throw new Error(`audit Redis stream ${this.description} is unreachable${this.#why()}`);
+    }
+    this.#readyWait ??= new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        r.off('ready', onReady);
+        r.off('close', onClose);
+        this.#readyWait = null;
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onReady = (): void => done();
+      const onClose = (): void => done(new Error(`audit Redis stream ${this.description} is unreachable${this.#why()}`));
+      const timer = setTimeout(() => done(new Error(`audit Redis stream ${this.description} did not connect within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      r.on('ready', onReady);
+      r.on('close', onClose);
+    });
+    return this.#readyWait;
+  }
+
+  #why(): string {
+    return this.#lastError === null ? '' : `: ${this.#lastError}`;
+  }
+
+  #onError(err: Error): void {
+    if (this.#closed) return;
+    this.#failing = true;
+    this.#lastError = err.message;
+    const now = Date.now();
+    if (now - this.#lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
+    this.#lastErrorLog = now;
+    this.#log.warn({ redis: this.description, err: err.message }, 'audit Redis stream connection error');
+  }
+
+  /** Waits for queued appends (each bounded by the timeout), then disconnects. */
+  async close(): Promise<void> {
+    while (this.#writing || this.#queue.length > 0) await new Promise((r) => setImmediate(r));
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#redis.disconnect();
+  }
+}
