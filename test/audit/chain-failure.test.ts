@@ -1,0 +1,57 @@
+/**
+ * A batch the sink cannot commit: its requests are refused, the chain goes on
+ * under a new id, and the whole file still verifies — no gap, no reused
+ * sequence number, the interrupted chain merely unsealed.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { AuditChain } from '../../src/stages/audit/chain.ts';
+import { JsonlFileSink, type AuditSink } from '../../src/stages/audit/file-sink.ts';
+import { fileSources, verifyAudit } from '../../src/audit/verify.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { keyMap, tempDir } from './chain-helper.ts';
+
+const tmp = tempDir();
+after(() => tmp.remove());
+
+/** The real file sink, with an outage switch in front of it. */
+class FlakySink implements AuditSink {
+  down = false;
+  readonly inner: JsonlFileSink;
+  constructor(inner: JsonlFileSink) {
+    this.inner = inner;
+  }
+  append(record: object): Promise<void> {
+    return this.down ? Promise.reject(new Error('ENOSPC: no space left on device')) : this.inner.append(record);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+test('after a failed batch the chain restarts under a new id and everything verifies', async () => {
+  const key = tmp.key('k.pem');
+  const file = tmp.path('audit.jsonl');
+  const sink = new FlakySink(new JsonlFileSink(file, { fsync: false }));
+  const chain = new AuditChain({ sink, key, checkpointEvery: 3, checkpointMs: 60_000, log: createLogger('silent') });
+  await Promise.all([1, 2, 3, 4].map((i) => chain.append({ n: i })));
+  const firstId = chain.id;
+  sink.down = true;
+  const refused = await Promise.allSettled([5, 6].map((i) => chain.append({ n: i })));
+  assert.deepEqual(refused.map((r) => r.status), ['rejected', 'rejected'], 'their requests fail closed');
+  sink.down = false;
+  await Promise.all([7, 8].map((i) => chain.append({ n: i })));
+  assert.notEqual(chain.id, firstId);
+  await chain.close();
+
+  const report = await verifyAudit(fileSources([file]), keyMap(key));
+  assert.equal(report.ok, true, JSON.stringify(report.errors));
+  assert.equal(report.counts.records, 6);
+  const chains = new Map(report.chains.map((c) => [c.id, c]));
+  assert.equal(chains.get(firstId)?.lastSeq, 4);
+  assert.equal(chains.get(firstId)?.sealed, false);
+  assert.equal(chains.get(chain.id)?.lastSeq, 2);
+  assert.equal(chains.get(chain.id)?.sealed, true);
+  const strict = await verifyAudit(fileSources([file]), keyMap(key), { requireSealed: true });
+  assert.equal(strict.ok, false, 'the interrupted chain is reported when sealing is required');
+});
