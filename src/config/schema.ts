@@ -138,6 +138,25 @@ export const QuotaPlanSchema = z.strictObject({
   }).refine((s) => s.fallbackModel !== undefined || s.maxTokens !== undefined, { message: 'must set fallbackModel and/or maxTokens' }).optional(),
 });
 
+const DataClassName = z.enum(['PII', 'PCI', 'PHI', 'SECRET']);
+const PolicyAction = z.enum(['permit', 'redact', 'deny']);
+
+/** A policy rule: when it matches, found data of `classes` gets `action`. The first matching rule per class wins. */
+export const PolicyRuleSchema = z.strictObject({
+  name: label,
+  /** Every given filter must match; an absent filter matches everything. */
+  match: z.strictObject({
+    endpoints: z.array(EndpointName).optional(),
+    models: z.array(nonEmpty).optional(),
+    tenants: z.array(label).optional(),
+    orgs: z.array(label).optional(),
+    /** The identity has at least one of these roles. */
+    roles: z.array(label).optional(),
+  }).prefault({}),
+  classes: z.array(DataClassName).min(1, 'must name at least one data class'),
+  action: PolicyAction,
+});
+
 export const ConfigSchema = z.strictObject({
   server: z.strictObject({
     grpc: z.strictObject({
@@ -198,6 +217,21 @@ export const ConfigSchema = z.strictObject({
     leaseSeconds: positiveInt.default(180),
     /** After this many consecutive store failures, skip the store for openSeconds (then probe once). */
     breaker: z.strictObject({ failureThreshold: positiveInt.default(5), openSeconds: positiveInt.default(10) }).prefault({}),
+  }).prefault({}),
+  policy: z.strictObject({
+    /** Shows in x-gateway-policy-version and every audit record. */
+    version: label.default('builtin-1'),
+    rules: z.array(PolicyRuleSchema).default([]),
+    /** Action for data classes no rule covers. */
+    defaultAction: PolicyAction.default('permit'),
+    /** Classify model responses as well, and redact what the policy says to redact. */
+    responses: z.boolean().default(true),
+    /** Extra PHI terms (whole words, case-insensitive). */
+    phiTerms: z.array(nonEmpty).default([]),
+    /** Deployer-defined detectors: a safe regex `pattern` or a `terms` list, reported under `name`. */
+    custom: z.array(z.strictObject({ name: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, 'must be snake_case'), dataClass: DataClassName, pattern: nonEmpty.optional(), terms: z.array(nonEmpty).optional() })).default([]),
+    /** Nesting depth limit for request JSON. */
+    maxJsonDepth: positiveInt.default(32),
   }).prefault({}),
   redis: z.strictObject({
     /** e.g. redis://127.0.0.1:6379/0; unset = no Redis (everything in memory). */
@@ -261,5 +295,6 @@ export type JwtIssuerConfig = z.output<typeof JwtIssuerSchema>;
 export type MtlsIdentityConfig = z.output<typeof MtlsIdentitySchema>;
 export type AuthConfig = GatewayConfig['auth'];
 export type QuotaConfig = GatewayConfig['quotas'];
+export type PolicyConfig = GatewayConfig['policy'];
 export type QuotaPlan = z.output<typeof QuotaPlanSchema>;
 export type QuotaLimitRule = z.output<typeof QuotaLimitSchema>;
