@@ -52,6 +52,10 @@ export const ERROR_CODES = {
     status: 403, type: 'permission_error', origin: 'sidecar',
     description: 'The caller is not allowed to use this endpoint.',
   },
+  data_policy_denied: {
+    status: 403, type: 'permission_error', origin: 'sidecar',
+    description: 'The data policy refuses a data class found in the request or the response (the class is named, never the value).',
+  },
   model_not_allowed: {
     status: 403, type: 'permission_error', origin: 'sidecar',
     description: 'The caller is not allowed to use this model.',

@@ -1,0 +1,53 @@
+/**
+ * Where the natural-language text is in OpenAI request and response bodies:
+ * what the classifier reads and what redaction rewrites. Each TextRef can
+ * replace its text in place in the (already parsed, gateway-owned) object.
+ */
+import type { Endpoint } from './endpoints.ts';
+
+export interface TextRef {
+  readonly text: string;
+  set(text: string): void;
+}
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function field(holder: Json | unknown[], key: string | number, out: TextRef[]): void {
+  const v = (holder as Record<string | number, unknown>)[key];
+  if (typeof v === 'string') {
+    out.push({ text: v, set: (t) => { (holder as Record<string | number, unknown>)[key] = t; } });
+  } else if (Array.isArray(v)) {
+    v.forEach((item, i) => {
+      if (typeof item === 'string') field(v, i, out);
+      else if (isObj(item) && item['type'] === 'text') field(item, 'text', out);
+    });
+  }
+}
+
+/** Every prompt text: chat message contents (strings and text parts), completion prompts, embedding inputs. */
+export function requestTexts(endpoint: Endpoint, body: Json): TextRef[] {
+  const out: TextRef[] = [];
+  if (endpoint === 'chat') {
+    const messages = body['messages'];
+    if (Array.isArray(messages)) for (const m of messages) if (isObj(m)) field(m, 'content', out);
+  } else if (endpoint === 'completions') {
+    field(body, 'prompt', out);
+  } else if (endpoint === 'embeddings') {
+    field(body, 'input', out);
+  }
+  return out;
+}
+
+/** Every generated text of a non-streaming response: chat message contents, completion texts. */
+export function responseTexts(body: Json): TextRef[] {
+  const out: TextRef[] = [];
+  const choices = body['choices'];
+  if (!Array.isArray(choices)) return out;
+  for (const c of choices) {
+    if (!isObj(c)) continue;
+    if (isObj(c['message'])) field(c['message'], 'content', out);
+    else field(c, 'text', out);
+  }
+  return out;
+}
