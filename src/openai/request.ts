@@ -4,6 +4,7 @@
  */
 import { GatewayError } from './errors.ts';
 import type { Endpoint } from './endpoints.ts';
+import { validateRequest } from './validate.ts';
 
 export interface ParsedRequest {
   readonly json: Record<string, unknown>;
@@ -21,13 +22,17 @@ function invalid(message: string, param: string | null = null): GatewayError {
   return new GatewayError('invalid_request_body', message, { param });
 }
 
-export function parseRequestBody(endpoint: Endpoint, body: Buffer): ParsedRequest {
+/**
+ * Hostile-input-safe parsing and the endpoint's schema (validate.ts), then
+ * the few fields routing and metering need.
+ */
+export function parseRequestBody(endpoint: Endpoint, body: Buffer, maxDepth = 32): ParsedRequest {
   if (body.length === 0) throw invalid('The request body is empty; a JSON object is required.');
   let json: unknown;
-  try {
-    json = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw invalid('The request body is not valid JSON.');
+  if (endpoint === 'chat' || endpoint === 'completions' || endpoint === 'embeddings') {
+    json = validateRequest(endpoint, body, { maxDepth });
+  } else {
+    throw invalid(`${endpoint} takes no request body.`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw invalid('The request body must be a JSON object.');

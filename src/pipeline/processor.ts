@@ -144,7 +144,7 @@ export class RequestProcessor {
       if (body.length > this.#d.config.limits.maxBodyBytes) {
         throw new GatewayError('request_too_large', `The request body is ${body.length} bytes; the limit is ${this.#d.config.limits.maxBodyBytes}.`);
       }
-      const req = parseRequestBody(endpoint, body);
+      const req = parseRequestBody(endpoint, body, this.#d.config.policy.maxJsonDepth);
       const route = ctx.snapshot.models.get(req.model);
       if (route === undefined || !mayUse(identity, route.id)) {
         throw route === undefined

@@ -216,7 +216,7 @@ test('ext_authz Check: the same decisions and headers as ext_proc', async () => 
   assert.equal((JSON.parse(noKey.denied_response?.body ?? '{}') as { error: { code: string } }).error.code, 'missing_api_key');
 
   const auth = { authorization: `Bearer ${files.keys['alice'] ?? ''}`, 'content-type': 'application/json', 'x-gateway-org': 'spoofed' };
-  const ok = await check(auth, JSON.stringify({ model: 'gpt-demo', messages: [] }));
+  const ok = await check(auth, JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] }));
   assert.equal(ok.http_response, 'ok_response');
   const set = new Map((ok.ok_response?.headers ?? []).map((o) => [o.header?.key, o.header?.value]));
   assert.equal(set.get('x-gateway-target-cluster'), 'demo-upstream');
@@ -224,7 +224,7 @@ test('ext_authz Check: the same decisions and headers as ext_proc', async () => 
   assert.ok(!ok.ok_response?.headers_to_remove?.includes('x-gateway-org'), 'set, not removed: Envoy removes after setting');
   assert.ok(ok.ok_response?.headers_to_remove?.includes('authorization'));
 
-  const forbidden = await check({ ...auth, authorization: `Bearer ${files.keys['bob'] ?? ''}` }, JSON.stringify({ model: 'gpt-demo', messages: [] }));
+  const forbidden = await check({ ...auth, authorization: `Bearer ${files.keys['bob'] ?? ''}` }, JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] }));
   assert.equal(forbidden.denied_response?.status?.code, 'Forbidden');
 });
 
