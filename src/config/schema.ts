@@ -232,6 +232,12 @@ export const ConfigSchema = z.strictObject({
     custom: z.array(z.strictObject({ name: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, 'must be snake_case'), dataClass: DataClassName, pattern: nonEmpty.optional(), terms: z.array(nonEmpty).optional() })).default([]),
     /** Nesting depth limit for request JSON. */
     maxJsonDepth: positiveInt.default(32),
+    /**
+     * Characters of generated text held back in SSE streams while responses may
+     * need redaction (only then): a value split across chunks is caught whole
+     * if it is shorter than this. Larger is safer, smaller streams sooner.
+     */
+    streamHoldBackChars: positiveInt.default(128),
   }).prefault({}),
   redis: z.strictObject({
     /** e.g. redis://127.0.0.1:6379/0; unset = no Redis (everything in memory). */

@@ -43,6 +43,8 @@ export interface RequestContext {
   outcome: Outcome | null;
   /** The quota plan applied and how it was decided (store, or a store-down policy). */
   quota: { readonly plan: string; readonly mode: 'store' | 'fail_open' | 'local'; readonly reservedTokens: number } | null;
+  /** Data found (detector names → counts, never values) and what the data policy decided. */
+  content: { request: Record<string, number>; response: Record<string, number>; action: 'permit' | 'redact' | 'deny' } | null;
 }
 
 export function elapsedMs(from: bigint, to: bigint = process.hrtime.bigint()): number {

@@ -29,6 +29,9 @@ import type { SnapshotHolder } from '../stages/route/snapshot.ts';
 import { modelListBody, modelObjectBody, visibleModels } from '../stages/route/models.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { QuotaStage, QuotaTicket } from '../stages/quota/stage.ts';
+import type { ContentGuard } from '../stages/policy/content.ts';
+import type { PolicySubject } from '../stages/policy/policy.ts';
+import type { SseRedactor } from '../openai/sse-redact.ts';
 import { elapsedMs, type Identity, type RequestContext } from './context.ts';
 import { CONTINUE, type HeaderEdits, type PhaseResult } from './phase-result.ts';
 import { continueTrace } from './trace.ts';
@@ -54,6 +57,7 @@ export interface ProcessorDeps {
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly quota: QuotaStage;
+  readonly content: ContentGuard;
 }
 
 /** Which Envoy protocol carries the request: ext_authz sees no body rewrite and no response. */
@@ -67,6 +71,8 @@ export interface RequestState {
   promptChars: number;
   /** The quota reservation to settle when the request ends. */
   quota: QuotaTicket | null;
+  /** Redacts generated text of an SSE response (after the usage meter). */
+  redactor: SseRedactor | null;
   finished: boolean;
 }
 
@@ -105,8 +111,9 @@ export class RequestProcessor {
       firstTokenHr: null,
       outcome: null,
       quota: null,
+      content: null,
     };
-    const state: RequestState = { ctx, protocol, meter: null, promptChars: 0, quota: null, finished: false };
+    const state: RequestState = { ctx, protocol, meter: null, promptChars: 0, quota: null, redactor: null, finished: false };
     try {
       // Authenticate before anything else: an anonymous caller learns nothing, not even which paths exist.
       ctx.identity = await this.#d.auth.authenticate({ authorization: headers.get('authorization'), xApiKey: headers.get('x-api-key') }, conn, ctx.endpoint);
@@ -158,6 +165,9 @@ export class RequestProcessor {
       ctx.stream = req.stream;
       ctx.clientWantsStreamUsage = req.clientWantsStreamUsage;
       state.promptChars = req.promptChars;
+      // Classify every prompt text; the data policy permits, redacts (in the body sent upstream) or refuses.
+      const inspection = this.#d.content.inspectRequest(endpoint, req.json, policySubject(ctx, identity, route.id, endpoint));
+      ctx.content = { request: inspection.counts, response: {}, action: inspection.decision.action };
       // One atomic decision over every limit of the caller's plan; a refusal is a 429 with retry-after.
       state.quota = await this.#d.quota.admit({
         requestId: ctx.requestId,
@@ -182,6 +192,9 @@ export class RequestProcessor {
           ['x-gateway-deployment-model', target.upstreamModel],
           ...(soft === null ? [] : [['x-gateway-degraded', fallback !== undefined ? 'fallback' : 'max_tokens_capped'] as const]),
           ['x-gateway-snapshot-version', ctx.snapshot.version],
+          ['x-gateway-data-classes', formatCounts(inspection.counts)],
+          ['x-gateway-policy-decision', inspection.decision.action],
+          ['x-gateway-policy-version', inspection.decision.version],
           ['content-length', String(newBody.length)],
         ],
         remove: [],
@@ -206,6 +219,13 @@ export class RequestProcessor {
     const type = headers.get('content-type') ?? '';
     if (ctx.stream && type.toLowerCase().startsWith('text/event-stream')) {
       state.meter = new SseStreamMeter({ stripUsageChunk: !ctx.clientWantsStreamUsage });
+      const content = ctx.content;
+      if (ctx.identity !== null && ctx.route !== null && ctx.endpoint !== null && content !== null) {
+        state.redactor = this.#d.content.streamRedactor(policySubject(ctx, ctx.identity, ctx.route.id, ctx.endpoint), (found) => {
+          for (const f of found) content.response[f.detector] = (content.response[f.detector] ?? 0) + 1;
+          if (content.action === 'permit') content.action = 'redact';
+        });
+      }
       // A stale content-length would truncate the re-framed stream.
       return { kind: 'continue', headers: { set, remove: ['content-length'] }, streamResponseBody: true };
     }
@@ -221,14 +241,25 @@ export class RequestProcessor {
         const ok = ctx.status !== null && ctx.status < 300;
         const reported = ok ? usageFromJsonBody(chunk) : null;
         if (reported !== null) ctx.usage = { ...reported, source: 'counted' };
-        return this.#finishOrFail(state, CONTINUE, responseOutcome(ctx.status));
+        let result: PhaseResult = CONTINUE;
+        if (ok) {
+          try {
+            result = this.#inspectResponse(state, chunk);
+          } catch (err) {
+            return this.#fail(state, err);
+          }
+        }
+        return this.#finishOrFail(state, result, responseOutcome(ctx.status));
       }
       return CONTINUE;
     }
     const hadContent = meter.sawContent;
     const { replace } = meter.push(chunk, endOfStream);
     if (!hadContent && meter.sawContent) ctx.firstTokenHr = process.hrtime.bigint();
-    const result: PhaseResult = replace === null ? CONTINUE : { kind: 'continue', body: replace };
+    const metered = replace ?? chunk;
+    // Generated text is redacted across chunk boundaries (a bounded hold-back), after the meter has read it.
+    const out = state.redactor === null ? replace : state.redactor.push(metered, endOfStream);
+    const result: PhaseResult = out === null ? CONTINUE : { kind: 'continue', body: out };
     if (!endOfStream) return result;
     const usage = meter.usage;
     if (usage !== null) ctx.usage = { ...usage, source: 'counted' };
@@ -297,6 +328,26 @@ export class RequestProcessor {
       body: Buffer.from(JSON.stringify(gw.toBody())),
       details: `inference_gateway_${gw.code}`,
     };
+  }
+
+  /** A buffered response: classify the generated text and redact or refuse per the data policy. */
+  #inspectResponse(state: RequestState, body: Buffer): PhaseResult {
+    const { ctx } = state;
+    if (ctx.identity === null || ctx.route === null || ctx.endpoint === null || ctx.content === null) return CONTINUE;
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      return CONTINUE; // not JSON: nothing we know how to read
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) return CONTINUE;
+    const inspection = this.#d.content.inspectResponse(json as Record<string, unknown>, policySubject(ctx, ctx.identity, ctx.route.id, ctx.endpoint));
+    if (inspection === null) return CONTINUE;
+    ctx.content.response = { ...inspection.counts };
+    if (!inspection.redacted) return CONTINUE;
+    if (ctx.content.action === 'permit') ctx.content.action = 'redact';
+    const redacted = Buffer.from(JSON.stringify(json));
+    return { kind: 'continue', body: redacted, headers: { set: [['content-length', String(redacted.length)]], remove: [] } };
   }
 
   async #finishOrFail(state: RequestState, ok: PhaseResult, outcome: 'completed' | 'failed' = 'completed'): Promise<PhaseResult> {
@@ -371,7 +422,7 @@ export class RequestProcessor {
       decision: outcome === 'denied' ? 'deny' : 'permit',
       status: ctx.status === null ? 'none' : String(ctx.status),
     });
-    const record = buildAuditRecord(ctx);
+    const record = buildAuditRecord(ctx, this.#d.content.policyVersion);
     const t0 = process.hrtime.bigint();
     // Settle the reservation with what was really used (leases released) alongside the audit commit.
     const ticket = state.quota;
@@ -386,6 +437,16 @@ export class RequestProcessor {
       throw err;
     }
   }
+}
+
+function policySubject(ctx: RequestContext, identity: Identity, model: string, endpoint: Endpoint): PolicySubject {
+  return { endpoint, model, tenant: identity.tenant, org: identity.org, roles: identity.roles };
+}
+
+/** `credit_card=1,email=2` (detector names are ours; values never appear). */
+function formatCounts(counts: Readonly<Record<string, number>>): string {
+  const parts = Object.entries(counts).map(([k, v]) => `${k}=${v}`);
+  return parts.length === 0 ? 'none' : parts.join(',');
 }
 
 /** A response the model server (or Envoy's router) failed counts as failed, not completed. */

@@ -20,6 +20,9 @@ import { MtlsVerifier } from '../stages/auth/mtls.ts';
 import { createKeyStore } from '../stores/keys/index.ts';
 import { createQuotaStores } from '../stores/quota/index.ts';
 import { QuotaStage } from '../stages/quota/stage.ts';
+import { Classifier } from '../stages/classify/classifier.ts';
+import { ContentGuard } from '../stages/policy/content.ts';
+import { Policy } from '../stages/policy/policy.ts';
 import type { AuditSink } from '../stages/audit/file-sink.ts';
 import { createAuditChain } from '../stages/audit/index.ts';
 import { SnapshotHolder, loadSnapshotFile } from '../stages/route/snapshot.ts';
@@ -64,10 +67,16 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   );
   const quotaStores = createQuotaStores(config, log);
   const quota = new QuotaStage(config.quotas, { primary: quotaStores.primary, local: quotaStores.local, breaker: quotaStores.breaker, metrics, log });
+  const content = new ContentGuard(
+    new Classifier({ phiTerms: config.policy.phiTerms, custom: config.policy.custom.map((c) => ({ name: c.name, dataClass: c.dataClass, ...(c.pattern === undefined ? {} : { pattern: c.pattern }), ...(c.terms === undefined ? {} : { terms: c.terms }) })) }),
+    new Policy(config.policy),
+    { responses: config.policy.responses, streamHoldBackChars: config.policy.streamHoldBackChars },
+  );
   const processor = new RequestProcessor({
     config,
     auth,
     quota,
+    content,
     snapshots: new SnapshotHolder(snapshot),
     audit,
     metrics,

@@ -23,8 +23,8 @@ export interface AuditRecord {
     readonly mtls: { readonly spiffeId: string | null; readonly subject: string | null; readonly certDigest: string } | null;
   } | null;
   readonly authorization: { readonly org: string; readonly tenant: string; readonly tier: string; readonly roles: readonly string[] } | null;
-  readonly classification: { readonly classes: Readonly<Record<string, number>> };
-  readonly decision: { readonly action: 'permit' | 'deny'; readonly code: string | null; readonly policyVersion: string | null };
+  readonly classification: { readonly request: Readonly<Record<string, number>>; readonly response: Readonly<Record<string, number>> };
+  readonly decision: { readonly action: 'permit' | 'redact' | 'deny'; readonly code: string | null; readonly policyVersion: string };
   readonly model: string | null;
   readonly deployment: { readonly cluster: string; readonly model: string } | null;
   readonly snapshotVersion: string;
@@ -38,7 +38,7 @@ export interface AuditRecord {
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
-export function buildAuditRecord(ctx: RequestContext, now: bigint = process.hrtime.bigint()): AuditRecord {
+export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now: bigint = process.hrtime.bigint()): AuditRecord {
   const id = ctx.identity;
   const totalMs = elapsedMs(ctx.startedHr, now);
   return {
@@ -52,8 +52,8 @@ export function buildAuditRecord(ctx: RequestContext, now: bigint = process.hrti
     endpoint: ctx.endpoint,
     identity: id === null ? null : { methods: id.methods, principal: id.principal, keyId: id.keyId, jwt: id.jwt, mtls: id.mtls },
     authorization: id === null ? null : { org: id.org, tenant: id.tenant, tier: id.tier, roles: id.roles },
-    classification: { classes: {} },
-    decision: { action: ctx.outcome === 'denied' ? 'deny' : 'permit', code: ctx.errorCode, policyVersion: null },
+    classification: { request: ctx.content?.request ?? {}, response: ctx.content?.response ?? {} },
+    decision: { action: ctx.outcome === 'denied' ? 'deny' : (ctx.content?.action ?? 'permit'), code: ctx.errorCode, policyVersion },
     model: ctx.route?.id ?? null,
     deployment: ctx.route === null ? null : { cluster: ctx.route.cluster, model: ctx.route.upstreamModel },
     snapshotVersion: ctx.snapshot.version,

@@ -30,18 +30,26 @@ export interface Inspection {
   readonly redacted: boolean;
 }
 
-/** Longest sensitive value the stream redactor must be able to see whole (a PEM key block is the outlier). */
-const STREAM_HOLD_BACK = 256;
+const ALL_CLASSES: ReadonlySet<DataClassName> = new Set(['PII', 'PCI', 'PHI', 'SECRET']);
 
 export class ContentGuard {
   readonly #classifier: ClassifierLike;
   readonly #policy: Policy;
   readonly #responses: boolean;
+  readonly #holdBack: number;
 
-  constructor(classifier: ClassifierLike, policy: Policy, opts: { responses: boolean }) {
+  constructor(classifier: ClassifierLike, policy: Policy, opts: { responses: boolean; streamHoldBackChars: number }) {
     this.#classifier = classifier;
     this.#policy = policy;
     this.#responses = opts.responses;
+    this.#holdBack = opts.streamHoldBackChars;
+  }
+
+  /** Whether any data class could be redacted or refused for this caller: if not, responses need no inspection. */
+  #responsesMatter(subject: PolicySubject): boolean {
+    if (!this.#responses) return false;
+    for (const v of this.#policy.decide(ALL_CLASSES, subject).byClass.values()) if (v.action !== 'permit') return true;
+    return false;
   }
 
   get policyVersion(): string {
@@ -53,22 +61,25 @@ export class ContentGuard {
     return this.#inspect(requestTexts(endpoint, body), subject, 'request');
   }
 
-  /** A buffered response body; mutates it when redacting. */
+  /** A buffered response body; mutates it when redacting (null: not inspected, nothing could apply). */
   inspectResponse(body: Record<string, unknown>, subject: PolicySubject): Inspection | null {
-    if (!this.#responses) return null;
+    if (!this.#responsesMatter(subject)) return null;
     return this.#inspect(responseTexts(body), subject, 'response');
   }
 
-  /** A redactor for an SSE response, or null when responses are not inspected. */
+  /**
+   * A redactor for an SSE response, or null when nothing in a response could
+   * be redacted for this caller — then the stream is not held back at all.
+   */
   streamRedactor(subject: PolicySubject, onFindings: (found: readonly FindingLike[]) => void): SseRedactor | null {
-    if (!this.#responses) return null;
+    if (!this.#responsesMatter(subject)) return null;
     return new SseRedactor((text) => {
       const found = this.#classifier.scan(text);
       const hit = found.filter((f) => this.#policy.decide(new Set([f.dataClass]), subject).action !== 'permit');
       if (hit.length === 0) return { text, spans: [] };
       onFindings(hit);
       return { text: this.#classifier.redact(text, hit).text, spans: hit.map((f): Span => ({ start: f.start, end: f.end })) };
-    }, STREAM_HOLD_BACK);
+    }, this.#holdBack);
   }
 
   #inspect(texts: TextRef[], subject: PolicySubject, side: 'request' | 'response'): Inspection {
