@@ -13,6 +13,9 @@
 //                                  request's max_tokens still caps it)
 //   x-demo-drop-after: <0..100000> streaming only: destroy the socket after
 //                                  that many SSE chunks have been written
+//   x-demo-reply: <percent-encoded text>  chat only: reply with exactly this
+//                                  text, one word per stream chunk (tests of
+//                                  what the gateway does with generated text)
 //
 // Out-of-range numbers are clamped into those bounds; non-numbers are ignored.
 //
@@ -180,6 +183,19 @@ interface Scripted {
   chunkDelayMs: number;
   words: number | undefined;
   dropAfter: number | undefined;
+  /** Exact reply pieces (x-demo-reply), each word with its leading space. */
+  reply: string[] | undefined;
+}
+
+function scriptedReply(value: string | string[] | undefined): string[] | undefined {
+  if (typeof value !== 'string' || value === '' || value.length > 8192) return undefined;
+  let text: string;
+  try {
+    text = decodeURIComponent(value);
+  } catch {
+    return undefined;
+  }
+  return text.split(/(?=\s)/);
 }
 
 /**
@@ -383,7 +399,7 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
     const { promptTokens, lastUser } = chatPrompt(body['messages']);
     const plan = planReply(script, maxTokensOf(body, ['max_tokens', 'max_completion_tokens']));
     const { stream, includeUsage } = streamFlags(body);
-    const pieces = replyPieces(lastUser, plan.count);
+    const pieces = script.reply ?? replyPieces(lastUser, plan.count);
     const id = `chatcmpl-demo-${++seq}`;
     const created = Math.floor(Date.now() / 1000);
     const usage = usageJson(promptTokens, pieces.length);
@@ -574,6 +590,7 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
         chunkDelayMs: headerInt(req, 'x-demo-chunk-delay-ms', 0, LIMIT_CHUNK_DELAY_MS) ?? 0,
         words: headerInt(req, 'x-demo-words', 0, LIMIT_WORDS),
         dropAfter: headerInt(req, 'x-demo-drop-after', 0, LIMIT_DROP_AFTER),
+        reply: scriptedReply(req.headers['x-demo-reply']),
       };
       try {
         if (path === '/v1/chat/completions') return await chatCompletions(res, body, script);

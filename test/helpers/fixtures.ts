@@ -15,6 +15,7 @@ export interface KeySpec {
   readonly tier?: string;
   readonly models?: string[];
   readonly endpoints?: string[];
+  readonly roles?: string[];
   readonly expiresAt?: string;
 }
 
@@ -60,6 +61,7 @@ export function writeGatewayFiles(opts: {
       tier: k.tier ?? 'standard',
       models: k.models ?? ['*'],
       endpoints: k.endpoints ?? ['*'],
+      roles: k.roles ?? [],
       ...(k.expiresAt === undefined ? {} : { expiresAt: k.expiresAt }),
     };
   });
