@@ -26,6 +26,7 @@ import { Policy } from '../stages/policy/policy.ts';
 import type { AuditSink } from '../stages/audit/file-sink.ts';
 import { createAuditChain } from '../stages/audit/index.ts';
 import { SnapshotHolder, loadSnapshotFile } from '../stages/route/snapshot.ts';
+import { watchSnapshotFile } from '../stages/route/watch.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { startAdminServer, type AdminServer } from '../admin/server.ts';
 import { AuthorizationService, ExternalProcessorService, HealthService as HealthServiceDef } from './proto/load.ts';
@@ -72,12 +73,14 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     new Policy(config.policy),
     { responses: config.policy.responses, streamHoldBackChars: config.policy.streamHoldBackChars },
   );
+  const snapshots = new SnapshotHolder(snapshot);
+  const snapshotWatch = watchSnapshotFile(config.routing.snapshotFile, snapshots, { log, metrics });
   const processor = new RequestProcessor({
     config,
     auth,
     quota,
     content,
-    snapshots: new SnapshotHolder(snapshot),
+    snapshots,
     audit,
     metrics,
     log,
@@ -139,6 +142,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
         server.forceShutdown();
       }
       health.endWatches();
+      snapshotWatch.stop();
       if (socketPath !== null && existsSync(socketPath)) rmSync(socketPath, { force: true });
       await admin.close();
       await audit.close();

@@ -101,6 +101,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly snapshotRejections = new Counter({
+    name: `${PREFIX}routing_snapshot_rejections_total`,
+    help: 'Routing snapshots that failed validation (the last good one kept serving).',
+    registers: [this.registry],
+  });
+
   readonly snapshotLoadedAt = new Gauge({
     name: `${PREFIX}routing_snapshot_loaded_timestamp_seconds`,
     help: 'When the routing snapshot in use was loaded.',
