@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditChain } from '../src/stages/audit/chain.ts';
 import { JsonlFileSink } from '../src/stages/audit/file-sink.ts';
-import { generateSigningKey } from '../src/stages/audit/signing.ts';
+import { generateSigningKey } from '../src/crypto/signing.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
 
 const RATE = Number(process.argv.find((a) => a.startsWith('--rate='))?.slice(7) ?? 200);

@@ -26,13 +26,13 @@
  * names, so it never needs older ones); a checkpoint naming an older record
  * is reported as not checkable.
  */
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { canonicalJson, GENESIS, recordHash } from '../stages/audit/canonical.ts';
-import { keyId, verifyText } from '../stages/audit/signing.ts';
+import { canonicalJson, GENESIS, recordHash } from '../crypto/canonical.ts';
+import { verifyText } from '../crypto/signing.ts';
 
 /** One line of an audit source. */
 export interface SourceLine {
@@ -535,32 +535,4 @@ export async function* redisStreamSource(opts: RedisStreamSourceOptions): AsyncG
 // ---------------------------------------------------------------------------
 // Keys
 
-/**
- * Public keys by kid from PEM files: SPKI public keys or PKCS#8 private keys
- * (whose public half is used). A directory contributes its `*.pem` and
- * `*.pub` files. Every key must be Ed25519.
- */
-export async function loadPublicKeys(paths: readonly string[]): Promise<Map<string, KeyObject>> {
-  const keys = new Map<string, KeyObject>();
-  const files: string[] = [];
-  for (const p of paths) {
-    const st = await stat(p);
-    if (st.isDirectory()) {
-      const names = (await readdir(p, { withFileTypes: true })).filter((d) => d.isFile() && ['.pem', '.pub'].includes(extname(d.name))).map((d) => d.name);
-      names.sort();
-      for (const n of names) files.push(join(p, n));
-    } else files.push(p);
-  }
-  for (const file of files) {
-    const pem = await readFile(file, 'utf8');
-    let pub: KeyObject;
-    try {
-      pub = /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem) ? createPublicKey(createPrivateKey(pem)) : createPublicKey(pem);
-    } catch (err) {
-      throw new Error(`${file}: not a PEM public or private key (${err instanceof Error ? err.message : String(err)})`, { cause: err });
-    }
-    if (pub.asymmetricKeyType !== 'ed25519') throw new Error(`${file}: audit keys are Ed25519, this one is ${pub.asymmetricKeyType ?? 'unknown'}`);
-    keys.set(keyId(pub), pub);
-  }
-  return keys;
-}
+export { loadPublicKeys } from '../crypto/signing.ts';

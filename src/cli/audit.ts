@@ -9,7 +9,7 @@
  * keygen: a new Ed25519 checkpoint signing key (FILE) and its public half (FILE.pub).
  */
 import { parseArgs } from 'node:util';
-import { generateSigningKey } from '../stages/audit/signing.ts';
+import { generateSigningKey } from '../crypto/signing.ts';
 import { exportUsage, parseRange, usageToCsv, usageToJson } from '../audit/export.ts';
 import { fileSources, formatPosition, loadPublicKeys, redisStreamSource, type SourceLine, type VerifyIssue, type VerifyReport, verifyAudit } from '../audit/verify.ts';
 

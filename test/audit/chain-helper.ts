@@ -9,8 +9,8 @@ import { randomUUID, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { canonicalJson, GENESIS, recordHash } from '../../src/stages/audit/canonical.ts';
-import { generateSigningKey, signText, type SigningKey } from '../../src/stages/audit/signing.ts';
+import { canonicalJson, GENESIS, recordHash } from '../../src/crypto/canonical.ts';
+import { generateSigningKey, signText, type SigningKey } from '../../src/crypto/signing.ts';
 
 export type Line = Record<string, unknown>;
 

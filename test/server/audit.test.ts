@@ -15,8 +15,8 @@ import { startSidecar } from '../../src/server/sidecar.ts';
 import { clientConstructors } from '../../src/server/proto/load.ts';
 import type { ProcessingRequestInput, ProcessingResponse } from '../../src/server/proto/types.ts';
 import type { AuditSink } from '../../src/stages/audit/file-sink.ts';
-import { canonicalJson, GENESIS, recordHash } from '../../src/stages/audit/canonical.ts';
-import { loadSigningKey, verifyText } from '../../src/stages/audit/signing.ts';
+import { canonicalJson, GENESIS, recordHash } from '../../src/crypto/canonical.ts';
+import { loadSigningKey, verifyText } from '../../src/crypto/signing.ts';
 import { writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';
 
 const quiet = pino({ level: 'silent' });

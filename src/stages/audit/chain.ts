@@ -14,9 +14,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { canonicalJson, GENESIS, recordHash } from './canonical.ts';
+import { canonicalJson, GENESIS, recordHash } from '../../crypto/canonical.ts';
 import type { AuditSink } from './file-sink.ts';
-import { signText, type SigningKey } from './signing.ts';
+import { signText, type SigningKey } from '../../crypto/signing.ts';
 
 export interface ChainOptions {
   readonly sink: AuditSink;

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { AuditChain } from './chain.ts';
 import { JsonlFileSink, type AuditSink } from './file-sink.ts';
-import { loadOrCreateSigningKey } from './signing.ts';
+import { loadOrCreateSigningKey } from '../../crypto/signing.ts';
 
 export async function createAuditChain(config: GatewayConfig, log: Logger): Promise<AuditChain> {
   const a = config.audit;

@@ -1,12 +1,12 @@
 /**
- * Ed25519 keys for audit checkpoints. The key id is derived from the public
+ * Ed25519 keys (audit checkpoints, routing snapshots). The key id is derived from the public
  * key (first 16 hex digits of SHA-256 of its SPKI DER), so a verifier can
  * hold several public keys and old checkpoints stay verifiable after a
  * rotation.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
 
 export interface SigningKey {
   readonly kid: string;
@@ -50,4 +50,29 @@ export function verifyText(publicKey: KeyObject, text: string, signature: string
   } catch {
     return false;
   }
+}
+
+/** Public keys by kid from PEM files (public or private keys) or directories of *.pem / *.pub. */
+export function loadPublicKeys(paths: readonly string[]): Map<string, KeyObject> {
+  const keys = new Map<string, KeyObject>();
+  const files: string[] = [];
+  for (const p of paths) {
+    if (statSync(p).isDirectory()) {
+      const names = readdirSync(p, { withFileTypes: true }).filter((d) => d.isFile() && ['.pem', '.pub'].includes(extname(d.name))).map((d) => d.name);
+      names.sort();
+      for (const n of names) files.push(join(p, n));
+    } else files.push(p);
+  }
+  for (const file of files) {
+    const pem = readFileSync(file, 'utf8');
+    let pub: KeyObject;
+    try {
+      pub = /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem) ? createPublicKey(createPrivateKey(pem)) : createPublicKey(pem);
+    } catch (err) {
+      throw new Error(`${file}: not a PEM public or private key (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    }
+    if (pub.asymmetricKeyType !== 'ed25519') throw new Error(`${file}: keys must be Ed25519, this one is ${pub.asymmetricKeyType ?? 'unknown'}`);
+    keys.set(keyId(pub), pub);
+  }
+  return keys;
 }
