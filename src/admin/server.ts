@@ -17,9 +17,33 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer(opts: { host: string; port: number; metrics: Metrics; readiness: Readiness }): Promise<AdminServer> {
+/** Takes a snapshot document; answers with an HTTP status and a JSON body. */
+export type SnapshotPush = (text: string) => { status: number; body: object };
+
+const MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024;
+
+export async function startAdminServer(opts: { host: string; port: number; metrics: Metrics; readiness: Readiness; snapshotPush?: SnapshotPush | null }): Promise<AdminServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/routing/snapshot' && req.method === 'PUT') {
+      const push = opts.snapshotPush ?? null;
+      if (push === null) {
+        res.writeHead(403, { 'content-type': 'application/json' }).end('{"status":"rejected","problems":["pushing snapshots needs routing.publicKeys (signed snapshots only)"]}');
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_SNAPSHOT_BYTES) req.destroy();
+        else chunks.push(c);
+      });
+      req.on('end', () => {
+        const r = push(Buffer.concat(chunks).toString('utf8'));
+        res.writeHead(r.status, { 'content-type': 'application/json' }).end(JSON.stringify(r.body));
+      });
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;

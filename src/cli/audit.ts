@@ -127,7 +127,7 @@ async function verify(args: string[]): Promise<number> {
   const sources = sourcesOf(positionals, v);
   let keys;
   try {
-    keys = await loadPublicKeys(v.keys);
+    keys = loadPublicKeys(v.keys);
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }

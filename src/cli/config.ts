@@ -1,6 +1,7 @@
 /** `inference-gateway config validate FILE`. */
 import { loadConfig } from '../config/load.ts';
 import { loadSnapshotFile } from '../stages/route/snapshot.ts';
+import { loadPublicKeys } from '../crypto/signing.ts';
 
 export async function configCommand(argv: string[]): Promise<number> {
   const [sub, file] = argv;
@@ -9,7 +10,7 @@ export async function configCommand(argv: string[]): Promise<number> {
     return sub === '--help' || sub === '-h' ? 0 : 2;
   }
   const config = loadConfig(file); // throws ConfigError naming each bad path
-  const snapshot = loadSnapshotFile(config.routing.snapshotFile);
+  const snapshot = loadSnapshotFile(config.routing.snapshotFile, { keys: loadPublicKeys(config.routing.publicKeys) });
   process.stdout.write(`${file}: ok (${config.auth.apiKeys.length} API keys; routing snapshot ${snapshot.version} with ${snapshot.models.size} models)\n`);
   return 0;
 }

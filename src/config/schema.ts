@@ -254,6 +254,14 @@ export const ConfigSchema = z.strictObject({
   routing: z.strictObject({
     /** The routing snapshot file (see docs/configuration.md). */
     snapshotFile: nonEmpty.default('routing.yaml'),
+    /**
+     * Control-plane public keys (Ed25519 PEM files or directories). When set,
+     * every snapshot — file or pushed — must be signed by one of them, and
+     * snapshots can be pushed to the admin endpoint.
+     */
+    publicKeys: z.array(nonEmpty).default([]),
+    /** Readiness fails while the snapshot in use was issued longer ago than this (needs issuedAt). */
+    maxAgeSeconds: positiveInt.optional(),
   }).prefault({}),
   limits: z.strictObject({
     /** Request body limit enforced by the sidecar; keep it <= Envoy's buffer limit. */

@@ -26,6 +26,8 @@ import { Policy } from '../stages/policy/policy.ts';
 import type { AuditSink } from '../stages/audit/file-sink.ts';
 import { createAuditChain } from '../stages/audit/index.ts';
 import { SnapshotHolder, loadSnapshotFile } from '../stages/route/snapshot.ts';
+import { pushSnapshot } from '../stages/route/push.ts';
+import { loadPublicKeys } from '../crypto/signing.ts';
 import { watchSnapshotFile } from '../stages/route/watch.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { startAdminServer, type AdminServer } from '../admin/server.ts';
@@ -54,7 +56,8 @@ export interface SidecarOptions {
 export async function startSidecar(config: GatewayConfig, opts: SidecarOptions): Promise<Sidecar> {
   const log = opts.log;
   const metrics = new Metrics({ processMetrics: opts.processMetrics ?? true });
-  const snapshot = loadSnapshotFile(config.routing.snapshotFile);
+  const trust = { keys: loadPublicKeys(config.routing.publicKeys) };
+  const snapshot = loadSnapshotFile(config.routing.snapshotFile, trust);
   metrics.setSnapshot(snapshot.version, snapshot.loadedAt);
   const audit = opts.audit ?? (await createAuditChain(config, log));
   const keyStore = createKeyStore(config, log);
@@ -74,7 +77,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     { responses: config.policy.responses, streamHoldBackChars: config.policy.streamHoldBackChars },
   );
   const snapshots = new SnapshotHolder(snapshot);
-  const snapshotWatch = watchSnapshotFile(config.routing.snapshotFile, snapshots, { log, metrics });
+  const snapshotWatch = watchSnapshotFile(config.routing.snapshotFile, snapshots, { log, metrics, trust });
   const processor = new RequestProcessor({
     config,
     auth,
@@ -118,8 +121,23 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   if (config.server.grpc.port !== null) tcpPort = await bind(server, `${config.server.grpc.host}:${config.server.grpc.port}`);
 
   let admin: AdminServer | null = null;
-  const readiness = { notReadyReason: () => (draining ? 'draining' : null) };
-  admin = await startAdminServer({ host: config.server.admin.host, port: config.server.admin.port, metrics, readiness });
+  const maxAgeMs = config.routing.maxAgeSeconds === undefined ? null : config.routing.maxAgeSeconds * 1000;
+  const readiness = {
+    notReadyReason: (): string | null => {
+      if (draining) return 'draining';
+      const issued = snapshots.current().issuedAt;
+      if (maxAgeMs !== null && (issued === null || Date.now() - issued > maxAgeMs)) return `routing snapshot ${snapshots.current().version} is older than routing.maxAgeSeconds`;
+      return null;
+    },
+  };
+  admin = await startAdminServer({
+    host: config.server.admin.host,
+    port: config.server.admin.port,
+    metrics,
+    readiness,
+    // Push only with control-plane keys configured: the signature is what authenticates a pushed snapshot.
+    snapshotPush: trust.keys.size === 0 ? null : (text) => pushSnapshot(text, snapshots, trust, metrics, log),
+  });
   health.set('SERVING');
   log.info({ socket: socketPath, tcpPort, adminPort: admin.port, snapshot: snapshot.version, models: snapshot.models.size }, 'sidecar ready');
 

@@ -233,12 +233,12 @@ test('key rotation: both public keys verify; with only the new key the old check
   lines.push(chain.checkpoint(keyB, true));
   const file = tmp.write('rotation.jsonl', jsonl(lines));
 
-  const both = await loadPublicKeys([tmp.path('keys')]); // a directory: *.pem (private) and *.pub
+  const both = loadPublicKeys([tmp.path('keys')]); // a directory: *.pem (private) and *.pub
   assert.deepEqual([...both.keys()].sort(), [keyA.kid, keyB.kid].sort());
   let r = await verifyFiles([file], both, true);
   assert.equal(r.ok, true, JSON.stringify(r.errors));
 
-  const onlyNew = await loadPublicKeys([tmp.path('keys/b.pem.pub')]);
+  const onlyNew = loadPublicKeys([tmp.path('keys/b.pem.pub')]);
   r = await verifyFiles([file], onlyNew, true);
   assert.equal(r.ok, false);
   assert.equal(r.firstError?.kind, 'unknown_key');
@@ -371,9 +371,9 @@ test('audit keygen writes FILE and FILE.pub and prints the kid; refuses to overw
   assert.equal(res.code, 0, res.stderr);
   const kid = res.stdout.trim();
   assert.match(kid, /^[0-9a-f]{16}$/);
-  const pub = await loadPublicKeys([`${out}.pub`]);
+  const pub = loadPublicKeys([`${out}.pub`]);
   assert.deepEqual([...pub.keys()], [kid]);
-  const priv = await loadPublicKeys([out]);
+  const priv = loadPublicKeys([out]);
   assert.deepEqual([...priv.keys()], [kid]);
   assert.equal(cli(['audit', 'keygen', '--out', out]).code, 1);
 });

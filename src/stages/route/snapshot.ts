@@ -7,13 +7,20 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import type { KeyObject } from 'node:crypto';
 import { ConfigError, describeIssues } from '../../config/errors.ts';
+import { canonicalJson } from '../../crypto/canonical.ts';
+import { verifyText } from '../../crypto/signing.ts';
 import type { Endpoint } from '../../openai/endpoints.ts';
 
 const RoutedEndpoint = z.enum(['chat', 'completions', 'embeddings']);
 
 const SnapshotSchema = z.strictObject({
   version: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -'),
+  /** When the control plane issued it: an older snapshot never replaces a newer one (no rollback). */
+  issuedAt: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time' }).optional(),
+  /** Ed25519 signature over the canonical JSON of the document without this field. */
+  signature: z.strictObject({ kid: z.string().regex(/^[0-9a-f]{16}$/, 'must be a 16-hex-digit key id'), sig: z.base64({ error: 'must be base64' }) }).optional(),
   models: z.array(z.strictObject({
     /** What clients put in `model`. */
     id: z.string().regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -'),
@@ -45,10 +52,27 @@ export interface ModelRoute {
 export interface Snapshot {
   readonly version: string;
   readonly loadedAt: number;
+  /** The control plane's issue time (epoch ms), when the snapshot carries one. */
+  readonly issuedAt: number | null;
+  /** Key id of the verified signature; null for an unsigned snapshot (accepted only when no keys are configured). */
+  readonly signedBy: string | null;
   readonly models: ReadonlyMap<string, ModelRoute>;
 }
 
-export function parseSnapshot(text: string, source: string, now = Date.now()): Snapshot {
+export interface SnapshotTrust {
+  /** Control-plane public keys by kid; when non-empty every snapshot must carry a valid signature by one of them. */
+  readonly keys: ReadonlyMap<string, KeyObject>;
+}
+
+export const NO_TRUST: SnapshotTrust = { keys: new Map() };
+
+/** The bytes a snapshot signature covers: canonical JSON of the document without `signature`. */
+export function signedContent(doc: Record<string, unknown>): string {
+  const { signature: _signature, ...rest } = doc;
+  return canonicalJson(rest);
+}
+
+export function parseSnapshot(text: string, source: string, trust: SnapshotTrust = NO_TRUST, now = Date.now()): Snapshot {
   let raw: unknown;
   try {
     raw = parseYaml(text, { maxAliasCount: 100 });
@@ -57,6 +81,15 @@ export function parseSnapshot(text: string, source: string, now = Date.now()): S
   }
   const parsed = SnapshotSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(source, describeIssues(parsed.error));
+  let signedBy: string | null = null;
+  if (trust.keys.size > 0) {
+    const sig = parsed.data.signature;
+    if (sig === undefined) throw new ConfigError(source, ['signature: is required (routing.publicKeys is set): unsigned snapshots are refused']);
+    const key = trust.keys.get(sig.kid);
+    if (key === undefined) throw new ConfigError(source, [`signature.kid: ${sig.kid} is not a trusted control-plane key`]);
+    if (!verifyText(key, signedContent(raw as Record<string, unknown>), sig.sig)) throw new ConfigError(source, ['signature: does not verify: the snapshot was altered or signed with another key']);
+    signedBy = sig.kid;
+  }
   const models = new Map<string, ModelRoute>();
   for (const m of parsed.data.models) {
     models.set(m.id, Object.freeze({
@@ -67,17 +100,26 @@ export function parseSnapshot(text: string, source: string, now = Date.now()): S
       upstreamModel: m.target.model,
     }));
   }
-  return Object.freeze({ version: parsed.data.version, loadedAt: now, models });
+  const issuedAt = parsed.data.issuedAt === undefined ? null : Date.parse(parsed.data.issuedAt);
+  return Object.freeze({ version: parsed.data.version, loadedAt: now, issuedAt, signedBy, models });
 }
 
-export function loadSnapshotFile(file: string): Snapshot {
+export function loadSnapshotFile(file: string, trust: SnapshotTrust = NO_TRUST): Snapshot {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [`cannot be read: ${(err as Error).message}`]);
   }
-  return parseSnapshot(text, file);
+  return parseSnapshot(text, file, trust);
+}
+
+/** Whether `next` may replace `current`: never an older issue (a replayed old signed snapshot). */
+export function replacementProblem(current: Snapshot, next: Snapshot): string | null {
+  if (current.issuedAt !== null && (next.issuedAt === null || next.issuedAt < current.issuedAt)) {
+    return `issuedAt ${next.issuedAt === null ? 'missing' : new Date(next.issuedAt).toISOString()} is older than the snapshot in use (${new Date(current.issuedAt).toISOString()})`;
+  }
+  return null;
 }
 
 /** Holds the current snapshot; swapping is a single reference assignment. */

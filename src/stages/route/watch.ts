@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { ConfigError } from '../../config/errors.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
-import { loadSnapshotFile, type SnapshotHolder } from './snapshot.ts';
+import { loadSnapshotFile, replacementProblem, type SnapshotHolder, type SnapshotTrust } from './snapshot.ts';
 
 export interface SnapshotWatch {
   stop(): void;
@@ -26,15 +26,17 @@ function identity(file: string): string | null {
   }
 }
 
-export function watchSnapshotFile(file: string, holder: SnapshotHolder, deps: { log: Logger; metrics: Metrics; intervalMs?: number }): SnapshotWatch {
+export function watchSnapshotFile(file: string, holder: SnapshotHolder, deps: { log: Logger; metrics: Metrics; trust: SnapshotTrust; intervalMs?: number }): SnapshotWatch {
   let seen = identity(file);
   const check = (): void => {
     const now = identity(file);
     if (now === null || now === seen) return;
     seen = now;
     try {
-      const next = loadSnapshotFile(file);
+      const next = loadSnapshotFile(file, deps.trust);
       const prev = holder.current();
+      const problem = replacementProblem(prev, next);
+      if (problem !== null) throw new ConfigError(file, [problem]);
       holder.replace(next);
       deps.metrics.setSnapshot(next.version, next.loadedAt);
       deps.log.info({ from: prev.version, to: next.version, models: next.models.size }, 'routing snapshot replaced');
