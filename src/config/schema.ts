@@ -260,6 +260,8 @@ export const ConfigSchema = z.strictObject({
      * snapshots can be pushed to the admin endpoint.
      */
     publicKeys: z.array(nonEmpty).default([]),
+    /** Folder of upstream credentials (a mounted Secret): file name = the credential a snapshot target names. */
+    credentialsDir: nonEmpty.optional(),
     /** Readiness fails while the snapshot in use was issued longer ago than this (needs issuedAt). */
     maxAgeSeconds: positiveInt.optional(),
   }).prefault({}),

@@ -108,6 +108,10 @@ export const ERROR_CODES = {
     status: 503, type: 'server_error', origin: 'sidecar',
     description: 'The audit record could not be committed, so the request is refused (fail closed).',
   },
+  upstream_credential_unavailable: {
+    status: 503, type: 'server_error', origin: 'sidecar',
+    description: 'The deployment needs a credential the sidecar cannot read (missing or empty secret file).',
+  },
   upstream_unavailable: {
     status: 503, type: 'server_error', origin: 'envoy',
     description: 'The model server could not be reached (connection failure, reset, no healthy host, unknown cluster).',

@@ -25,7 +25,8 @@ import type { ConnectionInfo } from '../stages/auth/credential.ts';
 import { allows } from '../stages/auth/identity.ts';
 import { buildAuditRecord } from '../stages/audit/record.ts';
 import type { AuditSink } from '../stages/audit/file-sink.ts';
-import type { SnapshotHolder } from '../stages/route/snapshot.ts';
+import { routeForTenant, type SnapshotHolder } from '../stages/route/snapshot.ts';
+import type { UpstreamCredentials } from '../stages/route/credentials.ts';
 import { modelListBody, modelObjectBody, visibleModels } from '../stages/route/models.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { QuotaStage, QuotaTicket } from '../stages/quota/stage.ts';
@@ -58,6 +59,7 @@ export interface ProcessorDeps {
   readonly log: Logger;
   readonly quota: QuotaStage;
   readonly content: ContentGuard;
+  readonly credentials: UpstreamCredentials;
 }
 
 /** Which Envoy protocol carries the request: ext_authz sees no body rewrite and no response. */
@@ -161,7 +163,8 @@ export class RequestProcessor {
       if (!route.endpoints.has(endpoint)) {
         throw new GatewayError('model_not_found', `The model '${route.id}' does not serve ${endpointPath(endpoint)}.`, { param: 'model' });
       }
-      ctx.route = route;
+      // A tenant with its own deployment of this model goes there.
+      ctx.route = routeForTenant(route, identity.tenant);
       ctx.stream = req.stream;
       ctx.clientWantsStreamUsage = req.clientWantsStreamUsage;
       state.promptChars = req.promptChars;
@@ -182,8 +185,8 @@ export class RequestProcessor {
       // Past the plan's soft threshold: a cheaper deployment and/or a smaller completion, before the hard limit refuses.
       const soft = state.quota?.soft ?? null;
       const fallback = soft?.fallbackModel == null ? undefined : ctx.snapshot.models.get(soft.fallbackModel);
-      if (fallback !== undefined && fallback.endpoints.has(endpoint)) ctx.route = fallback;
-      const target = ctx.route ?? route;
+      if (fallback !== undefined && fallback.endpoints.has(endpoint)) ctx.route = routeForTenant(fallback, identity.tenant);
+      const target = ctx.route;
       const newBody = rewriteRequestBody(req, target.upstreamModel, endpoint === 'embeddings' ? null : (soft?.maxTokens ?? null));
       const headers: HeaderEdits = {
         set: [
@@ -196,6 +199,8 @@ export class RequestProcessor {
           ['x-gateway-policy-decision', inspection.decision.action],
           ['x-gateway-policy-version', inspection.decision.version],
           ['content-length', String(newBody.length)],
+          // The deployment's own credential (the client's authorization was removed with the request head).
+          ...(target.credential === null ? [] : [this.#d.credentials.header(target.credential)]),
         ],
         remove: [],
       };

@@ -27,6 +27,7 @@ import type { AuditSink } from '../stages/audit/file-sink.ts';
 import { createAuditChain } from '../stages/audit/index.ts';
 import { SnapshotHolder, loadSnapshotFile } from '../stages/route/snapshot.ts';
 import { pushSnapshot } from '../stages/route/push.ts';
+import { UpstreamCredentials } from '../stages/route/credentials.ts';
 import { loadPublicKeys } from '../crypto/signing.ts';
 import { watchSnapshotFile } from '../stages/route/watch.ts';
 import { Metrics } from '../telemetry/metrics.ts';
@@ -83,6 +84,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     auth,
     quota,
     content,
+    credentials: new UpstreamCredentials(config.routing.credentialsDir ?? null),
     snapshots,
     audit,
     metrics,

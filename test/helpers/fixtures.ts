@@ -24,6 +24,8 @@ export interface ModelSpec {
   readonly endpoints: Array<'chat' | 'completions' | 'embeddings'>;
   readonly cluster: string;
   readonly model: string;
+  readonly credential?: string;
+  readonly overrides?: Array<{ tenants: string[]; target: { cluster: string; model: string; credential?: string } }>;
 }
 
 export interface GatewayFiles {
@@ -68,7 +70,12 @@ export function writeGatewayFiles(opts: {
   const snapshotFile = join(dir, 'routing.yaml');
   writeFileSync(snapshotFile, stringify({
     version: opts.snapshotVersion ?? 'test-1',
-    models: (opts.models ?? DEFAULT_MODELS).map((m) => ({ id: m.id, endpoints: m.endpoints, target: { cluster: m.cluster, model: m.model } })),
+    models: (opts.models ?? DEFAULT_MODELS).map((m) => ({
+      id: m.id,
+      endpoints: m.endpoints,
+      target: { cluster: m.cluster, model: m.model, ...(m.credential === undefined ? {} : { credential: m.credential }) },
+      ...(m.overrides === undefined ? {} : { overrides: m.overrides }),
+    })),
   }));
   const socketPath = join(dir, 'sidecar.sock');
   const auditFile = join(dir, 'audit.jsonl');

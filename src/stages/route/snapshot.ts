@@ -15,6 +15,15 @@ import type { Endpoint } from '../../openai/endpoints.ts';
 
 const RoutedEndpoint = z.enum(['chat', 'completions', 'embeddings']);
 
+const Target = z.strictObject({
+  /** The Envoy cluster; Envoy must define it (routing uses the cluster header). */
+  cluster: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be an Envoy cluster name'),
+  /** The model name the deployment expects in the body. */
+  model: z.string().min(1).max(256),
+  /** A credential the sidecar injects for this deployment (a file of that name in routing.credentialsDir). */
+  credential: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a credential file name').optional(),
+});
+
 const SnapshotSchema = z.strictObject({
   version: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -'),
   /** When the control plane issued it: an older snapshot never replaces a newer one (no rollback). */
@@ -26,12 +35,9 @@ const SnapshotSchema = z.strictObject({
     id: z.string().regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -'),
     endpoints: z.array(RoutedEndpoint).min(1, 'must name at least one endpoint'),
     ownedBy: z.string().max(64).default('inference-gateway'),
-    target: z.strictObject({
-      /** The Envoy cluster; Envoy must define it (routing uses the cluster header). */
-      cluster: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be an Envoy cluster name'),
-      /** The model name the deployment expects in the body. */
-      model: z.string().min(1).max(256),
-    }),
+    target: Target,
+    /** Per-tenant deployments: these tenants' requests for this model go to their own target. */
+    overrides: z.array(z.strictObject({ tenants: z.array(z.string().min(1).max(64)).min(1), target: Target })).default([]),
   })).min(1, 'must list at least one model'),
 }).superRefine((s, ctx) => {
   const seen = new Set<string>();
@@ -47,6 +53,15 @@ export interface ModelRoute {
   readonly ownedBy: string;
   readonly cluster: string;
   readonly upstreamModel: string;
+  /** Name of the upstream credential to inject, or null. */
+  readonly credential: string | null;
+  /** tenant → that tenant's own deployment of this model. */
+  readonly overrides: ReadonlyMap<string, ModelRoute>;
+}
+
+/** The route a tenant's request takes: its own deployment when the snapshot has one. */
+export function routeForTenant(route: ModelRoute, tenant: string): ModelRoute {
+  return route.overrides.get(tenant) ?? route;
 }
 
 export interface Snapshot {
@@ -92,13 +107,12 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
   }
   const models = new Map<string, ModelRoute>();
   for (const m of parsed.data.models) {
-    models.set(m.id, Object.freeze({
-      id: m.id,
-      endpoints: new Set<Endpoint>(m.endpoints),
-      ownedBy: m.ownedBy,
-      cluster: m.target.cluster,
-      upstreamModel: m.target.model,
-    }));
+    const endpoints = new Set<Endpoint>(m.endpoints);
+    const make = (t: z.output<typeof Target>, overrides: ReadonlyMap<string, ModelRoute>): ModelRoute =>
+      Object.freeze({ id: m.id, endpoints, ownedBy: m.ownedBy, cluster: t.cluster, upstreamModel: t.model, credential: t.credential ?? null, overrides });
+    const overrides = new Map<string, ModelRoute>();
+    for (const o of m.overrides) for (const tenant of o.tenants) overrides.set(tenant, make(o.target, new Map()));
+    models.set(m.id, make(m.target, overrides));
   }
   const issuedAt = parsed.data.issuedAt === undefined ? null : Date.parse(parsed.data.issuedAt);
   return Object.freeze({ version: parsed.data.version, loadedAt: now, issuedAt, signedBy, models });

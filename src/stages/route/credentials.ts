@@ -1,0 +1,56 @@
+/**
+ * Upstream credentials: a deployment that needs its own API key (a hosted
+ * provider) names a credential; the sidecar reads it from a file of that name
+ * in `routing.credentialsDir` (a mounted Kubernetes Secret) and injects it.
+ * Clients never see or send it (their `authorization` is removed first).
+ * Files are re-read when they change (Secret rotation), at most once a second.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { GatewayError } from '../../openai/errors.ts';
+
+interface Cached {
+  readonly value: string;
+  readonly stamp: string;
+  checkedAt: number;
+}
+
+export class UpstreamCredentials {
+  readonly #dir: string | null;
+  readonly #cache = new Map<string, Cached>();
+  readonly #now: () => number;
+
+  constructor(dir: string | null, now: () => number = Date.now) {
+    this.#dir = dir;
+    this.#now = now;
+  }
+
+  /** The header to send upstream for this credential. Never logged. */
+  header(name: string): readonly [string, string] {
+    return ['authorization', `Bearer ${this.#value(name)}`];
+  }
+
+  #value(name: string): string {
+    const unavailable = (): GatewayError => new GatewayError('upstream_credential_unavailable', `The credential for this deployment (${name}) is not available.`);
+    if (this.#dir === null) throw unavailable();
+    const now = this.#now();
+    const cached = this.#cache.get(name);
+    if (cached !== undefined && now - cached.checkedAt < 1000) return cached.value;
+    const file = join(this.#dir, name);
+    let stamp: string;
+    try {
+      const st = statSync(file);
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      throw unavailable();
+    }
+    if (cached !== undefined && cached.stamp === stamp) {
+      cached.checkedAt = now;
+      return cached.value;
+    }
+    const value = readFileSync(file, 'utf8').trim();
+    if (value === '' || /[\r\n\0]/.test(value)) throw unavailable();
+    this.#cache.set(name, { value, stamp, checkedAt: now });
+    return value;
+  }
+}
