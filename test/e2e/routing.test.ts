@@ -65,3 +65,44 @@ test('a missing credential fails closed with 503 and nothing upstream', async ()
   }
   assert.equal(stack.upstream.requests.length, 0);
 });
+
+test('snapshot swaps under load change routing with no failed request', async (t) => {
+  const { renameSync } = await import('node:fs');
+  const { stringify } = await import('yaml');
+  const write = (model: string, version: string) => {
+    const tmp = `${stack.files.snapshotFile}.tmp`;
+    writeFileSync(tmp, stringify({
+      version,
+      models: [
+        { id: 'chat-large', endpoints: ['chat'], target: { cluster: 'demo-upstream', model } },
+        { id: 'hosted', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'provider-model', credential: 'provider-key' } },
+      ],
+    }));
+    renameSync(tmp, stack.files.snapshotFile);
+  };
+  stack.upstream.clearRequests();
+  let running = true;
+  let ok = 0;
+  const failures: string[] = [];
+  const workers = Array.from({ length: 4 }, async () => {
+    while (running) {
+      try {
+        await ask('alice', 'chat-large');
+        ok++;
+      } catch (err) {
+        failures.push(err instanceof OpenAI.APIError ? `${err.status} ${err.code}` : String(err));
+      }
+    }
+  });
+  for (let i = 0; i < 6; i++) {
+    write(i % 2 === 0 ? 'blue' : 'green', `swap-${i}`);
+    await new Promise((r) => setTimeout(r, 1200));
+  }
+  running = false;
+  await Promise.all(workers);
+  const seen = new Set(stack.upstream.requests.map((r) => (r.body as { model: string }).model));
+  t.diagnostic(`${ok} requests during 6 swaps, ${failures.length} failed; models seen: ${[...seen].join(', ')}`);
+  assert.deepEqual(failures, [], 'no request failed during the swaps');
+  assert.ok(ok > 50, `${ok} requests`);
+  assert.ok(seen.has('blue') && seen.has('green'), `routing followed the swaps: ${[...seen].join(',')}`);
+});
