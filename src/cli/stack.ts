@@ -62,6 +62,15 @@ export async function stackCommand(argv: string[]): Promise<number> {
     routing: { snapshotFile },
     audit: { file: join(dir, 'audit.jsonl') },
     logging: { level: 'info' },
+    // A demo plan and policy so the stack shows quotas and the data policy at work.
+    quotas: { plans: [{ name: 'standard', limits: [{ scope: 'key', rpm: 600, concurrency: 16 }, { scope: 'tenant', tpm: 200_000 }] }] },
+    policy: {
+      version: 'local-demo-1',
+      rules: [
+        { name: 'no-secrets', classes: ['SECRET'], action: 'deny' },
+        { name: 'redact-cards', classes: ['PCI'], action: 'redact' },
+      ],
+    },
   }));
 
   const upstream = await startDemoUpstream({ host: '127.0.0.1', port: Number(values['upstream-port']), record: false });
@@ -87,7 +96,9 @@ Inference Gateway is running (Envoy → sidecar → demo model server):
   API key    ${key}
   models     gpt-demo (chat, completions), embed-demo (embeddings)
   metrics    http://127.0.0.1:${sidecar.adminPort}/metrics
-  audit log  ${relative(process.cwd(), config.audit.file)}
+  audit log  ${relative(process.cwd(), config.audit.file)}  (check it: npx inference-gateway audit verify --keys ${relative(process.cwd(), config.audit.signingKeyFile)}.pub ${relative(process.cwd(), config.audit.file)})
+  demo plan  600 requests/min, 16 concurrent per key; 200k tokens/min per tenant (see the x-ratelimit-* headers)
+  policy     card numbers redacted, secrets refused (try "my card is 4111 1111 1111 1111")
 
 Try it:
   curl -s ${base}/v1/chat/completions \\

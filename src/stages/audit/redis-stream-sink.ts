@@ -22,6 +22,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AuditSink } from './file-sink.ts';
+import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../../stores/redis-connection.ts';
 
 export interface RedisStreamSinkOptions {
   /** redis:// or rediss:// URL. */
@@ -41,38 +42,22 @@ interface Pending {
   readonly reject: (err: Error) => void;
 }
 
-const ERROR_LOG_INTERVAL_MS = 10_000;
-
-function describeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
-  } catch {
-    return 'redis';
-  }
-}
-
 export class RedisStreamSink implements AuditSink {
   readonly description: string;
   readonly #redis: Redis;
   readonly #stream: string;
   readonly #timeoutMs: number;
   readonly #maxLen: number | undefined;
-  readonly #log: Logger;
+  readonly #conn: RedisConnectionState;
   #queue: Pending[] = [];
   #writing = false;
   #closed = false;
-  #readyWait: Promise<void> | null = null;
-  #lastError: string | null = null;
-  #lastErrorLog = 0;
-  #failing = false;
 
   constructor(opts: RedisStreamSinkOptions) {
-    this.description = `${describeUrl(opts.url)} ${opts.stream}`;
+    this.description = `${describeRedisUrl(opts.url)} ${opts.stream}`;
     this.#stream = opts.stream;
     this.#timeoutMs = opts.commandTimeoutMs;
     this.#maxLen = opts.maxLen;
-    this.#log = opts.log;
     this.#redis = new Redis(opts.url, {
       lazyConnect: true,
       connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
@@ -87,11 +72,11 @@ export class RedisStreamSink implements AuditSink {
       // close() should not keep the process alive for ioredis' default 2 s when Redis is down.
       disconnectTimeout: 200,
     });
-    this.#redis.on('error', (err: Error) => this.#onError(err));
-    this.#redis.on('ready', () => {
-      this.#lastError = null;
-      if (this.#failing) this.#log.info({ redis: this.description }, 'audit Redis stream reachable again');
-      this.#failing = false;
+    this.#conn = new RedisConnectionState(this.#redis, {
+      description: this.description,
+      log: opts.log,
+      label: 'audit Redis stream',
+      isClosed: () => this.#closed,
     });
     this.#redis.connect().catch(() => undefined);
   }
@@ -158,44 +143,17 @@ export class RedisStreamSink implements AuditSink {
    * Ready → go. A connection being set up → wait for it (the batch timeout
    * bounds this). Down (waiting to reconnect) or closed → fail now.
    */
-  async #ready(): Promise<void> {
-    const r = this.#redis;
-    if (r.status === 'ready') return;
-    if (r.status === 'end') throw new Error(`audit Redis stream ${this.description} is closed`);
-    if (r.status === 'wait') r.connect().catch(() => undefined);
-    else if (r.status !== 'connecting' && r.status !== 'connect') {
-      throw new Error(`audit Redis stream ${this.description} is unreachable${this.#why()}`);
-    }
-    this.#readyWait ??= new Promise<void>((resolve, reject) => {
-      const done = (err?: Error): void => {
-        clearTimeout(timer);
-        r.off('ready', onReady);
-        r.off('close', onClose);
-        this.#readyWait = null;
-        if (err === undefined) resolve();
-        else reject(err);
-      };
-      const onReady = (): void => done();
-      const onClose = (): void => done(new Error(`audit Redis stream ${this.description} is unreachable${this.#why()}`));
-      const timer = setTimeout(() => done(new Error(`audit Redis stream ${this.description} did not connect within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-      r.on('ready', onReady);
-      r.on('close', onClose);
+  #ready(): Promise<void> {
+    return this.#conn.ready(this.#timeoutMs, (problem: RedisConnectionProblem) => {
+      switch (problem) {
+        case 'closed':
+          return new Error(`audit Redis stream ${this.description} is closed`);
+        case 'unreachable':
+          return new Error(`audit Redis stream ${this.description} is unreachable${this.#conn.why()}`);
+        case 'timeout':
+          return new Error(`audit Redis stream ${this.description} did not connect within ${this.#timeoutMs} ms`);
+      }
     });
-    return this.#readyWait;
-  }
-
-  #why(): string {
-    return this.#lastError === null ? '' : `: ${this.#lastError}`;
-  }
-
-  #onError(err: Error): void {
-    if (this.#closed) return;
-    this.#failing = true;
-    this.#lastError = err.message;
-    const now = Date.now();
-    if (now - this.#lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
-    this.#lastErrorLog = now;
-    this.#log.warn({ redis: this.description, err: err.message }, 'audit Redis stream connection error');
   }
 
   /** Waits for queued appends (each bounded by the timeout), then disconnects. */

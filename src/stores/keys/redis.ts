@@ -28,6 +28,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeyRecord, KeyUpdate, WritableKeyStore } from './port.ts';
 import { recordFromRedisFields, redisFieldsFromRecord } from './record.ts';
+import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
 
 export interface RedisKeyStoreOptions {
   /** redis:// or rediss:// URL. */
@@ -49,7 +50,6 @@ interface Cached {
 }
 
 const MAX_CACHED = 100_000;
-const ERROR_LOG_INTERVAL_MS = 10_000;
 
 /** KEYS[1] = record key; ARGV = HSET field/value pairs. Refuses to overwrite. */
 const CREATE_LUA = `
@@ -81,16 +81,6 @@ function pairsToObject(flat: readonly unknown[]): Record<string, string> {
   return out;
 }
 
-/** Where a URL points, without credentials (for messages). */
-function describeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
-  } catch {
-    return 'redis';
-  }
-}
-
 export class RedisKeyStore implements WritableKeyStore {
   readonly description: string;
   readonly #redis: Redis;
@@ -100,26 +90,21 @@ export class RedisKeyStore implements WritableKeyStore {
   readonly #timeoutMs: number;
   readonly #cacheMs: number;
   readonly #now: () => number;
-  readonly #log: Logger;
+  readonly #conn: RedisConnectionState;
   readonly #cache = new Map<string, Cached>();
   /** Bumped on every invalidation: a lookup that started before one must not fill the cache. */
   #epoch = 0;
-  #readyWait: Promise<void> | null = null;
   #subscribed = false;
   #subscribedWaiters: Array<() => void> = [];
   #closed = false;
-  #lastErrorLog = 0;
-  #lastError: string | null = null;
-  #failing = false;
 
   constructor(opts: RedisKeyStoreOptions) {
-    this.description = describeUrl(opts.url);
+    this.description = describeRedisUrl(opts.url);
     this.#prefix = opts.keyPrefix;
     this.#channel = `${opts.keyPrefix}keys:revoked`;
     this.#timeoutMs = opts.commandTimeoutMs;
     this.#cacheMs = opts.cacheSeconds * 1000;
     this.#now = opts.now ?? Date.now;
-    this.#log = opts.log;
     const common: RedisOptions = {
       lazyConnect: true,
       connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
@@ -136,11 +121,12 @@ export class RedisKeyStore implements WritableKeyStore {
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
     });
-    this.#redis.on('error', (err: Error) => this.#onError('command', err));
-    this.#redis.on('ready', () => {
-      this.#lastError = null;
-      if (this.#failing) this.#log.info({ redis: this.description }, 'Redis key store reachable again');
-      this.#failing = false;
+    this.#conn = new RedisConnectionState(this.#redis, {
+      description: this.description,
+      log: opts.log,
+      label: 'Redis key store',
+      isClosed: () => this.#closed,
+      logFields: { connection: 'command' },
     });
     this.#sub = opts.subscribe === false ? null : this.#subscribe(opts.url, common);
   }
@@ -238,34 +224,17 @@ export class RedisKeyStore implements WritableKeyStore {
    * Ready → go. A connection being set up → wait for it, at most the command
    * timeout. Down (waiting to reconnect) or closed → fail now.
    */
-  async #ready(): Promise<void> {
-    const r = this.#redis;
-    if (r.status === 'ready') return;
-    if (this.#closed || r.status === 'end') throw new Error('the Redis key store is closed');
-    if (r.status === 'wait') r.connect().catch(() => undefined);
-    else if (r.status !== 'connecting' && r.status !== 'connect') {
-      throw new Error(`Redis (${this.description}) is unreachable${this.#why()}`);
-    }
-    this.#readyWait ??= new Promise<void>((resolve, reject) => {
-      const done = (err?: Error): void => {
-        clearTimeout(timer);
-        r.off('ready', onReady);
-        r.off('close', onClose);
-        this.#readyWait = null;
-        if (err === undefined) resolve();
-        else reject(err);
-      };
-      const onReady = (): void => done();
-      const onClose = (): void => done(new Error(`Redis (${this.description}) is unreachable${this.#why()}`));
-      const timer = setTimeout(() => done(new Error(`Redis (${this.description}) did not connect within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-      r.on('ready', onReady);
-      r.on('close', onClose);
+  #ready(): Promise<void> {
+    return this.#conn.ready(this.#timeoutMs, (problem: RedisConnectionProblem) => {
+      switch (problem) {
+        case 'closed':
+          return new Error('the Redis key store is closed');
+        case 'unreachable':
+          return new Error(`Redis (${this.description}) is unreachable${this.#conn.why()}`);
+        case 'timeout':
+          return new Error(`Redis (${this.description}) did not connect within ${this.#timeoutMs} ms`);
+      }
     });
-    return this.#readyWait;
-  }
-
-  #why(): string {
-    return this.#lastError === null ? '' : `: ${this.#lastError}`;
   }
 
   #invalidate(id: string | null): void {
@@ -283,7 +252,7 @@ export class RedisKeyStore implements WritableKeyStore {
       enableOfflineQueue: true,
       maxRetriesPerRequest: null,
     });
-    sub.on('error', (err: Error) => this.#onError('subscriber', err));
+    sub.on('error', (err: Error) => this.#subscriberError(err));
     sub.on('message', (channel: string, message: string) => {
       if (channel === this.#channel) this.#invalidate(message);
     });
@@ -298,20 +267,15 @@ export class RedisKeyStore implements WritableKeyStore {
           this.#subscribed = true;
           for (const w of this.#subscribedWaiters.splice(0)) w();
         },
-        (err: unknown) => this.#onError('subscriber', err instanceof Error ? err : new Error(String(err))),
+        (err: unknown) => this.#subscriberError(err instanceof Error ? err : new Error(String(err))),
       );
     });
     sub.connect().catch(() => undefined);
     return sub;
   }
 
-  #onError(connection: string, err: Error): void {
-    if (this.#closed) return;
-    this.#failing = true;
-    if (connection === 'command') this.#lastError = err.message;
-    const now = Date.now();
-    if (now - this.#lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
-    this.#lastErrorLog = now;
-    this.#log.warn({ redis: this.description, connection, err: err.message }, 'Redis key store connection error');
+  /** The subscriber's errors count as failing, but `why()` keeps describing the command connection. */
+  #subscriberError(err: Error): void {
+    this.#conn.noteError(err, { connection: 'subscriber' }, false);
   }
 }

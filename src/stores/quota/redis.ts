@@ -26,6 +26,7 @@ import type { Logger } from 'pino';
 import type { Decision, LimitSpec, LimitState, QuotaStore, Settlement } from './port.ts';
 import { isTokenLimit, validateLimits, wholeCost } from './memory.ts';
 import { ADMIT_LUA, SETTLE_LUA } from './redis-script.ts';
+import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
 
 export interface RedisClusterNode {
   readonly host: string;
@@ -63,18 +64,7 @@ function script(lua: string): Script {
 
 const ADMIT = script(ADMIT_LUA);
 const SETTLE = script(SETTLE_LUA);
-const ERROR_LOG_INTERVAL_MS = 10_000;
 const KIND_CODE = { rate: 'r', window: 'w', day: 'd', concurrency: 'c' } as const;
-
-function describeUrl(url: RedisQuotaStoreOptions['url']): string {
-  if (typeof url !== 'string') return `cluster(${url.cluster.map((n) => `${n.host}:${n.port}`).join(',')})`;
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
-  } catch {
-    return 'redis';
-  }
-}
 
 /**
  * The tag as it goes between the braces: never empty (`{}` would hash the
@@ -97,19 +87,14 @@ export class RedisQuotaStore implements QuotaStore {
   readonly #client: Redis | Cluster;
   readonly #prefix: string;
   readonly #timeoutMs: number;
-  readonly #log: Logger;
   readonly #now: (() => number) | undefined;
-  #readyWait: Promise<void> | null = null;
+  readonly #conn: RedisConnectionState;
   #closed = false;
-  #lastErrorLog = 0;
-  #lastError: string | null = null;
-  #failing = false;
 
   constructor(opts: RedisQuotaStoreOptions) {
-    this.description = describeUrl(opts.url);
+    this.description = describeRedisUrl(opts.url);
     this.#prefix = opts.keyPrefix;
     this.#timeoutMs = opts.commandTimeoutMs;
-    this.#log = opts.log;
     this.#now = opts.now;
     const node: RedisOptions = {
       connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
@@ -141,11 +126,11 @@ export class RedisQuotaStore implements QuotaStore {
               redisOptions: node,
             },
           );
-    this.#client.on('error', (err: Error) => this.#onError(err));
-    this.#client.on('ready', () => {
-      this.#lastError = null;
-      if (this.#failing) this.#log.info({ redis: this.description }, 'Redis quota store reachable again');
-      this.#failing = false;
+    this.#conn = new RedisConnectionState(this.#client, {
+      description: this.description,
+      log: opts.log,
+      label: 'Redis quota store',
+      isClosed: () => this.#closed,
     });
   }
 
@@ -203,7 +188,7 @@ export class RedisQuotaStore implements QuotaStore {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new QuotaStoreUnavailableError(`Redis (${this.description}) did not answer within ${this.#timeoutMs} ms${this.#why()}`)),
+        () => reject(new QuotaStoreUnavailableError(`Redis (${this.description}) did not answer within ${this.#timeoutMs} ms${this.#conn.why()}`)),
         this.#timeoutMs,
       );
     });
@@ -233,43 +218,16 @@ export class RedisQuotaStore implements QuotaStore {
    * Ready → go. A connection being set up → wait for it (the caller's
    * deadline bounds the wait). Down (waiting to reconnect) or closed → fail now.
    */
-  async #ready(): Promise<void> {
-    const c = this.#client;
-    if (c.status === 'ready') return;
-    if (this.#closed || c.status === 'end') throw new QuotaStoreUnavailableError('the Redis quota store is closed');
-    if (c.status === 'wait') c.connect().catch(() => undefined);
-    else if (c.status !== 'connecting' && c.status !== 'connect') {
-      throw new QuotaStoreUnavailableError(`Redis (${this.description}) is unreachable${this.#why()}`);
-    }
-    this.#readyWait ??= new Promise<void>((resolve, reject) => {
-      const done = (err?: Error): void => {
-        clearTimeout(timer);
-        c.off('ready', onReady);
-        c.off('close', onClose);
-        this.#readyWait = null;
-        if (err === undefined) resolve();
-        else reject(err);
-      };
-      const onReady = (): void => done();
-      const onClose = (): void => done(new QuotaStoreUnavailableError(`Redis (${this.description}) is unreachable${this.#why()}`));
-      const timer = setTimeout(() => done(new QuotaStoreUnavailableError(`Redis (${this.description}) did not connect within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-      c.on('ready', onReady);
-      c.on('close', onClose);
+  #ready(): Promise<void> {
+    return this.#conn.ready(this.#timeoutMs, (problem: RedisConnectionProblem) => {
+      switch (problem) {
+        case 'closed':
+          return new QuotaStoreUnavailableError('the Redis quota store is closed');
+        case 'unreachable':
+          return new QuotaStoreUnavailableError(`Redis (${this.description}) is unreachable${this.#conn.why()}`);
+        case 'timeout':
+          return new QuotaStoreUnavailableError(`Redis (${this.description}) did not connect within ${this.#timeoutMs} ms`);
+      }
     });
-    return this.#readyWait;
-  }
-
-  #why(): string {
-    return this.#lastError === null ? '' : `: ${this.#lastError}`;
-  }
-
-  #onError(err: Error): void {
-    if (this.#closed) return;
-    this.#failing = true;
-    this.#lastError = err.message;
-    const now = Date.now();
-    if (now - this.#lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
-    this.#lastErrorLog = now;
-    this.#log.warn({ redis: this.description, err: err.message }, 'Redis quota store connection error');
   }
 }
