@@ -205,14 +205,3 @@ export class ApiKeyVerifier {
     return c;
   }
 }
-
-/** Pulls the presented key from `authorization: Bearer …` or `x-api-key`. */
-export function presentedApiKey(authorization: string | undefined, xApiKey: string | undefined): string | null {
-  if (authorization !== undefined) {
-    const m = /^Bearer[ \t]+(\S{1,512})[ \t]*$/i.exec(authorization);
-    if (m === null) throw new GatewayError('invalid_api_key', 'The authorization header must be "Bearer <api key>".');
-    return m[1] ?? null;
-  }
-  if (xApiKey !== undefined && xApiKey !== '') return xApiKey.trim();
-  return null;
-}
