@@ -289,6 +289,29 @@ void test('resources are well-formed and unique; the Service and the Deployment 
   assert.equal(containerPort(container(base, 'sidecar'), byName('metrics').targetPort, 'Service metrics'), obj(obj(base.gatewayYaml.server, 'server').admin, 'admin').port);
 });
 
+void test('the PodDisruptionBudget, the autoscaler and the NetworkPolicy target this Deployment and its ports', () => {
+  const spec = obj(base.deployment.spec, 'Deployment spec');
+  const podLabels = obj(obj(obj(spec.template, 'template').metadata, 'template metadata').labels, 'pod labels');
+  const of = (kind: string): Obj => {
+    const found = base.resources.find((r) => r.doc.kind === kind);
+    assert.ok(found, `a ${kind} exists`);
+    return found.doc;
+  };
+  const selects = (labels: Obj, what: string) => {
+    assert.ok(Object.keys(labels).length > 0, `${what} selects something`);
+    for (const [k, v] of Object.entries(labels)) assert.equal(podLabels[k], v, `${what} ${k} must match the pod labels`);
+  };
+  selects(obj(obj(obj(of('PodDisruptionBudget').spec, 'PDB spec').selector, 'PDB selector').matchLabels, 'matchLabels'), 'PodDisruptionBudget');
+  const hpa = obj(of('HorizontalPodAutoscaler').spec, 'HPA spec');
+  const target = obj(hpa.scaleTargetRef, 'scaleTargetRef');
+  assert.deepEqual([target.kind, target.name], ['Deployment', obj(base.deployment.metadata, 'Deployment metadata').name]);
+  assert.ok(num(hpa.minReplicas, 'minReplicas') >= 2, 'at least two replicas, so the PDB can allow a disruption');
+  const np = obj(of('NetworkPolicy').spec, 'NetworkPolicy spec');
+  selects(obj(obj(np.podSelector, 'podSelector').matchLabels, 'matchLabels'), 'NetworkPolicy');
+  const allowed = arr(np.ingress, 'ingress').flatMap((rule) => arr(obj(rule, 'rule').ports, 'ports').map((p) => num(obj(p, 'port').port, 'port')));
+  assert.deepEqual(allowed.sort(), [8080, 9464], 'only the listener and the metrics port are reachable');
+});
+
 void test('every volumeMount has its volume, every volume is used, and every ConfigMap it names exists', () => {
   const volumeNames = base.volumes.map((v) => str(obj(v, 'volume').name, 'volume name'));
   assert.equal(new Set(volumeNames).size, volumeNames.length, 'volume names are unique');
