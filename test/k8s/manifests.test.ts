@@ -355,12 +355,15 @@ void test('the two containers run the expected images and commands, and read the
   assert.ok(posix.isAbsolute(snapshotFile), 'routing.snapshotFile is absolute (in the pod)');
   assert.deepEqual(files.get(snapshotFile), { configMap: 'inference-gateway-routing', key: 'routing.yaml' }, 'routing.snapshotFile must be the routing ConfigMap key, under its mountPath');
 
-  // The audit file must be on a writable emptyDir, not on the read-only root.
-  const audit = str(obj(base.gatewayYaml.audit, 'audit').file, 'audit.file');
-  const auditMount = mounts(sidecar).find((m) => isUnder(dirname(audit), str(m.mountPath, 'mountPath')));
-  assert.ok(auditMount !== undefined, `audit.file ${audit} must lie in a mounted volume`);
-  assert.notEqual(auditMount.readOnly, true);
-  assert.ok(named(base.volumes, str(auditMount.name, 'name'), 'volume').emptyDir !== undefined, 'the audit volume is an emptyDir');
+  // The audit file — and the checkpoint key the sidecar creates when missing — must be on a
+  // writable emptyDir, not on the read-only root or the read-only config mount.
+  const auditCfg = obj(base.gatewayYaml.audit, 'audit');
+  for (const [what, path] of [['audit.file', str(auditCfg.file, 'audit.file')], ['audit.signingKeyFile', str(auditCfg.signingKeyFile, 'audit.signingKeyFile')]] as const) {
+    const mount = mounts(sidecar).find((m) => isUnder(dirname(path), str(m.mountPath, 'mountPath')));
+    assert.ok(mount !== undefined, `${what} ${path} must lie in a mounted volume`);
+    assert.notEqual(mount.readOnly, true, `${what} must be writable`);
+    assert.ok(named(base.volumes, str(mount.name, 'name'), 'volume').emptyDir !== undefined, `${what} is on an emptyDir`);
+  }
 });
 
 void test('the sidecar socket: same path in envoy.yaml and gateway.yaml, inside the emptyDir both containers mount', () => {
@@ -582,6 +585,7 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
   server.admin = { host: '127.0.0.1', port: 0 };
   obj(gatewayCfg.routing, 'routing').snapshotFile = join(dir, 'routing.yaml');
   obj(gatewayCfg.audit, 'audit').file = join(dir, 'audit', 'audit.jsonl');
+  obj(gatewayCfg.audit, 'audit').signingKeyFile = join(dir, 'audit', 'audit-signing-key.pem');
   obj(gatewayCfg.logging, 'logging').level = 'info';
   await writeFile(join(dir, 'routing.yaml'), base.routingText);
   await writeFile(join(dir, 'gateway.yaml'), YAML.stringify(gatewayCfg));
