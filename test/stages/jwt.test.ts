@@ -518,8 +518,33 @@ test('JWKS file: rotation is picked up (in place and by atomic rename); a broken
 
   writeFileSync(path, '{ half-written');
   await sleep(1100);
-  assert.equal((await v.verify(t3)).principal, 'alice', 'broken file: previous keys kept');
+  // A token not seen before (a seen one would come from the verified-token cache without a key lookup).
+  const t3b = await mintFor(k3, claims({ jti: 'fresh' }));
+  assert.equal((await v.verify(t3b)).principal, 'alice', 'broken file: previous keys kept');
   assert.deepEqual(outcomes, ['ok', 'ok', 'error']);
+});
+
+test('verified tokens are cached, but never past their exp or before their nbf, and not across a key change', async () => {
+  let now = Date.parse('2026-11-23T00:00:00Z');
+  const k1 = await makeKeyPair('ES256');
+  const k2 = await makeKeyPair('ES256');
+  const path = jwksFile([k1]);
+  const v = verifier([{ issuer: ISS, audiences: [AUD], jwksFile: path }], { clockSkewSeconds: 0 }, { now: () => now });
+  const sec = Math.floor(now / 1000);
+  const token = await mintFor(k1, { ...claims(), iat: sec, nbf: sec, exp: sec + 30 });
+  assert.equal((await v.verify(token)).principal, 'alice');
+  assert.equal((await v.verify(token)).principal, 'alice', 'second use: cached');
+  now += 31_000;
+  await refused(v.verify(token), token, 'invalid_token', /expired|exp/);
+  now -= 32_000;
+  await refused(v.verify(token), token, 'invalid_token', /not yet valid|nbf/);
+  now += 1_000;
+  assert.equal((await v.verify(token)).principal, 'alice');
+  writeJwksFile(path, [k2], { atomic: true });
+  await sleep(1100);
+  // The file changed: the next lookup of ANY token re-reads it and drops the cache.
+  await v.verify(await mintFor(k2, { ...claims(), iat: sec, exp: sec + 30 })).catch(() => undefined);
+  await refused(v.verify(token), token, 'invalid_token', /no signing key matches/);
 });
 
 test('several keys without kid: the one that verifies is used', async () => {

@@ -14,6 +14,7 @@
  * Error messages name the reason and the (configured) issuer, never the token
  * or any value taken from it.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import {
@@ -53,6 +54,9 @@ export interface JwtVerifierOptions {
 
 /** Three base64url segments (the signature may be empty, so `alg: none` tokens reach verify() and are refused there). No decoding. */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 10_000;
 
 export function looksLikeJwt(s: string): boolean {
   return JWT_SHAPE.test(s);
@@ -97,6 +101,13 @@ export class JwtVerifier {
   readonly #clockSkewSeconds: number;
   readonly #maxTokenBytes: number;
   readonly #now: () => number;
+  /**
+   * Tokens already verified, by SHA-256 of the token: a client that reuses its
+   * token pays for one signature check per VERIFIED_TTL_MS instead of one per
+   * request. An entry never outlives the token's own exp (+ skew), and lives at
+   * most VERIFIED_TTL_MS, so a key removed from the JWKS stops counting soon.
+   */
+  readonly #verified = new Map<string, { readonly credential: JwtCredential; readonly from: number; readonly until: number }>();
 
   constructor(cfg: AuthConfig['jwt'], opts: JwtVerifierOptions = {}) {
     this.#clockSkewSeconds = cfg.clockSkewSeconds;
@@ -104,6 +115,8 @@ export class JwtVerifier {
     this.#now = opts.now ?? Date.now;
     const onJwksFetch = opts.onJwksFetch;
     const report = (issuer: string, outcome: JwksFetchOutcome): void => {
+      // New keys (a refetch or a changed file): tokens verified with the old ones are checked again.
+      if (outcome === 'ok') this.#verified.clear();
       try {
         onJwksFetch?.(issuer, outcome);
       } catch {
@@ -139,6 +152,13 @@ export class JwtVerifier {
     // Size first: nothing is decoded from an oversized token.
     if (token.length > this.#maxTokenBytes) throw invalid(`Invalid token: longer than ${this.#maxTokenBytes} bytes.`);
     if (!looksLikeJwt(token)) throw invalid('Invalid token: not a compact JWS (three base64url segments).');
+    const cacheKey = createHash('sha256').update(token).digest('base64');
+    const hit = this.#verified.get(cacheKey);
+    if (hit !== undefined) {
+      const now = this.#now();
+      if (now >= hit.from && now < hit.until) return hit.credential;
+      this.#verified.delete(cacheKey);
+    }
 
     let claims: JWTPayload;
     let header: JWSHeaderParameters;
@@ -171,7 +191,14 @@ export class JwtVerifier {
       if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw refusal(err, name);
       payload = await verifyWithCandidates(token, err, options, name);
     }
-    return toCredential(payload, issuer);
+    const credential = toCredential(payload, issuer);
+    // The entry is valid exactly where the token is (exp and nbf with the skew), and at most VERIFIED_TTL_MS.
+    const skewMs = this.#clockSkewSeconds * 1000;
+    const exp = typeof payload.exp === 'number' ? payload.exp * 1000 + skewMs : 0;
+    const from = typeof payload.nbf === 'number' ? payload.nbf * 1000 - skewMs : Number.NEGATIVE_INFINITY;
+    if (this.#verified.size >= VERIFIED_MAX) this.#verified.delete(this.#verified.keys().next().value ?? '');
+    this.#verified.set(cacheKey, { credential, from, until: Math.min(exp, this.#now() + VERIFIED_TTL_MS) });
+    return credential;
   }
 }
 
