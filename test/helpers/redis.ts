@@ -4,6 +4,7 @@
  * same port (an outage the clients must survive).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { createServer, connect } from 'node:net';
 
 export interface TestRedis {
@@ -92,4 +93,12 @@ export async function startRedis(): Promise<TestRedis> {
 
   await start();
   return { port, url: `redis://127.0.0.1:${port}`, start, kill, stop: kill };
+}
+
+/** A plain client for inspecting a test Redis; it reconnects by itself across a kill/restart. */
+export async function adminClient(url: string): Promise<Redis> {
+  const client = new Redis(url, { lazyConnect: true });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
 }

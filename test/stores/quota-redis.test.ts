@@ -8,11 +8,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { RedisQuotaStore } from '../../src/stores/quota/redis.ts';
 import type { Decision, LimitSpec } from '../../src/stores/quota/port.ts';
-import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
 
 const TIMEOUT_MS = 250;
 const DAY = 86_400_000;
@@ -24,9 +24,7 @@ let n = 0;
 
 before(async () => {
   redis = await startRedis();
-  admin = new Redis(redis.url, { lazyConnect: true });
-  admin.on('error', () => undefined); // it reconnects by itself across the kill/restart test
-  await admin.connect();
+  admin = await adminClient(redis.url);
 });
 after(async () => {
   admin.disconnect();

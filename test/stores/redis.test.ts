@@ -7,11 +7,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { ApiKeyVerifier, type ApiKeyCredential } from '../../src/stages/auth/api-keys.ts';
 import { GatewayError } from '../../src/openai/errors.ts';
 import { RedisKeyStore } from '../../src/stores/keys/redis.ts';
-import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { captureLog, eventually, makeKey, runKeysCli } from './keys-fixtures.ts';
 
 const TIMEOUT_MS = 250;
@@ -21,9 +21,7 @@ let n = 0;
 
 before(async () => {
   redis = await startRedis();
-  admin = new Redis(redis.url, { lazyConnect: true });
-  admin.on('error', () => undefined); // it reconnects by itself across the kill/restart test
-  await admin.connect();
+  admin = await adminClient(redis.url);
 });
 after(async () => {
   admin.disconnect();
