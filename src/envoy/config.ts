@@ -27,6 +27,13 @@ export interface UpstreamCluster {
   /** IP literal (STATIC cluster) or DNS name (STRICT_DNS cluster). */
   host: string;
   port: number;
+  /**
+   * Deployments Envoy fails over to, in order: endpoints at priority 1, 2, ….
+   * Envoy sends traffic to the next priority when outlier detection has
+   * ejected the hosts before it, and the route's retry policy moves a request
+   * whose connection failed to the next priority at once.
+   */
+  fallbacks?: Array<{ host: string; port: number }>;
 }
 
 export interface GatewayConfigOptions {
@@ -148,15 +155,21 @@ function durationMs(ms: number): string {
 /** One upstream cluster, built from the template's demo cluster. */
 function upstreamCluster(demo: Obj, c: UpstreamCluster): Obj {
   if (!/^[A-Za-z0-9_.:-]+$/.test(c.name)) throw new Error(`invalid cluster name "${c.name}"`);
-  if (c.host === '') throw new Error(`cluster "${c.name}": empty host`);
-  checkPort(c.port, `cluster "${c.name}" port`);
+  const levels = [{ host: c.host, port: c.port }, ...(c.fallbacks ?? [])];
+  for (const l of levels) {
+    if (l.host === '') throw new Error(`cluster "${c.name}": empty host`);
+    checkPort(l.port, `cluster "${c.name}" port`);
+  }
   const cluster = structuredClone(demo);
   cluster.name = c.name;
-  cluster.type = isIP(c.host) !== 0 ? 'STATIC' : 'STRICT_DNS';
+  cluster.type = levels.every((l) => isIP(l.host) !== 0) ? 'STATIC' : 'STRICT_DNS';
   if (cluster.type === 'STRICT_DNS' && cluster.dns_lookup_family === undefined) cluster.dns_lookup_family = 'V4_PREFERRED';
   cluster.load_assignment = {
     cluster_name: c.name,
-    endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: c.host, port_value: c.port } } } }] }],
+    endpoints: levels.map((l, priority) => ({
+      ...(priority === 0 ? {} : { priority }),
+      lb_endpoints: [{ endpoint: { address: { socket_address: { address: l.host, port_value: l.port } } } }],
+    })),
   };
   return cluster;
 }

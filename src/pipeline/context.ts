@@ -2,7 +2,7 @@
  * The typed state of one request as it moves through the phases. The
  * protocol layer (src/server) owns the wire; stages read and fill this.
  */
-import type { Snapshot, ModelRoute } from '../stages/route/snapshot.ts';
+import type { Deployment, Snapshot, ModelRoute } from '../stages/route/snapshot.ts';
 import type { Endpoint } from '../openai/endpoints.ts';
 import type { TraceContext } from './trace.ts';
 import type { Identity } from '../stages/auth/identity.ts';
@@ -31,6 +31,8 @@ export interface RequestContext {
   identity: Identity | null;
   /** The logical model the client asked for (only once it is known to be in the snapshot). */
   route: ModelRoute | null;
+  /** The deployment picked for this request from the route's weighted targets. */
+  deployment: Deployment | null;
   stream: boolean;
   /** The client asked for stream usage itself; if not, we add it and strip it again. */
   clientWantsStreamUsage: boolean;

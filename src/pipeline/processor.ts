@@ -25,7 +25,7 @@ import type { ConnectionInfo } from '../stages/auth/credential.ts';
 import { allows } from '../stages/auth/identity.ts';
 import { buildAuditRecord } from '../stages/audit/record.ts';
 import type { AuditSink } from '../stages/audit/file-sink.ts';
-import { routeForTenant, type SnapshotHolder } from '../stages/route/snapshot.ts';
+import { pickDeployment, routeForTenant, type SnapshotHolder } from '../stages/route/snapshot.ts';
 import type { UpstreamCredentials } from '../stages/route/credentials.ts';
 import { modelListBody, modelObjectBody, visibleModels } from '../stages/route/models.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -104,6 +104,7 @@ export class RequestProcessor {
       snapshot: this.#d.snapshots.current(),
       identity: null,
       route: null,
+      deployment: null,
       stream: false,
       clientWantsStreamUsage: false,
       usage: null,
@@ -186,12 +187,14 @@ export class RequestProcessor {
       const soft = state.quota?.soft ?? null;
       const fallback = soft?.fallbackModel == null ? undefined : ctx.snapshot.models.get(soft.fallbackModel);
       if (fallback !== undefined && fallback.endpoints.has(endpoint)) ctx.route = routeForTenant(fallback, identity.tenant);
-      const target = ctx.route;
+      // The weighted split (canary) happens here; failing over to another deployment is Envoy's job.
+      const target = pickDeployment(ctx.route);
+      ctx.deployment = target;
       const newBody = rewriteRequestBody(req, target.upstreamModel, endpoint === 'embeddings' ? null : (soft?.maxTokens ?? null));
       const headers: HeaderEdits = {
         set: [
           ['x-gateway-target-cluster', target.cluster],
-          ['x-gateway-model', target.id],
+          ['x-gateway-model', ctx.route.id],
           ['x-gateway-deployment-model', target.upstreamModel],
           ...(soft === null ? [] : [['x-gateway-degraded', fallback !== undefined ? 'fallback' : 'max_tokens_capped'] as const]),
           ['x-gateway-snapshot-version', ctx.snapshot.version],

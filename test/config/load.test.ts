@@ -54,7 +54,7 @@ test('environment overrides win and are validated too', () => {
 test('snapshots: valid ones load, bad ones name the path', () => {
   const s = parseSnapshot('version: v1\nmodels:\n  - id: m\n    endpoints: [chat]\n    target: { cluster: c, model: up }\n', 'snap');
   assert.equal(s.version, 'v1');
-  assert.equal(s.models.get('m')?.upstreamModel, 'up');
+  assert.equal(s.models.get('m')?.targets[0]?.upstreamModel, 'up');
   const p = problems(() => parseSnapshot('version: v1\nmodels:\n  - id: m\n    endpoints: [chat]\n    target: { cluster: c, model: up }\n  - id: m\n    endpoints: [talk]\n    target: { cluster: "bad cluster", model: up }\n', 'snap'));
   assert.ok(p.includes('models[1].id: duplicate model id "m"') || p.some((x) => x.startsWith('models[1].endpoints[0]')), p.join('\n'));
   assert.ok(p.some((x) => x.startsWith('models[1].target.cluster: must be an Envoy cluster name')), p.join('\n'));

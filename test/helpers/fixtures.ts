@@ -26,6 +26,8 @@ export interface ModelSpec {
   readonly model: string;
   readonly credential?: string;
   readonly overrides?: Array<{ tenants: string[]; target: { cluster: string; model: string; credential?: string } }>;
+  /** A weighted split instead of the single cluster/model target (which is then ignored). */
+  readonly targets?: Array<{ cluster: string; model: string; weight: number; labels?: Record<string, string> }>;
 }
 
 export interface GatewayFiles {
@@ -73,7 +75,9 @@ export function writeGatewayFiles(opts: {
     models: (opts.models ?? DEFAULT_MODELS).map((m) => ({
       id: m.id,
       endpoints: m.endpoints,
-      target: { cluster: m.cluster, model: m.model, ...(m.credential === undefined ? {} : { credential: m.credential }) },
+      ...(m.targets !== undefined
+        ? { targets: m.targets }
+        : { target: { cluster: m.cluster, model: m.model, ...(m.credential === undefined ? {} : { credential: m.credential }) } }),
       ...(m.overrides === undefined ? {} : { overrides: m.overrides }),
     })),
   }));
@@ -112,7 +116,7 @@ export interface AuditLine {
   decision: { action: string; code: string | null };
   identity: { principal: string; keyId: string | null; methods: string[]; jwt: { issuer: string; subject: string } | null; mtls: { spiffeId: string | null; subject: string | null; certDigest: string } | null } | null;
   usage: { promptTokens: number; completionTokens: number; source: string } | null;
-  deployment: { cluster: string; model: string } | null;
+  deployment: { cluster: string; model: string; labels: Record<string, string> } | null;
   [k: string]: unknown;
 }
 

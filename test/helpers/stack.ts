@@ -155,7 +155,14 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
       await upstream.close();
     },
   };
-  if (opts.withoutSidecar !== true) await stack.startSidecar();
+  if (opts.withoutSidecar !== true) {
+    // A sidecar that cannot start must not leave Envoy and the upstream running (the test process would hang).
+    await stack.startSidecar().catch(async (err: unknown) => {
+      await envoy.stop();
+      await upstream.close();
+      throw err;
+    });
+  }
   return stack;
 }
 

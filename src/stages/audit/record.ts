@@ -26,7 +26,7 @@ export interface AuditRecord {
   readonly classification: { readonly request: Readonly<Record<string, number>>; readonly response: Readonly<Record<string, number>> };
   readonly decision: { readonly action: 'permit' | 'redact' | 'deny'; readonly code: string | null; readonly policyVersion: string };
   readonly model: string | null;
-  readonly deployment: { readonly cluster: string; readonly model: string } | null;
+  readonly deployment: { readonly cluster: string; readonly model: string; readonly labels: Readonly<Record<string, string>> } | null;
   readonly snapshotVersion: string;
   readonly status: number | null;
   readonly outcome: string;
@@ -55,7 +55,7 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
     classification: { request: ctx.content?.request ?? {}, response: ctx.content?.response ?? {} },
     decision: { action: ctx.outcome === 'denied' ? 'deny' : (ctx.content?.action ?? 'permit'), code: ctx.errorCode, policyVersion },
     model: ctx.route?.id ?? null,
-    deployment: ctx.route === null ? null : { cluster: ctx.route.cluster, model: ctx.route.upstreamModel },
+    deployment: ctx.deployment === null ? null : { cluster: ctx.deployment.cluster, model: ctx.deployment.upstreamModel, labels: ctx.deployment.labels },
     snapshotVersion: ctx.snapshot.version,
     status: ctx.status,
     outcome: ctx.outcome ?? 'aborted',

@@ -1,8 +1,16 @@
 /**
  * Routing snapshots: an immutable, versioned map from the logical model ids
- * clients use to the deployment that serves them (an Envoy cluster and the
- * model name that server expects). Snapshots are validated whole before use;
- * a request holds one snapshot from its first phase to its last.
+ * clients use to the deployments that serve them (an Envoy cluster and the
+ * model name that server expects), weighted for canaries. Snapshots are
+ * validated whole before use; a request holds one snapshot from its first
+ * phase to its last.
+ *
+ * Fallback is deliberately not modelled here: when a deployment fails, Envoy
+ * moves the request to the next priority of the target's cluster (retry
+ * policy + outlier detection, see envoy/gateway.yaml), because only Envoy sees
+ * connection failures and host health. The split between deployments is the
+ * sidecar's choice because each deployment may expect a different model name
+ * in the body, which the sidecar rewrites.
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -15,6 +23,8 @@ import type { Endpoint } from '../../openai/endpoints.ts';
 
 const RoutedEndpoint = z.enum(['chat', 'completions', 'embeddings']);
 
+const LabelName = z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'must be a label name: a-z, then a-z 0-9 _ . - (max 63)');
+
 const Target = z.strictObject({
   /** The Envoy cluster; Envoy must define it (routing uses the cluster header). */
   cluster: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be an Envoy cluster name'),
@@ -22,7 +32,35 @@ const Target = z.strictObject({
   model: z.string().min(1).max(256),
   /** A credential the sidecar injects for this deployment (a file of that name in routing.credentialsDir). */
   credential: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a credential file name').optional(),
+  /** Share of the model's requests (relative to the other targets' weights); 0 drains a target without removing it. */
+  weight: z.int().min(0).max(1_000_000).default(1),
+  /** Descriptive labels (tier, region, track…): reported in the audit record, never used for routing. */
+  labels: z.record(LabelName, z.string().max(128)).refine((l) => Object.keys(l).length <= 16, 'must have at most 16 labels').default({}),
 });
+
+/** One deployment (`target`) or a weighted split (`targets`); exactly one of the two. */
+const Targets = {
+  target: Target.optional(),
+  targets: z.array(Target).min(1, 'must list at least one target').max(32).optional(),
+};
+
+type TargetsInput = { target?: z.output<typeof Target> | undefined; targets?: z.output<typeof Target>[] | undefined };
+
+function checkTargets(t: TargetsInput, ctx: z.RefinementCtx, at: (string | number)[]): void {
+  if ((t.target === undefined) === (t.targets === undefined)) {
+    ctx.addIssue({ code: 'custom', message: 'must have exactly one of target or targets', path: at });
+    return;
+  }
+  const list = t.targets ?? [];
+  if (t.targets !== undefined && list.every((x) => x.weight === 0)) ctx.addIssue({ code: 'custom', message: 'at least one target must have a weight above 0', path: [...at, 'targets'] });
+  // One server may host several targets (two model versions on one vLLM), but the same pair twice is a mistake.
+  const seen = new Set<string>();
+  list.forEach((x, i) => {
+    const key = JSON.stringify([x.cluster, x.model]);
+    if (seen.has(key)) ctx.addIssue({ code: 'custom', message: `cluster "${x.cluster}" with model "${x.model}" is listed twice`, path: [...at, 'targets', i] });
+    seen.add(key);
+  });
+}
 
 const SnapshotSchema = z.strictObject({
   version: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -'),
@@ -35,33 +73,61 @@ const SnapshotSchema = z.strictObject({
     id: z.string().regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -'),
     endpoints: z.array(RoutedEndpoint).min(1, 'must name at least one endpoint'),
     ownedBy: z.string().max(64).default('inference-gateway'),
-    target: Target,
-    /** Per-tenant deployments: these tenants' requests for this model go to their own target. */
-    overrides: z.array(z.strictObject({ tenants: z.array(z.string().min(1).max(64)).min(1), target: Target })).default([]),
+    ...Targets,
+    /** Per-tenant deployments: these tenants' requests for this model go to their own target(s). */
+    overrides: z.array(z.strictObject({ tenants: z.array(z.string().min(1).max(64)).min(1), ...Targets })).default([]),
   })).min(1, 'must list at least one model'),
 }).superRefine((s, ctx) => {
   const seen = new Set<string>();
   s.models.forEach((m, i) => {
     if (seen.has(m.id)) ctx.addIssue({ code: 'custom', message: `duplicate model id "${m.id}"`, path: ['models', i, 'id'] });
     seen.add(m.id);
+    checkTargets(m, ctx, ['models', i]);
+    m.overrides.forEach((o, j) => checkTargets(o, ctx, ['models', i, 'overrides', j]));
   });
 });
+
+/** One deployment a request can be sent to. */
+export interface Deployment {
+  readonly cluster: string;
+  readonly upstreamModel: string;
+  /** Name of the upstream credential to inject, or null. */
+  readonly credential: string | null;
+  readonly weight: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
 
 export interface ModelRoute {
   readonly id: string;
   readonly endpoints: ReadonlySet<Endpoint>;
   readonly ownedBy: string;
-  readonly cluster: string;
-  readonly upstreamModel: string;
-  /** Name of the upstream credential to inject, or null. */
-  readonly credential: string | null;
-  /** tenant → that tenant's own deployment of this model. */
+  /** Non-empty; weights sum above 0 (the schema guarantees both). */
+  readonly targets: readonly Deployment[];
+  /** Running sums of the targets' weights, for the weighted pick. */
+  readonly cumulativeWeights: readonly number[];
+  /** tenant → that tenant's own deployment(s) of this model. */
   readonly overrides: ReadonlyMap<string, ModelRoute>;
 }
 
 /** The route a tenant's request takes: its own deployment when the snapshot has one. */
 export function routeForTenant(route: ModelRoute, tenant: string): ModelRoute {
   return route.overrides.get(tenant) ?? route;
+}
+
+/**
+ * The deployment for one request: target i with probability weight_i / total.
+ * `random` is uniform in [0, 1); independent per request (no stickiness), so
+ * over many requests the split converges to the weights.
+ */
+export function pickDeployment(route: ModelRoute, random: number = Math.random()): Deployment {
+  const sums = route.cumulativeWeights;
+  const point = random * (sums[sums.length - 1] ?? 0);
+  for (let i = 0; i < sums.length; i++) {
+    if (point < (sums[i] ?? 0)) return route.targets[i] as Deployment;
+  }
+  // Only reached through rounding at random → 1: the last target with weight.
+  for (let i = route.targets.length - 1; i >= 0; i--) if ((route.targets[i] as Deployment).weight > 0) return route.targets[i] as Deployment;
+  throw new Error(`model ${route.id}: no target has a weight above 0`);
 }
 
 export interface Snapshot {
@@ -108,14 +174,22 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
   const models = new Map<string, ModelRoute>();
   for (const m of parsed.data.models) {
     const endpoints = new Set<Endpoint>(m.endpoints);
-    const make = (t: z.output<typeof Target>, overrides: ReadonlyMap<string, ModelRoute>): ModelRoute =>
-      Object.freeze({ id: m.id, endpoints, ownedBy: m.ownedBy, cluster: t.cluster, upstreamModel: t.model, credential: t.credential ?? null, overrides });
+    const make = (t: TargetsInput, overrides: ReadonlyMap<string, ModelRoute>): ModelRoute => {
+      const targets = (t.targets ?? (t.target === undefined ? [] : [t.target])).map(toDeployment);
+      let sum = 0;
+      const cumulativeWeights = targets.map((d) => (sum += d.weight));
+      return Object.freeze({ id: m.id, endpoints, ownedBy: m.ownedBy, targets: Object.freeze(targets), cumulativeWeights: Object.freeze(cumulativeWeights), overrides });
+    };
     const overrides = new Map<string, ModelRoute>();
-    for (const o of m.overrides) for (const tenant of o.tenants) overrides.set(tenant, make(o.target, new Map()));
-    models.set(m.id, make(m.target, overrides));
+    for (const o of m.overrides) for (const tenant of o.tenants) overrides.set(tenant, make(o, new Map()));
+    models.set(m.id, make(m, overrides));
   }
   const issuedAt = parsed.data.issuedAt === undefined ? null : Date.parse(parsed.data.issuedAt);
   return Object.freeze({ version: parsed.data.version, loadedAt: now, issuedAt, signedBy, models });
+}
+
+function toDeployment(t: z.output<typeof Target>): Deployment {
+  return Object.freeze({ cluster: t.cluster, upstreamModel: t.model, credential: t.credential ?? null, weight: t.weight, labels: Object.freeze({ ...t.labels }) });
 }
 
 export function loadSnapshotFile(file: string, trust: SnapshotTrust = NO_TRUST): Snapshot {
