@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -366,6 +366,84 @@ void test('the two containers run the expected images and commands, and read the
   }
 });
 
+/** The sidecar mount and volume that hold `path` (a file or a folder in the pod). */
+function mountOf(path: string): { mount: Obj; volume: Obj } {
+  const found = mounts(container(base, 'sidecar')).filter((m) => isUnder(path, str(m.mountPath, 'mountPath')));
+  assert.equal(found.length, 1, `exactly one sidecar mount holds ${path}`);
+  const mount = found[0] as Obj;
+  return { mount, volume: named(base.volumes, str(mount.name, 'mount name'), 'volume') };
+}
+
+void test('Secrets: the API key file and the upstream credentials folder are Secret mounts of the sidecar, the key Secret is required', () => {
+  const auth = obj(base.gatewayYaml.auth, 'auth');
+  const [keyFile, ...more] = strings(auth.apiKeyFiles, 'auth.apiKeyFiles');
+  assert.ok(keyFile !== undefined && more.length === 0, 'one key file');
+  assert.ok(posix.isAbsolute(keyFile));
+  const keys = mountOf(keyFile);
+  // A folder mount: the kubelet swaps a Secret's files in place only there (subPath mounts never update,
+  // and the key file store follows updates by polling the path).
+  assert.equal(keys.mount.mountPath, dirname(keyFile), 'the key file sits directly in its Secret mount');
+  assert.equal(keys.mount.subPath, undefined);
+  assert.equal(keys.mount.readOnly, true);
+  const keySecret = obj(keys.volume.secret, `volume ${String(keys.volume.name)}: a secret volume`);
+  assert.equal(keySecret.secretName, 'inference-gateway-api-keys');
+  // Not optional: without the Secret the pod does not start (never a gateway without its keys).
+  assert.notEqual(keySecret.optional, true, 'the API key Secret is required');
+  const items = arr(keySecret.items, 'items').map((i) => obj(i, 'item'));
+  assert.deepEqual(items, [{ key: basename(keyFile), path: basename(keyFile) }], 'the Secret key is the file name auth.apiKeyFiles names');
+  assert.equal(keySecret.defaultMode, 0o440, 'readable by the owner and the pod group (fsGroup) only');
+
+  const credentialsDir = str(obj(base.gatewayYaml.routing, 'routing').credentialsDir, 'routing.credentialsDir');
+  const creds = mountOf(credentialsDir);
+  assert.equal(creds.mount.mountPath, credentialsDir, 'each Secret key is a file directly in routing.credentialsDir');
+  assert.equal(creds.mount.readOnly, true);
+  const credSecret = obj(creds.volume.secret, `volume ${String(creds.volume.name)}: a secret volume`);
+  assert.equal(credSecret.secretName, 'inference-gateway-upstream-credentials');
+  assert.equal(credSecret.optional, true, 'most deployments need no upstream credential');
+  assert.equal(credSecret.items, undefined, 'every key of the Secret becomes a credential file');
+  assert.equal(credSecret.defaultMode, 0o440);
+
+  // Envoy never sees either Secret.
+  for (const m of mounts(container(base, 'envoy'))) {
+    const v = named(base.volumes, str(m.name, 'mount name'), 'volume');
+    assert.equal(v.secret, undefined, `envoy mounts the secret volume ${String(v.name)}`);
+  }
+  // Every credential a snapshot target names would be a file in that folder: a valid file name.
+  const snapshot = parseSnapshot(base.routingText, 'k8s/base/routing.yaml');
+  for (const m of snapshot.models.values()) {
+    for (const target of [m, ...m.overrides.values()].flatMap((r) => r.targets)) {
+      const credential = (target as { credential?: string | null }).credential;
+      if (credential !== undefined && credential !== null) assert.match(credential, /^[-._a-zA-Z0-9]+$/, `model ${m.id}: credential "${credential}" must be a Secret key`);
+    }
+  }
+});
+
+void test('without its key file the sidecar refuses to start and names the file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ig-k8s-nokeys-'));
+  try {
+    const cfg = structuredClone(base.gatewayYaml);
+    const server = obj(cfg.server, 'server');
+    obj(server.grpc, 'grpc').socket = join(dir, 'sidecar.sock');
+    server.admin = { host: '127.0.0.1', port: 0 };
+    obj(cfg.routing, 'routing').snapshotFile = join(dir, 'routing.yaml');
+    obj(cfg.routing, 'routing').credentialsDir = join(dir, 'credentials');
+    obj(cfg.audit, 'audit').file = join(dir, 'audit.jsonl');
+    obj(cfg.audit, 'audit').signingKeyFile = join(dir, 'audit-key.pem');
+    const missing = join(dir, 'api-keys', 'keys.yaml');
+    obj(cfg.auth, 'auth').apiKeyFiles = [missing];
+    await writeFile(join(dir, 'routing.yaml'), base.routingText);
+    await writeFile(join(dir, 'gateway.yaml'), YAML.stringify(cfg));
+    const command = strings(container(base, 'sidecar').command, 'command');
+    const args = command.slice(1).map((a, i, all) => (all[i - 1] === '--config' ? join(dir, 'gateway.yaml') : a));
+    const err = await promisify(execFile)(process.execPath, args, { cwd: PROJECT_ROOT, timeout: 20_000 }).then(() => undefined, (e: unknown) => e as { code?: number; stderr?: string });
+    assert.ok(err !== undefined, 'the sidecar must not run without its key file');
+    assert.equal(err.code, 1);
+    assert.ok(err.stderr?.includes(missing) === true && err.stderr.includes('cannot be read'), err.stderr);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 void test('the sidecar socket: same path in envoy.yaml and gateway.yaml, inside the emptyDir both containers mount', () => {
   const socket = str(obj(obj(base.gatewayYaml.server, 'server').grpc, 'grpc').socket, 'server.grpc.socket');
   const pipe = pipeOf(clusterEndpoint(envoyCluster(base.envoyYaml, SIDECAR_CLUSTER), SIDECAR_CLUSTER), SIDECAR_CLUSTER);
@@ -470,16 +548,19 @@ void test('shutdown: Envoy drains first, the sidecar outlives it, the grace peri
 void test('gateway.yaml passes the sidecar config schema; routing.yaml passes parseSnapshot and names only Envoy clusters', () => {
   const parsed = ConfigSchema.safeParse(base.gatewayYaml);
   assert.ok(parsed.success, `gateway.yaml is invalid: ${parsed.success ? '' : parsed.error.message}`);
-  // Keys come from a Secret in a later change; until then none are shipped.
+  // Keys come only from the mounted Secret (see the Secret test below): none are shipped in the config.
   assert.deepEqual(parsed.data.auth.apiKeys, []);
+  assert.equal(parsed.data.auth.apiKeyFiles.length, 1);
   assert.ok(parsed.data.limits.maxBodyBytes <= 2 * 1024 * 1024, 'the sidecar body limit stays at or below Envoy buffer limit');
 
   const snapshot = parseSnapshot(base.routingText, 'k8s/base/routing.yaml');
   assert.ok(snapshot.models.size >= 1);
   const clusters = new Set(arr(obj(base.envoyYaml.static_resources, 'static_resources').clusters, 'clusters').map((c) => str(obj(c, 'cluster').name, 'cluster name')));
   for (const m of snapshot.models.values()) {
-    assert.ok(clusters.has(m.cluster), `routing.yaml model ${m.id} routes to cluster "${m.cluster}", which envoy.yaml does not define`);
-    assert.ok(m.cluster !== SIDECAR_CLUSTER && m.cluster !== 'envoy-admin', `model ${m.id} must route to a model server`);
+    for (const { cluster } of [m, ...m.overrides.values()].flatMap((r) => r.targets)) {
+      assert.ok(clusters.has(cluster), `routing.yaml model ${m.id} routes to cluster "${cluster}", which envoy.yaml does not define`);
+      assert.ok(cluster !== SIDECAR_CLUSTER && cluster !== 'envoy-admin', `model ${m.id} must route to a model server`);
+    }
   }
 });
 
@@ -570,7 +651,7 @@ async function until<T>(what: () => string, timeoutMs: number, probe: () => Prom
   throw new Error(`timed out waiting for ${what()}${last instanceof Error ? `: ${last.message}` : ''}`);
 }
 
-void test('the pod for real: the sidecar command and Envoy from these configs serve, probe, refuse without a key and drain on preStop', async (t) => {
+void test('the pod for real: the sidecar command and Envoy from these configs serve, probe, refuse without a key, accept the Secret file\'s key and drain on preStop', async (t) => {
   const bin = await envoyBinary();
   if (bin === undefined) return t.skip('Envoy unavailable');
   if (!existsSync('/bin/bash')) return t.skip('no /bin/bash for the preStop script');
@@ -587,6 +668,14 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
   obj(gatewayCfg.audit, 'audit').file = join(dir, 'audit', 'audit.jsonl');
   obj(gatewayCfg.audit, 'audit').signingKeyFile = join(dir, 'audit', 'audit-signing-key.pem');
   obj(gatewayCfg.logging, 'logging').level = 'info';
+  obj(gatewayCfg.routing, 'routing').credentialsDir = join(dir, 'upstream-credentials');
+  // The API key Secret's content, made the way the docs make it: the CLI writes keys.yaml.
+  const keyFile = join(dir, 'api-keys', 'keys.yaml');
+  await mkdir(dirname(keyFile));
+  obj(gatewayCfg.auth, 'auth').apiKeyFiles = [keyFile];
+  const created = await promisify(execFile)(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'keys', 'create', '--file', keyFile, '--principal', 'k8s-test', '--org', 'acme', '--tenant', 'ops'], { timeout: 20_000 });
+  const apiKey = created.stdout.trim();
+  assert.match(apiKey, /^igw_/);
   await writeFile(join(dir, 'routing.yaml'), base.routingText);
   await writeFile(join(dir, 'gateway.yaml'), YAML.stringify(gatewayCfg));
 
@@ -657,6 +746,11 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
   assert.equal((JSON.parse(refused.body) as { error: { code: string } }).error.code, 'missing_api_key');
   const bogus = await http(ports.gateway, 'POST', '/v1/chat/completions', chat, { authorization: 'Bearer igw_not_a_real_key' });
   assert.equal(bogus.status, 401, bogus.body);
+  // The key from the Secret file is accepted; the placeholder model server does not resolve here, so
+  // Envoy answers for the upstream — past authentication, routing and quotas.
+  const accepted = await http(ports.gateway, 'POST', '/v1/chat/completions', chat, { authorization: `Bearer ${apiKey}` });
+  assert.equal(accepted.status, 503, accepted.body);
+  assert.equal((JSON.parse(accepted.body) as { error: { code: string } }).error.code, 'upstream_unavailable');
   assert.equal(refused.headers.connection, undefined, 'no drain yet');
 
   // Envoy's preStop script, verbatim except for the admin port and the sleep.
