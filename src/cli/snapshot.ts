@@ -1,9 +1,15 @@
-/** `inference-gateway snapshot sign|verify`: routing snapshots signed by the control plane's key. */
+/**
+ * `inference-gateway snapshot sign|verify|publish`: routing snapshots signed
+ * by the control plane's key, and published to sidecars over Redis.
+ */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import { parse as parseYaml, stringify } from 'yaml';
+import { ConfigError } from '../config/errors.ts';
 import { loadPublicKeys, loadSigningKey, signText } from '../crypto/signing.ts';
-import { parseSnapshot, signedContent } from '../stages/route/snapshot.ts';
+import { describeRedisUrl } from '../stores/redis-connection.ts';
+import { NO_TRUST, parseSnapshot, signedContent, type Snapshot } from '../stages/route/snapshot.ts';
 
 const HELP = `Usage:
   inference-gateway snapshot sign --key CONTROL_PLANE_KEY.pem [--issued-at ISO] [--out FILE] SNAPSHOT.yaml
@@ -11,12 +17,19 @@ const HELP = `Usage:
       (in place unless --out). Sidecars with routing.publicKeys accept only signed snapshots.
   inference-gateway snapshot verify --keys PUBLIC_KEY.pem [--keys …] SNAPSHOT.yaml
       Validates the snapshot and its signature; exit 1 if either fails.
+  inference-gateway snapshot publish --redis URL [--key K] [--channel C] [--keys PUBLIC_KEY.pem …]
+                                     [--timeout-ms N] SNAPSHOT.yaml
+      Checks the snapshot is valid, signed and carries issuedAt (with --keys: that the signature
+      verifies), refuses if the Redis key holds a newer one, then SETs the key and PUBLISHes the
+      version on the channel (sidecars with routing.redis re-read the key). Defaults match
+      routing.redis: key igw:routing:snapshot, channel igw:routing:snapshot:published.
 `;
 
 export async function snapshotCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'sign') return sign(rest);
   if (sub === 'verify') return verify(rest);
+  if (sub === 'publish') return publish(rest);
   process.stdout.write(HELP);
   return sub === '--help' || sub === '-h' ? 0 : 2;
 }
@@ -53,4 +66,74 @@ function verify(argv: string[]): number {
   const snapshot = parseSnapshot(readFileSync(file, 'utf8'), file, { keys: loadPublicKeys(values.keys) });
   process.stdout.write(`${file}: ok (version ${snapshot.version}, signed by ${snapshot.signedBy ?? '?'}, ${snapshot.models.size} models)\n`);
   return 0;
+}
+
+/** The snapshot in `text` as sidecars would see it, or the reason they would refuse it. */
+function checkPublishable(text: string, file: string, keyFiles: readonly string[] | undefined): { snapshot: Snapshot; kid: string } {
+  const snapshot = parseSnapshot(text, file, keyFiles === undefined ? NO_TRUST : { keys: loadPublicKeys([...keyFiles]) });
+  // Without --keys the signature cannot be checked here, but its absence can: sidecars would refuse it.
+  const sig = (parseYaml(text) as { signature?: { kid?: unknown } }).signature;
+  if (sig === undefined || typeof sig.kid !== 'string') throw new ConfigError(file, ['signature: is required: sidecars accept only signed snapshots over Redis (inference-gateway snapshot sign)']);
+  if (snapshot.issuedAt === null) throw new ConfigError(file, ['issuedAt: is required: it is what stops an older snapshot replacing a newer one']);
+  return { snapshot, kid: snapshot.signedBy ?? sig.kid };
+}
+
+async function publish(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { redis: { type: 'string' }, key: { type: 'string' }, channel: { type: 'string' }, keys: { type: 'string', multiple: true }, 'timeout-ms': { type: 'string' } },
+  });
+  const file = positionals[0];
+  const timeoutMs = Number(values['timeout-ms'] ?? '5000');
+  if (values.redis === undefined || !/^rediss?:\/\//.test(values.redis) || file === undefined || positionals.length !== 1 || !Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+    process.stderr.write(HELP);
+    return 2;
+  }
+  const key = values.key ?? 'igw:routing:snapshot';
+  const channel = values.channel ?? 'igw:routing:snapshot:published';
+  const text = readFileSync(file, 'utf8');
+  const { snapshot, kid } = checkPublishable(text, file, values.keys);
+  const where = describeRedisUrl(values.redis);
+  // One attempt, bounded: an operator command reports an unreachable Redis instead of retrying forever.
+  const redis = new Redis(values.redis, { lazyConnect: true, connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  // ioredis reports a refused connection as 'Connection is closed'; the socket error says why.
+  let lastError = null as string | null;
+  redis.on('error', (err: Error) => {
+    lastError = err.message;
+  });
+  try {
+    await redis.connect();
+    // WATCH makes the newer-snapshot check and the write one step: a concurrent publish aborts this one.
+    await redis.watch(key);
+    const existing = await redis.get(key);
+    if (existing !== null) {
+      let current: Snapshot | null = null;
+      try {
+        current = parseSnapshot(existing, `Redis key ${key}`);
+      } catch {
+        // Not a valid snapshot: nothing a sidecar would have accepted, so it may be overwritten.
+      }
+      if (current?.issuedAt != null && current.issuedAt > (snapshot.issuedAt ?? 0)) {
+        process.stderr.write(`${file}: not published: ${where} key ${key} holds version ${current.version} issued ${new Date(current.issuedAt).toISOString()}, newer than this one (${new Date(snapshot.issuedAt ?? 0).toISOString()}); sidecars would refuse it as a rollback\n`);
+        return 1;
+      }
+    }
+    // The message is only a notification: sidecars re-read the key (see src/stages/route/pubsub.ts).
+    const result = await redis.multi().set(key, text).publish(channel, snapshot.version).exec();
+    if (result === null) {
+      process.stderr.write(`${file}: not published: ${where} key ${key} changed while publishing (another publish?); run again\n`);
+      return 1;
+    }
+    const failed = result.find(([err]) => err !== null);
+    if (failed !== undefined) throw failed[0] as Error;
+    const receivers = Number(result[1]?.[1] ?? 0);
+    process.stdout.write(`published ${file} (version ${snapshot.version}, issuedAt ${new Date(snapshot.issuedAt ?? 0).toISOString()}, kid ${kid}) to ${where}: SET ${key}, PUBLISH ${channel} (${receivers} subscriber${receivers === 1 ? '' : 's'} notified)\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${file}: not published: Redis ${where}: ${err instanceof Error ? err.message : String(err)}${lastError === null ? '' : ` (${lastError})`}\n`);
+    return 1;
+  } finally {
+    redis.disconnect();
+  }
 }

@@ -264,6 +264,19 @@ export const ConfigSchema = z.strictObject({
     credentialsDir: nonEmpty.optional(),
     /** Readiness fails while the snapshot in use was issued longer ago than this (needs issuedAt). */
     maxAgeSeconds: positiveInt.optional(),
+    /**
+     * Snapshots delivered over Redis (redis.url): the latest signed document
+     * is read from `key` at start, on every reconnect and whenever `channel`
+     * announces a new one (`inference-gateway snapshot publish`). Needs
+     * publicKeys: Redis write access alone must not be able to redirect routing.
+     */
+    redis: z.strictObject({
+      key: nonEmpty.default('igw:routing:snapshot'),
+      channel: nonEmpty.default('igw:routing:snapshot:published'),
+    }).optional(),
+  }).refine((r) => r.redis === undefined || r.publicKeys.length > 0, {
+    message: 'routing.redis needs routing.publicKeys: only signed snapshots are accepted over Redis',
+    path: ['redis'],
   }).prefault({}),
   limits: z.strictObject({
     /** Request body limit enforced by the sidecar; keep it <= Envoy's buffer limit. */
@@ -297,6 +310,9 @@ export const ConfigSchema = z.strictObject({
 }).refine((c) => c.audit.sink !== 'redis_stream' || c.redis.url !== undefined, {
   message: 'audit.sink redis_stream needs redis.url',
   path: ['audit', 'sink'],
+}).refine((c) => c.routing.redis === undefined || c.redis.url !== undefined, {
+  message: 'routing.redis needs redis.url',
+  path: ['routing', 'redis'],
 }).refine((c) => !c.auth.redisKeys || c.redis.url !== undefined, {
   message: 'auth.redisKeys needs redis.url',
   path: ['auth', 'redisKeys'],

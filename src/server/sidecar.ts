@@ -30,6 +30,7 @@ import { pushSnapshot } from '../stages/route/push.ts';
 import { UpstreamCredentials } from '../stages/route/credentials.ts';
 import { loadPublicKeys } from '../crypto/signing.ts';
 import { watchSnapshotFile } from '../stages/route/watch.ts';
+import { RedisSnapshotSubscriber } from '../stages/route/pubsub.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { startAdminServer, type AdminServer } from '../admin/server.ts';
 import { AuthorizationService, ExternalProcessorService, HealthService as HealthServiceDef } from './proto/load.ts';
@@ -79,6 +80,12 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   );
   const snapshots = new SnapshotHolder(snapshot);
   const snapshotWatch = watchSnapshotFile(config.routing.snapshotFile, snapshots, { log, metrics, trust });
+  const redisUrl = config.redis.url;
+  const snapshotRedis = config.routing.redis === undefined || redisUrl === undefined
+    ? null
+    : new RedisSnapshotSubscriber({ url: redisUrl, ...config.routing.redis, commandTimeoutMs: config.redis.commandTimeoutMs, holder: snapshots, trust, metrics, log });
+  // Serve the latest published snapshot from the first request when Redis is up; never hold start-up for a Redis that is down.
+  await snapshotRedis?.firstAttempt(Math.max(1000, 4 * config.redis.commandTimeoutMs));
   const processor = new RequestProcessor({
     config,
     auth,
@@ -141,7 +148,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     snapshotPush: trust.keys.size === 0 ? null : (text) => pushSnapshot(text, snapshots, trust, metrics, log),
   });
   health.set('SERVING');
-  log.info({ socket: socketPath, tcpPort, adminPort: admin.port, snapshot: snapshot.version, models: snapshot.models.size }, 'sidecar ready');
+  log.info({ socket: socketPath, tcpPort, adminPort: admin.port, snapshot: snapshots.current().version, models: snapshots.current().models.size }, 'sidecar ready');
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => {
@@ -163,6 +170,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
       }
       health.endWatches();
       snapshotWatch.stop();
+      snapshotRedis?.close();
       if (socketPath !== null && existsSync(socketPath)) rmSync(socketPath, { force: true });
       await admin.close();
       await audit.close();

@@ -1,15 +1,16 @@
 /**
  * Follows the routing snapshot file: a Kubernetes ConfigMap update swaps a
  * symlink (the file's identity changes), an editor rewrites it in place (its
- * size or mtime changes). Either way the new snapshot is validated whole; a
- * bad one is rejected with the path of each error and the last good snapshot
- * keeps serving. A request keeps the snapshot it started with.
+ * size or mtime changes). Either way the new snapshot goes through
+ * `acceptSnapshot` (validated whole, signature, no rollback); a bad one is
+ * rejected with the path of each error and the last good snapshot keeps
+ * serving. A request keeps the snapshot it started with.
  */
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { ConfigError } from '../../config/errors.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
-import { loadSnapshotFile, replacementProblem, type SnapshotHolder, type SnapshotTrust } from './snapshot.ts';
+import { acceptSnapshot } from './accept.ts';
+import { loadSnapshotFile, type SnapshotHolder, type SnapshotTrust } from './snapshot.ts';
 
 export interface SnapshotWatch {
   stop(): void;
@@ -32,18 +33,7 @@ export function watchSnapshotFile(file: string, holder: SnapshotHolder, deps: { 
     const now = identity(file);
     if (now === null || now === seen) return;
     seen = now;
-    try {
-      const next = loadSnapshotFile(file, deps.trust);
-      const prev = holder.current();
-      const problem = replacementProblem(prev, next);
-      if (problem !== null) throw new ConfigError(file, [problem]);
-      holder.replace(next);
-      deps.metrics.setSnapshot(next.version, next.loadedAt);
-      deps.log.info({ from: prev.version, to: next.version, models: next.models.size }, 'routing snapshot replaced');
-    } catch (err) {
-      deps.metrics.snapshotRejections.inc();
-      deps.log.error({ file, problems: err instanceof ConfigError ? err.problems : [String(err)], keeping: holder.current().version }, 'routing snapshot rejected; the last good one keeps serving');
-    }
+    acceptSnapshot(() => loadSnapshotFile(file, deps.trust), { holder, metrics: deps.metrics, log: deps.log }, { via: 'file', file });
   };
   const timer = setInterval(check, deps.intervalMs ?? 1000);
   timer.unref();

@@ -1,0 +1,48 @@
+/**
+ * The one place a new routing snapshot is let in, whatever delivered it (the
+ * watched file, an admin push, Redis): parse and verify it, refuse one older
+ * than the snapshot in use (no rollback), swap it in, and report it — or
+ * count and log the rejection, leaving the current snapshot serving.
+ * Keeping this in one function keeps the rules identical for every channel.
+ */
+import type { Logger } from 'pino';
+import { ConfigError } from '../../config/errors.ts';
+import type { Metrics } from '../../telemetry/metrics.ts';
+import { replacementProblem, type Snapshot, type SnapshotHolder } from './snapshot.ts';
+
+export interface AcceptDeps {
+  readonly holder: SnapshotHolder;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+}
+
+export type AcceptOutcome =
+  | { readonly accepted: true; readonly snapshot: Snapshot; readonly previous: Snapshot }
+  | { readonly accepted: false; readonly problems: readonly string[]; readonly current: Snapshot };
+
+/**
+ * `load` parses (and verifies) the candidate; it throws a ConfigError listing
+ * the problems when the document is invalid or its signature is not trusted.
+ * `fields` are added to the log lines (e.g. `{ via: 'redis', key }`).
+ */
+export function acceptSnapshot(load: () => Snapshot, deps: AcceptDeps, fields: Readonly<Record<string, unknown>> = {}): AcceptOutcome {
+  const previous = deps.holder.current();
+  let problems: readonly string[];
+  try {
+    const next = load();
+    const problem = replacementProblem(previous, next);
+    if (problem === null) {
+      deps.holder.replace(next);
+      deps.metrics.setSnapshot(next.version, next.loadedAt);
+      deps.log.info({ ...fields, from: previous.version, to: next.version, signedBy: next.signedBy, models: next.models.size }, 'routing snapshot replaced');
+      return { accepted: true, snapshot: next, previous };
+    }
+    problems = [problem];
+  } catch (err) {
+    // Anything else thrown while parsing is still a bad snapshot, never a reason to stop serving.
+    problems = err instanceof ConfigError ? err.problems : [String(err)];
+  }
+  deps.metrics.snapshotRejections.inc();
+  deps.log.error({ ...fields, problems, keeping: previous.version }, 'routing snapshot rejected; the last good one keeps serving');
+  return { accepted: false, problems, current: previous };
+}
