@@ -33,6 +33,7 @@ import { Gateway } from '@kubernetes-models/gateway-api/gateway.networking.k8s.i
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
 import { EnvoyExtensionPolicy } from '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy';
 import { ClientTrafficPolicy } from '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/ClientTrafficPolicy';
+import { BackendTrafficPolicy } from '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy';
 import { HTTPRouteFilter } from '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/HTTPRouteFilter';
 import OpenAI from 'openai';
 import { ConfigSchema } from '../../src/config/schema.ts';
@@ -139,6 +140,7 @@ const SCHEMAS: ReadonlyMap<string, Validate> = new Map([
   ['gateway.networking.k8s.io/v1/HTTPRoute', schema(HTTPRoute)],
   ['gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy', schema(EnvoyExtensionPolicy)],
   ['gateway.envoyproxy.io/v1alpha1/ClientTrafficPolicy', schema(ClientTrafficPolicy)],
+  ['gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy', schema(BackendTrafficPolicy)],
   ['gateway.envoyproxy.io/v1alpha1/HTTPRouteFilter', schema(HTTPRouteFilter)],
 ]);
 
@@ -364,7 +366,8 @@ test('Istio: the ext_proc cluster, selectors, NetworkPolicy and routes refer to 
     values.add(str(obj(headers[TARGET_CLUSTER_HEADER], 'header match').exact, 'exact'));
     assert.deepEqual(obj(obj(rule.headers, 'headers').request, 'request').remove, [TARGET_CLUSTER_HEADER], 'the header is removed before the upstream');
     assert.equal(rule.timeout, baseEnvoy().route.timeout, 'route timeout as in envoy/gateway.yaml');
-    assert.deepEqual(rule.retries, { attempts: 0 }, 'no retries, as in envoy/gateway.yaml');
+    const retry = obj(baseEnvoy().route.retry_policy, 'envoy/gateway.yaml retry_policy');
+    assert.deepEqual(rule.retries, { attempts: retry.num_retries, retryOn: retry.retry_on }, 'retries only where envoy/gateway.yaml retries');
   }
   assert.deepEqual([...values].sort(), [...snapshotClusters(p)].sort());
   // The catch-all is last and answers in the gateway's JSON error shape.
@@ -548,6 +551,23 @@ test('Envoy Gateway: the EnvoyExtensionPolicy states envoy/gateway.yaml\'s ext_p
   assert.equal(bytes(egH2.initialStreamWindowSize), h2.initial_stream_window_size);
   assert.equal(bytes(egH2.initialConnectionWindowSize), h2.initial_connection_window_size);
   assert.equal(egH2.maxConcurrentStreams, h2.max_concurrent_streams);
+
+  // Fallback: the same retry conditions and outlier detection as envoy/gateway.yaml.
+  const btp = obj(find('BackendTrafficPolicy', { dir: 'envoy-gateway' }).spec, 'spec');
+  const retry = obj(baseEnvoy().route.retry_policy, 'retry_policy');
+  const egRetry = obj(btp.retry, 'retry');
+  assert.equal(egRetry.numRetries, retry.num_retries);
+  assert.deepEqual(obj(egRetry.retryOn, 'retryOn').triggers, str(retry.retry_on, 'retry_on').split(','));
+  const upstream = objs(obj(loadGatewayTemplate().static_resources, 'static_resources').clusters, 'clusters').find((c) => c.name === 'demo-upstream');
+  const od = obj(upstream?.outlier_detection, 'outlier_detection');
+  assert.deepEqual(obj(btp.healthCheck, 'healthCheck').passive, {
+    consecutive5XxErrors: od.consecutive_5xx,
+    consecutiveGatewayErrors: od.consecutive_gateway_failure,
+    interval: od.interval,
+    baseEjectionTime: od.base_ejection_time,
+    maxEjectionPercent: od.max_ejection_percent,
+  });
+  assert.deepEqual(Object.keys(btp).sort(), ['healthCheck', 'retry', 'targetRefs']);
 });
 
 test('Envoy Gateway: policy, routes, filter and NetworkPolicy refer to what exists', () => {
@@ -564,6 +584,11 @@ test('Envoy Gateway: policy, routes, filter and NetworkPolicy refer to what exis
     assert.deepEqual(obj(pol.spec, 'spec').targetRefs, [gwRef], `${kind} targets the Gateway`);
     assert.equal(meta(pol).namespace, meta(gateway).namespace);
   }
+
+  const modelRoute = find('HTTPRoute', { dir });
+  const btp = find('BackendTrafficPolicy', { dir });
+  assert.deepEqual(obj(btp.spec, 'spec').targetRefs, [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: meta(modelRoute).name }], 'the failover policy targets the model route');
+  assert.equal(meta(btp).namespace, meta(modelRoute).namespace);
 
   // backendRef → the processor Service's gRPC port, same namespace (no ReferenceGrant).
   const ep = objs(obj(find('EnvoyExtensionPolicy', { dir }).spec, 'spec').extProc, 'extProc')[0]!;
