@@ -46,32 +46,13 @@ import { parseSnapshot } from '../../src/stages/route/snapshot.ts';
 import { envoyBinary } from '../envoy/helpers.ts';
 import { writeGatewayFiles } from '../helpers/fixtures.ts';
 import { freePort, startSidecarProcess } from '../helpers/stack.ts';
+import { isObj, obj, objs, str, type Obj } from './shape.ts';
 
 const EXAMPLES = join(PROJECT_ROOT, 'k8s', 'examples');
 const run = promisify(execFile);
 
 // ---------------------------------------------------------------- plumbing
 
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function obj(v: unknown, what: string): Obj {
-  assert.ok(isObj(v), `${what} must be a mapping`);
-  return v;
-}
-function arr(v: unknown, what: string): unknown[] {
-  assert.ok(Array.isArray(v), `${what} must be a list`);
-  return v;
-}
-function str(v: unknown, what: string): string {
-  assert.equal(typeof v, 'string', `${what} must be a string`);
-  return v as string;
-}
-function objs(v: unknown, what: string): Obj[] {
-  return arr(v, what).map((x, i) => obj(x, `${what}[${i}]`));
-}
 
 interface Doc {
   /** Path relative to k8s/examples. */

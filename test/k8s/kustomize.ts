@@ -20,11 +20,9 @@ import { basename, join, relative } from 'node:path';
 import YAML from 'yaml';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 
-export type Obj = Record<string, unknown>;
+import { isObj, type Obj } from './shape.ts';
 
-export function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export { isObj, type Obj };
 
 /** Every document of a YAML file (multi-document aware); YAML errors fail the assertion. */
 export function parseYamlDocs(file: string): Obj[] {

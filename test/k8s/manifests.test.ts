@@ -22,32 +22,12 @@ import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { renderGatewayConfig, SIDECAR_CLUSTER } from '../../src/envoy/config.ts';
 import { parseSnapshot } from '../../src/stages/route/snapshot.ts';
 import { envoyBinary } from '../envoy/helpers.ts';
+import { arr, isObj, localPodConfig, num, obj, str, type Obj } from './shape.ts';
 
 const BASE = join(PROJECT_ROOT, 'k8s', 'base');
 
 // ---------------------------------------------------------------- plumbing
 
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function obj(v: unknown, what: string): Obj {
-  assert.ok(isObj(v), `${what} must be a mapping`);
-  return v;
-}
-function arr(v: unknown, what: string): unknown[] {
-  assert.ok(Array.isArray(v), `${what} must be a list`);
-  return v;
-}
-function str(v: unknown, what: string): string {
-  assert.equal(typeof v, 'string', `${what} must be a string`);
-  return v as string;
-}
-function num(v: unknown, what: string): number {
-  assert.equal(typeof v, 'number', `${what} must be a number`);
-  return v as number;
-}
 function strings(v: unknown, what: string): string[] {
   return arr(v, what).map((x, i) => str(x, `${what}[${i}]`));
 }
@@ -421,14 +401,7 @@ void test('Secrets: the API key file and the upstream credentials folder are Sec
 void test('without its key file the sidecar refuses to start and names the file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ig-k8s-nokeys-'));
   try {
-    const cfg = structuredClone(base.gatewayYaml);
-    const server = obj(cfg.server, 'server');
-    obj(server.grpc, 'grpc').socket = join(dir, 'sidecar.sock');
-    server.admin = { host: '127.0.0.1', port: 0 };
-    obj(cfg.routing, 'routing').snapshotFile = join(dir, 'routing.yaml');
-    obj(cfg.routing, 'routing').credentialsDir = join(dir, 'credentials');
-    obj(cfg.audit, 'audit').file = join(dir, 'audit.jsonl');
-    obj(cfg.audit, 'audit').signingKeyFile = join(dir, 'audit-key.pem');
+    const cfg = localPodConfig(base.gatewayYaml, dir);
     const missing = join(dir, 'api-keys', 'keys.yaml');
     obj(cfg.auth, 'auth').apiKeyFiles = [missing];
     await writeFile(join(dir, 'routing.yaml'), base.routingText);
@@ -659,16 +632,9 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
   t.after(() => rm(dir, { recursive: true, force: true }));
 
   // Pod paths and ports → a temp dir and free ports; everything else as shipped.
-  const socket = join(dir, 'sidecar.sock');
-  const gatewayCfg = structuredClone(base.gatewayYaml);
-  const server = obj(gatewayCfg.server, 'server');
-  obj(server.grpc, 'grpc').socket = socket;
-  server.admin = { host: '127.0.0.1', port: 0 };
-  obj(gatewayCfg.routing, 'routing').snapshotFile = join(dir, 'routing.yaml');
-  obj(gatewayCfg.audit, 'audit').file = join(dir, 'audit', 'audit.jsonl');
-  obj(gatewayCfg.audit, 'audit').signingKeyFile = join(dir, 'audit', 'audit-signing-key.pem');
+  const gatewayCfg = localPodConfig(base.gatewayYaml, dir);
+  const socket = str(obj(obj(gatewayCfg.server, 'server').grpc, 'grpc').socket, 'socket');
   obj(gatewayCfg.logging, 'logging').level = 'info';
-  obj(gatewayCfg.routing, 'routing').credentialsDir = join(dir, 'upstream-credentials');
   // The API key Secret's content, made the way the docs make it: the CLI writes keys.yaml.
   const keyFile = join(dir, 'api-keys', 'keys.yaml');
   await mkdir(dirname(keyFile));

@@ -27,17 +27,15 @@ import { startEnvoy } from '../../src/envoy/process.ts';
 import { startDemoUpstream } from '../../src/demo/upstream.ts';
 import { envoyBinary } from '../envoy/helpers.ts';
 import { freePort } from '../helpers/stack.ts';
-import { build, find, isObj, type Obj } from './kustomize.ts';
+import { build, find } from './kustomize.ts';
+import { isObj, localPodConfig, obj, type Obj } from './shape.ts';
 
 const run = promisify(execFile);
 const OVERLAY = join(PROJECT_ROOT, 'k8s', 'overlays', 'redis');
 const overlay = build(OVERLAY);
 const base = build(join(PROJECT_ROOT, 'k8s', 'base'));
 
-function o(v: unknown, what: string): Obj {
-  assert.ok(isObj(v), `${what} must be a mapping`);
-  return v;
-}
+const o = obj;
 const list = (v: unknown, what: string): Obj[] => {
   assert.ok(Array.isArray(v), `${what} must be a list`);
   return v.map((x, i) => o(x, `${what}[${i}]`));
@@ -233,14 +231,7 @@ void test('for real: redis-server with the StatefulSet arguments, its probe, and
   // The sidecar: the overlay config with pod paths → temp paths, the env the patch sets (Redis → the local port).
   const upstream = await startDemoUpstream({ port: 0 });
   t.after(() => upstream.close());
-  const cfg = structuredClone(gatewayYaml);
-  const server = o(cfg.server, 'server');
-  o(server.grpc, 'grpc').socket = join(dir, 'sidecar.sock');
-  server.admin = { host: '127.0.0.1', port: 0 };
-  o(cfg.routing, 'routing').snapshotFile = join(dir, 'routing.yaml');
-  o(cfg.routing, 'routing').credentialsDir = join(dir, 'credentials');
-  o(cfg.audit, 'audit').file = join(dir, 'audit.jsonl');
-  o(cfg.audit, 'audit').signingKeyFile = join(dir, 'audit-key.pem');
+  const cfg = localPodConfig(gatewayYaml, dir);
   o(cfg.auth, 'auth').apiKeyFiles = [join(dir, 'keys.yaml')];
   writeFileSync(join(dir, 'routing.yaml'), String(o(find(overlay, 'ConfigMap', 'inference-gateway-routing').data, 'data')['routing.yaml']));
   writeFileSync(join(dir, 'gateway.yaml'), YAML.stringify(cfg));
