@@ -18,3 +18,16 @@ test('malformed, all-zero or version ff trace contexts start a new trace', () =>
     assert.match(t.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   }
 });
+
+test('new ids never repeat across pool refills', () => {
+  // 2,000 requests draw 48 kB of ids: the 4 kB pool is refilled about a dozen times.
+  const traces = new Set<string>();
+  const spans = new Set<string>();
+  for (let i = 0; i < 2000; i++) {
+    const t = continueTrace(undefined);
+    traces.add(t.traceId);
+    spans.add(t.spanId);
+  }
+  assert.equal(traces.size, 2000);
+  assert.equal(spans.size, 2000);
+});
