@@ -7,27 +7,23 @@
  * (`with_request_body`), and it never sees responses, so it cannot count
  * tokens.
  */
-import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { RequestProcessor } from '../pipeline/processor.ts';
 import type { PhaseResult } from '../pipeline/phase-result.ts';
 import { connectionInfoFromCheckRequest } from './ext-authz-peer.ts';
+import { GrpcError, GrpcStatus } from './transport/http2-server.ts';
 import type { CheckRequest, CheckResponseInput as CheckResponse, HeaderValueOptionInput as HeaderValueOption } from './proto/types.ts';
 
 const GRPC_OK = 0;
 const GRPC_UNAUTHENTICATED = 16;
 const GRPC_PERMISSION_DENIED = 7;
 
-export function createCheckHandler(processor: RequestProcessor, log: Logger) {
-  return (call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>, cb: grpc.sendUnaryData<CheckResponse>): void => {
-    check(processor, call.request).then(
-      (res) => cb(null, res),
-      (err: unknown) => {
-        log.error({ err: err instanceof Error ? err.message : String(err) }, 'ext_authz check failed');
-        cb({ code: 13, details: 'inference-gateway: check failed' });
-      },
-    );
-  };
+export function createCheckHandler(processor: RequestProcessor, log: Logger): (request: CheckRequest) => Promise<CheckResponse> {
+  return (request) =>
+    check(processor, request).catch((err: unknown) => {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'ext_authz check failed');
+      throw new GrpcError(GrpcStatus.INTERNAL, 'inference-gateway: check failed');
+    });
 }
 
 async function check(processor: RequestProcessor, req: CheckRequest): Promise<CheckResponse> {

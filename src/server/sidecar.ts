@@ -7,7 +7,6 @@
  * finish; whatever is left is audited as aborted and failed with an error
  * status so Envoy fails those requests closed rather than passing them on.
  */
-import * as grpc from '@grpc/grpc-js';
 import { mkdirSync, rmSync, existsSync, lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -37,6 +36,7 @@ import { AuthorizationService, ExternalProcessorService, HealthService as Health
 import { ExtProcStream, type ExtProcCall } from './extproc/stream.ts';
 import { createCheckHandler } from './ext-authz.ts';
 import { HealthService } from './health.ts';
+import { GrpcStatus, Http2GrpcServer } from './transport/http2-server.ts';
 
 export interface Sidecar {
   readonly socketPath: string | null;
@@ -101,33 +101,30 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   const streams = new Set<ExtProcStream>();
   let draining = false;
   const health = new HealthService();
-  const server = new grpc.Server({
-    // channelz costs ~25% CPU per stream (DESIGN §5) and we do not use it.
-    'grpc.enable_channelz': 0,
-    'grpc.max_receive_message_length': config.server.grpc.maxReceiveBytes,
-    'grpc.max_send_message_length': config.server.grpc.maxReceiveBytes,
+  const server = new Http2GrpcServer({
+    maxReceiveBytes: config.server.grpc.maxReceiveBytes,
+    onTransportError: (err) => log.warn({ err: err.message }, 'gRPC connection error'),
   });
-  server.addService(ExternalProcessorService, {
-    Process: (call: ExtProcCall) => {
-      if (draining) {
-        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'inference-gateway is draining' });
-        return;
-      }
-      streams.add(new ExtProcStream(call, { processor, metrics, log }, (s) => streams.delete(s)));
-    },
+  server.bidi(ExternalProcessorService.Process, (call: ExtProcCall) => {
+    if (draining) {
+      call.fail(GrpcStatus.UNAVAILABLE, 'inference-gateway is draining');
+      return;
+    }
+    streams.add(new ExtProcStream(call, { processor, metrics, log }, (s) => streams.delete(s)));
   });
-  server.addService(AuthorizationService, { Check: createCheckHandler(processor, log) });
-  server.addService(HealthServiceDef, health.handlers);
+  server.unary(AuthorizationService.Check, createCheckHandler(processor, log));
+  server.unary(HealthServiceDef.Check, health.check);
+  server.serverStream(HealthServiceDef.Watch, health.watch);
 
   const socketPath = config.server.grpc.socket === '' ? null : config.server.grpc.socket;
   if (socketPath !== null) {
     mkdirSync(dirname(socketPath), { recursive: true });
     // A socket file left by a killed sidecar would make bind fail; only ever remove a socket.
     if (existsSync(socketPath) && lstatSync(socketPath).isSocket()) rmSync(socketPath);
-    await bind(server, `unix:${socketPath}`);
+    await server.listen({ path: socketPath });
   }
   let tcpPort: number | null = null;
-  if (config.server.grpc.port !== null) tcpPort = await bind(server, `${config.server.grpc.host}:${config.server.grpc.port}`);
+  if (config.server.grpc.port !== null) tcpPort = await server.listen({ host: config.server.grpc.host, port: config.server.grpc.port });
 
   let admin: AdminServer | null = null;
   const maxAgeMs = config.routing.maxAgeSeconds === undefined ? null : config.routing.maxAgeSeconds * 1000;
@@ -161,7 +158,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
       log.info({ reason, inFlight: streams.size, graceMs: config.server.shutdownGraceMs }, 'draining');
       draining = true;
       health.set('NOT_SERVING');
-      const graceful = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      const graceful = server.shutdown();
       const deadline = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), config.server.shutdownGraceMs).unref());
       if ((await Promise.race([graceful, deadline])) === 'timeout') {
         log.warn({ inFlight: streams.size }, 'grace period over: failing the remaining streams');
@@ -183,10 +180,4 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   };
 
   return { socketPath, tcpPort, adminPort: admin.port, metrics, stopped, shutdown };
-}
-
-function bind(server: grpc.Server, address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err === null ? resolve(port) : reject(err)));
-  });
 }

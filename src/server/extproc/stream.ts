@@ -11,7 +11,6 @@
  * (OK means "carry on without me" to Envoy). Anything else ends it with an
  * error status so Envoy fails the request closed.
  */
-import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { RequestProcessor, RequestState } from '../../pipeline/processor.ts';
 import type { PhaseResult } from '../../pipeline/phase-result.ts';
@@ -19,6 +18,7 @@ import type { Metrics } from '../../telemetry/metrics.ts';
 import type { ProcessingRequest, ProcessingResponseInput as ProcessingResponse } from '../proto/types.ts';
 import { headerMapToView, toProcessingResponse, type AnswerPhase } from './wire.ts';
 import { connectionInfoFromAttributes } from './attributes.ts';
+import { GrpcStatus, type ServerCall } from '../transport/http2-server.ts';
 
 type StreamState =
   | 'awaiting_request_headers'
@@ -35,7 +35,7 @@ type StreamState =
   /** The call is over (ended, cancelled or failed). */
   | 'closed';
 
-export type ExtProcCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
+export type ExtProcCall = ServerCall<ProcessingRequest, ProcessingResponse>;
 
 export interface StreamDeps {
   readonly processor: RequestProcessor;
@@ -69,7 +69,6 @@ export class ExtProcStream {
       if (!this.#busy) void this.#drain();
     });
     call.on('cancelled', () => void this.#terminate('cancelled', null));
-    call.on('error', (err: Error) => void this.#terminate('call_error', err));
   }
 
   get requestId(): string | null {
@@ -200,7 +199,7 @@ export class ExtProcStream {
     const wasComplete = this.#state === 'complete';
     this.#state = 'closed';
     if (this.#req !== null && !wasComplete) await this.#d.processor.abort(this.#req, reason);
-    if (reason === 'cancelled' || reason === 'call_error') {
+    if (reason === 'cancelled') {
       this.#close(reason);
       return;
     }
@@ -208,11 +207,7 @@ export class ExtProcStream {
       this.#close('ok');
       return;
     }
-    try {
-      this.#call.emit('error', { code: grpc.status.UNAVAILABLE, details: `inference-gateway: ${reason}${err === null ? '' : `: ${err.message}`}` });
-    } catch {
-      // the call may already be gone
-    }
+    this.#call.fail(GrpcStatus.UNAVAILABLE, `inference-gateway: ${reason}${err === null ? '' : `: ${err.message}`}`);
     this.#close(reason);
   }
 
