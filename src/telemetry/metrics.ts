@@ -7,6 +7,10 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 const PREFIX = 'inference_gateway_';
 
+/** How a routing snapshot reached the sidecar (the `source` label of the rejection counter). */
+export const SNAPSHOT_SOURCES = ['file', 'admin_push', 'redis'] as const;
+export type SnapshotSource = (typeof SNAPSHOT_SOURCES)[number];
+
 export class Metrics {
   readonly registry = new Registry();
 
@@ -103,7 +107,8 @@ export class Metrics {
 
   readonly snapshotRejections = new Counter({
     name: `${PREFIX}routing_snapshot_rejections_total`,
-    help: 'Routing snapshots that failed validation (the last good one kept serving).',
+    help: 'Routing snapshots refused (invalid, untrusted or older than the one in use; the last good one kept serving), by how they arrived.',
+    labelNames: ['source'] as const,
     registers: [this.registry],
   });
 
@@ -115,6 +120,8 @@ export class Metrics {
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    // Every delivery channel's series exists from the start, so an alert on increase() sees the first rejection.
+    for (const source of SNAPSHOT_SOURCES) this.snapshotRejections.inc({ source }, 0);
   }
 
   setSnapshot(version: string, loadedAt: number): void {

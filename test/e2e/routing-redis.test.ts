@@ -78,7 +78,7 @@ test('a published snapshot changes routing of real requests; one without the con
   }
   const sidecar = stack.sidecar;
   assert.ok(sidecar !== null);
-  const rejected = async () => (await scrapeMetrics(sidecar.adminUrl)).get('inference_gateway_routing_snapshot_rejections_total') ?? 0;
+  const rejected = async () => (await scrapeMetrics(sidecar.adminUrl)).get('inference_gateway_routing_snapshot_rejections_total{source="redis"}') ?? 0;
   const deadline = Date.now() + 3000;
   while ((await rejected()) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.equal(await rejected(), 1, 'the unsigned snapshot was refused and counted');

@@ -61,7 +61,7 @@ async function metrics(s: Sidecar): Promise<{ version: string | undefined; rejec
   const text = await (await fetch(`http://127.0.0.1:${s.adminPort}/metrics`)).text();
   return {
     version: /routing_snapshot_info\{version="([^"]+)"\} 1/.exec(text)?.[1],
-    rejections: Number(/routing_snapshot_rejections_total (\d+)/.exec(text)?.[1] ?? 'NaN'),
+    rejections: Number(/routing_snapshot_rejections_total\{source="redis"\} (\d+)/.exec(text)?.[1] ?? 'NaN'),
   };
 }
 

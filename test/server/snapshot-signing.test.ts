@@ -77,6 +77,8 @@ test('a sidecar with control-plane keys refuses unsigned, altered and replayed s
   generateSigningKey(stranger);
   assert.match((await push(signed(files.dir, stranger, snapshotDoc('v5'), '2026-11-23T02:00:00Z'))).body.problems?.join() ?? '', /not a trusted control-plane key/);
   assert.equal(await version(), 'v2', 'the last good snapshot keeps serving');
+  const rejections = async (source: string) => Number(new RegExp(`routing_snapshot_rejections_total\\{source="${source}"\\} (\\d+)`).exec(await (await fetch(`${admin}/metrics`)).text())?.[1]);
+  assert.equal(await rejections('admin_push'), 4, 'tampered, unsigned, older and foreign-key pushes are counted as admin pushes');
 
   // The watched file gets the same checks.
   const tmp = `${files.snapshotFile}.tmp`;
@@ -86,6 +88,7 @@ test('a sidecar with control-plane keys refuses unsigned, altered and replayed s
   renameSync(tmp, files.snapshotFile);
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(await version(), 'v2');
+  assert.equal(await rejections('file'), 1);
   writeFileSync(tmp, signed(files.dir, key, snapshotDoc('v7'), '2026-11-23T04:00:00Z'));
   renameSync(tmp, files.snapshotFile);
   for (let i = 0; i < 30 && (await version()) !== 'v7'; i++) await new Promise((r) => setTimeout(r, 100));

@@ -51,6 +51,7 @@ test('snapshot swap by atomic rename takes effect; a broken snapshot is rejected
   await new Promise((r) => setTimeout(r, 1500));
   assert.deepEqual(await models(), ['gpt-next'], 'the last good snapshot keeps serving');
   const metrics = await (await fetch(`http://127.0.0.1:${sidecar.adminPort}/metrics`)).text();
-  assert.match(metrics, /inference_gateway_routing_snapshot_rejections_total 1/);
+  assert.match(metrics, /inference_gateway_routing_snapshot_rejections_total\{source="file"\} 1/);
+  assert.match(metrics, /inference_gateway_routing_snapshot_rejections_total\{source="redis"\} 0/, 'each source has its series from the start');
   assert.match(metrics, /inference_gateway_routing_snapshot_info\{version="test-2"\} 1/);
 });

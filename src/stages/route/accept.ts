@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { ConfigError } from '../../config/errors.ts';
-import type { Metrics } from '../../telemetry/metrics.ts';
+import type { Metrics, SnapshotSource } from '../../telemetry/metrics.ts';
 import { replacementProblem, type Snapshot, type SnapshotHolder } from './snapshot.ts';
 
 export interface AcceptDeps {
@@ -23,9 +23,9 @@ export type AcceptOutcome =
 /**
  * `load` parses (and verifies) the candidate; it throws a ConfigError listing
  * the problems when the document is invalid or its signature is not trusted.
- * `fields` are added to the log lines (e.g. `{ via: 'redis', key }`).
+ * `fields` are added to the log lines (e.g. `{ key }`); `source` labels the rejection counter and the log lines.
  */
-export function acceptSnapshot(load: () => Snapshot, deps: AcceptDeps, fields: Readonly<Record<string, unknown>> = {}): AcceptOutcome {
+export function acceptSnapshot(source: SnapshotSource, load: () => Snapshot, deps: AcceptDeps, fields: Readonly<Record<string, unknown>> = {}): AcceptOutcome {
   const previous = deps.holder.current();
   let problems: readonly string[];
   try {
@@ -34,7 +34,7 @@ export function acceptSnapshot(load: () => Snapshot, deps: AcceptDeps, fields: R
     if (problem === null) {
       deps.holder.replace(next);
       deps.metrics.setSnapshot(next.version, next.loadedAt);
-      deps.log.info({ ...fields, from: previous.version, to: next.version, signedBy: next.signedBy, models: next.models.size }, 'routing snapshot replaced');
+      deps.log.info({ source, ...fields, from: previous.version, to: next.version, signedBy: next.signedBy, models: next.models.size }, 'routing snapshot replaced');
       return { accepted: true, snapshot: next, previous };
     }
     problems = [problem];
@@ -42,7 +42,7 @@ export function acceptSnapshot(load: () => Snapshot, deps: AcceptDeps, fields: R
     // Anything else thrown while parsing is still a bad snapshot, never a reason to stop serving.
     problems = err instanceof ConfigError ? err.problems : [String(err)];
   }
-  deps.metrics.snapshotRejections.inc();
-  deps.log.error({ ...fields, problems, keeping: previous.version }, 'routing snapshot rejected; the last good one keeps serving');
+  deps.metrics.snapshotRejections.inc({ source });
+  deps.log.error({ source, ...fields, problems, keeping: previous.version }, 'routing snapshot rejected; the last good one keeps serving');
   return { accepted: false, problems, current: previous };
 }

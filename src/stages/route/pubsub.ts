@@ -227,9 +227,9 @@ export class RedisSnapshotSubscriber {
       return;
     }
     const source = `Redis key ${key}`;
-    acceptSnapshot(() => {
+    acceptSnapshot('redis', () => {
       if (Buffer.byteLength(text) > MAX_SNAPSHOT_BYTES) throw new ConfigError(source, [`is larger than ${MAX_SNAPSHOT_BYTES} bytes`]);
       return parseSnapshot(text, source, trust);
-    }, { holder, metrics, log }, { via: 'redis', redis: this.description, key });
+    }, { holder, metrics, log }, { redis: this.description, key });
   }
 }

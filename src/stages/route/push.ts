@@ -15,7 +15,7 @@ export interface PushResult {
 }
 
 export function pushSnapshot(text: string, holder: SnapshotHolder, trust: SnapshotTrust, metrics: Metrics, log: Logger): PushResult {
-  const r = acceptSnapshot(() => parseSnapshot(text, 'pushed snapshot', trust), { holder, metrics, log }, { via: 'admin push' });
+  const r = acceptSnapshot('admin_push', () => parseSnapshot(text, 'pushed snapshot', trust), { holder, metrics, log });
   return r.accepted
     ? { status: 200, body: { status: 'accepted', version: r.snapshot.version } }
     : { status: 422, body: { status: 'rejected', problems: r.problems, version: r.current.version } };

@@ -33,7 +33,7 @@ export function watchSnapshotFile(file: string, holder: SnapshotHolder, deps: { 
     const now = identity(file);
     if (now === null || now === seen) return;
     seen = now;
-    acceptSnapshot(() => loadSnapshotFile(file, deps.trust), { holder, metrics: deps.metrics, log: deps.log }, { via: 'file', file });
+    acceptSnapshot('file', () => loadSnapshotFile(file, deps.trust), { holder, metrics: deps.metrics, log: deps.log }, { file });
   };
   const timer = setInterval(check, deps.intervalMs ?? 1000);
   timer.unref();
