@@ -11,6 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import fc from 'fast-check';
 import { FrameDecoder, frameMessage } from '../../src/server/transport/framing.ts';
 import { GrpcError, GrpcStatus, Http2GrpcServer, type MethodCodec, type ServerCall } from '../../src/server/transport/http2-server.ts';
 
@@ -31,6 +32,30 @@ test('frames split anywhere, and several per chunk, decode to the same messages'
     assert.deepEqual(got, messages, `chunks of ${size} bytes`);
     assert.equal(d.pending, 0);
   }
+});
+
+test('property: any messages, cut into any chunks, decode to exactly those messages', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 12 }),
+      fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 20 }),
+      (messages, cuts) => {
+        const wire = Buffer.concat(messages.map(frameMessage));
+        const d = new FrameDecoder(300);
+        const got: Buffer[] = [];
+        for (let i = 0, k = 0; i < wire.length; k++) {
+          const size = cuts[k % cuts.length] ?? 1;
+          for (const f of d.push(wire.subarray(i, i + size))) {
+            if (f.kind !== 'message') return false;
+            got.push(Buffer.from(f.bytes));
+          }
+          i += size;
+        }
+        return d.pending === 0 && got.length === messages.length && got.every((g, i) => g.equals(messages[i] ?? Buffer.alloc(0)));
+      },
+    ),
+    { numRuns: 500 },
+  );
 });
 
 test('an oversized or compressed message stops decoding', () => {
