@@ -127,6 +127,14 @@ export const QuotaPlanSchema = z.strictObject({
   /** Tokens reserved for the completion when a request sets no max_tokens. */
   defaultMaxTokens: positiveInt.default(1024),
   /**
+   * When the plan limits tokens (tpm or tpd) and a request sets no
+   * max_tokens, send `max_tokens: defaultMaxTokens` upstream: the model then
+   * cannot generate more than was reserved, so the limits hold for long
+   * generations and streams too. false: reserve defaultMaxTokens but let the
+   * model decide (usage beyond the reservation is still charged afterwards).
+   */
+  capUnsetMaxTokens: z.boolean().default(true),
+  /**
    * Graceful degradation before the hard limit: once any limit of the plan is
    * used beyond `threshold` (0-1), send requests to `fallbackModel` (a model id
    * in the routing snapshot, e.g. a cheaper deployment) and/or cap max_tokens.

@@ -190,7 +190,9 @@ export class RequestProcessor {
       // The weighted split (canary) happens here; failing over to another deployment is Envoy's job.
       const target = pickDeployment(ctx.route);
       ctx.deployment = target;
-      const newBody = rewriteRequestBody(req, target.upstreamModel, endpoint === 'embeddings' ? null : (soft?.maxTokens ?? null));
+      // The tighter of the soft threshold's cap and the reservation's own (a request without max_tokens).
+      const cap = minOrNull(soft?.maxTokens ?? null, state.quota?.completionCap ?? null);
+      const newBody = rewriteRequestBody(req, target.upstreamModel, endpoint === 'embeddings' ? null : cap);
       const headers: HeaderEdits = {
         set: [
           ['x-gateway-target-cluster', target.cluster],
@@ -477,4 +479,8 @@ function clip(s: string): string {
 
 function errMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+function minOrNull(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
 }

@@ -22,6 +22,9 @@ before(async () => {
       { principal: 'free', tier: 'unlimited' },
       { principal: 'soft', tier: 'soft' },
       { principal: 'abort', tier: 'abort' },
+      { principal: 'capped', tier: 'capped' },
+      { principal: 'uncapped', tier: 'uncapped' },
+      { principal: 'count', tier: 'count' },
     ],
     models: [
       { id: 'gpt-demo', endpoints: ['chat', 'completions'], cluster: 'demo-upstream', model: 'demo-model' },
@@ -37,6 +40,9 @@ before(async () => {
           // Each request reserves ~500 tokens but uses ~15: only settlement lets five through a 1200 tpm limit.
           { name: 'tokens', defaultMaxTokens: 500, limits: [{ scope: 'key', tpm: 1200 }] },
           { name: 'abort', defaultMaxTokens: 5000, limits: [{ scope: 'key', tpm: 100000 }] },
+          { name: 'capped', defaultMaxTokens: 20, limits: [{ scope: 'key', tpd: 1_000_000 }] },
+          { name: 'uncapped', defaultMaxTokens: 20, capUnsetMaxTokens: false, limits: [{ scope: 'key', tpm: 1_000_000 }] },
+          { name: 'count', limits: [{ scope: 'key', rpm: 1000 }] },
           { name: 'soft', soft: { threshold: 0.5, fallbackModel: 'gpt-small', maxTokens: 5 }, limits: [{ scope: 'key', rpm: 4 }] },
         ],
       },
@@ -150,6 +156,30 @@ test('token reservations are settled against real usage, buffered and streamed',
   const recs = readAudit(stack.files.auditFile).filter((r) => r.identity?.principal === 'tokens');
   assert.equal(recs.length, 5);
   for (const r of recs) assert.deepEqual((r as unknown as { quota: { plan: string; mode: string } }).quota.plan, 'tokens');
+});
+
+test('a request without max_tokens is capped at what its plan reserved, so token limits hold for long generations', async () => {
+  const ask = (principal: string, extra: { max_tokens?: number; stream?: boolean } = {}) =>
+    stack.client(principal, { 'x-demo-words': '200' }).chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'write a lot' }], ...extra, stream: false });
+  const sent = () => (stack.upstream.requests.at(-1)?.body as { max_tokens?: number }).max_tokens;
+
+  const capped = await ask('capped');
+  assert.equal(sent(), 20, 'defaultMaxTokens goes upstream as max_tokens');
+  assert.ok((capped.usage?.completion_tokens ?? Infinity) <= 20, `the model stopped at the reservation (${capped.usage?.completion_tokens})`);
+  await ask('capped', { max_tokens: 7 });
+  assert.equal(sent(), 7, "the client's own max_tokens is kept");
+  // Streams too: the cap is in the body the model sees.
+  const stream = await stack.client('capped', { 'x-demo-words': '200' }).chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'write a lot' }] });
+  let chunks = 0;
+  for await (const c of stream) if (c.choices[0]?.delta.content) chunks++;
+  assert.equal(sent(), 20);
+  assert.ok(chunks <= 20, `${chunks} content chunks`);
+
+  const free = await ask('uncapped');
+  assert.equal(sent(), undefined, 'capUnsetMaxTokens: false leaves the request as the client sent it');
+  assert.ok((free.usage?.completion_tokens ?? 0) > 20);
+  await ask('count');
+  assert.equal(sent(), undefined, 'a plan without token limits does not cap');
 });
 
 test('past the soft threshold requests go to the fallback deployment with max_tokens capped, before the hard limit', async () => {

@@ -29,6 +29,11 @@ export interface QuotaTicket {
   readonly soft: SoftAction | null;
   readonly mode: QuotaMode;
   readonly reservedTokens: number;
+  /**
+   * max_tokens to send upstream for a request that set none, so the model
+   * stays within the reservation (plans with token limits); null: leave as is.
+   */
+  readonly completionCap: number | null;
   /** x-ratelimit-* for the client. */
   readonly headers: ReadonlyArray<readonly [string, string]>;
   readonly requestId: string;
@@ -90,6 +95,8 @@ export class QuotaStage {
     if (plan === null || plan.limits.length === 0) return null;
     const completion = req.endpoint === 'embeddings' ? 0 : (req.maxTokens ?? plan.defaultMaxTokens);
     const reservedTokens = req.promptTokens + completion;
+    const limitsTokens = plan.limits.some((l) => l.tpm !== undefined || l.tpd !== undefined);
+    const completionCap = req.endpoint !== 'embeddings' && req.maxTokens === null && limitsTokens && plan.capUnsetMaxTokens ? plan.defaultMaxTokens : null;
     const tag = req.subject.org;
     const options = { reservedTokens, utcOffsetMs: this.#zone.at(this.#now()), leaseMs: this.#cfg.leaseSeconds * 1000, kinds: req.kinds, share: 1 };
     const limits = buildLimits(plan, req.subject, options);
@@ -112,7 +119,7 @@ export class QuotaStage {
         throw new GatewayError('quota_unavailable', 'The quota service is unavailable; the request was not admitted.', { headers: { 'retry-after': '1' } });
       }
       if (plan.whenStoreDown === 'fail_open') {
-        return { plan: plan.name, soft: null, mode: 'fail_open', reservedTokens, headers: [], requestId: req.requestId, tag, store: null };
+        return { plan: plan.name, soft: null, mode: 'fail_open', reservedTokens, completionCap, headers: [], requestId: req.requestId, tag, store: null };
       }
       mode = 'local';
       store = this.#d.local;
@@ -132,7 +139,7 @@ export class QuotaStage {
       );
     }
     m.quotaDecisions.inc({ plan: plan.name, outcome: 'admitted', limit: 'none' });
-    return { plan: plan.name, soft: softAction(plan, decision), mode, reservedTokens, headers, requestId: req.requestId, tag, store };
+    return { plan: plan.name, soft: softAction(plan, decision), mode, reservedTokens, completionCap, headers, requestId: req.requestId, tag, store };
   }
 
   /** Real usage against the reservation, leases released. Never throws: a failed settlement is logged and counted. */
