@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuditChain } from '../../src/stages/audit/chain.ts';
-import { JsonlFileSink, type AuditSink } from '../../src/stages/audit/file-sink.ts';
+import { JsonlFileSink, type AuditLineSink } from '../../src/stages/audit/file-sink.ts';
 import { fileSources, verifyAudit } from '../../src/audit/verify.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { keyMap, tempDir } from './chain-helper.ts';
@@ -15,14 +15,14 @@ const tmp = tempDir();
 after(() => tmp.remove());
 
 /** The real file sink, with an outage switch in front of it. */
-class FlakySink implements AuditSink {
+class FlakySink implements AuditLineSink {
   down = false;
   readonly inner: JsonlFileSink;
   constructor(inner: JsonlFileSink) {
     this.inner = inner;
   }
-  append(record: object): Promise<void> {
-    return this.down ? Promise.reject(new Error('ENOSPC: no space left on device')) : this.inner.append(record);
+  append(line: string): Promise<void> {
+    return this.down ? Promise.reject(new Error('ENOSPC: no space left on device')) : this.inner.append(line);
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -14,12 +14,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { canonicalJson, GENESIS, recordHash } from '../../crypto/canonical.ts';
-import type { AuditSink } from './file-sink.ts';
+import { canonicalJson, GENESIS, sha256Hex } from '../../crypto/canonical.ts';
+import type { AuditLineSink, AuditSink } from './file-sink.ts';
 import { signText, type SigningKey } from '../../crypto/signing.ts';
 
 export interface ChainOptions {
-  readonly sink: AuditSink;
+  readonly sink: AuditLineSink;
   readonly key: SigningKey;
   readonly checkpointEvery: number;
   readonly checkpointMs: number;
@@ -78,7 +78,7 @@ export class AuditChain implements AuditSink {
         const batch = this.#queue;
         this.#queue = [];
         const mark = { id: this.#id, seq: this.#seq, prev: this.#prev, checkpointed: this.#checkpointedSeq };
-        const lines: object[] = [];
+        const lines: string[] = [];
         for (const e of batch) {
           if (e.kind === 'record') lines.push(this.#frame(e.record));
           else if (e.final || this.#seq > this.#checkpointedSeq) lines.push(this.#checkpoint(e.final));
@@ -101,17 +101,19 @@ export class AuditChain implements AuditSink {
     }
   }
 
-  #frame(record: object): object {
+  /** The record's line: its canonical JSON, which is also exactly what its hash covers (serialized once). */
+  #frame(record: object): string {
     const chained = { type: 'request', ...record, chain: { id: this.#id, seq: ++this.#seq, prev: this.#prev } };
-    this.#prev = recordHash(chained);
-    return chained;
+    const line = canonicalJson(chained);
+    this.#prev = sha256Hex(line);
+    return line;
   }
 
   /** A signed statement that records 1..seq of this chain exist with these hashes. */
-  #checkpoint(final: boolean): object {
+  #checkpoint(final: boolean): string {
     const body = { type: 'checkpoint', v: 1, chain: this.#id, seq: this.#seq, hash: this.#prev, at: new Date(this.#now()).toISOString(), final, kid: this.#o.key.kid };
     this.#checkpointedSeq = this.#seq;
-    return { ...body, sig: signText(this.#o.key, canonicalJson(body)) };
+    return canonicalJson({ ...body, sig: signText(this.#o.key, canonicalJson(body)) });
   }
 
   /** Final checkpoint, then the sink is closed. */

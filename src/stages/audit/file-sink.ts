@@ -16,8 +16,18 @@ import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, ftrunca
 import { basename, dirname, extname, join } from 'node:path';
 import type { Logger } from 'pino';
 
+/** Where the pipeline hands a finished request's record (the chain, or a test double). */
 export interface AuditSink {
   append(record: object): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Where the chain writes: one line of JSON per record or checkpoint, already
+ * serialized (the chain hashes the canonical JSON and writes those same bytes).
+ */
+export interface AuditLineSink {
+  append(line: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -34,7 +44,7 @@ export interface FileSinkOptions {
   readonly now?: () => number;
 }
 
-export class JsonlFileSink implements AuditSink {
+export class JsonlFileSink implements AuditLineSink {
   readonly #path: string;
   readonly #fsync: boolean;
   readonly #maxBytes: number;
@@ -56,9 +66,9 @@ export class JsonlFileSink implements AuditSink {
     this.#repairTornTail();
   }
 
-  append(record: object): Promise<void> {
+  append(json: string): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('audit sink is closed'));
-    const line = JSON.stringify(record) + '\n';
+    const line = json + '\n';
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ line, resolve, reject });
       if (!this.#writing) void this.#drain();

@@ -2,14 +2,14 @@
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { AuditChain } from './chain.ts';
-import { JsonlFileSink, type AuditSink } from './file-sink.ts';
+import { JsonlFileSink, type AuditLineSink } from './file-sink.ts';
 import { loadOrCreateSigningKey } from '../../crypto/signing.ts';
 
 export async function createAuditChain(config: GatewayConfig, log: Logger): Promise<AuditChain> {
   const a = config.audit;
   const { key, created } = loadOrCreateSigningKey(a.signingKeyFile);
   if (created) log.warn({ file: a.signingKeyFile, kid: key.kid }, 'created a new audit signing key (keep its .pub for verification)');
-  let sink: AuditSink;
+  let sink: AuditLineSink;
   if (a.sink === 'redis_stream') {
     const { RedisStreamSink } = await import('./redis-stream-sink.ts');
     sink = new RedisStreamSink({ url: config.redis.url ?? '', stream: a.stream, commandTimeoutMs: config.redis.commandTimeoutMs, log });

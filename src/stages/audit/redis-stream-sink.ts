@@ -21,7 +21,7 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { AuditSink } from './file-sink.ts';
+import type { AuditLineSink } from './file-sink.ts';
 import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../../stores/redis-connection.ts';
 
 export interface RedisStreamSinkOptions {
@@ -42,7 +42,7 @@ interface Pending {
   readonly reject: (err: Error) => void;
 }
 
-export class RedisStreamSink implements AuditSink {
+export class RedisStreamSink implements AuditLineSink {
   readonly description: string;
   readonly #redis: Redis;
   readonly #stream: string;
@@ -81,9 +81,8 @@ export class RedisStreamSink implements AuditSink {
     this.#redis.connect().catch(() => undefined);
   }
 
-  append(record: object): Promise<void> {
+  append(line: string): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('audit sink is closed'));
-    const line = JSON.stringify(record);
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ line, resolve, reject });
       if (!this.#writing) void this.#drain();
