@@ -36,13 +36,25 @@ export interface UpstreamCluster {
   fallbacks?: Array<{ host: string; port: number }>;
 }
 
+/**
+ * A cluster made of other clusters, tried in order (Envoy's aggregate
+ * cluster): traffic goes to the first while it has healthy hosts, then to the
+ * next. For a fallback that is its own cluster (other connection settings,
+ * another provider serving the same model name).
+ */
+export interface AggregateCluster {
+  name: string;
+  /** Names of upstream clusters given in the same list, primary first. */
+  aggregate: string[];
+}
+
 export interface GatewayConfigOptions {
   listenerPort: number;
   adminPort: number;
   /** Path of the sidecar's ext_proc Unix socket. */
   sidecarSocket: string;
   /** Upstream clusters; they replace the template's demo cluster and copy its settings. */
-  clusters: UpstreamCluster[];
+  clusters: Array<UpstreamCluster | AggregateCluster>;
   /** ext_proc per-message timeout (template default: 1s). */
   messageTimeoutMs?: number;
   /** Adds a JSON-lines access log at this path (with response flags and code details). */
@@ -174,7 +186,24 @@ function upstreamCluster(demo: Obj, c: UpstreamCluster): Obj {
   return cluster;
 }
 
-function withUpstreams(doc: Obj, upstreams: UpstreamCluster[]): Json[] {
+function aggregateCluster(c: AggregateCluster, hosts: ReadonlySet<string>): Obj {
+  if (!/^[A-Za-z0-9_.:-]+$/.test(c.name)) throw new Error(`invalid cluster name "${c.name}"`);
+  if (c.aggregate.length < 2) throw new Error(`aggregate cluster "${c.name}" needs at least two clusters`);
+  for (const member of c.aggregate) {
+    if (!hosts.has(member)) throw new Error(`aggregate cluster "${c.name}": "${member}" is not an upstream cluster in the same list`);
+  }
+  return {
+    name: c.name,
+    // The member clusters' priorities, concatenated in order, decide where traffic goes.
+    lb_policy: 'CLUSTER_PROVIDED',
+    cluster_type: {
+      name: 'envoy.clusters.aggregate',
+      typed_config: { '@type': 'type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig', clusters: [...c.aggregate] },
+    },
+  };
+}
+
+function withUpstreams(doc: Obj, upstreams: Array<UpstreamCluster | AggregateCluster>): Json[] {
   const clusters = clustersOf(doc);
   const demo = byName(clusters, DEMO_CLUSTER, 'cluster');
   const names = new Set<string>();
@@ -183,7 +212,8 @@ function withUpstreams(doc: Obj, upstreams: UpstreamCluster[]): Json[] {
     if (names.has(c.name)) throw new Error(`duplicate cluster name "${c.name}"`);
     names.add(c.name);
   }
-  const built = upstreams.map((c) => upstreamCluster(demo, c));
+  const hosts = new Set(upstreams.filter((c) => !('aggregate' in c)).map((c) => c.name));
+  const built = upstreams.map((c) => ('aggregate' in c ? aggregateCluster(c, hosts) : upstreamCluster(demo, c)));
   const idx = clusters.indexOf(demo);
   return [...clusters.slice(0, idx), ...built, ...clusters.slice(idx + 1)];
 }

@@ -15,11 +15,15 @@ let stack: TestStack;
 let canary: DemoUpstream;
 let primary: DemoUpstream;
 let standby: DemoUpstream;
+let providerA: DemoUpstream;
+let providerB: DemoUpstream;
 
 before(async () => {
   canary = await startDemoUpstream({ port: 0 });
   primary = await startDemoUpstream({ port: 0 });
   standby = await startDemoUpstream({ port: 0 });
+  providerA = await startDemoUpstream({ port: 0 });
+  providerB = await startDemoUpstream({ port: 0 });
   stack = await startTestStack({
     models: [
       {
@@ -32,17 +36,22 @@ before(async () => {
         ],
       },
       { id: 'chat-resilient', endpoints: ['chat'], cluster: 'chat-pool', model: 'pool-model' },
+      { id: 'chat-two-providers', endpoints: ['chat'], cluster: 'chat-failover', model: 'shared-model' },
     ],
     extraClusters: [
       { name: 'canary-pool', host: '127.0.0.1', port: canary.port },
       { name: 'chat-pool', host: '127.0.0.1', port: primary.port, fallbacks: [{ host: '127.0.0.1', port: standby.port }] },
+      // Fallback to another cluster: Envoy's aggregate cluster, primary first.
+      { name: 'provider-a', host: '127.0.0.1', port: providerA.port },
+      { name: 'provider-b', host: '127.0.0.1', port: providerB.port },
+      { name: 'chat-failover', aggregate: ['provider-a', 'provider-b'] },
     ],
   });
 });
 
 after(async () => {
   await stack.stop();
-  await Promise.all([canary.close(), primary.close(), standby.close()]);
+  await Promise.all([canary.close(), primary.close(), standby.close(), providerA.close(), providerB.close()]);
 });
 
 const ask = (model: string) => stack.client().chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] });
@@ -111,4 +120,18 @@ test("Envoy falls back to the cluster's next priority when the first deployment 
   // Three connect failures in a row eject the primary: later requests go straight to the fallback.
   assert.ok((await envoyStat('cluster.chat-pool.outlier_detection.ejections_enforced_total')) >= 1, 'outlier detection ejected the primary');
   assert.ok((await envoyStat('cluster.chat-pool.upstream_rq_retry')) - retriesBefore < 31, 'not every request needed a retry once the primary was ejected');
+});
+
+test('fallback to another cluster: an aggregate cluster moves requests to the next cluster when the first is down', async () => {
+  for (let i = 0; i < 5; i++) await ask('chat-two-providers');
+  assert.equal(providerA.requests.length, 5, 'the first cluster serves while it is up');
+  assert.equal(providerB.requests.length, 0);
+  await providerA.close();
+  for (let i = 0; i < 20; i++) {
+    const r = await ask('chat-two-providers');
+    assert.ok(r.choices[0]?.message.content, `request ${i} answered`);
+  }
+  assert.equal(providerB.requests.length, 20, 'the second cluster served every request');
+  assert.ok(providerB.requests.every((r) => (r.body as { model: string }).model === 'shared-model'));
+  assert.ok((await envoyStat('cluster.provider-a.outlier_detection.ejections_enforced_total')) >= 1, 'the first cluster was ejected');
 });

@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { findEnvoy, PROJECT_ROOT } from '../../src/envoy/binary.ts';
-import { renderGatewayConfig, type UpstreamCluster } from '../../src/envoy/config.ts';
+import { renderGatewayConfig, type AggregateCluster, type UpstreamCluster } from '../../src/envoy/config.ts';
 import { startEnvoy, type EnvoyProcess } from '../../src/envoy/process.ts';
 import { toExtAuthzConfig } from '../../src/envoy/ext-authz.ts';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.ts';
@@ -42,7 +42,7 @@ export interface StackOptions {
   keys?: KeySpec[];
   models?: ModelSpec[];
   /** Extra Envoy clusters, e.g. one pointing at a closed port. */
-  extraClusters?: UpstreamCluster[];
+  extraClusters?: Array<UpstreamCluster | AggregateCluster>;
   /** Start without a sidecar (Envoy must fail closed). */
   withoutSidecar?: boolean;
   messageTimeoutMs?: number;
