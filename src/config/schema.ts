@@ -312,8 +312,10 @@ export const ConfigSchema = z.strictObject({
 }).refine((c) => c.quotas.defaultPlan === undefined || c.quotas.plans.some((p) => p.name === c.quotas.defaultPlan), {
   message: 'must name one of quotas.plans',
   path: ['quotas', 'defaultPlan'],
-}).refine((c) => c.redis.url === undefined || c.redis.clusterNodes.length === 0 || c.auth.redisKeys, {
-  message: 'set either redis.url or redis.clusterNodes for quotas, not both (both only when auth.redisKeys uses redis.url)',
+  // With clusterNodes the quotas live on the cluster; redis.url then only makes sense for what needs a
+  // single Redis (API keys, routing snapshot delivery, the audit stream), so a url nothing uses is a mistake.
+}).refine((c) => c.redis.url === undefined || c.redis.clusterNodes.length === 0 || c.auth.redisKeys || c.routing.redis !== undefined || c.audit.sink === 'redis_stream', {
+  message: 'redis.url is unused: with redis.clusterNodes the quotas use the cluster; keep redis.url only for auth.redisKeys, routing.redis or the redis_stream audit sink',
   path: ['redis'],
 }).refine((c) => c.audit.sink !== 'redis_stream' || c.redis.url !== undefined, {
   message: 'audit.sink redis_stream needs redis.url',

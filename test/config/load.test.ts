@@ -59,3 +59,14 @@ test('snapshots: valid ones load, bad ones name the path', () => {
   assert.ok(p.includes('models[1].id: duplicate model id "m"') || p.some((x) => x.startsWith('models[1].endpoints[0]')), p.join('\n'));
   assert.ok(p.some((x) => x.startsWith('models[1].target.cluster: must be an Envoy cluster name')), p.join('\n'));
 });
+
+test('redis.url next to redis.clusterNodes: only when something besides quotas uses it', () => {
+  const cluster = 'redis:\n  url: redis://127.0.0.1:6379\n  clusterNodes: ["127.0.0.1:7000"]\n';
+  assert.deepEqual(problems(() => loadConfig(write(cluster), {})), [
+    'redis: redis.url is unused: with redis.clusterNodes the quotas use the cluster; keep redis.url only for auth.redisKeys, routing.redis or the redis_stream audit sink',
+  ]);
+  assert.equal(loadConfig(write(`${cluster}auth:\n  redisKeys: true\n`), {}).auth.redisKeys, true);
+  assert.equal(loadConfig(write(`${cluster}audit:\n  sink: redis_stream\n`), {}).audit.sink, 'redis_stream');
+  const pub = write(`${cluster}routing:\n  redis: {}\n  publicKeys: [cp.pem.pub]\n`);
+  assert.deepEqual(loadConfig(pub, {}).routing.redis, { key: 'igw:routing:snapshot', channel: 'igw:routing:snapshot:published' });
+});
