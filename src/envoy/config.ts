@@ -51,8 +51,12 @@ export interface AggregateCluster {
 export interface GatewayConfigOptions {
   listenerPort: number;
   adminPort: number;
-  /** Path of the sidecar's ext_proc Unix socket. */
-  sidecarSocket: string;
+  /**
+   * Path of the sidecar's ext_proc Unix socket, or several: one per sidecar
+   * process (a Node process uses one core; Envoy spreads the gRPC streams, one
+   * per request, over them round robin).
+   */
+  sidecarSocket: string | readonly string[];
   /** Upstream clusters; they replace the template's demo cluster and copy its settings. */
   clusters: Array<UpstreamCluster | AggregateCluster>;
   /** ext_proc per-message timeout (template default: 1s). */
@@ -321,12 +325,14 @@ export function renderGatewayConfig(opts: GatewayConfigOptions): string {
     extProc.message_timeout = durationMs(opts.messageTimeoutMs);
   }
 
-  if (opts.sidecarSocket === '') throw new Error('sidecarSocket must not be empty');
+  const sockets = typeof opts.sidecarSocket === 'string' ? [opts.sidecarSocket] : [...opts.sidecarSocket];
+  if (sockets.length === 0 || sockets.some((s) => s === '')) throw new Error('sidecarSocket must not be empty');
+  if (new Set(sockets).size !== sockets.length) throw new Error('sidecarSocket lists a socket twice');
   const clusters = withUpstreams(doc, opts.clusters);
   const sidecar = byName(clusters, SIDECAR_CLUSTER, 'cluster');
   sidecar.load_assignment = {
     cluster_name: SIDECAR_CLUSTER,
-    endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: opts.sidecarSocket } } } }] }],
+    endpoints: [{ lb_endpoints: sockets.map((path) => ({ endpoint: { address: { pipe: { path } } } })) }],
   };
   obj(doc.static_resources, 'static_resources').clusters = clusters;
   return YAML.stringify(doc);

@@ -66,10 +66,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startSidecarProcess(configFile: string): Promise<SidecarProcess> {
+/** `env`: extra environment, e.g. INFERENCE_GATEWAY_* overrides for a second process on the same config. */
+export async function startSidecarProcess(configFile: string, env: Record<string, string> = {}): Promise<SidecarProcess> {
   const child: ChildProcess = spawn(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'serve', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, INFERENCE_GATEWAY_LOGGING__LEVEL: 'info' },
+    env: { ...process.env, INFERENCE_GATEWAY_LOGGING__LEVEL: 'info', ...env },
   });
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -1,0 +1,93 @@
+/**
+ * Several sidecar processes behind one Envoy (one socket each: a Node process
+ * uses one core). Envoy spreads the per-request gRPC streams over them; with
+ * the quota store in Redis the limits stay exact across processes; a dead
+ * process is taken out of rotation by outlier detection after a few failed
+ * requests instead of failing every other one.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.ts';
+import { renderGatewayConfig } from '../../src/envoy/config.ts';
+import { startEnvoy, type EnvoyProcess } from '../../src/envoy/process.ts';
+import { readAudit, writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';
+import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { startSidecarProcess, type SidecarProcess } from '../helpers/stack.ts';
+
+let redis: TestRedis;
+let upstream: DemoUpstream;
+let files: GatewayFiles;
+let envoy: EnvoyProcess;
+let client: OpenAI;
+const sidecars: SidecarProcess[] = [];
+const socket = (i: number) => join(files.dir, `sidecar-${i}.sock`);
+const auditFile = (i: number) => join(files.dir, `audit-${i}.jsonl`);
+
+/** The second process on the same config: its own socket, admin port, audit file and key. */
+const processEnv = (i: number): Record<string, string> => ({
+  INFERENCE_GATEWAY_SERVER__GRPC__SOCKET: socket(i),
+  INFERENCE_GATEWAY_SERVER__ADMIN__PORT: '0',
+  INFERENCE_GATEWAY_AUDIT__FILE: auditFile(i),
+  INFERENCE_GATEWAY_AUDIT__SIGNING_KEY_FILE: join(files.dir, `audit-key-${i}.pem`),
+});
+
+before(async () => {
+  redis = await startRedis();
+  upstream = await startDemoUpstream({ port: 0 });
+  files = writeGatewayFiles({
+    keys: [{ principal: 'alice', tier: 'metered' }],
+    config: {
+      redis: { url: redis.url },
+      quotas: { plans: [{ name: 'metered', limits: [{ scope: 'key', rpm: 40 }] }] },
+    },
+  });
+  for (const i of [0, 1]) sidecars.push(await startSidecarProcess(files.configFile, processEnv(i)));
+  envoy = await startEnvoy({
+    workDir: join(files.dir, 'envoy'),
+    configYaml: renderGatewayConfig({ listenerPort: 0, adminPort: 0, sidecarSocket: [socket(0), socket(1)], clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }] }),
+  });
+  client = new OpenAI({ baseURL: `http://127.0.0.1:${await envoy.listenerPort()}/v1`, apiKey: files.keys['alice'] ?? '', maxRetries: 0 });
+});
+
+after(async () => {
+  await envoy.stop();
+  for (const s of sidecars) await s.stop();
+  await upstream.close();
+  await redis.stop();
+});
+
+const ask = () => client.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] });
+
+test('streams are spread over both processes, and the Redis quota is exact across them', async () => {
+  const outcomes = await Promise.allSettled(Array.from({ length: 60 }, () => ask()));
+  const ok = outcomes.filter((o) => o.status === 'fulfilled').length;
+  const limited = outcomes.filter((o) => o.status === 'rejected' && o.reason instanceof OpenAI.APIError && o.reason.status === 429).length;
+  assert.equal(ok, 40, 'rpm 40 admits exactly 40 of 60, whichever process decided');
+  assert.equal(limited, 20);
+  const per = [0, 1].map((i) => readAudit(auditFile(i)).length);
+  assert.equal(per[0]! + per[1]!, 60, 'every request audited once, by the process that handled it');
+  assert.ok(per[0]! >= 15 && per[1]! >= 15, `both processes took a share: ${per.join(' / ')}`);
+});
+
+test('a dead process is ejected after a few failures; the other serves the rest', async () => {
+  const admin = await adminClient(redis.url);
+  await admin.flushall(); // a fresh minute for the rpm limit
+  admin.disconnect();
+  await sidecars[1]!.kill();
+  const results: Array<number | 'ok'> = [];
+  for (let i = 0; i < 20; i++) {
+    try {
+      await ask();
+      results.push('ok');
+    } catch (err) {
+      assert.ok(err instanceof OpenAI.APIError, String(err));
+      assert.equal(err.code, 'gateway_unavailable', 'requests on the dead process fail closed');
+      results.push(err.status);
+    }
+  }
+  const failed = results.filter((r) => r !== 'ok').length;
+  assert.ok(failed <= 3, `at most 3 requests failed before ejection: ${results.join(',')}`);
+  assert.ok(results.slice(-12).every((r) => r === 'ok'), `served after ejection: ${results.join(',')}`);
+});
