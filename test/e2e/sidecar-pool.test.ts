@@ -84,7 +84,7 @@ test('a dead process is ejected after a few failures; the other serves the rest'
     } catch (err) {
       assert.ok(err instanceof OpenAI.APIError, String(err));
       assert.equal(err.code, 'gateway_unavailable', 'requests on the dead process fail closed');
-      results.push(err.status);
+      results.push(err.status as number);
     }
   }
   const failed = results.filter((r) => r !== 'ok').length;
