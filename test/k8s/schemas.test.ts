@@ -68,12 +68,12 @@ function validateSchema(doc: Obj, label: string): void {
  * constant of its kind's interface. Returns the compiler's complaints, each
  * prefixed with the object's label; empty when every field is known.
  */
-function strictFieldProblems(entries: ReadonlyArray<{ label: string; doc: Obj }>): string[] {
+function strictFieldProblems(entries: ReadonlyArray<{ label: string; doc: Obj }>, typeOf: (doc: Obj, label: string) => { module: string; iface: string } = modelFor): string[] {
   const file = join(PROJECT_ROOT, 'test', 'k8s', '__manifests_under_test__.ts');
   const lines: string[] = [];
   const lineLabel: string[] = [];
   entries.forEach(({ label, doc }, i) => {
-    const m = modelFor(doc, label);
+    const m = typeOf(doc, label);
     lines.push(`import type { ${m.iface} as T${i} } from '${m.module}';`);
     lineLabel.push(label);
   });
@@ -166,6 +166,47 @@ void test('every resource document and every built object matches the Kubernetes
 void test('no manifest has a field its kind does not define (strict field names against the kubernetes-models types)', () => {
   const problems = strictFieldProblems([...resourceDocuments(), ...builtObjects()]);
   assert.deepEqual(problems, []);
+});
+
+/**
+ * The examples' kinds (Istio, Gateway API, Envoy Gateway CRDs): their model
+ * classes' validate() accepts unknown fields too, so the same strict check
+ * runs on them against each CRD's TypeScript interface.
+ */
+const EXAMPLE_TYPES: Record<string, { module: string; iface: string }> = {
+  'networking.istio.io/v1alpha3/EnvoyFilter': { module: '@kubernetes-models/istio/networking.istio.io/v1alpha3/EnvoyFilter', iface: 'IEnvoyFilter' },
+  'networking.istio.io/v1beta1/Gateway': { module: '@kubernetes-models/istio/networking.istio.io/v1beta1/Gateway', iface: 'IGateway' },
+  'networking.istio.io/v1beta1/VirtualService': { module: '@kubernetes-models/istio/networking.istio.io/v1beta1/VirtualService', iface: 'IVirtualService' },
+  'security.istio.io/v1/AuthorizationPolicy': { module: '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy', iface: 'IAuthorizationPolicy' },
+  'gateway.networking.k8s.io/v1/GatewayClass': { module: '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GatewayClass', iface: 'IGatewayClass' },
+  'gateway.networking.k8s.io/v1/Gateway': { module: '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway', iface: 'IGateway' },
+  'gateway.networking.k8s.io/v1/HTTPRoute': { module: '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute', iface: 'IHTTPRoute' },
+  'gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy': { module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy', iface: 'IEnvoyExtensionPolicy' },
+  'gateway.envoyproxy.io/v1alpha1/ClientTrafficPolicy': { module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/ClientTrafficPolicy', iface: 'IClientTrafficPolicy' },
+  'gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy': { module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy', iface: 'IBackendTrafficPolicy' },
+  'gateway.envoyproxy.io/v1alpha1/HTTPRouteFilter': { module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/HTTPRouteFilter', iface: 'IHTTPRouteFilter' },
+};
+
+function exampleType(doc: Obj, label: string): { module: string; iface: string } {
+  const key = `${String(doc.apiVersion)}/${String(doc.kind)}`;
+  const t = EXAMPLE_TYPES[key] ?? MODELS[key];
+  assert.ok(t !== undefined, `${label}: no type for ${key} (add it to EXAMPLE_TYPES)`);
+  return t;
+}
+
+function exampleDocuments(): Array<{ label: string; doc: Obj }> {
+  return yamlFilesUnder(join(K8S, 'examples')).flatMap((f) => parseYamlDocs(f).map((doc, i) => ({ label: `${rel(f)}#${i}`, doc })));
+}
+
+void test('no example manifest (Istio, Gateway API, Envoy Gateway) has a field its kind does not define', () => {
+  const docs = exampleDocuments();
+  assert.ok(docs.length >= 10);
+  assert.deepEqual(strictFieldProblems(docs, exampleType), []);
+  // The check bites: a misspelled field in an EnvoyFilter patch match and in an HTTPRoute rule.
+  const broken = structuredClone(docs.filter(({ doc }) => doc.kind === 'EnvoyFilter' || doc.kind === 'HTTPRoute'));
+  assert.ok(broken.length >= 2);
+  for (const { doc } of broken) (doc.spec as Obj)[doc.kind === 'EnvoyFilter' ? 'workloadSelectr' : 'rulez'] = [];
+  assert.equal(strictFieldProblems(broken, exampleType).length, broken.length);
 });
 
 void test('broken manifests fail: wrong type, misspelled field, unknown kind, missing file', () => {
