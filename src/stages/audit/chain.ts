@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { canonicalJson, GENESIS, sha256Hex } from '../../crypto/canonical.ts';
 import type { AuditLineSink, AuditSink } from './file-sink.ts';
+import { GroupCommit } from './group-commit.ts';
 import { signText, type SigningKey } from '../../crypto/signing.ts';
 
 export interface ChainOptions {
@@ -27,9 +28,7 @@ export interface ChainOptions {
   readonly now?: () => number;
 }
 
-type Entry =
-  | { readonly kind: 'record'; readonly record: object; readonly resolve: () => void; readonly reject: (err: Error) => void }
-  | { readonly kind: 'checkpoint'; readonly final: boolean; readonly resolve: () => void; readonly reject: (err: Error) => void };
+type Entry = { readonly kind: 'record'; readonly record: object } | { readonly kind: 'checkpoint'; readonly final: boolean };
 
 export class AuditChain implements AuditSink {
   readonly #o: ChainOptions;
@@ -38,8 +37,7 @@ export class AuditChain implements AuditSink {
   #seq = 0;
   #prev = GENESIS;
   #checkpointedSeq = 0;
-  #queue: Entry[] = [];
-  #writing = false;
+  readonly #commits = new GroupCommit<Entry>((batch) => this.#write(batch));
   #timer: NodeJS.Timeout;
   #closed = false;
 
@@ -58,46 +56,31 @@ export class AuditChain implements AuditSink {
 
   append(record: object): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('audit chain is closed'));
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ kind: 'record', record, resolve, reject });
-      if (!this.#writing) void this.#drain();
-    });
+    return this.#commits.add({ kind: 'record', record });
   }
 
   #enqueueCheckpoint(final: boolean): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ kind: 'checkpoint', final, resolve, reject });
-      if (!this.#writing) void this.#drain();
-    });
+    return this.#commits.add({ kind: 'checkpoint', final });
   }
 
-  async #drain(): Promise<void> {
-    this.#writing = true;
+  /** Numbers one batch in write order and writes it; a failed batch restarts the chain under a new id. */
+  async #write(batch: readonly Entry[]): Promise<void> {
+    const mark = { id: this.#id, seq: this.#seq };
+    const lines: string[] = [];
+    for (const e of batch) {
+      if (e.kind === 'record') lines.push(this.#frame(e.record));
+      else if (e.final || this.#seq > this.#checkpointedSeq) lines.push(this.#checkpoint(e.final));
+    }
+    if (this.#seq - this.#checkpointedSeq >= this.#o.checkpointEvery) lines.push(this.#checkpoint(false));
     try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue;
-        this.#queue = [];
-        const mark = { id: this.#id, seq: this.#seq, prev: this.#prev, checkpointed: this.#checkpointedSeq };
-        const lines: string[] = [];
-        for (const e of batch) {
-          if (e.kind === 'record') lines.push(this.#frame(e.record));
-          else if (e.final || this.#seq > this.#checkpointedSeq) lines.push(this.#checkpoint(e.final));
-        }
-        if (this.#seq - this.#checkpointedSeq >= this.#o.checkpointEvery) lines.push(this.#checkpoint(false));
-        try {
-          await Promise.all(lines.map((l) => this.#o.sink.append(l)));
-          for (const e of batch) e.resolve();
-        } catch (err) {
-          this.#o.log.error({ chain: mark.id, lastCommittedSeq: mark.seq, err: err instanceof Error ? err.message : String(err) }, 'audit write failed: its requests fail closed; continuing on a new chain');
-          this.#id = randomUUID();
-          this.#seq = 0;
-          this.#prev = GENESIS;
-          this.#checkpointedSeq = 0;
-          for (const e of batch) e.reject(err as Error);
-        }
-      }
-    } finally {
-      this.#writing = false;
+      await Promise.all(lines.map((l) => this.#o.sink.append(l)));
+    } catch (err) {
+      this.#o.log.error({ chain: mark.id, lastCommittedSeq: mark.seq, err: err instanceof Error ? err.message : String(err) }, 'audit write failed: its requests fail closed; continuing on a new chain');
+      this.#id = randomUUID();
+      this.#seq = 0;
+      this.#prev = GENESIS;
+      this.#checkpointedSeq = 0;
+      throw err;
     }
   }
 

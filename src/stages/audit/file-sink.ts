@@ -15,6 +15,7 @@ import { open, rename, type FileHandle } from 'node:fs/promises';
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, ftruncateSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { GroupCommit } from './group-commit.ts';
 
 /** Where the pipeline hands a finished request's record (the chain, or a test double). */
 export interface AuditSink {
@@ -29,12 +30,6 @@ export interface AuditSink {
 export interface AuditLineSink {
   append(line: string): Promise<void>;
   close(): Promise<void>;
-}
-
-interface Pending {
-  readonly line: string;
-  readonly resolve: () => void;
-  readonly reject: (err: Error) => void;
 }
 
 export interface FileSinkOptions {
@@ -52,8 +47,7 @@ export class JsonlFileSink implements AuditLineSink {
   readonly #now: () => number;
   #fh: Promise<FileHandle> | null = null;
   #size = 0;
-  #queue: Pending[] = [];
-  #writing = false;
+  readonly #commits = new GroupCommit<string>((lines) => this.#write(lines));
   #closed = false;
 
   constructor(path: string, opts: FileSinkOptions = {}) {
@@ -68,42 +62,29 @@ export class JsonlFileSink implements AuditLineSink {
 
   append(json: string): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('audit sink is closed'));
-    const line = json + '\n';
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ line, resolve, reject });
-      if (!this.#writing) void this.#drain();
-    });
+    return this.#commits.add(json + '\n');
   }
 
-  async #drain(): Promise<void> {
-    this.#writing = true;
+  /** One batch: one write and (with fsync) one fdatasync. */
+  async #write(lines: readonly string[]): Promise<void> {
+    const text = lines.length === 1 ? (lines[0] as string) : lines.join('');
+    let fh: FileHandle | null = null;
+    let before = 0;
     try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue;
-        this.#queue = [];
-        const text = batch.length === 1 ? (batch[0] as Pending).line : batch.map((p) => p.line).join('');
-        let fh: FileHandle | null = null;
-        let before = 0;
-        try {
-          if (this.#size >= this.#maxBytes) await this.#rotate();
-          fh = await this.#handle();
-          before = this.#size;
-          await fh.write(text);
-          if (this.#fsync) await fh.datasync();
-          this.#size += Buffer.byteLength(text);
-          for (const p of batch) p.resolve();
-        } catch (err) {
-          // A partly written batch (disk full mid-write) is cut off again so the next line starts clean.
-          if (fh !== null) await fh.truncate(before).catch(() => undefined);
-          // Reopen next time: the file may have been fixed, rotated away or the disk freed.
-          const open = this.#fh;
-          this.#fh = null;
-          if (open !== null) open.then((h) => h.close(), () => undefined).catch(() => undefined);
-          for (const p of batch) p.reject(err as Error);
-        }
-      }
-    } finally {
-      this.#writing = false;
+      if (this.#size >= this.#maxBytes) await this.#rotate();
+      fh = await this.#handle();
+      before = this.#size;
+      await fh.write(text);
+      if (this.#fsync) await fh.datasync();
+      this.#size += Buffer.byteLength(text);
+    } catch (err) {
+      // A partly written batch (disk full mid-write) is cut off again so the next line starts clean.
+      if (fh !== null) await fh.truncate(before).catch(() => undefined);
+      // Reopen next time: the file may have been fixed, rotated away or the disk freed.
+      const open = this.#fh;
+      this.#fh = null;
+      if (open !== null) open.then((h) => h.close(), () => undefined).catch(() => undefined);
+      throw err;
     }
   }
 
@@ -148,7 +129,7 @@ export class JsonlFileSink implements AuditLineSink {
   }
 
   async close(): Promise<void> {
-    while (this.#writing || this.#queue.length > 0) await new Promise((r) => setImmediate(r));
+    await this.#commits.drained();
     this.#closed = true;
     const fh = this.#fh;
     this.#fh = null;

@@ -22,6 +22,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AuditLineSink } from './file-sink.ts';
+import { GroupCommit } from './group-commit.ts';
 import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../../stores/redis-connection.ts';
 
 export interface RedisStreamSinkOptions {
@@ -36,12 +37,6 @@ export interface RedisStreamSinkOptions {
   readonly log: Logger;
 }
 
-interface Pending {
-  readonly line: string;
-  readonly resolve: () => void;
-  readonly reject: (err: Error) => void;
-}
-
 export class RedisStreamSink implements AuditLineSink {
   readonly description: string;
   readonly #redis: Redis;
@@ -49,8 +44,7 @@ export class RedisStreamSink implements AuditLineSink {
   readonly #timeoutMs: number;
   readonly #maxLen: number | undefined;
   readonly #conn: RedisConnectionState;
-  #queue: Pending[] = [];
-  #writing = false;
+  readonly #commits = new GroupCommit<string>((lines) => this.#withTimeout(this.#write(lines)));
   #closed = false;
 
   constructor(opts: RedisStreamSinkOptions) {
@@ -83,40 +77,18 @@ export class RedisStreamSink implements AuditLineSink {
 
   append(line: string): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('audit sink is closed'));
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ line, resolve, reject });
-      if (!this.#writing) void this.#drain();
-    });
+    return this.#commits.add(line);
   }
 
-  async #drain(): Promise<void> {
-    this.#writing = true;
-    try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue;
-        this.#queue = [];
-        try {
-          await this.#withTimeout(this.#write(batch));
-          for (const p of batch) p.resolve();
-        } catch (err) {
-          const e = err instanceof Error ? err : new Error(String(err));
-          for (const p of batch) p.reject(e);
-        }
-      }
-    } finally {
-      this.#writing = false;
-    }
-  }
-
-  async #write(batch: readonly Pending[]): Promise<void> {
+  async #write(batch: readonly string[]): Promise<void> {
     await this.#ready();
     const trim: Array<string | number> = this.#maxLen === undefined ? [] : ['MAXLEN', '~', this.#maxLen];
     if (batch.length === 1) {
-      await this.#redis.xadd(this.#stream, ...trim, '*', 'line', (batch[0] as Pending).line);
+      await this.#redis.xadd(this.#stream, ...trim, '*', 'line', batch[0] as string);
       return;
     }
     const multi = this.#redis.multi();
-    for (const p of batch) multi.xadd(this.#stream, ...trim, '*', 'line', p.line);
+    for (const line of batch) multi.xadd(this.#stream, ...trim, '*', 'line', line);
     const results = await multi.exec();
     if (results === null) throw new Error(`audit batch to ${this.description} was aborted`);
     for (const [err] of results) if (err !== null) throw err;
@@ -157,7 +129,7 @@ export class RedisStreamSink implements AuditLineSink {
 
   /** Waits for queued appends (each bounded by the timeout), then disconnects. */
   async close(): Promise<void> {
-    while (this.#writing || this.#queue.length > 0) await new Promise((r) => setImmediate(r));
+    await this.#commits.drained();
     if (this.#closed) return;
     this.#closed = true;
     this.#redis.disconnect();
