@@ -6,7 +6,6 @@
  * never skip.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { findEnvoy, PROJECT_ROOT } from '../../src/envoy/binary.ts';
@@ -52,18 +51,6 @@ export interface StackOptions {
   filter?: 'ext_proc' | 'ext_authz';
   /** Serve the gateway listener over TLS, optionally requiring client certificates. */
   tls?: { certChainFile: string; privateKeyFile: string; clientCaFile: string; requireClientCertificate: boolean };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** `env`: extra environment, e.g. INFERENCE_GATEWAY_* overrides for a second process on the same config. */

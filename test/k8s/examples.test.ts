@@ -45,7 +45,8 @@ import { ERROR_CODES } from '../../src/openai/errors.ts';
 import { parseSnapshot } from '../../src/stages/route/snapshot.ts';
 import { envoyBinary } from '../envoy/helpers.ts';
 import { writeGatewayFiles } from '../helpers/fixtures.ts';
-import { freePort, startSidecarProcess } from '../helpers/stack.ts';
+import { freePort } from '../helpers/ports.ts';
+import { startSidecarProcess } from '../helpers/stack.ts';
 import { isObj, obj, objs, str, type Obj } from './shape.ts';
 
 const EXAMPLES = join(PROJECT_ROOT, 'k8s', 'examples');

@@ -26,7 +26,7 @@ import { renderGatewayConfig } from '../../src/envoy/config.ts';
 import { startEnvoy } from '../../src/envoy/process.ts';
 import { startDemoUpstream } from '../../src/demo/upstream.ts';
 import { envoyBinary } from '../envoy/helpers.ts';
-import { freePort } from '../helpers/stack.ts';
+import { freePort } from '../helpers/ports.ts';
 import { build, find } from './kustomize.ts';
 import { isObj, localPodConfig, obj, type Obj } from './shape.ts';
 
