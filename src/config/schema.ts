@@ -16,20 +16,25 @@ const EndpointName = z.enum(['chat', 'completions', 'embeddings', 'models', 'mod
 const modelAllowlist = z.array(nonEmpty).default(['*']);
 const endpointAllowlist = z.array(z.union([EndpointName, z.literal('*')])).default(['*']);
 
-export const ApiKeyEntrySchema = z.strictObject({
-  /** The key's public id: the part of the key that may be logged. */
-  id: z.string().regex(/^[A-Za-z0-9]{8}$/, 'must be the 8-character key id'),
-  /** sha256 of the whole key, as `sha256:<64 hex>`; the key itself is never stored. */
-  hash: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 lower-case hex digits>'),
+/** Who a credential is and what it may use: the same for an API key and a mapped client certificate. */
+const grantFields = {
   principal: label,
   org: label,
   tenant: label,
   tier: label.default('standard'),
   roles: z.array(label).default([]),
-  /** Logical model ids this key may use; `*` means every model in the snapshot. */
+  /** Logical model ids this credential may use; `*` means every model in the snapshot. */
   models: modelAllowlist,
-  /** Endpoints this key may call (chat, completions, embeddings, models, model); `*` = all. */
+  /** Endpoints it may call (chat, completions, embeddings, models, model); `*` = all. */
   endpoints: endpointAllowlist,
+};
+
+export const ApiKeyEntrySchema = z.strictObject({
+  /** The key's public id: the part of the key that may be logged. */
+  id: z.string().regex(/^[A-Za-z0-9]{8}$/, 'must be the 8-character key id'),
+  /** sha256 of the whole key, as `sha256:<64 hex>`; the key itself is never stored. */
+  hash: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 lower-case hex digits>'),
+  ...grantFields,
   /** ISO 8601; the key is refused from then on. */
   expiresAt: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time' }).optional(),
 });
@@ -80,13 +85,7 @@ export const MtlsIdentitySchema = z.strictObject({
   spiffeId: z.string().regex(/^spiffe:\/\/[^/]+(\/.*)?$/, 'must be a spiffe:// URI (a trailing /* matches a prefix)').optional(),
   /** Exact certificate subject as Envoy reports it (RFC 2253, e.g. `CN=batch,O=Acme`). */
   subject: nonEmpty.optional(),
-  principal: label,
-  org: label,
-  tenant: label,
-  tier: label.default('standard'),
-  roles: z.array(label).default([]),
-  models: modelAllowlist,
-  endpoints: endpointAllowlist,
+  ...grantFields,
 }).refine((m) => (m.spiffeId === undefined) !== (m.subject === undefined), { message: 'must set exactly one of spiffeId and subject' });
 
 const AuthMethodName = z.enum(['api_key', 'jwt', 'mtls']);
