@@ -9,6 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import { readAudit } from '../helpers/fixtures.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
 let stack: TestStack;
@@ -105,4 +106,17 @@ test('snapshot swaps under load change routing with no failed request', async (t
   assert.deepEqual(failures, [], 'no request failed during the swaps');
   assert.ok(ok > 50, `${ok} requests`);
   assert.ok(seen.has('blue') && seen.has('green'), `routing followed the swaps: ${[...seen].join(',')}`);
+
+  // One snapshot per request, start to end: the version a request carried upstream and the one in its
+  // audit record belong to the deployment its body was rewritten for (blue ↔ even swaps, green ↔ odd).
+  const fits = (model: string, version: string): boolean =>
+    model === 'blue' ? /^swap-[024]$/.test(version) : model === 'green' ? /^swap-[135]$/.test(version) : !version.startsWith('swap-');
+  for (const r of stack.upstream.requests) {
+    const model = (r.body as { model: string }).model;
+    const version = String(r.headers['x-gateway-snapshot-version']);
+    assert.ok(fits(model, version), `upstream saw model ${model} with snapshot ${version}`);
+  }
+  const records = readAudit(stack.files.auditFile).filter((r) => r.deployment !== null && ['blue', 'green'].includes(r.deployment.model));
+  assert.ok(records.length > 50);
+  for (const r of records) assert.ok(fits(r.deployment?.model ?? '', String(r['snapshotVersion'])), `audit: ${r.deployment?.model} with ${String(r['snapshotVersion'])}`);
 });

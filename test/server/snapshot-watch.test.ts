@@ -55,3 +55,38 @@ test('snapshot swap by atomic rename takes effect; a broken snapshot is rejected
   assert.match(metrics, /inference_gateway_routing_snapshot_rejections_total\{source="redis"\} 0/, 'each source has its series from the start');
   assert.match(metrics, /inference_gateway_routing_snapshot_info\{version="test-2"\} 1/);
 });
+
+test('readiness follows the snapshot age: ready while fresh, not ready once older than routing.maxAgeSeconds, ready again after a newer one', async (t) => {
+  const files = writeGatewayFiles({ config: { routing: { maxAgeSeconds: 2 } } });
+  const snapshot = (issuedAt: string, version: string) => {
+    writeFileSync(`${files.snapshotFile}.tmp`, stringify({ version, issuedAt, models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'demo-model' } }] }));
+    renameSync(`${files.snapshotFile}.tmp`, files.snapshotFile);
+  };
+  snapshot(new Date().toISOString(), 'fresh');
+  const sidecar = await startSidecar(loadConfig(files.configFile, {}), { log: pino({ level: 'silent' }), processMetrics: false });
+  t.after(() => sidecar.shutdown('test over'));
+  const readyz = async () => {
+    const res = await fetch(`http://127.0.0.1:${sidecar.adminPort}/readyz`);
+    return { status: res.status, text: await res.text() };
+  };
+  assert.equal((await readyz()).status, 200);
+  await new Promise((r) => setTimeout(r, 2300));
+  const stale = await readyz();
+  assert.equal(stale.status, 503, 'a snapshot issued more than maxAgeSeconds ago makes the pod not ready');
+  assert.match(stale.text, /older than routing.maxAgeSeconds/);
+  snapshot(new Date().toISOString(), 'fresh-again');
+  let status = 0;
+  for (let i = 0; i < 30 && status !== 200; i++) {
+    status = (await readyz()).status;
+    if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(status, 200, 'a newer snapshot makes it ready again');
+});
+
+test('with routing.maxAgeSeconds, a snapshot without issuedAt cannot prove its age: not ready', async (t) => {
+  const files = writeGatewayFiles({ config: { routing: { maxAgeSeconds: 3600 } } });
+  const sidecar = await startSidecar(loadConfig(files.configFile, {}), { log: pino({ level: 'silent' }), processMetrics: false });
+  t.after(() => sidecar.shutdown('test over'));
+  const res = await fetch(`http://127.0.0.1:${sidecar.adminPort}/readyz`);
+  assert.equal(res.status, 503);
+});
