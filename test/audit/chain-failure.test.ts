@@ -21,8 +21,8 @@ class FlakySink implements AuditLineSink {
   constructor(inner: JsonlFileSink) {
     this.inner = inner;
   }
-  append(line: string): Promise<void> {
-    return this.down ? Promise.reject(new Error('ENOSPC: no space left on device')) : this.inner.append(line);
+  append(lines: readonly string[]): Promise<void> {
+    return this.down ? Promise.reject(new Error('ENOSPC: no space left on device')) : this.inner.append(lines);
   }
   close(): Promise<void> {
     return this.inner.close();
@@ -54,4 +54,27 @@ test('after a failed batch the chain restarts under a new id and everything veri
   assert.equal(chains.get(chain.id)?.sealed, true);
   const strict = await verifyAudit(fileSources([file]), keyMap(key), { requireSealed: true });
   assert.equal(strict.ok, false, 'the interrupted chain is reported when sealing is required');
+});
+
+test('one chain batch is one sink call: records queued behind a write share the next write', async () => {
+  const calls: number[] = [];
+  let release: () => void = () => undefined;
+  const inner = new JsonlFileSink(tmp.path('batched.jsonl'), { fsync: false });
+  const sink: AuditLineSink = {
+    append: async (lines) => {
+      calls.push(lines.length);
+      if (calls.length === 1) await new Promise<void>((r) => (release = r));
+      await inner.append(lines);
+    },
+    close: () => inner.close(),
+  };
+  const chain = new AuditChain({ sink, key: tmp.key('b.pem'), checkpointEvery: 1000, checkpointMs: 60_000, log: createLogger('silent') });
+  const first = chain.append({ n: 0 });
+  const rest = Array.from({ length: 9 }, (_, i) => chain.append({ n: i + 1 }));
+  await new Promise((r) => setImmediate(r));
+  release();
+  await Promise.all([first, ...rest]);
+  await chain.close();
+  // [1 record], [9 records] and the final checkpoint: never one write per record.
+  assert.deepEqual(calls, [1, 9, 1]);
 });

@@ -50,7 +50,7 @@ test('concurrent appends are group-committed, each line is the record JSON, and 
   for (const c of chains) lines.push(c.checkpoint(key, true));
   const execBefore = await commandCalls('exec');
   const xaddBefore = await commandCalls('xadd');
-  await Promise.all(lines.map((l) => sink.append(JSON.stringify(l))));
+  await Promise.all(lines.map((l) => sink.append([JSON.stringify(l)])));
   await sink.close();
   const execs = (await commandCalls('exec')) - execBefore;
   assert.equal((await commandCalls('xadd')) - xaddBefore, lines.length);
@@ -92,7 +92,7 @@ test('maxLen trims the stream approximately', async () => {
   const stream = 'igw:audit:trim';
   const sink = new RedisStreamSink({ url: redis.url, stream, commandTimeoutMs: 1000, maxLen: 10, log });
   const c = new TestChain();
-  for (let i = 0; i < 500; i++) await sink.append(JSON.stringify(c.record()));
+  for (let i = 0; i < 500; i++) await sink.append([JSON.stringify(c.record())]);
   await sink.close();
   const len = await client.xlen(stream);
   assert.ok(len < 500, `stream length ${len}`);
@@ -103,12 +103,12 @@ test('Redis down: append rejects within the command timeout (no offline queue), 
   const timeoutMs = 200;
   const sink = new RedisStreamSink({ url: redis.url, stream, commandTimeoutMs: timeoutMs, log });
   const c = new TestChain();
-  await sink.append(JSON.stringify(c.record()));
+  await sink.append([JSON.stringify(c.record())]);
   await redis.kill();
   try {
     for (let i = 0; i < 3; i++) {
       const t0 = Date.now();
-      const results = await Promise.allSettled([sink.append(JSON.stringify(c.record())), sink.append(JSON.stringify(c.record())), sink.append(JSON.stringify(c.record()))]);
+      const results = await Promise.allSettled([sink.append([JSON.stringify(c.record())]), sink.append([JSON.stringify(c.record())]), sink.append([JSON.stringify(c.record())])]);
       const elapsed = Date.now() - t0;
       assert.ok(results.every((r) => r.status === 'rejected'), JSON.stringify(results));
       assert.ok(elapsed < timeoutMs * 2 + 100, `rejected after ${elapsed} ms`);
@@ -119,7 +119,7 @@ test('Redis down: append rejects within the command timeout (no offline queue), 
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
-      await sink.append(JSON.stringify(c.record()));
+      await sink.append([JSON.stringify(c.record())]);
       break;
     } catch (err) {
       if (Date.now() > deadline) throw err;
@@ -127,13 +127,13 @@ test('Redis down: append rejects within the command timeout (no offline queue), 
     }
   }
   await sink.close();
-  await assert.rejects(sink.append(JSON.stringify(c.record())), /closed/);
+  await assert.rejects(sink.append([JSON.stringify(c.record())]), /closed/);
 });
 
 test('a sink that never reached Redis rejects within the timeout', async () => {
   const sink = new RedisStreamSink({ url: 'redis://127.0.0.1:1', stream: 'x', commandTimeoutMs: 150, log });
   const t0 = Date.now();
-  await assert.rejects(sink.append(JSON.stringify({ type: 'request' })));
+  await assert.rejects(sink.append([JSON.stringify({ type: 'request' })]));
   assert.ok(Date.now() - t0 < 500, `took ${Date.now() - t0} ms`);
   await sink.close();
 });

@@ -73,7 +73,8 @@ export class AuditChain implements AuditSink {
     }
     if (this.#seq - this.#checkpointedSeq >= this.#o.checkpointEvery) lines.push(this.#checkpoint(false));
     try {
-      await Promise.all(lines.map((l) => this.#o.sink.append(l)));
+      // The whole batch in one call: one write (and one fsync) per batch.
+      if (lines.length > 0) await this.#o.sink.append(lines);
     } catch (err) {
       this.#o.log.error({ chain: mark.id, lastCommittedSeq: mark.seq, err: err instanceof Error ? err.message : String(err) }, 'audit write failed: its requests fail closed; continuing on a new chain');
       this.#id = randomUUID();

@@ -24,11 +24,12 @@ export interface AuditSink {
 }
 
 /**
- * Where the chain writes: one line of JSON per record or checkpoint, already
- * serialized (the chain hashes the canonical JSON and writes those same bytes).
+ * Where the chain writes: lines of JSON (one per record or checkpoint),
+ * already serialized (the chain hashes the canonical JSON and writes those
+ * same bytes). The lines of one call are written together, in order.
  */
 export interface AuditLineSink {
-  append(line: string): Promise<void>;
+  append(lines: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,7 +48,7 @@ export class JsonlFileSink implements AuditLineSink {
   readonly #now: () => number;
   #fh: Promise<FileHandle> | null = null;
   #size = 0;
-  readonly #commits = new GroupCommit<string>((lines) => this.#write(lines));
+  readonly #commits = new GroupCommit<readonly string[]>((batches) => this.#write(batches.flat()));
   #closed = false;
 
   constructor(path: string, opts: FileSinkOptions = {}) {
@@ -60,14 +61,15 @@ export class JsonlFileSink implements AuditLineSink {
     this.#repairTornTail();
   }
 
-  append(json: string): Promise<void> {
+  append(lines: readonly string[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('audit sink is closed'));
-    return this.#commits.add(json + '\n');
+    return this.#commits.add(lines);
   }
 
   /** One batch: one write and (with fsync) one fdatasync. */
   async #write(lines: readonly string[]): Promise<void> {
-    const text = lines.length === 1 ? (lines[0] as string) : lines.join('');
+    if (lines.length === 0) return;
+    const text = `${lines.join('\n')}\n`;
     let fh: FileHandle | null = null;
     let before = 0;
     try {

@@ -44,7 +44,7 @@ export class RedisStreamSink implements AuditLineSink {
   readonly #timeoutMs: number;
   readonly #maxLen: number | undefined;
   readonly #conn: RedisConnectionState;
-  readonly #commits = new GroupCommit<string>((lines) => this.#withTimeout(this.#write(lines)));
+  readonly #commits = new GroupCommit<readonly string[]>((batches) => this.#withTimeout(this.#write(batches.flat())));
   #closed = false;
 
   constructor(opts: RedisStreamSinkOptions) {
@@ -75,12 +75,13 @@ export class RedisStreamSink implements AuditLineSink {
     this.#redis.connect().catch(() => undefined);
   }
 
-  append(line: string): Promise<void> {
+  append(lines: readonly string[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('audit sink is closed'));
-    return this.#commits.add(line);
+    return this.#commits.add(lines);
   }
 
   async #write(batch: readonly string[]): Promise<void> {
+    if (batch.length === 0) return;
     await this.#ready();
     const trim: Array<string | number> = this.#maxLen === undefined ? [] : ['MAXLEN', '~', this.#maxLen];
     if (batch.length === 1) {
