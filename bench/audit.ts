@@ -8,8 +8,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuditChain } from '../src/stages/audit/chain.ts';
-import { JsonlFileSink } from '../src/stages/audit/file-sink.ts';
+import { AuditChain } from '../src/stores/audit/chain.ts';
+import { JsonlFileSink } from '../src/stores/audit/file-sink.ts';
 import { generateSigningKey } from '../src/crypto/signing.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
 

@@ -5,7 +5,7 @@
  * (classifier over every prompt text, policy decision, redaction).
  */
 import { ConfigSchema } from '../src/config/schema.ts';
-import { validateRequest } from '../src/openai/validate.ts';
+import { validateRequest } from '../src/families/openai/validate.ts';
 import { Classifier } from '../src/stages/classify/classifier.ts';
 import { ContentGuard } from '../src/stages/policy/content.ts';
 import { Policy } from '../src/stages/policy/policy.ts';

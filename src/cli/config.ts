@@ -1,6 +1,6 @@
 /** `inference-gateway config validate FILE`. */
 import { loadConfig } from '../config/load.ts';
-import { loadSnapshotFile } from '../stages/route/snapshot.ts';
+import { loadSnapshotFile } from '../control/snapshot.ts';
 import { loadPublicKeys } from '../crypto/signing.ts';
 
 export async function configCommand(argv: string[]): Promise<number> {

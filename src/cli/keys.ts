@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { ApiKeyEntrySchema } from '../config/schema.ts';
 import { ConfigError } from '../config/errors.ts';
-import { hashApiKey, parseApiKey } from '../stages/auth/api-key-format.ts';
+import { hashApiKey, parseApiKey } from '../crypto/api-key-format.ts';
 import { createKey, issueKey, KeyAdminError, revokeKey, rotateKey, type KeyGrants } from '../stores/keys/admin.ts';
 import { KeyFile } from '../stores/keys/file.ts';
 import { keyStatus, type KeyRecord, type WritableKeyStore } from '../stores/keys/port.ts';

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.ts';
-import { startSidecar } from '../server/sidecar.ts';
+import { startSidecar } from '../app.ts';
 import { createLogger } from '../telemetry/logger.ts';
 
 export async function serveCommand(argv: string[]): Promise<number> {

@@ -9,7 +9,7 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { ConfigError } from '../config/errors.ts';
 import { loadPublicKeys, loadSigningKey, signText } from '../crypto/signing.ts';
 import { describeRedisUrl } from '../stores/redis-connection.ts';
-import { NO_TRUST, parseSnapshot, signedContent, type Snapshot } from '../stages/route/snapshot.ts';
+import { NO_TRUST, parseSnapshot, signedContent, type Snapshot } from '../control/snapshot.ts';
 
 const HELP = `Usage:
   inference-gateway snapshot sign --key CONTROL_PLANE_KEY.pem [--issued-at ISO] [--out FILE] SNAPSHOT.yaml
@@ -119,7 +119,7 @@ async function publish(argv: string[]): Promise<number> {
         return 1;
       }
     }
-    // The message is only a notification: sidecars re-read the key (see src/stages/route/pubsub.ts).
+    // The message is only a notification: sidecars re-read the key (see src/control/pubsub.ts).
     const result = await redis.multi().set(key, text).publish(channel, snapshot.version).exec();
     if (result === null) {
       process.stderr.write(`${file}: not published: ${where} key ${key} changed while publishing (another publish?); run again\n`);

@@ -13,8 +13,8 @@ import { startDemoUpstream } from '../demo/upstream.ts';
 import { findEnvoy, PROJECT_ROOT } from '../envoy/binary.ts';
 import { renderGatewayConfig } from '../envoy/config.ts';
 import { startEnvoy } from '../envoy/process.ts';
-import { startSidecar } from '../server/sidecar.ts';
-import { generateApiKey, hashApiKey, parseApiKey } from '../stages/auth/api-key-format.ts';
+import { startSidecar } from '../app.ts';
+import { generateApiKey, hashApiKey, parseApiKey } from '../crypto/api-key-format.ts';
 import { createLogger } from '../telemetry/logger.ts';
 
 /** The local stack's routing snapshot: two logical models on the demo server. */

@@ -2,8 +2,8 @@
  * The typed state of one request as it moves through the phases. The
  * protocol layer (src/server) owns the wire; stages read and fill this.
  */
-import type { Deployment, Snapshot, ModelRoute } from '../stages/route/snapshot.ts';
-import type { Endpoint } from '../openai/endpoints.ts';
+import type { Deployment, Snapshot, ModelRoute } from '../control/snapshot.ts';
+import type { Endpoint } from '../families/openai/endpoints.ts';
 import type { TraceContext } from './trace.ts';
 import type { Identity } from '../stages/auth/identity.ts';
 

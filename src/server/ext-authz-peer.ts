@@ -18,7 +18,7 @@
  */
 import type { Address } from './proto/common.ts';
 import type { CheckRequest } from './proto/ext-authz.ts';
-import type { ConnectionInfo } from '../stages/auth/credential.ts';
+import type { ConnectionInfo } from '../pipeline/identity.ts';
 import { parsePeerCertificate } from './extproc/attributes.ts';
 
 function addressString(addr: Address | undefined): string | null {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GroupCommit } from '../../src/stages/audit/group-commit.ts';
+import { GroupCommit } from '../../src/stores/audit/group-commit.ts';
 
 test('items added while a batch is written share the next batch, in order', async () => {
   const batches: number[][] = [];

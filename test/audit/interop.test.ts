@@ -1,12 +1,12 @@
 /**
- * The sidecar's own chain writer (src/stages/audit/chain.ts) over both sinks,
+ * The sidecar's own chain writer (src/stores/audit/chain.ts) over both sinks,
  * checked by the verifier: what the gateway writes verifies, sealed at close.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { AuditChain } from '../../src/stages/audit/chain.ts';
-import { JsonlFileSink } from '../../src/stages/audit/file-sink.ts';
-import { RedisStreamSink } from '../../src/stages/audit/redis-stream-sink.ts';
+import { AuditChain } from '../../src/stores/audit/chain.ts';
+import { JsonlFileSink } from '../../src/stores/audit/file-sink.ts';
+import { RedisStreamSink } from '../../src/stores/audit/redis-stream-sink.ts';
 import { fileSources, redisStreamSource, verifyAudit } from '../../src/audit/verify.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { startRedis } from '../helpers/redis.ts';

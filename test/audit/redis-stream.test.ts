@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { redisStreamSource, verifyAudit } from '../../src/audit/verify.ts';
 import { exportUsage } from '../../src/audit/export.ts';
-import { RedisStreamSink } from '../../src/stages/audit/redis-stream-sink.ts';
+import { RedisStreamSink } from '../../src/stores/audit/redis-stream-sink.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { keyMap, TestChain, tempDir, type Line } from './chain-helper.ts';

@@ -9,10 +9,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { hashApiKey, parseApiKey } from '../../src/stages/auth/api-key-format.ts';
+import { hashApiKey, parseApiKey } from '../../src/crypto/api-key-format.ts';
 import { ApiKeyVerifier } from '../../src/stages/auth/api-keys.ts';
 import { ApiKeyEntrySchema } from '../../src/config/schema.ts';
-import { GatewayError } from '../../src/openai/errors.ts';
+import { GatewayError } from '../../src/pipeline/errors.ts';
 import { FileKeyStore } from '../../src/stores/keys/file.ts';
 import { RedisKeyStore } from '../../src/stores/keys/redis.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';

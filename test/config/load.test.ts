@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/config/errors.ts';
-import { parseSnapshot } from '../../src/stages/route/snapshot.ts';
+import { parseSnapshot } from '../../src/control/snapshot.ts';
 
 function write(text: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'igw-config-'));

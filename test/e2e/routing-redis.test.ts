@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { generateSigningKey, signText, type SigningKey } from '../../src/crypto/signing.ts';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
-import { signedContent } from '../../src/stages/route/snapshot.ts';
+import { signedContent } from '../../src/control/snapshot.ts';
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { scrapeMetrics, startTestStack, type TestStack } from '../helpers/stack.ts';
 

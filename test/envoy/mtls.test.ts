@@ -23,7 +23,7 @@ import { renderGatewayConfig } from '../../src/envoy/config.ts';
 import type { ListenerTlsOptions } from '../../src/envoy/config.ts';
 import { startEnvoy, validateEnvoyConfig } from '../../src/envoy/process.ts';
 import type { EnvoyProcess } from '../../src/envoy/process.ts';
-import { GatewayError } from '../../src/openai/errors.ts';
+import { GatewayError } from '../../src/pipeline/errors.ts';
 import type { Struct, Value } from '../../src/server/proto/common.ts';
 import type { ExternalProcessorHandlers, ProcessingRequest } from '../../src/server/proto/ext-proc.ts';
 import { ExternalProcessorService } from '../../src/server/proto/load.ts';

@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { generateApiKey } from '../../src/stages/auth/api-key-format.ts';
+import { generateApiKey } from '../../src/crypto/api-key-format.ts';
 
 export interface KeySpec {
   readonly principal: string;

@@ -20,7 +20,7 @@ import YAML from 'yaml';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { renderGatewayConfig, SIDECAR_CLUSTER } from '../../src/envoy/config.ts';
-import { parseSnapshot } from '../../src/stages/route/snapshot.ts';
+import { parseSnapshot } from '../../src/control/snapshot.ts';
 import { envoyBinary } from '../envoy/helpers.ts';
 import { arr, isObj, localPodConfig, num, obj, str, type Obj } from './shape.ts';
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigSchema } from '../../src/config/schema.ts';
-import { GatewayError } from '../../src/openai/errors.ts';
+import { GatewayError } from '../../src/pipeline/errors.ts';
 import type { Struct, Value } from '../../src/server/proto/common.ts';
 import type { CheckRequest } from '../../src/server/proto/ext-authz.ts';
 import { connectionInfoFromCheckRequest } from '../../src/server/ext-authz-peer.ts';

@@ -10,7 +10,7 @@ import { lstatSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
-import { startSidecar } from '../../src/server/sidecar.ts';
+import { startSidecar } from '../../src/app.ts';
 import { clientConstructors } from '../../src/server/proto/load.ts';
 import type { ProcessingResponse } from '../../src/server/proto/types.ts';
 import { writeGatewayFiles, readAudit } from '../helpers/fixtures.ts';

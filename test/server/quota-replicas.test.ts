@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
-import { startSidecar, type Sidecar } from '../../src/server/sidecar.ts';
+import { startSidecar, type Sidecar } from '../../src/app.ts';
 import { clientConstructors, type ExternalProcessorClient } from '../../src/server/proto/load.ts';
 import type { ProcessingRequestInput, ProcessingResponse } from '../../src/server/proto/types.ts';
 import { writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';

@@ -20,8 +20,8 @@ import { ConfigError } from '../../src/config/errors.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { generateSigningKey, signText, type SigningKey } from '../../src/crypto/signing.ts';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
-import { startSidecar, type Sidecar } from '../../src/server/sidecar.ts';
-import { signedContent } from '../../src/stages/route/snapshot.ts';
+import { startSidecar, type Sidecar } from '../../src/app.ts';
+import { signedContent } from '../../src/control/snapshot.ts';
 import { writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
 

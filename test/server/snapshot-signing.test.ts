@@ -15,7 +15,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/config/errors.ts';
 import { generateSigningKey } from '../../src/crypto/signing.ts';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
-import { startSidecar } from '../../src/server/sidecar.ts';
+import { startSidecar } from '../../src/app.ts';
 import { writeGatewayFiles } from '../helpers/fixtures.ts';
 
 const quiet = pino({ level: 'silent' });

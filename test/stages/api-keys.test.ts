@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateApiKey, parseApiKey, hashApiKey, KEY_LENGTH } from '../../src/stages/auth/api-key-format.ts';
+import { generateApiKey, parseApiKey, hashApiKey, KEY_LENGTH } from '../../src/crypto/api-key-format.ts';
 import { ApiKeyVerifier, type ApiKeyCredential } from '../../src/stages/auth/api-keys.ts';
-import { GatewayError } from '../../src/openai/errors.ts';
+import { GatewayError } from '../../src/pipeline/errors.ts';
 import { rotateKey, revokeKey } from '../../src/stores/keys/admin.ts';
 import type { ApiKeyStore, KeyRecord, KeyUpdate, WritableKeyStore } from '../../src/stores/keys/port.ts';
 import { StaticKeyStore } from '../../src/stores/keys/static.ts';

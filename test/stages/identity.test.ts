@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { combineCredentials } from '../../src/stages/auth/identity.ts';
-import type { Credential } from '../../src/stages/auth/credential.ts';
-import { GatewayError } from '../../src/openai/errors.ts';
+import type { Credential } from '../../src/pipeline/identity.ts';
+import { GatewayError } from '../../src/pipeline/errors.ts';
 import { presentedCredentials } from '../../src/stages/auth/presented.ts';
 
 const grants = { org: 'acme', tenant: 'research', tier: null, roles: [] as string[], models: '*' as const, endpoints: '*' as const };

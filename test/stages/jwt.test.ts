@@ -8,7 +8,7 @@ import { jwtVerify } from 'jose';
 import type { JWTPayload } from 'jose';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import type { AuthConfig } from '../../src/config/schema.ts';
-import { GatewayError } from '../../src/openai/errors.ts';
+import { GatewayError } from '../../src/pipeline/errors.ts';
 import { JwtVerifier, looksLikeJwt } from '../../src/stages/auth/jwt.ts';
 import type { JwtCredential, JwtVerifierOptions } from '../../src/stages/auth/jwt.ts';
 import {

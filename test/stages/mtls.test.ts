@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigSchema } from '../../src/config/schema.ts';
-import { GatewayError } from '../../src/openai/errors.ts';
-import type { ConnectionInfo } from '../../src/stages/auth/credential.ts';
+import { GatewayError } from '../../src/pipeline/errors.ts';
+import type { ConnectionInfo } from '../../src/pipeline/identity.ts';
 import { MtlsVerifier, parseSpiffeId } from '../../src/stages/auth/mtls.ts';
 
 const APP = 'spiffe://prod.example.org/ns/team-a/sa/app';

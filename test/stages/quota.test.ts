@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { ConfigSchema } from '../../src/config/schema.ts';
-import { GatewayError } from '../../src/openai/errors.ts';
+import { GatewayError } from '../../src/pipeline/errors.ts';
 import { ZoneOffset } from '../../src/stages/quota/clock.ts';
 import { formatReset, rateLimitHeaders } from '../../src/stages/quota/headers.ts';
 import { buildLimits } from '../../src/stages/quota/limits.ts';

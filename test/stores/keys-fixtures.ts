@@ -3,7 +3,7 @@ import { pino, type Logger } from 'pino';
 import { Writable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { generateApiKey } from '../../src/stages/auth/api-key-format.ts';
+import { generateApiKey } from '../../src/crypto/api-key-format.ts';
 import type { KeyRecord } from '../../src/stores/keys/port.ts';
 
 export interface TestKey {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { ApiKeyVerifier, type ApiKeyCredential } from '../../src/stages/auth/api-keys.ts';
-import { GatewayError } from '../../src/openai/errors.ts';
+import { GatewayError } from '../../src/pipeline/errors.ts';
 import { RedisKeyStore } from '../../src/stores/keys/redis.ts';
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { captureLog, eventually, makeKey, runKeysCli } from './keys-fixtures.ts';

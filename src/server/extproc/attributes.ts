@@ -30,8 +30,8 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import type { Struct, Value } from '../proto/common.ts';
-import { NO_CONNECTION_INFO } from '../../stages/auth/credential.ts';
-import type { ConnectionInfo } from '../../stages/auth/credential.ts';
+import { NO_CONNECTION_INFO } from '../../pipeline/identity.ts';
+import type { ConnectionInfo } from '../../pipeline/identity.ts';
 
 /** The attributes' namespace in ProcessingRequest.attributes. */
 export const EXT_PROC_ATTRIBUTES_KEY = 'envoy.filters.http.ext_proc';

@@ -20,11 +20,11 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Endpoint } from '../../openai/endpoints.ts';
-import { GatewayError } from '../../openai/errors.ts';
+import type { Endpoint } from '../../families/openai/endpoints.ts';
+import { GatewayError } from '../../pipeline/errors.ts';
 import type { ApiKeyStore, KeyRecord } from '../../stores/keys/port.ts';
-import type { Allow, Credential } from './credential.ts';
-import { parseApiKey } from './api-key-format.ts';
+import type { Allow, Credential } from '../../pipeline/identity.ts';
+import { parseApiKey } from '../../crypto/api-key-format.ts';
 
 export type ApiKeyCredential = Extract<Credential, { method: 'api_key' }>;
 

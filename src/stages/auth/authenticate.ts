@@ -3,9 +3,9 @@
  * each verified by its method (in parallel), and combines them into one
  * Identity. Verifiers are small ports so each method stays in its module.
  */
-import type { Endpoint } from '../../openai/endpoints.ts';
-import { GatewayError } from '../../openai/errors.ts';
-import type { ConnectionInfo, Credential } from './credential.ts';
+import type { Endpoint } from '../../families/openai/endpoints.ts';
+import { GatewayError } from '../../pipeline/errors.ts';
+import type { ConnectionInfo, Credential } from '../../pipeline/identity.ts';
 import { combineCredentials, type AuthRequirement, type Identity } from './identity.ts';
 import { presentedCredentials } from './presented.ts';
 

@@ -10,9 +10,9 @@
  *   each credential's restrictions apply.
  * - Requirement rules (auth.require) may demand several methods at once.
  */
-import type { Endpoint } from '../../openai/endpoints.ts';
-import { GatewayError } from '../../openai/errors.ts';
-import type { Allow, AuthMethod, Credential } from './credential.ts';
+import type { Endpoint } from '../../families/openai/endpoints.ts';
+import { GatewayError } from '../../pipeline/errors.ts';
+import type { Allow, AuthMethod, Credential } from '../../pipeline/identity.ts';
 
 export interface Identity {
   /** The verified methods, in precedence order; never empty. */

@@ -37,9 +37,9 @@ import type {
   LocalJWKSet,
 } from 'jose';
 import type { AuthConfig, JwtIssuerConfig } from '../../config/schema.ts';
-import type { Endpoint } from '../../openai/endpoints.ts';
-import { GatewayError } from '../../openai/errors.ts';
-import type { Allow, Credential } from './credential.ts';
+import type { Endpoint } from '../../families/openai/endpoints.ts';
+import { GatewayError } from '../../pipeline/errors.ts';
+import type { Allow, Credential } from '../../pipeline/identity.ts';
 
 export type JwtCredential = Extract<Credential, { method: 'jwt' }>;
 

@@ -17,9 +17,9 @@
  * rule, never a value from the certificate.
  */
 import type { AuthConfig, MtlsIdentityConfig } from '../../config/schema.ts';
-import type { Endpoint } from '../../openai/endpoints.ts';
-import { GatewayError } from '../../openai/errors.ts';
-import type { Allow, ConnectionInfo, Credential, Grants } from './credential.ts';
+import type { Endpoint } from '../../families/openai/endpoints.ts';
+import { GatewayError } from '../../pipeline/errors.ts';
+import type { Allow, ConnectionInfo, Credential, Grants } from '../../pipeline/identity.ts';
 
 export type MtlsCredential = Extract<Credential, { method: 'mtls' }>;
 

@@ -4,8 +4,8 @@
  * API key when it has our key prefix and a JWT when it has three segments;
  * anything else in `authorization` is refused rather than ignored.
  */
-import { GatewayError } from '../../openai/errors.ts';
-import { KEY_PREFIX } from './api-key-format.ts';
+import { GatewayError } from '../../pipeline/errors.ts';
+import { KEY_PREFIX } from '../../crypto/api-key-format.ts';
 
 export interface PresentedCredentials {
   readonly apiKey: string | null;

@@ -4,10 +4,10 @@
  * never the value), redact the spans of the classes to redact with typed
  * placeholders, or permit. Only detector names and counts leave this module.
  */
-import type { Endpoint } from '../../openai/endpoints.ts';
-import { GatewayError } from '../../openai/errors.ts';
-import { SseRedactor, type Span } from '../../openai/sse-redact.ts';
-import { requestTexts, responseTexts, type TextRef } from '../../openai/texts.ts';
+import type { Endpoint } from '../../families/openai/endpoints.ts';
+import { GatewayError } from '../../pipeline/errors.ts';
+import { SseRedactor, type Span } from '../../families/openai/sse-redact.ts';
+import { requestTexts, responseTexts, type TextRef } from '../../families/openai/texts.ts';
 import type { DataClassName, Policy, PolicyDecision, PolicySubject } from './policy.ts';
 
 export interface FindingLike {

@@ -6,7 +6,7 @@
  * (deny > redact > permit). Decisions name the class, never the value.
  */
 import type { PolicyConfig } from '../../config/schema.ts';
-import type { Endpoint } from '../../openai/endpoints.ts';
+import type { Endpoint } from '../../families/openai/endpoints.ts';
 
 export type PolicyAction = 'permit' | 'redact' | 'deny';
 export type DataClassName = 'PII' | 'PCI' | 'PHI' | 'SECRET';

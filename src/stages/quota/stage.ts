@@ -7,8 +7,8 @@
  */
 import type { Logger } from 'pino';
 import type { QuotaConfig, QuotaPlan } from '../../config/schema.ts';
-import type { Endpoint } from '../../openai/endpoints.ts';
-import { GatewayError } from '../../openai/errors.ts';
+import type { Endpoint } from '../../families/openai/endpoints.ts';
+import { GatewayError } from '../../pipeline/errors.ts';
 import type { Decision, LimitSpec, QuotaStore } from '../../stores/quota/port.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
 import { ZoneOffset } from './clock.ts';

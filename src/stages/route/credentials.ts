@@ -7,7 +7,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { GatewayError } from '../../openai/errors.ts';
+import { GatewayError } from '../../pipeline/errors.ts';
 
 interface Cached {
   readonly value: string;

@@ -1,6 +1,6 @@
 /** `/v1/models`: the gateway answers it from the snapshot, filtered to what the caller may use. */
 import type { Identity } from '../../pipeline/context.ts';
-import type { ModelRoute, Snapshot } from './snapshot.ts';
+import type { ModelRoute, Snapshot } from '../../control/snapshot.ts';
 
 export function visibleModels(snapshot: Snapshot, identity: Identity): ModelRoute[] {
   const out: ModelRoute[] = [];

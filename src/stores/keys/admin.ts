@@ -3,8 +3,8 @@
  * rotate (new key, same grants; the old one keeps working for a grace
  * period), revoke.
  */
-import type { Endpoint } from '../../openai/endpoints.ts';
-import { generateApiKey } from '../../stages/auth/api-key-format.ts';
+import type { Endpoint } from '../../families/openai/endpoints.ts';
+import { generateApiKey } from '../../crypto/api-key-format.ts';
 import type { KeyRecord, WritableKeyStore } from './port.ts';
 
 /** A refusal the operator should read (unknown id, already revoked). */

@@ -8,7 +8,7 @@
  * verifier turns the first into 401 and the second into 503, never into an
  * acceptance.
  */
-import type { Endpoint } from '../../openai/endpoints.ts';
+import type { Endpoint } from '../../families/openai/endpoints.ts';
 
 export interface KeyRecord {
   /** The key's 8-character public id. */

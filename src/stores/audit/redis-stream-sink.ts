@@ -23,7 +23,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AuditLineSink } from './file-sink.ts';
 import { GroupCommit } from './group-commit.ts';
-import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../../stores/redis-connection.ts';
+import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
 
 export interface RedisStreamSinkOptions {
   /** redis:// or rediss:// URL. */

@@ -6,10 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { GatewayError } from '../../src/openai/errors.ts';
-import { parseStrictJson } from '../../src/openai/json.ts';
-import { validateRequest } from '../../src/openai/validate.ts';
-import type { ValidatedEndpoint } from '../../src/openai/validate.ts';
+import { GatewayError } from '../../../src/pipeline/errors.ts';
+import { parseStrictJson } from '../../../src/pipeline/json.ts';
+import { validateRequest } from '../../../src/families/openai/validate.ts';
+import type { ValidatedEndpoint } from '../../../src/families/openai/validate.ts';
 
 const ENDPOINTS: readonly ValidatedEndpoint[] = ['chat', 'completions', 'embeddings'];
 /** Per-run time box: a single body must never take longer than this. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatParam, JsonParseError, parseStrictJson, parseStrictJsonText } from '../../src/openai/json.ts';
-import type { JsonErrorReason, JsonLimits } from '../../src/openai/json.ts';
+import { formatParam, JsonParseError, parseStrictJson, parseStrictJsonText } from '../../src/pipeline/json.ts';
+import type { JsonErrorReason, JsonLimits } from '../../src/pipeline/json.ts';
 
 const LIMITS: JsonLimits = { maxDepth: 64 };
 

@@ -2,7 +2,7 @@
  * Reading and rewriting OpenAI request bodies. Only what routing and metering
  * need is interpreted here; full schema validation is its own stage.
  */
-import { GatewayError } from './errors.ts';
+import { GatewayError } from '../../pipeline/errors.ts';
 import type { Endpoint } from './endpoints.ts';
 import { validateRequest } from './validate.ts';
 

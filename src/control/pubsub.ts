@@ -28,9 +28,9 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { ConfigError } from '../../config/errors.ts';
-import { describeRedisUrl, RedisConnectionState } from '../../stores/redis-connection.ts';
-import type { Metrics } from '../../telemetry/metrics.ts';
+import { ConfigError } from '../config/errors.ts';
+import { describeRedisUrl, RedisConnectionState } from '../stores/redis-connection.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
 import { acceptSnapshot } from './accept.ts';
 import { parseSnapshot, type SnapshotHolder, type SnapshotTrust } from './snapshot.ts';
 

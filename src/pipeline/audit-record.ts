@@ -3,8 +3,8 @@
  * the resolved facts about the request, never the prompt, the completion or
  * a credential (only the key's public id).
  */
-import type { RequestContext } from '../../pipeline/context.ts';
-import { elapsedMs } from '../../pipeline/context.ts';
+import type { RequestContext } from './context.ts';
+import { elapsedMs } from './context.ts';
 
 export interface AuditRecord {
   readonly v: 1;

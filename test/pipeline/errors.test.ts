@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { ERROR_CODES, GatewayError } from '../../src/openai/errors.ts';
+import { ERROR_CODES, GatewayError } from '../../src/pipeline/errors.ts';
 
 const DOC = new URL('../../docs/errors.md', import.meta.url);
 

@@ -2,7 +2,7 @@
  * The one registry of error codes the gateway can return. Every failure a
  * client sees — from the sidecar or from Envoy's local replies — uses one of
  * these codes in OpenAI's error shape, so the official SDKs parse it.
- * docs/errors.md holds the same table; test/openai/errors.test.ts keeps the
+ * docs/errors.md holds the same table; test/pipeline/errors.test.ts keeps the
  * two equal.
  */
 

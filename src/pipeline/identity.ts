@@ -3,7 +3,7 @@
  * into one Identity (identity.ts). A Credential exists only once verified:
  * there is no "unverified" or anonymous variant.
  */
-import type { Endpoint } from '../../openai/endpoints.ts';
+import type { Endpoint } from '../families/openai/endpoints.ts';
 
 export type AuthMethod = 'api_key' | 'jwt' | 'mtls';
 

@@ -5,7 +5,7 @@
  * the current one staying in place.
  */
 import type { Logger } from 'pino';
-import type { Metrics } from '../../telemetry/metrics.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
 import { acceptSnapshot } from './accept.ts';
 import { parseSnapshot, type SnapshotHolder, type SnapshotTrust } from './snapshot.ts';
 

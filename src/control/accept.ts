@@ -6,8 +6,8 @@
  * Keeping this in one function keeps the rules identical for every channel.
  */
 import type { Logger } from 'pino';
-import { ConfigError } from '../../config/errors.ts';
-import type { Metrics, SnapshotSource } from '../../telemetry/metrics.ts';
+import { ConfigError } from '../config/errors.ts';
+import type { Metrics, SnapshotSource } from '../telemetry/metrics.ts';
 import { replacementProblem, type Snapshot, type SnapshotHolder } from './snapshot.ts';
 
 export interface AcceptDeps {

@@ -16,10 +16,10 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { KeyObject } from 'node:crypto';
-import { ConfigError, describeIssues } from '../../config/errors.ts';
-import { canonicalJson } from '../../crypto/canonical.ts';
-import { verifyText } from '../../crypto/signing.ts';
-import type { Endpoint } from '../../openai/endpoints.ts';
+import { ConfigError, describeIssues } from '../config/errors.ts';
+import { canonicalJson } from '../crypto/canonical.ts';
+import { verifyText } from '../crypto/signing.ts';
+import type { Endpoint } from '../families/openai/endpoints.ts';
 
 const RoutedEndpoint = z.enum(['chat', 'completions', 'embeddings']);
 

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GatewayError } from '../../src/openai/errors.ts';
-import { stripControlChars, validateRequest } from '../../src/openai/validate.ts';
-import type { ValidatedEndpoint } from '../../src/openai/validate.ts';
+import { GatewayError } from '../../../src/pipeline/errors.ts';
+import { stripControlChars, validateRequest } from '../../../src/families/openai/validate.ts';
+import type { ValidatedEndpoint } from '../../../src/families/openai/validate.ts';
 
 const OPTS = { maxDepth: 64 };
 

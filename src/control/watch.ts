@@ -8,7 +8,7 @@
  */
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { Metrics } from '../../telemetry/metrics.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
 import { acceptSnapshot } from './accept.ts';
 import { loadSnapshotFile, type SnapshotHolder, type SnapshotTrust } from './snapshot.ts';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SseStreamMeter } from '../../src/openai/sse.ts';
+import { SseStreamMeter } from '../../../src/families/openai/sse.ts';
 
 function chunk(obj: object): string {
   return `data: ${JSON.stringify(obj)}\n\n`;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { requestTexts, responseTexts } from '../../src/openai/texts.ts';
+import { requestTexts, responseTexts } from '../../../src/families/openai/texts.ts';
 
 test('request texts: chat strings and text parts, prompts, inputs; set() rewrites in place', () => {
   const chat = { messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: [{ type: 'text', text: 'card 4111' }, { type: 'image_url', image_url: { url: 'x' } }] }] };

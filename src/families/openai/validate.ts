@@ -13,8 +13,8 @@
  * alone: changing them could change their meaning.
  */
 import type * as z from 'zod';
-import { GatewayError } from './errors.ts';
-import { formatParam, JsonParseError, parseStrictJson } from './json.ts';
+import { GatewayError } from '../../pipeline/errors.ts';
+import { formatParam, JsonParseError, parseStrictJson } from '../../pipeline/json.ts';
 import { REQUEST_SCHEMAS } from './schemas.ts';
 
 export type ValidatedEndpoint = 'chat' | 'completions' | 'embeddings';

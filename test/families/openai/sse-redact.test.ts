@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { SseRedactor, type RedactFn } from '../../src/openai/sse-redact.ts';
+import { SseRedactor, type RedactFn } from '../../../src/families/openai/sse-redact.ts';
 
 /** Redacts 16-digit runs (a stand-in for the real classifier). */
 const redact: RedactFn = (text) => {
