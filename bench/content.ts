@@ -5,6 +5,7 @@
  * (classifier over every prompt text, policy decision, redaction).
  */
 import { ConfigSchema } from '../src/config/schema.ts';
+import { requestTexts } from '../src/families/openai/texts.ts';
 import { validateRequest } from '../src/families/openai/validate.ts';
 import { Classifier } from '../src/stages/classify/classifier.ts';
 import { ContentGuard } from '../src/stages/policy/content.ts';
@@ -13,7 +14,7 @@ import { Policy } from '../src/stages/policy/policy.ts';
 const policy = ConfigSchema.parse({
   policy: { rules: [{ name: 'secrets', classes: ['SECRET'], action: 'deny' }, { name: 'cards', classes: ['PCI', 'PHI'], action: 'redact' }], phiTerms: ['diabetes', 'hypertension'] },
 }).policy;
-const guard = new ContentGuard(new Classifier({ phiTerms: policy.phiTerms }), new Policy(policy), { responses: true, streamHoldBackChars: 128 });
+const guard = new ContentGuard(new Classifier({ phiTerms: policy.phiTerms }), new Policy(policy), { responses: true });
 const subject = { endpoint: 'chat' as const, model: 'gpt-demo', tenant: 'research', org: 'acme', roles: [] };
 
 const PROSE = 'The quarterly report shows steady growth across all regions, with customer retention at 94 percent and latency improvements of 12 ms in the EU. ';
@@ -28,13 +29,13 @@ function body(bytes: number): Buffer {
 function measure(bytes: number): { validate: number; classify: number; total: number } {
   const raw = body(bytes);
   const n = bytes >= 100_000 ? 300 : bytes >= 10_000 ? 2000 : 10_000;
-  for (let i = 0; i < Math.min(200, n); i++) guard.inspectRequest('chat', validateRequest('chat', raw, { maxDepth: 32 }), subject);
+  for (let i = 0; i < Math.min(200, n); i++) guard.inspectRequest(requestTexts('chat', validateRequest('chat', raw, { maxDepth: 32 })), subject);
   const c0 = process.cpuUsage();
   for (let i = 0; i < n; i++) validateRequest('chat', raw, { maxDepth: 32 });
   const c1 = process.cpuUsage(c0);
   const parsed = Array.from({ length: n }, () => validateRequest('chat', raw, { maxDepth: 32 }));
   const c2 = process.cpuUsage();
-  for (const p of parsed) guard.inspectRequest('chat', p, subject);
+  for (const p of parsed) guard.inspectRequest(requestTexts('chat', p), subject);
   const c3 = process.cpuUsage(c2);
   const us = (c: NodeJS.CpuUsage) => (c.user + c.system) / n;
   return { validate: us(c1), classify: us(c3), total: us(c1) + us(c3) };

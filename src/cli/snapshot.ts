@@ -9,7 +9,8 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { ConfigError } from '../config/errors.ts';
 import { loadPublicKeys, loadSigningKey, signText } from '../crypto/signing.ts';
 import { describeRedisUrl } from '../stores/redis-connection.ts';
-import { NO_TRUST, parseSnapshot, signedContent, type Snapshot } from '../control/snapshot.ts';
+import { NO_TRUST, parseSnapshot, signedContent } from '../control/snapshot.ts';
+import type { Snapshot } from '../pipeline/snapshot.ts';
 
 const HELP = `Usage:
   inference-gateway snapshot sign --key CONTROL_PLANE_KEY.pem [--issued-at ISO] [--out FILE] SNAPSHOT.yaml

@@ -4,6 +4,7 @@
  * working single-node config (in-memory state, local files).
  */
 import { z } from 'zod';
+import { ENDPOINT_NAMES } from '../families/endpoints.ts';
 
 const positiveInt = z.number({ error: 'must be a positive integer' }).int('must be a positive integer').positive('must be a positive integer');
 const port = z.number({ error: 'must be a port number' }).int('must be a port number').min(0, 'must be a port number').max(65535, 'must be a port number');
@@ -11,7 +12,7 @@ const nonEmpty = z.string({ error: 'must be a non-empty string' }).min(1, 'must 
 /** Identifiers that end up in headers and metric labels: short and boring on purpose. */
 const label = z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -');
 
-const EndpointName = z.enum(['chat', 'completions', 'embeddings', 'models', 'model']);
+const EndpointName = z.enum(ENDPOINT_NAMES);
 /** Models / endpoints a credential allows; `*` = all. */
 const modelAllowlist = z.array(nonEmpty).default(['*']);
 const endpointAllowlist = z.array(z.union([EndpointName, z.literal('*')])).default(['*']);

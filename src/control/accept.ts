@@ -8,7 +8,8 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.ts';
 import type { Metrics, SnapshotSource } from '../telemetry/metrics.ts';
-import { replacementProblem, type Snapshot, type SnapshotHolder } from './snapshot.ts';
+import type { Snapshot } from '../pipeline/snapshot.ts';
+import { replacementProblem, type SnapshotHolder } from './snapshot.ts';
 
 export interface AcceptDeps {
   readonly holder: SnapshotHolder;

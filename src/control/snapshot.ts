@@ -1,7 +1,7 @@
 /**
- * Routing snapshots: an immutable, versioned map from the logical model ids
- * clients use to the deployments that serve them (an Envoy cluster and the
- * model name that server expects), weighted for canaries. Snapshots are
+ * Routing snapshots as the control plane delivers them: the document format,
+ * its signature, parsing into the immutable Snapshot the requests use
+ * (src/pipeline/snapshot.ts), and the holder that swaps them. Snapshots are
  * validated whole before use; a request holds one snapshot from its first
  * phase to its last.
  *
@@ -15,13 +15,15 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { ROUTED_ENDPOINT_NAMES } from '../families/endpoints.ts';
 import type { KeyObject } from 'node:crypto';
 import { ConfigError, describeIssues } from '../config/errors.ts';
 import { canonicalJson } from '../crypto/canonical.ts';
 import { verifyText } from '../crypto/signing.ts';
-import type { Endpoint } from '../families/openai/endpoints.ts';
+import type { Endpoint } from '../pipeline/endpoint.ts';
+import type { Deployment, ModelRoute, Snapshot } from '../pipeline/snapshot.ts';
 
-const RoutedEndpoint = z.enum(['chat', 'completions', 'embeddings']);
+const RoutedEndpoint = z.enum(ROUTED_ENDPOINT_NAMES);
 
 const LabelName = z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'must be a label name: a-z, then a-z 0-9 _ . - (max 63)');
 
@@ -86,59 +88,6 @@ const SnapshotSchema = z.strictObject({
     m.overrides.forEach((o, j) => checkTargets(o, ctx, ['models', i, 'overrides', j]));
   });
 });
-
-/** One deployment a request can be sent to. */
-export interface Deployment {
-  readonly cluster: string;
-  readonly upstreamModel: string;
-  /** Name of the upstream credential to inject, or null. */
-  readonly credential: string | null;
-  readonly weight: number;
-  readonly labels: Readonly<Record<string, string>>;
-}
-
-export interface ModelRoute {
-  readonly id: string;
-  readonly endpoints: ReadonlySet<Endpoint>;
-  readonly ownedBy: string;
-  /** Non-empty; weights sum above 0 (the schema guarantees both). */
-  readonly targets: readonly Deployment[];
-  /** Running sums of the targets' weights, for the weighted pick. */
-  readonly cumulativeWeights: readonly number[];
-  /** tenant → that tenant's own deployment(s) of this model. */
-  readonly overrides: ReadonlyMap<string, ModelRoute>;
-}
-
-/** The route a tenant's request takes: its own deployment when the snapshot has one. */
-export function routeForTenant(route: ModelRoute, tenant: string): ModelRoute {
-  return route.overrides.get(tenant) ?? route;
-}
-
-/**
- * The deployment for one request: target i with probability weight_i / total.
- * `random` is uniform in [0, 1); independent per request (no stickiness), so
- * over many requests the split converges to the weights.
- */
-export function pickDeployment(route: ModelRoute, random: number = Math.random()): Deployment {
-  const sums = route.cumulativeWeights;
-  const point = random * (sums[sums.length - 1] ?? 0);
-  for (let i = 0; i < sums.length; i++) {
-    if (point < (sums[i] ?? 0)) return route.targets[i] as Deployment;
-  }
-  // Only reached through rounding at random → 1: the last target with weight.
-  for (let i = route.targets.length - 1; i >= 0; i--) if ((route.targets[i] as Deployment).weight > 0) return route.targets[i] as Deployment;
-  throw new Error(`model ${route.id}: no target has a weight above 0`);
-}
-
-export interface Snapshot {
-  readonly version: string;
-  readonly loadedAt: number;
-  /** The control plane's issue time (epoch ms), when the snapshot carries one. */
-  readonly issuedAt: number | null;
-  /** Key id of the verified signature; null for an unsigned snapshot (accepted only when no keys are configured). */
-  readonly signedBy: string | null;
-  readonly models: ReadonlyMap<string, ModelRoute>;
-}
 
 export interface SnapshotTrust {
   /** Control-plane public keys by kid; when non-empty every snapshot must carry a valid signature by one of them. */

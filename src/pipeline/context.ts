@@ -2,19 +2,14 @@
  * The typed state of one request as it moves through the phases. The
  * protocol layer (src/server) owns the wire; stages read and fill this.
  */
-import type { Deployment, Snapshot, ModelRoute } from '../control/snapshot.ts';
-import type { Endpoint } from '../families/openai/endpoints.ts';
+import type { Endpoint } from './endpoint.ts';
+import type { Identity } from './identity.ts';
+import type { PolicyAction, QuotaMode } from './ports.ts';
+import type { Deployment, ModelRoute, Snapshot } from './snapshot.ts';
 import type { TraceContext } from './trace.ts';
-import type { Identity } from '../stages/auth/identity.ts';
+import type { Usage } from './usage.ts';
 
-export type { Identity };
-
-export interface Usage {
-  promptTokens: number;
-  completionTokens: number;
-  /** `counted` when the model server reported it, `estimated` when we had to guess. */
-  source: 'counted' | 'estimated';
-}
+export type { Identity, Usage };
 
 export type Outcome = 'completed' | 'denied' | 'failed' | 'aborted';
 
@@ -44,9 +39,9 @@ export interface RequestContext {
   firstTokenHr: bigint | null;
   outcome: Outcome | null;
   /** The quota plan applied and how it was decided (store, or a store-down policy). */
-  quota: { readonly plan: string; readonly mode: 'store' | 'fail_open' | 'local'; readonly reservedTokens: number } | null;
+  quota: { readonly plan: string; readonly mode: QuotaMode; readonly reservedTokens: number } | null;
   /** Data found (detector names → counts, never values) and what the data policy decided. */
-  content: { request: Record<string, number>; response: Record<string, number>; action: 'permit' | 'redact' | 'deny' } | null;
+  content: { request: Record<string, number>; response: Record<string, number>; action: PolicyAction } | null;
 }
 
 export function elapsedMs(from: bigint, to: bigint = process.hrtime.bigint()): number {

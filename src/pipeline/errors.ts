@@ -136,10 +136,6 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-export interface OpenAIErrorBody {
-  error: { message: string; type: ErrorType; code: ErrorCode; param: string | null };
-}
-
 /** A failure that ends the request with a client-visible error. */
 export class GatewayError extends Error {
   readonly code: ErrorCode;
@@ -157,7 +153,8 @@ export class GatewayError extends Error {
     this.headers = opts.headers ?? {};
   }
 
-  toBody(): OpenAIErrorBody {
-    return { error: { message: this.message, type: ERROR_CODES[this.code].type, code: this.code, param: this.param } };
+  /** The error's type in the registry (OpenAI's error types, which families map to their own). */
+  get type(): ErrorType {
+    return ERROR_CODES[this.code].type;
   }
 }

@@ -1,9 +1,9 @@
 /**
- * What each authentication method yields, before the methods are combined
- * into one Identity (identity.ts). A Credential exists only once verified:
- * there is no "unverified" or anonymous variant.
+ * Who is calling: what each authentication method yields (a Credential,
+ * which exists only once verified — there is no "unverified" or anonymous
+ * variant) and the one Identity they combine into (src/stages/auth).
  */
-import type { Endpoint } from '../families/openai/endpoints.ts';
+import type { Endpoint } from './endpoint.ts';
 
 export type AuthMethod = 'api_key' | 'jwt' | 'mtls';
 
@@ -57,3 +57,23 @@ export interface ConnectionInfo {
 }
 
 export const NO_CONNECTION_INFO: ConnectionInfo = Object.freeze({ mtls: false, uriSans: [], subject: null, sha256Digest: null, sourceAddress: null });
+
+export interface Identity {
+  /** The verified methods, in precedence order; never empty. */
+  readonly methods: readonly AuthMethod[];
+  readonly principal: string;
+  readonly org: string;
+  readonly tenant: string;
+  readonly tier: string;
+  readonly roles: readonly string[];
+  readonly models: Allow<string>;
+  readonly endpoints: Allow<Endpoint>;
+  /** Loggable references to each credential (never the secret). */
+  readonly keyId: string | null;
+  readonly jwt: { readonly issuer: string; readonly subject: string } | null;
+  readonly mtls: { readonly spiffeId: string | null; readonly subject: string | null; readonly certDigest: string } | null;
+}
+
+export function allows<T>(allow: Allow<T>, value: T): boolean {
+  return allow === '*' || allow.has(value);
+}

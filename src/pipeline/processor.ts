@@ -1,41 +1,47 @@
 /**
- * The request's path through the gateway, phase by phase:
+ * The request's path through the gateway, phase by phase, over ports only
+ * (ports.ts): it knows no wire protocol (src/server), no store and no API
+ * family by name.
  *
  *   request headers  → sanitize, request id + trace, authenticate, endpoint
- *   request body     → parse, resolve the model through the snapshot, authorize,
- *                      rewrite the body, pick the cluster
- *   response headers → status, time to first byte, SSE → streamed body
- *   response body    → usage (buffered JSON or SSE line by line)
+ *   request body     → the family parses; resolve the model through the
+ *                      snapshot, authorize, inspect, reserve quotas, pick the
+ *                      deployment, the family rewrites the body
+ *   response headers → status, time to first byte, a stream → streamed body
+ *   response body    → usage and redaction (buffered, or chunk by chunk)
  *   end              → metrics, then the audit record is committed before
  *                      the last answer goes back to Envoy
  *
- * Any GatewayError ends the request with our JSON error, audited first.
- * This module knows nothing of gRPC; src/server owns the protocol.
+ * Any GatewayError ends the request with the family's JSON error, audited first.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '../config/schema.ts';
-import { BODY_ENDPOINTS, matchEndpoint, type Endpoint } from '../families/openai/endpoints.ts';
-import { GatewayError } from './errors.ts';
-import { estimateTokens, parseRequestBody, rewriteRequestBody } from '../families/openai/request.ts';
-import { SseStreamMeter } from '../families/openai/sse.ts';
-import { usageFromJsonBody } from '../families/openai/usage.ts';
-import type { Authenticator } from '../stages/auth/authenticate.ts';
-import type { ConnectionInfo } from './identity.ts';
-import { allows } from '../stages/auth/identity.ts';
-import { buildAuditRecord } from './audit-record.ts';
-import type { AuditSink } from '../stores/audit/file-sink.ts';
-import { pickDeployment, routeForTenant, type SnapshotHolder } from '../control/snapshot.ts';
-import type { UpstreamCredentials } from '../stages/route/credentials.ts';
-import { modelListBody, modelObjectBody, visibleModels } from '../stages/route/models.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import type { QuotaStage, QuotaTicket } from '../stages/quota/stage.ts';
-import type { ContentGuard } from '../stages/policy/content.ts';
-import type { PolicySubject } from '../stages/policy/policy.ts';
-import type { SseRedactor } from '../families/openai/sse-redact.ts';
-import { elapsedMs, type Identity, type RequestContext } from './context.ts';
+import { buildAuditRecord } from './audit-record.ts';
+import type { RequestContext } from './context.ts';
+import { elapsedMs } from './context.ts';
+import type { EndpointMatch, EndpointSpec } from './endpoint.ts';
+import { errorMessage } from '../shared/values.ts';
+import { GatewayError } from './errors.ts';
+import { allows, type ConnectionInfo, type Identity } from './identity.ts';
 import { CONTINUE, type HeaderEdits, type PhaseResult } from './phase-result.ts';
+import type {
+  ApiFamily,
+  Authenticate,
+  AuditSink,
+  ContentInspector,
+  ParsedRequest,
+  PolicySubject,
+  QuotaGate,
+  QuotaTicket,
+  RouteResolver,
+  StreamMeter,
+  StreamRedactor,
+  UpstreamCredentials,
+} from './ports.ts';
+import type { ModelRoute } from './snapshot.ts';
 import { continueTrace } from './trace.ts';
+import { estimateTokens, type Usage } from './usage.ts';
 
 /** Request headers as Envoy delivers them: lower-case names, pseudo-headers included. */
 export type HeaderView = ReadonlyMap<string, string>;
@@ -49,32 +55,51 @@ export const TRUSTED_PREFIX = 'x-gateway-';
  */
 const CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'x-forwarded-client-cert'] as const;
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
+const JSON_CONTENT_TYPE = /^application\/json\s*(;|$)/i;
+
+export interface ProcessorOptions {
+  /** The sidecar's own body limit (Envoy's buffer limit is the first one). */
+  readonly maxBodyBytes: number;
+  readonly maxJsonDepth: number;
+  /** Generated text held back in a stream so a value split over events is still redacted. */
+  readonly streamHoldBackChars: number;
+}
 
 export interface ProcessorDeps {
-  readonly config: GatewayConfig;
-  readonly auth: Authenticator;
-  readonly snapshots: SnapshotHolder;
+  readonly options: ProcessorOptions;
+  /** Tried in order; the first whose paths match serves the request. Non-empty. */
+  readonly families: readonly ApiFamily[];
+  readonly auth: Authenticate;
+  readonly routes: RouteResolver;
+  readonly quota: QuotaGate;
+  readonly content: ContentInspector;
+  readonly credentials: UpstreamCredentials;
   readonly audit: AuditSink;
   readonly metrics: Metrics;
   readonly log: Logger;
-  readonly quota: QuotaStage;
-  readonly content: ContentGuard;
-  readonly credentials: UpstreamCredentials;
+  /** A new request id when Envoy sent none (tests make it deterministic). */
+  readonly newRequestId?: () => string;
 }
 
 /** Which Envoy protocol carries the request: ext_authz sees no body rewrite and no response. */
 export type Protocol = 'ext_proc' | 'ext_authz';
 
+export type Outcome = 'completed' | 'denied' | 'failed' | 'aborted';
+
 /** Per-request state the processor keeps beyond the shared context. */
 export interface RequestState {
   readonly ctx: RequestContext;
   readonly protocol: Protocol;
-  meter: SseStreamMeter | null;
-  promptChars: number;
+  /** The family whose paths matched (the first family when none did: it formats the error). */
+  readonly family: ApiFamily;
+  /** The endpoint, once the head was accepted. */
+  endpoint: EndpointSpec | null;
+  request: ParsedRequest | null;
+  meter: StreamMeter | null;
+  /** Redacts generated text of a streamed response (after the usage meter). */
+  redactor: StreamRedactor | null;
   /** The quota reservation to settle when the request ends. */
   quota: QuotaTicket | null;
-  /** Redacts generated text of an SSE response (after the usage meter). */
-  redactor: SseRedactor | null;
   finished: boolean;
 }
 
@@ -82,9 +107,12 @@ const JSON_HEADERS: ReadonlyArray<readonly [string, string]> = [['content-type',
 
 export class RequestProcessor {
   readonly #d: ProcessorDeps;
+  readonly #newRequestId: () => string;
 
   constructor(deps: ProcessorDeps) {
+    if (deps.families.length === 0) throw new Error('RequestProcessor needs at least one API family');
     this.#d = deps;
+    this.#newRequestId = deps.newRequestId ?? randomUUID;
   }
 
   /** Phase 1. Always returns a state, so a denial is audited like any request. */
@@ -92,16 +120,16 @@ export class RequestProcessor {
     const incomingId = headers.get('x-request-id');
     const method = headers.get(':method') ?? '';
     const path = headers.get(':path') ?? '';
-    const match = matchEndpoint(method, path);
+    const { family, match } = this.#match(method, path);
     const ctx: RequestContext = {
-      requestId: incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID(),
+      requestId: incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : this.#newRequestId(),
       trace: continueTrace(headers.get('traceparent')),
       startedAt: Date.now(),
       startedHr: process.hrtime.bigint(),
       method,
       path,
-      endpoint: match.ok ? match.endpoint : null,
-      snapshot: this.#d.snapshots.current(),
+      endpoint: match.ok ? match.endpoint.name : null,
+      snapshot: this.#d.routes.current(),
       identity: null,
       route: null,
       deployment: null,
@@ -116,29 +144,30 @@ export class RequestProcessor {
       quota: null,
       content: null,
     };
-    const state: RequestState = { ctx, protocol, meter: null, promptChars: 0, quota: null, redactor: null, finished: false };
+    const state: RequestState = { ctx, protocol, family, endpoint: null, request: null, meter: null, redactor: null, quota: null, finished: false };
     try {
       // Authenticate before anything else: an anonymous caller learns nothing, not even which paths exist.
-      ctx.identity = await this.#d.auth.authenticate({ authorization: headers.get('authorization'), xApiKey: headers.get('x-api-key') }, conn, ctx.endpoint);
-
-      if (!match.ok) {
-        throw match.reason === 'unknown_url'
-          ? new GatewayError('unknown_url', `Invalid URL (${method} ${path.split('?')[0] ?? ''}).`)
-          : new GatewayError('method_not_allowed', `Method ${method} is not allowed on ${path.split('?')[0] ?? ''}.`);
+      const identity = await this.#d.auth.authenticate({ authorization: headers.get('authorization'), xApiKey: headers.get('x-api-key') }, conn, ctx.endpoint);
+      ctx.identity = identity;
+      const endpoint = acceptedEndpoint(match, method, path);
+      if (!allows(identity.endpoints, endpoint.name)) {
+        throw new GatewayError('endpoint_not_allowed', `You are not allowed to call ${endpoint.path}.`);
       }
-      if (!allows(ctx.identity.endpoints, match.endpoint)) {
-        throw new GatewayError('endpoint_not_allowed', `You are not allowed to call ${endpointPath(match.endpoint)}.`);
-      }
-      if (match.endpoint === 'models') return { state, result: await this.#respondOk(state, modelListBody(visibleModels(ctx.snapshot, ctx.identity), ctx.snapshot)) };
-      if (match.endpoint === 'model') return { state, result: await this.#respondOk(state, this.#modelObject(ctx, ctx.identity, match.modelId ?? '')) };
-      if (BODY_ENDPOINTS.has(match.endpoint)) {
-        if (endOfStream) throw new GatewayError('invalid_request_body', 'The request body is empty; a JSON object is required.');
-        const type = headers.get('content-type');
-        if (type === undefined || !/^application\/json\s*(;|$)/i.test(type)) {
-          throw new GatewayError('unsupported_content_type', 'The request body must be sent with content-type: application/json.');
+      state.endpoint = endpoint;
+      switch (endpoint.kind) {
+        case 'model_list':
+          return { state, result: await this.#respondOk(state, family.modelList(this.#d.routes.visibleModels(ctx.snapshot, identity), ctx.snapshot)) };
+        case 'model_get':
+          return { state, result: await this.#respondOk(state, family.modelObject(this.#visibleModel(ctx, identity, match.ok ? (match.modelId ?? '') : ''), ctx.snapshot)) };
+        case 'inference': {
+          if (endOfStream) throw new GatewayError('invalid_request_body', 'The request body is empty; a JSON object is required.');
+          const type = headers.get('content-type');
+          if (type === undefined || !JSON_CONTENT_TYPE.test(type)) {
+            throw new GatewayError('unsupported_content_type', 'The request body must be sent with content-type: application/json.');
+          }
+          return { state, result: { kind: 'continue', headers: requestHeaderEdits(headers, ctx, identity) } };
         }
       }
-      return { state, result: { kind: 'continue', headers: this.#requestHeaderEdits(headers, ctx, ctx.identity) } };
     } catch (err) {
       return { state, result: await this.#fail(state, err) };
     }
@@ -148,51 +177,45 @@ export class RequestProcessor {
   async requestBody(state: RequestState, body: Buffer): Promise<PhaseResult> {
     const { ctx } = state;
     try {
-      const endpoint = ctx.endpoint;
+      const endpoint = state.endpoint;
       const identity = ctx.identity;
       if (endpoint === null || identity === null) throw new Error('request body before an accepted request head');
-      if (body.length > this.#d.config.limits.maxBodyBytes) {
-        throw new GatewayError('request_too_large', `The request body is ${body.length} bytes; the limit is ${this.#d.config.limits.maxBodyBytes}.`);
+      const { maxBodyBytes, maxJsonDepth } = this.#d.options;
+      if (body.length > maxBodyBytes) {
+        throw new GatewayError('request_too_large', `The request body is ${body.length} bytes; the limit is ${maxBodyBytes}.`);
       }
-      const req = parseRequestBody(endpoint, body, this.#d.config.policy.maxJsonDepth);
-      const route = ctx.snapshot.models.get(req.model);
-      if (route === undefined || !mayUse(identity, route.id)) {
-        throw route === undefined
-          ? new GatewayError('model_not_found', `The model '${clip(req.model)}' does not exist or you do not have access to it.`, { param: 'model' })
-          : new GatewayError('model_not_allowed', `You are not allowed to use the model '${route.id}'.`, { param: 'model' });
-      }
-      if (!route.endpoints.has(endpoint)) {
-        throw new GatewayError('model_not_found', `The model '${route.id}' does not serve ${endpointPath(endpoint)}.`, { param: 'model' });
-      }
+      const req = state.family.parseRequest(endpoint, body, { maxJsonDepth });
+      state.request = req;
+      const route = this.#routableModel(ctx, identity, endpoint, req.model);
       // A tenant with its own deployment of this model goes there.
-      ctx.route = routeForTenant(route, identity.tenant);
+      ctx.route = this.#d.routes.forTenant(route, identity.tenant);
       ctx.stream = req.stream;
       ctx.clientWantsStreamUsage = req.clientWantsStreamUsage;
-      state.promptChars = req.promptChars;
       // Classify every prompt text; the data policy permits, redacts (in the body sent upstream) or refuses.
-      const inspection = this.#d.content.inspectRequest(endpoint, req.json, policySubject(ctx, identity, route.id, endpoint));
+      const inspection = this.#d.content.inspectRequest(req.texts(), policySubject(identity, route.id, endpoint));
       ctx.content = { request: inspection.counts, response: {}, action: inspection.decision.action };
       // One atomic decision over every limit of the caller's plan; a refusal is a 429 with retry-after.
-      state.quota = await this.#d.quota.admit({
+      const ticket = await this.#d.quota.admit({
         requestId: ctx.requestId,
         subject: { principal: identity.principal, keyId: identity.keyId, org: identity.org, tenant: identity.tenant, model: route.id },
         tier: identity.tier,
-        endpoint,
+        endpoint: endpoint.name,
+        generates: endpoint.generates,
         promptTokens: estimateTokens(req.promptChars),
         maxTokens: req.maxTokens,
         kinds: state.protocol === 'ext_authz' ? 'requests_only' : 'all',
       });
-      if (state.quota !== null) ctx.quota = { plan: state.quota.plan, mode: state.quota.mode, reservedTokens: state.quota.reservedTokens };
+      state.quota = ticket;
+      if (ticket !== null) ctx.quota = { plan: ticket.plan, mode: ticket.mode, reservedTokens: ticket.reservedTokens };
       // Past the plan's soft threshold: a cheaper deployment and/or a smaller completion, before the hard limit refuses.
-      const soft = state.quota?.soft ?? null;
+      const soft = ticket?.soft ?? null;
       const fallback = soft?.fallbackModel == null ? undefined : ctx.snapshot.models.get(soft.fallbackModel);
-      if (fallback !== undefined && fallback.endpoints.has(endpoint)) ctx.route = routeForTenant(fallback, identity.tenant);
+      if (fallback !== undefined && fallback.endpoints.has(endpoint.name)) ctx.route = this.#d.routes.forTenant(fallback, identity.tenant);
       // The weighted split (canary) happens here; failing over to another deployment is Envoy's job.
-      const target = pickDeployment(ctx.route);
+      const target = this.#d.routes.pick(ctx.route);
       ctx.deployment = target;
       // The tighter of the soft threshold's cap and the reservation's own (a request without max_tokens).
-      const cap = minOrNull(soft?.maxTokens ?? null, state.quota?.completionCap ?? null);
-      const newBody = rewriteRequestBody(req, target.upstreamModel, endpoint === 'embeddings' ? null : cap);
+      const newBody = req.rewrite(target.upstreamModel, minOrNull(soft?.maxTokens ?? null, ticket?.completionCap ?? null));
       const headers: HeaderEdits = {
         set: [
           ['x-gateway-target-cluster', target.cluster],
@@ -226,56 +249,28 @@ export class RequestProcessor {
       await this.#finish(state, responseOutcome(ctx.status));
       return { kind: 'continue', headers: { set, remove: [] } };
     }
-    const type = headers.get('content-type') ?? '';
-    if (ctx.stream && type.toLowerCase().startsWith('text/event-stream')) {
-      state.meter = new SseStreamMeter({ stripUsageChunk: !ctx.clientWantsStreamUsage });
-      const content = ctx.content;
-      if (ctx.identity !== null && ctx.route !== null && ctx.endpoint !== null && content !== null) {
-        state.redactor = this.#d.content.streamRedactor(policySubject(ctx, ctx.identity, ctx.route.id, ctx.endpoint), (found) => {
-          for (const f of found) content.response[f.detector] = (content.response[f.detector] ?? 0) + 1;
-          if (content.action === 'permit') content.action = 'redact';
-        });
-      }
+    if (ctx.stream && state.family.isStream(headers.get('content-type') ?? '')) {
+      state.meter = state.family.streamMeter({ stripUsageChunk: !ctx.clientWantsStreamUsage });
+      state.redactor = this.#streamRedactor(state);
       // A stale content-length would truncate the re-framed stream.
       return { kind: 'continue', headers: { set, remove: ['content-length'] }, streamResponseBody: true };
     }
     return { kind: 'continue', headers: { set, remove: [] } };
   }
 
-  /** Phase 4: the whole response body (BUFFERED) or one chunk of an SSE stream. */
+  /** Phase 4: the whole response body (BUFFERED) or one chunk of a stream. */
   async responseBody(state: RequestState, chunk: Buffer, endOfStream: boolean): Promise<PhaseResult> {
-    const { ctx } = state;
     const meter = state.meter;
-    if (meter === null) {
-      if (endOfStream) {
-        const ok = ctx.status !== null && ctx.status < 300;
-        const reported = ok ? usageFromJsonBody(chunk) : null;
-        if (reported !== null) ctx.usage = { ...reported, source: 'counted' };
-        let result: PhaseResult = CONTINUE;
-        if (ok) {
-          try {
-            result = this.#inspectResponse(state, chunk);
-          } catch (err) {
-            return this.#fail(state, err);
-          }
-        }
-        return this.#finishOrFail(state, result, responseOutcome(ctx.status));
-      }
-      return CONTINUE;
-    }
+    if (meter === null) return endOfStream ? this.#bufferedResponse(state, chunk) : CONTINUE;
+    const { ctx } = state;
     const hadContent = meter.sawContent;
-    const { replace } = meter.push(chunk, endOfStream);
+    const replaced = meter.push(chunk, endOfStream);
     if (!hadContent && meter.sawContent) ctx.firstTokenHr = process.hrtime.bigint();
-    const metered = replace ?? chunk;
     // Generated text is redacted across chunk boundaries (a bounded hold-back), after the meter has read it.
-    const out = state.redactor === null ? replace : state.redactor.push(metered, endOfStream);
+    const out = state.redactor === null ? replaced : state.redactor.push(replaced ?? chunk, endOfStream);
     const result: PhaseResult = out === null ? CONTINUE : { kind: 'continue', body: out };
     if (!endOfStream) return result;
-    const usage = meter.usage;
-    if (usage !== null) ctx.usage = { ...usage, source: 'counted' };
-    else if (meter.contentChars > 0) {
-      ctx.usage = { promptTokens: estimateTokens(state.promptChars), completionTokens: estimateTokens(meter.contentChars), source: 'estimated' };
-    }
+    ctx.usage = streamUsage(state, meter, 'ended') ?? ctx.usage;
     // Headers already went out: if the audit cannot be committed the stream must be reset, not completed.
     await this.#finish(state, responseOutcome(ctx.status));
     return result;
@@ -286,17 +281,11 @@ export class RequestProcessor {
     if (state.finished) return;
     this.#d.metrics.streamErrors.inc({ reason });
     // Charge what was produced before the stream broke.
-    const meter = state.meter;
-    if (state.ctx.usage === null && meter !== null) {
-      const counted = meter.usage;
-      state.ctx.usage = counted !== null
-        ? { ...counted, source: 'counted' }
-        : { promptTokens: estimateTokens(state.promptChars), completionTokens: estimateTokens(meter.contentChars), source: 'estimated' };
-    }
+    if (state.ctx.usage === null && state.meter !== null) state.ctx.usage = streamUsage(state, state.meter, 'aborted');
     try {
       await this.#finish(state, 'aborted');
     } catch (err) {
-      this.#d.log.error({ requestId: state.ctx.requestId, err: errMessage(err) }, 'audit commit failed for an aborted request');
+      this.#d.log.error({ requestId: state.ctx.requestId, err: errorMessage(err) }, 'audit commit failed for an aborted request');
     }
   }
 
@@ -313,20 +302,78 @@ export class RequestProcessor {
     return this.#fail(state, err);
   }
 
+  #match(method: string, path: string): { family: ApiFamily; match: EndpointMatch } {
+    for (const family of this.#d.families) {
+      const match = family.match(method, path);
+      if (match !== null) return { family, match };
+    }
+    return { family: this.#d.families[0] as ApiFamily, match: { ok: false, reason: 'unknown_url' } };
+  }
+
+  /** The model named in the body: in the snapshot, allowed for this caller, served on this endpoint. */
+  #routableModel(ctx: RequestContext, identity: Identity, endpoint: EndpointSpec, model: string): ModelRoute {
+    const route = ctx.snapshot.models.get(model);
+    if (route === undefined) throw modelNotFound(model);
+    if (!allows(identity.models, route.id)) throw new GatewayError('model_not_allowed', `You are not allowed to use the model '${route.id}'.`, { param: 'model' });
+    if (!route.endpoints.has(endpoint.name)) throw new GatewayError('model_not_found', `The model '${route.id}' does not serve ${endpoint.path}.`, { param: 'model' });
+    return route;
+  }
+
+  #visibleModel(ctx: RequestContext, identity: Identity, id: string): ModelRoute {
+    const route = ctx.snapshot.models.get(id);
+    if (route === undefined || !allows(identity.models, id)) throw modelNotFound(id);
+    return route;
+  }
+
+  #streamRedactor(state: RequestState): StreamRedactor | null {
+    const { ctx } = state;
+    const content = ctx.content;
+    if (ctx.identity === null || ctx.route === null || state.endpoint === null || content === null) return null;
+    const redact = this.#d.content.streamRedaction(policySubject(ctx.identity, ctx.route.id, state.endpoint), (found) => {
+      for (const f of found) content.response[f.detector] = (content.response[f.detector] ?? 0) + 1;
+      if (content.action === 'permit') content.action = 'redact';
+    });
+    return redact === null ? null : state.family.streamRedactor(redact, this.#d.options.streamHoldBackChars);
+  }
+
+  /** A buffered response: usage, then the data policy over the generated text; the record is committed before it goes out. */
+  async #bufferedResponse(state: RequestState, body: Buffer): Promise<PhaseResult> {
+    const { ctx } = state;
+    let result: PhaseResult = CONTINUE;
+    if (ctx.status !== null && ctx.status < 300 && state.endpoint !== null) {
+      try {
+        const parsed = state.family.parseResponse(state.endpoint, body);
+        if (parsed?.usage != null) ctx.usage = { ...parsed.usage, source: 'counted' };
+        const subject = ctx.identity === null || ctx.route === null ? null : policySubject(ctx.identity, ctx.route.id, state.endpoint);
+        if (parsed !== null && subject !== null && ctx.content !== null && this.#d.content.inspectsResponses(subject)) {
+          const inspection = this.#d.content.inspectResponse(parsed.texts(), subject);
+          ctx.content.response = { ...inspection.counts };
+          if (inspection.redacted) {
+            if (ctx.content.action === 'permit') ctx.content.action = 'redact';
+            const redacted = parsed.serialize();
+            result = { kind: 'continue', body: redacted, headers: { set: [['content-length', String(redacted.length)]], remove: [] } };
+          }
+        }
+      } catch (err) {
+        return this.#fail(state, err);
+      }
+    }
+    return this.#finishOrFail(state, result, responseOutcome(ctx.status));
+  }
+
   async #fail(state: RequestState, err: unknown): Promise<PhaseResult> {
     const { ctx } = state;
     let gw: GatewayError;
     if (err instanceof GatewayError) {
       gw = err;
     } else {
-      this.#d.log.error({ requestId: ctx.requestId, err: errMessage(err), stack: (err as Error).stack }, 'request failed inside the sidecar');
+      this.#d.log.error({ requestId: ctx.requestId, err: errorMessage(err), stack: (err as Error).stack }, 'request failed inside the sidecar');
       gw = new GatewayError('internal_error', 'The gateway failed while handling this request.');
     }
     ctx.status = gw.status;
     ctx.errorCode = gw.code;
-    const outcome = gw.status < 500 ? 'denied' : 'failed';
     try {
-      await this.#finish(state, outcome);
+      await this.#finish(state, gw.status < 500 ? 'denied' : 'failed');
     } catch {
       gw = new GatewayError('audit_unavailable', 'The request could not be recorded and was refused.');
       ctx.status = gw.status;
@@ -335,29 +382,9 @@ export class RequestProcessor {
       kind: 'respond',
       status: gw.status,
       headers: [...JSON_HEADERS, ['x-request-id', ctx.requestId], ...Object.entries(gw.headers)],
-      body: Buffer.from(JSON.stringify(gw.toBody())),
+      body: Buffer.from(JSON.stringify(state.family.errorBody(gw))),
       details: `inference_gateway_${gw.code}`,
     };
-  }
-
-  /** A buffered response: classify the generated text and redact or refuse per the data policy. */
-  #inspectResponse(state: RequestState, body: Buffer): PhaseResult {
-    const { ctx } = state;
-    if (ctx.identity === null || ctx.route === null || ctx.endpoint === null || ctx.content === null) return CONTINUE;
-    let json: unknown;
-    try {
-      json = JSON.parse(body.toString('utf8'));
-    } catch {
-      return CONTINUE; // not JSON: nothing we know how to read
-    }
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) return CONTINUE;
-    const inspection = this.#d.content.inspectResponse(json as Record<string, unknown>, policySubject(ctx, ctx.identity, ctx.route.id, ctx.endpoint));
-    if (inspection === null) return CONTINUE;
-    ctx.content.response = { ...inspection.counts };
-    if (!inspection.redacted) return CONTINUE;
-    if (ctx.content.action === 'permit') ctx.content.action = 'redact';
-    const redacted = Buffer.from(JSON.stringify(json));
-    return { kind: 'continue', body: redacted, headers: { set: [['content-length', String(redacted.length)]], remove: [] } };
   }
 
   async #finishOrFail(state: RequestState, ok: PhaseResult, outcome: 'completed' | 'failed' = 'completed'): Promise<PhaseResult> {
@@ -380,45 +407,16 @@ export class RequestProcessor {
     });
   }
 
-  #modelObject(ctx: RequestContext, identity: Identity, id: string): object {
-    const route = ctx.snapshot.models.get(id);
-    if (route === undefined || !mayUse(identity, id)) {
-      throw new GatewayError('model_not_found', `The model '${clip(id)}' does not exist or you do not have access to it.`, { param: 'model' });
-    }
-    return modelObjectBody(route, ctx.snapshot);
-  }
-
-  #requestHeaderEdits(headers: HeaderView, ctx: RequestContext, id: Identity): HeaderEdits {
-    const remove: string[] = [...CREDENTIAL_HEADERS];
-    for (const name of headers.keys()) if (name.startsWith(TRUSTED_PREFIX)) remove.push(name);
-    return {
-      remove,
-      set: [
-        ['x-request-id', ctx.requestId],
-        ['traceparent', ctx.trace.traceparent],
-        ['x-gateway-principal', id.principal],
-        ['x-gateway-auth-method', id.methods.join(',')],
-        ...(id.keyId === null ? [] : [['x-gateway-key-id', id.keyId] as const]),
-        ...(id.mtls?.spiffeId == null ? [] : [['x-gateway-workload', id.mtls.spiffeId] as const]),
-        ['x-gateway-roles', id.roles.join(',')],
-        ['x-gateway-org', id.org],
-        ['x-gateway-tenant', id.tenant],
-        ['x-gateway-tier', id.tier],
-        ['x-gateway-endpoint', ctx.endpoint ?? 'unknown'],
-      ],
-    };
-  }
-
   /** Metrics, then the audit record; throws if the record could not be committed. */
-  async #finish(state: RequestState, outcome: 'completed' | 'denied' | 'failed' | 'aborted'): Promise<void> {
+  async #finish(state: RequestState, outcome: Outcome): Promise<void> {
     if (state.finished) return;
     state.finished = true;
     const { ctx } = state;
     ctx.outcome = outcome;
     const m = this.#d.metrics;
     const model = ctx.route?.id ?? 'none';
-    if (ctx.usage === null && outcome !== 'denied' && ctx.route !== null && ctx.status !== null && ctx.status < 300 && ctx.endpoint !== null && BODY_ENDPOINTS.has(ctx.endpoint)) {
-      ctx.usage = { promptTokens: estimateTokens(state.promptChars), completionTokens: 0, source: 'estimated' };
+    if (ctx.usage === null && outcome !== 'denied' && ctx.route !== null && ctx.status !== null && ctx.status < 300 && state.endpoint?.kind === 'inference') {
+      ctx.usage = { promptTokens: estimateTokens(state.request?.promptChars ?? 0), completionTokens: 0, source: 'estimated' };
     }
     if (ctx.usage !== null && ctx.identity !== null) {
       const base = { org: ctx.identity.org, tenant: ctx.identity.tenant, model, source: ctx.usage.source };
@@ -443,14 +441,56 @@ export class RequestProcessor {
       m.auditCommitSeconds.observe(elapsedMs(t0) / 1000);
     } catch (err) {
       m.auditFailures.inc();
-      this.#d.log.error({ requestId: ctx.requestId, err: errMessage(err) }, 'audit record could not be committed');
+      this.#d.log.error({ requestId: ctx.requestId, err: errorMessage(err) }, 'audit record could not be committed');
       throw err;
     }
   }
 }
 
-function policySubject(ctx: RequestContext, identity: Identity, model: string, endpoint: Endpoint): PolicySubject {
-  return { endpoint, model, tenant: identity.tenant, org: identity.org, roles: identity.roles };
+/** The endpoint of an accepted head, or the 404/405 for a path or method the gateway does not serve. */
+function acceptedEndpoint(match: EndpointMatch, method: string, path: string): EndpointSpec {
+  if (match.ok) return match.endpoint;
+  const bare = path.split('?')[0] ?? '';
+  throw match.reason === 'unknown_url'
+    ? new GatewayError('unknown_url', `Invalid URL (${method} ${bare}).`)
+    : new GatewayError('method_not_allowed', `Method ${method} is not allowed on ${bare}.`);
+}
+
+function requestHeaderEdits(headers: HeaderView, ctx: RequestContext, id: Identity): HeaderEdits {
+  const remove: string[] = [...CREDENTIAL_HEADERS];
+  for (const name of headers.keys()) if (name.startsWith(TRUSTED_PREFIX)) remove.push(name);
+  return {
+    remove,
+    set: [
+      ['x-request-id', ctx.requestId],
+      ['traceparent', ctx.trace.traceparent],
+      ['x-gateway-principal', id.principal],
+      ['x-gateway-auth-method', id.methods.join(',')],
+      ...(id.keyId === null ? [] : [['x-gateway-key-id', id.keyId] as const]),
+      ...(id.mtls?.spiffeId == null ? [] : [['x-gateway-workload', id.mtls.spiffeId] as const]),
+      ['x-gateway-roles', id.roles.join(',')],
+      ['x-gateway-org', id.org],
+      ['x-gateway-tenant', id.tenant],
+      ['x-gateway-tier', id.tier],
+      ['x-gateway-endpoint', ctx.endpoint ?? 'unknown'],
+    ],
+  };
+}
+
+/**
+ * What a stream produced: the server's usage when it sent one, else an
+ * estimate from the text seen — at the end only if text was seen (else the
+ * request's own estimate applies), on an abort always (it is charged).
+ */
+function streamUsage(state: RequestState, meter: StreamMeter, when: 'ended' | 'aborted'): Usage | null {
+  const counted = meter.usage;
+  if (counted !== null) return { ...counted, source: 'counted' };
+  if (when === 'ended' && meter.contentChars === 0) return null;
+  return { promptTokens: estimateTokens(state.request?.promptChars ?? 0), completionTokens: estimateTokens(meter.contentChars), source: 'estimated' };
+}
+
+function policySubject(identity: Identity, model: string, endpoint: EndpointSpec): PolicySubject {
+  return { endpoint: endpoint.name, model, tenant: identity.tenant, org: identity.org, roles: identity.roles };
 }
 
 /** `credit_card=1,email=2` (detector names are ours; values never appear). */
@@ -464,21 +504,13 @@ function responseOutcome(status: number | null): 'completed' | 'failed' {
   return status !== null && status >= 500 ? 'failed' : 'completed';
 }
 
-function mayUse(identity: Identity, modelId: string): boolean {
-  return allows(identity.models, modelId);
-}
-
-function endpointPath(e: Endpoint): string {
-  return e === 'chat' ? '/v1/chat/completions' : e === 'completions' ? '/v1/completions' : e === 'embeddings' ? '/v1/embeddings' : e === 'models' ? '/v1/models' : '/v1/models/{model}';
+function modelNotFound(model: string): GatewayError {
+  return new GatewayError('model_not_found', `The model '${clip(model)}' does not exist or you do not have access to it.`, { param: 'model' });
 }
 
 /** User-supplied text echoed in an error is bounded. */
 function clip(s: string): string {
   return s.length > 128 ? `${s.slice(0, 128)}…` : s;
-}
-
-function errMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function minOrNull(a: number | null, b: number | null): number | null {

@@ -6,7 +6,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuditChain } from '../../src/stores/audit/chain.ts';
-import { JsonlFileSink, type AuditLineSink } from '../../src/stores/audit/file-sink.ts';
+import { JsonlFileSink } from '../../src/stores/audit/file-sink.ts';
+import type { AuditLineSink } from '../../src/stores/audit/port.ts';
 import { fileSources, verifyAudit } from '../../src/audit/verify.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { keyMap, tempDir } from './chain-helper.ts';

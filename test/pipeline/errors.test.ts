@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ERROR_CODES, GatewayError } from '../../src/pipeline/errors.ts';
+import { openAIErrorBody } from '../../src/families/openai/family.ts';
 
 const DOC = new URL('../../docs/errors.md', import.meta.url);
 
@@ -18,5 +19,5 @@ test('docs/errors.md lists exactly the registry, row for row', () => {
 test('GatewayError renders the OpenAI error shape', () => {
   const e = new GatewayError('model_not_found', 'nope', { param: 'model' });
   assert.equal(e.status, 404);
-  assert.deepEqual(e.toBody(), { error: { message: 'nope', type: 'invalid_request_error', code: 'model_not_found', param: 'model' } });
+  assert.deepEqual(openAIErrorBody(e), { error: { message: 'nope', type: 'invalid_request_error', code: 'model_not_found', param: 'model' } });
 });

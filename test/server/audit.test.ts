@@ -14,7 +14,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { startSidecar } from '../../src/app.ts';
 import { clientConstructors } from '../../src/server/proto/load.ts';
 import type { ProcessingRequestInput, ProcessingResponse } from '../../src/server/proto/types.ts';
-import type { AuditSink } from '../../src/stores/audit/file-sink.ts';
+import type { AuditSink } from '../../src/pipeline/ports.ts';
 import { canonicalJson, GENESIS, recordHash } from '../../src/crypto/canonical.ts';
 import { loadSigningKey, verifyText } from '../../src/crypto/signing.ts';
 import { writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';

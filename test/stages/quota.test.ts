@@ -87,7 +87,7 @@ function stage(raw: unknown, primary: FakeStore, local: FakeStore = new FakeStor
   return new QuotaStage(quotas(raw), { primary, local, breaker: null, metrics: new Metrics({ processMetrics: false }), log: pino({ level: 'silent' }) });
 }
 
-const request = (tier: string, extra: Partial<QuotaRequest> = {}): QuotaRequest => ({ requestId: 'r1', subject, tier, endpoint: 'chat', promptTokens: 20, maxTokens: 100, kinds: 'all', ...extra });
+const request = (tier: string, extra: Partial<QuotaRequest> = {}): QuotaRequest => ({ requestId: 'r1', subject, tier, endpoint: 'chat', generates: true, promptTokens: 20, maxTokens: 100, kinds: 'all', ...extra });
 
 async function refusal(p: Promise<unknown>): Promise<GatewayError> {
   try {
@@ -113,7 +113,7 @@ test('reservation = prompt estimate + max_tokens (or the plan default; embedding
   const s = stage({ plans: [{ name: 'std', defaultMaxTokens: 700, limits: [{ scope: 'tenant', tpm: 100000 }] }] }, store);
   assert.equal((await s.admit(request('std')))?.reservedTokens, 120);
   assert.equal((await s.admit(request('std', { maxTokens: null })))?.reservedTokens, 720);
-  const t = await s.admit(request('std', { endpoint: 'embeddings', maxTokens: null }));
+  const t = await s.admit(request('std', { endpoint: 'embeddings', generates: false, maxTokens: null }));
   assert.equal(t?.reservedTokens, 20);
   assert.ok(t);
   await s.settle(t, 5);

@@ -1,38 +1,39 @@
 /**
- * The OpenAI-compatible API surface the gateway serves, by method and path.
- * Anything else is refused by the sidecar before it reaches a model server.
+ * The OpenAI-compatible API surface, by method and path. Anything else is
+ * refused by the sidecar before it reaches a model server.
+ *
+ * This module is data plus a matcher and imports nothing but types, so the
+ * config and snapshot schemas can list the endpoint names without loading
+ * the family (src/families/endpoints.ts).
  */
-export type Endpoint = 'chat' | 'completions' | 'embeddings' | 'models' | 'model';
+import type { EndpointMatch, EndpointSpec } from '../../pipeline/endpoint.ts';
 
-export type EndpointMatch =
-  | { readonly ok: true; readonly endpoint: Endpoint; readonly modelId?: string }
-  | { readonly ok: false; readonly reason: 'unknown_url' | 'method_not_allowed' };
+export const OPENAI_ENDPOINTS = [
+  { name: 'chat', kind: 'inference', method: 'POST', path: '/v1/chat/completions', generates: true },
+  { name: 'completions', kind: 'inference', method: 'POST', path: '/v1/completions', generates: true },
+  { name: 'embeddings', kind: 'inference', method: 'POST', path: '/v1/embeddings', generates: false },
+  { name: 'models', kind: 'model_list', method: 'GET', path: '/v1/models', generates: false },
+  { name: 'model', kind: 'model_get', method: 'GET', path: '/v1/models/{model}', generates: false },
+] as const satisfies readonly EndpointSpec[];
 
-/** Endpoints whose body is a JSON request naming a model. */
-export const BODY_ENDPOINTS: ReadonlySet<Endpoint> = new Set(['chat', 'completions', 'embeddings']);
+export type OpenAIEndpoint = (typeof OPENAI_ENDPOINTS)[number]['name'];
 
-const POST_PATHS: ReadonlyMap<string, Endpoint> = new Map([
-  ['/v1/chat/completions', 'chat'],
-  ['/v1/completions', 'completions'],
-  ['/v1/embeddings', 'embeddings'],
-]);
+const BY_PATH: ReadonlyMap<string, EndpointSpec> = new Map(OPENAI_ENDPOINTS.filter((e) => !e.path.includes('{')).map((e) => [e.path, e]));
+const MODEL_GET = OPENAI_ENDPOINTS[4];
+const MODEL_PREFIX = '/v1/models/';
 
-export function matchEndpoint(method: string, rawPath: string): EndpointMatch {
+/** The endpoint for this method and path; null when the path is not OpenAI's. */
+export function matchEndpoint(method: string, rawPath: string): EndpointMatch | null {
   const q = rawPath.indexOf('?');
   const path = q === -1 ? rawPath : rawPath.slice(0, q);
-  const post = POST_PATHS.get(path);
-  if (post !== undefined) {
-    return method === 'POST' ? { ok: true, endpoint: post } : { ok: false, reason: 'method_not_allowed' };
-  }
-  if (path === '/v1/models') {
-    return method === 'GET' ? { ok: true, endpoint: 'models' } : { ok: false, reason: 'method_not_allowed' };
-  }
-  if (path.startsWith('/v1/models/')) {
-    const id = decodePathSegment(path.slice('/v1/models/'.length));
+  const spec = BY_PATH.get(path);
+  if (spec !== undefined) return method === spec.method ? { ok: true, endpoint: spec } : { ok: false, reason: 'method_not_allowed' };
+  if (path.startsWith(MODEL_PREFIX)) {
+    const id = decodePathSegment(path.slice(MODEL_PREFIX.length));
     if (id === null) return { ok: false, reason: 'unknown_url' };
-    return method === 'GET' ? { ok: true, endpoint: 'model', modelId: id } : { ok: false, reason: 'method_not_allowed' };
+    return method === MODEL_GET.method ? { ok: true, endpoint: MODEL_GET, modelId: id } : { ok: false, reason: 'method_not_allowed' };
   }
-  return { ok: false, reason: 'unknown_url' };
+  return null;
 }
 
 function decodePathSegment(s: string): string | null {

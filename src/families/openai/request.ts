@@ -1,21 +1,42 @@
 /**
  * Reading and rewriting OpenAI request bodies. Only what routing and metering
- * need is interpreted here; full schema validation is its own stage.
+ * need is interpreted here; full schema validation is validate.ts.
  */
+import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
-import type { Endpoint } from './endpoints.ts';
+import type { ParsedRequest, TextRef } from '../../pipeline/ports.ts';
+import { requestTexts } from './texts.ts';
 import { validateRequest } from './validate.ts';
 
-export interface ParsedRequest {
+/** A validated OpenAI request body; the gateway owns `json` (redaction edits it in place). */
+export class OpenAIRequest implements ParsedRequest {
+  readonly endpoint: Endpoint;
   readonly json: Record<string, unknown>;
   readonly model: string;
   readonly stream: boolean;
   /** `stream_options.include_usage` as the client sent it. */
   readonly clientWantsStreamUsage: boolean;
-  /** Characters of prompt text, for a token estimate when the server reports none. */
   readonly promptChars: number;
   /** The completion allowance the client set (`max_completion_tokens` or `max_tokens`), if any. */
   readonly maxTokens: number | null;
+
+  constructor(endpoint: Endpoint, json: Record<string, unknown>, fields: Pick<OpenAIRequest, 'model' | 'stream' | 'clientWantsStreamUsage' | 'promptChars' | 'maxTokens'>) {
+    this.endpoint = endpoint;
+    this.json = json;
+    this.model = fields.model;
+    this.stream = fields.stream;
+    this.clientWantsStreamUsage = fields.clientWantsStreamUsage;
+    this.promptChars = fields.promptChars;
+    this.maxTokens = fields.maxTokens;
+  }
+
+  texts(): TextRef[] {
+    return requestTexts(this.endpoint, this.json);
+  }
+
+  rewrite(upstreamModel: string, maxTokensCap: number | null): Buffer {
+    return rewriteRequestBody(this, upstreamModel, this.endpoint === 'embeddings' ? null : maxTokensCap);
+  }
 }
 
 function invalid(message: string, param: string | null = null): GatewayError {
@@ -26,7 +47,7 @@ function invalid(message: string, param: string | null = null): GatewayError {
  * Hostile-input-safe parsing and the endpoint's schema (validate.ts), then
  * the few fields routing and metering need.
  */
-export function parseRequestBody(endpoint: Endpoint, body: Buffer, maxDepth = 32): ParsedRequest {
+export function parseRequestBody(endpoint: Endpoint, body: Buffer, maxDepth = 32): OpenAIRequest {
   if (body.length === 0) throw invalid('The request body is empty; a JSON object is required.');
   let json: unknown;
   if (endpoint === 'chat' || endpoint === 'completions' || endpoint === 'embeddings') {
@@ -49,14 +70,14 @@ export function parseRequestBody(endpoint: Endpoint, body: Buffer, maxDepth = 32
     if (typeof opts !== 'object' || Array.isArray(opts)) throw invalid('`stream_options` must be an object.', 'stream_options');
     wantsUsage = (opts as Record<string, unknown>)['include_usage'] === true;
   }
-  return { json: obj, model, stream: streaming, clientWantsStreamUsage: wantsUsage, promptChars: promptChars(endpoint, obj), maxTokens: maxTokens(obj) };
+  return new OpenAIRequest(endpoint, obj, { model, stream: streaming, clientWantsStreamUsage: wantsUsage, promptChars: promptChars(endpoint, obj), maxTokens: maxTokens(obj) });
 }
 
 /**
  * The body sent upstream: the deployment's model name, and for streams
  * `stream_options.include_usage` so the server counts tokens for us.
  */
-export function rewriteRequestBody(req: ParsedRequest, upstreamModel: string, capMaxTokens: number | null = null): Buffer {
+export function rewriteRequestBody(req: OpenAIRequest, upstreamModel: string, capMaxTokens: number | null = null): Buffer {
   const out: Record<string, unknown> = { ...req.json, model: upstreamModel };
   if (capMaxTokens !== null) {
     // Whichever field the client used (newer servers read max_completion_tokens, older ones max_tokens).
@@ -114,9 +135,4 @@ function promptChars(endpoint: Endpoint, obj: Record<string, unknown>): number {
     default:
       return 0;
   }
-}
-
-/** Rough tokens-from-characters ratio for English text; used only when nothing was counted. */
-export function estimateTokens(chars: number): number {
-  return Math.ceil(chars / 4);
 }

@@ -9,17 +9,11 @@
  * [DONE]) first flush what is held, so order and framing stay intact. Each
  * call returns only complete events; nothing is ever split mid-JSON.
  */
+import type { RedactFn, Span, StreamRedactor } from '../../pipeline/ports.ts';
+
+export type { RedactFn, Span };
+
 const LF = 0x0a;
-
-export interface Span {
-  readonly start: number;
-  readonly end: number;
-}
-
-export interface RedactFn {
-  /** Finds the spans to replace and returns the redacted text (spans are in the input's coordinates). */
-  (text: string): { readonly text: string; readonly spans: readonly Span[] };
-}
 
 type Json = Record<string, unknown>;
 
@@ -31,7 +25,7 @@ interface Pending {
   field: 'delta' | 'text';
 }
 
-export class SseRedactor {
+export class SseRedactor implements StreamRedactor {
   readonly #redact: RedactFn;
   readonly #holdBack: number;
   #partial: Buffer | null = null;

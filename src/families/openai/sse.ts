@@ -9,16 +9,12 @@
  * that mode output is re-emitted line by line and a partial line is held
  * back until its end arrives.
  */
+import type { StreamMeter } from '../../pipeline/ports.ts';
 import { usageFrom, type ReportedUsage } from './usage.ts';
 
 const LF = 0x0a;
 
-export interface ChunkResult {
-  /** Replacement bytes for this chunk, or null to pass it through unchanged. */
-  readonly replace: Buffer | null;
-}
-
-export class SseStreamMeter {
+export class SseStreamMeter implements StreamMeter {
   readonly #strip: boolean;
   #partial: Buffer | null = null;
   #usage: ReportedUsage | null = null;
@@ -41,7 +37,8 @@ export class SseStreamMeter {
     return this.#sawContent;
   }
 
-  push(chunk: Buffer, endOfStream: boolean): ChunkResult {
+  /** Replacement bytes for this chunk, or null to pass it through unchanged. */
+  push(chunk: Buffer, endOfStream: boolean): Buffer | null {
     const kept: Buffer[] = [];
     let start = 0;
     let data = chunk;
@@ -62,8 +59,8 @@ export class SseStreamMeter {
         this.#partial = Buffer.from(tail); // copy: the chunk's memory is not ours to keep
       }
     }
-    if (!this.#strip) return PASS;
-    return { replace: kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept) };
+    if (!this.#strip) return null;
+    return kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept);
   }
 
   /** Interprets one line; false when the line is to be removed from the output. */
@@ -113,5 +110,3 @@ export class SseStreamMeter {
     }
   }
 }
-
-const PASS: ChunkResult = { replace: null };

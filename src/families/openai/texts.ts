@@ -3,12 +3,10 @@
  * what the classifier reads and what redaction rewrites. Each TextRef can
  * replace its text in place in the (already parsed, gateway-owned) object.
  */
-import type { Endpoint } from './endpoints.ts';
+import type { Endpoint } from '../../pipeline/endpoint.ts';
+import type { TextRef } from '../../pipeline/ports.ts';
 
-export interface TextRef {
-  readonly text: string;
-  set(text: string): void;
-}
+export type { TextRef };
 
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);

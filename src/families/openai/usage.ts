@@ -1,8 +1,7 @@
-/** Token usage as OpenAI-compatible servers report it. */
-export interface ReportedUsage {
-  readonly promptTokens: number;
-  readonly completionTokens: number;
-}
+/** Token usage as OpenAI-compatible servers report it (`usage.prompt_tokens`, `usage.completion_tokens`). */
+import type { ReportedUsage } from '../../pipeline/usage.ts';
+
+export type { ReportedUsage };
 
 function count(v: unknown): number | null {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
@@ -18,12 +17,4 @@ export function usageFrom(obj: unknown): ReportedUsage | null {
   if (prompt === null) return null;
   const completion = count(u['completion_tokens']) ?? 0; // embeddings report none
   return { promptTokens: prompt, completionTokens: completion };
-}
-
-export function usageFromJsonBody(body: Buffer): ReportedUsage | null {
-  try {
-    return usageFrom(JSON.parse(body.toString('utf8')));
-  } catch {
-    return null;
-  }
 }

@@ -20,7 +20,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Endpoint } from '../../families/openai/endpoints.ts';
+import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
 import type { ApiKeyStore, KeyRecord } from '../../stores/keys/port.ts';
 import type { Allow, Credential } from '../../pipeline/identity.ts';

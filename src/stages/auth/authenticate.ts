@@ -3,10 +3,12 @@
  * each verified by its method (in parallel), and combines them into one
  * Identity. Verifiers are small ports so each method stays in its module.
  */
-import type { Endpoint } from '../../families/openai/endpoints.ts';
+import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
 import type { ConnectionInfo, Credential } from '../../pipeline/identity.ts';
-import { combineCredentials, type AuthRequirement, type Identity } from './identity.ts';
+import type { Identity } from '../../pipeline/identity.ts';
+import type { Authenticate, CredentialHeaders } from '../../pipeline/ports.ts';
+import { combineCredentials, type AuthRequirement } from './identity.ts';
 import { presentedCredentials } from './presented.ts';
 
 export interface ApiKeyVerifierPort {
@@ -28,13 +30,9 @@ export interface Verifiers {
   readonly mtls: MtlsVerifierPort;
 }
 
-/** The credential headers; the only request headers authentication reads. */
-export interface CredentialHeaders {
-  readonly authorization: string | undefined;
-  readonly xApiKey: string | undefined;
-}
+export type { CredentialHeaders };
 
-export class Authenticator {
+export class Authenticator implements Authenticate {
   readonly #v: Verifiers;
   readonly #requirements: readonly AuthRequirement[];
 

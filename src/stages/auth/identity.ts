@@ -10,25 +10,9 @@
  *   each credential's restrictions apply.
  * - Requirement rules (auth.require) may demand several methods at once.
  */
-import type { Endpoint } from '../../families/openai/endpoints.ts';
+import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
-import type { Allow, AuthMethod, Credential } from '../../pipeline/identity.ts';
-
-export interface Identity {
-  /** The verified methods, in precedence order; never empty. */
-  readonly methods: readonly AuthMethod[];
-  readonly principal: string;
-  readonly org: string;
-  readonly tenant: string;
-  readonly tier: string;
-  readonly roles: readonly string[];
-  readonly models: Allow<string>;
-  readonly endpoints: Allow<Endpoint>;
-  /** Loggable references to each credential (never the secret). */
-  readonly keyId: string | null;
-  readonly jwt: { readonly issuer: string; readonly subject: string } | null;
-  readonly mtls: { readonly spiffeId: string | null; readonly subject: string | null; readonly certDigest: string } | null;
-}
+import type { Allow, AuthMethod, Credential, Identity } from '../../pipeline/identity.ts';
 
 export interface AuthRequirement {
   readonly tenant?: string | undefined;
@@ -100,6 +84,3 @@ function intersect<T>(a: Allow<T>, b: Allow<T>): Allow<T> {
   return new Set([...a].filter((x) => b.has(x)));
 }
 
-export function allows<T>(allow: Allow<T>, value: T): boolean {
-  return allow === '*' || allow.has(value);
-}

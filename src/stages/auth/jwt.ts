@@ -37,7 +37,7 @@ import type {
   LocalJWKSet,
 } from 'jose';
 import type { AuthConfig, JwtIssuerConfig } from '../../config/schema.ts';
-import type { Endpoint } from '../../families/openai/endpoints.ts';
+import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
 import type { Allow, Credential } from '../../pipeline/identity.ts';
 

@@ -17,7 +17,7 @@
  * rule, never a value from the certificate.
  */
 import type { AuthConfig, MtlsIdentityConfig } from '../../config/schema.ts';
-import type { Endpoint } from '../../families/openai/endpoints.ts';
+import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
 import type { Allow, ConnectionInfo, Credential, Grants } from '../../pipeline/identity.ts';
 

@@ -4,10 +4,8 @@
  * never the value), redact the spans of the classes to redact with typed
  * placeholders, or permit. Only detector names and counts leave this module.
  */
-import type { Endpoint } from '../../families/openai/endpoints.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
-import { SseRedactor, type Span } from '../../families/openai/sse-redact.ts';
-import { requestTexts, responseTexts, type TextRef } from '../../families/openai/texts.ts';
+import type { ContentInspector, RedactFn, Span, TextRef } from '../../pipeline/ports.ts';
 import type { DataClassName, Policy, PolicyDecision, PolicySubject } from './policy.ts';
 
 export interface FindingLike {
@@ -32,21 +30,19 @@ export interface Inspection {
 
 const ALL_CLASSES: ReadonlySet<DataClassName> = new Set(['PII', 'PCI', 'PHI', 'SECRET']);
 
-export class ContentGuard {
+export class ContentGuard implements ContentInspector {
   readonly #classifier: ClassifierLike;
   readonly #policy: Policy;
   readonly #responses: boolean;
-  readonly #holdBack: number;
 
-  constructor(classifier: ClassifierLike, policy: Policy, opts: { responses: boolean; streamHoldBackChars: number }) {
+  constructor(classifier: ClassifierLike, policy: Policy, opts: { responses: boolean }) {
     this.#classifier = classifier;
     this.#policy = policy;
     this.#responses = opts.responses;
-    this.#holdBack = opts.streamHoldBackChars;
   }
 
   /** Whether any data class could be redacted or refused for this caller: if not, responses need no inspection. */
-  #responsesMatter(subject: PolicySubject): boolean {
+  inspectsResponses(subject: PolicySubject): boolean {
     if (!this.#responses) return false;
     for (const v of this.#policy.decide(ALL_CLASSES, subject).byClass.values()) if (v.action !== 'permit') return true;
     return false;
@@ -56,33 +52,33 @@ export class ContentGuard {
     return this.#policy.version;
   }
 
-  /** Request side; mutates the parsed body when redacting. Throws 403 data_policy_denied. */
-  inspectRequest(endpoint: Endpoint, body: Record<string, unknown>, subject: PolicySubject): Inspection {
-    return this.#inspect(requestTexts(endpoint, body), subject, 'request');
+  /** A request's texts; redacts them in place. Throws 403 data_policy_denied. */
+  inspectRequest(texts: readonly TextRef[], subject: PolicySubject): Inspection {
+    return this.#inspect(texts, subject, 'request');
   }
 
-  /** A buffered response body; mutates it when redacting (null: not inspected, nothing could apply). */
-  inspectResponse(body: Record<string, unknown>, subject: PolicySubject): Inspection | null {
-    if (!this.#responsesMatter(subject)) return null;
-    return this.#inspect(responseTexts(body), subject, 'response');
+  /** A buffered response's texts; redacts them in place. Throws 403 data_policy_denied. */
+  inspectResponse(texts: readonly TextRef[], subject: PolicySubject): Inspection {
+    return this.#inspect(texts, subject, 'response');
   }
 
   /**
-   * A redactor for an SSE response, or null when nothing in a response could
-   * be redacted for this caller — then the stream is not held back at all.
+   * Redaction for generated text in a stream, or null when nothing in a
+   * response could be redacted for this caller — then the stream is not held
+   * back at all. The API family applies it across chunk boundaries.
    */
-  streamRedactor(subject: PolicySubject, onFindings: (found: readonly FindingLike[]) => void): SseRedactor | null {
-    if (!this.#responsesMatter(subject)) return null;
-    return new SseRedactor((text) => {
+  streamRedaction(subject: PolicySubject, onFindings: (found: readonly FindingLike[]) => void): RedactFn | null {
+    if (!this.inspectsResponses(subject)) return null;
+    return (text) => {
       const found = this.#classifier.scan(text);
       const hit = found.filter((f) => this.#policy.decide(new Set([f.dataClass]), subject).action !== 'permit');
       if (hit.length === 0) return { text, spans: [] };
       onFindings(hit);
       return { text: this.#classifier.redact(text, hit).text, spans: hit.map((f): Span => ({ start: f.start, end: f.end })) };
-    }, this.#holdBack);
+    };
   }
 
-  #inspect(texts: TextRef[], subject: PolicySubject, side: 'request' | 'response'): Inspection {
+  #inspect(texts: readonly TextRef[], subject: PolicySubject, side: 'request' | 'response'): Inspection {
     const perText = texts.map((t) => ({ ref: t, findings: this.#classifier.scan(t.text) }));
     const classes = new Set<DataClassName>();
     const counts: Record<string, number> = {};

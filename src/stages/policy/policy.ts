@@ -6,18 +6,10 @@
  * (deny > redact > permit). Decisions name the class, never the value.
  */
 import type { PolicyConfig } from '../../config/schema.ts';
-import type { Endpoint } from '../../families/openai/endpoints.ts';
+import type { PolicyAction, PolicySubject } from '../../pipeline/ports.ts';
 
-export type PolicyAction = 'permit' | 'redact' | 'deny';
+export type { PolicyAction, PolicySubject };
 export type DataClassName = 'PII' | 'PCI' | 'PHI' | 'SECRET';
-
-export interface PolicySubject {
-  readonly endpoint: Endpoint;
-  readonly model: string;
-  readonly tenant: string;
-  readonly org: string;
-  readonly roles: readonly string[];
-}
 
 export interface PolicyDecision {
   readonly action: PolicyAction;

@@ -4,16 +4,10 @@
  * on one slot; every counter of an org lives there.
  */
 import type { QuotaLimitRule, QuotaPlan } from '../../config/schema.ts';
+import type { QuotaSubject } from '../../pipeline/ports.ts';
 import type { LimitSpec } from '../../stores/quota/port.ts';
 
-export interface QuotaSubject {
-  readonly principal: string;
-  readonly keyId: string | null;
-  readonly org: string;
-  readonly tenant: string;
-  /** The logical model id from the routing snapshot. */
-  readonly model: string;
-}
+export type { QuotaSubject };
 
 export interface LimitOptions {
   /** Tokens reserved at admission (prompt estimate + completion allowance); 0 = no token limits apply. */

@@ -7,51 +7,23 @@
  */
 import type { Logger } from 'pino';
 import type { QuotaConfig, QuotaPlan } from '../../config/schema.ts';
-import type { Endpoint } from '../../families/openai/endpoints.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
+import type { QuotaGate, QuotaMode, QuotaRequest, QuotaTicket as PortTicket, SoftAction } from '../../pipeline/ports.ts';
 import type { Decision, LimitSpec, QuotaStore } from '../../stores/quota/port.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
 import { ZoneOffset } from './clock.ts';
 import { formatReset, rateLimitHeaders } from './headers.ts';
-import { buildLimits, type QuotaSubject } from './limits.ts';
+import { buildLimits } from './limits.ts';
 
-export type QuotaMode = 'store' | 'fail_open' | 'local';
-
-/** What the plan's soft threshold asks for once crossed. */
-export interface SoftAction {
-  readonly fallbackModel: string | null;
-  readonly maxTokens: number | null;
-}
-
-export interface QuotaTicket {
-  readonly plan: string;
-  /** Set when a limit is used beyond the plan's soft threshold. */
-  readonly soft: SoftAction | null;
-  readonly mode: QuotaMode;
-  readonly reservedTokens: number;
-  /**
-   * max_tokens to send upstream for a request that set none, so the model
-   * stays within the reservation (plans with token limits); null: leave as is.
-   */
-  readonly completionCap: number | null;
-  /** x-ratelimit-* for the client. */
-  readonly headers: ReadonlyArray<readonly [string, string]>;
+/** The stage's ticket: what the pipeline sees, plus where the reservation is held. */
+export interface QuotaTicket extends PortTicket {
   readonly requestId: string;
   readonly tag: string;
   /** The store that holds the reservation (null when nothing was reserved: fail open). */
   readonly store: QuotaStore | null;
 }
 
-export interface QuotaRequest {
-  readonly requestId: string;
-  readonly subject: QuotaSubject;
-  readonly tier: string;
-  readonly endpoint: Endpoint;
-  readonly promptTokens: number;
-  readonly maxTokens: number | null;
-  /** ext_authz never sees the response: request counts only. */
-  readonly kinds: 'all' | 'requests_only';
-}
+export type { QuotaMode, QuotaRequest, SoftAction };
 
 /** A circuit breaker around the primary store (absent for the in-memory store, which cannot fail). */
 export interface Breaker {
@@ -68,7 +40,7 @@ export interface QuotaDeps {
   readonly now?: () => number;
 }
 
-export class QuotaStage {
+export class QuotaStage implements QuotaGate<QuotaTicket> {
   readonly #cfg: QuotaConfig;
   readonly #d: QuotaDeps;
   readonly #plans: ReadonlyMap<string, QuotaPlan>;
@@ -93,10 +65,10 @@ export class QuotaStage {
   async admit(req: QuotaRequest): Promise<QuotaTicket | null> {
     const plan = this.planFor(req.tier);
     if (plan === null || plan.limits.length === 0) return null;
-    const completion = req.endpoint === 'embeddings' ? 0 : (req.maxTokens ?? plan.defaultMaxTokens);
+    const completion = req.generates ? (req.maxTokens ?? plan.defaultMaxTokens) : 0;
     const reservedTokens = req.promptTokens + completion;
     const limitsTokens = plan.limits.some((l) => l.tpm !== undefined || l.tpd !== undefined);
-    const completionCap = req.endpoint !== 'embeddings' && req.maxTokens === null && limitsTokens && plan.capUnsetMaxTokens ? plan.defaultMaxTokens : null;
+    const completionCap = req.generates && req.maxTokens === null && limitsTokens && plan.capUnsetMaxTokens ? plan.defaultMaxTokens : null;
     const tag = req.subject.org;
     const options = { reservedTokens, utcOffsetMs: this.#zone.at(this.#now()), leaseMs: this.#cfg.leaseSeconds * 1000, kinds: req.kinds, share: 1 };
     const limits = buildLimits(plan, req.subject, options);

@@ -8,6 +8,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { GatewayError } from '../../pipeline/errors.ts';
+import type { UpstreamCredentials as UpstreamCredentialsPort } from '../../pipeline/ports.ts';
 
 interface Cached {
   readonly value: string;
@@ -15,7 +16,7 @@ interface Cached {
   checkedAt: number;
 }
 
-export class UpstreamCredentials {
+export class UpstreamCredentials implements UpstreamCredentialsPort {
   readonly #dir: string | null;
   readonly #cache = new Map<string, Cached>();
   readonly #now: () => number;

@@ -15,7 +15,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { canonicalJson, GENESIS, sha256Hex } from '../../crypto/canonical.ts';
-import type { AuditLineSink, AuditSink } from './file-sink.ts';
+import type { AuditSink } from '../../pipeline/ports.ts';
+import type { AuditLineSink } from './port.ts';
 import { GroupCommit } from './group-commit.ts';
 import { signText, type SigningKey } from '../../crypto/signing.ts';
 

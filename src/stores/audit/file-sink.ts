@@ -17,21 +17,9 @@ import { basename, dirname, extname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { GroupCommit } from './group-commit.ts';
 
-/** Where the pipeline hands a finished request's record (the chain, or a test double). */
-export interface AuditSink {
-  append(record: object): Promise<void>;
-  close(): Promise<void>;
-}
+import type { AuditLineSink } from './port.ts';
 
-/**
- * Where the chain writes: lines of JSON (one per record or checkpoint),
- * already serialized (the chain hashes the canonical JSON and writes those
- * same bytes). The lines of one call are written together, in order.
- */
-export interface AuditLineSink {
-  append(lines: readonly string[]): Promise<void>;
-  close(): Promise<void>;
-}
+export type { AuditLineSink };
 
 export interface FileSinkOptions {
   readonly fsync?: boolean;

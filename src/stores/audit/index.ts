@@ -2,7 +2,8 @@
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { AuditChain } from './chain.ts';
-import { JsonlFileSink, type AuditLineSink } from './file-sink.ts';
+import { JsonlFileSink } from './file-sink.ts';
+import type { AuditLineSink } from './port.ts';
 import { loadOrCreateSigningKey } from '../../crypto/signing.ts';
 
 export async function createAuditChain(config: GatewayConfig, log: Logger): Promise<AuditChain> {

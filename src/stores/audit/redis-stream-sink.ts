@@ -21,7 +21,7 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { AuditLineSink } from './file-sink.ts';
+import type { AuditLineSink } from './port.ts';
 import { GroupCommit } from './group-commit.ts';
 import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
 

@@ -3,7 +3,7 @@
  * rotate (new key, same grants; the old one keeps working for a grace
  * period), revoke.
  */
-import type { Endpoint } from '../../families/openai/endpoints.ts';
+import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { generateApiKey } from '../../crypto/api-key-format.ts';
 import type { KeyRecord, WritableKeyStore } from './port.ts';
 
@@ -22,7 +22,7 @@ export interface KeyGrants {
   readonly tier: string;
   readonly roles: readonly string[];
   readonly models: readonly string[];
-  readonly endpoints: readonly (Endpoint | '*')[];
+  readonly endpoints: readonly Endpoint[];
 }
 
 export interface IssuedKey {

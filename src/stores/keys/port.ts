@@ -8,7 +8,7 @@
  * verifier turns the first into 401 and the second into 503, never into an
  * acceptance.
  */
-import type { Endpoint } from '../../families/openai/endpoints.ts';
+import type { Endpoint } from '../../pipeline/endpoint.ts';
 
 export interface KeyRecord {
   /** The key's 8-character public id. */
@@ -22,8 +22,8 @@ export interface KeyRecord {
   readonly roles: readonly string[];
   /** Logical model ids; `['*']` = every model. */
   readonly models: readonly string[];
-  /** `['*']` = every endpoint. */
-  readonly endpoints: readonly (Endpoint | '*')[];
+  /** Endpoint names; `['*']` = every endpoint. */
+  readonly endpoints: readonly Endpoint[];
   /** Epoch ms; null for entries written without one (inline config). */
   readonly createdAt: number | null;
   /** Epoch ms from which the key is refused; null = never. */

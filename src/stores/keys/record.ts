@@ -5,6 +5,7 @@
  * record.
  */
 import { z } from 'zod';
+import { ENDPOINT_NAMES } from '../../families/endpoints.ts';
 import { ApiKeyEntrySchema, type ApiKeyEntry } from '../../config/schema.ts';
 import { ConfigError, describeIssues } from '../../config/errors.ts';
 import type { KeyRecord } from './port.ts';
@@ -117,7 +118,7 @@ const RedisRecordSchema = z.object({
   tier: label,
   roles: jsonList(label),
   models: jsonList(z.string().min(1)),
-  endpoints: jsonList(z.enum(['chat', 'completions', 'embeddings', 'models', 'model', '*'])),
+  endpoints: jsonList(z.enum([...ENDPOINT_NAMES, '*'])),
   createdAt: epochMs.optional(),
   expiresAt: epochMs.optional(),
   revokedAt: epochMs.optional(),

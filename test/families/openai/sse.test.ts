@@ -18,7 +18,7 @@ function run(meter: SseStreamMeter, bytes: Buffer, cuts: number[]): Buffer {
   const points = [...cuts, bytes.length];
   points.forEach((cut, i) => {
     const piece = bytes.subarray(prev, cut);
-    const { replace } = meter.push(piece, i === points.length - 1);
+    const replace = meter.push(piece, i === points.length - 1);
     out.push(replace ?? piece);
     prev = cut;
   });

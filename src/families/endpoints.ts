@@ -1,0 +1,20 @@
+/**
+ * The catalogue of endpoint names across every API family, for the schemas
+ * that refer to endpoints by name (config allowlists and rules, API key
+ * records, routing snapshots). Each family's endpoint table is plain data,
+ * so importing this loads no family code. A new family adds its table here
+ * and its implementation in ./index.ts (test/families/registry.test.ts
+ * checks the two agree).
+ */
+import type { EndpointSpec } from '../pipeline/endpoint.ts';
+import { OPENAI_ENDPOINTS } from './openai/endpoints.ts';
+
+export const ENDPOINT_TABLES: readonly (readonly EndpointSpec[])[] = [OPENAI_ENDPOINTS];
+
+const all = ENDPOINT_TABLES.flat();
+
+/** Every endpoint name, in declaration order. */
+export const ENDPOINT_NAMES = all.map((e) => e.name) as [string, ...string[]];
+
+/** The endpoints a routing snapshot can route a model on (those with a body naming a model). */
+export const ROUTED_ENDPOINT_NAMES = all.filter((e) => e.kind === 'inference').map((e) => e.name) as [string, ...string[]];

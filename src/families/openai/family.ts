@@ -1,0 +1,84 @@
+/**
+ * The OpenAI API family: chat completions, completions, embeddings and the
+ * model catalogue, as OpenAI-compatible clients call them and
+ * OpenAI-compatible servers (vLLM, TGI, …) answer them.
+ */
+import type { EndpointSpec } from '../../pipeline/endpoint.ts';
+import type { GatewayError } from '../../pipeline/errors.ts';
+import type { ApiFamily, BodyLimits, ParsedResponse, RedactFn, StreamMeter, StreamRedactor, TextRef } from '../../pipeline/ports.ts';
+import type { ModelRoute, Snapshot } from '../../pipeline/snapshot.ts';
+import type { ReportedUsage } from '../../pipeline/usage.ts';
+import { matchEndpoint, OPENAI_ENDPOINTS } from './endpoints.ts';
+import { modelListBody, modelObjectBody } from './models.ts';
+import { parseRequestBody, type OpenAIRequest } from './request.ts';
+import { SseRedactor } from './sse-redact.ts';
+import { SseStreamMeter } from './sse.ts';
+import { responseTexts } from './texts.ts';
+import { usageFrom } from './usage.ts';
+
+/** `{"error": {"message", "type", "code", "param"}}`: the shape the official SDKs parse. */
+export function openAIErrorBody(err: GatewayError): object {
+  return { error: { message: err.message, type: err.type, code: err.code, param: err.param } };
+}
+
+/** A completion or embeddings response; its JSON is the gateway's to redact. */
+class OpenAIResponse implements ParsedResponse {
+  readonly #json: Record<string, unknown>;
+  readonly usage: ReportedUsage | null;
+
+  constructor(json: Record<string, unknown>) {
+    this.#json = json;
+    this.usage = usageFrom(json);
+  }
+
+  texts(): TextRef[] {
+    return responseTexts(this.#json);
+  }
+
+  serialize(): Buffer {
+    return Buffer.from(JSON.stringify(this.#json));
+  }
+}
+
+export const openAIFamily = {
+  name: 'openai',
+  endpoints: OPENAI_ENDPOINTS,
+  match: matchEndpoint,
+
+  parseRequest(endpoint: EndpointSpec, body: Buffer, limits: BodyLimits): OpenAIRequest {
+    return parseRequestBody(endpoint.name, body, limits.maxJsonDepth);
+  },
+
+  parseResponse(_endpoint: EndpointSpec, body: Buffer): ParsedResponse | null {
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      return null; // not JSON: nothing we know how to read
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) return null;
+    return new OpenAIResponse(json as Record<string, unknown>);
+  },
+
+  isStream(contentType: string): boolean {
+    return contentType.toLowerCase().startsWith('text/event-stream');
+  },
+
+  streamMeter(opts: { readonly stripUsageChunk: boolean }): StreamMeter {
+    return new SseStreamMeter(opts);
+  },
+
+  streamRedactor(redact: RedactFn, holdBackChars: number): StreamRedactor {
+    return new SseRedactor(redact, holdBackChars);
+  },
+
+  errorBody: openAIErrorBody,
+
+  modelList(routes: readonly ModelRoute[], snapshot: Snapshot): object {
+    return modelListBody(routes, snapshot);
+  },
+
+  modelObject(route: ModelRoute, snapshot: Snapshot): object {
+    return modelObjectBody(route, snapshot);
+  },
+} as const satisfies ApiFamily;

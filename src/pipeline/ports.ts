@@ -1,0 +1,228 @@
+/**
+ * The ports: the small interfaces the request processor depends on. Stages
+ * (src/stages), stores (src/stores) and API families (src/families)
+ * implement them; the composition root (src/app.ts) plugs them in; tests
+ * hand the processor plain fakes (test/pipeline/processor.test.ts).
+ *
+ * Nothing here knows a wire protocol, a store or an API family by name.
+ */
+import type { AuditRecord } from './audit-record.ts';
+import type { Endpoint, EndpointMatch, EndpointSpec } from './endpoint.ts';
+import type { GatewayError } from './errors.ts';
+import type { ConnectionInfo, Identity } from './identity.ts';
+import type { Deployment, ModelRoute, Snapshot } from './snapshot.ts';
+import type { ReportedUsage } from './usage.ts';
+
+// ── Authentication ──────────────────────────────────────────────────────────
+
+/** The credential headers; the only request headers authentication reads. */
+export interface CredentialHeaders {
+  readonly authorization: string | undefined;
+  readonly xApiKey: string | undefined;
+}
+
+export interface Authenticate {
+  /** The caller's one Identity, or a 401/403/503 GatewayError. Never an anonymous identity. */
+  authenticate(headers: CredentialHeaders, conn: ConnectionInfo, endpoint: Endpoint | null): Promise<Identity>;
+}
+
+// ── Quotas ─────────────────────────────────────────────────────────────────
+
+export type QuotaMode = 'store' | 'fail_open' | 'local';
+
+/** What the plan's soft threshold asks for once crossed. */
+export interface SoftAction {
+  readonly fallbackModel: string | null;
+  readonly maxTokens: number | null;
+}
+
+export interface QuotaSubject {
+  readonly principal: string;
+  readonly keyId: string | null;
+  readonly org: string;
+  readonly tenant: string;
+  readonly model: string;
+}
+
+export interface QuotaRequest {
+  readonly requestId: string;
+  readonly subject: QuotaSubject;
+  readonly tier: string;
+  readonly endpoint: Endpoint;
+  /** The endpoint generates tokens: a completion is reserved (and capped) only then. */
+  readonly generates: boolean;
+  readonly promptTokens: number;
+  readonly maxTokens: number | null;
+  /** ext_authz never sees the response: request counts only. */
+  readonly kinds: 'all' | 'requests_only';
+}
+
+/** An admitted request's reservation; settled once when the request ends. */
+export interface QuotaTicket {
+  readonly plan: string;
+  /** Set when a limit is used beyond the plan's soft threshold. */
+  readonly soft: SoftAction | null;
+  readonly mode: QuotaMode;
+  readonly reservedTokens: number;
+  /**
+   * max_tokens to send upstream for a request that set none, so the model
+   * stays within the reservation (plans with token limits); null: leave as is.
+   */
+  readonly completionCap: number | null;
+  /** x-ratelimit-* for the client. */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+}
+
+export interface QuotaGate<T extends QuotaTicket = QuotaTicket> {
+  /** Reserves every limit of the caller's plan at once; a refusal is a 429/503 GatewayError; null: no plan applies. */
+  admit(req: QuotaRequest): Promise<T | null>;
+  /** Real usage against the reservation; leases released. Never throws. */
+  settle(ticket: T, usedTokens: number): Promise<void>;
+}
+
+// ── Content: classification and the data policy ───────────────────────────
+
+export type PolicyAction = 'permit' | 'redact' | 'deny';
+
+/** Who asks for what: the facts the data policy's rules match on. */
+export interface PolicySubject {
+  readonly endpoint: Endpoint;
+  readonly model: string;
+  readonly tenant: string;
+  readonly org: string;
+  readonly roles: readonly string[];
+}
+
+/** One text a model reads or writes, in a body the gateway owns; `set` replaces it in place. */
+export interface TextRef {
+  readonly text: string;
+  set(text: string): void;
+}
+
+export interface Span {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Finds what to redact in one text: the redacted text and the spans replaced (in the input's coordinates). */
+export type RedactFn = (text: string) => { readonly text: string; readonly spans: readonly Span[] };
+
+export interface Finding {
+  readonly detector: string;
+}
+
+export interface Inspection {
+  readonly decision: { readonly action: PolicyAction; readonly version: string };
+  /** Findings per detector (names and counts only, never values). */
+  readonly counts: Readonly<Record<string, number>>;
+  /** Spans were replaced in the texts. */
+  readonly redacted: boolean;
+}
+
+export interface ContentInspector {
+  readonly policyVersion: string;
+  /** Classifies and applies the policy to a request's texts (redacting in place); throws 403 data_policy_denied. */
+  inspectRequest(texts: readonly TextRef[], subject: PolicySubject): Inspection;
+  /** Whether anything in a response could be redacted or refused for this caller; if not, responses are not inspected. */
+  inspectsResponses(subject: PolicySubject): boolean;
+  /** A buffered response's texts (redacting in place); throws 403 data_policy_denied. */
+  inspectResponse(texts: readonly TextRef[], subject: PolicySubject): Inspection;
+  /** Redaction of generated text in a stream, or null when nothing could apply to this caller. */
+  streamRedaction(subject: PolicySubject, onFindings: (found: readonly Finding[]) => void): RedactFn | null;
+}
+
+// ── Routing ────────────────────────────────────────────────────────────────
+
+export interface RouteResolver {
+  /** The snapshot in force now; a request takes it once and keeps it to the end. */
+  current(): Snapshot;
+  /** The tenant's own deployment of the model when the snapshot has one. */
+  forTenant(route: ModelRoute, tenant: string): ModelRoute;
+  /** One of the route's weighted targets. */
+  pick(route: ModelRoute): Deployment;
+  /** The models this caller may use. */
+  visibleModels(snapshot: Snapshot, identity: Identity): readonly ModelRoute[];
+}
+
+export interface UpstreamCredentials {
+  /** The header carrying this deployment's own credential; throws 503 upstream_credential_unavailable. */
+  header(name: string): readonly [string, string];
+}
+
+// ── Audit ──────────────────────────────────────────────────────────────────
+
+/** Where the pipeline hands a finished request's record; resolves once the record is committed. */
+export interface AuditSink {
+  append(record: AuditRecord): Promise<void>;
+  close(): Promise<void>;
+}
+
+// ── API families ───────────────────────────────────────────────────────────
+
+/** A request body the family parsed and validated. */
+export interface ParsedRequest {
+  readonly model: string;
+  readonly stream: boolean;
+  /** The client asked for stream usage itself; if not, the family adds it and strips it again. */
+  readonly clientWantsStreamUsage: boolean;
+  /** Characters of prompt text, for a token estimate when the server reports none. */
+  readonly promptChars: number;
+  /** The completion allowance the client set, if any. */
+  readonly maxTokens: number | null;
+  /** Every text the model reads (the data policy's input; `set` redacts in the body to send). */
+  texts(): TextRef[];
+  /** The body for the chosen deployment: its model name, a completion cap, what metering needs. */
+  rewrite(upstreamModel: string, maxTokensCap: number | null): Buffer;
+}
+
+/** A buffered response body the family could read. */
+export interface ParsedResponse {
+  readonly usage: ReportedUsage | null;
+  /** Every generated text. */
+  texts(): TextRef[];
+  /** The body as it now stands (after redaction). */
+  serialize(): Buffer;
+}
+
+/** Reads a streamed response chunk by chunk (any split); may re-frame what the client receives. */
+export interface StreamMeter {
+  /** Replacement bytes for this chunk, or null to pass it on unchanged. */
+  push(chunk: Buffer, endOfStream: boolean): Buffer | null;
+  readonly usage: ReportedUsage | null;
+  /** Characters of generated text seen, for an estimate when no usage came. */
+  readonly contentChars: number;
+  readonly sawContent: boolean;
+}
+
+/** Redacts generated text in a stream across chunk boundaries; returns the bytes to send on now. */
+export interface StreamRedactor {
+  push(chunk: Buffer, endOfStream: boolean): Buffer;
+}
+
+export interface BodyLimits {
+  readonly maxJsonDepth: number;
+}
+
+/**
+ * One API family (OpenAI, later Anthropic…): its paths, its body formats,
+ * where its texts are, how its usage is reported and how its errors look.
+ * The processor never reads a family's JSON itself.
+ */
+export interface ApiFamily {
+  readonly name: string;
+  readonly endpoints: readonly EndpointSpec[];
+  /** The endpoint for a method and path; null when the path is not this family's. */
+  match(method: string, path: string): EndpointMatch | null;
+  /** Strict parse + schema; throws 400 invalid_request_body naming the param. */
+  parseRequest(endpoint: EndpointSpec, body: Buffer, limits: BodyLimits): ParsedRequest;
+  /** A successful buffered response, or null when it is not a body this family reads. */
+  parseResponse(endpoint: EndpointSpec, body: Buffer): ParsedResponse | null;
+  /** Whether a response with this content type is a stream this family meters chunk by chunk. */
+  isStream(contentType: string): boolean;
+  streamMeter(opts: { readonly stripUsageChunk: boolean }): StreamMeter;
+  streamRedactor(redact: RedactFn, holdBackChars: number): StreamRedactor;
+  /** The error body clients of this family parse. */
+  errorBody(err: GatewayError): object;
+  modelList(routes: readonly ModelRoute[], snapshot: Snapshot): object;
+  modelObject(route: ModelRoute, snapshot: Snapshot): object;
+}

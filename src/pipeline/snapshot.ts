@@ -1,0 +1,39 @@
+/**
+ * What a routing snapshot is, as the request sees it: an immutable, versioned
+ * map from the logical model ids clients use to the deployments that serve
+ * them. Parsing, signatures and delivery are the control plane's side
+ * (src/control); choosing among the targets is the route stage's.
+ */
+import type { Endpoint } from './endpoint.ts';
+
+/** One deployment a request can be sent to. */
+export interface Deployment {
+  readonly cluster: string;
+  readonly upstreamModel: string;
+  /** Name of the upstream credential to inject, or null. */
+  readonly credential: string | null;
+  readonly weight: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface ModelRoute {
+  readonly id: string;
+  readonly endpoints: ReadonlySet<Endpoint>;
+  readonly ownedBy: string;
+  /** Non-empty; weights sum above 0 (the snapshot schema guarantees both). */
+  readonly targets: readonly Deployment[];
+  /** Running sums of the targets' weights, for the weighted pick. */
+  readonly cumulativeWeights: readonly number[];
+  /** tenant → that tenant's own deployment(s) of this model. */
+  readonly overrides: ReadonlyMap<string, ModelRoute>;
+}
+
+export interface Snapshot {
+  readonly version: string;
+  readonly loadedAt: number;
+  /** The control plane's issue time (epoch ms), when the snapshot carries one. */
+  readonly issuedAt: number | null;
+  /** Key id of the verified signature; null for an unsigned snapshot (accepted only when no keys are configured). */
+  readonly signedBy: string | null;
+  readonly models: ReadonlyMap<string, ModelRoute>;
+}
