@@ -104,8 +104,13 @@ export interface Span {
   readonly end: number;
 }
 
-/** Finds what to redact in one text: the redacted text and the spans replaced (in the input's coordinates). */
-export type RedactFn = (text: string) => { readonly text: string; readonly spans: readonly Span[] };
+/**
+ * Finds what to redact in one text: the redacted text and the spans replaced
+ * (in the input's coordinates). `released` says whether this text now goes
+ * to the client: a stream redactor also looks at text it still holds back
+ * (to find where a match starts), and only released text counts as found.
+ */
+export type RedactFn = (text: string, released: boolean) => { readonly text: string; readonly spans: readonly Span[] };
 
 export interface Finding {
   readonly detector: string;

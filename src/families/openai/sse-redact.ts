@@ -104,12 +104,12 @@ export class SseRedactor implements StreamRedactor {
     if (p.text === '') return;
     let boundary = all ? p.text.length : Math.max(0, p.text.length - this.#holdBack);
     if (boundary === 0) return;
-    const { spans } = this.#redact(p.text);
+    const { spans } = this.#redact(p.text, false); // only where matches lie; the head is redacted (and counted) below
     for (const s of spans) if (s.start < boundary && s.end > boundary) boundary = Math.min(boundary, s.start);
     if (boundary === 0) return;
     const head = p.text.slice(0, boundary);
     p.text = p.text.slice(boundary);
-    out.push(`data: ${JSON.stringify(withContent(p.template, index, p.field, this.#redact(head).text))}\n\n`);
+    out.push(`data: ${JSON.stringify(withContent(p.template, index, p.field, this.#redact(head, true).text))}\n\n`);
   }
 }
 

@@ -69,11 +69,12 @@ export class ContentGuard implements ContentInspector {
    */
   streamRedaction(subject: PolicySubject, onFindings: (found: readonly FindingLike[]) => void): RedactFn | null {
     if (!this.inspectsResponses(subject)) return null;
-    return (text) => {
+    return (text, released) => {
       const found = this.#classifier.scan(text);
       const hit = found.filter((f) => this.#policy.decide(new Set([f.dataClass]), subject).action !== 'permit');
       if (hit.length === 0) return { text, spans: [] };
-      onFindings(hit);
+      // Text still held back is scanned again when released: count it once, then.
+      if (released) onFindings(hit);
       return { text: this.#classifier.redact(text, hit).text, spans: hit.map((f): Span => ({ start: f.start, end: f.end })) };
     };
   }

@@ -77,9 +77,35 @@ test('property: any chunking of any token stream — valid framing, no card digi
         const bytes = Buffer.from(stream);
         const cuts = [...new Set(rawCuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
         const out = run(bytes, cuts);
-        const expected = redact(parts.join('')).text;
+        const expected = redact(parts.join(''), true).text;
         assert.equal(textOf(out), expected);
         assert.ok(!/\d{16}/.test(textOf(out)));
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('property: each redacted value is reported once, when released — not again each time held-back text is re-scanned', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('4111', '1111', '11', '111111', '5555555555554444')), { maxLength: 20 }),
+      fc.array(fc.nat(), { maxLength: 8 }),
+      (parts, rawCuts) => {
+        let reported = 0;
+        const r = new SseRedactor((text, released) => {
+          const result = redact(text, released);
+          if (released) reported += result.spans.length;
+          return result;
+        }, 32);
+        const bytes = Buffer.from(parts.map((t) => ev(t)).join('') + finish + 'data: [DONE]\n\n');
+        const points = [...[...new Set(rawCuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b), bytes.length];
+        let prev = 0;
+        points.forEach((cut, i) => {
+          r.push(bytes.subarray(prev, cut), i === points.length - 1);
+          prev = cut;
+        });
+        assert.equal(reported, redact(parts.join(''), true).spans.length);
       },
     ),
     { numRuns: 300 },

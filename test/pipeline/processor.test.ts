@@ -1,0 +1,500 @@
+/**
+ * The request processor over plain fake ports: whole phase sequences
+ * (request headers → body → response headers → chunks → end), denials,
+ * aborts, sink failures and stream redaction, each a case of its own. No
+ * sockets, no Envoy: the whole file runs in milliseconds. What the same
+ * sequences look like through real Envoy is test/e2e.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatewayError } from '../../src/pipeline/errors.ts';
+import type { PhaseResult } from '../../src/pipeline/phase-result.ts';
+import { openAIFamily } from '../../src/families/openai/family.ts';
+import { deployment, drive, identity, rig, route, snapshot, streamedText, USER_KEY, type Rig, type Run, type Step } from './fakes.ts';
+import { tinyFamily } from './tiny-family.ts';
+
+const AUTH = { authorization: `Bearer ${USER_KEY}` };
+const chatHead = (extra: Record<string, string> = {}): Step => ({
+  phase: 'request_headers',
+  headers: { ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json', ...AUTH, ...extra },
+});
+const chatBody = (over: Record<string, unknown> = {}): Step => ({ phase: 'request_body', body: JSON.stringify({ model: 'gpt', messages: [{ role: 'user', content: 'hello there' }], ...over }) });
+const okHead = (type = 'application/json'): Step => ({ phase: 'response_headers', headers: { ':status': '200', 'content-type': type } });
+const completion = (text: string, usage: object | null = { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 }): string =>
+  JSON.stringify({ id: 'c1', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }], ...(usage === null ? {} : { usage }) });
+const sse = (...events: object[]): string => events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join('') + 'data: [DONE]\n\n';
+const delta = (content: string): object => ({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content } }] });
+const usageChunk = (p: number, c: number): object => ({ id: 'c1', object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c } });
+
+function respond(r: PhaseResult | undefined): Extract<PhaseResult, { kind: 'respond' }> {
+  assert.equal(r?.kind, 'respond', `expected a local reply, got ${JSON.stringify(r)}`);
+  return r;
+}
+function cont(r: PhaseResult | undefined): Extract<PhaseResult, { kind: 'continue' }> {
+  assert.equal(r?.kind, 'continue', `expected continue, got ${r?.kind === 'respond' ? r.body.toString() : String(r?.kind)}`);
+  return r;
+}
+function errorOf(r: PhaseResult | undefined): { status: number; code: string; type: string; param: string | null } {
+  const reply = respond(r);
+  const body = JSON.parse(reply.body.toString('utf8')) as { error: { code: string; type: string; param: string | null } };
+  return { status: reply.status, code: body.error.code, type: body.error.type, param: body.error.param };
+}
+function setHeaders(r: PhaseResult | undefined): Map<string, string> {
+  return new Map(cont(r).headers?.set ?? []);
+}
+function onlyRecord(g: Rig): NonNullable<Rig['audit']['records'][number]> {
+  assert.equal(g.audit.records.length, 1, 'exactly one audit record per request');
+  return g.audit.records[0] as Rig['audit']['records'][number];
+}
+
+interface Case {
+  readonly name: string;
+  readonly steps: readonly Step[];
+  readonly setup?: (g: Rig) => void;
+  readonly rig?: () => Rig;
+  readonly check: (run: Run, g: Rig, steps: readonly Step[]) => void;
+}
+
+const cases: Case[] = [
+  {
+    name: 'a permitted chat request: routed, enriched, rewritten, metered from the buffered body, audited completed',
+    steps: [chatHead({ 'x-gateway-tenant': 'forged', 'x-request-id': 'client-request-0001' }), chatBody(), okHead(), { phase: 'response_body', chunk: completion('Hi!'), endOfStream: true }],
+    check: ({ results }, g) => {
+      const head = cont(results[0]);
+      assert.ok(head.headers?.remove.includes('authorization'));
+      assert.ok(head.headers?.remove.includes('x-gateway-tenant'), 'a client-sent x-gateway-* is removed');
+      const set = new Map(head.headers?.set);
+      assert.equal(set.get('x-gateway-tenant'), 'research');
+      assert.equal(set.get('x-request-id'), 'client-request-0001');
+      const body = cont(results[1]);
+      assert.equal(body.clearRouteCache, true);
+      assert.equal(setHeaders(results[1]).get('x-gateway-target-cluster'), 'c1');
+      assert.equal((JSON.parse(body.body?.toString() ?? '{}') as { model: string }).model, 'up-gpt');
+      assert.equal(setHeaders(results[1]).get('content-length'), String(body.body?.length));
+      assert.equal(setHeaders(results[2]).get('x-ratelimit-limit-requests'), '10');
+      assert.equal(cont(results[3]).body, undefined, 'nothing to change in the response');
+      const rec = onlyRecord(g);
+      assert.equal(rec.outcome, 'completed');
+      assert.equal(rec.status, 200);
+      assert.deepEqual(rec.usage, { promptTokens: 7, completionTokens: 3, source: 'counted' });
+      assert.deepEqual(rec.deployment, { cluster: 'c1', model: 'up-gpt', labels: {} });
+      assert.deepEqual(g.quota.settled, [{ requestId: 'client-request-0001', usedTokens: 10 }]);
+      assert.equal(g.quota.admitted[0]?.generates, true);
+    },
+  },
+  {
+    name: 'no credential: 401 before the body is read, audited as denied',
+    steps: [{ phase: 'request_headers', headers: { ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' } }, chatBody()],
+    check: ({ results }, g) => {
+      assert.equal(results.length, 1, 'no body phase after a local reply');
+      assert.deepEqual(errorOf(results[0]), { status: 401, code: 'missing_api_key', type: 'authentication_error', param: null });
+      assert.equal(respond(results[0]).headers.find(([k]) => k === 'x-request-id')?.[1], 'req-0001');
+      const rec = onlyRecord(g);
+      assert.equal(rec.outcome, 'denied');
+      assert.equal(rec.decision.action, 'deny');
+      assert.equal(g.quota.admitted.length, 0);
+    },
+  },
+  {
+    name: 'an anonymous caller learns nothing about paths: an unknown path is 401, not 404',
+    steps: [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/admin/secrets' } }],
+    check: ({ results }) => assert.equal(errorOf(results[0]).code, 'missing_api_key'),
+  },
+  {
+    name: 'an unknown path, authenticated: 404 unknown_url in the first family\'s shape',
+    steps: [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/v2/whatever?x=1', ...AUTH } }],
+    check: ({ results }, g) => {
+      assert.deepEqual(errorOf(results[0]), { status: 404, code: 'unknown_url', type: 'invalid_request_error', param: null });
+      assert.equal(onlyRecord(g).endpoint, null);
+    },
+  },
+  {
+    name: 'a known path with the wrong method: 405',
+    steps: [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/v1/chat/completions', ...AUTH } }],
+    check: ({ results }) => assert.equal(errorOf(results[0]).code, 'method_not_allowed'),
+  },
+  {
+    name: 'an endpoint outside the caller\'s allowlist: 403 endpoint_not_allowed',
+    rig: () => rig({ ids: { [USER_KEY]: identity({ endpoints: new Set(['embeddings']) }) } }),
+    steps: [chatHead(), chatBody()],
+    check: ({ results }) => assert.deepEqual(errorOf(results[0]), { status: 403, code: 'endpoint_not_allowed', type: 'permission_error', param: null }),
+  },
+  {
+    name: 'GET /v1/models is answered by the gateway, listing only the models the caller may use',
+    rig: () => rig({ ids: { [USER_KEY]: identity({ models: new Set(['emb']) }) } }),
+    steps: [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/v1/models', ...AUTH } }],
+    check: ({ results }, g) => {
+      const reply = respond(results[0]);
+      assert.equal(reply.status, 200);
+      assert.deepEqual((JSON.parse(reply.body.toString()) as { data: Array<{ id: string }> }).data.map((m) => m.id), ['emb']);
+      assert.equal(onlyRecord(g).outcome, 'completed');
+    },
+  },
+  {
+    name: 'GET /v1/models/{id} for a model the caller may not use: 404, as if it did not exist',
+    rig: () => rig({ ids: { [USER_KEY]: identity({ models: new Set(['emb']) }) } }),
+    steps: [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/v1/models/gpt', ...AUTH } }],
+    check: ({ results }) => assert.deepEqual(errorOf(results[0]), { status: 404, code: 'model_not_found', type: 'invalid_request_error', param: 'model' }),
+  },
+  {
+    name: 'a chat request without a body: 400 at the head',
+    steps: [{ ...chatHead(), endOfStream: true } as Step],
+    check: ({ results }) => assert.equal(errorOf(results[0]).code, 'invalid_request_body'),
+  },
+  {
+    name: 'a body that is not application/json: 415',
+    steps: [chatHead({ 'content-type': 'text/plain' })],
+    check: ({ results }) => assert.equal(errorOf(results[0]).status, 415),
+  },
+  {
+    name: 'invalid JSON: 400 invalid_request_body, no quota taken',
+    steps: [chatHead(), { phase: 'request_body', body: '{"model": "gpt", "messages": [' }],
+    check: ({ results }, g) => {
+      assert.equal(errorOf(results[1]).code, 'invalid_request_body');
+      assert.equal(g.quota.admitted.length, 0);
+      assert.equal(onlyRecord(g).status, 400);
+    },
+  },
+  {
+    name: 'a body over the sidecar\'s limit: 413',
+    steps: [chatHead(), chatBody({ messages: [{ role: 'user', content: 'x'.repeat(5000) }] })],
+    check: ({ results }) => assert.equal(errorOf(results[1]).code, 'request_too_large'),
+  },
+  {
+    name: 'an unknown model: 404 model_not_found naming the param',
+    steps: [chatHead(), chatBody({ model: 'nope' })],
+    check: ({ results }) => assert.deepEqual(errorOf(results[1]), { status: 404, code: 'model_not_found', type: 'invalid_request_error', param: 'model' }),
+  },
+  {
+    name: 'a model outside the caller\'s allowlist: 403 model_not_allowed',
+    rig: () => rig({ ids: { [USER_KEY]: identity({ models: new Set(['emb']) }) } }),
+    steps: [chatHead(), chatBody()],
+    check: ({ results }) => assert.equal(errorOf(results[1]).code, 'model_not_allowed'),
+  },
+  {
+    name: 'a model that does not serve this endpoint: 404',
+    steps: [chatHead(), chatBody({ model: 'emb' })],
+    check: ({ results }) => assert.equal(errorOf(results[1]).code, 'model_not_found'),
+  },
+  {
+    name: 'a refused data class: 403 data_policy_denied, no quota taken, nothing upstream',
+    steps: [chatHead(), chatBody({ messages: [{ role: 'user', content: 'my key is SECRET-abc' }] })],
+    check: ({ results }, g) => {
+      assert.equal(errorOf(results[1]).code, 'data_policy_denied');
+      assert.equal(g.quota.admitted.length, 0);
+      assert.equal(onlyRecord(g).decision.action, 'deny');
+    },
+  },
+  {
+    name: 'a redacted data class: the model sees the placeholder; classes and decision go upstream and into the record',
+    steps: [chatHead(), chatBody({ messages: [{ role: 'user', content: 'card CARD-4111 please' }] }), okHead(), { phase: 'response_body', chunk: completion('ok'), endOfStream: true }],
+    check: ({ results }, g) => {
+      const sent = JSON.parse(cont(results[1]).body?.toString() ?? '{}') as { messages: Array<{ content: string }> };
+      assert.equal(sent.messages[0]?.content, 'card [REDACTED:CARD] please');
+      assert.equal(setHeaders(results[1]).get('x-gateway-data-classes'), 'card=1');
+      assert.equal(setHeaders(results[1]).get('x-gateway-policy-decision'), 'redact');
+      const rec = onlyRecord(g);
+      assert.deepEqual(rec.classification.request, { card: 1 });
+      assert.equal(rec.decision.action, 'redact');
+      assert.equal(rec.decision.policyVersion, 'p-test');
+    },
+  },
+  {
+    name: 'the quota refuses: 429 with its retry-after, audited as denied',
+    setup: (g) => {
+      g.quota.refuse = new GatewayError('rate_limit_exceeded', 'Rate limit reached.', { headers: { 'retry-after': '7' } });
+    },
+    steps: [chatHead(), chatBody()],
+    check: ({ results }, g) => {
+      assert.equal(errorOf(results[1]).status, 429);
+      assert.equal(respond(results[1]).headers.find(([k]) => k === 'retry-after')?.[1], '7');
+      assert.equal(onlyRecord(g).outcome, 'denied');
+      assert.deepEqual(g.quota.settled, [], 'nothing was reserved, nothing to settle');
+    },
+  },
+  {
+    name: 'no quota plan applies: the request proceeds without x-ratelimit headers and nothing is settled',
+    setup: (g) => {
+      g.quota.noPlan = true;
+    },
+    steps: [chatHead(), chatBody(), okHead(), { phase: 'response_body', chunk: completion('ok'), endOfStream: true }],
+    check: ({ results }, g) => {
+      assert.equal(setHeaders(results[2]).has('x-ratelimit-limit-requests'), false);
+      assert.deepEqual(g.quota.settled, []);
+      assert.equal(onlyRecord(g).quota, null);
+    },
+  },
+  {
+    name: 'past the soft threshold: the fallback model\'s deployment, max_tokens capped, flagged degraded',
+    setup: (g) => {
+      g.quota.ticket = { soft: { fallbackModel: 'gpt-small', maxTokens: 16 } };
+      g.routes.snapshot = snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt')]), route('gpt-small', ['chat'], [deployment('c3', 'up-small')])]);
+    },
+    steps: [chatHead(), chatBody({ max_tokens: 500 })],
+    check: ({ results }) => {
+      const set = setHeaders(results[1]);
+      assert.equal(set.get('x-gateway-target-cluster'), 'c3');
+      assert.equal(set.get('x-gateway-model'), 'gpt-small');
+      assert.equal(set.get('x-gateway-degraded'), 'fallback');
+      assert.equal((JSON.parse(cont(results[1]).body?.toString() ?? '{}') as { max_tokens: number }).max_tokens, 16);
+    },
+  },
+  {
+    name: 'a reservation\'s completion cap is sent upstream for a request that set no max_tokens',
+    setup: (g) => {
+      g.quota.ticket = { completionCap: 50 };
+    },
+    steps: [chatHead(), chatBody()],
+    check: ({ results }) => assert.equal((JSON.parse(cont(results[1]).body?.toString() ?? '{}') as { max_tokens: number }).max_tokens, 50),
+  },
+  {
+    name: 'embeddings reserve no completion and are never capped',
+    setup: (g) => {
+      g.quota.ticket = { completionCap: 50 };
+    },
+    steps: [{ phase: 'request_headers', headers: { ':method': 'POST', ':path': '/v1/embeddings', 'content-type': 'application/json', ...AUTH } }, { phase: 'request_body', body: JSON.stringify({ model: 'emb', input: 'abc' }) }],
+    check: ({ results }, g) => {
+      assert.equal(g.quota.admitted[0]?.generates, false);
+      assert.equal('max_tokens' in (JSON.parse(cont(results[1]).body?.toString() ?? '{}') as object), false);
+    },
+  },
+  {
+    name: 'a tenant\'s own deployment of the model',
+    setup: (g) => {
+      g.routes.snapshot = snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt')], new Map([['research', route('gpt', ['chat'], [deployment('c9', 'research-gpt')])]]))]);
+    },
+    steps: [chatHead(), chatBody()],
+    check: ({ results }) => assert.equal(setHeaders(results[1]).get('x-gateway-target-cluster'), 'c9'),
+  },
+  {
+    name: 'a deployment\'s own credential is injected as authorization',
+    rig: () => rig({ credentials: { 'hosted-key': 'sk-upstream' }, snapshot: snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt', { credential: 'hosted-key' })])]) }),
+    steps: [chatHead(), chatBody()],
+    check: ({ results }) => assert.equal(setHeaders(results[1]).get('authorization'), 'Bearer sk-upstream'),
+  },
+  {
+    name: 'a deployment whose credential is missing: 503, fail closed',
+    rig: () => rig({ snapshot: snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt', { credential: 'gone' })])]) }),
+    steps: [chatHead(), chatBody()],
+    check: ({ results }, g) => {
+      assert.equal(errorOf(results[1]).code, 'upstream_credential_unavailable');
+      assert.equal(onlyRecord(g).outcome, 'failed');
+    },
+  },
+  {
+    name: 'a stream: include_usage added upstream, the usage chunk stripped for the client, split anywhere, counted',
+    setup: (g) => {
+      g.content.responses = false; // no redaction: the meter alone re-frames the stream
+    },
+    steps: [
+      chatHead(),
+      chatBody({ stream: true }),
+      okHead('text/event-stream'),
+      ...splitEvery(sse(delta('Hel'), delta('lo'), usageChunk(9, 2)), 17).map((chunk, i, all): Step => ({ phase: 'response_body', chunk, endOfStream: i === all.length - 1 })),
+    ],
+    check: ({ results }, g, steps) => {
+      const sent = JSON.parse(cont(results[1]).body?.toString() ?? '{}') as { stream_options?: { include_usage?: boolean } };
+      assert.equal(sent.stream_options?.include_usage, true);
+      assert.equal(cont(results[2]).streamResponseBody, true);
+      assert.deepEqual(cont(results[2]).headers?.remove, ['content-length']);
+      const client = streamedText(steps, results);
+      assert.equal(client, sse(delta('Hel'), delta('lo')), 'the client sees its events and [DONE], not the usage chunk');
+      const rec = onlyRecord(g);
+      assert.deepEqual(rec.usage, { promptTokens: 9, completionTokens: 2, source: 'counted' });
+      assert.notEqual(rec.latencyMs.firstToken, null);
+      assert.deepEqual(g.quota.settled.map((s) => s.usedTokens), [11]);
+    },
+  },
+  {
+    name: 'stream redaction: a value split over chunks is replaced; the record counts it and says redact',
+    steps: [
+      chatHead(),
+      chatBody({ stream: true, stream_options: { include_usage: true } }),
+      okHead('text/event-stream'),
+      ...splitEvery(sse(delta('your card CA'), delta('RD-41'), delta('11 is fine'), usageChunk(5, 5)), 9).map((chunk, i, all): Step => ({ phase: 'response_body', chunk, endOfStream: i === all.length - 1 })),
+    ],
+    check: ({ results }, g, steps) => {
+      const client = streamedText(steps, results);
+      assert.ok(!client.includes('4111'), client);
+      const text = [...client.matchAll(/"content":"([^"]*)"/g)].map((m) => m[1]).join('');
+      assert.equal(text, 'your card [REDACTED:CARD] is fine');
+      const rec = onlyRecord(g);
+      assert.deepEqual(rec.classification.response, { card: 1 });
+      assert.equal(rec.decision.action, 'redact');
+    },
+  },
+  {
+    name: 'responses not inspected for this caller: a stream passes untouched (no hold-back)',
+    setup: (g) => {
+      g.content.responses = false;
+    },
+    steps: [chatHead(), chatBody({ stream: true, stream_options: { include_usage: true } }), okHead('text/event-stream'), { phase: 'response_body', chunk: sse(delta('CARD-4111')), endOfStream: true }],
+    check: ({ results }) => assert.equal(cont(results[3]).body, undefined),
+  },
+  {
+    name: 'a buffered response with a redacted class: the body is replaced with a new content-length',
+    steps: [chatHead(), chatBody(), okHead(), { phase: 'response_body', chunk: completion('it is CARD-4242'), endOfStream: true }],
+    check: ({ results }, g) => {
+      const out = cont(results[3]);
+      const body = out.body?.toString() ?? '';
+      assert.ok(body.includes('[REDACTED:CARD]') && !body.includes('4242'));
+      assert.equal(new Map(out.headers?.set).get('content-length'), String(out.body?.length));
+      assert.deepEqual(onlyRecord(g).classification.response, { card: 1 });
+    },
+  },
+  {
+    name: 'a refused class in a buffered response: the response is withheld with 403',
+    steps: [chatHead(), chatBody(), okHead(), { phase: 'response_body', chunk: completion('here: SECRET-xyz'), endOfStream: true }],
+    check: ({ results }, g) => {
+      assert.equal(errorOf(results[3]).code, 'data_policy_denied');
+      assert.equal(onlyRecord(g).outcome, 'denied');
+    },
+  },
+  {
+    name: 'a stream cut by the client: audited aborted, charged what was produced, settled once',
+    steps: [chatHead(), chatBody({ stream: true }), okHead('text/event-stream'), { phase: 'response_body', chunk: sse(delta('12345678')).replace('data: [DONE]\n\n', ''), endOfStream: false }, { phase: 'abort', reason: 'cancelled' }, { phase: 'abort', reason: 'cancelled' }],
+    check: (_run, g) => {
+      const rec = onlyRecord(g);
+      assert.equal(rec.outcome, 'aborted');
+      assert.deepEqual(rec.usage, { promptTokens: 3, completionTokens: 2, source: 'estimated' });
+      assert.equal(g.quota.settled.length, 1);
+    },
+  },
+  {
+    name: 'the model server fails (500): audited as failed, the error body passes as the server sent it',
+    steps: [chatHead(), chatBody(), { phase: 'response_headers', headers: { ':status': '500', 'content-type': 'application/json' } }, { phase: 'response_body', chunk: '{"error":"boom"}', endOfStream: true }],
+    check: ({ results }, g) => {
+      assert.equal(cont(results[3]).body, undefined);
+      const rec = onlyRecord(g);
+      assert.equal(rec.outcome, 'failed');
+      assert.equal(rec.status, 500);
+      assert.equal(rec.usage, null, 'a failed response is not charged an estimate');
+    },
+  },
+  {
+    name: 'a response without a body (end of stream at the head) is finished there',
+    steps: [chatHead(), chatBody(), { phase: 'response_headers', headers: { ':status': '204' }, endOfStream: true }],
+    check: ({ results }, g) => {
+      assert.equal(setHeaders(results[2]).get('x-request-id'), 'req-0001');
+      assert.equal(onlyRecord(g).status, 204);
+    },
+  },
+  {
+    name: 'the audit sink fails on a denial: 503 audit_unavailable instead of the denial',
+    setup: (g) => {
+      g.audit.failing = true;
+    },
+    steps: [{ phase: 'request_headers', headers: { ':method': 'POST', ':path': '/v1/chat/completions' } }],
+    check: ({ results }) => assert.equal(errorOf(results[0]).code, 'audit_unavailable'),
+  },
+  {
+    name: 'the audit sink fails at the end of a buffered response: the response is withheld (503)',
+    steps: [chatHead(), chatBody(), okHead(), { phase: 'response_body', chunk: completion('ok'), endOfStream: true }],
+    setup: (g) => {
+      const append = g.audit.append.bind(g.audit);
+      g.audit.append = async (r) => {
+        if (r.status === 200) throw new Error('disk full');
+        return append(r);
+      };
+    },
+    check: ({ results }) => assert.equal(errorOf(results[3]).code, 'audit_unavailable'),
+  },
+  {
+    name: 'a bug inside a port (not a GatewayError): 500 internal_error for this request only',
+    setup: (g) => {
+      g.content.inspectRequest = () => {
+        throw new TypeError('undefined is not a function');
+      };
+    },
+    steps: [chatHead(), chatBody()],
+    check: ({ results }, g) => {
+      assert.deepEqual(errorOf(results[1]), { status: 500, code: 'internal_error', type: 'server_error', param: null });
+      assert.equal(onlyRecord(g).outcome, 'failed');
+    },
+  },
+  {
+    name: 'a malformed x-request-id is replaced by the gateway\'s own',
+    steps: [chatHead({ 'x-request-id': 'bad id with spaces' }), chatBody()],
+    check: ({ results }) => assert.equal(new Map(cont(results[0]).headers?.set).get('x-request-id'), 'req-0001'),
+  },
+];
+
+function splitEvery(s: string, n: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < s.length; i += n) out.push(s.slice(i, i + n));
+  return out;
+}
+
+for (const c of cases) {
+  test(c.name, async () => {
+    const g = c.rig?.() ?? rig();
+    c.setup?.(g);
+    const run = await drive(g.processor, c.steps);
+    c.check(run, g, c.steps);
+  });
+}
+
+test('ext_authz: the same head and body decisions, request counts only, committed when authorized', async () => {
+  const g = rig();
+  const head = await g.processor.requestHeaders(new Map(Object.entries({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json', ...AUTH })), false, { mtls: false, uriSans: [], subject: null, sha256Digest: null, sourceAddress: null }, 'ext_authz');
+  cont(head.result);
+  cont(await g.processor.requestBody(head.state, Buffer.from(JSON.stringify({ model: 'gpt', messages: [{ role: 'user', content: 'hi' }] }))));
+  await g.processor.authorized(head.state);
+  assert.equal(g.quota.admitted[0]?.kinds, 'requests_only');
+  assert.equal(onlyRecord(g).outcome, 'completed');
+});
+
+// ── A second API family through the same processor ──────────────────────────
+
+const TINY_AUTH = { authorization: `Bearer ${USER_KEY}` };
+const tinyRig = (): Rig => rig({ families: [openAIFamily, tinyFamily], snapshot: snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt')]), route('tiny-model', ['tiny_generate'], [deployment('tiny-cluster', 'tiny-v2')])]) });
+
+test('a test-only family registered beside OpenAI serves its own path, body, usage and redaction', async () => {
+  const g = tinyRig();
+  const steps: Step[] = [
+    { phase: 'request_headers', headers: { ':method': 'POST', ':path': '/tiny/v0/generate', 'content-type': 'application/json', ...TINY_AUTH } },
+    { phase: 'request_body', body: JSON.stringify({ model: 'tiny-model', say: 'pay with CARD-1234' }) },
+    { phase: 'response_headers', headers: { ':status': '200', 'content-type': 'application/json' } },
+    { phase: 'response_body', chunk: JSON.stringify({ said: 'done CARD-9876', used: [4, 2] }), endOfStream: true },
+  ];
+  const { results } = await drive(g.processor, steps);
+  assert.equal(new Map(cont(results[0]).headers?.set).get('x-gateway-endpoint'), 'tiny_generate');
+  const sent = JSON.parse(cont(results[1]).body?.toString() ?? '{}') as { model: string; say: string };
+  assert.deepEqual(sent, { model: 'tiny-v2', say: 'pay with [REDACTED:CARD]' });
+  assert.equal(setHeaders(results[1]).get('x-gateway-target-cluster'), 'tiny-cluster');
+  assert.ok(cont(results[3]).body?.toString().includes('[REDACTED:CARD]'));
+  const rec = onlyRecord(g);
+  assert.equal(rec.endpoint, 'tiny_generate');
+  assert.deepEqual(rec.usage, { promptTokens: 4, completionTokens: 2, source: 'counted' });
+  assert.equal(g.content.subjects[0]?.endpoint, 'tiny_generate');
+});
+
+test('a test-only family: its stream is metered by its own meter, and its errors have its own shape', async () => {
+  const g = tinyRig();
+  const { results } = await drive(g.processor, [
+    { phase: 'request_headers', headers: { ':method': 'POST', ':path': '/tiny/v0/generate', 'content-type': 'application/json', ...TINY_AUTH } },
+    { phase: 'request_body', body: JSON.stringify({ model: 'tiny-model', say: 'go', stream: true }) },
+    { phase: 'response_headers', headers: { ':status': '200', 'content-type': 'application/x-tiny-stream' } },
+    { phase: 'response_body', chunk: 't hel', endOfStream: false },
+    { phase: 'response_body', chunk: 'lo\nu 3 ', endOfStream: false },
+    { phase: 'response_body', chunk: '8\n', endOfStream: true },
+  ]);
+  assert.equal(cont(results[2]).streamResponseBody, true);
+  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 3, completionTokens: 8, source: 'counted' });
+
+  const denied = await drive(g.processor, [
+    { phase: 'request_headers', headers: { ':method': 'POST', ':path': '/tiny/v0/generate', 'content-type': 'application/json', ...TINY_AUTH } },
+    { phase: 'request_body', body: JSON.stringify({ model: 'tiny-model' }) },
+  ]);
+  assert.deepEqual(JSON.parse(respond(denied.results[1]).body.toString()), { problem: { code: 'invalid_request_body', status: 400 } });
+  const wrongMethod = await drive(g.processor, [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/tiny/v0/generate', ...TINY_AUTH } }]);
+  assert.deepEqual(JSON.parse(respond(wrongMethod.results[0]).body.toString()), { problem: { code: 'method_not_allowed', status: 405 } });
+  const list = await drive(g.processor, [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/tiny/v0/models', ...TINY_AUTH } }]);
+  assert.deepEqual(JSON.parse(respond(list.results[0]).body.toString()), { models: ['gpt', 'tiny-model'] });
+});
+
+test('with a second family registered, OpenAI requests are unchanged', async () => {
+  const g = tinyRig();
+  const { results } = await drive(g.processor, [chatHead(), chatBody()]);
+  assert.equal(setHeaders(results[1]).get('x-gateway-target-cluster'), 'c1');
+});

@@ -1,0 +1,96 @@
+/**
+ * A test-only API family, as small as the seam allows, to prove a second
+ * family is a registration and not edits across the processor. Its protocol:
+ *   POST /tiny/v0/generate  {"model": "...", "say": "...", "stream"?: true}
+ *   buffered answer         {"said": "...", "used": [prompt, completion]}
+ *   streamed answer         lines `t <text>` and a final `u <prompt> <completion>`
+ *   errors                  {"problem": {"code": "...", "status": 400}}
+ */
+import type { EndpointSpec } from '../../src/pipeline/endpoint.ts';
+import { GatewayError } from '../../src/pipeline/errors.ts';
+import type { ApiFamily, ParsedRequest, ParsedResponse, RedactFn, StreamMeter, StreamRedactor, TextRef } from '../../src/pipeline/ports.ts';
+import type { ReportedUsage } from '../../src/pipeline/usage.ts';
+
+export const TINY_GENERATE: EndpointSpec = { name: 'tiny_generate', kind: 'inference', method: 'POST', path: '/tiny/v0/generate', generates: true };
+export const TINY_MODELS: EndpointSpec = { name: 'tiny_models', kind: 'model_list', method: 'GET', path: '/tiny/v0/models', generates: false };
+
+class TinyRequest implements ParsedRequest {
+  readonly model: string;
+  readonly stream: boolean;
+  readonly clientWantsStreamUsage = true;
+  readonly promptChars: number;
+  readonly maxTokens = null;
+  say: string;
+
+  constructor(model: string, say: string, stream: boolean) {
+    this.model = model;
+    this.say = say;
+    this.stream = stream;
+    this.promptChars = say.length;
+  }
+  texts(): TextRef[] {
+    return [{ text: this.say, set: (t) => { this.say = t; } }];
+  }
+  rewrite(upstreamModel: string, cap: number | null): Buffer {
+    return Buffer.from(JSON.stringify({ model: upstreamModel, say: this.say, ...(cap === null ? {} : { limit: cap }) }));
+  }
+}
+
+class TinyMeter implements StreamMeter {
+  usage: ReportedUsage | null = null;
+  contentChars = 0;
+  sawContent = false;
+  #partial = '';
+  push(chunk: Buffer, end: boolean): Buffer | null {
+    const lines = (this.#partial + chunk.toString('utf8')).split('\n');
+    this.#partial = end ? '' : (lines.pop() ?? '');
+    for (const line of lines) {
+      if (line.startsWith('t ')) {
+        this.contentChars += line.length - 2;
+        this.sawContent = true;
+      } else if (line.startsWith('u ')) {
+        const [, p, c] = line.split(' ');
+        this.usage = { promptTokens: Number(p), completionTokens: Number(c) };
+      }
+    }
+    return null;
+  }
+}
+
+export const tinyFamily: ApiFamily = {
+  name: 'tiny',
+  endpoints: [TINY_GENERATE, TINY_MODELS],
+  match(method, path) {
+    const spec = [TINY_GENERATE, TINY_MODELS].find((e) => e.path === path);
+    if (spec === undefined) return null;
+    return method === spec.method ? { ok: true, endpoint: spec } : { ok: false, reason: 'method_not_allowed' };
+  },
+  parseRequest(_endpoint, body) {
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new GatewayError('invalid_request_body', 'not JSON');
+    }
+    const o = json as { model?: unknown; say?: unknown; stream?: unknown };
+    if (typeof o.model !== 'string') throw new GatewayError('invalid_request_body', 'model is required', { param: 'model' });
+    if (typeof o.say !== 'string') throw new GatewayError('invalid_request_body', 'say is required', { param: 'say' });
+    return new TinyRequest(o.model, o.say, o.stream === true);
+  },
+  parseResponse(_endpoint, body): ParsedResponse | null {
+    const o = JSON.parse(body.toString('utf8')) as { said: string; used: [number, number] };
+    return {
+      usage: { promptTokens: o.used[0], completionTokens: o.used[1] },
+      texts: () => [{ text: o.said, set: (t) => { o.said = t; } }],
+      serialize: () => Buffer.from(JSON.stringify(o)),
+    };
+  },
+  isStream: (type) => type === 'application/x-tiny-stream',
+  streamMeter: () => new TinyMeter(),
+  streamRedactor(redact: RedactFn): StreamRedactor {
+    return { push: (chunk) => Buffer.from(chunk.toString('utf8').split('\n').map((l) => (l.startsWith('t ') ? `t ${redact(l.slice(2), true).text}` : l)).join('\n')) };
+  },
+  errorBody: (err) => ({ problem: { code: err.code, status: err.status } }),
+  modelList: (routes) => ({ models: routes.map((r) => r.id) }),
+  modelObject: (r) => ({ model: r.id }),
+};
