@@ -109,6 +109,7 @@ const LAYERS: ReadonlyArray<{ readonly layer: string; readonly may: readonly str
   { layer: 'shared', may: [], why: 'the helpers every layer uses import nothing of ours' },
   { layer: 'pipeline', may: ['shared', 'telemetry'], why: 'the core depends on ports, never on what implements them' },
   { layer: 'families', may: ['pipeline', 'shared'], why: 'an API family knows its protocol and the ports, not stages or stores' },
+  { layer: 'stages', may: ['pipeline', 'config', 'crypto', 'stores', 'shared', 'telemetry'], why: 'decisions over the request, behind ports; stores are theirs to use' },
   { layer: 'server', may: ['pipeline', 'telemetry', 'shared'], why: 'the transport hands requests to the processor; it builds nothing' },
   { layer: 'stores', may: ['pipeline', 'config', 'crypto', 'families/endpoints.ts', 'shared', 'telemetry'], why: 'stores are below the stages' },
   { layer: 'control', may: ['pipeline', 'config', 'crypto', 'families/endpoints.ts', 'stores/redis-connection.ts', 'shared', 'telemetry'], why: 'snapshot delivery feeds the route stage, it does not use it' },
