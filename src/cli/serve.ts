@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.ts';
 import { startSidecar } from '../app.ts';
 import { createLogger } from '../telemetry/logger.ts';
+import { errorMessage } from '../shared/values.ts';
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
@@ -21,7 +22,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.exit(70);
   });
   process.on('unhandledRejection', (err) => {
-    log.fatal({ err: err instanceof Error ? err.message : String(err) }, 'unhandled rejection: exiting');
+    log.fatal({ err: errorMessage(err) }, 'unhandled rejection: exiting');
     process.exit(70);
   });
   const sidecar = await startSidecar(config, { log });

@@ -7,6 +7,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
+import { errorMessage } from '../shared/values.ts';
 
 export interface SigningKey {
   readonly kid: string;
@@ -69,7 +70,7 @@ export function loadPublicKeys(paths: readonly string[]): Map<string, KeyObject>
     try {
       pub = /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem) ? createPublicKey(createPrivateKey(pem)) : createPublicKey(pem);
     } catch (err) {
-      throw new Error(`${file}: not a PEM public or private key (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+      throw new Error(`${file}: not a PEM public or private key (${errorMessage(err)})`, { cause: err });
     }
     if (pub.asymmetricKeyType !== 'ed25519') throw new Error(`${file}: keys must be Ed25519, this one is ${pub.asymmetricKeyType ?? 'unknown'}`);
     keys.set(keyId(pub), pub);

@@ -3,6 +3,7 @@
 
 import { DEFAULT_MODEL_IDS, startDemoUpstream } from './upstream.ts';
 import type { DemoUpstreamOptions } from './upstream.ts';
+import { errorMessage } from '../shared/values.ts';
 
 export const DEMO_UPSTREAM_USAGE = `Usage: inference-gateway demo-upstream [options]
 
@@ -102,7 +103,7 @@ export async function runDemoUpstream(argv: string[]): Promise<void> {
 
 if (import.meta.main) {
   runDemoUpstream(process.argv.slice(2)).catch((err: unknown) => {
-    process.stderr.write(`demo-upstream: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`demo-upstream: ${errorMessage(err)}\n`);
     process.exitCode = 1;
   });
 }

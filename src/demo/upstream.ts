@@ -28,6 +28,8 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { countTokens, replyPieces } from './tokens.ts';
+import { errorMessage } from '../shared/values.ts';
+import { isObject } from '../shared/values.ts';
 
 export interface RecordedRequest {
   method: string;
@@ -93,10 +95,6 @@ class RequestError extends Error {
     this.param = param;
     this.code = code;
   }
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function errorType(status: number): string {
@@ -629,7 +627,7 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
       const raw = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size);
       handle(req, res, raw).catch((err: unknown) => {
         if (!res.headersSent) {
-          sendError(res, 500, `Demo upstream internal error: ${err instanceof Error ? err.message : String(err)}`);
+          sendError(res, 500, `Demo upstream internal error: ${errorMessage(err)}`);
         } else {
           res.destroy();
         }

@@ -12,6 +12,7 @@ import { access, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { errorMessage } from '../shared/values.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -54,7 +55,7 @@ export async function envoyVersion(bin: string): Promise<string> {
     const r = await execFileAsync(bin, ['--version'], { timeout: 30_000, maxBuffer: 1 << 20 });
     out = `${r.stdout}\n${r.stderr}`;
   } catch (err) {
-    throw new Error(`${bin} --version failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(`${bin} --version failed: ${errorMessage(err)}`, { cause: err });
   }
   // e.g. "envoy  version: 9e55.../1.40.0/Clean/RELEASE/BoringSSL"
   const m = /version:\s*\S*?\/(\d+\.\d+\.\d+)(?:[-/\s]|$)/.exec(out);
@@ -208,7 +209,7 @@ export async function findEnvoy(opts: FindEnvoyOptions = {}): Promise<string> {
       return bin;
     } catch (err) {
       // Some other program called "envoy": ignore it and keep looking.
-      log(`ignoring ${onPath} on PATH: ${err instanceof Error ? err.message : String(err)}`);
+      log(`ignoring ${onPath} on PATH: ${errorMessage(err)}`);
     }
   }
 
@@ -238,7 +239,7 @@ export async function ensureEnvoyMain(): Promise<void> {
     const bin = await findEnvoy({ install: true });
     process.stdout.write(`${bin}\n`);
   } catch (err) {
-    process.stderr.write(`ensure-envoy: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`ensure-envoy: ${errorMessage(err)}\n`);
     process.exitCode = 1;
   }
 }

@@ -13,6 +13,7 @@ import type { PhaseResult } from '../pipeline/phase-result.ts';
 import { connectionInfoFromCheckRequest } from './ext-authz-peer.ts';
 import { GrpcError, GrpcStatus } from './transport/http2-server.ts';
 import type { CheckRequest, CheckResponseInput as CheckResponse, HeaderValueOptionInput as HeaderValueOption } from './proto/types.ts';
+import { errorMessage } from '../shared/values.ts';
 
 const GRPC_OK = 0;
 const GRPC_UNAUTHENTICATED = 16;
@@ -21,7 +22,7 @@ const GRPC_PERMISSION_DENIED = 7;
 export function createCheckHandler(processor: RequestProcessor, log: Logger): (request: CheckRequest) => Promise<CheckResponse> {
   return (request) =>
     check(processor, request).catch((err: unknown) => {
-      log.error({ err: err instanceof Error ? err.message : String(err) }, 'ext_authz check failed');
+      log.error({ err: errorMessage(err) }, 'ext_authz check failed');
       throw new GrpcError(GrpcStatus.INTERNAL, 'inference-gateway: check failed');
     });
 }

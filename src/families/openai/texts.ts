@@ -5,11 +5,11 @@
  */
 import type { Endpoint } from '../../pipeline/endpoint.ts';
 import type { TextRef } from '../../pipeline/ports.ts';
+import { isObject } from '../../shared/values.ts';
 
 export type { TextRef };
 
 type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function field(holder: Json | unknown[], key: string | number, out: TextRef[]): void {
   const v = (holder as Record<string | number, unknown>)[key];
@@ -18,7 +18,7 @@ function field(holder: Json | unknown[], key: string | number, out: TextRef[]): 
   } else if (Array.isArray(v)) {
     v.forEach((item, i) => {
       if (typeof item === 'string') field(v, i, out);
-      else if (isObj(item) && item['type'] === 'text') field(item, 'text', out);
+      else if (isObject(item) && item['type'] === 'text') field(item, 'text', out);
     });
   }
 }
@@ -28,7 +28,7 @@ export function requestTexts(endpoint: Endpoint, body: Json): TextRef[] {
   const out: TextRef[] = [];
   if (endpoint === 'chat') {
     const messages = body['messages'];
-    if (Array.isArray(messages)) for (const m of messages) if (isObj(m)) field(m, 'content', out);
+    if (Array.isArray(messages)) for (const m of messages) if (isObject(m)) field(m, 'content', out);
   } else if (endpoint === 'completions') {
     field(body, 'prompt', out);
   } else if (endpoint === 'embeddings') {
@@ -43,8 +43,8 @@ export function responseTexts(body: Json): TextRef[] {
   const choices = body['choices'];
   if (!Array.isArray(choices)) return out;
   for (const c of choices) {
-    if (!isObj(c)) continue;
-    if (isObj(c['message'])) field(c['message'], 'content', out);
+    if (!isObject(c)) continue;
+    if (isObject(c['message'])) field(c['message'], 'content', out);
     else field(c, 'text', out);
   }
   return out;

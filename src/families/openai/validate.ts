@@ -16,6 +16,7 @@ import type * as z from 'zod';
 import { GatewayError } from '../../pipeline/errors.ts';
 import { formatParam, JsonParseError, parseStrictJson } from '../../pipeline/json.ts';
 import { REQUEST_SCHEMAS } from './schemas.ts';
+import { isObject } from '../../shared/values.ts';
 
 export type ValidatedEndpoint = 'chat' | 'completions' | 'embeddings';
 
@@ -134,10 +135,6 @@ function stripField(obj: Record<string, unknown>, field: string): void {
       if (typeof v === 'string') value[k] = stripControlChars(v);
     }
   }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** In place; tolerant of any shape (it runs before the schema). */

@@ -19,6 +19,7 @@ import type { ProcessingRequest, ProcessingResponseInput as ProcessingResponse }
 import { headerMapToView, toProcessingResponse, type AnswerPhase } from './wire.ts';
 import { connectionInfoFromAttributes } from './attributes.ts';
 import { GrpcStatus, type ServerCall } from '../transport/http2-server.ts';
+import { errorMessage } from '../../shared/values.ts';
 
 type StreamState =
   | 'awaiting_request_headers'
@@ -182,7 +183,7 @@ export class ExtProcStream {
   /** A bug or protocol violation: answer this request with our 500 if possible, else reset the stream. */
   async #internalError(phase: string | undefined, err: unknown): Promise<ProcessingResponse> {
     const protocol = err instanceof ProtocolError;
-    this.#d.log.error({ requestId: this.requestId, phase, err: err instanceof Error ? err.message : String(err), stack: protocol ? undefined : (err as Error).stack }, 'ext_proc stream error');
+    this.#d.log.error({ requestId: this.requestId, phase, err: errorMessage(err), stack: protocol ? undefined : (err as Error).stack }, 'ext_proc stream error');
     const req = this.#req;
     if (protocol || req === null || this.#responseStarted || !isAnswerPhase(phase)) {
       await this.#terminate(protocol ? 'protocol_error' : 'internal_error', err as Error);

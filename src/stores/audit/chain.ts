@@ -19,6 +19,7 @@ import type { AuditSink } from '../../pipeline/ports.ts';
 import type { AuditLineSink } from './port.ts';
 import { GroupCommit } from './group-commit.ts';
 import { signText, type SigningKey } from '../../crypto/signing.ts';
+import { errorMessage } from '../../shared/values.ts';
 
 export interface ChainOptions {
   readonly sink: AuditLineSink;
@@ -77,7 +78,7 @@ export class AuditChain implements AuditSink {
       // The whole batch in one call: one write (and one fsync) per batch.
       if (lines.length > 0) await this.#o.sink.append(lines);
     } catch (err) {
-      this.#o.log.error({ chain: mark.id, lastCommittedSeq: mark.seq, err: err instanceof Error ? err.message : String(err) }, 'audit write failed: its requests fail closed; continuing on a new chain');
+      this.#o.log.error({ chain: mark.id, lastCommittedSeq: mark.seq, err: errorMessage(err) }, 'audit write failed: its requests fail closed; continuing on a new chain');
       this.#id = randomUUID();
       this.#seq = 0;
       this.#prev = GENESIS;
