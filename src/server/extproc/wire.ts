@@ -4,7 +4,7 @@
  * that sets both) with OVERWRITE_IF_EXISTS_OR_ADD.
  */
 import type { HeaderEdits, PhaseResult } from '../../pipeline/phase-result.ts';
-import type { HeaderMap, HeaderMutationInput as HeaderMutation, ProcessingResponseInput as ProcessingResponse } from '../proto/types.ts';
+import type { CommonResponseInput, HeaderMap, HeaderMutationInput as HeaderMutation, ImmediateResponseInput, ProcessingResponseInput as ProcessingResponse } from '../proto/types.ts';
 
 export function headerMapToView(map: HeaderMap | undefined | null): Map<string, string> {
   const out = new Map<string, string>();
@@ -35,20 +35,17 @@ export type AnswerPhase = 'request_headers' | 'request_body' | 'response_headers
 /** The answer to one ext_proc message. */
 export function toProcessingResponse(phase: AnswerPhase, result: PhaseResult): ProcessingResponse {
   if (result.kind === 'respond') {
-    return {
-      immediate_response: {
-        status: { code: result.status },
-        headers: toHeaderMutation({ set: result.headers, remove: [] }),
-        body: result.body,
-        details: result.details,
-      },
-    };
+    const immediate: ImmediateResponseInput = { status: { code: result.status }, body: result.body, details: result.details };
+    const headers = toHeaderMutation({ set: result.headers, remove: [] });
+    if (headers !== undefined) immediate.headers = headers;
+    return { immediate_response: immediate };
   }
-  const common = {
-    header_mutation: toHeaderMutation(result.headers),
-    body_mutation: result.body === undefined ? undefined : { body: result.body },
-    clear_route_cache: result.clearRouteCache === true ? true : undefined,
-  };
+  // Only the fields that say something: an absent field is not encoded at all.
+  const common: CommonResponseInput = {};
+  const headers = toHeaderMutation(result.headers);
+  if (headers !== undefined) common.header_mutation = headers;
+  if (result.body !== undefined) common.body_mutation = { body: result.body };
+  if (result.clearRouteCache === true) common.clear_route_cache = true;
   const out: ProcessingResponse =
     phase === 'request_headers' ? { request_headers: { response: common } }
       : phase === 'request_body' ? { request_body: { response: common } }

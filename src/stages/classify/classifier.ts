@@ -97,7 +97,7 @@ export class Classifier {
   private readonly priorities: ReadonlyMap<string, number>;
 
   constructor(cfg: ClassifierConfig = {}) {
-    const builtins = builtinDetectors({ phiTerms: cfg.phiTerms ?? [], entropyThreshold: cfg.entropyThreshold });
+    const builtins = builtinDetectors({ phiTerms: cfg.phiTerms ?? [], ...(cfg.entropyThreshold === undefined ? {} : { entropyThreshold: cfg.entropyThreshold }) });
     const custom = (cfg.custom ?? []).map(customDetector);
     const all = [...builtins, ...custom];
     const names = new Set<string>();
