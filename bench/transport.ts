@@ -356,6 +356,9 @@ async function measureSocket(socket: SocketKind, servers: Record<Impl, ServerPro
     return sessions[impl];
   };
   const figures: Record<Impl, RoundFigure[]> = { http2: [], 'grpc-js': [] };
+  // Rounds during which other processes were busy, and the busiest of them (highest % of a core in one round).
+  const busyRounds: number[] = [];
+  const outsiders = new Map<string, number>();
   try {
     // A longer first warm-up: JIT and the connection's first streams are not what is being measured.
     for (const impl of IMPLS) tallyBatch(tally, await runBatch(await session(impl), opts.warmup * 3, opts.concurrency, timeoutMs));
@@ -394,8 +397,8 @@ async function measureSocket(socket: SocketKind, servers: Record<Impl, ServerPro
         figures[impl].push(figure);
         if (serverDelta.source === 'stat') warnings.push(`${SOCKET_LABEL[socket]} round ${round + 1} ${impl}: server CPU from /proc/<pid>/stat (10 ms resolution): a thread exited mid-round`);
         if (figure.otherBusy > 20) {
-          const busiest = topOthers(all0, all1, new Set(pids), wallMs).map((o) => `${o.comm} (pid ${o.pid}) ${fmt(o.percentOfCore)} %`);
-          warnings.push(`${SOCKET_LABEL[socket]} round ${round + 1} ${impl}: other processes used ${fmt(figure.otherBusy)} % of a core during the round (busiest: ${busiest.join(', ')})`);
+          busyRounds.push(figure.otherBusy);
+          for (const o of topOthers(all0, all1, new Set(pids), wallMs)) outsiders.set(o.comm, Math.max(outsiders.get(o.comm) ?? 0, o.percentOfCore));
         }
         say(
           `  ${SOCKET_LABEL[socket]} round ${round + 1}/${opts.rounds} ${impl.padEnd(7)}: server ${fmt(figure.serverCpuUs)} µs CPU/request, ` +
@@ -406,6 +409,14 @@ async function measureSocket(socket: SocketKind, servers: Record<Impl, ServerPro
     }
   } finally {
     for (const s of Object.values(sessions)) s.close();
+  }
+  if (busyRounds.length > 0) {
+    const busiest = [...outsiders].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([comm, pct]) => `${comm} up to ${fmt(pct)} %`);
+    warnings.push(
+      `${SOCKET_LABEL[socket]}: other processes used more than 20 % of a core in ${busyRounds.length} of ${opts.rounds * IMPLS.length} measured batches ` +
+        `(median ${fmt(median(busyRounds))} %, max ${fmt(Math.max(...busyRounds))} %; busiest: ${busiest.join(', ')}): ` +
+        'the absolute figures (latency and requests/s most of all) carry that contention; compare the per-round ratios',
+    );
   }
   return { socket, figures };
 }
