@@ -451,7 +451,7 @@ function socketSection(r: SocketResults, opts: Options): string[] {
   const row = (name: string, pick: (f: RoundFigure) => number, digits = 0): string =>
     `| ${name} | ${cell(a, pick, digits)} | ${cell(b, pick, digits)} | ${fmt(paired(pick), 2)}× |`;
   const lines = [
-    `### ${SOCKET_LABEL[r.socket]}: ${opts.concurrency} streams in flight, ${rounds} rounds of ${fmt(opts.requests)} requests per server`,
+    `### ${SOCKET_LABEL[r.socket]}: ${opts.concurrency} stream${opts.concurrency === 1 ? '' : 's'} in flight, ${rounds} rounds of ${fmt(opts.requests)} requests per server`,
     '',
     `| median (min–max) of ${rounds} rounds | ${IMPL_LABEL.http2} | ${IMPL_LABEL['grpc-js']} | http2 / grpc-js (median of per-round ratios) |`,
     '|---|--:|--:|--:|',
