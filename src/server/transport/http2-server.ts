@@ -2,10 +2,16 @@
  * The sidecar's gRPC server, written directly on node:http2.
  *
  * Why not @grpc/grpc-js's server: every client request costs one gRPC stream
- * and four messages each way, and grpc-js spends most of its per-stream CPU in
- * layers we do not use (interceptors, channelz, compression negotiation,
- * per-call metadata objects). On node:http2 with the same framing a stream
- * costs roughly 40% less CPU (DESIGN §5; our bench: docs/benchmarks.md).
+ * and four messages each way, and on top of the same node:http2 core grpc-js
+ * adds per-stream layers we do not use (interceptors, channelz, compression
+ * negotiation, per-call metadata objects). Measured by `npm run
+ * bench:transport` on 2026-12-04 (bench/transport.ts: the same zero-work
+ * ext_proc handler and proto-loader codecs on both servers, 16 streams in
+ * flight, 7 alternating rounds; 2-core Debian 12 VM, Node 24.21, grpc-js
+ * 1.14.7): 55 µs vs 78 µs of server CPU per 4-message request over a Unix
+ * socket, 0.74× (median of per-round ratios; loopback TCP 55 vs 79 µs,
+ * 0.70×), i.e. 26–30% less, not the ~40% DESIGN §5 estimated. One stream at
+ * a time: 177 vs 209 µs, 0.80×. Results: docs/benchmarks.md.
  * grpc-js stays the client in tests and tools, and its types describe the
  * services (the .proto codecs come from @grpc/proto-loader either way).
  *
