@@ -160,7 +160,7 @@ function isSeq(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
 }
 
-export function formatPosition(p: { source: string; line: number; ref?: string }): string {
+export function formatPosition(p: { source: string; line: number; ref?: string | undefined }): string {
   return `${p.source}:${p.line}${p.ref === undefined ? '' : ` (${p.ref})`}`;
 }
 
