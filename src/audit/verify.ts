@@ -33,6 +33,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { canonicalJson, GENESIS, recordHash } from '../crypto/canonical.ts';
 import { verifyText } from '../crypto/signing.ts';
+import { describeRedisUrl } from '../stores/redis-connection.ts';
 
 /** One line of an audit source. */
 export interface SourceLine {
@@ -159,7 +160,7 @@ function isSeq(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
 }
 
-export function formatPosition(p: { source: string; line: number; ref?: string }): string {
+export function formatPosition(p: { source: string; line: number; ref?: string | undefined }): string {
   return `${p.source}:${p.line}${p.ref === undefined ? '' : ` (${p.ref})`}`;
 }
 
@@ -475,16 +476,6 @@ export interface RedisStreamSourceOptions {
   /** Entries per XRANGE page (default 1000). */
   readonly pageSize?: number;
   readonly commandTimeoutMs?: number;
-}
-
-/** Where a URL points, without credentials (for messages). */
-export function describeRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
-  } catch {
-    return 'redis';
-  }
 }
 
 /**

@@ -11,12 +11,15 @@
 import { parseArgs } from 'node:util';
 import { generateSigningKey } from '../crypto/signing.ts';
 import { exportUsage, parseRange, usageToCsv, usageToJson } from '../audit/export.ts';
+import { asUsage, type CommandGroup, dispatch, usage, UsageError } from './dispatch.ts';
 import { fileSources, formatPosition, loadPublicKeys, redisStreamSource, type SourceLine, type VerifyIssue, type VerifyReport, verifyAudit } from '../audit/verify.ts';
 
-const HELP = `Usage: inference-gateway audit <command> [options]
-
-Commands:
-  verify [--keys PATH]... [--require-sealed] [--json] (FILE|DIR)...
+const AUDIT: CommandGroup = {
+  name: 'audit',
+  header: 'Usage: inference-gateway audit <command> [options]\n\nCommands:\n',
+  commands: {
+    verify: {
+      usage: `  verify [--keys PATH]... [--require-sealed] [--json] (FILE|DIR)...
   verify [--keys PATH]... [--require-sealed] [--json] --redis URL [--stream NAME] [--prefix P]
       Checks every chain: consecutive seq, prev hashes, checkpoint signatures and hashes,
       truncation. --keys: PEM public (or private) keys, files or directories of *.pem/*.pub;
@@ -25,19 +28,35 @@ Commands:
       A directory is read as its *.jsonl files sorted by name, so rotated
       audit-<timestamp>.jsonl files come before the live audit.jsonl. Files are read in
       the order given. Exit 0 ok, 1 broken (the first broken position is printed), 2 usage.
-  export [--format json|csv] [--from DATE] [--to DATE] (FILE|DIR)... | --redis URL [--stream NAME]
+`,
+      run: verify,
+    },
+    export: {
+      usage: `  export [--format json|csv] [--from DATE] [--to DATE] (FILE|DIR)... | --redis URL [--stream NAME]
       Usage per UTC day, org, tenant and model: requests, prompt/completion tokens
       (estimated ones counted apart), outcomes. DATE: YYYY-MM-DD (whole UTC day, both
       ends included) or an ISO 8601 timestamp (--from inclusive, --to exclusive).
-  keygen --out FILE
+`,
+      run: exportCmd,
+    },
+    keygen: {
+      usage: `  keygen --out FILE
       Writes a new Ed25519 checkpoint signing key to FILE (0600) and its public key to
       FILE.pub; prints the key id (kid).
-
+`,
+      run: keygen,
+    },
+  },
+  footer: `
 Redis: --stream defaults to igw:audit (audit.stream); --prefix is prepended to it;
 --timeout-ms N bounds each command (default 10000).
-`;
-
-class UsageError extends Error {}
+`,
+  // An input that cannot be read is a usage error (exit 2), like a bad flag; anything else is a fault.
+  exitCodeFor: (err) => {
+    const code = err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
+    return code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR' ? 2 : undefined;
+  },
+};
 
 const SOURCE_OPTIONS = {
   redis: { type: 'string' },
@@ -48,46 +67,7 @@ const SOURCE_OPTIONS = {
 } as const;
 
 export async function auditCommand(argv: string[]): Promise<number> {
-  const sub = argv[0];
-  const rest = argv.slice(1);
-  try {
-    switch (sub) {
-      case 'verify':
-        return await verify(rest);
-      case 'export':
-        return await exportCmd(rest);
-      case 'keygen':
-        return await keygen(rest);
-      case '--help':
-      case '-h':
-      case 'help':
-        process.stdout.write(HELP);
-        return 0;
-      default:
-        process.stderr.write(sub === undefined ? HELP : `audit: unknown command '${sub}'\n\n${HELP}`);
-        return 2;
-    }
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`audit ${sub ?? ''}: ${err.message}\n`);
-      return 2;
-    }
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR') {
-      process.stderr.write(`audit ${sub ?? ''}: ${(err as Error).message}\n`);
-      return 2;
-    }
-    throw err;
-  }
-}
-
-/** parseArgs errors are usage errors. */
-function parse<T>(run: () => T): T {
-  try {
-    return run();
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  return dispatch(AUDIT, argv);
 }
 
 function timeoutOf(s: string): number {
@@ -103,12 +83,12 @@ function sourcesOf(positionals: string[], v: { redis?: string | undefined; strea
     if (!/^rediss?:\/\//.test(v.redis)) throw new UsageError('--redis must be a redis:// or rediss:// URL');
     return redisStreamSource({ url: v.redis, stream: v.stream, prefix: v.prefix, commandTimeoutMs: timeoutOf(v['timeout-ms']) });
   }
-  if (positionals.length === 0) throw new UsageError(`no input: give audit files or directories, or --redis URL\n\n${HELP}`);
+  if (positionals.length === 0) throw new UsageError(`no input: give audit files or directories, or --redis URL\n\n${usage(AUDIT)}`);
   return fileSources(positionals);
 }
 
 async function verify(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse(() =>
+  const { values: v, positionals } = asUsage(() =>
     parseArgs({
       args,
       allowPositionals: true,
@@ -121,16 +101,11 @@ async function verify(args: string[]): Promise<number> {
     }),
   );
   if (v.help === true) {
-    process.stdout.write(HELP);
+    process.stdout.write(usage(AUDIT));
     return 0;
   }
   const sources = sourcesOf(positionals, v);
-  let keys;
-  try {
-    keys = loadPublicKeys(v.keys);
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  const keys = asUsage(() => loadPublicKeys(v.keys));
   const report = await verifyAudit(sources, keys, { requireSealed: v['require-sealed'] });
   if (v.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(summary(report, keys.size));
@@ -164,7 +139,7 @@ export function summary(r: VerifyReport, keyCount: number): string {
 }
 
 async function exportCmd(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse(() =>
+  const { values: v, positionals } = asUsage(() =>
     parseArgs({
       args,
       allowPositionals: true,
@@ -172,16 +147,12 @@ async function exportCmd(args: string[]): Promise<number> {
     }),
   );
   if (v.help === true) {
-    process.stdout.write(HELP);
+    process.stdout.write(usage(AUDIT));
     return 0;
   }
   if (v.format !== 'json' && v.format !== 'csv') throw new UsageError(`--format must be json or csv, not ${v.format}`);
   const range = { ...(v.from === undefined ? {} : { from: v.from }), ...(v.to === undefined ? {} : { to: v.to }) };
-  try {
-    parseRange(range);
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  asUsage(() => parseRange(range));
   const report = await exportUsage(sourcesOf(positionals, v), range);
   process.stdout.write(v.format === 'csv' ? usageToCsv(report) : usageToJson(report));
   if (report.skipped > 0) process.stderr.write(`audit export: skipped ${report.skipped} line(s) that are not audit records (run 'audit verify')\n`);
@@ -189,9 +160,9 @@ async function exportCmd(args: string[]): Promise<number> {
 }
 
 async function keygen(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse(() => parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+  const { values: v, positionals } = asUsage(() => parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
   if (v.help === true) {
-    process.stdout.write(HELP);
+    process.stdout.write(usage(AUDIT));
     return 0;
   }
   if (v.out === undefined || positionals.length > 0) throw new UsageError('usage: audit keygen --out FILE');

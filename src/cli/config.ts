@@ -2,12 +2,27 @@
 import { loadConfig } from '../config/load.ts';
 import { loadSnapshotFile } from '../control/snapshot.ts';
 import { loadPublicKeys } from '../crypto/signing.ts';
+import { type CommandGroup, dispatch, usage } from './dispatch.ts';
+
+const CONFIG: CommandGroup = {
+  name: 'config',
+  header: 'Usage: ',
+  commands: { validate: { usage: 'inference-gateway config validate FILE\n', run: validate } },
+  // As config has always answered: the usage on stdout, `help` not a help word.
+  helpWords: ['--help', '-h'],
+  missingTo: 'stdout',
+  unknown: 'as-missing',
+};
 
 export async function configCommand(argv: string[]): Promise<number> {
-  const [sub, file] = argv;
-  if (sub !== 'validate' || file === undefined) {
-    process.stdout.write('Usage: inference-gateway config validate FILE\n');
-    return sub === '--help' || sub === '-h' ? 0 : 2;
+  return dispatch(CONFIG, argv);
+}
+
+function validate(argv: string[]): number {
+  const file = argv[0];
+  if (file === undefined) {
+    process.stdout.write(usage(CONFIG));
+    return 2;
   }
   const config = loadConfig(file); // throws ConfigError naming each bad path
   const snapshot = loadSnapshotFile(config.routing.snapshotFile, { keys: loadPublicKeys(config.routing.publicKeys) });

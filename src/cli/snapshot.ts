@@ -8,38 +8,54 @@ import { Redis } from 'ioredis';
 import { parse as parseYaml, stringify } from 'yaml';
 import { ConfigError } from '../config/errors.ts';
 import { loadPublicKeys, loadSigningKey, signText } from '../crypto/signing.ts';
+import { type CommandGroup, dispatch, usage } from './dispatch.ts';
 import { describeRedisUrl } from '../stores/redis-connection.ts';
 import { NO_TRUST, parseSnapshot, signedContent } from '../control/snapshot.ts';
 import type { Snapshot } from '../pipeline/snapshot.ts';
 
-const HELP = `Usage:
-  inference-gateway snapshot sign --key CONTROL_PLANE_KEY.pem [--issued-at ISO] [--out FILE] SNAPSHOT.yaml
+const SNAPSHOT: CommandGroup = {
+  name: 'snapshot',
+  header: 'Usage:\n',
+  commands: {
+    sign: {
+      usage: `  inference-gateway snapshot sign --key CONTROL_PLANE_KEY.pem [--issued-at ISO] [--out FILE] SNAPSHOT.yaml
       Sets issuedAt (now unless given), signs with the Ed25519 key, writes the signed snapshot
       (in place unless --out). Sidecars with routing.publicKeys accept only signed snapshots.
-  inference-gateway snapshot verify --keys PUBLIC_KEY.pem [--keys …] SNAPSHOT.yaml
+`,
+      run: sign,
+    },
+    verify: {
+      usage: `  inference-gateway snapshot verify --keys PUBLIC_KEY.pem [--keys …] SNAPSHOT.yaml
       Validates the snapshot and its signature; exit 1 if either fails.
-  inference-gateway snapshot publish --redis URL [--key K] [--channel C] [--keys PUBLIC_KEY.pem …]
+`,
+      run: verify,
+    },
+    publish: {
+      usage: `  inference-gateway snapshot publish --redis URL [--key K] [--channel C] [--keys PUBLIC_KEY.pem …]
                                      [--timeout-ms N] SNAPSHOT.yaml
       Checks the snapshot is valid, signed and carries issuedAt (with --keys: that the signature
       verifies), refuses if the Redis key holds a newer one, then SETs the key and PUBLISHes the
       version on the channel (sidecars with routing.redis re-read the key). Defaults match
       routing.redis: key igw:routing:snapshot, channel igw:routing:snapshot:published.
-`;
+`,
+      run: publish,
+    },
+  },
+  // As snapshot has always answered: the usage on stdout, `help` not a help word.
+  helpWords: ['--help', '-h'],
+  missingTo: 'stdout',
+  unknown: 'as-missing',
+};
 
 export async function snapshotCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === 'sign') return sign(rest);
-  if (sub === 'verify') return verify(rest);
-  if (sub === 'publish') return publish(rest);
-  process.stdout.write(HELP);
-  return sub === '--help' || sub === '-h' ? 0 : 2;
+  return dispatch(SNAPSHOT, argv);
 }
 
 function sign(argv: string[]): number {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { key: { type: 'string' }, 'issued-at': { type: 'string' }, out: { type: 'string' } } });
   const file = positionals[0];
   if (values.key === undefined || file === undefined) {
-    process.stderr.write(HELP);
+    process.stderr.write(usage(SNAPSHOT));
     return 2;
   }
   const key = loadSigningKey(values.key);
@@ -61,7 +77,7 @@ function verify(argv: string[]): number {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { keys: { type: 'string', multiple: true } } });
   const file = positionals[0];
   if (values.keys === undefined || file === undefined) {
-    process.stderr.write(HELP);
+    process.stderr.write(usage(SNAPSHOT));
     return 2;
   }
   const snapshot = parseSnapshot(readFileSync(file, 'utf8'), file, { keys: loadPublicKeys(values.keys) });
@@ -88,7 +104,7 @@ async function publish(argv: string[]): Promise<number> {
   const file = positionals[0];
   const timeoutMs = Number(values['timeout-ms'] ?? '5000');
   if (values.redis === undefined || !/^rediss?:\/\//.test(values.redis) || file === undefined || positionals.length !== 1 || !Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-    process.stderr.write(HELP);
+    process.stderr.write(usage(SNAPSHOT));
     return 2;
   }
   const key = values.key ?? 'igw:routing:snapshot';

@@ -26,10 +26,10 @@
  * covers staleness). Both connections reconnect by themselves with capped
  * exponential backoff; a failed read is retried with the same backoff.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.ts';
-import { describeRedisUrl, RedisConnectionState } from '../stores/redis-connection.ts';
+import { describeRedisUrl, type RedisClientOptions, RedisConnectionState } from '../stores/redis-connection.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { acceptSnapshot } from './accept.ts';
 import { parseSnapshot, type SnapshotHolder, type SnapshotTrust } from './snapshot.ts';
@@ -80,7 +80,7 @@ export class RedisSnapshotSubscriber {
     if (opts.trust.keys.size === 0) throw new Error('routing snapshots over Redis need routing.publicKeys: only signed snapshots may be delivered this way');
     this.#opts = opts;
     this.description = describeRedisUrl(opts.url);
-    const common: RedisOptions = {
+    const common: RedisClientOptions = {
       lazyConnect: true,
       connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
       retryStrategy: (times) => redisBackoffMs(times),

@@ -8,10 +8,18 @@
  * Each adapter keeps its own commands, timeouts and error classes: the
  * errors thrown here are made by the adapter (`makeError`).
  */
-import type { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 
 const ERROR_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Options the adapters build for their ioredis clients. ioredis declares
+ * `replyMapping` as `?: T | undefined` in RedisOptions but as `?: T` in its
+ * constructors, so a value typed RedisOptions cannot be passed on under
+ * exactOptionalPropertyTypes; the gateway never sets it.
+ */
+export type RedisClientOptions = Omit<RedisOptions, 'replyMapping'>;
 
 export interface RedisClusterSeed {
   readonly host: string;

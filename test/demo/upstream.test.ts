@@ -44,7 +44,7 @@ function rawStream(
   url: string,
   body: unknown,
   headers: Record<string, string> = {},
-): Promise<{ status: number; pieces: string[]; complete: boolean; error?: Error }> {
+): Promise<{ status: number; pieces: string[]; complete: boolean; error?: Error | undefined }> {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
     const req = httpRequest(
@@ -581,7 +581,7 @@ void describe('errors', () => {
       ['GET', '/v1/chat/completions'],
       ['DELETE', '/v1/models'],
       ['GET', '/__demo/other'],
-    ]) {
+    ] as const) {
       const res = await fetch(`${up.url}${path}`, { method });
       assert.equal(res.status, 404, `${method} ${path}`);
       assert.equal(res.headers.get('content-type'), 'application/json');

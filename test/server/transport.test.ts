@@ -264,7 +264,7 @@ test('graceful shutdown lets a call in flight finish, then refuses new connectio
   await s2.listen({ path: sock });
   const Ctor = grpc.makeGenericClientConstructor(clientDef, 'T');
   const c = new Ctor(`unix:${sock}`, grpc.credentials.createInsecure()) as unknown as Client;
-  const inFlight = new Promise<{ err: grpc.ServiceError | null; res?: Buffer }>((resolve) => {
+  const inFlight = new Promise<{ err: grpc.ServiceError | null; res?: Buffer | undefined }>((resolve) => {
     (c.Echo as (b: Buffer, cb: (e: grpc.ServiceError | null, r?: Buffer) => void) => void).call(c, Buffer.from('slow'), (err, res) => resolve({ err, res }));
   });
   await new Promise((r) => setTimeout(r, 100));

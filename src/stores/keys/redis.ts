@@ -24,11 +24,11 @@
  * within milliseconds normally, and within `cacheSeconds` at worst.
  * Unknown ids are not cached here (the verifier's negative cache does that).
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeyRecord, KeyUpdate, WritableKeyStore } from './port.ts';
 import { recordFromRedisFields, redisFieldsFromRecord } from './record.ts';
-import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
+import { describeRedisUrl, type RedisClientOptions, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
 
 export interface RedisKeyStoreOptions {
   /** redis:// or rediss:// URL. */
@@ -105,7 +105,7 @@ export class RedisKeyStore implements WritableKeyStore {
     this.#timeoutMs = opts.commandTimeoutMs;
     this.#cacheMs = opts.cacheSeconds * 1000;
     this.#now = opts.now ?? Date.now;
-    const common: RedisOptions = {
+    const common: RedisClientOptions = {
       lazyConnect: true,
       connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
       retryStrategy: (times) => Math.min(100 * times, 1000),
@@ -243,7 +243,7 @@ export class RedisKeyStore implements WritableKeyStore {
     else this.#cache.delete(id);
   }
 
-  #subscribe(url: string, common: RedisOptions): Redis {
+  #subscribe(url: string, common: RedisClientOptions): Redis {
     const sub = new Redis(url, {
       ...common,
       connectionName: 'inference-gateway-keys-sub',

@@ -21,12 +21,12 @@
  * been applied by Redis: its leases then expire after leaseMs.
  */
 import { createHash } from 'node:crypto';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Decision, LimitSpec, LimitState, QuotaStore, Settlement } from './port.ts';
 import { isTokenLimit, validateLimits, wholeCost } from './memory.ts';
 import { ADMIT_LUA, SETTLE_LUA } from './redis-script.ts';
-import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
+import { describeRedisUrl, type RedisClientOptions, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
 
 export interface RedisClusterNode {
   readonly host: string;
@@ -96,7 +96,7 @@ export class RedisQuotaStore implements QuotaStore {
     this.#prefix = opts.keyPrefix;
     this.#timeoutMs = opts.commandTimeoutMs;
     this.#now = opts.now;
-    const node: RedisOptions = {
+    const node: RedisClientOptions = {
       connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
       commandTimeout: opts.commandTimeoutMs,
       // A silent dead peer: destroy the socket so reconnection starts.
