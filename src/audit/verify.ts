@@ -34,6 +34,7 @@ import { Redis } from 'ioredis';
 import { canonicalJson, GENESIS, recordHash } from '../crypto/canonical.ts';
 import { verifyText } from '../crypto/signing.ts';
 import { describeRedisUrl } from '../stores/redis-connection.ts';
+import { isObject } from '../shared/values.ts';
 
 /** One line of an audit source. */
 export interface SourceLine {
@@ -151,10 +152,6 @@ interface ChainState {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function isSeq(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;

@@ -4,6 +4,7 @@
  * assembled from it, and the one place that decides what a help word, a
  * missing or unknown subcommand, and an error a subcommand throws come to.
  */
+import { errorMessage } from '../shared/values.ts';
 
 /** A bad command line: `<group> <subcommand>: <message>` on stderr, exit 2. */
 export class UsageError extends Error {}
@@ -13,7 +14,7 @@ export function asUsage<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    throw new UsageError(messageOf(err));
+    throw new UsageError(errorMessage(err));
   }
 }
 
@@ -83,11 +84,8 @@ export async function dispatch(group: CommandGroup, argv: readonly string[], out
   } catch (err) {
     const code = err instanceof UsageError ? 2 : group.exitCodeFor?.(err);
     if (code === undefined) throw err;
-    out.stderr.write(`${group.name} ${sub}: ${messageOf(err)}\n`);
+    out.stderr.write(`${group.name} ${sub}: ${errorMessage(err)}\n`);
     return code;
   }
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

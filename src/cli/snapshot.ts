@@ -12,6 +12,7 @@ import { type CommandGroup, dispatch, usage } from './dispatch.ts';
 import { describeRedisUrl } from '../stores/redis-connection.ts';
 import { NO_TRUST, parseSnapshot, signedContent } from '../control/snapshot.ts';
 import type { Snapshot } from '../pipeline/snapshot.ts';
+import { errorMessage } from '../shared/values.ts';
 
 const SNAPSHOT: CommandGroup = {
   name: 'snapshot',
@@ -148,7 +149,7 @@ async function publish(argv: string[]): Promise<number> {
     process.stdout.write(`published ${file} (version ${snapshot.version}, issuedAt ${new Date(snapshot.issuedAt ?? 0).toISOString()}, kid ${kid}) to ${where}: SET ${key}, PUBLISH ${channel} (${receivers} subscriber${receivers === 1 ? '' : 's'} notified)\n`);
     return 0;
   } catch (err) {
-    process.stderr.write(`${file}: not published: Redis ${where}: ${err instanceof Error ? err.message : String(err)}${lastError === null ? '' : ` (${lastError})`}\n`);
+    process.stderr.write(`${file}: not published: Redis ${where}: ${errorMessage(err)}${lastError === null ? '' : ` (${lastError})`}\n`);
     return 1;
   } finally {
     redis.disconnect();

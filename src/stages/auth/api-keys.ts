@@ -25,6 +25,7 @@ import { GatewayError } from '../../pipeline/errors.ts';
 import type { ApiKeyStore, KeyRecord } from '../../stores/keys/port.ts';
 import type { Allow, Credential } from '../../pipeline/identity.ts';
 import { parseApiKey } from '../../crypto/api-key-format.ts';
+import { errorMessage } from '../../shared/values.ts';
 
 export type ApiKeyCredential = Extract<Credential, { method: 'api_key' }>;
 
@@ -178,7 +179,7 @@ export class ApiKeyVerifier {
         return record;
       },
       (err: unknown) => {
-        this.#log?.warn({ keyId: id, err: err instanceof Error ? err.message : String(err) }, 'API key store lookup failed');
+        this.#log?.warn({ keyId: id, err: errorMessage(err) }, 'API key store lookup failed');
         throw new GatewayError('authentication_unavailable', `API key ${id} could not be checked: the key store is unavailable.`);
       },
     ).finally(() => this.#inflight.delete(id));

@@ -40,6 +40,7 @@ import type { AuthConfig, JwtIssuerConfig } from '../../config/schema.ts';
 import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
 import type { Allow, Credential } from '../../pipeline/identity.ts';
+import { errorMessage } from '../../shared/values.ts';
 
 export type JwtCredential = Extract<Credential, { method: 'jwt' }>;
 
@@ -381,7 +382,7 @@ class FileKeys {
       this.#local = parseJwks(readFileSync(path, 'utf8'));
       this.#signature = { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino };
     } catch (err) {
-      throw new Error(`auth.jwt: issuer ${issuer}: cannot load jwksFile ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new Error(`auth.jwt: issuer ${issuer}: cannot load jwksFile ${path}: ${errorMessage(err)}`, { cause: err });
     }
     this.#checkedAt = performance.now();
     this.resolver = guarded(async (header, token) => {

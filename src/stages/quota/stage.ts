@@ -14,6 +14,7 @@ import type { Metrics } from '../../telemetry/metrics.ts';
 import { ZoneOffset } from './clock.ts';
 import { formatReset, rateLimitHeaders } from './headers.ts';
 import { buildLimits } from './limits.ts';
+import { errorMessage } from '../../shared/values.ts';
 
 /** The stage's ticket: what the pipeline sees, plus where the reservation is held. */
 export interface QuotaTicket extends PortTicket {
@@ -121,7 +122,7 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
       await ticket.store.settle(ticket.requestId, ticket.tag, { tokenDelta: usedTokens - ticket.reservedTokens });
     } catch (err) {
       this.#d.metrics.quotaStoreErrors.inc({ operation: 'settle' });
-      this.#d.log.warn({ requestId: ticket.requestId, err: err instanceof Error ? err.message : String(err) }, 'quota settlement failed; leases expire by TTL');
+      this.#d.log.warn({ requestId: ticket.requestId, err: errorMessage(err) }, 'quota settlement failed; leases expire by TTL');
     }
   }
 
@@ -129,7 +130,7 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
     const now = this.#now();
     if (now - this.#lastDegradedLog < 10_000) return; // one line per 10 s, not one per request
     this.#lastDegradedLog = now;
-    this.#d.log.warn({ plan: plan.name, policy: plan.whenStoreDown, err: err instanceof Error ? err.message : String(err) }, 'quota store unavailable: applying the plan\'s policy');
+    this.#d.log.warn({ plan: plan.name, policy: plan.whenStoreDown, err: errorMessage(err) }, 'quota store unavailable: applying the plan\'s policy');
   }
 }
 

@@ -27,6 +27,7 @@ import type { Decision, LimitSpec, LimitState, QuotaStore, Settlement } from './
 import { isTokenLimit, validateLimits, wholeCost } from './memory.ts';
 import { ADMIT_LUA, SETTLE_LUA } from './redis-script.ts';
 import { describeRedisUrl, type RedisClientOptions, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
+import { errorMessage } from '../../shared/values.ts';
 
 export interface RedisClusterNode {
   readonly host: string;
@@ -207,7 +208,7 @@ export class RedisQuotaStore implements QuotaStore {
       return await Promise.race([work, deadline]);
     } catch (err) {
       if (err instanceof QuotaStoreUnavailableError || err instanceof RangeError) throw err;
-      const msg = err instanceof Error ? err.message : String(err);
+      const msg = errorMessage(err);
       throw new QuotaStoreUnavailableError(`Redis (${this.description}) quota call failed: ${msg}`, { cause: err });
     } finally {
       clearTimeout(timer);
