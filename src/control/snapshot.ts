@@ -64,7 +64,7 @@ function checkTargets(t: TargetsInput, ctx: z.RefinementCtx, at: (string | numbe
   });
 }
 
-const SnapshotSchema = z.strictObject({
+export const SnapshotSchema = z.strictObject({
   version: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -'),
   /** When the control plane issued it: an older snapshot never replaces a newer one (no rollback). */
   issuedAt: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time' }).optional(),

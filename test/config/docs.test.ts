@@ -1,5 +1,6 @@
 /**
- * docs/configuration.md is kept equal to the config schema, the way
+ * docs/configuration.md is kept equal to the config schema (and its Routing
+ * snapshot section to the snapshot format), the way
  * docs/errors.md is kept equal to the error registry
  * (test/pipeline/errors.test.ts).
  *
@@ -24,6 +25,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigSchema } from '../../src/config/schema.ts';
+import { SnapshotSchema } from '../../src/control/snapshot.ts';
 
 const DOC = new URL('../../docs/configuration.md', import.meta.url);
 
@@ -89,13 +91,13 @@ interface Documented {
   readonly line: number;
 }
 
-/** The paths and defaults in the tables of the doc's `## Settings` section. */
-function documentedSettings(markdown: string): { rows: Documented[]; problems: string[] } {
+/** The paths and defaults in the tables of one `## ` section of the doc. */
+function documentedSettings(markdown: string, section: string): { rows: Documented[]; problems: string[] } {
   const rows: Documented[] = [];
   const problems: string[] = [];
   const lines = markdown.split('\n');
-  const start = lines.indexOf('## Settings');
-  if (start < 0) return { rows, problems: ['no "## Settings" section'] };
+  const start = lines.indexOf(section);
+  if (start < 0) return { rows, problems: [`no "${section}" section`] };
   for (let i = start + 1; i < lines.length && !(lines[i] ?? '').startsWith('## '); i++) {
     const line = lines[i] ?? '';
     if (!line.startsWith('| `')) continue;
@@ -140,9 +142,9 @@ function describe(d: Default): string {
 }
 
 /** Where the doc and the schema disagree, one line each; empty when they agree. */
-function mismatches(schema: z.core.$ZodType, markdown: string): string[] {
+function mismatches(schema: z.core.$ZodType, markdown: string, section = '## Settings'): string[] {
   const settings = settingsOf(schema);
-  const { rows, problems } = documentedSettings(markdown);
+  const { rows, problems } = documentedSettings(markdown, section);
   const seen = new Set<string>();
   for (const row of rows) {
     const s = settings.get(row.path);
@@ -157,6 +159,10 @@ function mismatches(schema: z.core.$ZodType, markdown: string): string[] {
 
 test('docs/configuration.md documents every setting of the config schema, and only those, with their defaults', () => {
   assert.deepEqual(mismatches(ConfigSchema, readFileSync(DOC, 'utf8')), []);
+});
+
+test('docs/configuration.md documents every field of the routing snapshot format, and only those, with their defaults', () => {
+  assert.deepEqual(mismatches(SnapshotSchema, readFileSync(DOC, 'utf8'), '## Routing snapshot'), []);
 });
 
 test('the schema walk reaches list entries, nested objects, optional objects and scalar lists', () => {
