@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { jwtVerify } from 'jose';
 import type { JWTPayload } from 'jose';
 import { ConfigSchema } from '../../src/config/schema.ts';
@@ -61,6 +60,17 @@ function jwtConfig(issuers: IssuerInput[], extra: Record<string, unknown> = {}):
 
 function verifier(issuers: IssuerInput[], extra: Record<string, unknown> = {}, opts: JwtVerifierOptions = {}): JwtVerifier {
   return new JwtVerifier(jwtConfig(issuers, extra), { now: () => T0, ...opts });
+}
+
+/** A clock the test moves: cooldowns, back-off and file checks pass when the test says so, not after real waiting. */
+function testClock(start = T0): { readonly now: () => number; advance(ms: number): void } {
+  let t = start;
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms;
+    },
+  };
 }
 
 function claims(extra: JWTPayload = {}, iss = ISS): JWTPayload {
@@ -303,7 +313,8 @@ test('unknown kids: a flood causes at most one JWKS fetch per cooldown; kid is o
   const keys = await makeKeyPair('RS256');
   const s = await server([keys]);
   const fetches: string[] = [];
-  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { onJwksFetch: (iss, outcome) => fetches.push(`${iss}:${outcome}`) });
+  const clock = testClock();
+  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { now: clock.now, onJwksFetch: (iss, outcome) => fetches.push(`${iss}:${outcome}`) });
 
   const flood = async (): Promise<void> => {
     const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) =>
@@ -327,8 +338,11 @@ test('unknown kids: a flood causes at most one JWKS fetch per cooldown; kid is o
   // A known kid still works from the cache.
   assert.equal((await v.verify(await mintFor(keys, claims()))).principal, 'alice');
   assert.equal(s.requests, 1);
-  // After the cooldown (1 s, from config): exactly one more.
-  await sleep(1100);
+  // Up to the end of the cooldown (1 s, from config): still none; then exactly one more.
+  clock.advance(999);
+  await flood();
+  assert.equal(s.requests, 1, 'no fetch 1 ms before the cooldown ends');
+  clock.advance(1);
   await flood();
   assert.equal(s.requests, 2, 'one fetch per cooldown');
   assert.deepEqual(new Set(s.paths), new Set([s.path]), 'kid never became part of a URL');
@@ -339,10 +353,14 @@ test('a rotated remote key is fetched once its kid shows up (after the cooldown)
   const old = await makeKeyPair('RS256');
   const next = await makeKeyPair('RS256');
   const s = await server([old]);
-  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }]);
+  const clock = testClock();
+  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { now: clock.now });
   assert.equal((await v.verify(await mintFor(old, claims()))).principal, 'alice');
   s.setKeys([old, next]);
-  await sleep(1100);
+  const early = await mintFor(next, claims({ sub: 'bob' }));
+  await refused(v.verify(early), early, 'invalid_token', /no signing key matches/);
+  assert.equal(s.requests, 1, 'not refetched within the cooldown');
+  clock.advance(1000);
   assert.equal((await v.verify(await mintFor(next, claims({ sub: 'bob' })))).principal, 'bob');
   assert.equal(s.requests, 2);
 });
@@ -416,7 +434,8 @@ test('JWKS server hanging: refused within jwksTimeoutMs, concurrent and later re
   const s = await server([keys]);
   s.mode = 'hang';
   const outcomes: string[] = [];
-  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksTimeoutMs: 300, jwksCooldownSeconds: 2 }], {}, { onJwksFetch: (_i, o) => outcomes.push(o) });
+  const clock = testClock();
+  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksTimeoutMs: 300, jwksCooldownSeconds: 2 }], {}, { now: clock.now, onJwksFetch: (_i, o) => outcomes.push(o) });
   const token = await mintFor(keys, claims());
   const t0 = performance.now();
   const results = await Promise.allSettled(Array.from({ length: 20 }, () => v.verify(token)));
@@ -433,9 +452,12 @@ test('JWKS server hanging: refused within jwksTimeoutMs, concurrent and later re
   assert.ok(performance.now() - t1 < 100);
   assert.equal(s.requests, 1);
   assert.deepEqual(outcomes, ['error']);
-  // Recovery once the back-off (min(cooldown, 5 s) = 2 s) is over.
+  // Recovery once the back-off (min(cooldown, 5 s) = 2 s) is over, not before.
   s.mode = 'ok';
-  await sleep(2100);
+  clock.advance(1999);
+  await refused(v.verify(token), token, 'authentication_unavailable');
+  assert.equal(s.requests, 1, 'still backing off 1 ms before the end');
+  clock.advance(1);
   assert.equal((await v.verify(token)).principal, 'alice');
   assert.equal(s.requests, 2);
   assert.deepEqual(outcomes, ['error', 'ok']);
@@ -458,13 +480,37 @@ test('JWKS answering 500, garbage or a non-JWKS document: refused with authentic
 test('a cached JWKS keeps known keys working through an outage; unknown kids then get 503, not acceptance', async () => {
   const keys = await makeKeyPair('RS256');
   const s = await server([keys]);
-  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }]);
+  const clock = testClock();
+  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { now: clock.now });
   assert.equal((await v.verify(await mintFor(keys, claims()))).principal, 'alice');
   s.mode = 'error';
-  await sleep(1100);
+  clock.advance(1000); // past the cooldown: an unknown kid now asks the (failing) server
   assert.equal((await v.verify(await mintFor(keys, claims({ sub: 'bob' })))).principal, 'bob', 'cached key, no fetch needed');
   const stranger = await mintToken({ privateKey: keys.privateKey, alg: 'RS256', kid: 'rotated-in', claims: claims() });
   await refused(v.verify(stranger), stranger, 'authentication_unavailable');
+});
+
+test('remote keys older than jwksMaxAgeSeconds are fetched again before use; stale keys and a failing server → 503 (injected clock)', async () => {
+  const keys = await makeKeyPair('RS256');
+  const s = await server([keys]);
+  const clock = testClock();
+  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksMaxAgeSeconds: 120 }], {}, { now: clock.now });
+  // Distinct tokens, so each one needs a key lookup (a reused token would come from the verified-token cache).
+  let jti = 0;
+  const fresh = (): Promise<string> => mintFor(keys, claims({ jti: `t${++jti}`, exp: clock.now() / 1000 + 300 }));
+  assert.equal((await v.verify(await fresh())).principal, 'alice');
+  assert.equal(s.requests, 1);
+  clock.advance(119_999);
+  assert.equal((await v.verify(await fresh())).principal, 'alice');
+  assert.equal(s.requests, 1, 'still fresh 1 ms before the max age');
+  clock.advance(1);
+  assert.equal((await v.verify(await fresh())).principal, 'alice');
+  assert.equal(s.requests, 2, 'refetched at the max age');
+  s.mode = 'error';
+  clock.advance(120_000);
+  const stale = await fresh();
+  await refused(v.verify(stale), stale, 'authentication_unavailable');
+  assert.equal(s.requests, 3);
 });
 
 test("a second issuer's token signed with the first issuer's key is refused", async () => {
@@ -500,7 +546,8 @@ test('JWKS file: rotation is picked up (in place and by atomic rename); a broken
   const k3 = await makeKeyPair('ES256');
   const path = jwksFile([k1]);
   const outcomes: string[] = [];
-  const v = verifier([{ issuer: ISS, audiences: [AUD], jwksFile: path }], {}, { onJwksFetch: (_i, o) => outcomes.push(o) });
+  const clock = testClock();
+  const v = verifier([{ issuer: ISS, audiences: [AUD], jwksFile: path }], {}, { now: clock.now, onJwksFetch: (_i, o) => outcomes.push(o) });
   const t1 = await mintFor(k1, claims());
   const t2 = await mintFor(k2, claims());
   const t3 = await mintFor(k3, claims());
@@ -508,16 +555,19 @@ test('JWKS file: rotation is picked up (in place and by atomic rename); a broken
   await refused(v.verify(t2), t2, 'invalid_token', /no signing key matches/);
 
   writeJwksFile(path, [k2]);
-  await sleep(1100);
+  // The file is checked at most once a second: not yet 1 ms before, then picked up.
+  clock.advance(999);
+  await refused(v.verify(t2), t2, 'invalid_token', /no signing key matches/);
+  clock.advance(1);
   assert.equal((await v.verify(t2)).principal, 'alice', 'new key picked up');
   await refused(v.verify(t1), t1, 'invalid_token', /no signing key matches/);
 
   writeJwksFile(path, [k3], { atomic: true });
-  await sleep(1100);
+  clock.advance(1000);
   assert.equal((await v.verify(t3)).principal, 'alice', 'atomic replace picked up');
 
   writeFileSync(path, '{ half-written');
-  await sleep(1100);
+  clock.advance(1000);
   // A token not seen before (a seen one would come from the verified-token cache without a key lookup).
   const t3b = await mintFor(k3, claims({ jti: 'fresh' }));
   assert.equal((await v.verify(t3b)).principal, 'alice', 'broken file: previous keys kept');
@@ -541,7 +591,7 @@ test('verified tokens are cached, but never past their exp or before their nbf, 
   now += 1_000;
   assert.equal((await v.verify(token)).principal, 'alice');
   writeJwksFile(path, [k2], { atomic: true });
-  await sleep(1100);
+  now += 1_000; // the file's next check is due (the token is still valid)
   // The file changed: the next lookup of ANY token re-reads it and drops the cache.
   await v.verify(await mintFor(k2, { ...claims(), iat: sec, exp: sec + 30 })).catch(() => undefined);
   await refused(v.verify(token), token, 'invalid_token', /no signing key matches/);
