@@ -26,6 +26,7 @@ import {
   writeJwksFile,
 } from '../helpers/jwt.ts';
 import type { JwksServer, TestKeyPair } from '../helpers/jwt.ts';
+import { testClock } from '../helpers/clock.ts';
 
 const ISS = 'https://idp.example.test/';
 const ISS_B = 'https://other-idp.example.test';
@@ -62,16 +63,6 @@ function verifier(issuers: IssuerInput[], extra: Record<string, unknown> = {}, o
   return new JwtVerifier(jwtConfig(issuers, extra), { now: () => T0, ...opts });
 }
 
-/** A clock the test moves: cooldowns, back-off and file checks pass when the test says so, not after real waiting. */
-function testClock(start = T0): { readonly now: () => number; advance(ms: number): void } {
-  let t = start;
-  return {
-    now: () => t,
-    advance: (ms) => {
-      t += ms;
-    },
-  };
-}
 
 function claims(extra: JWTPayload = {}, iss = ISS): JWTPayload {
   return standardClaims({ iss, aud: AUD, nowMs: T0 }, extra);
@@ -313,7 +304,7 @@ test('unknown kids: a flood causes at most one JWKS fetch per cooldown; kid is o
   const keys = await makeKeyPair('RS256');
   const s = await server([keys]);
   const fetches: string[] = [];
-  const clock = testClock();
+  const clock = testClock(T0);
   const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { now: clock.now, onJwksFetch: (iss, outcome) => fetches.push(`${iss}:${outcome}`) });
 
   const flood = async (): Promise<void> => {
@@ -353,7 +344,7 @@ test('a rotated remote key is fetched once its kid shows up (after the cooldown)
   const old = await makeKeyPair('RS256');
   const next = await makeKeyPair('RS256');
   const s = await server([old]);
-  const clock = testClock();
+  const clock = testClock(T0);
   const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { now: clock.now });
   assert.equal((await v.verify(await mintFor(old, claims()))).principal, 'alice');
   s.setKeys([old, next]);
@@ -434,7 +425,7 @@ test('JWKS server hanging: refused within jwksTimeoutMs, concurrent and later re
   const s = await server([keys]);
   s.mode = 'hang';
   const outcomes: string[] = [];
-  const clock = testClock();
+  const clock = testClock(T0);
   const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksTimeoutMs: 300, jwksCooldownSeconds: 2 }], {}, { now: clock.now, onJwksFetch: (_i, o) => outcomes.push(o) });
   const token = await mintFor(keys, claims());
   const t0 = performance.now();
@@ -480,7 +471,7 @@ test('JWKS answering 500, garbage or a non-JWKS document: refused with authentic
 test('a cached JWKS keeps known keys working through an outage; unknown kids then get 503, not acceptance', async () => {
   const keys = await makeKeyPair('RS256');
   const s = await server([keys]);
-  const clock = testClock();
+  const clock = testClock(T0);
   const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { now: clock.now });
   assert.equal((await v.verify(await mintFor(keys, claims()))).principal, 'alice');
   s.mode = 'error';
@@ -493,7 +484,7 @@ test('a cached JWKS keeps known keys working through an outage; unknown kids the
 test('remote keys older than jwksMaxAgeSeconds are fetched again before use; stale keys and a failing server → 503 (injected clock)', async () => {
   const keys = await makeKeyPair('RS256');
   const s = await server([keys]);
-  const clock = testClock();
+  const clock = testClock(T0);
   const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksMaxAgeSeconds: 120 }], {}, { now: clock.now });
   // Distinct tokens, so each one needs a key lookup (a reused token would come from the verified-token cache).
   let jti = 0;
@@ -546,7 +537,7 @@ test('JWKS file: rotation is picked up (in place and by atomic rename); a broken
   const k3 = await makeKeyPair('ES256');
   const path = jwksFile([k1]);
   const outcomes: string[] = [];
-  const clock = testClock();
+  const clock = testClock(T0);
   const v = verifier([{ issuer: ISS, audiences: [AUD], jwksFile: path }], {}, { now: clock.now, onJwksFetch: (_i, o) => outcomes.push(o) });
   const t1 = await mintFor(k1, claims());
   const t2 = await mintFor(k2, claims());
