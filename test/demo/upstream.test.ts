@@ -9,6 +9,7 @@ import {
 } from '../../src/demo/upstream.ts';
 import type { DemoUpstream } from '../../src/demo/upstream.ts';
 import { countTokens } from '../../src/demo/tokens.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const PROMPT = 'Hello, world! How are you today?';
 const MESSAGES = [
@@ -497,7 +498,7 @@ void describe('scripted headers', () => {
       () => 'answered',
       () => 'failed',
     );
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => other.requests.length === 1, { what: 'the delayed request to arrive' });
     const t0 = performance.now();
     await other.close();
     assert.ok(performance.now() - t0 < 1000);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { holdsFor, waitFor } from './wait.ts';
+import { holdsFor, waitFor, withDeadline } from './wait.ts';
 
 test('waitFor resolves with the first value the condition yields (0 and "" count as values)', async () => {
   let calls = 0;
@@ -32,4 +32,10 @@ test('holdsFor passes while the condition holds and fails as soon as it does not
   let calls = 0;
   await assert.rejects(holdsFor(() => ++calls < 2, { forMs: 5000, intervalMs: 1, what: 'the quiet' }), /the quiet: stopped holding/);
   assert.equal(calls, 2);
+});
+
+test('withDeadline passes the outcome through, or fails naming what did not settle', async () => {
+  assert.equal(await withDeadline(Promise.resolve(7), { what: 'seven' }), 7);
+  await assert.rejects(withDeadline(Promise.reject(new Error('own failure')), { what: 'x' }), /own failure/);
+  await assert.rejects(withDeadline(new Promise(() => undefined), { what: 'the answer', timeoutMs: 20 }), /the answer: not settled within 20 ms/);
 });

@@ -45,6 +45,25 @@ export async function waitFor<T>(condition: () => T | false | null | undefined |
 }
 
 /**
+ * The promise's outcome, or a failure naming `what` when it has not settled
+ * within `timeoutMs` (default 5000): for an answer that must come without
+ * anything else happening first, so a bug shows as a clear failure instead
+ * of a test hanging until the runner's timeout.
+ */
+export async function withDeadline<T>(p: Promise<T>, opts: { readonly what: string; readonly timeoutMs?: number }): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${opts.what}: not settled within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Checks `condition` repeatedly for `forMs` and fails as soon as it does not
  * hold. Only for negative checks that no injected clock or event can
  * replace; see the module comment.

@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { FrameDecoder, frameMessage } from '../../src/server/transport/framing.ts';
 import { GrpcError, GrpcStatus, Http2GrpcServer, type MethodCodec, type ServerCall } from '../../src/server/transport/http2-server.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 // ---------------------------------------------------------------- framing
 
@@ -256,7 +257,7 @@ test('not gRPC: a GET or a non-gRPC content type gets HTTP 415', async () => {
 
 test('graceful shutdown lets a call in flight finish, then refuses new connections', async () => {
   const s2 = new Http2GrpcServer({ maxReceiveBytes: 1024 });
-  let release: () => void = () => undefined;
+  let release: (() => void) | null = null;
   s2.unary(bytes('/test.T/Echo'), (req) => new Promise((resolve) => {
     release = () => resolve(req);
   }));
@@ -267,9 +268,9 @@ test('graceful shutdown lets a call in flight finish, then refuses new connectio
   const inFlight = new Promise<{ err: grpc.ServiceError | null; res?: Buffer }>((resolve) => {
     (c.Echo as (b: Buffer, cb: (e: grpc.ServiceError | null, r?: Buffer) => void) => void).call(c, Buffer.from('slow'), (err, res) => resolve({ err, res }));
   });
-  await new Promise((r) => setTimeout(r, 100));
+  const releaseCall = await waitFor(() => release, { what: 'the call to reach its handler' });
   const stopped = s2.shutdown();
-  release();
+  releaseCall();
   const r = await inFlight;
   assert.equal(r.err, null);
   assert.equal(r.res?.toString(), 'slow');
