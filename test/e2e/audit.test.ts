@@ -11,6 +11,7 @@ import OpenAI from 'openai';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { startTestStack } from '../helpers/stack.ts';
 import { readAudit } from '../helpers/fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 test('SIGKILL under load, three times: every answered request has a record, and the chains verify', async (t) => {
   const stack = await startTestStack({ config: { audit: { checkpointEvery: 5, checkpointSeconds: 1 } } });
@@ -30,13 +31,20 @@ test('SIGKILL under load, three times: every answered request has a record, and 
       }
     }
   });
+  // Each sidecar serves some requests before it is killed; each kill is seen by clients (requests fail
+  // closed) before the next sidecar starts.
+  const serveSome = async (): Promise<void> => {
+    const before = answered.length;
+    await waitFor(() => answered.length >= before + 6, { what: 'requests answered by the running sidecar', timeoutMs: 15_000 });
+  };
   for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 400));
+    await serveSome();
+    const failedBefore = failed;
     await stack.sidecar?.kill();
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => failed > failedBefore, { what: 'a request to fail closed while the sidecar is down', timeoutMs: 10_000 });
     await stack.startSidecar();
   }
-  await new Promise((r) => setTimeout(r, 400));
+  await serveSome();
   running = false;
   await Promise.all(workers);
   await stack.sidecar?.stop();
