@@ -65,6 +65,16 @@ export async function freePort(opts: { span?: number; avoid?: ReadonlySet<number
   throw new Error(`no free loopback port found between ${LOW} and ${HIGH}`);
 }
 
+/**
+ * A loopback port nothing listens on, for "connection refused" cases. Picked
+ * like `freePort` (below the ephemeral range, so no server binding port 0
+ * elsewhere in the suite is handed it while the test relies on it being
+ * closed).
+ */
+export async function unusedPort(): Promise<number> {
+  return freePort();
+}
+
 /** Whether an error says a port was already taken (EADDRINUSE, or a server's "Address already in use" on exit). */
 export function portTaken(err: unknown): boolean {
   const text = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}` : String(err);

@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { RedisQuotaStore } from '../../src/stores/quota/redis.ts';
 import type { Decision, LimitSpec } from '../../src/stores/quota/port.ts';
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { unusedPort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const TIMEOUT_MS = 250;
@@ -301,11 +302,7 @@ test('Redis never reachable or a black hole: the first admit fails within comman
   await new Promise<void>((res) => hole.listen(0, '127.0.0.1', res));
   const addr = hole.address();
   const holePort = typeof addr === 'object' && addr !== null ? addr.port : 0;
-  const closed = createServer();
-  await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
-  const caddr = closed.address();
-  const closedPort = typeof caddr === 'object' && caddr !== null ? caddr.port : 0;
-  await new Promise<void>((res) => closed.close(() => res()));
+  const closedPort = await unusedPort();
   const limits: LimitSpec[] = [{ kind: 'window', name: 'requests:rpm', key: 'rpm', limit: 10, windowMs: 60_000, cost: 1 }];
   for (const [label, port] of [
     ['refused', closedPort],

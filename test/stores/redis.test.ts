@@ -13,6 +13,7 @@ import { GatewayError } from '../../src/pipeline/errors.ts';
 import { RedisKeyStore } from '../../src/stores/keys/redis.ts';
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { captureLog, eventually, makeKey, runKeysCli } from './keys-fixtures.ts';
+import { unusedPort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const TIMEOUT_MS = 250;
@@ -178,11 +179,7 @@ test('Redis killed: lookups fail with authentication_unavailable within the comm
 });
 
 test('Redis never reachable: the first lookup fails fast (lazy connect), never accepts', async (t) => {
-  const srv = createServer();
-  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
-  const addr = srv.address();
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-  await new Promise<void>((res) => srv.close(() => res()));
+  const port = await unusedPort();
   const r = replica('x:', { url: `redis://127.0.0.1:${port}` });
   try {
     const started = performance.now();
