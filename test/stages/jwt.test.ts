@@ -157,15 +157,17 @@ test('accepts an ES256 token from a JWKS file with a custom claim mapping (dot p
   assert.equal(bare.tenant, null);
 });
 
-test('alg none is refused in every spelling (none, None, NONE, nOnE)', async () => {
+test('alg none is refused in every spelling (none, None, NONE, nOnE)', async (t) => {
   const v = verifier([baseIssuer]);
   jwks.resetCount();
   for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
-    const token = unsignedToken(claims(), { alg, kid: rsa.kid });
-    await refused(v.verify(token), token, 'invalid_token', /algorithm not in the issuer's allowlist/);
-    // Also with a junk signature segment.
-    const junk = unsignedToken(claims(), { alg, kid: rsa.kid, signature: 'c2lnbmF0dXJl' });
-    await refused(v.verify(junk), junk, 'invalid_token', /algorithm not in the issuer's allowlist/);
+    await t.test(alg, async () => {
+      const token = unsignedToken(claims(), { alg, kid: rsa.kid });
+      await refused(v.verify(token), token, 'invalid_token', /algorithm not in the issuer's allowlist/);
+      // Also with a junk signature segment.
+      const junk = unsignedToken(claims(), { alg, kid: rsa.kid, signature: 'c2lnbmF0dXJl' });
+      await refused(v.verify(junk), junk, 'invalid_token', /algorithm not in the issuer's allowlist/);
+    });
   }
   assert.equal(jwks.requests, 0, 'refused before any key lookup');
 });
@@ -184,13 +186,15 @@ test('the header alg is checked against the allowlist case-sensitively (rs256 is
   await refused(v256.verify(es), es, 'invalid_token', /algorithm not in the issuer's allowlist/);
 });
 
-test('HS256 signed with the RSA public key (key confusion) is refused', async () => {
+test('HS256 signed with the RSA public key (key confusion) is refused', async (t) => {
   const v = verifier([baseIssuer]);
   for (const from of ['pem', 'jwk', 'der'] as const) {
-    const token = hs256WithPublicKey(rsa, claims(), from);
-    // The attack token is genuine: it verifies as HS256 with the public key bytes as the secret.
-    await jwtVerify(token, confusionSecret(rsa, from), { algorithms: ['HS256'], currentDate: new Date(T0) });
-    await refused(v.verify(token), token, 'invalid_token', /algorithm not in the issuer's allowlist/);
+    await t.test(`public key as ${from}`, async () => {
+      const token = hs256WithPublicKey(rsa, claims(), from);
+      // The attack token is genuine: it verifies as HS256 with the public key bytes as the secret.
+      await jwtVerify(token, confusionSecret(rsa, from), { algorithms: ['HS256'], currentDate: new Date(T0) });
+      await refused(v.verify(token), token, 'invalid_token', /algorithm not in the issuer's allowlist/);
+    });
   }
 });
 
@@ -229,16 +233,22 @@ test('clock skew is honoured at both edges of exp and nbf (injected clock)', asy
   await refused(strict.verify(exp), exp, 'invalid_token', /expired/);
 });
 
-test('a token from an unknown issuer is refused (exact match on iss)', async () => {
+test('a token from an unknown issuer is refused (exact match on iss)', async (t) => {
   const v = verifier([baseIssuer]);
   for (const iss of ['https://evil.example/', 'https://idp.example.test', 'HTTPS://IDP.EXAMPLE.TEST/', `${ISS} `]) {
-    const token = await mintFor(rsa, claims({}, iss));
-    await refused(v.verify(token), token, 'invalid_token', /issuer is not trusted/);
+    await t.test(JSON.stringify(iss), async () => {
+      const token = await mintFor(rsa, claims({}, iss));
+      await refused(v.verify(token), token, 'invalid_token', /issuer is not trusted/);
+    });
   }
-  const noIss = await mintFor(rsa, claims({ iss: undefined }));
-  await refused(v.verify(noIss), noIss, 'invalid_token', /issuer is not trusted/);
-  const numericIss = await mintFor(rsa, claims({ iss: 42 as unknown as string }));
-  await refused(v.verify(numericIss), numericIss, 'invalid_token');
+  await t.test('no iss', async () => {
+    const noIss = await mintFor(rsa, claims({ iss: undefined }));
+    await refused(v.verify(noIss), noIss, 'invalid_token', /issuer is not trusted/);
+  });
+  await t.test('numeric iss', async () => {
+    const numericIss = await mintFor(rsa, claims({ iss: 42 as unknown as string }));
+    await refused(v.verify(numericIss), numericIss, 'invalid_token');
+  });
 });
 
 test('a token for the wrong audience is refused', async () => {
@@ -269,7 +279,7 @@ test('a token without sub (or without the mapped principal claim) is refused', a
   assert.equal((await mapped.verify(await mintFor(rsa, claims({ email: 'a@example.org' })))).principal, 'a@example.org');
 });
 
-test('claim values that are not short printable strings are refused, not passed on', async () => {
+test('claim values that are not short printable strings are refused, not passed on', async (t) => {
   const v = verifier([baseIssuer]);
   const bad: Array<[string, Record<string, unknown>]> = [
     ['org', { org: 42 }],
@@ -289,15 +299,18 @@ test('claim values that are not short printable strings are refused, not passed 
     ['models', { models: ['gpt-demo', 'x'.repeat(200)] }],
   ];
   for (const [claim, extra] of bad) {
-    const token = await mintFor(rsa, claims(extra));
-    await refused(v.verify(token), token, 'invalid_token', new RegExp(`"${claim}"`));
+    await t.test(`${claim}: ${JSON.stringify(extra).slice(0, 60)}`, async () => {
+      const token = await mintFor(rsa, claims(extra));
+      await refused(v.verify(token), token, 'invalid_token', new RegExp(`"${claim}"`));
+    });
   }
-  // The limits themselves are accepted.
-  const edge = await v.verify(await mintFor(rsa, claims({ org: 'a'.repeat(128), tenant: null, roles: 'x y', models: ['*', 'm'] })));
-  assert.equal(edge.org, 'a'.repeat(128));
-  assert.equal(edge.tenant, null);
-  assert.deepEqual(edge.roles, ['x', 'y']);
-  assert.equal(edge.models, '*');
+  await t.test('the limits themselves are accepted', async () => {
+    const edge = await v.verify(await mintFor(rsa, claims({ org: 'a'.repeat(128), tenant: null, roles: 'x y', models: ['*', 'm'] })));
+    assert.equal(edge.org, 'a'.repeat(128));
+    assert.equal(edge.tenant, null);
+    assert.deepEqual(edge.roles, ['x', 'y']);
+    assert.equal(edge.models, '*');
+  });
 });
 
 test('unknown kids: a flood causes at most one JWKS fetch per cooldown; kid is only compared', async () => {
@@ -454,17 +467,19 @@ test('JWKS server hanging: refused within jwksTimeoutMs, concurrent and later re
   assert.deepEqual(outcomes, ['error', 'ok']);
 });
 
-test('JWKS answering 500, garbage or a non-JWKS document: refused with authentication_unavailable', async () => {
+test('JWKS answering 500, garbage or a non-JWKS document: refused with authentication_unavailable', async (t) => {
   const keys = await makeKeyPair('ES256');
   for (const mode of ['error', 'garbage', 'not_jwks'] as const) {
-    const s = await server([keys]);
-    s.mode = mode;
-    const outcomes: string[] = [];
-    const v = verifier([{ ...baseIssuer, jwksUri: s.url }], {}, { onJwksFetch: (_i, o) => outcomes.push(o) });
-    const token = await mintFor(keys, claims());
-    await refused(v.verify(token), token, 'authentication_unavailable', /unavailable/);
-    assert.equal(s.requests, 1, mode);
-    assert.deepEqual(outcomes, ['error'], mode);
+    await t.test(mode, async () => {
+      const s = await server([keys]);
+      s.mode = mode;
+      const outcomes: string[] = [];
+      const v = verifier([{ ...baseIssuer, jwksUri: s.url }], {}, { onJwksFetch: (_i, o) => outcomes.push(o) });
+      const token = await mintFor(keys, claims());
+      await refused(v.verify(token), token, 'authentication_unavailable', /unavailable/);
+      assert.equal(s.requests, 1, mode);
+      assert.deepEqual(outcomes, ['error'], mode);
+    });
   }
 });
 
@@ -588,26 +603,32 @@ test('verified tokens are cached, but never past their exp or before their nbf, 
   await refused(v.verify(token), token, 'invalid_token', /no signing key matches/);
 });
 
-test('several keys without kid: the one that verifies is used', async () => {
+test('several keys without kid: the one that verifies is used', async (t) => {
   const k1 = await makeKeyPair('RS256');
   const k2 = await makeKeyPair('RS256');
   const strip = (k: TestKeyPair) => ({ ...k.publicJwk, kid: undefined });
   const path = join(dir, 'nokid.json');
   writeFileSync(path, JSON.stringify({ keys: [strip(k1), strip(k2)] }));
   const v = verifier([{ issuer: ISS, audiences: [AUD], jwksFile: path, algorithms: ['RS256'] }]);
-  for (const k of [k1, k2]) {
-    const token = await mintToken({ privateKey: k.privateKey, alg: 'RS256', kid: null, claims: claims() });
-    assert.equal((await v.verify(token)).principal, 'alice');
+  for (const [name, k] of [['first key', k1], ['second key', k2]] as const) {
+    await t.test(name, async () => {
+      const token = await mintToken({ privateKey: k.privateKey, alg: 'RS256', kid: null, claims: claims() });
+      assert.equal((await v.verify(token)).principal, 'alice');
+    });
   }
-  const stranger = await makeKeyPair('RS256');
-  const bad = await mintToken({ privateKey: stranger.privateKey, alg: 'RS256', kid: null, claims: claims() });
-  await refused(v.verify(bad), bad, 'invalid_token', /signature verification failed/);
+  await t.test('neither key', async () => {
+    const stranger = await makeKeyPair('RS256');
+    const bad = await mintToken({ privateKey: stranger.privateKey, alg: 'RS256', kid: null, claims: claims() });
+    await refused(v.verify(bad), bad, 'invalid_token', /signature verification failed/);
+  });
 });
 
-test('malformed tokens are refused', async () => {
+test('malformed tokens are refused', async (t) => {
   const v = verifier([baseIssuer]);
-  for (const t of ['a.b.c', 'not a jwt', '', 'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln', `${Buffer.from('[]').toString('base64url')}.${Buffer.from('{}').toString('base64url')}.c2ln`]) {
-    await refused(v.verify(t), t, 'invalid_token');
+  for (const token of ['a.b.c', 'not a jwt', '', 'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln', `${Buffer.from('[]').toString('base64url')}.${Buffer.from('{}').toString('base64url')}.c2ln`]) {
+    await t.test(JSON.stringify(token), async () => {
+      await refused(v.verify(token), token, 'invalid_token');
+    });
   }
 });
 
