@@ -65,7 +65,7 @@ test('create without a store prints the key once and an auth.apiKeys entry that 
   assert.deepEqual([parsed.tier, parsed.roles, parsed.models, parsed.endpoints, parsed.expiresAt], ['premium', ['batch'], ['gpt-demo'], ['chat'], '2030-01-01T00:00:00.000Z']);
 });
 
-test('usage errors exit 2 with a message on stderr; operational errors exit 1', async () => {
+test('usage errors exit 2 with a message on stderr; operational errors exit 1', async (t) => {
   const cases: Array<[string[], number, RegExp]> = [
     [['create', '--principal', 'alice'], 2, /--principal, --org and --tenant are required/],
     [['create', ...GRANTS, '--endpoint', 'images'], 2, /--endpoint/],
@@ -80,10 +80,12 @@ test('usage errors exit 2 with a message on stderr; operational errors exit 1', 
     [['revoke', 'AAAAAAAA', '--file', join(dir, 'missing.yaml')], 1, /cannot be read/],
   ];
   for (const [args, exit, message] of cases) {
-    const r = await runKeysCli(args);
-    assert.equal(r.code, exit, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, message, args.join(' '));
-    assert.equal(r.stdout, '', args.join(' '));
+    await t.test(`keys ${args.join(' ').replace(dir, '<dir>')}`, async () => {
+      const r = await runKeysCli(args);
+      assert.equal(r.code, exit, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message, args.join(' '));
+      assert.equal(r.stdout, '', args.join(' '));
+    });
   }
 });
 

@@ -154,8 +154,12 @@ describe('each method is accepted, and they combine', () => {
 });
 
 describe('attacks are refused before the body is read', () => {
-  test('JWT: alg none in any case', async () => {
-    for (const alg of ['none', 'None', 'NONE', 'nOnE']) await refused(client({ bearer: unsignedToken(claims(), { alg }) }), 401, 'invalid_token');
+  test('JWT: alg none in any case', async (t) => {
+    for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
+      await t.test(alg, async () => {
+        await refused(client({ bearer: unsignedToken(claims(), { alg }) }), 401, 'invalid_token');
+      });
+    }
   });
 
   test('JWT: HS256 signed with the RSA public key', async () => {
