@@ -584,7 +584,7 @@ void describe('errors', () => {
       ['GET', '/v1/chat/completions'],
       ['DELETE', '/v1/models'],
       ['GET', '/__demo/other'],
-    ]) {
+    ] as const) {
       await t.test(`${method} ${path}`, async () => {
         const res = await fetch(`${up.url}${path}`, { method });
         assert.equal(res.status, 404, `${method} ${path}`);

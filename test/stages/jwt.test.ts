@@ -241,14 +241,10 @@ test('a token from an unknown issuer is refused (exact match on iss)', async (t)
       await refused(v.verify(token), token, 'invalid_token', /issuer is not trusted/);
     });
   }
-  await t.test('no iss', async () => {
-    const noIss = await mintFor(rsa, claims({ iss: undefined }));
-    await refused(v.verify(noIss), noIss, 'invalid_token', /issuer is not trusted/);
-  });
-  await t.test('numeric iss', async () => {
-    const numericIss = await mintFor(rsa, claims({ iss: 42 as unknown as string }));
-    await refused(v.verify(numericIss), numericIss, 'invalid_token');
-  });
+  const noIss = await mintFor(rsa, claims({ iss: undefined }));
+  await refused(v.verify(noIss), noIss, 'invalid_token', /issuer is not trusted/);
+  const numericIss = await mintFor(rsa, claims({ iss: 42 as unknown as string }));
+  await refused(v.verify(numericIss), numericIss, 'invalid_token');
 });
 
 test('a token for the wrong audience is refused', async () => {
