@@ -12,6 +12,18 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import { acceptSnapshot } from './accept.ts';
 import { loadSnapshotFile, type SnapshotHolder, type SnapshotTrust } from './snapshot.ts';
 
+/**
+ * Starts calling `tick` every `intervalMs` and returns how to stop. The
+ * default is an unref'd setInterval; tests pass their own to tick by hand.
+ */
+export type PollScheduler = (tick: () => void, intervalMs: number) => () => void;
+
+const everyInterval: PollScheduler = (tick, intervalMs) => {
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+};
+
 export interface SnapshotWatch {
   stop(): void;
   /** Checks the file now (also what the timer does). */
@@ -27,7 +39,11 @@ function identity(file: string): string | null {
   }
 }
 
-export function watchSnapshotFile(file: string, holder: SnapshotHolder, deps: { log: Logger; metrics: Metrics; trust: SnapshotTrust; intervalMs?: number }): SnapshotWatch {
+export function watchSnapshotFile(
+  file: string,
+  holder: SnapshotHolder,
+  deps: { log: Logger; metrics: Metrics; trust: SnapshotTrust; intervalMs?: number; schedule?: PollScheduler },
+): SnapshotWatch {
   let seen = identity(file);
   const check = (): void => {
     const now = identity(file);
@@ -35,7 +51,6 @@ export function watchSnapshotFile(file: string, holder: SnapshotHolder, deps: { 
     seen = now;
     acceptSnapshot('file', () => loadSnapshotFile(file, deps.trust), { holder, metrics: deps.metrics, log: deps.log }, { file });
   };
-  const timer = setInterval(check, deps.intervalMs ?? 1000);
-  timer.unref();
-  return { stop: () => clearInterval(timer), check };
+  const stop = (deps.schedule ?? everyInterval)(check, deps.intervalMs ?? 1000);
+  return { stop, check };
 }

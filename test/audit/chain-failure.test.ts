@@ -11,6 +11,7 @@ import type { AuditLineSink } from '../../src/stores/audit/port.ts';
 import { fileSources, verifyAudit } from '../../src/audit/verify.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { keyMap, tempDir } from './chain-helper.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const tmp = tempDir();
 after(() => tmp.remove());
@@ -72,7 +73,7 @@ test('one chain batch is one sink call: records queued behind a write share the 
   const chain = new AuditChain({ sink, key: tmp.key('b.pem'), checkpointEvery: 1000, checkpointMs: 60_000, log: createLogger('silent') });
   const first = chain.append({ n: 0 });
   const rest = Array.from({ length: 9 }, (_, i) => chain.append({ n: i + 1 }));
-  await new Promise((r) => setImmediate(r));
+  await waitFor(() => calls.length === 1, { what: 'the first batch to be in the sink' });
   release();
   await Promise.all([first, ...rest]);
   await chain.close();

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GroupCommit } from '../../src/stores/audit/group-commit.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 test('items added while a batch is written share the next batch, in order', async () => {
   const batches: number[][] = [];
@@ -11,7 +12,7 @@ test('items added while a batch is written share the next batch, in order', asyn
   });
   const first = g.add(1);
   const rest = [2, 3, 4, 5].map((n) => g.add(n));
-  await new Promise((r) => setImmediate(r));
+  await waitFor(() => batches.length === 1, { what: 'the first batch to be in the writer' });
   release();
   await Promise.all([first, ...rest]);
   assert.deepEqual(batches, [[1], [2, 3, 4, 5]], 'one write for everything that queued behind the first');

@@ -9,6 +9,7 @@ import { RedisStreamSink } from '../../src/stores/audit/redis-stream-sink.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { keyMap, TestChain, tempDir, type Line } from './chain-helper.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const log = createLogger('silent');
 const tmp = tempDir();
@@ -116,16 +117,7 @@ test('Redis down: append rejects within the command timeout (no offline queue), 
   } finally {
     await redis.start();
   }
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await sink.append([JSON.stringify(c.record())]);
-      break;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await waitFor(() => sink.append([JSON.stringify(c.record())]).then(() => true, () => false), { what: 'the sink to append again once Redis is back', timeoutMs: 10_000, intervalMs: 50 });
   await sink.close();
   await assert.rejects(sink.append([JSON.stringify(c.record())]), /closed/);
 });

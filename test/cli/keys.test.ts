@@ -17,6 +17,7 @@ import { FileKeyStore } from '../../src/stores/keys/file.ts';
 import { RedisKeyStore } from '../../src/stores/keys/redis.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { captureLog, runKeysCli } from '../stores/keys-fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'igw-keys-cli-'));
 let redis: TestRedis;
@@ -64,7 +65,7 @@ test('create without a store prints the key once and an auth.apiKeys entry that 
   assert.deepEqual([parsed.tier, parsed.roles, parsed.models, parsed.endpoints, parsed.expiresAt], ['premium', ['batch'], ['gpt-demo'], ['chat'], '2030-01-01T00:00:00.000Z']);
 });
 
-test('usage errors exit 2 with a message on stderr; operational errors exit 1', async () => {
+test('usage errors exit 2 with a message on stderr; operational errors exit 1', async (t) => {
   const cases: Array<[string[], number, RegExp]> = [
     [['create', '--principal', 'alice'], 2, /--principal, --org and --tenant are required/],
     [['create', ...GRANTS, '--endpoint', 'images'], 2, /--endpoint/],
@@ -79,10 +80,12 @@ test('usage errors exit 2 with a message on stderr; operational errors exit 1', 
     [['revoke', 'AAAAAAAA', '--file', join(dir, 'missing.yaml')], 1, /cannot be read/],
   ];
   for (const [args, exit, message] of cases) {
-    const r = await runKeysCli(args);
-    assert.equal(r.code, exit, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, message, args.join(' '));
-    assert.equal(r.stdout, '', args.join(' '));
+    await t.test(`keys ${args.join(' ').replace(dir, '<dir>')}`, async () => {
+      const r = await runKeysCli(args);
+      assert.equal(r.code, exit, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message, args.join(' '));
+      assert.equal(r.stdout, '', args.join(' '));
+    });
   }
 });
 
@@ -192,11 +195,7 @@ test('--redis: create, list, rotate, revoke; a replica sees each change', async 
     assert.equal(rotated.code, 0, rotated.stderr);
     const next = onlyKey(rotated.stdout);
     // Grace 0: the old key is refused at once, even though the replica had it cached for 30 s.
-    const deadline = Date.now() + 1000;
-    while ((await outcome(v, key)) !== 'invalid_api_key') {
-      assert.ok(Date.now() < deadline, 'the rotation reached the replica');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitFor(async () => (await outcome(v, key)) === 'invalid_api_key', { what: 'the rotation to reach the replica', timeoutMs: 1000, intervalMs: 10 });
     assert.equal(await outcome(v, next), 'accepted');
     const listed2 = await runKeysCli(['list', ...at, '--show-hashes']);
     assert.match(listed2.stdout, new RegExp(`^${id}\\s+alice.*expired.*${next.slice(4, 12)}\\s+sha256:`, 'm'));
@@ -204,11 +203,7 @@ test('--redis: create, list, rotate, revoke; a replica sees each change', async 
     const revoked = await runKeysCli(['revoke', next.slice(4, 12), ...at]);
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.match(revoked.stderr, /within a second/);
-    const deadline2 = Date.now() + 1000;
-    while ((await outcome(v, next)) !== 'invalid_api_key') {
-      assert.ok(Date.now() < deadline2, 'the revocation reached the replica');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitFor(async () => (await outcome(v, next)) === 'invalid_api_key', { what: 'the revocation to reach the replica', timeoutMs: 1000, intervalMs: 10 });
     const unknown = await runKeysCli(['revoke', 'AAAAAAAA', ...at]);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /key AAAAAAAA not found/);

@@ -22,14 +22,16 @@ void test('replyPieces: prefix + prompt tokens, cut or padded to the count', () 
   assert.equal(replyPieces('', 5).join(''), 'Demo reply to: lorem');
 });
 
-void test('replyPieces: counting the joined reply gives back the piece count', () => {
+void test('replyPieces: counting the joined reply gives back the piece count', async (t) => {
   const prompts = ['', 'Hello, world!', "it's (really) 3.5%!!", 'naïve\tcafé—ok?', 'a'.repeat(50), '日本語 です。'];
   for (const prompt of prompts) {
     for (const n of [0, 1, 3, 4, 5, 12, 40]) {
-      const pieces = replyPieces(prompt, n);
-      assert.equal(pieces.length, n);
-      assert.equal(countTokens(pieces.join('')), n, `${JSON.stringify(prompt)} x ${n}`);
-      for (const p of pieces) assert.equal(countTokens(p), 1);
+      await t.test(`${JSON.stringify(prompt)} × ${n}`, () => {
+        const pieces = replyPieces(prompt, n);
+        assert.equal(pieces.length, n);
+        assert.equal(countTokens(pieces.join('')), n, `${JSON.stringify(prompt)} x ${n}`);
+        for (const p of pieces) assert.equal(countTokens(p), 1);
+      });
     }
   }
 });

@@ -9,6 +9,7 @@ import {
 } from '../../src/demo/upstream.ts';
 import type { DemoUpstream } from '../../src/demo/upstream.ts';
 import { countTokens } from '../../src/demo/tokens.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const PROMPT = 'Hello, world! How are you today?';
 const MESSAGES = [
@@ -341,26 +342,28 @@ void describe('embeddings', () => {
 });
 
 void describe('scripted headers', () => {
-  void test('x-demo-status answers that status with an OpenAI error body', async () => {
+  void test('x-demo-status answers that status with an OpenAI error body', async (t) => {
     for (const [status, cls, type] of [
       [400, OpenAI.BadRequestError, 'invalid_request_error'],
       [401, OpenAI.AuthenticationError, 'authentication_error'],
       [429, OpenAI.RateLimitError, 'rate_limit_error'],
       [503, OpenAI.InternalServerError, 'server_error'],
     ] as const) {
-      await assert.rejects(
-        client.chat.completions.create(
-          { model: 'm', messages: MESSAGES },
-          { headers: { 'x-demo-status': String(status) } },
-        ),
-        (err: unknown) => {
-          assert.ok(err instanceof cls, `status ${status}`);
-          assert.equal(err.status, status);
-          assert.equal(err.type, type);
-          assert.equal(err.code, `demo_status_${status}`);
-          return true;
-        },
-      );
+      await t.test(String(status), async () => {
+        await assert.rejects(
+          client.chat.completions.create(
+            { model: 'm', messages: MESSAGES },
+            { headers: { 'x-demo-status': String(status) } },
+          ),
+          (err: unknown) => {
+            assert.ok(err instanceof cls, `status ${status}`);
+            assert.equal(err.status, status);
+            assert.equal(err.type, type);
+            assert.equal(err.code, `demo_status_${status}`);
+            return true;
+          },
+        );
+      });
     }
     const res = await fetch(`${up.url}/v1/models`, { headers: { 'x-demo-status': '502' } });
     assert.equal(res.status, 502);
@@ -497,7 +500,7 @@ void describe('scripted headers', () => {
       () => 'answered',
       () => 'failed',
     );
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => other.requests.length === 1, { what: 'the delayed request to arrive' });
     const t0 = performance.now();
     await other.close();
     assert.ok(performance.now() - t0 < 1000);
@@ -574,7 +577,7 @@ void describe('recording', () => {
 });
 
 void describe('errors', () => {
-  void test('unknown paths and methods are 404 in OpenAI error JSON', async () => {
+  void test('unknown paths and methods are 404 in OpenAI error JSON', async (t) => {
     for (const [method, path] of [
       ['GET', '/nope'],
       ['POST', '/v1/unknown'],
@@ -582,12 +585,14 @@ void describe('errors', () => {
       ['DELETE', '/v1/models'],
       ['GET', '/__demo/other'],
     ] as const) {
-      const res = await fetch(`${up.url}${path}`, { method });
-      assert.equal(res.status, 404, `${method} ${path}`);
-      assert.equal(res.headers.get('content-type'), 'application/json');
-      const body = assertErrorShape(await res.json());
-      assert.equal(body.error.code, 'unknown_url');
-      assert.equal(body.error.param, null);
+      await t.test(`${method} ${path}`, async () => {
+        const res = await fetch(`${up.url}${path}`, { method });
+        assert.equal(res.status, 404, `${method} ${path}`);
+        assert.equal(res.headers.get('content-type'), 'application/json');
+        const body = assertErrorShape(await res.json());
+        assert.equal(body.error.code, 'unknown_url');
+        assert.equal(body.error.param, null);
+      });
     }
     await assert.rejects(
       client.post('/does-not-exist', { body: {} }),
@@ -595,22 +600,24 @@ void describe('errors', () => {
     );
   });
 
-  void test('bad JSON is 400 in OpenAI error JSON', async () => {
+  void test('bad JSON is 400 in OpenAI error JSON', async (t) => {
     for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/embeddings']) {
       for (const body of ['{"model":', '', '[1,2]']) {
-        const res = await fetch(`${up.url}${path}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body,
+        await t.test(`${path} ${JSON.stringify(body)}`, async () => {
+          const res = await fetch(`${up.url}${path}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body,
+          });
+          assert.equal(res.status, 400, `${path} ${body}`);
+          const json = assertErrorShape(await res.json());
+          assert.equal(json.error.code, 'invalid_json');
         });
-        assert.equal(res.status, 400, `${path} ${body}`);
-        const json = assertErrorShape(await res.json());
-        assert.equal(json.error.code, 'invalid_json');
       }
     }
   });
 
-  void test('invalid requests are 400 with the offending param', async () => {
+  void test('invalid requests are 400 with the offending param', async (t) => {
     const cases: Array<[string, unknown, string]> = [
       ['/v1/chat/completions', { model: 'm', messages: [] }, 'messages'],
       ['/v1/chat/completions', { model: 'm' }, 'messages'],
@@ -623,10 +630,12 @@ void describe('errors', () => {
       ['/v1/embeddings', { model: 'm', input: 'x', encoding_format: 'hex' }, 'encoding_format'],
     ];
     for (const [path, body, param] of cases) {
-      const res = await fetch(`${up.url}${path}`, { method: 'POST', body: JSON.stringify(body) });
-      assert.equal(res.status, 400, `${path} ${JSON.stringify(body)}`);
-      const json = assertErrorShape(await res.json());
-      assert.equal(json.error.param, param);
+      await t.test(`${path} ${JSON.stringify(body)}`, async () => {
+        const res = await fetch(`${up.url}${path}`, { method: 'POST', body: JSON.stringify(body) });
+        assert.equal(res.status, 400, `${path} ${JSON.stringify(body)}`);
+        const json = assertErrorShape(await res.json());
+        assert.equal(json.error.param, param);
+      });
     }
   });
 

@@ -11,6 +11,7 @@ import OpenAI from 'openai';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { startTestStack } from '../helpers/stack.ts';
 import { readAudit } from '../helpers/fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 test('SIGKILL under load, three times: every answered request has a record, and the chains verify', async (t) => {
   const stack = await startTestStack({ config: { audit: { checkpointEvery: 5, checkpointSeconds: 1 } } });
@@ -30,13 +31,20 @@ test('SIGKILL under load, three times: every answered request has a record, and 
       }
     }
   });
+  // Each sidecar serves some requests before it is killed; each kill is seen by clients (requests fail
+  // closed) before the next sidecar starts.
+  const serveSome = async (): Promise<void> => {
+    const before = answered.length;
+    await waitFor(() => answered.length >= before + 6, { what: 'requests answered by the running sidecar', timeoutMs: 15_000 });
+  };
   for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 400));
+    await serveSome();
+    const failedBefore = failed;
     await stack.sidecar?.kill();
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => failed > failedBefore, { what: 'a request to fail closed while the sidecar is down', timeoutMs: 10_000 });
     await stack.startSidecar();
   }
-  await new Promise((r) => setTimeout(r, 400));
+  await serveSome();
   running = false;
   await Promise.all(workers);
   await stack.sidecar?.stop();
@@ -54,14 +62,19 @@ test('SIGKILL under load, three times: every answered request has a record, and 
 test('disk full: requests fail closed with 503 audit_unavailable, denials included', async (t) => {
   const stack = await startTestStack({ config: { audit: { file: '/dev/full' } } });
   t.after(() => stack.stop());
-  for (const client of [stack.client(), new OpenAI({ baseURL: stack.baseURL, apiKey: 'x', maxRetries: 0, defaultHeaders: { authorization: null } })]) {
-    try {
-      await client.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] });
-      assert.fail('answered without a record');
-    } catch (err) {
-      assert.ok(err instanceof OpenAI.APIError, String(err));
-      assert.equal(err.status, 503);
-      assert.equal(err.code, 'audit_unavailable');
-    }
+  for (const [name, client] of [
+    ['an allowed request', stack.client()],
+    ['a denial (no credentials)', new OpenAI({ baseURL: stack.baseURL, apiKey: 'x', maxRetries: 0, defaultHeaders: { authorization: null } })],
+  ] as const) {
+    await t.test(name, async () => {
+      try {
+        await client.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] });
+        assert.fail('answered without a record');
+      } catch (err) {
+        assert.ok(err instanceof OpenAI.APIError, String(err));
+        assert.equal(err.status, 503);
+        assert.equal(err.code, 'audit_unavailable');
+      }
+    });
   }
 });

@@ -104,5 +104,5 @@ test('the audit record holds classes and the decision with the policy version, n
   assert.equal((redacted.decision as unknown as { action: string; policyVersion: string }).action, 'redact');
   assert.equal((redacted.decision as unknown as { policyVersion: string }).policyVersion, 'policy-42');
   const raw = JSON.stringify(recs);
-  for (const value of ['4111', 'AKIA', 'jane@example.com', '5555 5555']) assert.ok(!raw.includes(value), `${value} in the audit`);
+  assert.deepEqual(['4111', 'AKIA', 'jane@example.com', '5555 5555'].filter((value) => raw.includes(value)), [], 'values in the audit');
 });

@@ -15,6 +15,7 @@ import { renderGatewayConfig } from '../../src/envoy/config.ts';
 import { startEnvoy } from '../../src/envoy/process.ts';
 import { readAudit, writeGatewayFiles } from '../helpers/fixtures.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let stack: TestStack;
 
@@ -31,27 +32,24 @@ test('Envoy killed mid-stream and restarted: the sidecar audits the cut stream a
   // A slow stream in flight when Envoy dies.
   const stream = await stack.client('alice', { 'x-demo-chunk-delay-ms': '100', 'x-demo-words': '100' }).chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'long' }] }).withResponse();
   const cutId = stream.response.headers.get('x-request-id');
+  let chunks = 0;
   const drained = (async () => {
     try {
       for await (const _ of stream.data) {
-        // read until the connection goes
+        chunks++; // read until the connection goes
       }
       return 'ended';
     } catch {
       return 'cut';
     }
   })();
-  await new Promise((r) => setTimeout(r, 300));
+  await waitFor(() => chunks >= 2, { what: 'the slow stream to be flowing' });
   await stack.envoy.stop(0); // SIGTERM then SIGKILL at once: a crash, not a drain
   assert.equal(await drained, 'cut');
 
   // The sidecar noticed the reset: the stream is audited as aborted, and the process is the same one.
-  let record = readAudit(stack.files.auditFile).find((r) => r.requestId === cutId);
-  for (let i = 0; i < 50 && record === undefined; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    record = readAudit(stack.files.auditFile).find((r) => r.requestId === cutId);
-  }
-  assert.equal(record?.outcome, 'aborted');
+  const record = await waitFor(() => readAudit(stack.files.auditFile).find((r) => r.requestId === cutId), { what: 'the audit record of the cut stream' });
+  assert.equal(record.outcome, 'aborted');
   assert.equal(stack.sidecar?.pid, sidecarPid);
   assert.equal((await fetch(`${stack.sidecar?.adminUrl ?? ''}/healthz`)).status, 200, 'the sidecar survived Envoy going away');
 
@@ -71,8 +69,8 @@ test('Envoy killed mid-stream and restarted: the sidecar audits the cut stream a
 
 test('an unexpected process-level fault is logged and the sidecar exits 70 (the orchestrator restarts it)', async () => {
   const files = writeGatewayFiles({ keys: [{ principal: 'alice' }] });
-  // Preloaded into the sidecar's process: a throw outside any request, after it is up.
-  const fault = `data:text/javascript,setTimeout(() => { throw new Error('injected fault'); }, 3000);`;
+  // Preloaded into the sidecar's process: a throw outside any request, once the test signals that it is up.
+  const fault = `data:text/javascript,process.on('SIGUSR2', () => setImmediate(() => { throw new Error('injected fault'); }));`;
   const child = spawn(process.execPath, ['--import', fault, join(PROJECT_ROOT, 'src/cli/main.ts'), 'serve', '--config', files.configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, INFERENCE_GATEWAY_LOGGING__LEVEL: 'info' },
@@ -80,7 +78,10 @@ test('an unexpected process-level fault is logged and the sidecar exits 70 (the 
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  await waitFor(() => out.includes('"sidecar ready"') || child.exitCode !== null, { what: () => `the sidecar to be ready:\n${out}`, timeoutMs: 20_000, intervalMs: 50 });
+  child.kill('SIGUSR2');
+  const code = await exited;
   assert.ok(out.includes('"sidecar ready"'), 'it was serving before the fault');
   assert.equal(code, 70);
   const fatal = out.split('\n').find((l) => l.includes('uncaught exception: exiting'));

@@ -183,22 +183,25 @@ describe('refused requests never reach the model server', () => {
     assert.equal(stack.upstream.requests.length, 1);
   });
 
-  test('bad bodies: not JSON, wrong content type, unknown path', async () => {
+  test('bad bodies: not JSON, wrong content type, unknown path', async (t) => {
     stack.upstream.clearRequests();
     const key = stack.files.keys['alice'] ?? '';
     const post = (path: string, body: string, type = 'application/json') =>
       fetch(`${stack.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': type }, body });
-    for (const [res, status, code] of [
-      [await post('/v1/chat/completions', '{not json'), 400, 'invalid_request_body'],
-      [await post('/v1/chat/completions', '{"model":"gpt-demo"}', 'text/plain'), 415, 'unsupported_content_type'],
-      [await post('/v1/fine_tuning/jobs', '{}'), 404, 'unknown_url'],
+    for (const [name, send, status, code] of [
+      ['not JSON', () => post('/v1/chat/completions', '{not json'), 400, 'invalid_request_body'],
+      ['wrong content type', () => post('/v1/chat/completions', '{"model":"gpt-demo"}', 'text/plain'), 415, 'unsupported_content_type'],
+      ['unknown path', () => post('/v1/fine_tuning/jobs', '{}'), 404, 'unknown_url'],
     ] as const) {
-      assert.equal(res.status, status);
-      assert.equal(res.headers.get('content-type'), 'application/json');
-      const body = (await res.json()) as { error: { code: string; type: string; param: unknown } };
-      assert.equal(body.error.code, code);
-      assert.equal(body.error.param ?? null, null);
-      seenRequestIds.push(res.headers.get('x-request-id') ?? 'missing');
+      await t.test(name, async () => {
+        const res = await send();
+        assert.equal(res.status, status);
+        assert.equal(res.headers.get('content-type'), 'application/json');
+        const body = (await res.json()) as { error: { code: string; type: string; param: unknown } };
+        assert.equal(body.error.code, code);
+        assert.equal(body.error.param ?? null, null);
+        seenRequestIds.push(res.headers.get('x-request-id') ?? 'missing');
+      });
     }
     assert.equal(stack.upstream.requests.length, 0);
   });

@@ -17,6 +17,7 @@ import { readAudit } from '../helpers/fixtures.ts';
 import { createTestPki, SPIFFE_APP, type CertFiles, type TestPki } from '../helpers/pki.ts';
 import { hs256WithPublicKey, makeKeyPair, mintFor, oversizedToken, standardClaims, startJwksServer, tamperSignature, unsignedToken, type JwksServer, type TestKeyPair } from '../helpers/jwt.ts';
 import { makeKey, runKeysCli } from '../stores/keys-fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const ISS = 'https://idp.test';
 const AUD = 'inference-gateway';
@@ -153,8 +154,12 @@ describe('each method is accepted, and they combine', () => {
 });
 
 describe('attacks are refused before the body is read', () => {
-  test('JWT: alg none in any case', async () => {
-    for (const alg of ['none', 'None', 'NONE', 'nOnE']) await refused(client({ bearer: unsignedToken(claims(), { alg }) }), 401, 'invalid_token');
+  test('JWT: alg none in any case', async (t) => {
+    for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
+      await t.test(alg, async () => {
+        await refused(client({ bearer: unsignedToken(claims(), { alg }) }), 401, 'invalid_token');
+      });
+    }
   });
 
   test('JWT: HS256 signed with the RSA public key', async () => {
@@ -192,18 +197,16 @@ describe('attacks are refused before the body is read', () => {
   test('API keys: a key revoked with the CLI is refused within seconds', async () => {
     const r = await runKeysCli(['revoke', fileKey.record.id, '--file', keyFile]);
     assert.equal(r.code, 0, r.stderr);
-    const started = Date.now();
-    for (;;) {
+    await waitFor(async () => {
       try {
         await ask(client({ bearer: fileKey.key }));
+        return false; // still accepted
       } catch (err) {
         assert.ok(err instanceof OpenAI.APIError);
         assert.equal(err.code, 'invalid_api_key');
-        break;
+        return true;
       }
-      assert.ok(Date.now() - started < 5000, 'still accepted 5 s after revocation');
-      await new Promise((res) => setTimeout(res, 100));
-    }
+    }, { what: 'the revoked key to be refused (still accepted)', timeoutMs: 5000, intervalMs: 100 });
   });
 
   test('mTLS: certificate from another CA is refused at the handshake', async () => {

@@ -9,6 +9,7 @@ import OpenAI from 'openai';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import { readAudit } from '../helpers/fixtures.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let redis: TestRedis;
 let stack: TestStack;
@@ -80,12 +81,7 @@ test('Redis killed: fail_closed refuses, fail_open admits, local enforces its sh
   assert.ok(modes.includes('fail_open') && modes.includes('local'), `audit flags degraded decisions: ${modes.join(',')}`);
 
   await redis.start();
-  let recovered = false;
-  for (let i = 0; i < 40 && !recovered; i++) {
-    recovered = (await code(chat('closed'))) === 'ok';
-    if (!recovered) await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.ok(recovered, 'the store is used again once Redis is back');
+  await waitFor(async () => (await code(chat('closed'))) === 'ok', { what: 'the store to be used again once Redis is back', timeoutMs: 6000, intervalMs: 100 });
   const metrics = await (await fetch(`${stack.sidecar?.adminUrl ?? ''}/metrics`)).text();
   assert.match(metrics, /inference_gateway_quota_degraded_decisions_total\{plan="open",policy="fail_open"\} [1-9]/);
   assert.match(metrics, /inference_gateway_quota_store_errors_total\{operation="admit"\} [1-9]/);
@@ -117,11 +113,7 @@ test('a lease held by a SIGKILLed sidecar is reclaimed by its TTL', async () => 
   assert.ok(Date.now() - acquiredAt < 4500, 'the restart took too long for this test to mean anything');
   assert.equal(await code(chat('lease')), 'rate_limit_exceeded', 'the dead sidecar\'s lease still counts');
   // …until its TTL reclaims it.
-  let admittedAfter = -1;
-  for (let i = 0; i < 80 && admittedAfter < 0; i++) {
-    if ((await code(chat('lease'))) === 'ok') admittedAfter = Date.now() - acquiredAt;
-    else await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.ok(admittedAfter >= 0, 'the lease was never reclaimed');
+  // The lease lives in Redis on Redis' clock: the test can only ask until it is gone.
+  const admittedAfter = await waitFor(async () => ((await code(chat('lease'))) === 'ok' ? Date.now() - acquiredAt : undefined), { what: 'the dead sidecar\'s lease to be reclaimed', timeoutMs: 9000, intervalMs: 100 });
   assert.ok(admittedAfter >= 4500 && admittedAfter <= 7500, `reclaimed ${admittedAfter} ms after it was taken (lease 5 s)`);
 });

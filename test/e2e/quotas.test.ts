@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import { readAudit } from '../helpers/fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let stack: TestStack;
 
@@ -131,16 +132,8 @@ test('concurrency: a client that aborts mid-stream gets its lease back', async (
   } catch {
     // the abort surfaces as an error
   }
-  let admitted = false;
-  for (let i = 0; i < 20 && !admitted; i++) {
-    try {
-      await chat('conc');
-      admitted = true;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  assert.ok(admitted, 'the aborted stream released its lease');
+  // Refused (429) while the lease is still held; admitted once the aborted stream has released it.
+  await waitFor(() => chat('conc').then(() => true, () => false), { what: 'the aborted stream to release its lease', timeoutMs: 2000, intervalMs: 50 });
   const aborted = readAudit(stack.files.auditFile).filter((r) => r.outcome === 'aborted' && r.identity?.principal === 'conc');
   assert.ok(aborted.length >= 1, 'the aborted request is audited');
 });
@@ -210,14 +203,10 @@ test('an aborted stream is charged what it produced, not its reservation', async
     // aborted
   }
   // The next request reserves 5000 + its prompt; the remaining tokens show what the aborted one kept.
-  let remaining = -1;
-  for (let i = 0; i < 20 && remaining < 0; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    const recs = readAudit(stack.files.auditFile).filter((r) => r.identity?.principal === 'abort');
-    if (recs.length === 0) continue;
-    const next = await chat('abort');
-    remaining = Number(next.response.headers.get('x-ratelimit-remaining-tokens'));
-  }
+  // The sidecar settles a request as it writes its record (processor.ts): wait for the record.
+  await waitFor(() => readAudit(stack.files.auditFile).some((r) => r.identity?.principal === 'abort'), { what: 'the aborted request to be audited (and settled)', timeoutMs: 2000 });
+  const next = await chat('abort');
+  const remaining = Number(next.response.headers.get('x-ratelimit-remaining-tokens'));
   const reservedByNext = 5000 + 2;
   const keptByAborted = 100000 - reservedByNext - remaining;
   assert.ok(keptByAborted >= 1 && keptByAborted < 100, `the aborted stream kept ${keptByAborted} tokens (it reserved ~5000)`);

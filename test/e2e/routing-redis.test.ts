@@ -16,6 +16,7 @@ import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { signedContent } from '../../src/control/snapshot.ts';
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { scrapeMetrics, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 let redis: TestRedis;
@@ -50,14 +51,12 @@ const upstreamModel = async (): Promise<string> => {
   return (stack.upstream.requests.at(-1)?.body as { model: string }).model;
 };
 
+/** Sends requests until the upstream sees `want`; fails after `ms`. Returns the model seen. */
 async function eventually(want: string, ms: number): Promise<string> {
-  const deadline = Date.now() + ms;
-  let got = await upstreamModel();
-  while (got !== want && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    got = await upstreamModel();
-  }
-  return got;
+  return waitFor(async () => {
+    const got = await upstreamModel();
+    return got === want ? got : undefined;
+  }, { what: `requests to reach model ${want}`, timeoutMs: ms, intervalMs: 50 });
 }
 
 test('a published snapshot changes routing of real requests; one without the control-plane key does not', async () => {
@@ -79,8 +78,7 @@ test('a published snapshot changes routing of real requests; one without the con
   const sidecar = stack.sidecar;
   assert.ok(sidecar !== null);
   const rejected = async () => (await scrapeMetrics(sidecar.adminUrl)).get('inference_gateway_routing_snapshot_rejections_total{source="redis"}') ?? 0;
-  const deadline = Date.now() + 3000;
-  while ((await rejected()) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await waitFor(async () => (await rejected()) >= 1, { what: 'the unsigned snapshot to be refused', timeoutMs: 3000, intervalMs: 50 });
   assert.equal(await rejected(), 1, 'the unsigned snapshot was refused and counted');
   assert.equal(await upstreamModel(), 'redis-model', 'routing is unchanged');
 });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { readAudit } from '../helpers/fixtures.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let stack: TestStack;
 const secrets = mkdtempSync(join(tmpdir(), 'igw-creds-'));
@@ -95,9 +96,11 @@ test('snapshot swaps under load change routing with no failed request', async (t
       }
     }
   });
+  // Each swap stays until requests under it have gone through (so every swap is exercised under load).
+  const servedUnder = (version: string): number => stack.upstream.requests.filter((r) => r.headers['x-gateway-snapshot-version'] === version).length;
   for (let i = 0; i < 6; i++) {
     write(i % 2 === 0 ? 'blue' : 'green', `swap-${i}`);
-    await new Promise((r) => setTimeout(r, 1200));
+    await waitFor(() => servedUnder(`swap-${i}`) >= 10, { what: `10 requests routed under snapshot swap-${i}`, timeoutMs: 10_000, intervalMs: 50 });
   }
   running = false;
   await Promise.all(workers);

@@ -29,7 +29,7 @@ async function post(body: Buffer | string): Promise<{ status: number; code: stri
 
 const msgs = '"messages":[{"role":"user","content":"hi"}]';
 
-test('hostile bodies are 400 invalid_request_body naming the parameter; nothing reaches the model', async () => {
+test('hostile bodies are 400 invalid_request_body naming the parameter; nothing reaches the model', async (t) => {
   stack.upstream.clearRequests();
   const cases: Array<[string, Buffer | string, string | null]> = [
     ['duplicate model', `{"model":"gpt-demo","model":"other",${msgs}}`, 'model'],
@@ -42,10 +42,12 @@ test('hostile bodies are 400 invalid_request_body naming the parameter; nothing 
     ['no messages', '{"model":"gpt-demo","messages":[]}', 'messages'],
   ];
   for (const [name, body, param] of cases) {
-    const r = await post(body);
-    assert.equal(r.status, 400, name);
-    assert.equal(r.code, 'invalid_request_body', name);
-    if (param !== null) assert.equal(r.param, param, name);
+    await t.test(name, async () => {
+      const r = await post(body);
+      assert.equal(r.status, 400, name);
+      assert.equal(r.code, 'invalid_request_body', name);
+      if (param !== null) assert.equal(r.param, param, name);
+    });
   }
   assert.equal(stack.upstream.requests.length, 0);
   assert.equal(({} as Record<string, unknown>)['polluted'], undefined);

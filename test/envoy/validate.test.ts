@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import YAML from 'yaml';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { renderGatewayConfig, renderPlainConfig } from '../../src/envoy/config.ts';
@@ -27,9 +27,12 @@ async function walk(dir: string, accept: (name: string) => boolean): Promise<str
 
 const isYaml = (name: string): boolean => name.endsWith('.yaml') || name.endsWith('.yml');
 
-async function assertValid(bin: string, what: string, input: { configYaml?: string; configPath?: string }): Promise<void> {
-  const r = await validateEnvoyConfig({ ...input, bin });
-  assert.ok(r.ok, `${what} failed envoy --mode validate:\n${r.output}`);
+/** One subtest per config, so one invalid config does not hide the others. */
+async function assertValid(t: TestContext, bin: string, what: string, input: { configYaml?: string; configPath?: string }): Promise<void> {
+  await t.test(what, async () => {
+    const r = await validateEnvoyConfig({ ...input, bin });
+    assert.ok(r.ok, `${what} failed envoy --mode validate:\n${r.output}`);
+  });
 }
 
 void test('committed envoy/*.yaml configs pass envoy --mode validate', async (t) => {
@@ -47,9 +50,9 @@ void test('committed envoy/*.yaml configs pass envoy --mode validate', async (t)
   for (const file of files) {
     const text = await readFile(file, 'utf8');
     if (text.includes(`${TLS_MOUNT}/`)) {
-      await assertValid(bin, relative(PROJECT_ROOT, file), { configYaml: text.replaceAll(`${TLS_MOUNT}/`, `${tlsDir}/`) });
+      await assertValid(t, bin, relative(PROJECT_ROOT, file), { configYaml: text.replaceAll(`${TLS_MOUNT}/`, `${tlsDir}/`) });
     } else {
-      await assertValid(bin, relative(PROJECT_ROOT, file), { configPath: file });
+      await assertValid(t, bin, relative(PROJECT_ROOT, file), { configPath: file });
     }
   }
 });
@@ -101,7 +104,7 @@ void test('rendered gateway and plain configs pass envoy --mode validate', async
     ],
   ];
   for (const [what, configYaml] of variants) {
-    await assertValid(bin, what, { configYaml });
+    await assertValid(t, bin, what, { configYaml });
   }
 });
 
@@ -125,7 +128,7 @@ void test('Envoy configs embedded in k8s/ ConfigMaps pass envoy --mode validate'
       for (const [key, configYaml] of Object.entries(m.data as Record<string, unknown>)) {
         if (!key.endsWith('envoy.yaml') || typeof configYaml !== 'string') continue;
         count++;
-        await assertValid(bin, `${relative(PROJECT_ROOT, file)} ConfigMap ${String(m.metadata?.name)} key ${key}`, { configYaml });
+        await assertValid(t, bin, `${relative(PROJECT_ROOT, file)} ConfigMap ${String(m.metadata?.name)} key ${key}`, { configYaml });
       }
     }
   }

@@ -10,6 +10,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import type { CryptoKey, JSONWebKeySet, JWK, JWTPayload } from 'jose';
+import { unusedPort } from './ports.ts';
 
 export type SigningAlg = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA';
 
@@ -140,11 +141,7 @@ export async function startJwksServer(opts: { keys: readonly PublishedKey[]; pat
 
 /** A loopback URL nothing listens on (connection refused). */
 export async function unusedLoopbackUrl(path = '/.well-known/jwks.json'): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}${path}`;
+  return `http://127.0.0.1:${await unusedPort()}${path}`;
 }
 
 /** Registered claims for a token valid for `ttlSeconds` from `nowMs` (epoch ms, e.g. the verifier's injected clock). */

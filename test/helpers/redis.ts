@@ -1,12 +1,11 @@
 /**
- * A private redis-server per test file: a free 127.0.0.1 port, no
- * persistence, killed at the end. `kill()` + `start()` restart it on the
- * same port (an outage the clients must survive).
+ * A private redis-server per test file: a free 127.0.0.1 port (see ports.ts
+ * for why not port 0), no persistence, killed at the end. `kill()` +
+ * `start()` restart it on the same port (an outage the clients must survive).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { connect } from 'node:net';
-import { freePort } from './ports.ts';
+import { withFreePort } from './ports.ts';
 
 export interface TestRedis {
   readonly port: number;
@@ -19,69 +18,80 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-/** Resolves once a PING gets PONG. */
-async function waitForPing(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = connect(port, '127.0.0.1');
-      let buf = '';
-      const done = (v: boolean): void => {
-        sock.destroy();
-        resolve(v);
-      };
-      sock.once('error', () => done(false));
-      sock.setTimeout(500, () => done(false));
-      sock.on('connect', () => sock.write('PING\r\n'));
-      sock.on('data', (d) => {
-        buf += d.toString();
-        if (buf.includes('\r\n')) done(buf.startsWith('+PONG'));
-      });
+/**
+ * Starts redis-server on `port` and resolves once that process says it is
+ * ready. Readiness comes from the process's own output, not from a PING:
+ * a PING could be answered by some other server that took the port first.
+ * A start that fails (e.g. the port was taken) rejects with the output.
+ */
+export function spawnRedis(port: number, extraArgs: readonly string[] = []): { proc: ChildProcess; ready: Promise<void> } {
+  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs, '--loglevel', 'notice'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  // Never leave a server behind, even when the test process dies early.
+  const reap = (): void => {
+    p.kill('SIGKILL');
+  };
+  process.once('exit', reap);
+  p.once('exit', () => process.off('exit', reap));
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server on port ${port} not ready within 10 s:\n${out}`)), 10_000);
+    const collect = (d: Buffer): void => {
+      out += d.toString();
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    p.stdout?.on('data', collect);
+    p.stderr?.on('data', collect);
+    p.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server on port ${port} exited (${code}):\n${out}`));
     });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not come up within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  });
+  ready.catch(() => undefined);
+  return { proc: p, ready };
+}
+
+/** SIGKILL, resolves once the process is gone. */
+export async function killProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    p.once('exit', () => resolve());
+    p.kill('SIGKILL');
+  });
 }
 
 export async function startRedis(): Promise<TestRedis> {
-  const port = await freePort();
-  let proc: ChildProcess | null = null;
-  let stderr = '';
+  // redis-server cannot bind port 0 (`--port 0` turns TCP off): a port picked up front, with a retry when it was taken (see ports.ts).
+  return withFreePort(async (port) => {
+    let proc: ChildProcess | null = null;
 
-  const start = async (): Promise<void> => {
-    if (proc !== null) return;
-    const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    p.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    proc = p;
-    // Never leave a server behind, even when the test process dies early.
-    const reap = (): void => {
-      p.kill('SIGKILL');
+    const start = async (): Promise<void> => {
+      if (proc !== null) return;
+      const started = spawnRedis(port);
+      proc = started.proc;
+      try {
+        await started.ready;
+      } catch (err) {
+        proc = null;
+        await killProcess(started.proc);
+        throw err;
+      }
     };
-    process.once('exit', reap);
-    p.once('exit', () => process.off('exit', reap));
-    const exited = new Promise<never>((_, reject) => p.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${stderr}`))));
-    exited.catch(() => undefined);
-    await Promise.race([waitForPing(port, 10_000), exited]);
-  };
 
-  const kill = async (): Promise<void> => {
-    const p = proc;
-    if (p === null) return;
-    proc = null;
-    if (p.exitCode !== null || p.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGKILL');
-    });
-  };
+    const kill = async (): Promise<void> => {
+      const p = proc;
+      if (p === null) return;
+      proc = null;
+      await killProcess(p);
+    };
 
-  await start();
-  return { port, url: `redis://127.0.0.1:${port}`, start, kill, stop: kill };
+    await start();
+    return { port, url: `redis://127.0.0.1:${port}`, start, kill, stop: kill };
+  });
 }
 
 /** A plain client for inspecting a test Redis; it reconnects by itself across a kill/restart. */

@@ -18,6 +18,8 @@ import { writeGatewayFiles, type GatewayFiles, type KeySpec, type ModelSpec } fr
 export interface SidecarProcess {
   readonly pid: number;
   readonly adminUrl: string;
+  /** The gRPC TCP port it bound (server.grpc.port, 0 = any free one), from its "sidecar ready" line; null without one. */
+  readonly tcpPort: number | null;
   readonly output: () => string;
   /** SIGKILL: a crash, not a drain. */
   kill(): Promise<void>;
@@ -61,15 +63,14 @@ export async function startSidecarProcess(configFile: string, env: Record<string
   });
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const ready = new Promise<string>((resolve, reject) => {
+  const ready = new Promise<{ adminPort: number; tcpPort: number | null }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`sidecar did not become ready:\n${out}`)), 15_000);
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
       for (const line of out.split('\n')) {
         if (!line.includes('"sidecar ready"')) continue;
         clearTimeout(timer);
-        const parsed = JSON.parse(line) as { adminPort: number };
-        resolve(`http://127.0.0.1:${parsed.adminPort}`);
+        resolve(JSON.parse(line) as { adminPort: number; tcpPort: number | null });
       }
     });
     child.stderr?.on('data', (d: Buffer) => {
@@ -80,10 +81,11 @@ export async function startSidecarProcess(configFile: string, env: Record<string
       reject(new Error(`sidecar exited with ${code} before ready:\n${out}`));
     });
   });
-  const adminUrl = await ready;
+  const { adminPort, tcpPort } = await ready;
   return {
     pid: child.pid ?? -1,
-    adminUrl,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    tcpPort,
     output: () => out,
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

@@ -45,7 +45,6 @@ import { ERROR_CODES } from '../../src/pipeline/errors.ts';
 import { parseSnapshot } from '../../src/control/snapshot.ts';
 import { envoyBinary } from '../envoy/helpers.ts';
 import { writeGatewayFiles } from '../helpers/fixtures.ts';
-import { freePort } from '../helpers/ports.ts';
 import { startSidecarProcess } from '../helpers/stack.ts';
 import { isObj, obj, objs, str, type Obj } from './shape.ts';
 
@@ -628,14 +627,15 @@ test('the sidecar as a TCP network service behind Envoy with the EnvoyFilter\'s 
   const clusterName = str(obj(obj(typedConfig.grpc_service, 'grpc_service').envoy_grpc, 'envoy_grpc').cluster_name, 'cluster_name');
 
   const upstream = await startDemoUpstream({ port: 0 });
-  const grpcPort = await freePort();
-  // The example's server.grpc settings, on loopback and a free port.
-  const files = writeGatewayFiles({ config: { server: { grpc: { socket: p.config.server.grpc.socket, host: '127.0.0.1', port: grpcPort } } } });
+  // The example's server.grpc settings, on loopback and port 0: the sidecar reports the port it got.
+  const files = writeGatewayFiles({ config: { server: { grpc: { socket: p.config.server.grpc.socket, host: '127.0.0.1', port: 0 } } } });
   const sidecar = await startSidecarProcess(files.configFile);
   t.after(async () => {
     await sidecar.stop();
     await upstream.close();
   });
+  const grpcPort = sidecar.tcpPort;
+  assert.ok(grpcPort !== null && grpcPort > 0, `the sidecar reports its gRPC TCP port (${String(grpcPort)})`);
 
   // envoy/gateway.yaml for the stack, with its sidecar cluster moved to TCP
   // under Istio's name and its ext_proc filter replaced by the EnvoyFilter's.

@@ -11,7 +11,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, posix } from 'node:path';
 import { test } from 'node:test';
@@ -22,6 +22,8 @@ import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { renderGatewayConfig, SIDECAR_CLUSTER } from '../../src/envoy/config.ts';
 import { parseSnapshot } from '../../src/control/snapshot.ts';
 import { envoyBinary } from '../envoy/helpers.ts';
+import { withFreePort } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { arr, isObj, localPodConfig, num, obj, str, type Obj } from './shape.ts';
 
 const BASE = join(PROJECT_ROOT, 'k8s', 'base');
@@ -562,14 +564,6 @@ void test('envoy.yaml is envoy/gateway.yaml rendered for the pod, plus the envoy
 
 // ---------------------------------------------------------------- the pod, for real
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
-
 interface HttpResult {
   status: number;
   headers: Record<string, string | string[] | undefined>;
@@ -607,21 +601,17 @@ function refusesConnections(port: number): Promise<boolean> {
   });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
+/** `probe` until it returns a value; a throwing probe only means "not yet" (its last error is in the timeout message). */
 async function until<T>(what: () => string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
   let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
+  try {
+    return await waitFor(() => probe().catch((err: unknown) => {
       last = err;
-    }
-    await sleep(50);
+      return undefined;
+    }), { what, timeoutMs, intervalMs: 50 });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}${last instanceof Error ? `: ${last.message}` : ''}`, { cause: err });
   }
-  throw new Error(`timed out waiting for ${what()}${last instanceof Error ? `: ${last.message}` : ''}`);
 }
 
 void test('the pod for real: the sidecar command and Envoy from these configs serve, probe, refuse without a key, accept the Secret file\'s key and drain on preStop', async (t) => {
@@ -645,14 +635,6 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
   await writeFile(join(dir, 'routing.yaml'), base.routingText);
   await writeFile(join(dir, 'gateway.yaml'), YAML.stringify(gatewayCfg));
 
-  const adminPort = await freePort();
-  const envoyCfg = structuredClone(base.envoyYaml);
-  obj(obj(obj(envoyCfg.admin, 'admin').address, 'address').socket_address, 'socket_address').port_value = adminPort;
-  for (const l of ['gateway', 'envoy-health']) obj(obj(envoyListener(envoyCfg, l).address, 'address').socket_address, 'socket_address').port_value = 0;
-  obj(obj(clusterEndpoint(envoyCluster(envoyCfg, 'envoy-admin'), 'envoy-admin').address, 'address').socket_address, 'socket_address').port_value = adminPort;
-  pipeOf(clusterEndpoint(envoyCluster(envoyCfg, SIDECAR_CLUSTER), SIDECAR_CLUSTER), SIDECAR_CLUSTER).path = socket;
-  await writeFile(join(dir, 'envoy.yaml'), YAML.stringify(envoyCfg));
-
   // The sidecar: the container's own command line, run from the project root (the image's workdir).
   const command = strings(container(base, 'sidecar').command, 'command');
   const sidecarArgs = command.slice(1).map((a, i, all) => (all[i - 1] === '--config' ? join(dir, 'gateway.yaml') : a));
@@ -663,16 +645,6 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
   const sidecarExit = new Promise<number | null>((resolve) => sidecar.once('exit', (code) => resolve(code)));
   t.after(() => void sidecar.kill('SIGKILL'));
 
-  // Envoy: the container's args, with the config path swapped and a 1 s drain to keep the test short.
-  const envoyArgs = strings(container(base, 'envoy').args, 'args').map((a, i, all) =>
-    all[i - 1] === '-c' ? join(dir, 'envoy.yaml') : all[i - 1] === '--drain-time-s' ? '1' : a,
-  );
-  const envoy = spawn(bin, [...envoyArgs, '--disable-hot-restart', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let envoyOut = '';
-  envoy.stdout.on('data', (c: Buffer) => (envoyOut += c.toString('utf8')));
-  envoy.stderr.on('data', (c: Buffer) => (envoyOut += c.toString('utf8')));
-  t.after(() => void envoy.kill('SIGKILL'));
-
   const sidecarAdmin = await until(() => `the sidecar to start\n${sidecarOut}`, 20_000, async () => {
     for (const line of sidecarOut.split('\n')) {
       if (!line.includes('"sidecar ready"')) continue;
@@ -681,13 +653,47 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
     }
     return undefined;
   });
-  const ports = await until(() => `Envoy to start\n${envoyOut}`, 20_000, async () => {
-    const r = await http(adminPort, 'GET', '/listeners?format=json');
-    const parsed = JSON.parse(r.body) as { listener_statuses?: Array<{ name?: string; local_address?: { socket_address?: { port_value?: number } } }> };
-    const port = (n: string): number | undefined => parsed.listener_statuses?.find((l) => l.name === n)?.local_address?.socket_address?.port_value;
-    const g = port('gateway');
-    const h = port('envoy-health');
-    return g !== undefined && h !== undefined && g !== 0 && h !== 0 ? { gateway: g, health: h } : undefined;
+
+  // Envoy: the container's args, with the config path swapped and a 1 s drain to keep the test short.
+  // The pod's config points a cluster (envoy-admin) at Envoy's own admin port, so that port must be in the
+  // config up front: picked free, and Envoy started again on another one if it was taken (ports.ts). The
+  // listeners bind port 0 and are read back from the admin API.
+  const envoyArgs = strings(container(base, 'envoy').args, 'args').map((a, i, all) =>
+    all[i - 1] === '-c' ? join(dir, 'envoy.yaml') : all[i - 1] === '--drain-time-s' ? '1' : a,
+  );
+  const { envoy, adminPort, ports } = await withFreePort(async (adminPort) => {
+    const envoyCfg = structuredClone(base.envoyYaml);
+    obj(obj(obj(envoyCfg.admin, 'admin').address, 'address').socket_address, 'socket_address').port_value = adminPort;
+    for (const l of ['gateway', 'envoy-health']) obj(obj(envoyListener(envoyCfg, l).address, 'address').socket_address, 'socket_address').port_value = 0;
+    obj(obj(clusterEndpoint(envoyCluster(envoyCfg, 'envoy-admin'), 'envoy-admin').address, 'address').socket_address, 'socket_address').port_value = adminPort;
+    pipeOf(clusterEndpoint(envoyCluster(envoyCfg, SIDECAR_CLUSTER), SIDECAR_CLUSTER), SIDECAR_CLUSTER).path = socket;
+    await writeFile(join(dir, 'envoy.yaml'), YAML.stringify(envoyCfg));
+    const envoy = spawn(bin, [...envoyArgs, '--disable-hot-restart', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let envoyOut = '';
+    envoy.stdout.on('data', (c: Buffer) => (envoyOut += c.toString('utf8')));
+    envoy.stderr.on('data', (c: Buffer) => (envoyOut += c.toString('utf8')));
+    t.after(() => void envoy.kill('SIGKILL'));
+    try {
+      const ports = await waitFor(async () => {
+        // An Envoy that could not bind its admin port exits; whatever answers on that port then is not ours.
+        if (envoy.exitCode !== null) throw new Error(`Envoy exited (${envoy.exitCode}):\n${envoyOut}`);
+        try {
+          const r = await http(adminPort, 'GET', '/listeners?format=json');
+          const parsed = JSON.parse(r.body) as { listener_statuses?: Array<{ name?: string; local_address?: { socket_address?: { port_value?: number } } }> };
+          const port = (n: string): number | undefined => parsed.listener_statuses?.find((l) => l.name === n)?.local_address?.socket_address?.port_value;
+          const g = port('gateway');
+          const h = port('envoy-health');
+          return g !== undefined && h !== undefined && g !== 0 && h !== 0 ? { gateway: g, health: h } : undefined;
+        } catch {
+          return undefined; // admin not up yet
+        }
+      }, { what: () => `Envoy to start\n${envoyOut}`, timeoutMs: 20_000, intervalMs: 50 });
+      return { envoy, adminPort, ports };
+    } catch (err) {
+      envoy.kill('SIGKILL');
+      // Only a taken admin port is worth another try (withFreePort looks for "Address already in use").
+      throw new Error(envoyOut.includes('Address already in use') ? `Envoy admin port taken:\n${envoyOut}` : (err as Error).message, { cause: err });
+    }
   });
 
   // Probes, as the kubelet would send them.

@@ -26,7 +26,8 @@ import { renderGatewayConfig } from '../../src/envoy/config.ts';
 import { startEnvoy } from '../../src/envoy/process.ts';
 import { startDemoUpstream } from '../../src/demo/upstream.ts';
 import { envoyBinary } from '../envoy/helpers.ts';
-import { freePort } from '../helpers/ports.ts';
+import { withFreePort } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { build, find } from './kustomize.ts';
 import { isObj, localPodConfig, obj, type Obj } from './shape.ts';
 
@@ -200,31 +201,33 @@ void test('for real: redis-server with the StatefulSet arguments, its probe, and
   t.after(() => rm(dir, { recursive: true, force: true }));
 
   // redis-server: the container's command and arguments, expanded as the kubelet does; only the port and data dir are local.
-  const redisPort = await freePort();
+  // It cannot bind port 0, so the port is picked up front and the start retried if the port was taken (ports.ts).
   const redisEnv = expandEnv(redisContainer, SECRETS);
-  const redisArgs = expandArgs((redisContainer.args as string[]).map(String), redisEnv).map((a, i, all) => (all[i - 1] === '--port' ? String(redisPort) : all[i - 1] === '--dir' ? join(dir, 'data') : a));
-  mkdirSync(join(dir, 'data'));
   const [redisCmd] = redisContainer.command as string[];
-  const redisProc = spawn(String(redisCmd), [...redisArgs, '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let redisOut = '';
-  redisProc.stdout.on('data', (c: Buffer) => (redisOut += c.toString()));
-  redisProc.stderr.on('data', (c: Buffer) => (redisOut += c.toString()));
-  const redisExit = new Promise<void>((r) => redisProc.once('exit', () => r()));
-  t.after(() => void redisProc.kill('SIGKILL'));
-
-  // The readiness probe, verbatim but for the port: it must pass (the password comes from REDISCLI_AUTH).
-  const probe = (o(o(redisContainer.readinessProbe, 'readinessProbe').exec, 'exec').command as string[]).map((a) => a.replace('-p 6379', `-p ${redisPort}`));
-  const probeOnce = () => run(String(probe[0]), probe.slice(1), { env: { PATH: process.env.PATH ?? '', REDISCLI_AUTH: String(redisEnv.REDISCLI_AUTH) }, timeout: 5000 });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
+  mkdirSync(join(dir, 'data'));
+  const redis = await withFreePort(async (port) => {
+    const args = expandArgs((redisContainer.args as string[]).map(String), redisEnv).map((a, i, all) => (all[i - 1] === '--port' ? String(port) : all[i - 1] === '--dir' ? join(dir, 'data') : a));
+    const proc = spawn(String(redisCmd), [...args, '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exit = new Promise<void>((r) => proc.once('exit', () => r()));
+    // The readiness probe, verbatim but for the port: it must pass (the password comes from REDISCLI_AUTH).
+    const probe = (o(o(redisContainer.readinessProbe, 'readinessProbe').exec, 'exec').command as string[]).map((a) => a.replace('-p 6379', `-p ${port}`));
+    const probeOnce = () => run(String(probe[0]), probe.slice(1), { env: { PATH: process.env.PATH ?? '', REDISCLI_AUTH: String(redisEnv.REDISCLI_AUTH) }, timeout: 5000 });
     try {
-      await probeOnce();
-      break;
+      await waitFor(async () => {
+        if (proc.exitCode !== null) throw new Error(`redis-server exited (${proc.exitCode}):\n${out}`);
+        return probeOnce().then(() => true, () => false);
+      }, { what: () => `the Redis readiness probe to pass:\n${out}`, timeoutMs: 10_000, intervalMs: 100 });
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`the Redis readiness probe never passed:\n${redisOut}`, { cause: err });
-      await new Promise((r) => setTimeout(r, 100));
+      proc.kill('SIGKILL');
+      throw err;
     }
-  }
+    return { port, proc, exit, probe };
+  });
+  const { port: redisPort, proc: redisProc, exit: redisExit, probe } = redis;
+  t.after(() => void redisProc.kill('SIGKILL'));
   // Without the password the server refuses: the probe's grep fails.
   await assert.rejects(run(String(probe[0]), probe.slice(1), { env: { PATH: process.env.PATH ?? '' }, timeout: 5000 }));
 

@@ -18,18 +18,22 @@ import type { AuditSink } from '../../src/pipeline/ports.ts';
 import { canonicalJson, GENESIS, recordHash } from '../../src/crypto/canonical.ts';
 import { loadSigningKey, verifyText } from '../../src/crypto/signing.ts';
 import { writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';
+import { holdsFor, waitFor, withDeadline } from '../helpers/wait.ts';
 
 const quiet = pino({ level: 'silent' });
 
-/** A sink under test control: delays or fails commits, and says when each committed. */
+/** A sink under test control: holds commits until the test opens its gate, or fails them; says when each committed. */
 class ControlledSink implements AuditSink {
-  delayMs = 0;
+  /** While set, a commit waits for it. */
+  gate: Promise<void> | null = null;
   failing = false;
+  appendsStarted = 0;
   readonly committedAt: number[] = [];
   async append(_record: object): Promise<void> {
-    await new Promise((r) => setTimeout(r, this.delayMs));
+    this.appendsStarted++;
+    if (this.gate !== null) await this.gate;
     if (this.failing) throw new Error('ENOSPC: no space left on device');
-    this.committedAt.push(Date.now());
+    this.committedAt.push(performance.now());
   }
   async close(): Promise<void> {}
 }
@@ -69,22 +73,35 @@ async function withSidecar(sink: AuditSink | null, run: (send: (m: ProcessingReq
 
 test('the final SSE chunk is answered only after the record is committed', async () => {
   const sink = new ControlledSink();
-  sink.delayMs = 300;
-  await withSidecar(sink, async (send, files) => {
-    await send(headersMsg(files));
-    await send(body);
-    await send(sseHead);
-    const t0 = Date.now();
-    const mid = await send(chunk('data: {"choices":[{"delta":{"content":"a"}}]}\n\n', false));
-    assert.ok('response' in mid && mid.response === 'response_body');
-    assert.ok(Date.now() - t0 < 200, 'chunks before the last are not held');
-    const last = await send(chunk('data: [DONE]\n\n', true));
-    const answeredAt = Date.now();
-    assert.ok('response' in last && last.response === 'response_body');
-    const committed = sink.committedAt.at(-1);
-    assert.ok(committed !== undefined && committed <= answeredAt, 'committed before the last chunk was released');
-    assert.ok(answeredAt - t0 >= 300, 'the last answer waited for the commit');
-  });
+  let commit: () => void = () => undefined;
+  sink.gate = new Promise<void>((resolve) => (commit = resolve));
+  try {
+    await withSidecar(sink, async (send, files) => {
+      await send(headersMsg(files));
+      await send(body);
+      await send(sseHead);
+      // No commit can happen now: a chunk before the last must be answered anyway.
+      const mid = await withDeadline(send(chunk('data: {"choices":[{"delta":{"content":"a"}}]}\n\n', false)), { what: 'a chunk before the last, while commits are held' });
+      assert.ok('response' in mid && mid.response === 'response_body', 'chunks before the last are not held');
+      const appendsBefore = sink.appendsStarted;
+      let answeredAt: number | null = null;
+      const last = send(chunk('data: [DONE]\n\n', true)).then((r) => {
+        answeredAt = performance.now();
+        return r;
+      });
+      await waitFor(() => sink.appendsStarted > appendsBefore, { what: 'the record to reach the sink' });
+      // A negative check in real time: the answer must not come while the commit is held. The sidecar
+      // offers no event for "decided not to answer yet", so a short window it is.
+      await holdsFor(() => answeredAt === null, { forMs: 100, what: 'the last chunk waits for its record' });
+      commit();
+      const answer = await last;
+      assert.ok('response' in answer && answer.response === 'response_body');
+      const committed = sink.committedAt.at(-1);
+      assert.ok(committed !== undefined && answeredAt !== null && committed <= answeredAt, 'committed before the last chunk was released');
+    });
+  } finally {
+    commit();
+  }
 });
 
 test('a denial is answered only after its record; a sink that cannot commit fails the request closed', async () => {

@@ -12,6 +12,7 @@ import { startSidecar, type Sidecar } from '../../src/app.ts';
 import { clientConstructors, type ExternalProcessorClient, type AuthorizationClient, type HealthClient } from '../../src/server/proto/load.ts';
 import type { CheckResponse, ProcessingRequestInput, ProcessingResponse, HeaderValueOptionInput } from '../../src/server/proto/types.ts';
 import { writeGatewayFiles, readAudit, type GatewayFiles } from '../helpers/fixtures.ts';
+import { waitFor, withDeadline } from '../helpers/wait.ts';
 
 let files: GatewayFiles;
 let sidecar: Sidecar;
@@ -135,8 +136,7 @@ test('the full buffered sequence: sanitize, route, rewrite, meter, audit — the
   assert.equal(rb.response, 'response_body');
   // The sidecar closes the finished stream itself (before Envoy half-closes): otherwise Envoy
   // resets every stream and Node's rapid-reset guard drops the connection after ~1000.
-  const closed = await Promise.race([envoy.status, new Promise<'open'>((r) => setTimeout(() => r('open'), 500))]);
-  if (closed === 'open') assert.fail('the stream was left open after the final answer');
+  const closed = await withDeadline(envoy.status, { what: 'the stream was left open after the final answer', timeoutMs: 500 });
   assert.equal(closed.code, grpc.status.OK);
   envoy.call.end();
   const rec = readAudit(files.auditFile).find((r) => r.requestId === 'req-full-0000-0001');
@@ -179,9 +179,8 @@ test('Envoy cancels mid-request: recorded as aborted, the server stays healthy',
   await envoy.send(chatBody());
   envoy.call.cancel();
   await envoy.status;
-  await new Promise((r) => setTimeout(r, 50));
-  const rec = readAudit(files.auditFile).find((r) => r.requestId === 'req-cancel-0000-01');
-  assert.equal(rec?.outcome, 'aborted');
+  const rec = await waitFor(() => readAudit(files.auditFile).find((r) => r.requestId === 'req-cancel-0000-01'), { what: 'the audit record of the cancelled request' });
+  assert.equal(rec.outcome, 'aborted');
   const again = new EnvoyScript();
   assert.equal((await again.send(requestHead({ 'x-request-id': 'req-after-cancel-1' }))).response, 'request_headers');
   again.call.cancel();

@@ -14,7 +14,8 @@ import { startSidecar, type Sidecar } from '../../src/app.ts';
 import { clientConstructors, type ExternalProcessorClient } from '../../src/server/proto/load.ts';
 import type { ProcessingRequestInput, ProcessingResponse } from '../../src/server/proto/types.ts';
 import { writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';
-import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { startRedisCluster } from '../helpers/redis-cluster.ts';
 
 const N = 10;
@@ -89,8 +90,18 @@ test(`${N + 1} concurrent in-flight requests across two replicas against concurr
   const answers = await Promise.all(runs.map((r) => r.second));
   assert.equal(answers.filter(admitted).length, N);
   for (const r of runs) r.call.cancel();
-  // Cancelled streams release their leases: a new request is admitted at once.
-  await new Promise((r) => setTimeout(r, 100));
+  // Cancelled streams release their leases (the lease sets in Redis empty out), and then a new request is admitted.
+  const admin = await adminClient(redis.url);
+  try {
+    const leasesHeld = async (): Promise<number> => {
+      let held = 0;
+      for (const key of await admin.keys('*')) if ((await admin.type(key)) === 'zset') held += await admin.zcard(key);
+      return held;
+    };
+    await waitFor(async () => (await leasesHeld()) === 0, { what: 'the cancelled streams to release their leases', intervalMs: 20 });
+  } finally {
+    admin.disconnect();
+  }
   const again = start(clients[0] as ExternalProcessorClient, 'conc');
   assert.ok(admitted(await again.second));
   again.call.cancel();

@@ -17,6 +17,7 @@ import { generateSigningKey } from '../../src/crypto/signing.ts';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { startSidecar } from '../../src/app.ts';
 import { writeGatewayFiles } from '../helpers/fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const quiet = pino({ level: 'silent' });
 const cli = (...args: string[]) => spawnSync(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8' });
@@ -86,13 +87,12 @@ test('a sidecar with control-plane keys refuses unsigned, altered and replayed s
   doc['version'] = 'v6-altered';
   writeFileSync(tmp, stringify(doc));
   renameSync(tmp, files.snapshotFile);
-  await new Promise((r) => setTimeout(r, 1500));
+  await waitFor(async () => (await rejections('file')) >= 1, { what: 'the watched altered snapshot to be rejected', intervalMs: 50 });
   assert.equal(await version(), 'v2');
   assert.equal(await rejections('file'), 1);
   writeFileSync(tmp, signed(files.dir, key, snapshotDoc('v7'), '2026-11-23T04:00:00Z'));
   renameSync(tmp, files.snapshotFile);
-  for (let i = 0; i < 30 && (await version()) !== 'v7'; i++) await new Promise((r) => setTimeout(r, 100));
-  assert.equal(await version(), 'v7');
+  await waitFor(async () => (await version()) === 'v7', { what: 'the watched v7 snapshot to serve', intervalMs: 50 });
 });
 
 test('without control-plane keys the admin endpoint refuses pushes', async (t) => {

@@ -14,23 +14,26 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { FrameDecoder, frameMessage } from '../../src/server/transport/framing.ts';
 import { GrpcError, GrpcStatus, Http2GrpcServer, type MethodCodec, type ServerCall } from '../../src/server/transport/http2-server.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 // ---------------------------------------------------------------- framing
 
-test('frames split anywhere, and several per chunk, decode to the same messages', () => {
+test('frames split anywhere, and several per chunk, decode to the same messages', async (t) => {
   const messages = [Buffer.from('a'), Buffer.alloc(0), Buffer.from('hello world'), Buffer.alloc(70_000, 7)];
   const wire = Buffer.concat(messages.map(frameMessage));
   for (const size of [1, 2, 5, 6, 13, 4096, wire.length]) {
-    const d = new FrameDecoder(1 << 20);
-    const got: Buffer[] = [];
-    for (let i = 0; i < wire.length; i += size) {
-      for (const f of d.push(wire.subarray(i, i + size))) {
-        assert.equal(f.kind, 'message');
-        if (f.kind === 'message') got.push(Buffer.from(f.bytes));
+    await t.test(`chunks of ${size} bytes`, () => {
+      const d = new FrameDecoder(1 << 20);
+      const got: Buffer[] = [];
+      for (let i = 0; i < wire.length; i += size) {
+        for (const f of d.push(wire.subarray(i, i + size))) {
+          assert.equal(f.kind, 'message');
+          if (f.kind === 'message') got.push(Buffer.from(f.bytes));
+        }
       }
-    }
-    assert.deepEqual(got, messages, `chunks of ${size} bytes`);
-    assert.equal(d.pending, 0);
+      assert.deepEqual(got, messages, `chunks of ${size} bytes`);
+      assert.equal(d.pending, 0);
+    });
   }
 });
 
@@ -225,17 +228,22 @@ test('a client reset is a cancelled call on the server', async () => {
   assert.deepEqual(chatEvents.filter((e) => e !== 'end'), ['data:x', 'cancelled']);
 });
 
-test('not gRPC: a GET or a non-gRPC content type gets HTTP 415', async () => {
+test('not gRPC: a GET or a non-gRPC content type gets HTTP 415', async (t) => {
   const session = http2.connect('http://localhost', { createConnection: () => connect(socket) });
   try {
-    for (const headers of [{ ':method': 'GET', ':path': '/test.T/Echo' }, { ':method': 'POST', ':path': '/test.T/Echo', 'content-type': 'application/json' }]) {
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = session.request(headers, { endStream: true });
-        req.on('response', (h) => resolve(Number(h[':status'])));
-        req.on('error', reject);
-        req.resume();
+    for (const [name, headers] of [
+      ['GET', { ':method': 'GET', ':path': '/test.T/Echo' }],
+      ['POST application/json', { ':method': 'POST', ':path': '/test.T/Echo', 'content-type': 'application/json' }],
+    ] as const) {
+      await t.test(name, async () => {
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = session.request(headers, { endStream: true });
+          req.on('response', (h) => resolve(Number(h[':status'])));
+          req.on('error', reject);
+          req.resume();
+        });
+        assert.equal(status, 415);
       });
-      assert.equal(status, 415);
     }
     // A compressed message on a gRPC stream: UNIMPLEMENTED.
     const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
@@ -256,7 +264,7 @@ test('not gRPC: a GET or a non-gRPC content type gets HTTP 415', async () => {
 
 test('graceful shutdown lets a call in flight finish, then refuses new connections', async () => {
   const s2 = new Http2GrpcServer({ maxReceiveBytes: 1024 });
-  let release: () => void = () => undefined;
+  let release: (() => void) | null = null;
   s2.unary(bytes('/test.T/Echo'), (req) => new Promise((resolve) => {
     release = () => resolve(req);
   }));
@@ -267,9 +275,9 @@ test('graceful shutdown lets a call in flight finish, then refuses new connectio
   const inFlight = new Promise<{ err: grpc.ServiceError | null; res?: Buffer | undefined }>((resolve) => {
     (c.Echo as (b: Buffer, cb: (e: grpc.ServiceError | null, r?: Buffer) => void) => void).call(c, Buffer.from('slow'), (err, res) => resolve({ err, res }));
   });
-  await new Promise((r) => setTimeout(r, 100));
+  const releaseCall = await waitFor(() => release, { what: 'the call to reach its handler' });
   const stopped = s2.shutdown();
-  release();
+  releaseCall();
   const r = await inFlight;
   assert.equal(r.err, null);
   assert.equal(r.res?.toString(), 'slow');

@@ -7,6 +7,7 @@ import { rotateKey, revokeKey } from '../../src/stores/keys/admin.ts';
 import type { ApiKeyStore, KeyRecord, KeyUpdate, WritableKeyStore } from '../../src/stores/keys/port.ts';
 import { StaticKeyStore } from '../../src/stores/keys/static.ts';
 import { makeKey } from '../stores/keys-fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const CACHE = { maxEntries: 10_000, ttlSeconds: 30 };
@@ -18,7 +19,8 @@ class MemoryStore implements WritableKeyStore {
   reads = 0;
   readsById = new Map<string, number>();
   failing = false;
-  delayMs = 0;
+  /** While set, reads wait for it: lookups stay in flight until the test opens the gate. */
+  gate: Promise<void> | null = null;
 
   constructor(records: readonly KeyRecord[] = []) {
     for (const r of records) this.records.set(r.id, r);
@@ -27,7 +29,7 @@ class MemoryStore implements WritableKeyStore {
   async get(id: string): Promise<KeyRecord | null> {
     this.reads++;
     this.readsById.set(id, (this.readsById.get(id) ?? 0) + 1);
-    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.gate !== null) await this.gate;
     if (this.failing) throw new Error('connection refused');
     return this.records.get(id) ?? null;
   }
@@ -106,13 +108,23 @@ test('a valid key yields an api_key credential with its grants', async () => {
   assert.ok(Object.isFrozen(b));
 });
 
-test('malformed keys are refused without touching the store', async () => {
+test('malformed keys are refused without touching the store', async (t) => {
   const store = new MemoryStore();
   const v = verifier(store);
   const k = generateApiKey();
   const flipped = k.key.slice(0, -1) + (k.key.endsWith('A') ? 'B' : 'A');
-  for (const bad of ['sk-not-ours', '', k.key.slice(0, -1), `${k.key}x`, flipped, k.key.replace('igw_', 'igx_')]) {
-    assert.equal(await code(v.verify(bad)), 'invalid_api_key', bad);
+  const cases: Array<[string, string]> = [
+    ['another vendor\'s key', 'sk-not-ours'],
+    ['empty', ''],
+    ['one character short', k.key.slice(0, -1)],
+    ['one character long', `${k.key}x`],
+    ['checksum character flipped', flipped],
+    ['wrong prefix', k.key.replace('igw_', 'igx_')],
+  ];
+  for (const [name, bad] of cases) {
+    await t.test(name, async () => {
+      assert.equal(await code(v.verify(bad)), 'invalid_api_key', bad);
+    });
   }
   assert.equal(store.reads, 0);
 });
@@ -194,10 +206,15 @@ test('negative cache: 1000 lookups of 10 unknown ids reach the store at most 10 
 
 test('negative cache: concurrent lookups of one id share one store read', async () => {
   const store = new MemoryStore();
-  store.delayMs = 20;
+  let open: () => void = () => undefined;
+  store.gate = new Promise<void>((resolve) => (open = resolve));
   const v = verifier(store);
   const unknown = Array.from({ length: 10 }, () => generateApiKey().key);
-  const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => code(v.verify(unknown[i % 10] ?? ''))));
+  // All 1000 lookups start while the first read of each id is still in flight.
+  const pending = Promise.all(Array.from({ length: 1000 }, (_, i) => code(v.verify(unknown[i % 10] ?? ''))));
+  await waitFor(() => store.reads === 10, { what: 'the first read of each of the 10 ids' });
+  open();
+  const results = await pending;
   assert.ok(results.every((c) => c === 'invalid_api_key'));
   assert.equal(store.reads, 10);
 });
@@ -266,16 +283,18 @@ test('a flood of random unknown ids is bounded: burst maxEntries, then maxEntrie
   }
 });
 
-test('error messages name the key id, never the key', async () => {
+test('error messages name the key id, never the key', async (t) => {
   const k = makeKey({ revokedAt: T0 });
   const store = new MemoryStore([k.record]);
   const v = verifier(store);
   const unknown = generateApiKey();
-  for (const key of [k.key, unknown.key]) {
-    const err = await v.verify(key).then(() => assert.fail('accepted'), (e: unknown) => e);
-    assert.ok(err instanceof GatewayError);
-    assert.ok(!err.message.includes(key.slice(12)), err.message);
-    assert.ok(err.message.includes(key.slice(4, 12)), err.message);
+  for (const [name, key] of [['revoked', k.key], ['unknown', unknown.key]] as const) {
+    await t.test(name, async () => {
+      const err = await v.verify(key).then(() => assert.fail('accepted'), (e: unknown) => e);
+      assert.ok(err instanceof GatewayError);
+      assert.ok(!err.message.includes(key.slice(12)), err.message);
+      assert.ok(err.message.includes(key.slice(4, 12)), err.message);
+    });
   }
   store.failing = true;
   const err = await verifier(store).verify(k.key).then(() => assert.fail('accepted'), (e: unknown) => e);

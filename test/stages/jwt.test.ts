@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { jwtVerify } from 'jose';
 import type { JWTPayload } from 'jose';
 import { ConfigSchema } from '../../src/config/schema.ts';
@@ -27,6 +26,7 @@ import {
   writeJwksFile,
 } from '../helpers/jwt.ts';
 import type { JwksServer, TestKeyPair } from '../helpers/jwt.ts';
+import { testClock } from '../helpers/clock.ts';
 
 const ISS = 'https://idp.example.test/';
 const ISS_B = 'https://other-idp.example.test';
@@ -62,6 +62,7 @@ function jwtConfig(issuers: IssuerInput[], extra: Record<string, unknown> = {}):
 function verifier(issuers: IssuerInput[], extra: Record<string, unknown> = {}, opts: JwtVerifierOptions = {}): JwtVerifier {
   return new JwtVerifier(jwtConfig(issuers, extra), { now: () => T0, ...opts });
 }
+
 
 function claims(extra: JWTPayload = {}, iss = ISS): JWTPayload {
   return standardClaims({ iss, aud: AUD, nowMs: T0 }, extra);
@@ -163,15 +164,17 @@ test('accepts an ES256 token from a JWKS file with a custom claim mapping (dot p
   assert.equal(bare.tenant, null);
 });
 
-test('alg none is refused in every spelling (none, None, NONE, nOnE)', async () => {
+test('alg none is refused in every spelling (none, None, NONE, nOnE)', async (t) => {
   const v = verifier([baseIssuer]);
   jwks.resetCount();
   for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
-    const token = unsignedToken(claims(), { alg, kid: rsa.kid });
-    await refused(v.verify(token), token, 'invalid_token', /algorithm not in the issuer's allowlist/);
-    // Also with a junk signature segment.
-    const junk = unsignedToken(claims(), { alg, kid: rsa.kid, signature: 'c2lnbmF0dXJl' });
-    await refused(v.verify(junk), junk, 'invalid_token', /algorithm not in the issuer's allowlist/);
+    await t.test(alg, async () => {
+      const token = unsignedToken(claims(), { alg, kid: rsa.kid });
+      await refused(v.verify(token), token, 'invalid_token', /algorithm not in the issuer's allowlist/);
+      // Also with a junk signature segment.
+      const junk = unsignedToken(claims(), { alg, kid: rsa.kid, signature: 'c2lnbmF0dXJl' });
+      await refused(v.verify(junk), junk, 'invalid_token', /algorithm not in the issuer's allowlist/);
+    });
   }
   assert.equal(jwks.requests, 0, 'refused before any key lookup');
 });
@@ -190,13 +193,15 @@ test('the header alg is checked against the allowlist case-sensitively (rs256 is
   await refused(v256.verify(es), es, 'invalid_token', /algorithm not in the issuer's allowlist/);
 });
 
-test('HS256 signed with the RSA public key (key confusion) is refused', async () => {
+test('HS256 signed with the RSA public key (key confusion) is refused', async (t) => {
   const v = verifier([baseIssuer]);
   for (const from of ['pem', 'jwk', 'der'] as const) {
-    const token = hs256WithPublicKey(rsa, claims(), from);
-    // The attack token is genuine: it verifies as HS256 with the public key bytes as the secret.
-    await jwtVerify(token, confusionSecret(rsa, from), { algorithms: ['HS256'], currentDate: new Date(T0) });
-    await refused(v.verify(token), token, 'invalid_token', /algorithm not in the issuer's allowlist/);
+    await t.test(`public key as ${from}`, async () => {
+      const token = hs256WithPublicKey(rsa, claims(), from);
+      // The attack token is genuine: it verifies as HS256 with the public key bytes as the secret.
+      await jwtVerify(token, confusionSecret(rsa, from), { algorithms: ['HS256'], currentDate: new Date(T0) });
+      await refused(v.verify(token), token, 'invalid_token', /algorithm not in the issuer's allowlist/);
+    });
   }
 });
 
@@ -235,11 +240,13 @@ test('clock skew is honoured at both edges of exp and nbf (injected clock)', asy
   await refused(strict.verify(exp), exp, 'invalid_token', /expired/);
 });
 
-test('a token from an unknown issuer is refused (exact match on iss)', async () => {
+test('a token from an unknown issuer is refused (exact match on iss)', async (t) => {
   const v = verifier([baseIssuer]);
   for (const iss of ['https://evil.example/', 'https://idp.example.test', 'HTTPS://IDP.EXAMPLE.TEST/', `${ISS} `]) {
-    const token = await mintFor(rsa, claims({}, iss));
-    await refused(v.verify(token), token, 'invalid_token', /issuer is not trusted/);
+    await t.test(JSON.stringify(iss), async () => {
+      const token = await mintFor(rsa, claims({}, iss));
+      await refused(v.verify(token), token, 'invalid_token', /issuer is not trusted/);
+    });
   }
   const noIss = await mintFor(rsa, claimsWithout('iss'));
   await refused(v.verify(noIss), noIss, 'invalid_token', /issuer is not trusted/);
@@ -275,7 +282,7 @@ test('a token without sub (or without the mapped principal claim) is refused', a
   assert.equal((await mapped.verify(await mintFor(rsa, claims({ email: 'a@example.org' })))).principal, 'a@example.org');
 });
 
-test('claim values that are not short printable strings are refused, not passed on', async () => {
+test('claim values that are not short printable strings are refused, not passed on', async (t) => {
   const v = verifier([baseIssuer]);
   const bad: Array<[string, Record<string, unknown>]> = [
     ['org', { org: 42 }],
@@ -295,22 +302,26 @@ test('claim values that are not short printable strings are refused, not passed 
     ['models', { models: ['gpt-demo', 'x'.repeat(200)] }],
   ];
   for (const [claim, extra] of bad) {
-    const token = await mintFor(rsa, claims(extra));
-    await refused(v.verify(token), token, 'invalid_token', new RegExp(`"${claim}"`));
+    await t.test(`${claim}: ${JSON.stringify(extra).slice(0, 60)}`, async () => {
+      const token = await mintFor(rsa, claims(extra));
+      await refused(v.verify(token), token, 'invalid_token', new RegExp(`"${claim}"`));
+    });
   }
-  // The limits themselves are accepted.
-  const edge = await v.verify(await mintFor(rsa, claims({ org: 'a'.repeat(128), tenant: null, roles: 'x y', models: ['*', 'm'] })));
-  assert.equal(edge.org, 'a'.repeat(128));
-  assert.equal(edge.tenant, null);
-  assert.deepEqual(edge.roles, ['x', 'y']);
-  assert.equal(edge.models, '*');
+  await t.test('the limits themselves are accepted', async () => {
+    const edge = await v.verify(await mintFor(rsa, claims({ org: 'a'.repeat(128), tenant: null, roles: 'x y', models: ['*', 'm'] })));
+    assert.equal(edge.org, 'a'.repeat(128));
+    assert.equal(edge.tenant, null);
+    assert.deepEqual(edge.roles, ['x', 'y']);
+    assert.equal(edge.models, '*');
+  });
 });
 
 test('unknown kids: a flood causes at most one JWKS fetch per cooldown; kid is only compared', async () => {
   const keys = await makeKeyPair('RS256');
   const s = await server([keys]);
   const fetches: string[] = [];
-  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { onJwksFetch: (iss, outcome) => fetches.push(`${iss}:${outcome}`) });
+  const clock = testClock(T0);
+  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { now: clock.now, onJwksFetch: (iss, outcome) => fetches.push(`${iss}:${outcome}`) });
 
   const flood = async (): Promise<void> => {
     const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) =>
@@ -334,8 +345,11 @@ test('unknown kids: a flood causes at most one JWKS fetch per cooldown; kid is o
   // A known kid still works from the cache.
   assert.equal((await v.verify(await mintFor(keys, claims()))).principal, 'alice');
   assert.equal(s.requests, 1);
-  // After the cooldown (1 s, from config): exactly one more.
-  await sleep(1100);
+  // Up to the end of the cooldown (1 s, from config): still none; then exactly one more.
+  clock.advance(999);
+  await flood();
+  assert.equal(s.requests, 1, 'no fetch 1 ms before the cooldown ends');
+  clock.advance(1);
   await flood();
   assert.equal(s.requests, 2, 'one fetch per cooldown');
   assert.deepEqual(new Set(s.paths), new Set([s.path]), 'kid never became part of a URL');
@@ -346,10 +360,14 @@ test('a rotated remote key is fetched once its kid shows up (after the cooldown)
   const old = await makeKeyPair('RS256');
   const next = await makeKeyPair('RS256');
   const s = await server([old]);
-  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }]);
+  const clock = testClock(T0);
+  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { now: clock.now });
   assert.equal((await v.verify(await mintFor(old, claims()))).principal, 'alice');
   s.setKeys([old, next]);
-  await sleep(1100);
+  const early = await mintFor(next, claims({ sub: 'bob' }));
+  await refused(v.verify(early), early, 'invalid_token', /no signing key matches/);
+  assert.equal(s.requests, 1, 'not refetched within the cooldown');
+  clock.advance(1000);
   assert.equal((await v.verify(await mintFor(next, claims({ sub: 'bob' })))).principal, 'bob');
   assert.equal(s.requests, 2);
 });
@@ -423,7 +441,8 @@ test('JWKS server hanging: refused within jwksTimeoutMs, concurrent and later re
   const s = await server([keys]);
   s.mode = 'hang';
   const outcomes: string[] = [];
-  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksTimeoutMs: 300, jwksCooldownSeconds: 2 }], {}, { onJwksFetch: (_i, o) => outcomes.push(o) });
+  const clock = testClock(T0);
+  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksTimeoutMs: 300, jwksCooldownSeconds: 2 }], {}, { now: clock.now, onJwksFetch: (_i, o) => outcomes.push(o) });
   const token = await mintFor(keys, claims());
   const t0 = performance.now();
   const results = await Promise.allSettled(Array.from({ length: 20 }, () => v.verify(token)));
@@ -440,38 +459,67 @@ test('JWKS server hanging: refused within jwksTimeoutMs, concurrent and later re
   assert.ok(performance.now() - t1 < 100);
   assert.equal(s.requests, 1);
   assert.deepEqual(outcomes, ['error']);
-  // Recovery once the back-off (min(cooldown, 5 s) = 2 s) is over.
+  // Recovery once the back-off (min(cooldown, 5 s) = 2 s) is over, not before.
   s.mode = 'ok';
-  await sleep(2100);
+  clock.advance(1999);
+  await refused(v.verify(token), token, 'authentication_unavailable');
+  assert.equal(s.requests, 1, 'still backing off 1 ms before the end');
+  clock.advance(1);
   assert.equal((await v.verify(token)).principal, 'alice');
   assert.equal(s.requests, 2);
   assert.deepEqual(outcomes, ['error', 'ok']);
 });
 
-test('JWKS answering 500, garbage or a non-JWKS document: refused with authentication_unavailable', async () => {
+test('JWKS answering 500, garbage or a non-JWKS document: refused with authentication_unavailable', async (t) => {
   const keys = await makeKeyPair('ES256');
   for (const mode of ['error', 'garbage', 'not_jwks'] as const) {
-    const s = await server([keys]);
-    s.mode = mode;
-    const outcomes: string[] = [];
-    const v = verifier([{ ...baseIssuer, jwksUri: s.url }], {}, { onJwksFetch: (_i, o) => outcomes.push(o) });
-    const token = await mintFor(keys, claims());
-    await refused(v.verify(token), token, 'authentication_unavailable', /unavailable/);
-    assert.equal(s.requests, 1, mode);
-    assert.deepEqual(outcomes, ['error'], mode);
+    await t.test(mode, async () => {
+      const s = await server([keys]);
+      s.mode = mode;
+      const outcomes: string[] = [];
+      const v = verifier([{ ...baseIssuer, jwksUri: s.url }], {}, { onJwksFetch: (_i, o) => outcomes.push(o) });
+      const token = await mintFor(keys, claims());
+      await refused(v.verify(token), token, 'authentication_unavailable', /unavailable/);
+      assert.equal(s.requests, 1, mode);
+      assert.deepEqual(outcomes, ['error'], mode);
+    });
   }
 });
 
 test('a cached JWKS keeps known keys working through an outage; unknown kids then get 503, not acceptance', async () => {
   const keys = await makeKeyPair('RS256');
   const s = await server([keys]);
-  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }]);
+  const clock = testClock(T0);
+  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { now: clock.now });
   assert.equal((await v.verify(await mintFor(keys, claims()))).principal, 'alice');
   s.mode = 'error';
-  await sleep(1100);
+  clock.advance(1000); // past the cooldown: an unknown kid now asks the (failing) server
   assert.equal((await v.verify(await mintFor(keys, claims({ sub: 'bob' })))).principal, 'bob', 'cached key, no fetch needed');
   const stranger = await mintToken({ privateKey: keys.privateKey, alg: 'RS256', kid: 'rotated-in', claims: claims() });
   await refused(v.verify(stranger), stranger, 'authentication_unavailable');
+});
+
+test('remote keys older than jwksMaxAgeSeconds are fetched again before use; stale keys and a failing server → 503 (injected clock)', async () => {
+  const keys = await makeKeyPair('RS256');
+  const s = await server([keys]);
+  const clock = testClock(T0);
+  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksMaxAgeSeconds: 120 }], {}, { now: clock.now });
+  // Distinct tokens, so each one needs a key lookup (a reused token would come from the verified-token cache).
+  let jti = 0;
+  const fresh = (): Promise<string> => mintFor(keys, claims({ jti: `t${++jti}`, exp: clock.now() / 1000 + 300 }));
+  assert.equal((await v.verify(await fresh())).principal, 'alice');
+  assert.equal(s.requests, 1);
+  clock.advance(119_999);
+  assert.equal((await v.verify(await fresh())).principal, 'alice');
+  assert.equal(s.requests, 1, 'still fresh 1 ms before the max age');
+  clock.advance(1);
+  assert.equal((await v.verify(await fresh())).principal, 'alice');
+  assert.equal(s.requests, 2, 'refetched at the max age');
+  s.mode = 'error';
+  clock.advance(120_000);
+  const stale = await fresh();
+  await refused(v.verify(stale), stale, 'authentication_unavailable');
+  assert.equal(s.requests, 3);
 });
 
 test("a second issuer's token signed with the first issuer's key is refused", async () => {
@@ -507,7 +555,8 @@ test('JWKS file: rotation is picked up (in place and by atomic rename); a broken
   const k3 = await makeKeyPair('ES256');
   const path = jwksFile([k1]);
   const outcomes: string[] = [];
-  const v = verifier([{ issuer: ISS, audiences: [AUD], jwksFile: path }], {}, { onJwksFetch: (_i, o) => outcomes.push(o) });
+  const clock = testClock(T0);
+  const v = verifier([{ issuer: ISS, audiences: [AUD], jwksFile: path }], {}, { now: clock.now, onJwksFetch: (_i, o) => outcomes.push(o) });
   const t1 = await mintFor(k1, claims());
   const t2 = await mintFor(k2, claims());
   const t3 = await mintFor(k3, claims());
@@ -515,16 +564,19 @@ test('JWKS file: rotation is picked up (in place and by atomic rename); a broken
   await refused(v.verify(t2), t2, 'invalid_token', /no signing key matches/);
 
   writeJwksFile(path, [k2]);
-  await sleep(1100);
+  // The file is checked at most once a second: not yet 1 ms before, then picked up.
+  clock.advance(999);
+  await refused(v.verify(t2), t2, 'invalid_token', /no signing key matches/);
+  clock.advance(1);
   assert.equal((await v.verify(t2)).principal, 'alice', 'new key picked up');
   await refused(v.verify(t1), t1, 'invalid_token', /no signing key matches/);
 
   writeJwksFile(path, [k3], { atomic: true });
-  await sleep(1100);
+  clock.advance(1000);
   assert.equal((await v.verify(t3)).principal, 'alice', 'atomic replace picked up');
 
   writeFileSync(path, '{ half-written');
-  await sleep(1100);
+  clock.advance(1000);
   // A token not seen before (a seen one would come from the verified-token cache without a key lookup).
   const t3b = await mintFor(k3, claims({ jti: 'fresh' }));
   assert.equal((await v.verify(t3b)).principal, 'alice', 'broken file: previous keys kept');
@@ -548,32 +600,38 @@ test('verified tokens are cached, but never past their exp or before their nbf, 
   now += 1_000;
   assert.equal((await v.verify(token)).principal, 'alice');
   writeJwksFile(path, [k2], { atomic: true });
-  await sleep(1100);
+  now += 1_000; // the file's next check is due (the token is still valid)
   // The file changed: the next lookup of ANY token re-reads it and drops the cache.
   await v.verify(await mintFor(k2, { ...claims(), iat: sec, exp: sec + 30 })).catch(() => undefined);
   await refused(v.verify(token), token, 'invalid_token', /no signing key matches/);
 });
 
-test('several keys without kid: the one that verifies is used', async () => {
+test('several keys without kid: the one that verifies is used', async (t) => {
   const k1 = await makeKeyPair('RS256');
   const k2 = await makeKeyPair('RS256');
   const strip = (k: TestKeyPair) => ({ ...k.publicJwk, kid: undefined });
   const path = join(dir, 'nokid.json');
   writeFileSync(path, JSON.stringify({ keys: [strip(k1), strip(k2)] }));
   const v = verifier([{ issuer: ISS, audiences: [AUD], jwksFile: path, algorithms: ['RS256'] }]);
-  for (const k of [k1, k2]) {
-    const token = await mintToken({ privateKey: k.privateKey, alg: 'RS256', kid: null, claims: claims() });
-    assert.equal((await v.verify(token)).principal, 'alice');
+  for (const [name, k] of [['first key', k1], ['second key', k2]] as const) {
+    await t.test(name, async () => {
+      const token = await mintToken({ privateKey: k.privateKey, alg: 'RS256', kid: null, claims: claims() });
+      assert.equal((await v.verify(token)).principal, 'alice');
+    });
   }
-  const stranger = await makeKeyPair('RS256');
-  const bad = await mintToken({ privateKey: stranger.privateKey, alg: 'RS256', kid: null, claims: claims() });
-  await refused(v.verify(bad), bad, 'invalid_token', /signature verification failed/);
+  await t.test('neither key', async () => {
+    const stranger = await makeKeyPair('RS256');
+    const bad = await mintToken({ privateKey: stranger.privateKey, alg: 'RS256', kid: null, claims: claims() });
+    await refused(v.verify(bad), bad, 'invalid_token', /signature verification failed/);
+  });
 });
 
-test('malformed tokens are refused', async () => {
+test('malformed tokens are refused', async (t) => {
   const v = verifier([baseIssuer]);
-  for (const t of ['a.b.c', 'not a jwt', '', 'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln', `${Buffer.from('[]').toString('base64url')}.${Buffer.from('{}').toString('base64url')}.c2ln`]) {
-    await refused(v.verify(t), t, 'invalid_token');
+  for (const token of ['a.b.c', 'not a jwt', '', 'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln', `${Buffer.from('[]').toString('base64url')}.${Buffer.from('{}').toString('base64url')}.c2ln`]) {
+    await t.test(JSON.stringify(token), async () => {
+      await refused(v.verify(token), token, 'invalid_token');
+    });
   }
 });
 

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { generateApiKey } from '../../src/crypto/api-key-format.ts';
 import type { KeyRecord } from '../../src/stores/keys/port.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 export interface TestKey {
   readonly key: string;
@@ -49,13 +50,11 @@ export function captureLog(): CapturedLog {
   return { log: pino({ level: 'debug' }, sink), lines };
 }
 
+/** Polls `check` until it holds (see helpers/wait.ts); resolves with how long that took, in ms. */
 export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
   const started = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(check, { what, timeoutMs, intervalMs: 10 });
+  return Date.now() - started;
 }
 
 export interface CliResult {

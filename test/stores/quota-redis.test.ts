@@ -13,6 +13,8 @@ import { pino } from 'pino';
 import { RedisQuotaStore } from '../../src/stores/quota/redis.ts';
 import type { Decision, LimitSpec } from '../../src/stores/quota/port.ts';
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { unusedPort } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const TIMEOUT_MS = 250;
 const DAY = 86_400_000;
@@ -35,7 +37,16 @@ function sidecar(opts: { url?: string; prefix?: string } = {}): RedisQuotaStore 
   return new RedisQuotaStore({ url: opts.url ?? redis.url, keyPrefix: opts.prefix ?? 'qr:', commandTimeoutMs: TIMEOUT_MS, log: pino({ level: 'silent' }) });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Redis' own clock (TIME), in epoch ms: the script decides on it, so waits are for it to reach a point. */
+async function redisNow(): Promise<number> {
+  const [sec, usec] = (await admin.time()) as [string | number, string | number];
+  return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+}
+
+/** Resolves once Redis' clock reads `epochMs` or later. */
+async function untilRedisTime(epochMs: number, what: string): Promise<void> {
+  await waitFor(async () => (await redisNow()) >= epochMs, { what: `Redis TIME to reach ${what}`, intervalMs: 5 });
+}
 
 async function measure<T>(p: () => Promise<T>): Promise<{ ms: number; err: unknown }> {
   const started = performance.now();
@@ -107,6 +118,20 @@ test('one admit = one round trip (a single EVALSHA); EVAL only after NOSCRIPT', 
   mon.on('monitor', (_time: string, args: string[], source: string) => {
     if (source !== 'lua') seen.push(args);
   });
+  // MONITOR reports commands in the order Redis ran them, so once a marker sent after the store's call shows up,
+  // every command of that call has been reported: the commands seen before the marker are all of them.
+  let marks = 0;
+  const commandsUntilMarker = async (): Promise<string[]> => {
+    const mark = `marker-${++marks}`;
+    await admin.echo(mark);
+    const at = await waitFor(() => {
+      const i = seen.findIndex((a) => a[0]?.toLowerCase() === 'echo' && a[1] === mark);
+      return i >= 0 ? i : undefined;
+    }, { what: `MONITOR to report ${mark}`, intervalMs: 5 });
+    const cmds = seen.slice(0, at).filter((a) => a[0]?.toLowerCase() !== 'monitor').map((a) => a[0]?.toLowerCase() ?? '');
+    seen.splice(0, at + 1);
+    return cmds;
+  };
   try {
     const tag = `org-${n++}`;
     const limits: LimitSpec[] = [
@@ -117,37 +142,26 @@ test('one admit = one round trip (a single EVALSHA); EVAL only after NOSCRIPT', 
       { kind: 'concurrency', name: 'requests:concurrent', key: 'conc', limit: 10, leaseMs: 30_000 },
     ];
     await store.admit('warm-up', tag, limits); // connection setup (CLIENT SETNAME, INFO) is not part of a decision
-    await sleep(50);
-    const own = (): string[][] => seen.filter((a) => a[0]?.toLowerCase() !== 'monitor');
+    await commandsUntilMarker();
 
-    seen.length = 0;
     await store.admit('r1', tag, limits);
-    await sleep(50);
-    const admitCmds = own().map((a) => a[0]?.toLowerCase());
+    const admitCmds = await commandsUntilMarker();
     t.diagnostic(`admit with 5 limits → client commands: ${JSON.stringify(admitCmds)}`);
     assert.deepEqual(admitCmds, ['evalsha']);
 
-    seen.length = 0;
     await store.settle('r1', tag, { tokenDelta: -200 });
-    await sleep(50);
-    const settleCmds = own().map((a) => a[0]?.toLowerCase());
+    const settleCmds = await commandsUntilMarker();
     t.diagnostic(`settle → client commands: ${JSON.stringify(settleCmds)}`);
     assert.deepEqual(settleCmds, ['evalsha']);
 
     await admin.script('FLUSH');
-    seen.length = 0;
+    await commandsUntilMarker(); // the FLUSH itself
     await store.admit('r2', tag, limits);
-    await sleep(50);
-    const afterFlush = own().map((a) => a[0]?.toLowerCase());
+    const afterFlush = await commandsUntilMarker();
     t.diagnostic(`after SCRIPT FLUSH → ${JSON.stringify(afterFlush)}`);
     assert.deepEqual(afterFlush, ['evalsha', 'eval']);
-    seen.length = 0;
     await store.admit('r3', tag, limits);
-    await sleep(50);
-    assert.deepEqual(
-      own().map((a) => a[0]?.toLowerCase()),
-      ['evalsha'],
-    );
+    assert.deepEqual(await commandsUntilMarker(), ['evalsha']);
   } finally {
     mon.disconnect();
     await store.close();
@@ -181,7 +195,7 @@ test('every key of a decision carries the {tag} hash tag under the prefix', asyn
   }
 });
 
-test("Redis' own clock: rate refill, short window, lease expiry and day index with real waiting", async () => {
+test("Redis' own clock: rate refill, short window, lease expiry and day index, waiting for Redis TIME to get there", async () => {
   const store = sidecar();
   try {
     const tag = `org-${n++}`;
@@ -191,23 +205,27 @@ test("Redis' own clock: rate refill, short window, lease expiry and day index wi
     const d = await store.admit('c', tag, rate);
     assert.equal(d.admitted, false);
     if (!d.admitted) assert.ok(d.retryAfterMs > 0 && d.retryAfterMs <= 100, `${d.retryAfterMs}`);
-    await sleep(120);
+    // Redis' clock cannot be moved: wait until it is one refill interval (100 ms at 10/s) past the refusal.
+    await untilRedisTime(d.now + 100, 'one refill interval after the refusal');
     assert.equal((await store.admit('d', tag, rate)).admitted, true);
 
     const win: LimitSpec[] = [{ kind: 'window', name: 'requests:rps', key: 'w', limit: 3, windowMs: 500, cost: 1 }];
     for (let i = 0; i < 3; i++) assert.equal((await store.admit(`w${i}`, tag, win)).admitted, true);
     const wd = await store.admit('w3', tag, win);
     assert.equal(wd.admitted, false);
-    if (!wd.admitted) await sleep(wd.retryAfterMs + 20);
-    assert.equal((await store.admit('w4', tag, win)).admitted, true, 'admitted after retryAfterMs');
-    await sleep(1100); // two windows later nothing counts
+    if (!wd.admitted) await untilRedisTime(wd.now + wd.retryAfterMs, 'retryAfterMs after the refusal');
+    const w4 = await store.admit('w4', tag, win);
+    assert.equal(w4.admitted, true, 'admitted after retryAfterMs');
+    // Two windows later nothing counts: Redis' clock in the window after the next one.
+    await untilRedisTime((Math.floor(w4.now / 500) + 2) * 500, 'two 500 ms windows later');
     const fresh = await store.admit('w5', tag, win);
     assert.equal(fresh.states[0]?.remaining, 2);
 
     const conc: LimitSpec[] = [{ kind: 'concurrency', name: 'requests:concurrent', key: 'c', limit: 1, leaseMs: 200 }];
-    assert.equal((await store.admit('l1', tag, conc)).admitted, true); // never settled: a dead sidecar
+    const l1 = await store.admit('l1', tag, conc);
+    assert.equal(l1.admitted, true); // never settled: a dead sidecar
     assert.equal((await store.admit('l2', tag, conc)).admitted, false);
-    await sleep(250);
+    await untilRedisTime(l1.now + 200, 'the end of the 200 ms lease');
     assert.equal((await store.admit('l3', tag, conc)).admitted, true, 'the expired lease was reclaimed');
 
     for (const off of [5.5 * 3_600_000, -8 * 3_600_000]) {
@@ -230,28 +248,26 @@ test('Redis killed: admit/settle throw within commandTimeoutMs; restarted on the
   try {
     assert.equal((await store.admit('before', tag, limits)).admitted, true);
     await redis.kill();
-    for (let i = 0; i < 3; i++) {
-      const { ms, err } = await measure(() => store.admit(`down-${i}`, tag, limits));
+    // At least three attempts, and on until one finds the store knowing Redis is down (waiting to reconnect),
+    // so both the first calls after the crash and the calls during the outage are covered. Each attempt is
+    // bounded by the command timeout.
+    let attempts = 0;
+    let sawUnreachable = false;
+    await waitFor(async () => {
+      const { ms, err } = await measure(() => store.admit(`down-${attempts++}`, tag, limits));
       t.diagnostic(`Redis down → admit threw in ${ms.toFixed(1)} ms (${err instanceof Error ? err.message : String(err)})`);
       assert.ok(err instanceof Error);
       assert.ok(ms <= TIMEOUT_MS + 100, `${ms} ms`);
-      await sleep(100);
-    }
+      sawUnreachable ||= /unreachable/.test(err.message);
+      return attempts >= 3 && sawUnreachable;
+    }, { what: 'the store to report Redis unreachable', intervalMs: 10 });
     const s = await measure(() => store.settle('before', tag, { tokenDelta: 0 }));
     t.diagnostic(`Redis down → settle threw in ${s.ms.toFixed(1)} ms`);
     assert.ok(s.err instanceof Error && s.ms <= TIMEOUT_MS + 100);
     await redis.start();
     const started = performance.now();
-    for (;;) {
-      try {
-        const d = await store.admit('after', tag, limits);
-        assert.equal(d.admitted, true);
-        break;
-      } catch {
-        if (performance.now() - started > 5000) throw new Error('the store did not recover within 5 s');
-        await sleep(50);
-      }
-    }
+    const d = await waitFor(() => store.admit('after', tag, limits).catch(() => undefined), { what: 'the store to admit again after the restart', intervalMs: 50 });
+    assert.equal(d.admitted, true);
     t.diagnostic(`restarted Redis → the same store admits again after ${(performance.now() - started).toFixed(0)} ms (script reloaded via NOSCRIPT → EVAL)`);
   } finally {
     await redis.start();
@@ -270,17 +286,8 @@ test('a stalled Redis (CLIENT PAUSE): admit throws at ~commandTimeoutMs, then wo
     t.diagnostic(`stalled Redis → admit threw in ${ms.toFixed(1)} ms (${err instanceof Error ? err.message : String(err)})`);
     assert.ok(err instanceof Error);
     assert.ok(ms >= TIMEOUT_MS - 10 && ms <= TIMEOUT_MS + 100, `${ms} ms`);
-    await sleep(800);
-    const started = performance.now();
-    for (;;) {
-      try {
-        await store.admit('resumed', tag, limits);
-        break;
-      } catch {
-        if (performance.now() - started > 3000) throw new Error('no recovery within 3 s');
-        await sleep(50);
-      }
-    }
+    // Works again once the pause is over (no waiting for it to end first: attempts fail until then).
+    await waitFor(() => store.admit('resumed', tag, limits).then(() => true, () => false), { what: 'the store to work again after CLIENT PAUSE', timeoutMs: 3800, intervalMs: 50 });
   } finally {
     await store.close();
   }
@@ -295,27 +302,25 @@ test('Redis never reachable or a black hole: the first admit fails within comman
   await new Promise<void>((res) => hole.listen(0, '127.0.0.1', res));
   const addr = hole.address();
   const holePort = typeof addr === 'object' && addr !== null ? addr.port : 0;
-  const closed = createServer();
-  await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
-  const caddr = closed.address();
-  const closedPort = typeof caddr === 'object' && caddr !== null ? caddr.port : 0;
-  await new Promise<void>((res) => closed.close(() => res()));
+  const closedPort = await unusedPort();
   const limits: LimitSpec[] = [{ kind: 'window', name: 'requests:rpm', key: 'rpm', limit: 10, windowMs: 60_000, cost: 1 }];
   for (const [label, port] of [
     ['refused', closedPort],
     ['black hole', holePort],
   ] as const) {
-    const store = sidecar({ url: `redis://127.0.0.1:${port}` });
-    try {
-      for (let i = 0; i < 2; i++) {
-        const { ms, err } = await measure(() => store.admit(`x${i}`, 'org', limits));
-        t.diagnostic(`${label} → admit threw in ${ms.toFixed(1)} ms`);
-        assert.ok(err instanceof Error);
-        assert.ok(ms <= TIMEOUT_MS + 100, `${ms} ms`);
+    await t.test(label, async (st) => {
+      const store = sidecar({ url: `redis://127.0.0.1:${port}` });
+      try {
+        for (let i = 0; i < 2; i++) {
+          const { ms, err } = await measure(() => store.admit(`x${i}`, 'org', limits));
+          st.diagnostic(`${label} → admit threw in ${ms.toFixed(1)} ms`);
+          assert.ok(err instanceof Error);
+          assert.ok(ms <= TIMEOUT_MS + 100, `${ms} ms`);
+        }
+      } finally {
+        await store.close();
       }
-    } finally {
-      await store.close();
-    }
+    });
   }
   for (const s of sockets) s.destroy();
   await new Promise<void>((res) => hole.close(() => res()));

@@ -47,7 +47,12 @@ export type JwtCredential = Extract<Credential, { method: 'jwt' }>;
 export type JwksFetchOutcome = 'ok' | 'error';
 
 export interface JwtVerifierOptions {
-  /** Epoch milliseconds; used for exp / nbf checks. Defaults to Date.now. */
+  /**
+   * Epoch milliseconds, default Date.now. Every time decision reads it: exp /
+   * nbf, the verified-token cache, the JWKS refetch cooldown, max age and
+   * failure back-off, and how often a JWKS file is checked (so tests move a
+   * clock instead of waiting).
+   */
   readonly now?: () => number;
   /** Called after every JWKS fetch (remote) or re-read (file), per issuer. */
   readonly onJwksFetch?: (issuer: string, outcome: JwksFetchOutcome) => void;
@@ -128,8 +133,8 @@ export class JwtVerifier {
       if (this.#issuers.has(issuer.issuer)) throw new Error(`auth.jwt: issuer ${issuer.issuer} is configured twice`);
       const onFetch = (outcome: JwksFetchOutcome): void => report(issuer.issuer, outcome);
       let keys: KeyResolver;
-      if (issuer.jwksUri !== undefined) keys = remoteKeys(issuer, onFetch);
-      else if (issuer.jwksFile !== undefined) keys = new FileKeys(issuer.issuer, issuer.jwksFile, onFetch).resolver;
+      if (issuer.jwksUri !== undefined) keys = remoteKeys(issuer, onFetch, this.#now);
+      else if (issuer.jwksFile !== undefined) keys = new FileKeys(issuer.issuer, issuer.jwksFile, onFetch, this.#now).resolver;
       else throw new Error(`auth.jwt: issuer ${issuer.issuer} needs jwksUri or jwksFile`);
       this.#issuers.set(issuer.issuer, {
         cfg: issuer,
@@ -279,16 +284,35 @@ function jwksUrl(issuer: JwtIssuerConfig, uri: string): URL {
   throw new Error(`auth.jwt: issuer ${issuer.issuer}: jwksUri must be https (http only on 127.0.0.1, localhost or [::1])`);
 }
 
-/** One jose remote key set per issuer, created once; fetches go through a wrapper that reports, validates and backs off. */
-function remoteKeys(issuer: JwtIssuerConfig, onFetch: (outcome: JwksFetchOutcome) => void): KeyResolver {
+/** Milliseconds since `since` on `now`'s clock; a clock that went backwards (wall-clock step) counts as "long ago", so a step back never freezes a refresh. */
+function elapsed(now: number, since: number): number {
+  return now >= since ? now - since : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * One jose remote key set per issuer, created once; fetches go through a
+ * wrapper that reports, validates and backs off.
+ *
+ * jose does the fetching (timeout, headers, no redirects) but decides when
+ * to refetch on its own Date.now(); here it is told never to (cooldown and
+ * max age infinite) and this wrapper makes those decisions on the verifier's
+ * clock, with jose's rules: load when there are no keys or they are older
+ * than jwksMaxAgeSeconds; on an unknown kid, refetch unless the keys are
+ * younger than jwksCooldownSeconds. jose still shares one fetch among
+ * concurrent callers.
+ */
+function remoteKeys(issuer: JwtIssuerConfig, onFetch: (outcome: JwksFetchOutcome) => void, now: () => number): KeyResolver {
   const url = jwksUrl(issuer, issuer.jwksUri ?? '');
   const cooldownMs = issuer.jwksCooldownSeconds * 1000;
+  const maxAgeMs = issuer.jwksMaxAgeSeconds * 1000;
   const backoffMs = Math.min(cooldownMs, MAX_FAILURE_BACKOFF_MS);
   let retryAt = 0;
+  /** When the keys in use were fetched (on `now`); -Infinity: none yet. */
+  let fetchedAt = Number.NEGATIVE_INFINITY;
 
   const fetchJwks: FetchImplementation = async (href, init) => {
-    // jose refetches on every use while it has no keys; after a failure, wait instead of hammering the IdP.
-    if (Date.now() < retryAt) throw new Error('JWKS fetch backing off after a failure');
+    // Without keys every lookup asks for a fetch; after a failure, wait instead of hammering the IdP.
+    if (now() < retryAt) throw new Error('JWKS fetch backing off after a failure');
     try {
       const res = await fetch(href, init);
       if (res.status !== 200) {
@@ -302,19 +326,34 @@ function remoteKeys(issuer: JwtIssuerConfig, onFetch: (outcome: JwksFetchOutcome
       onFetch('ok');
       return new Response(text, { status: 200, headers: { 'content-type': 'application/json' } });
     } catch (err) {
-      retryAt = Date.now() + backoffMs;
+      retryAt = now() + backoffMs;
       onFetch('error');
       throw err;
     }
   };
 
   const jwks = createRemoteJWKSet(url, {
-    cooldownDuration: cooldownMs,
-    cacheMaxAge: issuer.jwksMaxAgeSeconds * 1000,
+    cooldownDuration: Number.POSITIVE_INFINITY,
+    cacheMaxAge: Number.POSITIVE_INFINITY,
     timeoutDuration: issuer.jwksTimeoutMs,
     [customFetch]: fetchJwks,
   });
-  return guarded((header, token) => jwks(header, token));
+  // Concurrent callers join jose's fetch in progress; each marks the keys fresh once it has them.
+  const reload = async (): Promise<void> => {
+    await jwks.reload();
+    fetchedAt = now();
+  };
+
+  return guarded(async (header, token) => {
+    if (fetchedAt === Number.NEGATIVE_INFINITY || elapsed(now(), fetchedAt) >= maxAgeMs) await reload();
+    try {
+      return await jwks(header, token);
+    } catch (err) {
+      if (!(err instanceof errors.JWKSNoMatchingKey) || elapsed(now(), fetchedAt) < cooldownMs) throw err;
+      await reload();
+      return jwks(header, token);
+    }
+  });
 }
 
 async function readCapped(res: Response, maxBytes: number): Promise<string> {
@@ -368,14 +407,16 @@ class FileKeys {
   readonly resolver: KeyResolver;
   readonly #path: string;
   readonly #onFetch: (outcome: JwksFetchOutcome) => void;
+  readonly #now: () => number;
   #local: LocalJWKSet;
   #signature: FileSignature;
   #checkedAt: number;
   #pending: Promise<void> | null = null;
 
-  constructor(issuer: string, path: string, onFetch: (outcome: JwksFetchOutcome) => void) {
+  constructor(issuer: string, path: string, onFetch: (outcome: JwksFetchOutcome) => void, now: () => number) {
     this.#path = path;
     this.#onFetch = onFetch;
+    this.#now = now;
     try {
       const st = statSync(path);
       if (st.size > MAX_JWKS_BYTES) throw new Error(`larger than ${MAX_JWKS_BYTES} bytes`);
@@ -384,7 +425,7 @@ class FileKeys {
     } catch (err) {
       throw new Error(`auth.jwt: issuer ${issuer}: cannot load jwksFile ${path}: ${errorMessage(err)}`, { cause: err });
     }
-    this.#checkedAt = performance.now();
+    this.#checkedAt = now();
     this.resolver = guarded(async (header, token) => {
       await this.#refresh();
       return this.#local(header, token);
@@ -393,8 +434,8 @@ class FileKeys {
 
   async #refresh(): Promise<void> {
     if (this.#pending !== null) return this.#pending;
-    const now = performance.now();
-    if (now - this.#checkedAt < FILE_CHECK_INTERVAL_MS) return;
+    const now = this.#now();
+    if (elapsed(now, this.#checkedAt) < FILE_CHECK_INTERVAL_MS) return;
     this.#checkedAt = now;
     this.#pending = this.#reloadIfChanged().finally(() => {
       this.#pending = null;

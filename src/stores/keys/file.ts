@@ -60,7 +60,18 @@ export interface FileKeyStoreOptions {
   readonly pollMs?: number;
   /** Also watch the folder so most changes are seen at once (default true; polling alone is enough). */
   readonly watch?: boolean;
+  /**
+   * Starts the poll: calls `tick` every `intervalMs`, returns how to stop.
+   * Default: an unref'd setInterval. Tests pass their own to poll by hand.
+   */
+  readonly schedule?: (tick: () => void, intervalMs: number) => () => void;
 }
+
+const everyInterval = (tick: () => void, intervalMs: number): (() => void) => {
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+};
 
 export class FileKeyStore implements ApiKeyStore {
   readonly inMemory = true;
@@ -73,7 +84,7 @@ export class FileKeyStore implements ApiKeyStore {
   #loads = 1;
   #checking: Promise<boolean> | null = null;
   #closed = false;
-  readonly #timer: NodeJS.Timeout;
+  readonly #stopPolling: () => void;
   readonly #watcher: FSWatcher | null;
 
   /** Loads the file synchronously; a missing or invalid file throws a ConfigError (fail at start-up). */
@@ -90,8 +101,7 @@ export class FileKeyStore implements ApiKeyStore {
     }
     this.#records = byId(parseKeyFile(text, this.path));
     this.#sig = sig;
-    this.#timer = setInterval(() => void this.refresh(), opts.pollMs ?? 1000);
-    this.#timer.unref();
+    this.#stopPolling = (opts.schedule ?? everyInterval)(() => void this.refresh(), opts.pollMs ?? 1000);
     this.#watcher = opts.watch === false ? null : this.#watchFolder();
   }
 
@@ -119,7 +129,7 @@ export class FileKeyStore implements ApiKeyStore {
 
   async close(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#timer);
+    this.#stopPolling();
     this.#watcher?.close();
     await this.#checking;
   }

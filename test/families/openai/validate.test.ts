@@ -29,7 +29,7 @@ const chat = (extra: Record<string, unknown> = {}) => ({ model: 'gpt-4o', messag
 
 // --- valid requests in the shapes of OpenAI's API reference -------------------
 
-test('chat: documented request shapes pass', () => {
+test('chat: documented request shapes pass', async (t) => {
   const bodies: unknown[] = [
     { model: 'gpt-4o', messages: [{ role: 'developer', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Hello!' }] },
     { model: 'gpt-4o', messages: [{ role: 'system', content: 'Be brief.' }, user('Hello!')], stream: true, stream_options: { include_usage: true } },
@@ -72,20 +72,28 @@ test('chat: documented request shapes pass', () => {
     chat({ top_k: 40, repetition_penalty: 1.1, reasoning_effort: 'low', metadata: { a: 'b' } }),
     { model: 'm', messages: [{ role: 'assistant', content: [{ type: 'refusal', refusal: 'no' }] }, { role: 'user', content: 'x', name: 'alice' }] },
   ];
-  for (const b of bodies) {
-    const v = ok('chat', b);
-    assert.equal(JSON.stringify(v), JSON.stringify(b));
+  for (const [i, b] of bodies.entries()) {
+    await t.test(`#${i + 1} ${JSON.stringify(b).slice(0, 80)}`, () => {
+      const v = ok('chat', b);
+      assert.equal(JSON.stringify(v), JSON.stringify(b));
+    });
   }
 });
 
-test('completions and embeddings: documented shapes pass', () => {
+test('completions and embeddings: documented shapes pass', async (t) => {
   for (const prompt of ['Say this is a test', ['a', 'b'], [1, 2, 3], [[1, 2], [3]], '']) {
-    ok('completions', { model: 'gpt-3.5-turbo-instruct', prompt, max_tokens: 7, temperature: 0, echo: true, logprobs: 5, best_of: 2, suffix: null });
+    await t.test(`completions prompt ${JSON.stringify(prompt)}`, () => {
+      ok('completions', { model: 'gpt-3.5-turbo-instruct', prompt, max_tokens: 7, temperature: 0, echo: true, logprobs: 5, best_of: 2, suffix: null });
+    });
   }
   for (const input of ['The food was delicious', ['a', 'b'], [1, 2], [[1], [2, 3]]]) {
-    ok('embeddings', { model: 'text-embedding-3-small', input, encoding_format: 'float', dimensions: 256, user: 'u' });
+    await t.test(`embeddings input ${JSON.stringify(input)}`, () => {
+      ok('embeddings', { model: 'text-embedding-3-small', input, encoding_format: 'float', dimensions: 256, user: 'u' });
+    });
   }
-  ok('embeddings', { model: 'm', input: 'x', encoding_format: 'base64' });
+  await t.test('embeddings as base64', () => {
+    ok('embeddings', { model: 'm', input: 'x', encoding_format: 'base64' });
+  });
 });
 
 test('the result keeps null prototypes and unknown fields', () => {
@@ -114,7 +122,7 @@ test('JSON-level rejections carry the param of the offending member', () => {
   assert.throws(() => validateRequest('chat', utf8, OPTS), (e) => e instanceof GatewayError && e.code === 'invalid_request_body' && /UTF-8/.test(e.message));
 });
 
-test('hostile prototype payloads cannot pollute Object.prototype', () => {
+test('hostile prototype payloads cannot pollute Object.prototype', async (t) => {
   const payloads = [
     '{"__proto__":{"polluted":"yes"}}',
     '{"model":"m","messages":[{"role":"user","content":"x"}],"a":{"__proto__":{"polluted":"yes"}}}',
@@ -122,7 +130,9 @@ test('hostile prototype payloads cannot pollute Object.prototype', () => {
     '{"model":"m","x":{"\\u005f\\u005fproto\\u005f\\u005f":{"polluted":"yes"}}}',
   ];
   for (const p of payloads) {
-    assert.throws(() => ok('chat', p), GatewayError);
+    await t.test(p, () => {
+      assert.throws(() => ok('chat', p), GatewayError);
+    });
   }
   // Accepted bodies are null-prototype trees; spreading or stringifying them is safe.
   const v = ok('chat', chat({ polluted_not: { toString: 'x', valueOf: 1 } }));
