@@ -32,6 +32,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { Struct, Value } from '../proto/common.ts';
 import { NO_CONNECTION_INFO } from '../../pipeline/identity.ts';
 import type { ConnectionInfo } from '../../pipeline/identity.ts';
+import { BoundedCache } from '../../shared/bounded-cache.ts';
 
 /** The attributes' namespace in ProcessingRequest.attributes. */
 export const EXT_PROC_ATTRIBUTES_KEY = 'envoy.filters.http.ext_proc';
@@ -106,7 +107,7 @@ export interface PeerCertificate {
 }
 
 const CACHE_MAX = 512;
-const cache = new Map<string, PeerCertificate | null>();
+const cache = new BoundedCache<string, PeerCertificate | null>(CACHE_MAX);
 
 /**
  * Parses a peer certificate as Envoy hands it over: plain PEM (ext_proc's
@@ -115,13 +116,10 @@ const cache = new Map<string, PeerCertificate | null>();
  * readable certificate. Results are cached per distinct text.
  */
 export function parsePeerCertificate(text: string): PeerCertificate | null {
-  const hit = cache.get(text);
-  if (hit !== undefined || cache.has(text)) return hit ?? null;
+  // Parsing is a pure function of the text: entries never expire (time 0 is as good as any).
+  const hit = cache.get(text, 0);
+  if (hit !== undefined) return hit;
   const parsed = parseUncached(text);
-  if (cache.size >= CACHE_MAX) {
-    const oldest = cache.keys().next();
-    if (oldest.done !== true) cache.delete(oldest.value);
-  }
   cache.set(text, parsed);
   return parsed;
 }

@@ -26,6 +26,7 @@ import type { ApiKeyStore, KeyRecord } from '../../stores/keys/port.ts';
 import type { Allow, Credential } from '../../pipeline/identity.ts';
 import { parseApiKey } from '../../crypto/api-key-format.ts';
 import { errorMessage } from '../../shared/values.ts';
+import { BoundedCache } from '../../shared/bounded-cache.ts';
 
 export type ApiKeyCredential = Extract<Credential, { method: 'api_key' }>;
 
@@ -41,6 +42,7 @@ export interface ApiKeyVerifierOptions {
 }
 
 const DUMMY_DIGEST = Buffer.alloc(32);
+const VERIFIED_MS = 24 * 3600 * 1000;
 const SHA256_PREFIX = 'sha256:';
 
 function storedDigest(hash: string): Buffer | null {
@@ -51,45 +53,6 @@ function storedDigest(hash: string): Buffer | null {
 
 function allow<T extends string>(list: readonly (T | '*')[]): Allow<T> {
   return list.includes('*') ? '*' : new Set(list.filter((x): x is T => x !== '*'));
-}
-
-/** Insertion-ordered Map used as an LRU; entries carry an expiry. */
-class TtlLru {
-  readonly #max: number;
-  readonly #ttlMs: number;
-  readonly #map = new Map<string, number>();
-
-  constructor(max: number, ttlMs: number) {
-    this.#max = max;
-    this.#ttlMs = ttlMs;
-  }
-
-  get size(): number {
-    return this.#map.size;
-  }
-
-  has(key: string, now: number): boolean {
-    const until = this.#map.get(key);
-    if (until === undefined) return false;
-    this.#map.delete(key);
-    if (until <= now) return false;
-    this.#map.set(key, until); // most recently used; the expiry is unchanged
-    return true;
-  }
-
-  add(key: string, now: number): void {
-    this.#map.delete(key);
-    this.#map.set(key, now + this.#ttlMs);
-    while (this.#map.size > this.#max) {
-      const oldest = this.#map.keys().next();
-      if (oldest.done === true) break;
-      this.#map.delete(oldest.value);
-    }
-  }
-
-  delete(key: string): void {
-    this.#map.delete(key);
-  }
 }
 
 class TokenBucket {
@@ -124,9 +87,11 @@ export class ApiKeyVerifier {
   readonly #store: ApiKeyStore;
   readonly #now: () => number;
   readonly #log: Logger | undefined;
-  readonly #unknown: TtlLru;
-  /** Ids verified recently: their lookups skip the budget. Grants nothing by itself. */
-  readonly #verified: TtlLru;
+  /** Ids the store did not know, for ttlSeconds. */
+  readonly #unknown: BoundedCache<string, true>;
+  readonly #unknownMs: number;
+  /** Ids verified in the last day: their lookups skip the budget. Grants nothing by itself. */
+  readonly #verified: BoundedCache<string, true>;
   readonly #budget: TokenBucket;
   readonly #inflight = new Map<string, Promise<KeyRecord | null>>();
   readonly #credentials = new WeakMap<KeyRecord, ApiKeyCredential>();
@@ -136,8 +101,9 @@ export class ApiKeyVerifier {
     this.#now = opts.now ?? Date.now;
     this.#log = opts.log;
     const { maxEntries, ttlSeconds } = opts.unknownKeyCache;
-    this.#unknown = new TtlLru(maxEntries, ttlSeconds * 1000);
-    this.#verified = new TtlLru(maxEntries, 24 * 3600 * 1000);
+    this.#unknown = new BoundedCache(maxEntries);
+    this.#unknownMs = ttlSeconds * 1000;
+    this.#verified = new BoundedCache(maxEntries);
     const rate = opts.unverifiedLookupsPerSecond ?? Math.max(1, maxEntries / ttlSeconds);
     this.#budget = new TokenBucket(Math.max(maxEntries, rate), rate, this.#now());
   }
@@ -160,7 +126,7 @@ export class ApiKeyVerifier {
         ? `API key ${id} has expired.`
         : `API key ${id} was rotated and its grace period has ended.`);
     }
-    this.#verified.add(id, now);
+    this.#verified.set(id, true, now + VERIFIED_MS);
     return this.#credential(record);
   }
 
@@ -174,7 +140,7 @@ export class ApiKeyVerifier {
     }
     const p = this.#store.get(id).then(
       (record) => {
-        if (record === null) this.#unknown.add(id, this.#now());
+        if (record === null) this.#unknown.set(id, true, this.#now() + this.#unknownMs);
         else if (budgeted) this.#budget.refund();
         return record;
       },

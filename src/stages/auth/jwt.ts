@@ -41,6 +41,7 @@ import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
 import type { Allow, Credential } from '../../pipeline/identity.ts';
 import { errorMessage } from '../../shared/values.ts';
+import { BoundedCache } from '../../shared/bounded-cache.ts';
 
 export type JwtCredential = Extract<Credential, { method: 'jwt' }>;
 
@@ -113,7 +114,8 @@ export class JwtVerifier {
    * request. An entry never outlives the token's own exp (+ skew), and lives at
    * most VERIFIED_TTL_MS, so a key removed from the JWKS stops counting soon.
    */
-  readonly #verified = new Map<string, { readonly credential: JwtCredential; readonly from: number; readonly until: number }>();
+  /** Verified tokens by digest, each valid until its exp (with the skew) and at most VERIFIED_TTL_MS. */
+  readonly #verified = new BoundedCache<string, { readonly credential: JwtCredential; readonly from: number }>(VERIFIED_MAX);
 
   constructor(cfg: AuthConfig['jwt'], opts: JwtVerifierOptions = {}) {
     this.#clockSkewSeconds = cfg.clockSkewSeconds;
@@ -159,10 +161,9 @@ export class JwtVerifier {
     if (token.length > this.#maxTokenBytes) throw invalid(`Invalid token: longer than ${this.#maxTokenBytes} bytes.`);
     if (!looksLikeJwt(token)) throw invalid('Invalid token: not a compact JWS (three base64url segments).');
     const cacheKey = createHash('sha256').update(token).digest('base64');
-    const hit = this.#verified.get(cacheKey);
+    const hit = this.#verified.get(cacheKey, this.#now());
     if (hit !== undefined) {
-      const now = this.#now();
-      if (now >= hit.from && now < hit.until) return hit.credential;
+      if (this.#now() >= hit.from) return hit.credential;
       this.#verified.delete(cacheKey);
     }
 
@@ -202,8 +203,7 @@ export class JwtVerifier {
     const skewMs = this.#clockSkewSeconds * 1000;
     const exp = typeof payload.exp === 'number' ? payload.exp * 1000 + skewMs : 0;
     const from = typeof payload.nbf === 'number' ? payload.nbf * 1000 - skewMs : Number.NEGATIVE_INFINITY;
-    if (this.#verified.size >= VERIFIED_MAX) this.#verified.delete(this.#verified.keys().next().value ?? '');
-    this.#verified.set(cacheKey, { credential, from, until: Math.min(exp, this.#now() + VERIFIED_TTL_MS) });
+    this.#verified.set(cacheKey, { credential, from }, Math.min(exp, this.#now() + VERIFIED_TTL_MS));
     return credential;
   }
 }

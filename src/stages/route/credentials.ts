@@ -8,6 +8,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { GatewayError } from '../../pipeline/errors.ts';
+import { BoundedCache } from '../../shared/bounded-cache.ts';
 import type { UpstreamCredentials as UpstreamCredentialsPort } from '../../pipeline/ports.ts';
 
 interface Cached {
@@ -18,7 +19,8 @@ interface Cached {
 
 export class UpstreamCredentials implements UpstreamCredentialsPort {
   readonly #dir: string | null;
-  readonly #cache = new Map<string, Cached>();
+  /** By credential name; bounded although a snapshot names few credentials, because names come from snapshots over time. */
+  readonly #cache = new BoundedCache<string, Cached>(1024);
   readonly #now: () => number;
 
   constructor(dir: string | null, now: () => number = Date.now) {
@@ -35,7 +37,7 @@ export class UpstreamCredentials implements UpstreamCredentialsPort {
     const unavailable = (): GatewayError => new GatewayError('upstream_credential_unavailable', `The credential for this deployment (${name}) is not available.`);
     if (this.#dir === null) throw unavailable();
     const now = this.#now();
-    const cached = this.#cache.get(name);
+    const cached = this.#cache.get(name, now);
     if (cached !== undefined && now - cached.checkedAt < 1000) return cached.value;
     const file = join(this.#dir, name);
     let stamp: string;

@@ -29,6 +29,7 @@ import type { Logger } from 'pino';
 import type { KeyRecord, KeyUpdate, WritableKeyStore } from './port.ts';
 import { recordFromRedisFields, redisFieldsFromRecord } from './record.ts';
 import { describeRedisUrl, type RedisClientOptions, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
+import { BoundedCache } from '../../shared/bounded-cache.ts';
 
 export interface RedisKeyStoreOptions {
   /** redis:// or rediss:// URL. */
@@ -42,11 +43,6 @@ export interface RedisKeyStoreOptions {
   /** Subscribe to revocations (replicas: yes, the default; the CLI: no). */
   readonly subscribe?: boolean;
   readonly now?: () => number;
-}
-
-interface Cached {
-  readonly record: KeyRecord;
-  readonly at: number;
 }
 
 const MAX_CACHED = 100_000;
@@ -91,7 +87,7 @@ export class RedisKeyStore implements WritableKeyStore {
   readonly #cacheMs: number;
   readonly #now: () => number;
   readonly #conn: RedisConnectionState;
-  readonly #cache = new Map<string, Cached>();
+  readonly #cache = new BoundedCache<string, KeyRecord>(MAX_CACHED);
   /** Bumped on every invalidation: a lookup that started before one must not fill the cache. */
   #epoch = 0;
   #subscribed = false;
@@ -144,19 +140,12 @@ export class RedisKeyStore implements WritableKeyStore {
 
   async get(id: string): Promise<KeyRecord | null> {
     const now = this.#now();
-    const hit = this.#cache.get(id);
-    if (hit !== undefined) {
-      if (now - hit.at < this.#cacheMs) return hit.record;
-      this.#cache.delete(id);
-    }
+    const hit = this.#cache.get(id, now);
+    if (hit !== undefined) return hit;
     const epoch = this.#epoch;
     const record = await this.#read(id);
     if (record !== null && this.#cacheMs > 0 && epoch === this.#epoch && !this.#closed) {
-      if (this.#cache.size >= MAX_CACHED) {
-        const oldest = this.#cache.keys().next();
-        if (oldest.done !== true) this.#cache.delete(oldest.value);
-      }
-      this.#cache.set(id, { record, at: now });
+      this.#cache.set(id, record, now + this.#cacheMs);
     }
     return record;
   }
