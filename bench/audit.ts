@@ -19,13 +19,26 @@ const SECONDS = Number(process.argv.find((a) => a.startsWith('--seconds='))?.sli
 /** A record shaped like the gateway's (same fields and sizes). */
 function sample(i: number): object {
   return {
-    v: 1, requestId: `0a1b2c3d-0000-4000-8000-${String(i).padStart(12, '0')}`, traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
-    startedAt: '2026-11-23T00:00:00.000Z', endedAt: '2026-11-23T00:00:00.004Z', method: 'POST', path: '/v1/chat/completions', endpoint: 'chat',
+    v: 1,
+    requestId: `0a1b2c3d-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    startedAt: '2026-11-23T00:00:00.000Z',
+    endedAt: '2026-11-23T00:00:00.004Z',
+    method: 'POST',
+    path: '/v1/chat/completions',
+    endpoint: 'chat',
     identity: { methods: ['api_key'], principal: 'alice', keyId: 'AbCdEfGh', jwt: null, mtls: null },
-    authorization: { org: 'acme', tenant: 'research', tier: 'standard', roles: [] }, classification: { classes: {} },
-    decision: { action: 'permit', code: null, policyVersion: null }, model: 'gpt-demo', deployment: { cluster: 'demo-upstream', model: 'demo-model' },
-    snapshotVersion: 'v1', status: 200, outcome: 'completed', latencyMs: { total: 4.123, firstByte: 2.5, firstToken: null },
-    usage: { promptTokens: 12, completionTokens: 12, source: 'counted' }, quota: { plan: 'standard', mode: 'store', reservedTokens: 1036 },
+    authorization: { org: 'acme', tenant: 'research', tier: 'standard', roles: [] },
+    classification: { classes: {} },
+    decision: { action: 'permit', code: null, policyVersion: null },
+    model: 'gpt-demo',
+    deployment: { cluster: 'demo-upstream', model: 'demo-model' },
+    snapshotVersion: 'v1',
+    status: 200,
+    outcome: 'completed',
+    latencyMs: { total: 4.123, firstByte: 2.5, firstToken: null },
+    usage: { promptTokens: 12, completionTokens: 12, source: 'counted' },
+    quota: { plan: 'standard', mode: 'store', reservedTokens: 1036 },
   };
 }
 
@@ -37,7 +50,13 @@ async function withChain<T>(fsync: boolean, fn: (chain: AuditChain) => Promise<T
   const dir = mkdtempSync(join(tmpdir(), 'igw-bench-audit-'));
   try {
     const key = generateSigningKey(join(dir, 'k.pem'));
-    const chain = new AuditChain({ sink: new JsonlFileSink(join(dir, 'audit.jsonl'), { fsync }), key, checkpointEvery: 1000, checkpointMs: 10_000, log: createLogger('silent') });
+    const chain = new AuditChain({
+      sink: new JsonlFileSink(join(dir, 'audit.jsonl'), { fsync }),
+      key,
+      checkpointEvery: 1000,
+      checkpointMs: 10_000,
+      log: createLogger('silent'),
+    });
     const out = await fn(chain);
     await chain.close();
     return out;
@@ -51,9 +70,11 @@ function cpuPerRecord(fsync: boolean, total = 20_000, concurrency = 32): Promise
   return withChain(fsync, async (chain) => {
     let next = 0;
     const cpu0 = process.cpuUsage();
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (next < total) await chain.append(sample(next++));
-    }));
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < total) await chain.append(sample(next++));
+      }),
+    );
     const cpu = process.cpuUsage(cpu0);
     return (cpu.user + cpu.system) / total;
   });
@@ -69,9 +90,11 @@ function latency(fsync: boolean): Promise<[number, number]> {
     for (let i = 0; i < total; i++) {
       const due = start + (i * 1000) / RATE;
       while (performance.now() < due) await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now() - 0.5)));
-      pending.push(chain.append(sample(i)).then(() => {
-        latencies.push(performance.now() - due);
-      }));
+      pending.push(
+        chain.append(sample(i)).then(() => {
+          latencies.push(performance.now() - due);
+        }),
+      );
     }
     await Promise.all(pending);
     latencies.sort((a, b) => a - b);

@@ -94,10 +94,16 @@ const rows = [
   await measureFresh('JWT RS256, first use of each token', freshRs),
   await measureFresh('JWT ES256, first use of each token', freshEs),
   await measure('API key (in-memory store)', () => auth.authenticate({ authorization: `Bearer ${key.key}`, xApiKey: undefined }, NO_CONNECTION_INFO, 'chat')),
-  await measure('JWT RS256, token reused (verified-token cache)', () => auth.authenticate({ authorization: `Bearer ${rsToken}`, xApiKey: undefined }, NO_CONNECTION_INFO, 'chat')),
-  await measure('JWT ES256, token reused (verified-token cache)', () => auth.authenticate({ authorization: `Bearer ${esToken}`, xApiKey: undefined }, NO_CONNECTION_INFO, 'chat')),
+  await measure('JWT RS256, token reused (verified-token cache)', () =>
+    auth.authenticate({ authorization: `Bearer ${rsToken}`, xApiKey: undefined }, NO_CONNECTION_INFO, 'chat'),
+  ),
+  await measure('JWT ES256, token reused (verified-token cache)', () =>
+    auth.authenticate({ authorization: `Bearer ${esToken}`, xApiKey: undefined }, NO_CONNECTION_INFO, 'chat'),
+  ),
   await measure('mTLS (attributes + mapping)', () => auth.authenticate(none, connectionInfoFromAttributes(attributes), 'chat')),
-  await measure('mTLS + API key', () => auth.authenticate({ authorization: `Bearer ${key.key}`, xApiKey: undefined }, connectionInfoFromAttributes(attributes), 'chat')),
+  await measure('mTLS + API key', () =>
+    auth.authenticate({ authorization: `Bearer ${key.key}`, xApiKey: undefined }, connectionInfoFromAttributes(attributes), 'chat'),
+  ),
 ];
 
 process.stdout.write(`Authentication cost per request (${N} iterations each, ${new Date().toISOString()}, Node ${process.version})\n`);

@@ -12,18 +12,34 @@ import { ContentGuard } from '../src/stages/policy/content.ts';
 import { Policy } from '../src/stages/policy/policy.ts';
 
 const policy = ConfigSchema.parse({
-  policy: { rules: [{ name: 'secrets', classes: ['SECRET'], action: 'deny' }, { name: 'cards', classes: ['PCI', 'PHI'], action: 'redact' }], phiTerms: ['diabetes', 'hypertension'] },
+  policy: {
+    rules: [
+      { name: 'secrets', classes: ['SECRET'], action: 'deny' },
+      { name: 'cards', classes: ['PCI', 'PHI'], action: 'redact' },
+    ],
+    phiTerms: ['diabetes', 'hypertension'],
+  },
 }).policy;
 const guard = new ContentGuard(new Classifier({ phiTerms: policy.phiTerms }), new Policy(policy), { responses: true });
 const subject = { endpoint: 'chat' as const, model: 'gpt-demo', tenant: 'research', org: 'acme', roles: [] };
 
-const PROSE = 'The quarterly report shows steady growth across all regions, with customer retention at 94 percent and latency improvements of 12 ms in the EU. ';
+const PROSE =
+  'The quarterly report shows steady growth across all regions, with customer retention at 94 percent and latency improvements of 12 ms in the EU. ';
 function body(bytes: number): Buffer {
   let text = '';
   while (text.length < bytes) text += PROSE;
   // A few findings per prompt, like real traffic: an email and a card number to redact.
   text = `Contact ops@example.com about card 4111 1111 1111 1111. ${text}`.slice(0, bytes);
-  return Buffer.from(JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: text }], max_tokens: 256 }));
+  return Buffer.from(
+    JSON.stringify({
+      model: 'gpt-demo',
+      messages: [
+        { role: 'system', content: 'You are terse.' },
+        { role: 'user', content: text },
+      ],
+      max_tokens: 256,
+    }),
+  );
 }
 
 function measure(bytes: number): { validate: number; classify: number; total: number } {

@@ -277,10 +277,13 @@ process.on('disconnect', () => process.exit(0));
 process.once('message', (msg: ToChild) => {
   const spec = msg.spec;
   // Hard stop: a phase can never outlive its planned length by much.
-  const limit = setTimeout(() => {
-    send({ type: 'failed', message: 'load generator exceeded its time limit' });
-    process.exit(3);
-  }, spec.warmupMs + spec.durationMs + spec.timeoutMs + 15_000);
+  const limit = setTimeout(
+    () => {
+      send({ type: 'failed', message: 'load generator exceeded its time limit' });
+      process.exit(3);
+    },
+    spec.warmupMs + spec.durationMs + spec.timeoutMs + 15_000,
+  );
   run(spec).then(
     (result) => {
       clearTimeout(limit);

@@ -156,7 +156,10 @@ function parseOptions(argv: string[]): BenchOptions | null {
     if (!Number.isFinite(v) || v < min || v > max) throw new UsageError(`--${name} must be a number from ${min} to ${max}, got "${raw}"`);
     return v;
   };
-  const scenarios = (values.scenarios ?? SCENARIOS.map((s) => s.name).join(',')).split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const scenarios = (values.scenarios ?? SCENARIOS.map((s) => s.name).join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   for (const s of scenarios) {
     if (!SCENARIOS.some((x) => x.name === s)) throw new UsageError(`unknown scenario "${s}" (known: ${SCENARIOS.map((x) => x.name).join(', ')})`);
   }
@@ -303,7 +306,12 @@ async function measure(system: System, spec: PhaseSpec): Promise<MeasuredPhase> 
     cpu,
     machineBusyPercentOfCore: busy,
     otherPercentOfCore: Math.max(0, busy - (accounted / wallMs) * 100),
-    topOtherProcesses: topOthers(before.all, after.all, new Set([process.pid, ...Object.values(system.pids), ...Object.values(after.procs).map((p) => p.pid)]), wallMs),
+    topOtherProcesses: topOthers(
+      before.all,
+      after.all,
+      new Set([process.pid, ...Object.values(system.pids), ...Object.values(after.procs).map((p) => p.pid)]),
+      wallMs,
+    ),
     envoyCounters: envoyCountersDelta,
   };
 }
@@ -450,7 +458,8 @@ async function main(argv: string[]): Promise<number> {
     cleanups.push(() => redis.stop());
     redisUrl = redis.url;
   }
-  const quotaConfig = opts.quota === undefined || opts.quota === 'none' ? {} : { quotas: { plans: [BENCH_PLAN] }, ...(redisUrl === null ? {} : { redis: { url: redisUrl } }) };
+  const quotaConfig =
+    opts.quota === undefined || opts.quota === 'none' ? {} : { quotas: { plans: [BENCH_PLAN] }, ...(redisUrl === null ? {} : { redis: { url: redisUrl } }) };
   const files = writeGatewayFiles({ keys: [{ principal: 'bench', tier: 'bench' }], config: { server: { admin: { port: adminPort } }, ...quotaConfig } });
   tempDirs.add(files.dir);
   cleanups.push(() => rm(files.dir, { recursive: true, force: true }));
@@ -488,7 +497,9 @@ async function main(argv: string[]): Promise<number> {
       pids: { envoy: envoyB.pid, sidecar: sidecar.pid, upstream: upstream.pid },
     },
   ];
-  say(`bench: upstream pid ${upstream.pid}, sidecar pid ${sidecar.pid}, Envoy A pid ${envoyA.pid} (:${systems[0]?.port}), Envoy B pid ${envoyB.pid} (:${systems[1]?.port})`);
+  say(
+    `bench: upstream pid ${upstream.pid}, sidecar pid ${sidecar.pid}, Envoy A pid ${envoyA.pid} (:${systems[0]?.port}), Envoy B pid ${envoyB.pid} (:${systems[1]?.port})`,
+  );
 
   const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
   let gatewayOk = await preflight(systems, headers, scenarios, checks);
@@ -498,10 +509,7 @@ async function main(argv: string[]): Promise<number> {
     throw new Error('preflight failed: the systems do not answer as expected (see above)');
   }
 
-  const idle = await idleCpu(
-    { 'Envoy A': envoyA.pid, 'Envoy B': envoyB.pid, sidecar: sidecar.pid, upstream: upstream.pid },
-    opts.quick ? 500 : 2000,
-  );
+  const idle = await idleCpu({ 'Envoy A': envoyA.pid, 'Envoy B': envoyB.pid, sidecar: sidecar.pid, upstream: upstream.pid }, opts.quick ? 500 : 2000);
   const idleCpuMsPerS = idle.perProcess;
   if (idle.machinePercentOfCore > 20) {
     const msg = `before the load the machine was already ${Math.round(idle.machinePercentOfCore)} % of a core busy (other work): figures will be noisy`;
@@ -578,7 +586,8 @@ async function main(argv: string[]): Promise<number> {
         warnings.push(`${sc.name} ${sys.key}: ${r.queued} fixed-rate requests waited for a free connection (rate near saturation?)`);
       }
       for (const [name, c] of Object.entries(m.cpu)) {
-        if (c.source === 'stat' && name !== 'loadgen') warnings.push(`${sc.name} ${sys.key} ${kind}: ${name} CPU from /proc/<pid>/stat (10 ms resolution): a thread exited mid-window`);
+        if (c.source === 'stat' && name !== 'loadgen')
+          warnings.push(`${sc.name} ${sys.key} ${kind}: ${name} CPU from /proc/<pid>/stat (10 ms resolution): a thread exited mid-window`);
       }
       if (sys.key === 'gateway') gatewayOk += r.okTotal;
       const slot = partial[sys.key] ?? {};
@@ -601,7 +610,9 @@ async function main(argv: string[]): Promise<number> {
     };
     const minSat = Math.min(res.plain.saturation.requestsPerSecond, res.gateway.saturation.requestsPerSecond);
     if (opts.rate > 0.5 * minSat) {
-      warnings.push(`${sc.name}: the fixed rate (${opts.rate} req/s) is over half the lower saturation throughput (${Math.round(minSat)} req/s); its latencies include queueing`);
+      warnings.push(
+        `${sc.name}: the fixed rate (${opts.rate} req/s) is over half the lower saturation throughput (${Math.round(minSat)} req/s); its latencies include queueing`,
+      );
     }
     results.push(res);
   }

@@ -46,7 +46,10 @@ function zeroWork(call: ZeroWorkCall): void {
 let stop: () => void;
 let tcpPort: number;
 if (impl === 'http2') {
-  const server = new Http2GrpcServer({ maxReceiveBytes: MAX_RECEIVE_BYTES, onTransportError: (err) => process.stderr.write(`transport error: ${err.message}\n`) });
+  const server = new Http2GrpcServer({
+    maxReceiveBytes: MAX_RECEIVE_BYTES,
+    onTransportError: (err) => process.stderr.write(`transport error: ${err.message}\n`),
+  });
   server.bidi(PROCESS_METHOD, (call: ServerCall<ProcessingRequest, ProcessingResponseInput>) => zeroWork(call));
   await server.listen({ path: socketPath });
   tcpPort = (await server.listen({ host: '127.0.0.1', port: 0 })) ?? 0;
@@ -59,7 +62,9 @@ if (impl === 'http2') {
   });
   server.addService(ExternalProcessorService, { Process: (call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponseInput>) => zeroWork(call) });
   const bind = (address: string): Promise<number> =>
-    new Promise((resolve, reject) => server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err === null ? resolve(port) : reject(err))));
+    new Promise((resolve, reject) =>
+      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err === null ? resolve(port) : reject(err))),
+    );
   await bind(`unix:${socketPath}`);
   tcpPort = await bind('127.0.0.1:0');
   stop = () => server.forceShutdown();

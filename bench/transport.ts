@@ -116,7 +116,10 @@ function parseOptions(argv: string[]): Options | null {
     if (!Number.isInteger(v) || v < min || v > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${raw}"`);
     return v;
   };
-  const sockets = (values.sockets ?? (quick ? 'uds' : 'uds,tcp')).split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const sockets = (values.sockets ?? (quick ? 'uds' : 'uds,tcp'))
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   for (const s of sockets) if (s !== 'uds' && s !== 'tcp') throw new UsageError(`--sockets: unknown socket type "${s}" (uds, tcp)`);
   if (sockets.length === 0) throw new UsageError('--sockets: name at least one of uds, tcp');
   return {
@@ -332,7 +335,8 @@ const median = (xs: number[]): number => {
   return n % 2 === 1 ? (s[(n - 1) / 2] ?? Number.NaN) : ((s[n / 2 - 1] ?? 0) + (s[n / 2] ?? 0)) / 2;
 };
 
-const fmt = (v: number, digits = 0): string => (Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—');
+const fmt = (v: number, digits = 0): string =>
+  Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—';
 
 interface Tally {
   requests: number;
@@ -395,7 +399,8 @@ async function measureSocket(socket: SocketKind, servers: Record<Impl, ServerPro
           cpuSource: serverDelta.source,
         };
         figures[impl].push(figure);
-        if (serverDelta.source === 'stat') warnings.push(`${SOCKET_LABEL[socket]} round ${round + 1} ${impl}: server CPU from /proc/<pid>/stat (10 ms resolution): a thread exited mid-round`);
+        if (serverDelta.source === 'stat')
+          warnings.push(`${SOCKET_LABEL[socket]} round ${round + 1} ${impl}: server CPU from /proc/<pid>/stat (10 ms resolution): a thread exited mid-round`);
         if (figure.otherBusy > 20) {
           busyRounds.push(figure.otherBusy);
           for (const o of topOthers(all0, all1, new Set(pids), wallMs)) outsiders.set(o.comm, Math.max(outsiders.get(o.comm) ?? 0, o.percentOfCore));
@@ -411,7 +416,10 @@ async function measureSocket(socket: SocketKind, servers: Record<Impl, ServerPro
     for (const s of Object.values(sessions)) s.close();
   }
   if (busyRounds.length > 0) {
-    const busiest = [...outsiders].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([comm, pct]) => `${comm} up to ${fmt(pct)} %`);
+    const busiest = [...outsiders]
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, 3)
+      .map(([comm, pct]) => `${comm} up to ${fmt(pct)} %`);
     warnings.push(
       `${SOCKET_LABEL[socket]}: other processes used more than 20 % of a core in ${busyRounds.length} of ${opts.rounds * IMPLS.length} measured batches ` +
         `(median ${fmt(median(busyRounds))} %, max ${fmt(Math.max(...busyRounds))} %; busiest: ${busiest.join(', ')}): ` +
@@ -443,7 +451,8 @@ function socketSection(r: SocketResults, opts: Options): string[] {
   const a = r.figures.http2;
   const b = r.figures['grpc-js'];
   const rounds = Math.min(a.length, b.length);
-  const paired = (pick: (f: RoundFigure) => number): number => median(Array.from({ length: rounds }, (_, i) => pick(a[i] as RoundFigure) / pick(b[i] as RoundFigure)));
+  const paired = (pick: (f: RoundFigure) => number): number =>
+    median(Array.from({ length: rounds }, (_, i) => pick(a[i] as RoundFigure) / pick(b[i] as RoundFigure)));
   const cell = (fs: RoundFigure[], pick: (f: RoundFigure) => number, digits = 0): string => {
     const xs = fs.map(pick);
     return `${fmt(median(xs), digits)} (${fmt(Math.min(...xs), digits)}–${fmt(Math.max(...xs), digits)})`;

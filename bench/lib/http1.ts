@@ -194,7 +194,10 @@ export class Http1Connection {
       const colon = line.indexOf(':');
       if (colon <= 0) continue;
       const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim().toLowerCase();
+      const value = line
+        .slice(colon + 1)
+        .trim()
+        .toLowerCase();
       if (name === 'content-length') length = Number.parseInt(value, 10);
       else if (name === 'transfer-encoding') chunked = value.includes('chunked');
       else if (name === 'connection') this.#closeAfter = value.includes('close');

@@ -163,10 +163,13 @@ export function runLoadgen(spec: PhaseSpec, onMark: (mark: 'start' | 'end', pid:
   // Resolves once the generator has reported and exited, so it never overlaps the next phase.
   const result = new Promise<PhaseResult>((resolve, reject) => {
     let outcome: PhaseResult | Error | undefined;
-    const limit = setTimeout(() => {
-      outcome ??= new Error('load generator did not finish in time (killed)');
-      child.kill('SIGKILL');
-    }, spec.warmupMs + spec.durationMs + spec.timeoutMs + 30_000);
+    const limit = setTimeout(
+      () => {
+        outcome ??= new Error('load generator did not finish in time (killed)');
+        child.kill('SIGKILL');
+      },
+      spec.warmupMs + spec.durationMs + spec.timeoutMs + 30_000,
+    );
     child.on('message', (msg: FromChild) => {
       if (msg.type === 'mark') onMark(msg.mark, pid);
       else if (msg.type === 'result') outcome ??= msg.result;

@@ -67,7 +67,4 @@ export interface PhaseResult {
 
 export type ToChild = { type: 'run'; spec: PhaseSpec };
 
-export type FromChild =
-  | { type: 'mark'; mark: 'start' | 'end' }
-  | { type: 'result'; result: PhaseResult }
-  | { type: 'failed'; message: string };
+export type FromChild = { type: 'mark'; mark: 'start' | 'end' } | { type: 'result'; result: PhaseResult } | { type: 'failed'; message: string };

@@ -88,7 +88,9 @@ function errorBreakdown(r: BenchResults): string {
       for (const phase of ['fixedRate', 'saturation'] as const) {
         const e = s[sys][phase].result.errors;
         if (e.total > 0) {
-          const kinds = Object.entries(e.byKind).map(([k, n]) => `${n} × ${k}`).join(', ');
+          const kinds = Object.entries(e.byKind)
+            .map(([k, n]) => `${n} × ${k}`)
+            .join(', ');
           parts.push(`${s.name} ${sys} ${phase === 'fixedRate' ? 'fixed rate' : 'saturation'}: ${kinds}`);
         }
       }
@@ -120,7 +122,10 @@ export function textReport(r: BenchResults): string {
       row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
     }
     const render = (row: string[]): string =>
-      row.map((c, i) => (i === 0 ? c.padEnd(widths[0] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd();
+      row
+        .map((c, i) => (i === 0 ? c.padEnd(widths[0] ?? 0) : c.padStart(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd();
     out.push('');
     out.push(header[0] ?? '');
     out.push(render(['', ...header.slice(1)]));
@@ -150,7 +155,9 @@ export function markdownSection(r: BenchResults, resultsFile: string | null): st
       `quota: ${o.quota === undefined || o.quota === 'none' ? 'none' : `a plan with rps/rpm/tpm/tpd/concurrency on every request, ${o.quota} store`}.`,
   );
   out.push(`- Idle CPU before the load (ms of CPU per second): ${idleText(r)}.`);
-  out.push(`- Errors: ${r.errorCount === 0 ? 'none (every response was a valid 200)' : `**${r.errorCount} failed requests (${errorBreakdown(r)}): figures not valid**`}.`);
+  out.push(
+    `- Errors: ${r.errorCount === 0 ? 'none (every response was a valid 200)' : `**${r.errorCount} failed requests (${errorBreakdown(r)}): figures not valid**`}.`,
+  );
   if (resultsFile !== null) out.push(`- Raw results: \`${resultsFile}\`.`);
   for (const w of r.warnings) out.push(`- Warning: ${w}`);
   for (const s of r.scenarios) {

@@ -22,13 +22,21 @@ export type SnapshotPush = (text: string) => { status: number; body: object };
 
 const MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024;
 
-export async function startAdminServer(opts: { host: string; port: number; metrics: Metrics; readiness: Readiness; snapshotPush?: SnapshotPush | null }): Promise<AdminServer> {
+export async function startAdminServer(opts: {
+  host: string;
+  port: number;
+  metrics: Metrics;
+  readiness: Readiness;
+  snapshotPush?: SnapshotPush | null;
+}): Promise<AdminServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/routing/snapshot' && req.method === 'PUT') {
       const push = opts.snapshotPush ?? null;
       if (push === null) {
-        res.writeHead(403, { 'content-type': 'application/json' }).end('{"status":"rejected","problems":["pushing snapshots needs routing.publicKeys (signed snapshots only)"]}');
+        res
+          .writeHead(403, { 'content-type': 'application/json' })
+          .end('{"status":"rejected","problems":["pushing snapshots needs routing.publicKeys (signed snapshots only)"]}');
         return;
       }
       const chunks: Buffer[] = [];
@@ -74,9 +82,10 @@ export async function startAdminServer(opts: { host: string; port: number; metri
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -229,7 +229,19 @@ export function usageToCsv(report: UsageReport): string {
     const other = Object.entries(r.outcomes)
       .filter(([k]) => !(CSV_OUTCOMES as readonly string[]).includes(k))
       .reduce((sum, [, v]) => sum + v, 0);
-    const fields: Array<string | number | null> = [r.day, r.org, r.tenant, r.model, r.requests, r.promptTokens, r.completionTokens, r.estimatedRequests, r.estimatedTokens, ...known, other];
+    const fields: Array<string | number | null> = [
+      r.day,
+      r.org,
+      r.tenant,
+      r.model,
+      r.requests,
+      r.promptTokens,
+      r.completionTokens,
+      r.estimatedRequests,
+      r.estimatedTokens,
+      ...known,
+      other,
+    ];
     lines.push(fields.map(csvField).join(','));
   }
   return `${lines.join('\r\n')}\r\n`;

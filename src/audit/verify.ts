@@ -161,7 +161,11 @@ export function formatPosition(p: { source: string; line: number; ref?: string |
   return `${p.source}:${p.line}${p.ref === undefined ? '' : ` (${p.ref})`}`;
 }
 
-export async function verifyAudit(sources: AsyncIterable<SourceLine>, publicKeys: ReadonlyMap<string, KeyObject>, opts: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verifyAudit(
+  sources: AsyncIterable<SourceLine>,
+  publicKeys: ReadonlyMap<string, KeyObject>,
+  opts: VerifyOptions = {},
+): Promise<VerifyReport> {
   const requireSealed = opts.requireSealed === true;
   const chains = new Map<string, ChainState>();
   /** Found while streaming (so in position order), capped. */
@@ -251,7 +255,12 @@ export async function verifyAudit(sources: AsyncIterable<SourceLine>, publicKeys
         id,
       );
     } else {
-      fail('order', pos, `record seq ${seq} repeats or goes back: expected seq ${s.lastSeq + 1} after ${s.lastPos === null ? 'the chain start' : at(s.lastPos)}`, id);
+      fail(
+        'order',
+        pos,
+        `record seq ${seq} repeats or goes back: expected seq ${s.lastSeq + 1} after ${s.lastPos === null ? 'the chain start' : at(s.lastPos)}`,
+        id,
+      );
     }
     // Resynchronize on this record so one break is reported once.
     const hash = recordHash(obj);
@@ -267,8 +276,15 @@ export async function verifyAudit(sources: AsyncIterable<SourceLine>, publicKeys
       const still: Pending[] = [];
       for (const p of s.pending) {
         if (p.seq > seq) still.push(p);
-        else if (p.seq === seq) fail('checkpoint_ahead', p.pos, `checkpoint names seq ${p.seq} before that record appears (at ${at(pos)}): lines out of order${p.hash === hash ? '' : ", and its hash does not match that record's"}`, id);
-        else fail('checkpoint_ahead', p.pos, `checkpoint names seq ${p.seq}, which is missing: the chain goes from seq ${prevSeq} to seq ${seq} (${at(pos)})`, id);
+        else if (p.seq === seq)
+          fail(
+            'checkpoint_ahead',
+            p.pos,
+            `checkpoint names seq ${p.seq} before that record appears (at ${at(pos)}): lines out of order${p.hash === hash ? '' : ", and its hash does not match that record's"}`,
+            id,
+          );
+        else
+          fail('checkpoint_ahead', p.pos, `checkpoint names seq ${p.seq}, which is missing: the chain goes from seq ${prevSeq} to seq ${seq} (${at(pos)})`, id);
       }
       s.pending = still;
     }
@@ -276,7 +292,17 @@ export async function verifyAudit(sources: AsyncIterable<SourceLine>, publicKeys
 
   const onCheckpoint = (obj: Record<string, unknown>, pos: Pos): void => {
     const { chain, seq, hash, kid, sig, final } = obj;
-    if (typeof chain !== 'string' || chain === '' || !isSeq(seq) || typeof hash !== 'string' || !HEX64.test(hash) || typeof kid !== 'string' || typeof sig !== 'string' || typeof final !== 'boolean' || typeof obj.at !== 'string') {
+    if (
+      typeof chain !== 'string' ||
+      chain === '' ||
+      !isSeq(seq) ||
+      typeof hash !== 'string' ||
+      !HEX64.test(hash) ||
+      typeof kid !== 'string' ||
+      typeof sig !== 'string' ||
+      typeof final !== 'boolean' ||
+      typeof obj.at !== 'string'
+    ) {
       fail('invalid_line', pos, 'checkpoint line with missing or malformed fields (chain, seq, hash, at, final, kid, sig)');
       return;
     }
@@ -299,7 +325,12 @@ export async function verifyAudit(sources: AsyncIterable<SourceLine>, publicKeys
     } else {
       const rec = s.recent.get(seq);
       if (rec === undefined) {
-        fail('checkpoint_too_old', pos, `checkpoint names seq ${seq}, more than ${RECENT_WINDOW} records behind the chain head (seq ${s.lastSeq}): cannot be checked`, chain);
+        fail(
+          'checkpoint_too_old',
+          pos,
+          `checkpoint names seq ${seq}, more than ${RECENT_WINDOW} records behind the chain head (seq ${s.lastSeq}): cannot be checked`,
+          chain,
+        );
       } else if (rec.hash !== hash) {
         fail('checkpoint_mismatch', pos, `checkpoint hash does not match record seq ${seq} at ${at(rec.pos)} (that record was altered, or replaced)`, chain);
       }
@@ -341,7 +372,11 @@ export async function verifyAudit(sources: AsyncIterable<SourceLine>, publicKeys
   const warnings: VerifyIssue[] = [];
   let tornTail: VerifyIssue | null = null;
   if (tornCandidate !== null) {
-    tornTail = issueAt('torn_tail', tornCandidate.pos, `torn tail: the last line (${Buffer.byteLength(tornCandidate.text)} bytes) has no newline and is not complete JSON (a write cut short by a crash)`);
+    tornTail = issueAt(
+      'torn_tail',
+      tornCandidate.pos,
+      `torn tail: the last line (${Buffer.byteLength(tornCandidate.text)} bytes) has no newline and is not complete JSON (a write cut short by a crash)`,
+    );
     if (requireSealed) {
       errorCount++;
       late.push({ ord: tornCandidate.pos.ord, issue: tornTail });

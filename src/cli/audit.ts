@@ -12,7 +12,16 @@ import { parseArgs } from 'node:util';
 import { generateSigningKey } from '../crypto/signing.ts';
 import { exportUsage, parseRange, usageToCsv, usageToJson } from '../audit/export.ts';
 import { asUsage, type CommandGroup, dispatch, usage, UsageError } from './dispatch.ts';
-import { fileSources, formatPosition, loadPublicKeys, redisStreamSource, type SourceLine, type VerifyIssue, type VerifyReport, verifyAudit } from '../audit/verify.ts';
+import {
+  fileSources,
+  formatPosition,
+  loadPublicKeys,
+  redisStreamSource,
+  type SourceLine,
+  type VerifyIssue,
+  type VerifyReport,
+  verifyAudit,
+} from '../audit/verify.ts';
 
 const AUDIT: CommandGroup = {
   name: 'audit',
@@ -119,7 +128,9 @@ function issueLine(i: VerifyIssue): string {
 export function summary(r: VerifyReport, keyCount: number): string {
   const c = r.counts;
   const out: string[] = [];
-  out.push(`${r.ok ? 'OK' : 'BROKEN'}: ${c.records} record(s), ${c.checkpoints} checkpoint(s) in ${c.chains} chain(s) (${c.sealed} sealed, ${c.unsealed} unsealed) from ${c.sources} source(s), ${c.lines} line(s); ${keyCount} public key(s)`);
+  out.push(
+    `${r.ok ? 'OK' : 'BROKEN'}: ${c.records} record(s), ${c.checkpoints} checkpoint(s) in ${c.chains} chain(s) (${c.sealed} sealed, ${c.unsealed} unsealed) from ${c.sources} source(s), ${c.lines} line(s); ${keyCount} public key(s)`,
+  );
   for (const ch of r.chains) {
     out.push(
       `  chain ${ch.id}: ${ch.records} record(s), seq ${ch.firstSeq ?? '-'}..${ch.lastSeq}, last checkpoint ${ch.lastCheckpointSeq ?? 'none'}, ${ch.sealed ? 'sealed' : 'unsealed'}`,
@@ -160,7 +171,9 @@ async function exportCmd(args: string[]): Promise<number> {
 }
 
 async function keygen(args: string[]): Promise<number> {
-  const { values: v, positionals } = asUsage(() => parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+  const { values: v, positionals } = asUsage(() =>
+    parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }),
+  );
   if (v.help === true) {
     process.stdout.write(usage(AUDIT));
     return 0;

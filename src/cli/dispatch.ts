@@ -63,7 +63,9 @@ export interface Output {
 }
 
 export function usage(group: CommandGroup): string {
-  return `${group.header}${Object.values(group.commands).map((c) => c.usage).join('')}${group.footer ?? ''}`;
+  return `${group.header}${Object.values(group.commands)
+    .map((c) => c.usage)
+    .join('')}${group.footer ?? ''}`;
 }
 
 export async function dispatch(group: CommandGroup, argv: readonly string[], out: Output = process): Promise<number> {
@@ -88,4 +90,3 @@ export async function dispatch(group: CommandGroup, argv: readonly string[], out
     return code;
   }
 }
-

@@ -129,8 +129,14 @@ export function parseDuration(value: string): number {
 }
 
 const FLAG_FOR_FIELD: Record<string, string> = {
-  principal: '--principal', org: '--org', tenant: '--tenant', tier: '--tier',
-  roles: '--role', models: '--model', endpoints: '--endpoint', expiresAt: '--expires',
+  principal: '--principal',
+  org: '--org',
+  tenant: '--tenant',
+  tier: '--tier',
+  roles: '--role',
+  models: '--model',
+  endpoints: '--endpoint',
+  expiresAt: '--expires',
 };
 
 async function create(argv: string[]): Promise<number> {
@@ -228,7 +234,14 @@ async function list(argv: string[]): Promise<number> {
   }
   const header = ['ID', 'PRINCIPAL', 'ORG', 'TENANT', 'TIER', 'STATUS', 'EXPIRES', 'REPLACED_BY', ...(showHashes ? ['HASH'] : [])];
   const rows = records.map((r: KeyRecord) => [
-    r.id, r.principal, r.org, r.tenant, r.tier, keyStatus(r, now), formatTime(r.expiresAt), r.replacedBy ?? '-',
+    r.id,
+    r.principal,
+    r.org,
+    r.tenant,
+    r.tier,
+    keyStatus(r, now),
+    formatTime(r.expiresAt),
+    r.replacedBy ?? '-',
     ...(showHashes ? [r.hash] : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
@@ -264,7 +277,9 @@ async function rotate(argv: string[]): Promise<number> {
   const now = Date.now();
   const r = await withStore(store, (s) => rotateKey(s, id, { now, graceMs, expiresAt }));
   process.stdout.write(`${r.key}\n`);
-  process.stderr.write(`\nRotated key ${id} → ${r.record.id} (${r.record.principal}, org ${r.record.org}, tenant ${r.record.tenant}) in ${store.description}.\n`);
+  process.stderr.write(
+    `\nRotated key ${id} → ${r.record.id} (${r.record.principal}, org ${r.record.org}, tenant ${r.record.tenant}) in ${store.description}.\n`,
+  );
   process.stderr.write(`Key ${id} keeps working until ${formatTime(r.old.expiresAt)}, then is refused. The new key above is shown once.\n`);
   return 0;
 }
@@ -279,10 +294,16 @@ async function revoke(argv: string[]): Promise<number> {
   const store = requireStore(values);
   const r = await withStore(store, (s) => revokeKey(s, id, { now: Date.now() }));
   const when = formatTime(r.record.revokedAt);
-  process.stderr.write(r.alreadyRevoked ? `Key ${id} was already revoked (at ${when}); the revocation was announced again.\n` : `Revoked key ${id} at ${when} in ${store.description}.\n`);
-  process.stderr.write(values.redis !== undefined
-    ? 'Gateways refuse it within a second (pub/sub); one that missed the message, within auth.keyCacheSeconds.\n'
-    : 'Gateways reading this file refuse it within about a second of seeing the new file.\n');
+  process.stderr.write(
+    r.alreadyRevoked
+      ? `Key ${id} was already revoked (at ${when}); the revocation was announced again.\n`
+      : `Revoked key ${id} at ${when} in ${store.description}.\n`,
+  );
+  process.stderr.write(
+    values.redis !== undefined
+      ? 'Gateways refuse it within a second (pub/sub); one that missed the message, within auth.keyCacheSeconds.\n'
+      : 'Gateways reading this file refuse it within about a second of seeing the new file.\n',
+  );
   return 0;
 }
 

@@ -63,7 +63,12 @@ Commands:
 
 async function main(argv: string[]): Promise<number> {
   // Options before the command: -h/--help (also in a group like -vh) asks for the usage; any other means no command.
-  const { positionals, values } = parseArgs({ args: argv.slice(0, 1), options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: false });
+  const { positionals, values } = parseArgs({
+    args: argv.slice(0, 1),
+    options: { help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: false,
+  });
   if (values.help === true) return dispatch(CLI, ['--help']);
   return dispatch(CLI, positionals[0] === undefined ? [] : argv);
 }

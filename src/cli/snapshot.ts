@@ -53,7 +53,11 @@ export async function snapshotCommand(argv: string[]): Promise<number> {
 }
 
 function sign(argv: string[]): number {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { key: { type: 'string' }, 'issued-at': { type: 'string' }, out: { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { key: { type: 'string' }, 'issued-at': { type: 'string' }, out: { type: 'string' } },
+  });
   const file = positionals[0];
   if (values.key === undefined || file === undefined) {
     process.stderr.write(usage(SNAPSHOT));
@@ -91,7 +95,8 @@ function checkPublishable(text: string, file: string, keyFiles: readonly string[
   const snapshot = parseSnapshot(text, file, keyFiles === undefined ? NO_TRUST : { keys: loadPublicKeys([...keyFiles]) });
   // Without --keys the signature cannot be checked here, but its absence can: sidecars would refuse it.
   const sig = (parseYaml(text) as { signature?: { kid?: unknown } }).signature;
-  if (sig === undefined || typeof sig.kid !== 'string') throw new ConfigError(file, ['signature: is required: sidecars accept only signed snapshots over Redis (inference-gateway snapshot sign)']);
+  if (sig === undefined || typeof sig.kid !== 'string')
+    throw new ConfigError(file, ['signature: is required: sidecars accept only signed snapshots over Redis (inference-gateway snapshot sign)']);
   if (snapshot.issuedAt === null) throw new ConfigError(file, ['issuedAt: is required: it is what stops an older snapshot replacing a newer one']);
   return { snapshot, kid: snapshot.signedBy ?? sig.kid };
 }
@@ -100,11 +105,24 @@ async function publish(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { redis: { type: 'string' }, key: { type: 'string' }, channel: { type: 'string' }, keys: { type: 'string', multiple: true }, 'timeout-ms': { type: 'string' } },
+    options: {
+      redis: { type: 'string' },
+      key: { type: 'string' },
+      channel: { type: 'string' },
+      keys: { type: 'string', multiple: true },
+      'timeout-ms': { type: 'string' },
+    },
   });
   const file = positionals[0];
   const timeoutMs = Number(values['timeout-ms'] ?? '5000');
-  if (values.redis === undefined || !/^rediss?:\/\//.test(values.redis) || file === undefined || positionals.length !== 1 || !Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+  if (
+    values.redis === undefined ||
+    !/^rediss?:\/\//.test(values.redis) ||
+    file === undefined ||
+    positionals.length !== 1 ||
+    !Number.isInteger(timeoutMs) ||
+    timeoutMs <= 0
+  ) {
     process.stderr.write(usage(SNAPSHOT));
     return 2;
   }
@@ -114,7 +132,14 @@ async function publish(argv: string[]): Promise<number> {
   const { snapshot, kid } = checkPublishable(text, file, values.keys);
   const where = describeRedisUrl(values.redis);
   // One attempt, bounded: an operator command reports an unreachable Redis instead of retrying forever.
-  const redis = new Redis(values.redis, { lazyConnect: true, connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  const redis = new Redis(values.redis, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
   // ioredis reports a refused connection as 'Connection is closed'; the socket error says why.
   let lastError = null as string | null;
   redis.on('error', (err: Error) => {
@@ -133,7 +158,9 @@ async function publish(argv: string[]): Promise<number> {
         // Not a valid snapshot: nothing a sidecar would have accepted, so it may be overwritten.
       }
       if (current?.issuedAt != null && current.issuedAt > (snapshot.issuedAt ?? 0)) {
-        process.stderr.write(`${file}: not published: ${where} key ${key} holds version ${current.version} issued ${new Date(current.issuedAt).toISOString()}, newer than this one (${new Date(snapshot.issuedAt ?? 0).toISOString()}); sidecars would refuse it as a rollback\n`);
+        process.stderr.write(
+          `${file}: not published: ${where} key ${key} holds version ${current.version} issued ${new Date(current.issuedAt).toISOString()}, newer than this one (${new Date(snapshot.issuedAt ?? 0).toISOString()}); sidecars would refuse it as a rollback\n`,
+        );
         return 1;
       }
     }
@@ -146,7 +173,9 @@ async function publish(argv: string[]): Promise<number> {
     const failed = result.find(([err]) => err !== null);
     if (failed !== undefined) throw failed[0] as Error;
     const receivers = Number(result[1]?.[1] ?? 0);
-    process.stdout.write(`published ${file} (version ${snapshot.version}, issuedAt ${new Date(snapshot.issuedAt ?? 0).toISOString()}, kid ${kid}) to ${where}: SET ${key}, PUBLISH ${channel} (${receivers} subscriber${receivers === 1 ? '' : 's'} notified)\n`);
+    process.stdout.write(
+      `published ${file} (version ${snapshot.version}, issuedAt ${new Date(snapshot.issuedAt ?? 0).toISOString()}, kid ${kid}) to ${where}: SET ${key}, PUBLISH ${channel} (${receivers} subscriber${receivers === 1 ? '' : 's'} notified)\n`,
+    );
     return 0;
   } catch (err) {
     process.stderr.write(`${file}: not published: Redis ${where}: ${errorMessage(err)}${lastError === null ? '' : ` (${lastError})`}\n`);

@@ -56,22 +56,39 @@ export async function stackCommand(argv: string[]): Promise<number> {
   writeFileSync(snapshotFile, stringify(DEMO_SNAPSHOT));
   const socket = join(dir, 'sidecar.sock');
   const configFile = join(dir, 'gateway.yaml');
-  writeFileSync(configFile, stringify({
-    server: { grpc: { socket }, admin: { port: Number(values['admin-port']) } },
-    auth: { apiKeys: [{ id: parseKeyId(key), hash: hashApiKey(key), principal: 'demo-user', org: 'demo-org', tenant: 'demo-tenant', tier: 'standard', models: ['*'] }] },
-    routing: { snapshotFile },
-    audit: { file: join(dir, 'audit.jsonl') },
-    logging: { level: 'info' },
-    // A demo plan and policy so the stack shows quotas and the data policy at work.
-    quotas: { plans: [{ name: 'standard', limits: [{ scope: 'key', rpm: 600, concurrency: 16 }, { scope: 'tenant', tpm: 200_000 }] }] },
-    policy: {
-      version: 'local-demo-1',
-      rules: [
-        { name: 'no-secrets', classes: ['SECRET'], action: 'deny' },
-        { name: 'redact-cards', classes: ['PCI'], action: 'redact' },
-      ],
-    },
-  }));
+  writeFileSync(
+    configFile,
+    stringify({
+      server: { grpc: { socket }, admin: { port: Number(values['admin-port']) } },
+      auth: {
+        apiKeys: [
+          { id: parseKeyId(key), hash: hashApiKey(key), principal: 'demo-user', org: 'demo-org', tenant: 'demo-tenant', tier: 'standard', models: ['*'] },
+        ],
+      },
+      routing: { snapshotFile },
+      audit: { file: join(dir, 'audit.jsonl') },
+      logging: { level: 'info' },
+      // A demo plan and policy so the stack shows quotas and the data policy at work.
+      quotas: {
+        plans: [
+          {
+            name: 'standard',
+            limits: [
+              { scope: 'key', rpm: 600, concurrency: 16 },
+              { scope: 'tenant', tpm: 200_000 },
+            ],
+          },
+        ],
+      },
+      policy: {
+        version: 'local-demo-1',
+        rules: [
+          { name: 'no-secrets', classes: ['SECRET'], action: 'deny' },
+          { name: 'redact-cards', classes: ['PCI'], action: 'redact' },
+        ],
+      },
+    }),
+  );
 
   const upstream = await startDemoUpstream({ host: '127.0.0.1', port: Number(values['upstream-port']), record: false });
   const config = loadConfig(configFile);

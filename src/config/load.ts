@@ -43,7 +43,12 @@ function resolvePaths(config: GatewayConfig, base: string): GatewayConfig {
   return {
     ...config,
     server: { ...config.server, grpc: { ...grpc, socket: grpc.socket === '' ? '' : resolve(base, grpc.socket) } },
-    routing: { ...config.routing, snapshotFile: resolve(base, config.routing.snapshotFile), publicKeys: config.routing.publicKeys.map((f) => resolve(base, f)), ...(config.routing.credentialsDir === undefined ? {} : { credentialsDir: resolve(base, config.routing.credentialsDir) }) },
+    routing: {
+      ...config.routing,
+      snapshotFile: resolve(base, config.routing.snapshotFile),
+      publicKeys: config.routing.publicKeys.map((f) => resolve(base, f)),
+      ...(config.routing.credentialsDir === undefined ? {} : { credentialsDir: resolve(base, config.routing.credentialsDir) }),
+    },
     auth: {
       ...config.auth,
       apiKeyFiles: config.auth.apiKeyFiles.map((f) => resolve(base, f)),

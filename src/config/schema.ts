@@ -55,39 +55,48 @@ const ClaimMapping = z.strictObject({
   models: nonEmpty.default('models'),
 });
 
-export const JwtIssuerSchema = z.strictObject({
-  /** Exact `iss` value. */
-  issuer: nonEmpty,
-  /** Accepted `aud` values; the token must name at least one. */
-  audiences: z.array(nonEmpty).min(1, 'must list at least one audience'),
-  /** Remote JWKS (https, or http on loopback for tests). Exactly one of jwksUri / jwksFile. */
-  jwksUri: z.url({ error: 'must be a URL' }).optional(),
-  /** Local JWKS file (e.g. a mounted Secret). */
-  jwksFile: nonEmpty.optional(),
-  algorithms: z.array(JwtAlgorithm).min(1).default(['RS256', 'ES256']),
-  /** Minimum time between two JWKS fetches (a flood of unknown `kid`s causes at most one per period). */
-  jwksCooldownSeconds: positiveInt.default(30),
-  /** A cached JWKS older than this is refetched before use. */
-  jwksMaxAgeSeconds: positiveInt.default(600),
-  jwksTimeoutMs: positiveInt.default(2000),
-  claims: ClaimMapping.prefault({}),
-  /** Used when a token lacks the claim. */
-  defaults: z.strictObject({
-    org: label.optional(),
-    tenant: label.optional(),
-    tier: label.default('standard'),
-    models: z.array(nonEmpty).default(['*']),
-    endpoints: endpointAllowlist,
-  }).prefault({}),
-}).refine((i) => (i.jwksUri === undefined) !== (i.jwksFile === undefined), { message: 'must set exactly one of jwksUri and jwksFile' });
+export const JwtIssuerSchema = z
+  .strictObject({
+    /** Exact `iss` value. */
+    issuer: nonEmpty,
+    /** Accepted `aud` values; the token must name at least one. */
+    audiences: z.array(nonEmpty).min(1, 'must list at least one audience'),
+    /** Remote JWKS (https, or http on loopback for tests). Exactly one of jwksUri / jwksFile. */
+    jwksUri: z.url({ error: 'must be a URL' }).optional(),
+    /** Local JWKS file (e.g. a mounted Secret). */
+    jwksFile: nonEmpty.optional(),
+    algorithms: z.array(JwtAlgorithm).min(1).default(['RS256', 'ES256']),
+    /** Minimum time between two JWKS fetches (a flood of unknown `kid`s causes at most one per period). */
+    jwksCooldownSeconds: positiveInt.default(30),
+    /** A cached JWKS older than this is refetched before use. */
+    jwksMaxAgeSeconds: positiveInt.default(600),
+    jwksTimeoutMs: positiveInt.default(2000),
+    claims: ClaimMapping.prefault({}),
+    /** Used when a token lacks the claim. */
+    defaults: z
+      .strictObject({
+        org: label.optional(),
+        tenant: label.optional(),
+        tier: label.default('standard'),
+        models: z.array(nonEmpty).default(['*']),
+        endpoints: endpointAllowlist,
+      })
+      .prefault({}),
+  })
+  .refine((i) => (i.jwksUri === undefined) !== (i.jwksFile === undefined), { message: 'must set exactly one of jwksUri and jwksFile' });
 
-export const MtlsIdentitySchema = z.strictObject({
-  /** Exact SPIFFE ID (`spiffe://domain/path`), or a prefix ending in `/*`. One of spiffeId / subject. */
-  spiffeId: z.string().regex(/^spiffe:\/\/[^/]+(\/.*)?$/, 'must be a spiffe:// URI (a trailing /* matches a prefix)').optional(),
-  /** Exact certificate subject as Envoy reports it (RFC 2253, e.g. `CN=batch,O=Acme`). */
-  subject: nonEmpty.optional(),
-  ...grantFields,
-}).refine((m) => (m.spiffeId === undefined) !== (m.subject === undefined), { message: 'must set exactly one of spiffeId and subject' });
+export const MtlsIdentitySchema = z
+  .strictObject({
+    /** Exact SPIFFE ID (`spiffe://domain/path`), or a prefix ending in `/*`. One of spiffeId / subject. */
+    spiffeId: z
+      .string()
+      .regex(/^spiffe:\/\/[^/]+(\/.*)?$/, 'must be a spiffe:// URI (a trailing /* matches a prefix)')
+      .optional(),
+    /** Exact certificate subject as Envoy reports it (RFC 2253, e.g. `CN=batch,O=Acme`). */
+    subject: nonEmpty.optional(),
+    ...grantFields,
+  })
+  .refine((m) => (m.spiffeId === undefined) !== (m.subject === undefined), { message: 'must set exactly one of spiffeId and subject' });
 
 const AuthMethodName = z.enum(['api_key', 'jwt', 'mtls']);
 
@@ -100,21 +109,25 @@ export const AuthRequirementSchema = z.strictObject({
 });
 
 /** One limit rule of a plan: the counters it sets, for one scope. */
-export const QuotaLimitSchema = z.strictObject({
-  /** Who shares the counter: one API key/principal, a tenant, an org, a logical model (per org), or tenant × model. */
-  scope: z.enum(['key', 'tenant', 'org', 'endpoint', 'tenant_endpoint']),
-  /** Requests per second (token bucket) and the burst it allows (default: rps). */
-  rps: positiveInt.optional(),
-  burst: positiveInt.optional(),
-  /** Requests per minute (sliding window). */
-  rpm: positiveInt.optional(),
-  /** Tokens per minute (prompt estimate + max_tokens reserved at admission, settled with the real usage). */
-  tpm: positiveInt.optional(),
-  /** Tokens per day, resetting at midnight in quotas.timeZone; exhausted → 429 insufficient_quota. */
-  tpd: positiveInt.optional(),
-  /** Requests in flight at once (a stream counts until it ends). */
-  concurrency: positiveInt.optional(),
-}).refine((l) => [l.rps, l.rpm, l.tpm, l.tpd, l.concurrency].some((v) => v !== undefined), { message: 'must set at least one of rps, rpm, tpm, tpd, concurrency' });
+export const QuotaLimitSchema = z
+  .strictObject({
+    /** Who shares the counter: one API key/principal, a tenant, an org, a logical model (per org), or tenant × model. */
+    scope: z.enum(['key', 'tenant', 'org', 'endpoint', 'tenant_endpoint']),
+    /** Requests per second (token bucket) and the burst it allows (default: rps). */
+    rps: positiveInt.optional(),
+    burst: positiveInt.optional(),
+    /** Requests per minute (sliding window). */
+    rpm: positiveInt.optional(),
+    /** Tokens per minute (prompt estimate + max_tokens reserved at admission, settled with the real usage). */
+    tpm: positiveInt.optional(),
+    /** Tokens per day, resetting at midnight in quotas.timeZone; exhausted → 429 insufficient_quota. */
+    tpd: positiveInt.optional(),
+    /** Requests in flight at once (a stream counts until it ends). */
+    concurrency: positiveInt.optional(),
+  })
+  .refine((l) => [l.rps, l.rpm, l.tpm, l.tpd, l.concurrency].some((v) => v !== undefined), {
+    message: 'must set at least one of rps, rpm, tpm, tpd, concurrency',
+  });
 
 export const QuotaPlanSchema = z.strictObject({
   /** Identities whose tier has this name use this plan. */
@@ -139,11 +152,14 @@ export const QuotaPlanSchema = z.strictObject({
    * used beyond `threshold` (0-1), send requests to `fallbackModel` (a model id
    * in the routing snapshot, e.g. a cheaper deployment) and/or cap max_tokens.
    */
-  soft: z.strictObject({
-    threshold: z.number().gt(0).lt(1),
-    fallbackModel: nonEmpty.optional(),
-    maxTokens: positiveInt.optional(),
-  }).refine((s) => s.fallbackModel !== undefined || s.maxTokens !== undefined, { message: 'must set fallbackModel and/or maxTokens' }).optional(),
+  soft: z
+    .strictObject({
+      threshold: z.number().gt(0).lt(1),
+      fallbackModel: nonEmpty.optional(),
+      maxTokens: positiveInt.optional(),
+    })
+    .refine((s) => s.fallbackModel !== undefined || s.maxTokens !== undefined, { message: 'must set fallbackModel and/or maxTokens' })
+    .optional(),
 });
 
 const DataClassName = z.enum(['PII', 'PCI', 'PHI', 'SECRET']);
@@ -153,183 +169,241 @@ const PolicyAction = z.enum(['permit', 'redact', 'deny']);
 export const PolicyRuleSchema = z.strictObject({
   name: label,
   /** Every given filter must match; an absent filter matches everything. */
-  match: z.strictObject({
-    endpoints: z.array(EndpointName).optional(),
-    models: z.array(nonEmpty).optional(),
-    tenants: z.array(label).optional(),
-    orgs: z.array(label).optional(),
-    /** The identity has at least one of these roles. */
-    roles: z.array(label).optional(),
-  }).prefault({}),
+  match: z
+    .strictObject({
+      endpoints: z.array(EndpointName).optional(),
+      models: z.array(nonEmpty).optional(),
+      tenants: z.array(label).optional(),
+      orgs: z.array(label).optional(),
+      /** The identity has at least one of these roles. */
+      roles: z.array(label).optional(),
+    })
+    .prefault({}),
   classes: z.array(DataClassName).min(1, 'must name at least one data class'),
   action: PolicyAction,
 });
 
-export const ConfigSchema = z.strictObject({
-  server: z.strictObject({
-    grpc: z.strictObject({
-      /** Unix socket path for Envoy (preferred: no TCP on the hot path). Empty string disables. */
-      socket: z.string().default('/tmp/inference-gateway/sidecar.sock'),
-      /** Optional TCP listener (host:port) for ext_authz meshes or remote Envoys. */
-      host: z.string().default('127.0.0.1'),
-      port: port.nullable().default(null),
-      /** Largest gRPC message accepted; must exceed Envoy's body buffer limit. */
-      maxReceiveBytes: positiveInt.default(4 * 1024 * 1024),
-    }).prefault({}),
-    admin: z.strictObject({
-      host: z.string().default('127.0.0.1'),
-      port: port.default(9464),
-    }).prefault({}),
-    /** How long in-flight streams may run after SIGTERM before they are failed. */
-    shutdownGraceMs: positiveInt.default(10_000),
-  }).prefault({}),
-  auth: z.strictObject({
-    /** Keys written in this file (hashes only). */
-    apiKeys: z.array(ApiKeyEntrySchema).default([]),
-    /** YAML/JSON files holding a list of key entries (e.g. a mounted Kubernetes Secret); watched and reloaded. */
-    apiKeyFiles: z.array(nonEmpty).default([]),
-    /** Keys managed at runtime in Redis (`inference-gateway keys … --redis`); needs redis.url. */
-    redisKeys: z.boolean().default(false),
-    /** How long a Redis-backed key may be served from the local cache (revocations also arrive by pub/sub at once). */
-    keyCacheSeconds: positiveInt.default(5),
-    /** Unknown key ids remembered so a flood of made-up keys does not reach the store. */
-    unknownKeyCache: z.strictObject({ maxEntries: positiveInt.default(10_000), ttlSeconds: positiveInt.default(30) }).prefault({}),
-    jwt: z.strictObject({
-      issuers: z.array(JwtIssuerSchema).default([]),
-      clockSkewSeconds: z.number().int().min(0).max(300).default(30),
-      /** Tokens longer than this are refused before any parsing. */
-      maxTokenBytes: positiveInt.default(8192),
-    }).prefault({}),
-    mtls: z.strictObject({
-      /** SPIFFE trust domains accepted (e.g. `prod.example.org`); a URI SAN from any other is refused. */
-      trustDomains: z.array(z.string().regex(/^[a-z0-9._-]+$/, 'must be a trust domain name')).default([]),
-      identities: z.array(MtlsIdentitySchema).default([]),
-    }).prefault({}),
-    /** Default: any one verified method suffices. */
-    require: z.array(AuthRequirementSchema).default([]),
-  }).prefault({}),
-  quotas: z.strictObject({
-    /** IANA time zone whose midnight resets daily token caps. */
-    timeZone: z.string().refine((tz) => {
-      try {
-        new Intl.DateTimeFormat('en-US', { timeZone: tz });
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'must be an IANA time zone such as UTC or Europe/Berlin').default('UTC'),
-    plans: z.array(QuotaPlanSchema).default([]),
-    /** Plan for identities whose tier names no plan; unset = such identities have no quotas. */
-    defaultPlan: label.optional(),
-    /** A concurrency lease not released by then (its sidecar died) is reclaimed. Keep it above Envoy's route timeout. */
-    leaseSeconds: positiveInt.default(180),
-    /** After this many consecutive store failures, skip the store for openSeconds (then probe once). */
-    breaker: z.strictObject({ failureThreshold: positiveInt.default(5), openSeconds: positiveInt.default(10) }).prefault({}),
-  }).prefault({}),
-  policy: z.strictObject({
-    /** Shows in x-gateway-policy-version and every audit record. */
-    version: label.default('builtin-1'),
-    rules: z.array(PolicyRuleSchema).default([]),
-    /** Action for data classes no rule covers. */
-    defaultAction: PolicyAction.default('permit'),
-    /** Classify model responses as well, and redact what the policy says to redact. */
-    responses: z.boolean().default(true),
-    /** Extra PHI terms (whole words, case-insensitive). */
-    phiTerms: z.array(nonEmpty).default([]),
-    /** Deployer-defined detectors: a safe regex `pattern` or a `terms` list, reported under `name`. */
-    custom: z.array(z.strictObject({ name: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, 'must be snake_case'), dataClass: DataClassName, pattern: nonEmpty.optional(), terms: z.array(nonEmpty).optional() })).default([]),
-    /** Nesting depth limit for request JSON. */
-    maxJsonDepth: positiveInt.default(32),
-    /**
-     * Characters of generated text held back in SSE streams while responses may
-     * need redaction (only then): a value split across chunks is caught whole
-     * if it is shorter than this. Larger is safer, smaller streams sooner.
-     */
-    streamHoldBackChars: positiveInt.default(128),
-  }).prefault({}),
-  redis: z.strictObject({
-    /** e.g. redis://127.0.0.1:6379/0; unset = no Redis (everything in memory). */
-    url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
-    /**
-     * Redis Cluster seed nodes (`host:port`) for the quota store. Every key of
-     * one quota decision carries the org as its hash tag, so a decision is one
-     * script on one slot. API keys in Redis (auth.redisKeys) use redis.url.
-     */
-    clusterNodes: z.array(z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port')).default([]),
-    keyPrefix: z.string().default('igw:'),
-    commandTimeoutMs: positiveInt.default(250),
-  }).prefault({}),
-  routing: z.strictObject({
-    /** The routing snapshot file (see docs/configuration.md). */
-    snapshotFile: nonEmpty.default('routing.yaml'),
-    /**
-     * Control-plane public keys (Ed25519 PEM files or directories). When set,
-     * every snapshot — file or pushed — must be signed by one of them, and
-     * snapshots can be pushed to the admin endpoint.
-     */
-    publicKeys: z.array(nonEmpty).default([]),
-    /** Folder of upstream credentials (a mounted Secret): file name = the credential a snapshot target names. */
-    credentialsDir: nonEmpty.optional(),
-    /** Readiness fails while the snapshot in use was issued longer ago than this (needs issuedAt). */
-    maxAgeSeconds: positiveInt.optional(),
-    /**
-     * Snapshots delivered over Redis (redis.url): the latest signed document
-     * is read from `key` at start, on every reconnect and whenever `channel`
-     * announces a new one (`inference-gateway snapshot publish`). Needs
-     * publicKeys: Redis write access alone must not be able to redirect routing.
-     */
-    redis: z.strictObject({
-      key: nonEmpty.default('igw:routing:snapshot'),
-      channel: nonEmpty.default('igw:routing:snapshot:published'),
-    }).optional(),
-  }).refine((r) => r.redis === undefined || r.publicKeys.length > 0, {
-    message: 'routing.redis needs routing.publicKeys: only signed snapshots are accepted over Redis',
-    path: ['redis'],
-  }).prefault({}),
-  limits: z.strictObject({
-    /** Request body limit enforced by the sidecar; keep it <= Envoy's buffer limit. */
-    maxBodyBytes: positiveInt.default(2 * 1024 * 1024),
-  }).prefault({}),
-  audit: z.strictObject({
-    /** Where records go: an append-only local file (default) or a Redis stream (redis.url). */
-    sink: z.enum(['file', 'redis_stream']).default('file'),
-    /** Append-only JSON Lines file, one record per request. */
-    file: nonEmpty.default('audit.jsonl'),
-    /** The file is rotated (renamed with a timestamp) when it reaches this size. */
-    maxFileBytes: positiveInt.default(256 * 1024 * 1024),
-    /** fdatasync every group-committed batch before the requests in it complete. */
-    fsync: z.boolean().default(true),
-    /** Redis stream name for sink: redis_stream. */
-    stream: nonEmpty.default('igw:audit'),
-    /** Ed25519 private key (PKCS#8 PEM) that signs checkpoints; created (0600) if missing. */
-    signingKeyFile: nonEmpty.default('audit-signing-key.pem'),
-    checkpointEvery: positiveInt.default(1000),
-    checkpointSeconds: positiveInt.default(10),
-  }).prefault({}),
-  logging: z.strictObject({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  }).prefault({}),
-}).refine((c) => c.quotas.defaultPlan === undefined || c.quotas.plans.some((p) => p.name === c.quotas.defaultPlan), {
-  message: 'must name one of quotas.plans',
-  path: ['quotas', 'defaultPlan'],
-  // With clusterNodes the quotas live on the cluster; redis.url then only makes sense for what needs a
-  // single Redis (API keys, routing snapshot delivery, the audit stream), so a url nothing uses is a mistake.
-}).refine((c) => c.redis.url === undefined || c.redis.clusterNodes.length === 0 || c.auth.redisKeys || c.routing.redis !== undefined || c.audit.sink === 'redis_stream', {
-  message: 'redis.url is unused: with redis.clusterNodes the quotas use the cluster; keep redis.url only for auth.redisKeys, routing.redis or the redis_stream audit sink',
-  path: ['redis'],
-}).refine((c) => c.audit.sink !== 'redis_stream' || c.redis.url !== undefined, {
-  message: 'audit.sink redis_stream needs redis.url',
-  path: ['audit', 'sink'],
-}).refine((c) => c.routing.redis === undefined || c.redis.url !== undefined, {
-  message: 'routing.redis needs redis.url',
-  path: ['routing', 'redis'],
-}).refine((c) => !c.auth.redisKeys || c.redis.url !== undefined, {
-  message: 'auth.redisKeys needs redis.url',
-  path: ['auth', 'redisKeys'],
-}).refine((c) => c.server.grpc.socket !== '' || c.server.grpc.port !== null, {
-  message: 'must listen somewhere: set server.grpc.socket or server.grpc.port',
-  path: ['server', 'grpc'],
-});
+export const ConfigSchema = z
+  .strictObject({
+    server: z
+      .strictObject({
+        grpc: z
+          .strictObject({
+            /** Unix socket path for Envoy (preferred: no TCP on the hot path). Empty string disables. */
+            socket: z.string().default('/tmp/inference-gateway/sidecar.sock'),
+            /** Optional TCP listener (host:port) for ext_authz meshes or remote Envoys. */
+            host: z.string().default('127.0.0.1'),
+            port: port.nullable().default(null),
+            /** Largest gRPC message accepted; must exceed Envoy's body buffer limit. */
+            maxReceiveBytes: positiveInt.default(4 * 1024 * 1024),
+          })
+          .prefault({}),
+        admin: z
+          .strictObject({
+            host: z.string().default('127.0.0.1'),
+            port: port.default(9464),
+          })
+          .prefault({}),
+        /** How long in-flight streams may run after SIGTERM before they are failed. */
+        shutdownGraceMs: positiveInt.default(10_000),
+      })
+      .prefault({}),
+    auth: z
+      .strictObject({
+        /** Keys written in this file (hashes only). */
+        apiKeys: z.array(ApiKeyEntrySchema).default([]),
+        /** YAML/JSON files holding a list of key entries (e.g. a mounted Kubernetes Secret); watched and reloaded. */
+        apiKeyFiles: z.array(nonEmpty).default([]),
+        /** Keys managed at runtime in Redis (`inference-gateway keys … --redis`); needs redis.url. */
+        redisKeys: z.boolean().default(false),
+        /** How long a Redis-backed key may be served from the local cache (revocations also arrive by pub/sub at once). */
+        keyCacheSeconds: positiveInt.default(5),
+        /** Unknown key ids remembered so a flood of made-up keys does not reach the store. */
+        unknownKeyCache: z.strictObject({ maxEntries: positiveInt.default(10_000), ttlSeconds: positiveInt.default(30) }).prefault({}),
+        jwt: z
+          .strictObject({
+            issuers: z.array(JwtIssuerSchema).default([]),
+            clockSkewSeconds: z.number().int().min(0).max(300).default(30),
+            /** Tokens longer than this are refused before any parsing. */
+            maxTokenBytes: positiveInt.default(8192),
+          })
+          .prefault({}),
+        mtls: z
+          .strictObject({
+            /** SPIFFE trust domains accepted (e.g. `prod.example.org`); a URI SAN from any other is refused. */
+            trustDomains: z.array(z.string().regex(/^[a-z0-9._-]+$/, 'must be a trust domain name')).default([]),
+            identities: z.array(MtlsIdentitySchema).default([]),
+          })
+          .prefault({}),
+        /** Default: any one verified method suffices. */
+        require: z.array(AuthRequirementSchema).default([]),
+      })
+      .prefault({}),
+    quotas: z
+      .strictObject({
+        /** IANA time zone whose midnight resets daily token caps. */
+        timeZone: z
+          .string()
+          .refine((tz) => {
+            try {
+              new Intl.DateTimeFormat('en-US', { timeZone: tz });
+              return true;
+            } catch {
+              return false;
+            }
+          }, 'must be an IANA time zone such as UTC or Europe/Berlin')
+          .default('UTC'),
+        plans: z.array(QuotaPlanSchema).default([]),
+        /** Plan for identities whose tier names no plan; unset = such identities have no quotas. */
+        defaultPlan: label.optional(),
+        /** A concurrency lease not released by then (its sidecar died) is reclaimed. Keep it above Envoy's route timeout. */
+        leaseSeconds: positiveInt.default(180),
+        /** After this many consecutive store failures, skip the store for openSeconds (then probe once). */
+        breaker: z.strictObject({ failureThreshold: positiveInt.default(5), openSeconds: positiveInt.default(10) }).prefault({}),
+      })
+      .prefault({}),
+    policy: z
+      .strictObject({
+        /** Shows in x-gateway-policy-version and every audit record. */
+        version: label.default('builtin-1'),
+        rules: z.array(PolicyRuleSchema).default([]),
+        /** Action for data classes no rule covers. */
+        defaultAction: PolicyAction.default('permit'),
+        /** Classify model responses as well, and redact what the policy says to redact. */
+        responses: z.boolean().default(true),
+        /** Extra PHI terms (whole words, case-insensitive). */
+        phiTerms: z.array(nonEmpty).default([]),
+        /** Deployer-defined detectors: a safe regex `pattern` or a `terms` list, reported under `name`. */
+        custom: z
+          .array(
+            z.strictObject({
+              name: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, 'must be snake_case'),
+              dataClass: DataClassName,
+              pattern: nonEmpty.optional(),
+              terms: z.array(nonEmpty).optional(),
+            }),
+          )
+          .default([]),
+        /** Nesting depth limit for request JSON. */
+        maxJsonDepth: positiveInt.default(32),
+        /**
+         * Characters of generated text held back in SSE streams while responses may
+         * need redaction (only then): a value split across chunks is caught whole
+         * if it is shorter than this. Larger is safer, smaller streams sooner.
+         */
+        streamHoldBackChars: positiveInt.default(128),
+      })
+      .prefault({}),
+    redis: z
+      .strictObject({
+        /** e.g. redis://127.0.0.1:6379/0; unset = no Redis (everything in memory). */
+        url: z
+          .string()
+          .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+          .optional(),
+        /**
+         * Redis Cluster seed nodes (`host:port`) for the quota store. Every key of
+         * one quota decision carries the org as its hash tag, so a decision is one
+         * script on one slot. API keys in Redis (auth.redisKeys) use redis.url.
+         */
+        clusterNodes: z.array(z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port')).default([]),
+        keyPrefix: z.string().default('igw:'),
+        commandTimeoutMs: positiveInt.default(250),
+      })
+      .prefault({}),
+    routing: z
+      .strictObject({
+        /** The routing snapshot file (see docs/configuration.md). */
+        snapshotFile: nonEmpty.default('routing.yaml'),
+        /**
+         * Control-plane public keys (Ed25519 PEM files or directories). When set,
+         * every snapshot — file or pushed — must be signed by one of them, and
+         * snapshots can be pushed to the admin endpoint.
+         */
+        publicKeys: z.array(nonEmpty).default([]),
+        /** Folder of upstream credentials (a mounted Secret): file name = the credential a snapshot target names. */
+        credentialsDir: nonEmpty.optional(),
+        /** Readiness fails while the snapshot in use was issued longer ago than this (needs issuedAt). */
+        maxAgeSeconds: positiveInt.optional(),
+        /**
+         * Snapshots delivered over Redis (redis.url): the latest signed document
+         * is read from `key` at start, on every reconnect and whenever `channel`
+         * announces a new one (`inference-gateway snapshot publish`). Needs
+         * publicKeys: Redis write access alone must not be able to redirect routing.
+         */
+        redis: z
+          .strictObject({
+            key: nonEmpty.default('igw:routing:snapshot'),
+            channel: nonEmpty.default('igw:routing:snapshot:published'),
+          })
+          .optional(),
+      })
+      .refine((r) => r.redis === undefined || r.publicKeys.length > 0, {
+        message: 'routing.redis needs routing.publicKeys: only signed snapshots are accepted over Redis',
+        path: ['redis'],
+      })
+      .prefault({}),
+    limits: z
+      .strictObject({
+        /** Request body limit enforced by the sidecar; keep it <= Envoy's buffer limit. */
+        maxBodyBytes: positiveInt.default(2 * 1024 * 1024),
+      })
+      .prefault({}),
+    audit: z
+      .strictObject({
+        /** Where records go: an append-only local file (default) or a Redis stream (redis.url). */
+        sink: z.enum(['file', 'redis_stream']).default('file'),
+        /** Append-only JSON Lines file, one record per request. */
+        file: nonEmpty.default('audit.jsonl'),
+        /** The file is rotated (renamed with a timestamp) when it reaches this size. */
+        maxFileBytes: positiveInt.default(256 * 1024 * 1024),
+        /** fdatasync every group-committed batch before the requests in it complete. */
+        fsync: z.boolean().default(true),
+        /** Redis stream name for sink: redis_stream. */
+        stream: nonEmpty.default('igw:audit'),
+        /** Ed25519 private key (PKCS#8 PEM) that signs checkpoints; created (0600) if missing. */
+        signingKeyFile: nonEmpty.default('audit-signing-key.pem'),
+        checkpointEvery: positiveInt.default(1000),
+        checkpointSeconds: positiveInt.default(10),
+      })
+      .prefault({}),
+    logging: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .prefault({}),
+  })
+  .refine((c) => c.quotas.defaultPlan === undefined || c.quotas.plans.some((p) => p.name === c.quotas.defaultPlan), {
+    message: 'must name one of quotas.plans',
+    path: ['quotas', 'defaultPlan'],
+    // With clusterNodes the quotas live on the cluster; redis.url then only makes sense for what needs a
+    // single Redis (API keys, routing snapshot delivery, the audit stream), so a url nothing uses is a mistake.
+  })
+  .refine(
+    (c) =>
+      c.redis.url === undefined || c.redis.clusterNodes.length === 0 || c.auth.redisKeys || c.routing.redis !== undefined || c.audit.sink === 'redis_stream',
+    {
+      message:
+        'redis.url is unused: with redis.clusterNodes the quotas use the cluster; keep redis.url only for auth.redisKeys, routing.redis or the redis_stream audit sink',
+      path: ['redis'],
+    },
+  )
+  .refine((c) => c.audit.sink !== 'redis_stream' || c.redis.url !== undefined, {
+    message: 'audit.sink redis_stream needs redis.url',
+    path: ['audit', 'sink'],
+  })
+  .refine((c) => c.routing.redis === undefined || c.redis.url !== undefined, {
+    message: 'routing.redis needs redis.url',
+    path: ['routing', 'redis'],
+  })
+  .refine((c) => !c.auth.redisKeys || c.redis.url !== undefined, {
+    message: 'auth.redisKeys needs redis.url',
+    path: ['auth', 'redisKeys'],
+  })
+  .refine((c) => c.server.grpc.socket !== '' || c.server.grpc.port !== null, {
+    message: 'must listen somewhere: set server.grpc.socket or server.grpc.port',
+    path: ['server', 'grpc'],
+  });
 
 export type GatewayConfig = z.output<typeof ConfigSchema>;
 export type ApiKeyEntry = z.output<typeof ApiKeyEntrySchema>;

@@ -35,7 +35,10 @@ export function acceptSnapshot(source: SnapshotSource, load: () => Snapshot, dep
     if (problem === null) {
       deps.holder.replace(next);
       deps.metrics.setSnapshot(next.version, next.loadedAt);
-      deps.log.info({ source, ...fields, from: previous.version, to: next.version, signedBy: next.signedBy, models: next.models.size }, 'routing snapshot replaced');
+      deps.log.info(
+        { source, ...fields, from: previous.version, to: next.version, signedBy: next.signedBy, models: next.models.size },
+        'routing snapshot replaced',
+      );
       return { accepted: true, snapshot: next, previous };
     }
     problems = [problem];

@@ -123,7 +123,10 @@ export class RedisSnapshotSubscriber {
     this.#sub.on('ready', () => {
       this.#sub.subscribe(opts.channel).then(
         () => {
-          opts.log.info({ redis: this.description, channel: opts.channel, key: opts.key }, this.#subscribedOnce ? 'routing snapshot channel resubscribed; re-reading the key' : 'routing snapshot channel subscribed');
+          opts.log.info(
+            { redis: this.description, channel: opts.channel, key: opts.key },
+            this.#subscribedOnce ? 'routing snapshot channel resubscribed; re-reading the key' : 'routing snapshot channel subscribed',
+          );
           this.#subscribedOnce = true;
           // Subscribe first, read second: anything published from now on is announced, anything before is in the key.
           this.#read();
@@ -188,7 +191,10 @@ export class RedisSnapshotSubscriber {
         this.#again = false;
         let text: string | null;
         try {
-          await this.#conn.ready(this.#opts.commandTimeoutMs, (problem) => new Error(`Redis (${this.description}) is ${problem === 'timeout' ? 'not connected yet' : problem}${this.#conn.why()}`));
+          await this.#conn.ready(
+            this.#opts.commandTimeoutMs,
+            (problem) => new Error(`Redis (${this.description}) is ${problem === 'timeout' ? 'not connected yet' : problem}${this.#conn.why()}`),
+          );
           text = await this.#cmd.get(this.#opts.key);
         } catch (err) {
           this.#retryLater(err instanceof Error ? err : new Error(String(err)));
@@ -210,7 +216,10 @@ export class RedisSnapshotSubscriber {
     const delay = redisBackoffMs(this.#failures);
     // Warn when reading starts failing; the retries while Redis stays down are only debug lines.
     const level = this.#failures === 1 ? 'warn' : 'debug';
-    this.#opts.log[level]({ redis: this.description, key: this.#opts.key, err: err.message, retryInMs: delay, keeping: this.#opts.holder.current().version }, 'cannot read the routing snapshot from Redis; the current one keeps serving');
+    this.#opts.log[level](
+      { redis: this.description, key: this.#opts.key, err: err.message, retryInMs: delay, keeping: this.#opts.holder.current().version },
+      'cannot read the routing snapshot from Redis; the current one keeps serving',
+    );
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;
       this.#read();
@@ -227,9 +236,14 @@ export class RedisSnapshotSubscriber {
       return;
     }
     const source = `Redis key ${key}`;
-    acceptSnapshot('redis', () => {
-      if (Buffer.byteLength(text) > MAX_SNAPSHOT_BYTES) throw new ConfigError(source, [`is larger than ${MAX_SNAPSHOT_BYTES} bytes`]);
-      return parseSnapshot(text, source, trust);
-    }, { holder, metrics, log }, { redis: this.description, key });
+    acceptSnapshot(
+      'redis',
+      () => {
+        if (Buffer.byteLength(text) > MAX_SNAPSHOT_BYTES) throw new ConfigError(source, [`is larger than ${MAX_SNAPSHOT_BYTES} bytes`]);
+        return parseSnapshot(text, source, trust);
+      },
+      { holder, metrics, log },
+      { redis: this.description, key },
+    );
   }
 }

@@ -33,11 +33,17 @@ const Target = z.strictObject({
   /** The model name the deployment expects in the body. */
   model: z.string().min(1).max(256),
   /** A credential the sidecar injects for this deployment (a file of that name in routing.credentialsDir). */
-  credential: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a credential file name').optional(),
+  credential: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a credential file name')
+    .optional(),
   /** Share of the model's requests (relative to the other targets' weights); 0 drains a target without removing it. */
   weight: z.int().min(0).max(1_000_000).default(1),
   /** Descriptive labels (tier, region, track…): reported in the audit record, never used for routing. */
-  labels: z.record(LabelName, z.string().max(128)).refine((l) => Object.keys(l).length <= 16, 'must have at most 16 labels').default({}),
+  labels: z
+    .record(LabelName, z.string().max(128))
+    .refine((l) => Object.keys(l).length <= 16, 'must have at most 16 labels')
+    .default({}),
 });
 
 /** One deployment (`target`) or a weighted split (`targets`); exactly one of the two. */
@@ -54,7 +60,8 @@ function checkTargets(t: TargetsInput, ctx: z.RefinementCtx, at: (string | numbe
     return;
   }
   const list = t.targets ?? [];
-  if (t.targets !== undefined && list.every((x) => x.weight === 0)) ctx.addIssue({ code: 'custom', message: 'at least one target must have a weight above 0', path: [...at, 'targets'] });
+  if (t.targets !== undefined && list.every((x) => x.weight === 0))
+    ctx.addIssue({ code: 'custom', message: 'at least one target must have a weight above 0', path: [...at, 'targets'] });
   // One server may host several targets (two model versions on one vLLM), but the same pair twice is a mistake.
   const seen = new Set<string>();
   list.forEach((x, i) => {
@@ -64,30 +71,38 @@ function checkTargets(t: TargetsInput, ctx: z.RefinementCtx, at: (string | numbe
   });
 }
 
-export const SnapshotSchema = z.strictObject({
-  version: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -'),
-  /** When the control plane issued it: an older snapshot never replaces a newer one (no rollback). */
-  issuedAt: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time' }).optional(),
-  /** Ed25519 signature over the canonical JSON of the document without this field. */
-  signature: z.strictObject({ kid: z.string().regex(/^[0-9a-f]{16}$/, 'must be a 16-hex-digit key id'), sig: z.base64({ error: 'must be base64' }) }).optional(),
-  models: z.array(z.strictObject({
-    /** What clients put in `model`. */
-    id: z.string().regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -'),
-    endpoints: z.array(RoutedEndpoint).min(1, 'must name at least one endpoint'),
-    ownedBy: z.string().max(64).default('inference-gateway'),
-    ...Targets,
-    /** Per-tenant deployments: these tenants' requests for this model go to their own target(s). */
-    overrides: z.array(z.strictObject({ tenants: z.array(z.string().min(1).max(64)).min(1), ...Targets })).default([]),
-  })).min(1, 'must list at least one model'),
-}).superRefine((s, ctx) => {
-  const seen = new Set<string>();
-  s.models.forEach((m, i) => {
-    if (seen.has(m.id)) ctx.addIssue({ code: 'custom', message: `duplicate model id "${m.id}"`, path: ['models', i, 'id'] });
-    seen.add(m.id);
-    checkTargets(m, ctx, ['models', i]);
-    m.overrides.forEach((o, j) => checkTargets(o, ctx, ['models', i, 'overrides', j]));
+export const SnapshotSchema = z
+  .strictObject({
+    version: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -'),
+    /** When the control plane issued it: an older snapshot never replaces a newer one (no rollback). */
+    issuedAt: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time' }).optional(),
+    /** Ed25519 signature over the canonical JSON of the document without this field. */
+    signature: z
+      .strictObject({ kid: z.string().regex(/^[0-9a-f]{16}$/, 'must be a 16-hex-digit key id'), sig: z.base64({ error: 'must be base64' }) })
+      .optional(),
+    models: z
+      .array(
+        z.strictObject({
+          /** What clients put in `model`. */
+          id: z.string().regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -'),
+          endpoints: z.array(RoutedEndpoint).min(1, 'must name at least one endpoint'),
+          ownedBy: z.string().max(64).default('inference-gateway'),
+          ...Targets,
+          /** Per-tenant deployments: these tenants' requests for this model go to their own target(s). */
+          overrides: z.array(z.strictObject({ tenants: z.array(z.string().min(1).max(64)).min(1), ...Targets })).default([]),
+        }),
+      )
+      .min(1, 'must list at least one model'),
+  })
+  .superRefine((s, ctx) => {
+    const seen = new Set<string>();
+    s.models.forEach((m, i) => {
+      if (seen.has(m.id)) ctx.addIssue({ code: 'custom', message: `duplicate model id "${m.id}"`, path: ['models', i, 'id'] });
+      seen.add(m.id);
+      checkTargets(m, ctx, ['models', i]);
+      m.overrides.forEach((o, j) => checkTargets(o, ctx, ['models', i, 'overrides', j]));
+    });
   });
-});
 
 export interface SnapshotTrust {
   /** Control-plane public keys by kid; when non-empty every snapshot must carry a valid signature by one of them. */
@@ -117,7 +132,8 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
     if (sig === undefined) throw new ConfigError(source, ['signature: is required (routing.publicKeys is set): unsigned snapshots are refused']);
     const key = trust.keys.get(sig.kid);
     if (key === undefined) throw new ConfigError(source, [`signature.kid: ${sig.kid} is not a trusted control-plane key`]);
-    if (!verifyText(key, signedContent(raw as Record<string, unknown>), sig.sig)) throw new ConfigError(source, ['signature: does not verify: the snapshot was altered or signed with another key']);
+    if (!verifyText(key, signedContent(raw as Record<string, unknown>), sig.sig))
+      throw new ConfigError(source, ['signature: does not verify: the snapshot was altered or signed with another key']);
     signedBy = sig.kid;
   }
   const models = new Map<string, ModelRoute>();
@@ -127,7 +143,14 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
       const targets = (t.targets ?? (t.target === undefined ? [] : [t.target])).map(toDeployment);
       let sum = 0;
       const cumulativeWeights = targets.map((d) => (sum += d.weight));
-      return Object.freeze({ id: m.id, endpoints, ownedBy: m.ownedBy, targets: Object.freeze(targets), cumulativeWeights: Object.freeze(cumulativeWeights), overrides });
+      return Object.freeze({
+        id: m.id,
+        endpoints,
+        ownedBy: m.ownedBy,
+        targets: Object.freeze(targets),
+        cumulativeWeights: Object.freeze(cumulativeWeights),
+        overrides,
+      });
     };
     const overrides = new Map<string, ModelRoute>();
     for (const o of m.overrides) for (const tenant of o.tenants) overrides.set(tenant, make(o, new Map()));
@@ -138,7 +161,13 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
 }
 
 function toDeployment(t: z.output<typeof Target>): Deployment {
-  return Object.freeze({ cluster: t.cluster, upstreamModel: t.model, credential: t.credential ?? null, weight: t.weight, labels: Object.freeze({ ...t.labels }) });
+  return Object.freeze({
+    cluster: t.cluster,
+    upstreamModel: t.model,
+    credential: t.credential ?? null,
+    weight: t.weight,
+    labels: Object.freeze({ ...t.labels }),
+  });
 }
 
 export function loadSnapshotFile(file: string, trust: SnapshotTrust = NO_TRUST): Snapshot {

@@ -16,12 +16,16 @@ export interface SigningKey {
 }
 
 export function keyId(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 export function loadSigningKey(file: string): SigningKey {
   const privateKey = createPrivateKey(readFileSync(file));
-  if (privateKey.asymmetricKeyType !== 'ed25519') throw new Error(`${file}: audit signing key must be Ed25519, not ${privateKey.asymmetricKeyType ?? 'unknown'}`);
+  if (privateKey.asymmetricKeyType !== 'ed25519')
+    throw new Error(`${file}: audit signing key must be Ed25519, not ${privateKey.asymmetricKeyType ?? 'unknown'}`);
   const publicKey = createPublicKey(privateKey);
   return { kid: keyId(publicKey), privateKey, publicKey };
 }
@@ -59,7 +63,9 @@ export function loadPublicKeys(paths: readonly string[]): Map<string, KeyObject>
   const files: string[] = [];
   for (const p of paths) {
     if (statSync(p).isDirectory()) {
-      const names = readdirSync(p, { withFileTypes: true }).filter((d) => d.isFile() && ['.pem', '.pub'].includes(extname(d.name))).map((d) => d.name);
+      const names = readdirSync(p, { withFileTypes: true })
+        .filter((d) => d.isFile() && ['.pem', '.pub'].includes(extname(d.name)))
+        .map((d) => d.name);
       names.sort();
       for (const n of names) files.push(join(p, n));
     } else files.push(p);

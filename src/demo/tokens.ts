@@ -21,15 +21,7 @@ type CharClass = typeof SPACE | typeof WORD | typeof PUNCT;
 
 function isUnicodeSpace(c: number): boolean {
   return (
-    c === 0xa0 ||
-    c === 0x1680 ||
-    (c >= 0x2000 && c <= 0x200a) ||
-    c === 0x2028 ||
-    c === 0x2029 ||
-    c === 0x202f ||
-    c === 0x205f ||
-    c === 0x3000 ||
-    c === 0xfeff
+    c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff
   );
 }
 
@@ -91,10 +83,7 @@ export function appendTokenPieces(text: string, out: string[], limit: number, sp
   }
 }
 
-const FILLER = [
-  'lorem', 'ipsum', 'dolor', 'sit', 'amet', 'consectetur',
-  'adipiscing', 'elit', 'sed', 'do', 'eiusmod', 'tempor',
-];
+const FILLER = ['lorem', 'ipsum', 'dolor', 'sit', 'amet', 'consectetur', 'adipiscing', 'elit', 'sed', 'do', 'eiusmod', 'tempor'];
 const REPLY_PREFIX = 'Demo reply to:';
 
 /**

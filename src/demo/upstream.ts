@@ -106,12 +106,7 @@ function errorType(status: number): string {
 }
 
 /** OpenAI error JSON: {"error":{"message","type","param","code"}}. */
-export function openAIErrorBody(
-  status: number,
-  message: string,
-  param: string | null = null,
-  code: string | null = null,
-): string {
+export function openAIErrorBody(status: number, message: string, param: string | null = null, code: string | null = null): string {
   return JSON.stringify({ error: { message, type: errorType(status), param, code } });
 }
 
@@ -123,13 +118,7 @@ function sendJson(res: ServerResponse, status: number, body: string): void {
   res.end(body);
 }
 
-function sendError(
-  res: ServerResponse,
-  status: number,
-  message: string,
-  param: string | null = null,
-  code: string | null = null,
-): void {
+function sendError(res: ServerResponse, status: number, message: string, param: string | null = null, code: string | null = null): void {
   sendJson(res, status, openAIErrorBody(status, message, param, code));
 }
 
@@ -311,8 +300,7 @@ function isTokenArray(v: unknown): v is number[] {
 /** string | string[] | number[] | number[][] -> one entry per prompt/input. */
 function promptInputs(v: unknown, param: string): PromptInput[] {
   if (typeof v === 'string') return [{ text: v, tokens: countTokens(v) }];
-  const bad = (): RequestError =>
-    new RequestError(400, `'${param}' must be a string, an array of strings, or token arrays`, param);
+  const bad = (): RequestError => new RequestError(400, `'${param}' must be a string, an array of strings, or token arrays`, param);
   if (!Array.isArray(v) || v.length === 0) throw bad();
   if (isTokenArray(v)) return [{ text: v.join(' '), tokens: v.length }];
   const out: PromptInput[] = [];
@@ -422,9 +410,7 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
     }
     for (let i = 0; i < pieces.length; i++) {
       const role = i === 0 ? '"role":"assistant",' : '';
-      events.push(
-        sseEvent(`${head}{"index":0,"delta":{${role}"content":${JSON.stringify(pieces[i])}},"logprobs":null,"finish_reason":null}${tail}`),
-      );
+      events.push(sseEvent(`${head}{"index":0,"delta":{${role}"content":${JSON.stringify(pieces[i])}},"logprobs":null,"finish_reason":null}${tail}`));
     }
     events.push(sseEvent(`${head}{"index":0,"delta":{},"logprobs":null,"finish_reason":"${plan.finishReason}"}${tail}`));
     if (includeUsage) events.push(sseEvent(`${head}],"usage":${usage}}`));
@@ -452,8 +438,7 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
 
     if (!stream) {
       const choices = replies.map(
-        (pieces, index) =>
-          `{"index":${index},"text":${JSON.stringify(pieces.join(''))},"logprobs":null,"finish_reason":"${plan.finishReason}"}`,
+        (pieces, index) => `{"index":${index},"text":${JSON.stringify(pieces.join(''))},"logprobs":null,"finish_reason":"${plan.finishReason}"}`,
       );
       sendJson(
         res,
@@ -503,21 +488,13 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
         embedding: format === 'base64' ? bytes.toString('base64') : floatsOf(bytes),
       };
     });
-    sendJson(
-      res,
-      200,
-      JSON.stringify({ object: 'list', data, model, usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } }),
-    );
+    sendJson(res, 200, JSON.stringify({ object: 'list', data, model, usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } }));
   }
 
   function control(req: IncomingMessage, res: ServerResponse, path: string): void {
     if (path === '/__demo/requests') {
       if (req.method === 'GET') {
-        sendJson(
-          res,
-          200,
-          JSON.stringify(requests.map((r) => ({ ...r, rawBody: r.rawBody.toString('base64') }))),
-        );
+        sendJson(res, 200, JSON.stringify(requests.map((r) => ({ ...r, rawBody: r.rawBody.toString('base64') }))));
         return;
       }
       if (req.method === 'DELETE') {
@@ -568,16 +545,13 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
         res.end();
         return;
       }
-    } else if (
-      method === 'POST' &&
-      (path === '/v1/chat/completions' || path === '/v1/completions' || path === '/v1/embeddings')
-    ) {
+    } else if (method === 'POST' && (path === '/v1/chat/completions' || path === '/v1/completions' || path === '/v1/embeddings')) {
       if (badJson || !isObject(body)) {
         sendError(
           res,
           400,
           badJson || raw.length === 0
-            ? 'We could not parse the JSON body of your request. (HINT: This likely means you aren\'t using your HTTP library correctly. The OpenAI API expects a JSON payload.)'
+            ? "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
             : 'The request body must be a JSON object.',
           null,
           'invalid_json',

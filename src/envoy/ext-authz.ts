@@ -63,7 +63,9 @@ export function toExtAuthzConfig(gatewayYaml: string): string {
           },
         };
         const mappers = list(node(hcm['local_reply_config'], 'local_reply_config')['mappers'], 'mappers');
-        mappers.splice(1, 0,
+        mappers.splice(
+          1,
+          0,
           // The sidecar's denials already carry our JSON error: pass them through.
           { filter: celFilter(`response.code_details == '${DENIED_DETAILS}'`) },
           {

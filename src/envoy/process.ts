@@ -76,13 +76,17 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyProcess>
   await rm(adminAddressPath, { force: true });
 
   const args = [
-    '-c', configPath,
-    '--concurrency', String(opts.concurrency ?? 1),
-    '--log-level', opts.logLevel ?? 'warn',
+    '-c',
+    configPath,
+    '--concurrency',
+    String(opts.concurrency ?? 1),
+    '--log-level',
+    opts.logLevel ?? 'warn',
     // No shared-memory hot-restart region: any number of Envoys can run at
     // once without base-id clashes.
     '--disable-hot-restart',
-    '--admin-address-path', adminAddressPath,
+    '--admin-address-path',
+    adminAddressPath,
   ];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) {
@@ -121,8 +125,7 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyProcess>
   let adminUrl = '';
   let adminPort = 0;
 
-  const describeFailure = (what: string): Error =>
-    new Error(`${what}\n--- envoy output (${configPath}) ---\n${output.slice(-8000)}`);
+  const describeFailure = (what: string): Error => new Error(`${what}\n--- envoy output (${configPath}) ---\n${output.slice(-8000)}`);
 
   const waitReady = async (timeoutMs = opts.readyTimeoutMs ?? 30_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs;

@@ -46,7 +46,12 @@ export const VARIANTS: readonly Variant[] = [
         adminPort: 9901,
         sidecarSocket: '/tmp/inference-gateway/sidecar.sock',
         clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: 8000 }],
-        tls: { certChainFile: `${TLS_MOUNT}/tls.crt`, privateKeyFile: `${TLS_MOUNT}/tls.key`, clientCaFile: `${TLS_MOUNT}/ca.crt`, requireClientCertificate: true },
+        tls: {
+          certChainFile: `${TLS_MOUNT}/tls.crt`,
+          privateKeyFile: `${TLS_MOUNT}/tls.key`,
+          clientCaFile: `${TLS_MOUNT}/ca.crt`,
+          requireClientCertificate: true,
+        },
       }),
   },
 ];

@@ -7,13 +7,7 @@
  */
 
 export type ErrorType =
-  | 'invalid_request_error'
-  | 'authentication_error'
-  | 'permission_error'
-  | 'not_found_error'
-  | 'rate_limit_error'
-  | 'insufficient_quota'
-  | 'server_error';
+  'invalid_request_error' | 'authentication_error' | 'permission_error' | 'not_found_error' | 'rate_limit_error' | 'insufficient_quota' | 'server_error';
 
 interface ErrorSpec {
   readonly status: number;
@@ -25,111 +19,165 @@ interface ErrorSpec {
 
 export const ERROR_CODES = {
   missing_api_key: {
-    status: 401, type: 'authentication_error', origin: 'sidecar',
+    status: 401,
+    type: 'authentication_error',
+    origin: 'sidecar',
     description: 'No credential was presented.',
   },
   invalid_api_key: {
-    status: 401, type: 'authentication_error', origin: 'sidecar',
+    status: 401,
+    type: 'authentication_error',
+    origin: 'sidecar',
     description: 'The credential is malformed, unknown, expired or revoked.',
   },
   invalid_token: {
-    status: 401, type: 'authentication_error', origin: 'sidecar',
+    status: 401,
+    type: 'authentication_error',
+    origin: 'sidecar',
     description: 'The bearer JWT is malformed, unsigned, expired, not yet valid, or from an untrusted issuer or audience.',
   },
   untrusted_client_certificate: {
-    status: 401, type: 'authentication_error', origin: 'sidecar',
+    status: 401,
+    type: 'authentication_error',
+    origin: 'sidecar',
     description: 'The client certificate is not acceptable: foreign SPIFFE trust domain, several URI SANs, or no identity mapping.',
   },
   credential_conflict: {
-    status: 401, type: 'authentication_error', origin: 'sidecar',
+    status: 401,
+    type: 'authentication_error',
+    origin: 'sidecar',
     description: 'Two credentials were presented that name different organisations or tenants.',
   },
   additional_credential_required: {
-    status: 401, type: 'authentication_error', origin: 'sidecar',
+    status: 401,
+    type: 'authentication_error',
+    origin: 'sidecar',
     description: 'This tenant or endpoint requires another credential as well (e.g. mTLS plus an API key).',
   },
   endpoint_not_allowed: {
-    status: 403, type: 'permission_error', origin: 'sidecar',
+    status: 403,
+    type: 'permission_error',
+    origin: 'sidecar',
     description: 'The caller is not allowed to use this endpoint.',
   },
   data_policy_denied: {
-    status: 403, type: 'permission_error', origin: 'sidecar',
+    status: 403,
+    type: 'permission_error',
+    origin: 'sidecar',
     description: 'The data policy refuses a data class found in the request or the response (the class is named, never the value).',
   },
   model_not_allowed: {
-    status: 403, type: 'permission_error', origin: 'sidecar',
+    status: 403,
+    type: 'permission_error',
+    origin: 'sidecar',
     description: 'The caller is not allowed to use this model.',
   },
   model_not_found: {
-    status: 404, type: 'invalid_request_error', origin: 'sidecar',
+    status: 404,
+    type: 'invalid_request_error',
+    origin: 'sidecar',
     description: 'The requested model is not in the routing snapshot.',
   },
   unknown_url: {
-    status: 404, type: 'invalid_request_error', origin: 'sidecar',
+    status: 404,
+    type: 'invalid_request_error',
+    origin: 'sidecar',
     description: 'The path is not an API the gateway serves (Envoy answers the same for unrouted paths).',
   },
   method_not_allowed: {
-    status: 405, type: 'invalid_request_error', origin: 'sidecar',
+    status: 405,
+    type: 'invalid_request_error',
+    origin: 'sidecar',
     description: 'The HTTP method is not supported on this path.',
   },
   rate_limit_exceeded: {
-    status: 429, type: 'rate_limit_error', origin: 'sidecar',
+    status: 429,
+    type: 'rate_limit_error',
+    origin: 'sidecar',
     description: 'A request or token rate limit, or the concurrency limit, is reached; retry after the retry-after header.',
   },
   insufficient_quota: {
-    status: 429, type: 'insufficient_quota', origin: 'sidecar',
+    status: 429,
+    type: 'insufficient_quota',
+    origin: 'sidecar',
     description: 'The daily token cap is exhausted until midnight in the configured time zone.',
   },
   invalid_request_body: {
-    status: 400, type: 'invalid_request_error', origin: 'sidecar',
+    status: 400,
+    type: 'invalid_request_error',
+    origin: 'sidecar',
     description: 'The body is not valid JSON or does not match the endpoint schema.',
   },
   unsupported_content_type: {
-    status: 415, type: 'invalid_request_error', origin: 'sidecar',
+    status: 415,
+    type: 'invalid_request_error',
+    origin: 'sidecar',
     description: 'The body is not application/json.',
   },
   request_too_large: {
-    status: 413, type: 'invalid_request_error', origin: 'envoy',
+    status: 413,
+    type: 'invalid_request_error',
+    origin: 'envoy',
     description: 'The body exceeds the gateway body limit.',
   },
   internal_error: {
-    status: 500, type: 'server_error', origin: 'sidecar',
+    status: 500,
+    type: 'server_error',
+    origin: 'sidecar',
     description: 'The sidecar failed while handling this request; other requests are unaffected.',
   },
   authentication_unavailable: {
-    status: 503, type: 'server_error', origin: 'sidecar',
+    status: 503,
+    type: 'server_error',
+    origin: 'sidecar',
     description: 'A credential could not be checked because its key source (JWKS, key store) is unreachable; it is not accepted.',
   },
   quota_unavailable: {
-    status: 503, type: 'server_error', origin: 'sidecar',
+    status: 503,
+    type: 'server_error',
+    origin: 'sidecar',
     description: 'The quota store is unreachable and the plan fails closed.',
   },
   audit_unavailable: {
-    status: 503, type: 'server_error', origin: 'sidecar',
+    status: 503,
+    type: 'server_error',
+    origin: 'sidecar',
     description: 'The audit record could not be committed, so the request is refused (fail closed).',
   },
   upstream_credential_unavailable: {
-    status: 503, type: 'server_error', origin: 'sidecar',
+    status: 503,
+    type: 'server_error',
+    origin: 'sidecar',
     description: 'The deployment needs a credential the sidecar cannot read (missing or empty secret file).',
   },
   upstream_unavailable: {
-    status: 503, type: 'server_error', origin: 'envoy',
+    status: 503,
+    type: 'server_error',
+    origin: 'envoy',
     description: 'The model server could not be reached (connection failure, reset, no healthy host, unknown cluster).',
   },
   upstream_timeout: {
-    status: 504, type: 'server_error', origin: 'envoy',
+    status: 504,
+    type: 'server_error',
+    origin: 'envoy',
     description: 'The model server did not answer within the route timeout.',
   },
   gateway_unavailable: {
-    status: 503, type: 'server_error', origin: 'envoy',
+    status: 503,
+    type: 'server_error',
+    origin: 'envoy',
     description: 'The sidecar is unreachable or failed the stream; Envoy fails closed.',
   },
   gateway_timeout: {
-    status: 504, type: 'server_error', origin: 'envoy',
+    status: 504,
+    type: 'server_error',
+    origin: 'envoy',
     description: 'The sidecar did not answer a phase within the ext_proc message timeout.',
   },
   gateway_error: {
-    status: 502, type: 'server_error', origin: 'envoy',
+    status: 502,
+    type: 'server_error',
+    origin: 'envoy',
     description: 'Any other error Envoy produced itself; the status is kept.',
   },
 } as const satisfies Record<string, ErrorSpec>;

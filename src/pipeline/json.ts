@@ -312,14 +312,30 @@ class Parser {
       const e = s.charCodeAt(i + 1);
       i += 2;
       switch (e) {
-        case QUOTE: out += '"'; break;
-        case BACKSLASH: out += '\\'; break;
-        case 0x2f: out += '/'; break;
-        case 0x62: out += '\b'; break;
-        case 0x66: out += '\f'; break;
-        case 0x6e: out += '\n'; break;
-        case 0x72: out += '\r'; break;
-        case 0x74: out += '\t'; break;
+        case QUOTE:
+          out += '"';
+          break;
+        case BACKSLASH:
+          out += '\\';
+          break;
+        case 0x2f:
+          out += '/';
+          break;
+        case 0x62:
+          out += '\b';
+          break;
+        case 0x66:
+          out += '\f';
+          break;
+        case 0x6e:
+          out += '\n';
+          break;
+        case 0x72:
+          out += '\r';
+          break;
+        case 0x74:
+          out += '\t';
+          break;
         case 0x75: {
           const u = this.hex4(i);
           i += 4;
@@ -450,11 +466,14 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
       i++;
       continue;
     } else if (b >= 0xc2 && b <= 0xdf) {
-      need = 1; min = 0x80;
+      need = 1;
+      min = 0x80;
     } else if (b >= 0xe0 && b <= 0xef) {
-      need = 2; min = 0x800;
+      need = 2;
+      min = 0x800;
     } else if (b >= 0xf0 && b <= 0xf4) {
-      need = 3; min = 0x10000;
+      need = 3;
+      min = 0x10000;
     } else {
       return i;
     }

@@ -116,7 +116,12 @@ export class RequestProcessor {
   }
 
   /** Phase 1. Always returns a state, so a denial is audited like any request. */
-  async requestHeaders(headers: HeaderView, endOfStream: boolean, conn: ConnectionInfo, protocol: Protocol = 'ext_proc'): Promise<{ state: RequestState; result: PhaseResult }> {
+  async requestHeaders(
+    headers: HeaderView,
+    endOfStream: boolean,
+    conn: ConnectionInfo,
+    protocol: Protocol = 'ext_proc',
+  ): Promise<{ state: RequestState; result: PhaseResult }> {
     const incomingId = headers.get('x-request-id');
     const method = headers.get(':method') ?? '';
     const path = headers.get(':path') ?? '';
@@ -158,7 +163,10 @@ export class RequestProcessor {
         case 'model_list':
           return { state, result: await this.#respondOk(state, family.modelList(this.#d.routes.visibleModels(ctx.snapshot, identity), ctx.snapshot)) };
         case 'model_get':
-          return { state, result: await this.#respondOk(state, family.modelObject(this.#visibleModel(ctx, identity, match.ok ? (match.modelId ?? '') : ''), ctx.snapshot)) };
+          return {
+            state,
+            result: await this.#respondOk(state, family.modelObject(this.#visibleModel(ctx, identity, match.ok ? (match.modelId ?? '') : ''), ctx.snapshot)),
+          };
         case 'inference': {
           if (endOfStream) throw new GatewayError('invalid_request_body', 'The request body is empty; a JSON object is required.');
           const type = headers.get('content-type');
@@ -314,8 +322,10 @@ export class RequestProcessor {
   #routableModel(ctx: RequestContext, identity: Identity, endpoint: EndpointSpec, model: string): ModelRoute {
     const route = ctx.snapshot.models.get(model);
     if (route === undefined) throw modelNotFound(model);
-    if (!allows(identity.models, route.id)) throw new GatewayError('model_not_allowed', `You are not allowed to use the model '${route.id}'.`, { param: 'model' });
-    if (!route.endpoints.has(endpoint.name)) throw new GatewayError('model_not_found', `The model '${route.id}' does not serve ${endpoint.path}.`, { param: 'model' });
+    if (!allows(identity.models, route.id))
+      throw new GatewayError('model_not_allowed', `You are not allowed to use the model '${route.id}'.`, { param: 'model' });
+    if (!route.endpoints.has(endpoint.name))
+      throw new GatewayError('model_not_found', `The model '${route.id}' does not serve ${endpoint.path}.`, { param: 'model' });
     return route;
   }
 

@@ -33,7 +33,12 @@ async function check(processor: RequestProcessor, req: CheckRequest): Promise<Ch
   for (const [k, v] of Object.entries(http?.headers ?? {})) headers.set(k.toLowerCase(), v);
   if (http?.method !== undefined) headers.set(':method', http.method);
   if (http?.path !== undefined) headers.set(':path', http.path);
-  const body = http?.raw_body !== undefined && http.raw_body.length > 0 ? Buffer.from(http.raw_body) : http?.body !== undefined && http.body !== '' ? Buffer.from(http.body, 'utf8') : null;
+  const body =
+    http?.raw_body !== undefined && http.raw_body.length > 0
+      ? Buffer.from(http.raw_body)
+      : http?.body !== undefined && http.body !== ''
+        ? Buffer.from(http.body, 'utf8')
+        : null;
 
   const { state, result } = await processor.requestHeaders(headers, body === null, connectionInfoFromCheckRequest(req), 'ext_authz');
   if (result.kind === 'respond') return denied(result);

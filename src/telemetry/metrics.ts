@@ -93,7 +93,7 @@ export class Metrics {
 
   readonly quotaDegraded = new Counter({
     name: `${PREFIX}quota_degraded_decisions_total`,
-    help: 'Requests decided by a plan\'s store-down policy (fail_closed|fail_open|local) instead of the store.',
+    help: "Requests decided by a plan's store-down policy (fail_closed|fail_open|local) instead of the store.",
     labelNames: ['plan', 'policy'] as const,
     registers: [this.registry],
   });

@@ -32,7 +32,9 @@ function importEdges(root: string): Array<[string, string]> {
 
 /** The folder a file belongs to at a granularity: its directory, or only the first `depth` segments of it. */
 function folderOf(file: string, depth: number): string {
-  const parts = dirname(file).split(sep).filter((p) => p !== '.');
+  const parts = dirname(file)
+    .split(sep)
+    .filter((p) => p !== '.');
   return parts.length === 0 ? '(root)' : parts.slice(0, depth).join('/');
 }
 
@@ -93,12 +95,28 @@ test('the import scan sees the imports (a sanity floor, so an empty scan cannot 
 });
 
 test('the cycle finder finds a cycle, including one through three folders', () => {
-  const g: Graph = new Map([['a', new Set(['b'])], ['b', new Set(['c'])], ['c', new Set(['a'])], ['d', new Set(['a'])]]);
+  const g: Graph = new Map([
+    ['a', new Set(['b'])],
+    ['b', new Set(['c'])],
+    ['c', new Set(['a'])],
+    ['d', new Set(['a'])],
+  ]);
   assert.deepEqual(cycles(g), [['a', 'b', 'c']]);
-  assert.deepEqual(cycles(new Map([['a', new Set(['b'])], ['b', new Set()]])), []);
+  assert.deepEqual(
+    cycles(
+      new Map([
+        ['a', new Set(['b'])],
+        ['b', new Set()],
+      ]),
+    ),
+    [],
+  );
 });
 
-for (const [what, depth] of [['top-level folders (src/x)', 1], ['every folder (src/x/y)', 9]] as const) {
+for (const [what, depth] of [
+  ['top-level folders (src/x)', 1],
+  ['every folder (src/x/y)', 9],
+] as const) {
   test(`no import cycle between ${what}`, () => {
     assert.deepEqual(cycles(folderGraph(edges, depth)), []);
   });
@@ -109,23 +127,43 @@ const LAYERS: ReadonlyArray<{ readonly layer: string; readonly may: readonly str
   { layer: 'shared', may: [], why: 'the helpers every layer uses import nothing of ours' },
   { layer: 'pipeline', may: ['shared', 'telemetry'], why: 'the core depends on ports, never on what implements them' },
   { layer: 'families', may: ['pipeline', 'shared'], why: 'an API family knows its protocol and the ports, not stages or stores' },
-  { layer: 'stages', may: ['pipeline', 'config', 'crypto', 'stores', 'shared', 'telemetry'], why: 'decisions over the request, behind ports; stores are theirs to use' },
+  {
+    layer: 'stages',
+    may: ['pipeline', 'config', 'crypto', 'stores', 'shared', 'telemetry'],
+    why: 'decisions over the request, behind ports; stores are theirs to use',
+  },
   { layer: 'server', may: ['pipeline', 'telemetry', 'shared'], why: 'the transport hands requests to the processor; it builds nothing' },
   { layer: 'stores', may: ['pipeline', 'config', 'crypto', 'families/endpoints.ts', 'shared', 'telemetry'], why: 'stores are below the stages' },
-  { layer: 'control', may: ['pipeline', 'config', 'crypto', 'families/endpoints.ts', 'stores/redis-connection.ts', 'shared', 'telemetry'], why: 'snapshot delivery feeds the route stage, it does not use it' },
-  { layer: 'config', may: ['families/endpoints.ts', 'families/openai/endpoints.ts', 'pipeline/endpoint.ts', 'shared'], why: 'the schema names endpoints from the families\' tables, nothing else' },
+  {
+    layer: 'control',
+    may: ['pipeline', 'config', 'crypto', 'families/endpoints.ts', 'stores/redis-connection.ts', 'shared', 'telemetry'],
+    why: 'snapshot delivery feeds the route stage, it does not use it',
+  },
+  {
+    layer: 'config',
+    may: ['families/endpoints.ts', 'families/openai/endpoints.ts', 'pipeline/endpoint.ts', 'shared'],
+    why: "the schema names endpoints from the families' tables, nothing else",
+  },
 ];
 
 for (const { layer, may, why } of LAYERS) {
   test(`${layer}/ imports only ${may.length === 0 ? 'itself' : may.join(', ')} (${why})`, () => {
-    const bad = edges.filter(([from, to]) => from.startsWith(`${layer}/`) && !to.startsWith(`${layer}/`) && !may.some((m) => to === m || to.startsWith(`${m}/`)));
-    assert.deepEqual(bad.map(([f, t]) => `${f} → ${t}`), []);
+    const bad = edges.filter(
+      ([from, to]) => from.startsWith(`${layer}/`) && !to.startsWith(`${layer}/`) && !may.some((m) => to === m || to.startsWith(`${m}/`)),
+    );
+    assert.deepEqual(
+      bad.map(([f, t]) => `${f} → ${t}`),
+      [],
+    );
   });
 }
 
 test('a stage imports no other stage (stages meet only in the pipeline)', () => {
   const bad = edges.filter(([from, to]) => from.startsWith('stages/') && to.startsWith('stages/') && from.split('/')[1] !== to.split('/')[1]);
-  assert.deepEqual(bad.map(([f, t]) => `${f} → ${t}`), []);
+  assert.deepEqual(
+    bad.map(([f, t]) => `${f} → ${t}`),
+    [],
+  );
 });
 
 test('only the composition root and the CLI import across every layer', () => {

@@ -40,7 +40,11 @@ test('after a failed batch the chain restarts under a new id and everything veri
   const firstId = chain.id;
   sink.down = true;
   const refused = await Promise.allSettled([5, 6].map((i) => chain.append({ n: i })));
-  assert.deepEqual(refused.map((r) => r.status), ['rejected', 'rejected'], 'their requests fail closed');
+  assert.deepEqual(
+    refused.map((r) => r.status),
+    ['rejected', 'rejected'],
+    'their requests fail closed',
+  );
   sink.down = false;
   await Promise.all([7, 8].map((i) => chain.append({ n: i })));
   assert.notEqual(chain.id, firstId);

@@ -62,7 +62,17 @@ export class TestChain {
   }
 
   checkpoint(key: SigningKey, final = false, over: Partial<Line> = {}): Line {
-    return signCheckpoint(key, { type: 'checkpoint', v: 1, chain: this.id, seq: this.seq, hash: this.prev, at: '2026-11-23T00:00:00.000Z', final, kid: key.kid, ...over });
+    return signCheckpoint(key, {
+      type: 'checkpoint',
+      v: 1,
+      chain: this.id,
+      seq: this.seq,
+      hash: this.prev,
+      at: '2026-11-23T00:00:00.000Z',
+      final,
+      kid: key.kid,
+      ...over,
+    });
   }
 }
 

@@ -18,14 +18,42 @@ const authz = (org: string, tenant: string): Line => ({ org, tenant, tier: 'stan
 function fixture(): string {
   const c = new TestChain();
   const lines: Line[] = [
-    c.record({ startedAt: day1(1), authorization: authz('acme', 'team-a'), model: 'gpt-small', usage: { promptTokens: 10, completionTokens: 5, source: 'counted' } }),
-    c.record({ startedAt: day1(2), authorization: authz('acme', 'team-a'), model: 'gpt-small', usage: { promptTokens: 20, completionTokens: 7, source: 'estimated' }, outcome: 'aborted' }),
-    c.record({ startedAt: day1(3), authorization: authz('acme', 'team-a'), model: 'gpt-big', usage: { promptTokens: 100, completionTokens: 50, source: 'counted' } }),
+    c.record({
+      startedAt: day1(1),
+      authorization: authz('acme', 'team-a'),
+      model: 'gpt-small',
+      usage: { promptTokens: 10, completionTokens: 5, source: 'counted' },
+    }),
+    c.record({
+      startedAt: day1(2),
+      authorization: authz('acme', 'team-a'),
+      model: 'gpt-small',
+      usage: { promptTokens: 20, completionTokens: 7, source: 'estimated' },
+      outcome: 'aborted',
+    }),
+    c.record({
+      startedAt: day1(3),
+      authorization: authz('acme', 'team-a'),
+      model: 'gpt-big',
+      usage: { promptTokens: 100, completionTokens: 50, source: 'counted' },
+    }),
     c.record({ startedAt: day1(4), authorization: authz('acme', 'team, "b"'), model: 'gpt-small', usage: null, status: 429, outcome: 'denied' }),
     c.checkpoint(key),
     c.record({ startedAt: day1(5), identity: null, authorization: null, model: null, usage: null, status: 401, outcome: 'denied' }),
-    c.record({ startedAt: day2(0), authorization: authz('acme', 'team-a'), model: 'gpt-small', usage: { promptTokens: 1, completionTokens: 2, source: 'counted' }, outcome: 'failed', status: 502 }),
-    c.record({ startedAt: day2(23), authorization: authz('globex', 'x'), model: 'gpt-small', usage: { promptTokens: 3, completionTokens: 4, source: 'estimated' } }),
+    c.record({
+      startedAt: day2(0),
+      authorization: authz('acme', 'team-a'),
+      model: 'gpt-small',
+      usage: { promptTokens: 1, completionTokens: 2, source: 'counted' },
+      outcome: 'failed',
+      status: 502,
+    }),
+    c.record({
+      startedAt: day2(23),
+      authorization: authz('globex', 'x'),
+      model: 'gpt-small',
+      usage: { promptTokens: 3, completionTokens: 4, source: 'estimated' },
+    }),
     c.checkpoint(key, true),
   ];
   return `${jsonl(lines)}not json\n`;

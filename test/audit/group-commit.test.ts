@@ -29,7 +29,10 @@ test('a failed batch rejects exactly its items; the next batch is written', asyn
   });
   // 'a' is written alone (nothing was queued yet); 'b' waits for the next batch.
   const results = await Promise.allSettled([g.add('a'), g.add('b')]);
-  assert.deepEqual(results.map((r) => r.status), ['rejected', 'fulfilled']);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['rejected', 'fulfilled'],
+  );
   await g.add('c');
   await g.drained();
 });

@@ -72,7 +72,9 @@ test('concurrent appends are group-committed, each line is the record JSON, and 
   assert.equal(r2.counts.lines, lines.length);
 
   const keyFile = tmp.path('keys/k.pem.pub');
-  let res = spawnSync(process.execPath, [MAIN, 'audit', 'verify', '--keys', keyFile, '--require-sealed', '--redis', redis.url, '--stream', stream], { encoding: 'utf8' });
+  let res = spawnSync(process.execPath, [MAIN, 'audit', 'verify', '--keys', keyFile, '--require-sealed', '--redis', redis.url, '--stream', stream], {
+    encoding: 'utf8',
+  });
   assert.equal(res.status, 0, res.stdout + res.stderr);
   assert.match(res.stdout, /^OK: 60 record\(s\)/);
 
@@ -86,7 +88,12 @@ test('concurrent appends are group-committed, each line is the record JSON, and 
   await client.xadd(stream, '*', 'line', JSON.stringify(forged));
   res = spawnSync(process.execPath, [MAIN, 'audit', 'verify', '--keys', keyFile, '--redis', redis.url, '--stream', stream], { encoding: 'utf8' });
   assert.equal(res.status, 1, res.stdout);
-  assert.match(res.stdout, new RegExp(`first broken position: redis://127\\.0\\.0\\.1:${redis.port} ${stream}:${lines.length + 1} \\(entry \\d+-\\d+\\): record seq 1 after the final checkpoint`));
+  assert.match(
+    res.stdout,
+    new RegExp(
+      `first broken position: redis://127\\.0\\.0\\.1:${redis.port} ${stream}:${lines.length + 1} \\(entry \\d+-\\d+\\): record seq 1 after the final checkpoint`,
+    ),
+  );
 });
 
 test('maxLen trims the stream approximately', async () => {
@@ -109,15 +116,29 @@ test('Redis down: append rejects within the command timeout (no offline queue), 
   try {
     for (let i = 0; i < 3; i++) {
       const t0 = Date.now();
-      const results = await Promise.allSettled([sink.append([JSON.stringify(c.record())]), sink.append([JSON.stringify(c.record())]), sink.append([JSON.stringify(c.record())])]);
+      const results = await Promise.allSettled([
+        sink.append([JSON.stringify(c.record())]),
+        sink.append([JSON.stringify(c.record())]),
+        sink.append([JSON.stringify(c.record())]),
+      ]);
       const elapsed = Date.now() - t0;
-      assert.ok(results.every((r) => r.status === 'rejected'), JSON.stringify(results));
+      assert.ok(
+        results.every((r) => r.status === 'rejected'),
+        JSON.stringify(results),
+      );
       assert.ok(elapsed < timeoutMs * 2 + 100, `rejected after ${elapsed} ms`);
     }
   } finally {
     await redis.start();
   }
-  await waitFor(() => sink.append([JSON.stringify(c.record())]).then(() => true, () => false), { what: 'the sink to append again once Redis is back', timeoutMs: 10_000, intervalMs: 50 });
+  await waitFor(
+    () =>
+      sink.append([JSON.stringify(c.record())]).then(
+        () => true,
+        () => false,
+      ),
+    { what: 'the sink to append again once Redis is back', timeoutMs: 10_000, intervalMs: 50 },
+  );
   await sink.close();
   await assert.rejects(sink.append([JSON.stringify(c.record())]), /closed/);
 });

@@ -36,8 +36,14 @@ function lineOf(text: string, pred: (l: Line) => boolean): number {
   assert.ok(idx >= 0, 'line not found');
   return idx + 1;
 }
-const isRecord = (seq: number) => (l: Line): boolean => l.type === 'request' && (l.chain as { seq: number }).seq === seq;
-const isCheckpoint = (seq: number) => (l: Line): boolean => l.type === 'checkpoint' && l.seq === seq;
+const isRecord =
+  (seq: number) =>
+  (l: Line): boolean =>
+    l.type === 'request' && (l.chain as { seq: number }).seq === seq;
+const isCheckpoint =
+  (seq: number) =>
+  (l: Line): boolean =>
+    l.type === 'checkpoint' && l.seq === seq;
 
 const clean = jsonl(buildChain(keyA, 10, 4)); // records 1..10, checkpoints at 4, 8, final 10
 
@@ -274,11 +280,16 @@ test('several chains interleaved in one file; tampering in one chain names only 
   // Remove record 4 of chain 1.
   const target = chains[1];
   assert.ok(target !== undefined);
-  const idx = lines.findIndex((l) => l.type === 'request' && (l.chain as { id: string; seq: number }).id === target.id && (l.chain as { seq: number }).seq === 4);
+  const idx = lines.findIndex(
+    (l) => l.type === 'request' && (l.chain as { id: string; seq: number }).id === target.id && (l.chain as { seq: number }).seq === 4,
+  );
   const cut = [...lines.slice(0, idx), ...lines.slice(idx + 1)];
   r = await verifyAudit(linesOf('mix', jsonl(cut)), keys);
   assert.equal(r.ok, false);
-  assert.ok(r.errors.every((e) => e.chain === target.id), JSON.stringify(r.errors));
+  assert.ok(
+    r.errors.every((e) => e.chain === target.id),
+    JSON.stringify(r.errors),
+  );
   assert.equal(r.firstError?.kind, 'gap');
 });
 
@@ -299,14 +310,18 @@ test('chains spanning rotated files: a directory reads rotated files first, then
       out.push(a.record());
       if (fi > 0) out.push(b.record()); // b starts in the second file
     }
-    if (fi < names.length - 1) out.push(a.checkpoint(keyA), ...(fi > 0 ? [b.checkpoint(keyA)] : [])); // rotation checkpoints
+    if (fi < names.length - 1)
+      out.push(a.checkpoint(keyA), ...(fi > 0 ? [b.checkpoint(keyA)] : [])); // rotation checkpoints
     else out.push(a.checkpoint(keyA, true), b.checkpoint(keyA, true));
   }
   // Written in reverse so directory order is not creation order.
   for (const name of [...names].reverse()) writeFileSync(join(dir, name), jsonl(files[name] ?? []));
   writeFileSync(join(dir, 'notes.txt'), 'not audit');
 
-  assert.deepEqual(await listAuditFiles([dir]), names.map((n) => join(dir, n)));
+  assert.deepEqual(
+    await listAuditFiles([dir]),
+    names.map((n) => join(dir, n)),
+  );
   let r = await verifyFiles([dir], keys, true);
   assert.equal(r.ok, true, JSON.stringify(r.errors));
   const ca = r.chains.find((c) => c.id === a.id);

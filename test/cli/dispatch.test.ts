@@ -28,15 +28,26 @@ const GROUP: CommandGroup = {
   commands: {
     make: { usage: '  make NAME\n', run: (argv) => (ran.push(argv), 0) },
     fail: { usage: '  fail\n', run: () => Promise.reject(new StoreDown('store down')) },
-    misuse: { usage: '  misuse\n', run: () => asUsage((): number => { throw new RangeError('--count must be a number'); }) },
-    crash: { usage: '  crash\n', run: () => { throw new TypeError('bug'); } },
+    misuse: {
+      usage: '  misuse\n',
+      run: () =>
+        asUsage((): number => {
+          throw new RangeError('--count must be a number');
+        }),
+    },
+    crash: {
+      usage: '  crash\n',
+      run: () => {
+        throw new TypeError('bug');
+      },
+    },
   },
   footer: '(end)\n',
   exitCodeFor: (err) => (err instanceof StoreDown ? 1 : undefined),
 };
 const USAGE = 'Usage: things <command>\n  make NAME\n  fail\n  misuse\n  crash\n(end)\n';
 
-test('the usage is the header, each subcommand\'s lines in table order, and the footer', () => {
+test("the usage is the header, each subcommand's lines in table order, and the footer", () => {
   assert.equal(usage(GROUP), USAGE);
 });
 
@@ -66,7 +77,7 @@ test('missing or unknown subcommand: exit 2; unknown ones are named (Object.prot
   }
 });
 
-test('the older groups\' way: usage on stdout for missing and unknown, `help` not a help word', async () => {
+test("the older groups' way: usage on stdout for missing and unknown, `help` not a help word", async () => {
   const legacy: CommandGroup = { ...GROUP, helpWords: ['--help', '-h'], missingTo: 'stdout', unknown: 'as-missing' };
   for (const argv of [[], ['nope'], ['help']]) {
     const out = capture();
@@ -75,7 +86,7 @@ test('the older groups\' way: usage on stdout for missing and unknown, `help` no
   }
 });
 
-test('errors a subcommand throws: UsageError → 2, exitCodeFor\'s code, or propagated', async () => {
+test("errors a subcommand throws: UsageError → 2, exitCodeFor's code, or propagated", async () => {
   let out = capture();
   assert.equal(await dispatch(GROUP, ['misuse'], out), 2);
   assert.equal(out.text.stderr, 'things misuse: --count must be a number\n');

@@ -53,7 +53,20 @@ async function outcome(v: ApiKeyVerifier, key: string): Promise<string> {
 }
 
 test('create without a store prints the key once and an auth.apiKeys entry that validates', async () => {
-  const r = await runKeysCli(['create', ...GRANTS, '--tier', 'premium', '--role', 'batch', '--model', 'gpt-demo', '--endpoint', 'chat', '--expires', '2030-01-01T00:00:00Z']);
+  const r = await runKeysCli([
+    'create',
+    ...GRANTS,
+    '--tier',
+    'premium',
+    '--role',
+    'batch',
+    '--model',
+    'gpt-demo',
+    '--endpoint',
+    'chat',
+    '--expires',
+    '2030-01-01T00:00:00Z',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const key = onlyKey(r.stdout);
   assert.ok(!r.stderr.includes(key), 'the key is not repeated on stderr');
@@ -62,7 +75,10 @@ test('create without a store prints the key once and an auth.apiKeys entry that 
   const parsed = ApiKeyEntrySchema.parse(entry);
   assert.equal(parsed.hash, hashApiKey(key));
   assert.equal(parsed.id, key.slice(4, 12));
-  assert.deepEqual([parsed.tier, parsed.roles, parsed.models, parsed.endpoints, parsed.expiresAt], ['premium', ['batch'], ['gpt-demo'], ['chat'], '2030-01-01T00:00:00.000Z']);
+  assert.deepEqual(
+    [parsed.tier, parsed.roles, parsed.models, parsed.endpoints, parsed.expiresAt],
+    ['premium', ['batch'], ['gpt-demo'], ['chat'], '2030-01-01T00:00:00.000Z'],
+  );
 });
 
 test('usage errors exit 2 with a message on stderr; operational errors exit 1', async (t) => {

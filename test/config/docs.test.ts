@@ -151,7 +151,8 @@ function mismatches(schema: z.core.$ZodType, markdown: string, section = '## Set
     if (seen.has(row.path)) problems.push(`line ${row.line}: ${row.path} is documented twice`);
     seen.add(row.path);
     if (s === undefined) problems.push(`line ${row.line}: ${row.path} is not a setting`);
-    else if (!sameDefault(row.default, s.default)) problems.push(`line ${row.line}: ${row.path}: documented default ${row.default}, schema ${describe(s.default)}`);
+    else if (!sameDefault(row.default, s.default))
+      problems.push(`line ${row.line}: ${row.path}: documented default ${row.default}, schema ${describe(s.default)}`);
   }
   for (const [path, s] of settings) if (s.leaf && !seen.has(path)) problems.push(`${path} (default ${describe(s.default)}) is not documented`);
   return problems;
@@ -177,7 +178,10 @@ test('the schema walk reaches list entries, nested objects, optional objects and
   assert.deepEqual(s.get('routing.redis'), { default: UNSET, leaf: false });
   assert.deepEqual(s.get('routing.redis.key'), { default: { kind: 'value', value: 'igw:routing:snapshot' }, leaf: true });
   assert.deepEqual(s.get('redis.clusterNodes'), { default: { kind: 'value', value: [] }, leaf: true });
-  const union = z.strictObject({ a: z.union([z.strictObject({ b: z.string() }), z.strictObject({ c: z.number().default(1) })]), m: z.record(z.string(), z.strictObject({ d: z.boolean().optional() })) });
+  const union = z.strictObject({
+    a: z.union([z.strictObject({ b: z.string() }), z.strictObject({ c: z.number().default(1) })]),
+    m: z.record(z.string(), z.strictObject({ d: z.boolean().optional() })),
+  });
   assert.deepEqual([...settingsOf(union).keys()], ['a', 'a.b', 'a.c', 'm', 'm.*', 'm.*.d']);
 });
 

@@ -34,7 +34,20 @@ test('an empty config is the embedded defaults, with paths relative to the file'
 });
 
 test('errors name the path of each bad value', () => {
-  const file = write(['server:', '  admin: { port: 70000 }', 'auth:', '  apiKeys:', '    - id: short', '      hash: nope', '      principal: a', '      org: o', '      tenant: t', 'bogus: 1'].join('\n'));
+  const file = write(
+    [
+      'server:',
+      '  admin: { port: 70000 }',
+      'auth:',
+      '  apiKeys:',
+      '    - id: short',
+      '      hash: nope',
+      '      principal: a',
+      '      org: o',
+      '      tenant: t',
+      'bogus: 1',
+    ].join('\n'),
+  );
   const p = problems(() => loadConfig(file, {}));
   assert.ok(p.includes('server.admin.port: must be a port number'), p.join('\n'));
   assert.ok(p.includes('auth.apiKeys[0].id: must be the 8-character key id'), p.join('\n'));
@@ -55,16 +68,27 @@ test('snapshots: valid ones load, bad ones name the path', () => {
   const s = parseSnapshot('version: v1\nmodels:\n  - id: m\n    endpoints: [chat]\n    target: { cluster: c, model: up }\n', 'snap');
   assert.equal(s.version, 'v1');
   assert.equal(s.models.get('m')?.targets[0]?.upstreamModel, 'up');
-  const p = problems(() => parseSnapshot('version: v1\nmodels:\n  - id: m\n    endpoints: [chat]\n    target: { cluster: c, model: up }\n  - id: m\n    endpoints: [talk]\n    target: { cluster: "bad cluster", model: up }\n', 'snap'));
+  const p = problems(() =>
+    parseSnapshot(
+      'version: v1\nmodels:\n  - id: m\n    endpoints: [chat]\n    target: { cluster: c, model: up }\n  - id: m\n    endpoints: [talk]\n    target: { cluster: "bad cluster", model: up }\n',
+      'snap',
+    ),
+  );
   assert.ok(p.includes('models[1].id: duplicate model id "m"') || p.some((x) => x.startsWith('models[1].endpoints[0]')), p.join('\n'));
-  assert.ok(p.some((x) => x.startsWith('models[1].target.cluster: must be an Envoy cluster name')), p.join('\n'));
+  assert.ok(
+    p.some((x) => x.startsWith('models[1].target.cluster: must be an Envoy cluster name')),
+    p.join('\n'),
+  );
 });
 
 test('redis.url next to redis.clusterNodes: only when something besides quotas uses it', () => {
   const cluster = 'redis:\n  url: redis://127.0.0.1:6379\n  clusterNodes: ["127.0.0.1:7000"]\n';
-  assert.deepEqual(problems(() => loadConfig(write(cluster), {})), [
-    'redis: redis.url is unused: with redis.clusterNodes the quotas use the cluster; keep redis.url only for auth.redisKeys, routing.redis or the redis_stream audit sink',
-  ]);
+  assert.deepEqual(
+    problems(() => loadConfig(write(cluster), {})),
+    [
+      'redis: redis.url is unused: with redis.clusterNodes the quotas use the cluster; keep redis.url only for auth.redisKeys, routing.redis or the redis_stream audit sink',
+    ],
+  );
   assert.equal(loadConfig(write(`${cluster}auth:\n  redisKeys: true\n`), {}).auth.redisKeys, true);
   assert.equal(loadConfig(write(`${cluster}audit:\n  sink: redis_stream\n`), {}).audit.sink, 'redis_stream');
   const pub = write(`${cluster}routing:\n  redis: {}\n  publicKeys: [cp.pem.pub]\n`);

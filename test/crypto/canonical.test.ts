@@ -13,7 +13,9 @@ function reference(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map((v) => reference(v === undefined ? null : v)).join(',')}]`;
   const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+  const keys = Object.keys(obj)
+    .filter((k) => obj[k] !== undefined)
+    .sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${reference(obj[k])}`).join(',')}}`;
 }
 
@@ -28,6 +30,9 @@ test('equals the reference on arbitrary JSON, and parses back to the same value'
 });
 
 test('keys sorted by code unit at every level; undefined members dropped', () => {
-  assert.equal(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: undefined }], c: null }, B: 'x', é: 1, e: undefined }), '{"B":"x","a":{"c":null,"d":[3,{"z":1}]},"b":1,"é":1}');
+  assert.equal(
+    canonicalJson({ b: 1, a: { d: [3, { z: 1, y: undefined }], c: null }, B: 'x', é: 1, e: undefined }),
+    '{"B":"x","a":{"c":null,"d":[3,{"z":1}]},"b":1,"é":1}',
+  );
   assert.equal(canonicalJson([undefined, 1]), '[null,1]');
 });

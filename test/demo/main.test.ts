@@ -15,10 +15,13 @@ void test('parseDemoUpstreamArgs: defaults and flags', () => {
     record: true,
     help: false,
   });
-  assert.deepEqual(
-    parseDemoUpstreamArgs(['--host', '0.0.0.0', '--port=0', '--no-record', '--model', 'a', '--model=b']),
-    { host: '0.0.0.0', port: 0, record: false, help: false, modelIds: ['a', 'b'] },
-  );
+  assert.deepEqual(parseDemoUpstreamArgs(['--host', '0.0.0.0', '--port=0', '--no-record', '--model', 'a', '--model=b']), {
+    host: '0.0.0.0',
+    port: 0,
+    record: false,
+    help: false,
+    modelIds: ['a', 'b'],
+  });
   assert.equal(parseDemoUpstreamArgs(['--help']).help, true);
   assert.throws(() => parseDemoUpstreamArgs(['--port']), /--port needs a value/);
   assert.throws(() => parseDemoUpstreamArgs(['--port', 'x']), /--port must be/);
@@ -41,7 +44,10 @@ void test('runDemoUpstream: prints the listening line, serves, stops on SIGTERM'
 
     const res = await fetch(`${ready.url}/v1/models`);
     const models = (await res.json()) as { data: Array<{ id: string }> };
-    assert.deepEqual(models.data.map((m) => m.id), ['cli-model']);
+    assert.deepEqual(
+      models.data.map((m) => m.id),
+      ['cli-model'],
+    );
     const recorded = await fetch(`${ready.url}/__demo/requests`);
     assert.deepEqual(await recorded.json(), []);
 

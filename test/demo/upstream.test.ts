@@ -2,11 +2,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import OpenAI from 'openai';
-import {
-  clearRecordedRequests,
-  fetchRecordedRequests,
-  startDemoUpstream,
-} from '../../src/demo/upstream.ts';
+import { clearRecordedRequests, fetchRecordedRequests, startDemoUpstream } from '../../src/demo/upstream.ts';
 import type { DemoUpstream } from '../../src/demo/upstream.ts';
 import { countTokens } from '../../src/demo/tokens.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -48,24 +44,20 @@ function rawStream(
 ): Promise<{ status: number; pieces: string[]; complete: boolean; error?: Error | undefined }> {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
-    const req = httpRequest(
-      url,
-      { method: 'POST', headers: { 'content-type': 'application/json', ...headers } },
-      (res) => {
-        const pieces: string[] = [];
-        let done = false;
-        const finish = (complete: boolean, error?: Error): void => {
-          if (done) return;
-          done = true;
-          resolve({ status: res.statusCode ?? 0, pieces, complete, error });
-        };
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => pieces.push(c));
-        res.on('end', () => finish(true));
-        res.on('error', (err) => finish(false, err));
-        res.on('close', () => finish(res.complete));
-      },
-    );
+    const req = httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      const pieces: string[] = [];
+      let done = false;
+      const finish = (complete: boolean, error?: Error): void => {
+        if (done) return;
+        done = true;
+        resolve({ status: res.statusCode ?? 0, pieces, complete, error });
+      };
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => pieces.push(c));
+      res.on('end', () => finish(true));
+      res.on('error', (err) => finish(false, err));
+      res.on('close', () => finish(res.complete));
+    });
     req.on('error', reject);
     req.end(data);
   });
@@ -211,12 +203,16 @@ void describe('chat completions', () => {
   });
 
   void test('SSE framing: one event per write, [DONE] at the end', async () => {
-    const { status, pieces, complete } = await rawStream(`${up.url}/v1/chat/completions`, {
-      model: 'm',
-      messages: MESSAGES,
-      stream: true,
-      stream_options: { include_usage: true },
-    }, { 'x-demo-words': '3' });
+    const { status, pieces, complete } = await rawStream(
+      `${up.url}/v1/chat/completions`,
+      {
+        model: 'm',
+        messages: MESSAGES,
+        stream: true,
+        stream_options: { include_usage: true },
+      },
+      { 'x-demo-words': '3' },
+    );
     assert.equal(status, 200);
     assert.ok(complete);
     const events = pieces.join('').split('\n\n');
@@ -240,10 +236,13 @@ void describe('completions', () => {
 
   void test('prompt arrays give one choice each; token arrays count one token per entry', async () => {
     const res = await client.completions.create({ model: 'm', prompt: ['First one.', 'Second'], max_tokens: 6 });
-    assert.deepEqual(res.choices.map((c) => [c.index, c.text, c.finish_reason]), [
-      [0, 'Demo reply to: First one', 'length'],
-      [1, 'Demo reply to: Second lorem', 'length'],
-    ]);
+    assert.deepEqual(
+      res.choices.map((c) => [c.index, c.text, c.finish_reason]),
+      [
+        [0, 'Demo reply to: First one', 'length'],
+        [1, 'Demo reply to: Second lorem', 'length'],
+      ],
+    );
     assert.deepEqual(res.usage, { prompt_tokens: 4, completion_tokens: 12, total_tokens: 16 });
 
     const tok = await client.completions.create({ model: 'm', prompt: [101, 202, 303] });
@@ -323,7 +322,15 @@ void describe('embeddings', () => {
   });
 
   void test('token-array inputs and the dimensions parameter', async () => {
-    const res = await client.embeddings.create({ model: 'm', input: [[1, 2, 3], [4, 5]], dimensions: 32, encoding_format: 'float' });
+    const res = await client.embeddings.create({
+      model: 'm',
+      input: [
+        [1, 2, 3],
+        [4, 5],
+      ],
+      dimensions: 32,
+      encoding_format: 'float',
+    });
     assert.equal(res.data.length, 2);
     assert.equal(res.data[0]?.embedding.length, 32);
     assert.deepEqual(res.usage, { prompt_tokens: 5, total_tokens: 5 });
@@ -334,10 +341,7 @@ void describe('embeddings', () => {
       client.embeddings.create({ model: 'm', input: 'x', dimensions: 0 }),
       (err: unknown) => err instanceof OpenAI.BadRequestError && err.param === 'dimensions',
     );
-    await assert.rejects(
-      client.embeddings.create({ model: 'm', input: [] }),
-      (err: unknown) => err instanceof OpenAI.BadRequestError && err.param === 'input',
-    );
+    await assert.rejects(client.embeddings.create({ model: 'm', input: [] }), (err: unknown) => err instanceof OpenAI.BadRequestError && err.param === 'input');
   });
 });
 
@@ -351,10 +355,7 @@ void describe('scripted headers', () => {
     ] as const) {
       await t.test(String(status), async () => {
         await assert.rejects(
-          client.chat.completions.create(
-            { model: 'm', messages: MESSAGES },
-            { headers: { 'x-demo-status': String(status) } },
-          ),
+          client.chat.completions.create({ model: 'm', messages: MESSAGES }, { headers: { 'x-demo-status': String(status) } }),
           (err: unknown) => {
             assert.ok(err instanceof cls, `status ${status}`);
             assert.equal(err.status, status);
@@ -375,10 +376,7 @@ void describe('scripted headers', () => {
 
   void test('x-demo-status applies to streaming requests too', async () => {
     await assert.rejects(
-      client.chat.completions.create(
-        { model: 'm', messages: MESSAGES, stream: true },
-        { headers: { 'x-demo-status': '500' } },
-      ),
+      client.chat.completions.create({ model: 'm', messages: MESSAGES, stream: true }, { headers: { 'x-demo-status': '500' } }),
       (err: unknown) => err instanceof OpenAI.InternalServerError,
     );
   });
@@ -406,90 +404,60 @@ void describe('scripted headers', () => {
   });
 
   void test('x-demo-words sets the reply length (max_tokens still caps it)', async () => {
-    const res = await client.chat.completions.create(
-      { model: 'm', messages: MESSAGES },
-      { headers: { 'x-demo-words': '30' } },
-    );
+    const res = await client.chat.completions.create({ model: 'm', messages: MESSAGES }, { headers: { 'x-demo-words': '30' } });
     assert.equal(res.usage?.completion_tokens, 30);
     assert.equal(countTokens(res.choices[0]?.message.content ?? ''), 30);
     assert.equal(res.choices[0]?.finish_reason, 'stop');
 
-    const capped = await client.chat.completions.create(
-      { model: 'm', messages: MESSAGES, max_tokens: 10 },
-      { headers: { 'x-demo-words': '30' } },
-    );
+    const capped = await client.chat.completions.create({ model: 'm', messages: MESSAGES, max_tokens: 10 }, { headers: { 'x-demo-words': '30' } });
     assert.equal(capped.usage?.completion_tokens, 10);
     assert.equal(capped.choices[0]?.finish_reason, 'length');
 
-    const empty = await client.chat.completions.create(
-      { model: 'm', messages: MESSAGES },
-      { headers: { 'x-demo-words': '0' } },
-    );
+    const empty = await client.chat.completions.create({ model: 'm', messages: MESSAGES }, { headers: { 'x-demo-words': '0' } });
     assert.equal(empty.choices[0]?.message.content, '');
     assert.equal(empty.usage?.completion_tokens, 0);
 
-    const emptyStream = await client.chat.completions.create(
-      { model: 'm', messages: MESSAGES, stream: true },
-      { headers: { 'x-demo-words': '0' } },
-    );
+    const emptyStream = await client.chat.completions.create({ model: 'm', messages: MESSAGES, stream: true }, { headers: { 'x-demo-words': '0' } });
     const deltas = [];
     for await (const c of emptyStream) deltas.push(c.choices[0]?.delta);
     assert.deepEqual(deltas, [{ role: 'assistant', content: '' }, {}]);
   });
 
   void test('scripted values are clamped to sane bounds', async () => {
-    const res = await client.completions.create(
-      { model: 'm', prompt: 'x' },
-      { headers: { 'x-demo-words': '999999999' } },
-    );
+    const res = await client.completions.create({ model: 'm', prompt: 'x' }, { headers: { 'x-demo-words': '999999999' } });
     assert.equal(res.usage?.completion_tokens, 8192);
-    const neg = await client.completions.create(
-      { model: 'm', prompt: 'x' },
-      { headers: { 'x-demo-words': '-5', 'x-demo-delay-ms': '-100' } },
-    );
+    const neg = await client.completions.create({ model: 'm', prompt: 'x' }, { headers: { 'x-demo-words': '-5', 'x-demo-delay-ms': '-100' } });
     assert.equal(neg.usage?.completion_tokens, 0);
-    const junk = await client.completions.create(
-      { model: 'm', prompt: 'x' },
-      { headers: { 'x-demo-words': 'lots' } },
-    );
+    const junk = await client.completions.create({ model: 'm', prompt: 'x' }, { headers: { 'x-demo-words': 'lots' } });
     assert.equal(junk.usage?.completion_tokens, 12);
   });
 
   void test('x-demo-drop-after kills the connection mid-stream', async () => {
-    const stream = await client.chat.completions.create(
-      { model: 'm', messages: MESSAGES, stream: true },
-      { headers: { 'x-demo-drop-after': '3' } },
-    );
+    const stream = await client.chat.completions.create({ model: 'm', messages: MESSAGES, stream: true }, { headers: { 'x-demo-drop-after': '3' } });
     const got: string[] = [];
     await assert.rejects(async () => {
       for await (const c of stream) got.push(c.choices[0]?.delta.content ?? '');
     });
     assert.deepEqual(got, ['Demo', ' reply', ' to']);
 
-    const raw = await rawStream(
-      `${up.url}/v1/completions`,
-      { model: 'm', prompt: 'abc', stream: true },
-      { 'x-demo-drop-after': '2' },
-    );
+    const raw = await rawStream(`${up.url}/v1/completions`, { model: 'm', prompt: 'abc', stream: true }, { 'x-demo-drop-after': '2' });
     assert.equal(raw.status, 200);
     assert.equal(raw.complete, false);
-    assert.equal(raw.pieces.join('').split('\n\n').filter((e) => e.startsWith('data: ')).length, 2);
-
-    const none = await rawStream(
-      `${up.url}/v1/completions`,
-      { model: 'm', prompt: 'abc', stream: true },
-      { 'x-demo-drop-after': '0' },
+    assert.equal(
+      raw.pieces
+        .join('')
+        .split('\n\n')
+        .filter((e) => e.startsWith('data: ')).length,
+      2,
     );
+
+    const none = await rawStream(`${up.url}/v1/completions`, { model: 'm', prompt: 'abc', stream: true }, { 'x-demo-drop-after': '0' });
     assert.equal(none.status, 200);
     assert.equal(none.complete, false);
     assert.equal(none.pieces.join(''), '');
 
     // Larger than the stream: completes normally.
-    const full = await rawStream(
-      `${up.url}/v1/completions`,
-      { model: 'm', prompt: 'abc', stream: true },
-      { 'x-demo-drop-after': '1000' },
-    );
+    const full = await rawStream(`${up.url}/v1/completions`, { model: 'm', prompt: 'abc', stream: true }, { 'x-demo-drop-after': '1000' });
     assert.equal(full.complete, true);
     assert.ok(full.pieces.join('').endsWith('data: [DONE]\n\n'));
   });
@@ -511,10 +479,7 @@ void describe('scripted headers', () => {
 
 void describe('recording', () => {
   void test('records method, path, lower-case headers, parsed and raw body', async () => {
-    await client.chat.completions.create(
-      { model: 'rec-model', messages: MESSAGES },
-      { headers: { 'X-Custom-Thing': 'Value-1' } },
-    );
+    await client.chat.completions.create({ model: 'rec-model', messages: MESSAGES }, { headers: { 'X-Custom-Thing': 'Value-1' } });
     await fetch(`${up.url}/v1/models?verbose=1`);
     assert.equal(up.requests.length, 2);
     const [chat, models] = up.requests;

@@ -55,7 +55,11 @@ test('SIGKILL under load, three times: every answered request has a record, and 
   assert.ok(answered.length > 20);
   assert.deepEqual(missing, [], 'an answered request without an audit record');
 
-  const verify = spawnSync(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'audit', 'verify', '--keys', join(stack.files.dir, 'audit-signing-key.pem.pub'), stack.files.auditFile], { encoding: 'utf8' });
+  const verify = spawnSync(
+    process.execPath,
+    [join(PROJECT_ROOT, 'src/cli/main.ts'), 'audit', 'verify', '--keys', join(stack.files.dir, 'audit-signing-key.pem.pub'), stack.files.auditFile],
+    { encoding: 'utf8' },
+  );
   assert.equal(verify.status, 0, `audit verify failed:\n${verify.stdout}\n${verify.stderr}`);
 });
 

@@ -14,7 +14,10 @@ let stack: TestStack;
 
 before(async () => {
   stack = await startTestStack({
-    keys: [{ principal: 'alice', tenant: 'research' }, { principal: 'doc', tenant: 'clinic', roles: ['clinician'] }],
+    keys: [
+      { principal: 'alice', tenant: 'research' },
+      { principal: 'doc', tenant: 'clinic', roles: ['clinician'] },
+    ],
     config: {
       policy: {
         version: 'policy-42',
@@ -90,7 +93,8 @@ test('generated text: a card number is redacted in a buffered response', async (
 });
 
 test('generated text: a card number split over many SSE chunks is redacted, the stream stays valid', async () => {
-  const stream = await stack.client('alice', { 'x-demo-reply': encodeURIComponent('Sure, use 4111 1111 1111 1111 for the test, it always works fine here') })
+  const stream = await stack
+    .client('alice', { 'x-demo-reply': encodeURIComponent('Sure, use 4111 1111 1111 1111 for the test, it always works fine here') })
     .chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'hi' }] });
   let text = '';
   for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
@@ -104,5 +108,9 @@ test('the audit record holds classes and the decision with the policy version, n
   assert.equal((redacted.decision as unknown as { action: string; policyVersion: string }).action, 'redact');
   assert.equal((redacted.decision as unknown as { policyVersion: string }).policyVersion, 'policy-42');
   const raw = JSON.stringify(recs);
-  assert.deepEqual(['4111', 'AKIA', 'jane@example.com', '5555 5555'].filter((value) => raw.includes(value)), [], 'values in the audit');
+  assert.deepEqual(
+    ['4111', 'AKIA', 'jane@example.com', '5555 5555'].filter((value) => raw.includes(value)),
+    [],
+    'values in the audit',
+  );
 });

@@ -31,7 +31,9 @@ async function refusal(fn: () => Promise<unknown>): Promise<[number | undefined,
 
 test('an allowed request is routed by the sidecar and enriched; credentials and client x-gateway-* dropped', async () => {
   stack.upstream.clearRequests();
-  const r = await stack.client('alice', { 'x-gateway-tenant': 'evil' }).chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] });
+  const r = await stack
+    .client('alice', { 'x-gateway-tenant': 'evil' })
+    .chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] });
   assert.match(r.choices[0]?.message.content ?? '', /Demo reply/);
   const up = stack.upstream.requests.at(-1);
   assert.ok(up);
@@ -44,9 +46,18 @@ test('an allowed request is routed by the sidecar and enriched; credentials and 
 test('refusals are the same JSON errors as with ext_proc, and nothing reaches the model', async () => {
   stack.upstream.clearRequests();
   const anon = new OpenAI({ baseURL: stack.baseURL, apiKey: 'x', maxRetries: 0, defaultHeaders: { authorization: null } });
-  assert.deepEqual(await refusal(() => anon.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] })), [401, 'missing_api_key']);
-  assert.deepEqual(await refusal(() => stack.client('bob').chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] })), [403, 'model_not_allowed']);
-  assert.deepEqual(await refusal(() => stack.client().chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'hi' }] })), [404, 'model_not_found']);
+  assert.deepEqual(await refusal(() => anon.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] })), [
+    401,
+    'missing_api_key',
+  ]);
+  assert.deepEqual(await refusal(() => stack.client('bob').chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] })), [
+    403,
+    'model_not_allowed',
+  ]);
+  assert.deepEqual(await refusal(() => stack.client().chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'hi' }] })), [
+    404,
+    'model_not_found',
+  ]);
   assert.equal(stack.upstream.requests.length, 0);
 });
 
@@ -60,6 +71,9 @@ test('every check is audited', async () => {
 test('sidecar down: fail closed with 503 gateway_unavailable', async () => {
   await stack.sidecar?.kill();
   stack.upstream.clearRequests();
-  assert.deepEqual(await refusal(() => stack.client().chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] })), [503, 'gateway_unavailable']);
+  assert.deepEqual(await refusal(() => stack.client().chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] })), [
+    503,
+    'gateway_unavailable',
+  ]);
   assert.equal(stack.upstream.requests.length, 0);
 });

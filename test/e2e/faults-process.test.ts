@@ -30,7 +30,10 @@ after(async () => {
 test('Envoy killed mid-stream and restarted: the sidecar audits the cut stream as aborted and serves the new Envoy', async () => {
   const sidecarPid = stack.sidecar?.pid;
   // A slow stream in flight when Envoy dies.
-  const stream = await stack.client('alice', { 'x-demo-chunk-delay-ms': '100', 'x-demo-words': '100' }).chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'long' }] }).withResponse();
+  const stream = await stack
+    .client('alice', { 'x-demo-chunk-delay-ms': '100', 'x-demo-words': '100' })
+    .chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'long' }] })
+    .withResponse();
   const cutId = stream.response.headers.get('x-request-id');
   let chunks = 0;
   const drained = (async () => {
@@ -56,7 +59,12 @@ test('Envoy killed mid-stream and restarted: the sidecar audits the cut stream a
   // A new Envoy (new ports), the same sidecar socket: served at once.
   const envoy = await startEnvoy({
     workDir: join(stack.files.dir, 'envoy-2'),
-    configYaml: renderGatewayConfig({ listenerPort: 0, adminPort: 0, sidecarSocket: stack.files.socketPath, clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: stack.upstream.port }] }),
+    configYaml: renderGatewayConfig({
+      listenerPort: 0,
+      adminPort: 0,
+      sidecarSocket: stack.files.socketPath,
+      clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: stack.upstream.port }],
+    }),
   });
   try {
     const client = new OpenAI({ baseURL: `http://127.0.0.1:${await envoy.listenerPort()}/v1`, apiKey: stack.files.keys['alice'] ?? '', maxRetries: 0 });
@@ -79,7 +87,11 @@ test('an unexpected process-level fault is logged and the sidecar exits 70 (the 
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  await waitFor(() => out.includes('"sidecar ready"') || child.exitCode !== null, { what: () => `the sidecar to be ready:\n${out}`, timeoutMs: 20_000, intervalMs: 50 });
+  await waitFor(() => out.includes('"sidecar ready"') || child.exitCode !== null, {
+    what: () => `the sidecar to be ready:\n${out}`,
+    timeoutMs: 20_000,
+    intervalMs: 50,
+  });
   child.kill('SIGUSR2');
   const code = await exited;
   assert.ok(out.includes('"sidecar ready"'), 'it was serving before the fault');

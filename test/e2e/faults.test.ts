@@ -57,7 +57,7 @@ test('sidecar killed (SIGKILL): fail closed; a restarted sidecar serves again', 
   assert.match(r.choices[0]?.message.content ?? '', /Demo reply/);
 });
 
-test('thousands of requests on Envoy\'s one connection to the sidecar: none fails (streams are closed, not reset)', async () => {
+test("thousands of requests on Envoy's one connection to the sidecar: none fails (streams are closed, not reset)", async () => {
   // Regression: when the sidecar left finished streams for Envoy to reset, Node's HTTP/2
   // rapid-reset guard closed the connection after ~1000 resets and in-flight requests got 503.
   const client = stack.client();
@@ -82,8 +82,9 @@ test('SIGTERM drains: an in-flight stream completes and is audited, the sidecar 
   const sidecar = stack.sidecar;
   assert.ok(sidecar);
   // ~12 chunks 60 ms apart: the stream is in flight when the drain starts.
-  const stream = await stack.client('alice', { 'x-demo-chunk-delay-ms': '60' }).chat.completions
-    .create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'slow' }] })
+  const stream = await stack
+    .client('alice', { 'x-demo-chunk-delay-ms': '60' })
+    .chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'slow' }] })
     .withResponse();
   const id = stream.response.headers.get('x-request-id');
   const exit = sidecar.stop();

@@ -16,7 +16,11 @@ const seenRequestIds: string[] = [];
 
 before(async () => {
   stack = await startTestStack({
-    keys: [{ principal: 'alice', org: 'acme', tenant: 'research', tier: 'gold' }, { principal: 'bob', org: 'acme', tenant: 'sales', models: ['embed-demo'] }, { principal: 'erin', endpoints: ['embeddings'] }],
+    keys: [
+      { principal: 'alice', org: 'acme', tenant: 'research', tier: 'gold' },
+      { principal: 'bob', org: 'acme', tenant: 'sales', models: ['embed-demo'] },
+      { principal: 'erin', endpoints: ['embeddings'] },
+    ],
     models: [
       { id: 'gpt-demo', endpoints: ['chat', 'completions'], cluster: 'demo-upstream', model: 'demo-model' },
       { id: 'embed-demo', endpoints: ['embeddings'], cluster: 'demo-upstream', model: 'demo-embedder' },
@@ -67,9 +71,7 @@ describe('permitted requests', () => {
       'x-gateway-anything': '1',
       traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
     });
-    const { data, response } = await client.chat.completions
-      .create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'Hello there' }] })
-      .withResponse();
+    const { data, response } = await client.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'Hello there' }] }).withResponse();
     assert.match(data.choices[0]?.message.content ?? '', /^Demo reply to: Hello there/);
     const requestId = response.headers.get('x-request-id');
     assert.ok(requestId);
@@ -95,7 +97,9 @@ describe('permitted requests', () => {
   test('streaming chat: text arrives in chunks, usage counted, the added usage chunk is not shown', async () => {
     stack.upstream.clearRequests();
     const client = stack.client();
-    const stream = await client.chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'Stream please' }] }).withResponse();
+    const stream = await client.chat.completions
+      .create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'Stream please' }] })
+      .withResponse();
     seenRequestIds.push(stream.response.headers.get('x-request-id') ?? 'missing');
     assert.equal(stream.response.headers.get('content-length'), null);
     let text = '';
@@ -117,8 +121,9 @@ describe('permitted requests', () => {
   });
 
   test('streaming chat with include_usage: the client gets its usage chunk', async () => {
-    const stream = await stack.client().chat.completions
-      .create({ model: 'gpt-demo', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'count me' }] })
+    const stream = await stack
+      .client()
+      .chat.completions.create({ model: 'gpt-demo', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'count me' }] })
       .withResponse();
     seenRequestIds.push(stream.response.headers.get('x-request-id') ?? 'missing');
     let usage: OpenAI.CompletionUsage | null | undefined = null;
@@ -130,7 +135,10 @@ describe('permitted requests', () => {
     const c = await stack.client().completions.create({ model: 'gpt-demo', prompt: 'Say hi' }).withResponse();
     seenRequestIds.push(c.response.headers.get('x-request-id') ?? 'missing');
     assert.match(c.data.choices[0]?.text ?? '', /Demo reply/);
-    const e = await stack.client('bob').embeddings.create({ model: 'embed-demo', input: ['one', 'two'] }).withResponse();
+    const e = await stack
+      .client('bob')
+      .embeddings.create({ model: 'embed-demo', input: ['one', 'two'] })
+      .withResponse();
     seenRequestIds.push(e.response.headers.get('x-request-id') ?? 'missing');
     assert.equal(e.data.data.length, 2);
     assert.equal(e.data.data[0]?.embedding.length, 16);
@@ -144,7 +152,10 @@ describe('permitted requests', () => {
     assert.deepEqual(all.data.data.map((m) => m.id).sort(), ['embed-demo', 'gpt-demo', 'gpt-down', 'gpt-misrouted']);
     const bobs = await stack.client('bob').models.list().withResponse();
     seenRequestIds.push(bobs.response.headers.get('x-request-id') ?? 'missing');
-    assert.deepEqual(bobs.data.data.map((m) => m.id), ['embed-demo']);
+    assert.deepEqual(
+      bobs.data.data.map((m) => m.id),
+      ['embed-demo'],
+    );
     const one = await stack.client('bob').models.retrieve('embed-demo').withResponse();
     seenRequestIds.push(one.response.headers.get('x-request-id') ?? 'missing');
     assert.equal(one.data.id, 'embed-demo');
@@ -167,16 +178,28 @@ describe('refused requests never reach the model server', () => {
 
   test('404 model_not_found names the param; 403 for a model the key may not use', async () => {
     stack.upstream.clearRequests();
-    const err = await expectError(() => stack.client().chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }), 404, 'model_not_found');
+    const err = await expectError(
+      () => stack.client().chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }),
+      404,
+      'model_not_found',
+    );
     assert.equal(err.param, 'model');
-    await expectError(() => stack.client('bob').chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'x' }] }), 403, 'model_not_allowed');
+    await expectError(
+      () => stack.client('bob').chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'x' }] }),
+      403,
+      'model_not_allowed',
+    );
     await expectError(() => stack.client().embeddings.create({ model: 'gpt-demo', input: 'x' }), 404, 'model_not_found');
     assert.equal(stack.upstream.requests.length, 0);
   });
 
-  test('403 endpoint_not_allowed for an endpoint outside the key\'s allowlist', async () => {
+  test("403 endpoint_not_allowed for an endpoint outside the key's allowlist", async () => {
     stack.upstream.clearRequests();
-    await expectError(() => stack.client('erin').chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'x' }] }), 403, 'endpoint_not_allowed');
+    await expectError(
+      () => stack.client('erin').chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'x' }] }),
+      403,
+      'endpoint_not_allowed',
+    );
     await expectError(() => stack.client('erin').models.list(), 403, 'endpoint_not_allowed');
     const ok = await stack.client('erin').embeddings.create({ model: 'embed-demo', input: 'x' }).withResponse();
     seenRequestIds.push(ok.response.headers.get('x-request-id') ?? 'missing');
@@ -209,12 +232,20 @@ describe('refused requests never reach the model server', () => {
 
 describe("Envoy's own errors arrive in our format", () => {
   test('upstream down → 503 upstream_unavailable', async () => {
-    const err = await expectError(() => stack.client().chat.completions.create({ model: 'gpt-down', messages: [{ role: 'user', content: 'x' }] }), 503, 'upstream_unavailable');
+    const err = await expectError(
+      () => stack.client().chat.completions.create({ model: 'gpt-down', messages: [{ role: 'user', content: 'x' }] }),
+      503,
+      'upstream_unavailable',
+    );
     assert.equal((err.error as { type?: string }).type, 'server_error');
   });
 
   test('snapshot names a cluster Envoy lacks → 503 upstream_unavailable', async () => {
-    await expectError(() => stack.client().chat.completions.create({ model: 'gpt-misrouted', messages: [{ role: 'user', content: 'x' }] }), 503, 'upstream_unavailable');
+    await expectError(
+      () => stack.client().chat.completions.create({ model: 'gpt-misrouted', messages: [{ role: 'user', content: 'x' }] }),
+      503,
+      'upstream_unavailable',
+    );
   });
 });
 

@@ -15,7 +15,18 @@ import { stringify } from 'yaml';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import { readAudit } from '../helpers/fixtures.ts';
 import { createTestPki, SPIFFE_APP, type CertFiles, type TestPki } from '../helpers/pki.ts';
-import { hs256WithPublicKey, makeKeyPair, mintFor, oversizedToken, standardClaims, startJwksServer, tamperSignature, unsignedToken, type JwksServer, type TestKeyPair } from '../helpers/jwt.ts';
+import {
+  hs256WithPublicKey,
+  makeKeyPair,
+  mintFor,
+  oversizedToken,
+  standardClaims,
+  startJwksServer,
+  tamperSignature,
+  unsignedToken,
+  type JwksServer,
+  type TestKeyPair,
+} from '../helpers/jwt.ts';
 import { makeKey, runKeysCli } from '../stores/keys-fixtures.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -35,7 +46,14 @@ before(async () => {
   jwks = await startJwksServer({ keys: [signer] });
   const dir = pki.dir;
   keyFile = join(dir, 'keys.yaml');
-  writeFileSync(keyFile, stringify([{ ...fileKey.record, createdAt: undefined, expiresAt: undefined, revokedAt: undefined }].map((r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)))));
+  writeFileSync(
+    keyFile,
+    stringify(
+      [{ ...fileKey.record, createdAt: undefined, expiresAt: undefined, revokedAt: undefined }].map((r) =>
+        Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)),
+      ),
+    ),
+  );
   stack = await startTestStack({
     keys: [
       { principal: 'alice', tenant: 'research' },
@@ -82,7 +100,8 @@ function client(opts: { bearer?: string; cert?: CertFiles; headers?: Record<stri
 
 const ask = (c: OpenAI) => c.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] });
 const key = (principal: string): string => stack.files.keys[principal] ?? '';
-const claims = (extra: Record<string, unknown> = {}) => standardClaims({ iss: ISS, aud: AUD, sub: 'u-42', nowMs: Date.now() }, { org: 'acme', tenant: 'research', ...extra });
+const claims = (extra: Record<string, unknown> = {}) =>
+  standardClaims({ iss: ISS, aud: AUD, sub: 'u-42', nowMs: Date.now() }, { org: 'acme', tenant: 'research', ...extra });
 
 async function accepted(c: OpenAI): Promise<Record<string, string | string[] | undefined>> {
   stack.upstream.clearRequests();
@@ -197,16 +216,19 @@ describe('attacks are refused before the body is read', () => {
   test('API keys: a key revoked with the CLI is refused within seconds', async () => {
     const r = await runKeysCli(['revoke', fileKey.record.id, '--file', keyFile]);
     assert.equal(r.code, 0, r.stderr);
-    await waitFor(async () => {
-      try {
-        await ask(client({ bearer: fileKey.key }));
-        return false; // still accepted
-      } catch (err) {
-        assert.ok(err instanceof OpenAI.APIError);
-        assert.equal(err.code, 'invalid_api_key');
-        return true;
-      }
-    }, { what: 'the revoked key to be refused (still accepted)', timeoutMs: 5000, intervalMs: 100 });
+    await waitFor(
+      async () => {
+        try {
+          await ask(client({ bearer: fileKey.key }));
+          return false; // still accepted
+        } catch (err) {
+          assert.ok(err instanceof OpenAI.APIError);
+          assert.equal(err.code, 'invalid_api_key');
+          return true;
+        }
+      },
+      { what: 'the revoked key to be refused (still accepted)', timeoutMs: 5000, intervalMs: 100 },
+    );
   });
 
   test('mTLS: certificate from another CA is refused at the handshake', async () => {

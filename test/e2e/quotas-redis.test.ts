@@ -45,7 +45,10 @@ after(async () => {
 });
 
 const chat = (principal: string, headers: Record<string, string> = {}) =>
-  stack.client(principal, headers).chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+  stack
+    .client(principal, headers)
+    .chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] })
+    .withResponse();
 
 async function code(p: Promise<unknown>): Promise<string> {
   try {
@@ -62,13 +65,15 @@ test('Redis killed: fail_closed refuses, fail_open admits, local enforces its sh
   let loading = true;
   const outcomes: string[] = [];
   let slowest = 0;
-  const load = Promise.all(Array.from({ length: 4 }, async () => {
-    while (loading) {
-      const t0 = Date.now();
-      outcomes.push(await code(chat('open')));
-      slowest = Math.max(slowest, Date.now() - t0);
-    }
-  }));
+  const load = Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (loading) {
+        const t0 = Date.now();
+        outcomes.push(await code(chat('open')));
+        slowest = Math.max(slowest, Date.now() - t0);
+      }
+    }),
+  );
   assert.equal(await code(chat('closed')), 'ok');
   await redis.kill();
   const started = Date.now();
@@ -94,8 +99,9 @@ test('Redis killed: fail_closed refuses, fail_open admits, local enforces its sh
 
 test('a lease held by a SIGKILLed sidecar is reclaimed by its TTL', async () => {
   const acquiredAt = Date.now();
-  const slow = await stack.client('lease', { 'x-demo-chunk-delay-ms': '200' }).chat.completions
-    .create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'hold the lease' }] })
+  const slow = await stack
+    .client('lease', { 'x-demo-chunk-delay-ms': '200' })
+    .chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'hold the lease' }] })
     .withResponse();
   const reading = (async () => {
     try {
@@ -111,9 +117,13 @@ test('a lease held by a SIGKILLed sidecar is reclaimed by its TTL', async () => 
   await stack.startSidecar();
   // The lease (5 s) outlives the sidecar's restart, so the new sidecar still sees it…
   assert.ok(Date.now() - acquiredAt < 4500, 'the restart took too long for this test to mean anything');
-  assert.equal(await code(chat('lease')), 'rate_limit_exceeded', 'the dead sidecar\'s lease still counts');
+  assert.equal(await code(chat('lease')), 'rate_limit_exceeded', "the dead sidecar's lease still counts");
   // …until its TTL reclaims it.
   // The lease lives in Redis on Redis' clock: the test can only ask until it is gone.
-  const admittedAfter = await waitFor(async () => ((await code(chat('lease'))) === 'ok' ? Date.now() - acquiredAt : undefined), { what: 'the dead sidecar\'s lease to be reclaimed', timeoutMs: 9000, intervalMs: 100 });
+  const admittedAfter = await waitFor(async () => ((await code(chat('lease'))) === 'ok' ? Date.now() - acquiredAt : undefined), {
+    what: "the dead sidecar's lease to be reclaimed",
+    timeoutMs: 9000,
+    intervalMs: 100,
+  });
   assert.ok(admittedAfter >= 4500 && admittedAfter <= 7500, `reclaimed ${admittedAfter} ms after it was taken (lease 5 s)`);
 });

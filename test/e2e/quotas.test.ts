@@ -56,7 +56,10 @@ after(async () => {
 });
 
 const chat = (principal: string, headers: Record<string, string> = {}) =>
-  stack.client(principal, headers).chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hello' }] }).withResponse();
+  stack
+    .client(principal, headers)
+    .chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hello' }] })
+    .withResponse();
 
 async function refused(p: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
   try {
@@ -80,10 +83,10 @@ test('requests per minute: admitted requests carry x-ratelimit-*; the 4th is a 4
   assert.equal(err.status, 429);
   assert.equal(err.code, 'rate_limit_exceeded');
   assert.equal((err.error as { type?: string }).type, 'rate_limit_error');
-  const retry = Number((err.headers)?.get('retry-after'));
+  const retry = Number(err.headers?.get('retry-after'));
   // Sliding window: the refused request fits once the weighted estimate has fallen, up to ~1.33 windows here.
   assert.ok(retry >= 1 && retry <= 120, `retry-after ${retry}`);
-  assert.equal((err.headers)?.get('x-ratelimit-remaining-requests'), '0');
+  assert.equal(err.headers?.get('x-ratelimit-remaining-requests'), '0');
   assert.equal(stack.upstream.requests.length, 0);
   const ok = await chat('free');
   assert.equal(ok.response.headers.get('x-ratelimit-limit-requests'), null, 'a tier without a plan has no quota');
@@ -107,8 +110,9 @@ test('daily token cap: exhausted → 429 insufficient_quota until midnight in th
 });
 
 test('concurrency: a second request while a stream is open is refused; the lease is released at stream end', async () => {
-  const slow = await stack.client('conc', { 'x-demo-chunk-delay-ms': '40' }).chat.completions
-    .create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'slow' }] })
+  const slow = await stack
+    .client('conc', { 'x-demo-chunk-delay-ms': '40' })
+    .chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'slow' }] })
     .withResponse();
   const err = await refused(chat('conc'));
   assert.equal(err.code, 'rate_limit_exceeded');
@@ -120,10 +124,9 @@ test('concurrency: a second request while a stream is open is refused; the lease
 
 test('concurrency: a client that aborts mid-stream gets its lease back', async () => {
   const controller = new AbortController();
-  const stream = await stack.client('conc', { 'x-demo-chunk-delay-ms': '100' }).chat.completions.create(
-    { model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'abort me' }] },
-    { signal: controller.signal },
-  );
+  const stream = await stack
+    .client('conc', { 'x-demo-chunk-delay-ms': '100' })
+    .chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'abort me' }] }, { signal: controller.signal });
   let chunks = 0;
   try {
     for await (const _ of stream) {
@@ -133,7 +136,14 @@ test('concurrency: a client that aborts mid-stream gets its lease back', async (
     // the abort surfaces as an error
   }
   // Refused (429) while the lease is still held; admitted once the aborted stream has released it.
-  await waitFor(() => chat('conc').then(() => true, () => false), { what: 'the aborted stream to release its lease', timeoutMs: 2000, intervalMs: 50 });
+  await waitFor(
+    () =>
+      chat('conc').then(
+        () => true,
+        () => false,
+      ),
+    { what: 'the aborted stream to release its lease', timeoutMs: 2000, intervalMs: 50 },
+  );
   const aborted = readAudit(stack.files.auditFile).filter((r) => r.outcome === 'aborted' && r.identity?.principal === 'conc');
   assert.ok(aborted.length >= 1, 'the aborted request is audited');
 });
@@ -153,7 +163,9 @@ test('token reservations are settled against real usage, buffered and streamed',
 
 test('a request without max_tokens is capped at what its plan reserved, so token limits hold for long generations', async () => {
   const ask = (principal: string, extra: { max_tokens?: number; stream?: boolean } = {}) =>
-    stack.client(principal, { 'x-demo-words': '200' }).chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'write a lot' }], ...extra, stream: false });
+    stack
+      .client(principal, { 'x-demo-words': '200' })
+      .chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'write a lot' }], ...extra, stream: false });
   const sent = () => (stack.upstream.requests.at(-1)?.body as { max_tokens?: number }).max_tokens;
 
   const capped = await ask('capped');
@@ -162,7 +174,9 @@ test('a request without max_tokens is capped at what its plan reserved, so token
   await ask('capped', { max_tokens: 7 });
   assert.equal(sent(), 7, "the client's own max_tokens is kept");
   // Streams too: the cap is in the body the model sees.
-  const stream = await stack.client('capped', { 'x-demo-words': '200' }).chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'write a lot' }] });
+  const stream = await stack
+    .client('capped', { 'x-demo-words': '200' })
+    .chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'write a lot' }] });
   let chunks = 0;
   for await (const c of stream) if (c.choices[0]?.delta.content) chunks++;
   assert.equal(sent(), 20);
@@ -192,10 +206,9 @@ test('past the soft threshold requests go to the fallback deployment with max_to
 
 test('an aborted stream is charged what it produced, not its reservation', async () => {
   const controller = new AbortController();
-  const stream = await stack.client('abort', { 'x-demo-chunk-delay-ms': '50', 'x-demo-words': '200' }).chat.completions.create(
-    { model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'abort me' }] },
-    { signal: controller.signal },
-  );
+  const stream = await stack
+    .client('abort', { 'x-demo-chunk-delay-ms': '50', 'x-demo-words': '200' })
+    .chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'abort me' }] }, { signal: controller.signal });
   let chunks = 0;
   try {
     for await (const _ of stream) if (++chunks === 3) controller.abort();
@@ -204,7 +217,10 @@ test('an aborted stream is charged what it produced, not its reservation', async
   }
   // The next request reserves 5000 + its prompt; the remaining tokens show what the aborted one kept.
   // The sidecar settles a request as it writes its record (processor.ts): wait for the record.
-  await waitFor(() => readAudit(stack.files.auditFile).some((r) => r.identity?.principal === 'abort'), { what: 'the aborted request to be audited (and settled)', timeoutMs: 2000 });
+  await waitFor(() => readAudit(stack.files.auditFile).some((r) => r.identity?.principal === 'abort'), {
+    what: 'the aborted request to be audited (and settled)',
+    timeoutMs: 2000,
+  });
   const next = await chat('abort');
   const remaining = Number(next.response.headers.get('x-ratelimit-remaining-tokens'));
   const reservedByNext = 5000 + 2;

@@ -53,10 +53,13 @@ const upstreamModel = async (): Promise<string> => {
 
 /** Sends requests until the upstream sees `want`; fails after `ms`. Returns the model seen. */
 async function eventually(want: string, ms: number): Promise<string> {
-  return waitFor(async () => {
-    const got = await upstreamModel();
-    return got === want ? got : undefined;
-  }, { what: `requests to reach model ${want}`, timeoutMs: ms, intervalMs: 50 });
+  return waitFor(
+    async () => {
+      const got = await upstreamModel();
+      return got === want ? got : undefined;
+    },
+    { what: `requests to reach model ${want}`, timeoutMs: ms, intervalMs: 50 },
+  );
 }
 
 test('a published snapshot changes routing of real requests; one without the control-plane key does not', async () => {
@@ -71,7 +74,18 @@ test('a published snapshot changes routing of real requests; one without the con
   // Someone with Redis write access but without the control-plane key.
   const admin = await adminClient(redis.url);
   try {
-    await admin.multi().set('igw:routing:snapshot', stringify({ version: 'evil', issuedAt: '2026-03-01T00:00:00Z', models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'attacker-model' } }] })).publish('igw:routing:snapshot:published', 'evil').exec();
+    await admin
+      .multi()
+      .set(
+        'igw:routing:snapshot',
+        stringify({
+          version: 'evil',
+          issuedAt: '2026-03-01T00:00:00Z',
+          models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'attacker-model' } }],
+        }),
+      )
+      .publish('igw:routing:snapshot:published', 'evil')
+      .exec();
   } finally {
     admin.disconnect();
   }

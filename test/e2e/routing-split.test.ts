@@ -27,7 +27,10 @@ before(async () => {
   stack = await startTestStack({
     models: [
       {
-        id: 'chat-split', endpoints: ['chat'], cluster: 'unused', model: 'unused',
+        id: 'chat-split',
+        endpoints: ['chat'],
+        cluster: 'unused',
+        model: 'unused',
         targets: [
           { cluster: 'demo-upstream', model: 'stable-v1', weight: 3, labels: { track: 'stable', region: 'eu-west' } },
           { cluster: 'canary-pool', model: 'canary-v2', weight: 1, labels: { track: 'canary' } },
@@ -68,17 +71,22 @@ test('a weighted split sends each deployment its share, with its own model name'
   const total = 800;
   let next = 0;
   const ids: string[] = [];
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (next < total) {
-      next++;
-      const r = await ask('chat-split').withResponse();
-      ids.push(r.response.headers.get('x-request-id') ?? '');
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < total) {
+        next++;
+        const r = await ask('chat-split').withResponse();
+        ids.push(r.response.headers.get('x-request-id') ?? '');
+      }
+    }),
+  );
   const stableModels = stack.upstream.requests.map((r) => (r.body as { model: string }).model);
   const canaryModels = canary.requests.map((r) => (r.body as { model: string }).model);
   assert.equal(stableModels.length + canaryModels.length, total, 'every request reached exactly one deployment');
-  assert.ok(stableModels.every((m) => m === 'stable-v1'), 'the stable cluster only sees its own model name (never the drained one)');
+  assert.ok(
+    stableModels.every((m) => m === 'stable-v1'),
+    'the stable cluster only sees its own model name (never the drained one)',
+  );
   assert.ok(canaryModels.every((m) => m === 'canary-v2'));
   // Expected 200 (weight 1 of 4); binomial sd ≈ 12.2, so ±5 sd is 139..261.
   // A failure here means the split is off, not bad luck (p < 1e-6).

@@ -19,9 +19,18 @@ const secrets = mkdtempSync(join(tmpdir(), 'igw-creds-'));
 before(async () => {
   writeFileSync(join(secrets, 'provider-key'), 'sk-upstream-secret-123\n');
   stack = await startTestStack({
-    keys: [{ principal: 'alice', tenant: 'research' }, { principal: 'anna', tenant: 'team-a' }],
+    keys: [
+      { principal: 'alice', tenant: 'research' },
+      { principal: 'anna', tenant: 'team-a' },
+    ],
     models: [
-      { id: 'chat-large', endpoints: ['chat'], cluster: 'demo-upstream', model: 'shared-large', overrides: [{ tenants: ['team-a'], target: { cluster: 'demo-upstream', model: 'team-a-dedicated' } }] },
+      {
+        id: 'chat-large',
+        endpoints: ['chat'],
+        cluster: 'demo-upstream',
+        model: 'shared-large',
+        overrides: [{ tenants: ['team-a'], target: { cluster: 'demo-upstream', model: 'team-a-dedicated' } }],
+      },
       { id: 'hosted', endpoints: ['chat'], cluster: 'demo-upstream', model: 'provider-model', credential: 'provider-key' },
       { id: 'hosted-missing', endpoints: ['chat'], cluster: 'demo-upstream', model: 'x', credential: 'no-such-secret' },
     ],
@@ -73,13 +82,16 @@ test('snapshot swaps under load change routing with no failed request', async (t
   const { stringify } = await import('yaml');
   const write = (model: string, version: string) => {
     const tmp = `${stack.files.snapshotFile}.tmp`;
-    writeFileSync(tmp, stringify({
-      version,
-      models: [
-        { id: 'chat-large', endpoints: ['chat'], target: { cluster: 'demo-upstream', model } },
-        { id: 'hosted', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'provider-model', credential: 'provider-key' } },
-      ],
-    }));
+    writeFileSync(
+      tmp,
+      stringify({
+        version,
+        models: [
+          { id: 'chat-large', endpoints: ['chat'], target: { cluster: 'demo-upstream', model } },
+          { id: 'hosted', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'provider-model', credential: 'provider-key' } },
+        ],
+      }),
+    );
     renameSync(tmp, stack.files.snapshotFile);
   };
   stack.upstream.clearRequests();
@@ -121,5 +133,6 @@ test('snapshot swaps under load change routing with no failed request', async (t
   }
   const records = readAudit(stack.files.auditFile).filter((r) => r.deployment !== null && ['blue', 'green'].includes(r.deployment.model));
   assert.ok(records.length > 50);
-  for (const r of records) assert.ok(fits(r.deployment?.model ?? '', String(r['snapshotVersion'])), `audit: ${r.deployment?.model} with ${String(r['snapshotVersion'])}`);
+  for (const r of records)
+    assert.ok(fits(r.deployment?.model ?? '', String(r['snapshotVersion'])), `audit: ${r.deployment?.model} with ${String(r['snapshotVersion'])}`);
 });

@@ -46,7 +46,12 @@ before(async () => {
   for (const i of [0, 1]) sidecars.push(await startSidecarProcess(files.configFile, processEnv(i)));
   envoy = await startEnvoy({
     workDir: join(files.dir, 'envoy'),
-    configYaml: renderGatewayConfig({ listenerPort: 0, adminPort: 0, sidecarSocket: [socket(0), socket(1)], clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }] }),
+    configYaml: renderGatewayConfig({
+      listenerPort: 0,
+      adminPort: 0,
+      sidecarSocket: [socket(0), socket(1)],
+      clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }],
+    }),
   });
   client = new OpenAI({ baseURL: `http://127.0.0.1:${await envoy.listenerPort()}/v1`, apiKey: files.keys['alice'] ?? '', maxRetries: 0 });
 });
@@ -89,5 +94,8 @@ test('a dead process is ejected after a few failures; the other serves the rest'
   }
   const failed = results.filter((r) => r !== 'ok').length;
   assert.ok(failed <= 3, `at most 3 requests failed before ejection: ${results.join(',')}`);
-  assert.ok(results.slice(-12).every((r) => r === 'ok'), `served after ejection: ${results.join(',')}`);
+  assert.ok(
+    results.slice(-12).every((r) => r === 'ok'),
+    `served after ejection: ${results.join(',')}`,
+  );
 });

@@ -37,7 +37,11 @@ test('hostile bodies are 400 invalid_request_body naming the parameter; nothing 
     ['constructor key', `{"model":"gpt-demo",${msgs},"metadata":{"constructor":{"prototype":{}}}}`, 'metadata.constructor'],
     ['deep nesting', `{"model":"gpt-demo",${msgs},"x":${'['.repeat(5000)}${']'.repeat(5000)}}`, null],
     ['huge integer', `{"model":"gpt-demo",${msgs},"max_tokens":123456789012345678901234567890}`, 'max_tokens'],
-    ['invalid UTF-8', Buffer.concat([Buffer.from(`{"model":"gpt-demo","messages":[{"role":"user","content":"`), Buffer.from([0xc0, 0xaf]), Buffer.from('"}]}')]), null],
+    [
+      'invalid UTF-8',
+      Buffer.concat([Buffer.from(`{"model":"gpt-demo","messages":[{"role":"user","content":"`), Buffer.from([0xc0, 0xaf]), Buffer.from('"}]}')]),
+      null,
+    ],
     ['temperature out of range', `{"model":"gpt-demo",${msgs},"temperature":7}`, 'temperature'],
     ['no messages', '{"model":"gpt-demo","messages":[]}', 'messages'],
   ];

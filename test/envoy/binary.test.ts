@@ -63,15 +63,30 @@ void test('ENVOY_BIN with another 1.x version is accepted with a warning', async
 
 void test('ENVOY_BIN that is not Envoy 1.x is an error', async () => {
   const two = await fakeEnvoy('two', 'envoy  version: abc/2.0.0/Clean/RELEASE/BoringSSL');
-  await assert.rejects(withEnvoyBin(two, () => findEnvoy({ install: false, log: () => {} })), /expected a 1\.x/);
+  await assert.rejects(
+    withEnvoyBin(two, () => findEnvoy({ install: false, log: () => {} })),
+    /expected a 1\.x/,
+  );
   const notEnvoy = await fakeEnvoy('nope', 'hello');
-  await assert.rejects(withEnvoyBin(notEnvoy, () => findEnvoy({ install: false, log: () => {} })), /did not report an Envoy version/);
+  await assert.rejects(
+    withEnvoyBin(notEnvoy, () => findEnvoy({ install: false, log: () => {} })),
+    /did not report an Envoy version/,
+  );
 });
 
 void test('ENVOY_BIN that does not exist or is not executable is an error', async () => {
-  await assert.rejects(withEnvoyBin(join(dir, 'missing'), () => findEnvoy({ install: false })), /not an executable file/);
+  await assert.rejects(
+    withEnvoyBin(join(dir, 'missing'), () => findEnvoy({ install: false })),
+    /not an executable file/,
+  );
   const plain = join(dir, 'plain-file');
   await writeFile(plain, 'x');
-  await assert.rejects(withEnvoyBin(plain, () => findEnvoy({ install: false })), /not an executable file/);
-  await assert.rejects(withEnvoyBin(dir, () => findEnvoy({ install: false })), /not an executable file/);
+  await assert.rejects(
+    withEnvoyBin(plain, () => findEnvoy({ install: false })),
+    /not an executable file/,
+  );
+  await assert.rejects(
+    withEnvoyBin(dir, () => findEnvoy({ install: false })),
+    /not an executable file/,
+  );
 });

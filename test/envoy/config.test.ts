@@ -3,14 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import YAML from 'yaml';
-import {
-  DEMO_CLUSTER,
-  SIDECAR_CLUSTER,
-  TARGET_CLUSTER_HEADER,
-  loadGatewayTemplate,
-  renderGatewayConfig,
-  renderPlainConfig,
-} from '../../src/envoy/config.ts';
+import { DEMO_CLUSTER, SIDECAR_CLUSTER, TARGET_CLUSTER_HEADER, loadGatewayTemplate, renderGatewayConfig, renderPlainConfig } from '../../src/envoy/config.ts';
 
 // Loose view of the parts of the bootstrap the tests look at.
 interface Bootstrap {
@@ -47,8 +40,7 @@ interface Hcm {
 const parse = (yaml: string): Bootstrap => YAML.parse(yaml) as Bootstrap;
 const hcmOf = (b: Bootstrap): Hcm => b.static_resources.listeners[0]!.filter_chains[0]!.filters[0]!.typed_config;
 const cluster = (b: Bootstrap, name: string) => b.static_resources.clusters.find((c) => c.name === name);
-const endpoint = (b: Bootstrap, name: string) =>
-  cluster(b, name)?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address;
+const endpoint = (b: Bootstrap, name: string) => cluster(b, name)?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address;
 
 void test('the committed template has the documented defaults', () => {
   const b = loadGatewayTemplate() as unknown as Bootstrap;
@@ -125,31 +117,65 @@ void test('renderGatewayConfig replaces the demo cluster, copying its settings',
 });
 
 void test('renderGatewayConfig: fallbacks as endpoint priorities, and aggregate clusters', () => {
-  const b = YAML.parse(renderGatewayConfig({
-    listenerPort: 0,
-    adminPort: 0,
-    sidecarSocket: '/tmp/s.sock',
-    clusters: [
-      { name: 'a', host: '10.0.0.1', port: 1, fallbacks: [{ host: '10.0.0.2', port: 2 }, { host: 'backup.internal', port: 3 }] },
-      { name: 'b', host: '10.0.0.9', port: 9 },
-      { name: 'ab', aggregate: ['a', 'b'] },
-    ],
-  })) as { static_resources: { clusters: Array<Record<string, unknown>> } };
+  const b = YAML.parse(
+    renderGatewayConfig({
+      listenerPort: 0,
+      adminPort: 0,
+      sidecarSocket: '/tmp/s.sock',
+      clusters: [
+        {
+          name: 'a',
+          host: '10.0.0.1',
+          port: 1,
+          fallbacks: [
+            { host: '10.0.0.2', port: 2 },
+            { host: 'backup.internal', port: 3 },
+          ],
+        },
+        { name: 'b', host: '10.0.0.9', port: 9 },
+        { name: 'ab', aggregate: ['a', 'b'] },
+      ],
+    }),
+  ) as { static_resources: { clusters: Array<Record<string, unknown>> } };
   const byName = (n: string) => b.static_resources.clusters.find((c) => c.name === n) as Record<string, unknown>;
-  const a = byName('a') as { type: string; outlier_detection?: unknown; load_assignment: { endpoints: Array<{ priority?: number; lb_endpoints: Array<{ endpoint: { address: { socket_address: { address: string } } } }> }> } };
-  assert.deepEqual(a.load_assignment.endpoints.map((e) => [e.priority ?? 0, e.lb_endpoints[0]?.endpoint.address.socket_address.address]), [[0, '10.0.0.1'], [1, '10.0.0.2'], [2, 'backup.internal']]);
+  const a = byName('a') as {
+    type: string;
+    outlier_detection?: unknown;
+    load_assignment: { endpoints: Array<{ priority?: number; lb_endpoints: Array<{ endpoint: { address: { socket_address: { address: string } } } }> }> };
+  };
+  assert.deepEqual(
+    a.load_assignment.endpoints.map((e) => [e.priority ?? 0, e.lb_endpoints[0]?.endpoint.address.socket_address.address]),
+    [
+      [0, '10.0.0.1'],
+      [1, '10.0.0.2'],
+      [2, 'backup.internal'],
+    ],
+  );
   assert.equal(a.type, 'STRICT_DNS', 'a DNS fallback makes the cluster STRICT_DNS');
   assert.ok(a.outlier_detection, 'outlier detection is copied from the template');
   assert.deepEqual(byName('ab'), {
     name: 'ab',
     lb_policy: 'CLUSTER_PROVIDED',
-    cluster_type: { name: 'envoy.clusters.aggregate', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig', clusters: ['a', 'b'] } },
+    cluster_type: {
+      name: 'envoy.clusters.aggregate',
+      typed_config: { '@type': 'type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig', clusters: ['a', 'b'] },
+    },
   });
 });
 
 void test('renderGatewayConfig rejects bad input and leaves the template untouched', () => {
   const base = { listenerPort: 0, adminPort: 0, sidecarSocket: '/tmp/s.sock' };
-  assert.throws(() => renderGatewayConfig({ ...base, clusters: [{ name: 'a', host: '127.0.0.1', port: 1 }, { name: 'a', host: '127.0.0.1', port: 2 }] }), /duplicate/);
+  assert.throws(
+    () =>
+      renderGatewayConfig({
+        ...base,
+        clusters: [
+          { name: 'a', host: '127.0.0.1', port: 1 },
+          { name: 'a', host: '127.0.0.1', port: 2 },
+        ],
+      }),
+    /duplicate/,
+  );
   assert.throws(() => renderGatewayConfig({ ...base, clusters: [{ name: SIDECAR_CLUSTER, host: '127.0.0.1', port: 1 }] }), /reserved/);
   assert.throws(() => renderGatewayConfig({ ...base, listenerPort: 70000, clusters: [] }), /listenerPort/);
   assert.throws(() => renderGatewayConfig({ ...base, clusters: [{ name: 'a b', host: '127.0.0.1', port: 1 }] }), /invalid cluster name/);

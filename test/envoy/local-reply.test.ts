@@ -114,9 +114,7 @@ for (const scenario of ['socket missing', 'socket path is not listening'] as con
     void test('HTTP/1.1 POST with a JSON body → 503 gateway_unavailable', async (t) => {
       if (envoy === undefined) return t.skip('no Envoy');
       const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
-      assertGatewayUnavailable(
-        await http1(port, 'POST', '/v1/chat/completions', { 'content-type': 'application/json', authorization: 'Bearer x' }, body),
-      );
+      assertGatewayUnavailable(await http1(port, 'POST', '/v1/chat/completions', { 'content-type': 'application/json', authorization: 'Bearer x' }, body));
     });
 
     void test('HTTP/2 → 503 gateway_unavailable', async (t) => {
@@ -127,7 +125,10 @@ for (const scenario of ['socket missing', 'socket path is not listening'] as con
     void test('access log shows the ext_proc gRPC error the mapping keys on', async (t) => {
       if (envoy === undefined) return t.skip('no Envoy');
       await envoy.stop(); // flushes the access log
-      const lines = (await readFile(accessLog, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = (await readFile(accessLog, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       assert.ok(lines.length >= 3, `expected access log lines, got ${lines.length}`);
       for (const l of lines) {
         assert.equal(l.status, 503);

@@ -146,44 +146,53 @@ interface TlsClient {
 
 /** One HTTPS/1.1 request on a fresh connection. */
 function httpsGet(envoy: EnvoyProcess, client: TlsClient = {}): Promise<Reply> {
-  return envoy.listenerPort().then((port) => new Promise<Reply>((resolve, reject) => {
-    const req = https.request({
-      host: '127.0.0.1',
-      port,
-      path: '/v1/models',
-      servername: 'localhost',
-      ca: readFileSync(pki.caCert),
-      ...(client.cert === undefined ? {} : { cert: readFileSync(client.cert.cert), key: readFileSync(client.cert.key) }),
-      ...(client.minVersion === undefined ? {} : { minVersion: client.minVersion }),
-      ...(client.maxVersion === undefined ? {} : { maxVersion: client.maxVersion }),
-      headers: client.headers ?? {},
-      agent: false,
-      timeout: 5000,
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  }));
+  return envoy.listenerPort().then(
+    (port) =>
+      new Promise<Reply>((resolve, reject) => {
+        const req = https.request(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/v1/models',
+            servername: 'localhost',
+            ca: readFileSync(pki.caCert),
+            ...(client.cert === undefined ? {} : { cert: readFileSync(client.cert.cert), key: readFileSync(client.cert.key) }),
+            ...(client.minVersion === undefined ? {} : { minVersion: client.minVersion }),
+            ...(client.maxVersion === undefined ? {} : { maxVersion: client.maxVersion }),
+            headers: client.headers ?? {},
+            agent: false,
+            timeout: 5000,
+          },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (body += c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+            res.on('error', reject);
+          },
+        );
+        req.on('timeout', () => req.destroy(new Error('request timed out')));
+        req.on('error', reject);
+        req.end();
+      }),
+  );
 }
 
 function httpGet(envoy: EnvoyProcess, headers: Record<string, string>): Promise<Reply> {
-  return envoy.listenerPort().then((port) => new Promise<Reply>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/v1/models', headers, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  }));
+  return envoy.listenerPort().then(
+    (port) =>
+      new Promise<Reply>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, path: '/v1/models', headers, agent: false, timeout: 5000 }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('timeout', () => req.destroy(new Error('request timed out')));
+        req.on('error', reject);
+        req.end();
+      }),
+  );
 }
 
 /** The handshake (or the first read after it: TLS 1.3 reports a refused client certificate there) fails. */
@@ -283,17 +292,19 @@ void test('client certificate (b), subject only: RFC 2253 subject, no uri_san at
 
 void test('the verifier on what Envoy reported: (a) and (b) map, (c) and (d) are refused', async (t) => {
   if (skipped) return t.skip('Envoy unavailable');
-  const verifier = new MtlsVerifier(ConfigSchema.parse({
-    auth: {
-      mtls: {
-        trustDomains: ['prod.example.org'],
-        identities: [
-          { spiffeId: 'spiffe://prod.example.org/ns/team-a/*', principal: 'team-a', org: 'acme', tenant: 'team-a' },
-          { subject: 'CN=batch-client,O=Acme', principal: 'batch', org: 'acme', tenant: 'batch' },
-        ],
+  const verifier = new MtlsVerifier(
+    ConfigSchema.parse({
+      auth: {
+        mtls: {
+          trustDomains: ['prod.example.org'],
+          identities: [
+            { spiffeId: 'spiffe://prod.example.org/ns/team-a/*', principal: 'team-a', org: 'acme', tenant: 'team-a' },
+            { subject: 'CN=batch-client,O=Acme', principal: 'batch', org: 'acme', tenant: 'batch' },
+          ],
+        },
       },
-    },
-  }).auth.mtls);
+    }).auth.mtls,
+  );
   const infoFor = async (cert: CertFiles): Promise<ReturnType<typeof connectionInfoFromAttributes>> => {
     await httpsGet(strict, { cert });
     return connectionInfoFromAttributes(processor.take().attributes);
@@ -303,7 +314,10 @@ void test('the verifier on what Envoy reported: (a) and (b) map, (c) and (d) are
   assert.equal(a?.spiffeId, SPIFFE_APP);
   assert.equal(a?.certDigest, pki.clients.spiffe.sha256);
   assert.equal(verifier.verify(await infoFor(pki.clients.subject))?.principal, 'batch');
-  const refused = (reason: RegExp) => (err: unknown): boolean => err instanceof GatewayError && err.code === 'untrusted_client_certificate' && reason.test(err.message);
+  const refused =
+    (reason: RegExp) =>
+    (err: unknown): boolean =>
+      err instanceof GatewayError && err.code === 'untrusted_client_certificate' && reason.test(err.message);
   const c = await infoFor(pki.clients.twoSans);
   assert.throws(() => verifier.verify(c), refused(/several URI SANs/));
   const d = await infoFor(pki.clients.foreignDomain);
@@ -336,20 +350,23 @@ void test('TLS 1.1 is refused (tls_minimum_protocol_version TLSv1_2)', async (t)
   if (skipped) return t.skip('Envoy unavailable');
   const port = await strict.listenerPort();
   const error = await new Promise<Error | null>((resolve) => {
-    const socket = tls.connect({
-      host: '127.0.0.1',
-      port,
-      servername: 'localhost',
-      ca: readFileSync(pki.caCert),
-      cert: readFileSync(pki.clients.spiffe.cert),
-      key: readFileSync(pki.clients.spiffe.key),
-      minVersion: 'TLSv1',
-      maxVersion: 'TLSv1.1',
-      ciphers: 'DEFAULT@SECLEVEL=0', // lets this client offer TLS 1.1 at all
-    }, () => {
-      socket.destroy();
-      resolve(null);
-    });
+    const socket = tls.connect(
+      {
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: readFileSync(pki.caCert),
+        cert: readFileSync(pki.clients.spiffe.cert),
+        key: readFileSync(pki.clients.spiffe.key),
+        minVersion: 'TLSv1',
+        maxVersion: 'TLSv1.1',
+        ciphers: 'DEFAULT@SECLEVEL=0', // lets this client offer TLS 1.1 at all
+      },
+      () => {
+        socket.destroy();
+        resolve(null);
+      },
+    );
     socket.on('error', resolve);
   });
   assert.ok(error !== null, 'a TLS 1.1 handshake must fail');
@@ -465,6 +482,8 @@ void test('the TLS render: DownstreamTlsContext, SANITIZE, envoy --mode validate
 
   // Missing files are Envoy's to report; empty paths are ours.
   assert.throws(() => renderGatewayConfig({ ...base, tls: { ...tlsOptions(true), clientCaFile: '' } }), /tls\.clientCaFile must not be empty/);
-  const missing = await validateEnvoyConfig({ configYaml: renderGatewayConfig({ ...base, tls: { ...tlsOptions(true), clientCaFile: join(dir, 'nope.pem') } }) });
+  const missing = await validateEnvoyConfig({
+    configYaml: renderGatewayConfig({ ...base, tls: { ...tlsOptions(true), clientCaFile: join(dir, 'nope.pem') } }),
+  });
   assert.equal(missing.ok, false);
 });

@@ -39,14 +39,21 @@ void test('committed envoy/*.yaml configs pass envoy --mode validate', async (t)
   const bin = await envoyBinary();
   if (bin === undefined) return t.skip('Envoy unavailable');
   const files = await walk(join(PROJECT_ROOT, 'envoy'), isYaml);
-  assert.ok(files.some((f) => f.endsWith('gateway.yaml')), 'envoy/gateway.yaml must exist');
+  assert.ok(
+    files.some((f) => f.endsWith('gateway.yaml')),
+    'envoy/gateway.yaml must exist',
+  );
   // Validation opens certificate files: configs that read a TLS Secret at its
   // conventional mount path are validated with test certificates put there instead.
   const pki = await createTestPki();
   t.after(() => pki.cleanup());
   const tlsDir = join(pki.dir, 'mounted-tls');
   await mkdir(tlsDir);
-  await Promise.all([copyFile(pki.server.cert, join(tlsDir, 'tls.crt')), copyFile(pki.server.key, join(tlsDir, 'tls.key')), copyFile(pki.caCert, join(tlsDir, 'ca.crt'))]);
+  await Promise.all([
+    copyFile(pki.server.cert, join(tlsDir, 'tls.crt')),
+    copyFile(pki.server.key, join(tlsDir, 'tls.key')),
+    copyFile(pki.caCert, join(tlsDir, 'ca.crt')),
+  ]);
   for (const file of files) {
     const text = await readFile(file, 'utf8');
     if (text.includes(`${TLS_MOUNT}/`)) {
@@ -88,10 +95,7 @@ void test('rendered gateway and plain configs pass envoy --mode validate', async
         accessLogPath: join(dir, 'access.log'),
       }),
     ],
-    [
-      'gateway (no upstream clusters)',
-      renderGatewayConfig({ listenerPort: 0, adminPort: 0, sidecarSocket: '/tmp/x.sock', clusters: [] }),
-    ],
+    ['gateway (no upstream clusters)', renderGatewayConfig({ listenerPort: 0, adminPort: 0, sidecarSocket: '/tmp/x.sock', clusters: [] })],
     ['plain', renderPlainConfig({ listenerPort: 0, adminPort: 0, cluster: { name: 'upstream', host: '127.0.0.1', port: 8000 } })],
     [
       'plain (access log)',

@@ -45,12 +45,14 @@ export const DEFAULT_MODELS: ModelSpec[] = [
   { id: 'embed-demo', endpoints: ['embeddings'], cluster: 'demo-upstream', model: 'demo-embedder' },
 ];
 
-export function writeGatewayFiles(opts: {
-  keys?: KeySpec[];
-  models?: ModelSpec[];
-  config?: Record<string, unknown>;
-  snapshotVersion?: string;
-} = {}): GatewayFiles {
+export function writeGatewayFiles(
+  opts: {
+    keys?: KeySpec[];
+    models?: ModelSpec[];
+    config?: Record<string, unknown>;
+    snapshotVersion?: string;
+  } = {},
+): GatewayFiles {
   const dir = mkdtempSync(join(tmpdir(), 'igw-test-'));
   const keys: Record<string, string> = {};
   const entries = (opts.keys ?? [{ principal: 'alice' }]).map((k) => {
@@ -70,26 +72,32 @@ export function writeGatewayFiles(opts: {
     };
   });
   const snapshotFile = join(dir, 'routing.yaml');
-  writeFileSync(snapshotFile, stringify({
-    version: opts.snapshotVersion ?? 'test-1',
-    models: (opts.models ?? DEFAULT_MODELS).map((m) => ({
-      id: m.id,
-      endpoints: m.endpoints,
-      ...(m.targets !== undefined
-        ? { targets: m.targets }
-        : { target: { cluster: m.cluster, model: m.model, ...(m.credential === undefined ? {} : { credential: m.credential }) } }),
-      ...(m.overrides === undefined ? {} : { overrides: m.overrides }),
-    })),
-  }));
+  writeFileSync(
+    snapshotFile,
+    stringify({
+      version: opts.snapshotVersion ?? 'test-1',
+      models: (opts.models ?? DEFAULT_MODELS).map((m) => ({
+        id: m.id,
+        endpoints: m.endpoints,
+        ...(m.targets !== undefined
+          ? { targets: m.targets }
+          : { target: { cluster: m.cluster, model: m.model, ...(m.credential === undefined ? {} : { credential: m.credential }) } }),
+        ...(m.overrides === undefined ? {} : { overrides: m.overrides }),
+      })),
+    }),
+  );
   const socketPath = join(dir, 'sidecar.sock');
   const auditFile = join(dir, 'audit.jsonl');
-  const config = deepMerge({
-    server: { grpc: { socket: socketPath }, admin: { port: 0 }, shutdownGraceMs: 2000 },
-    auth: { apiKeys: entries },
-    routing: { snapshotFile },
-    audit: { file: auditFile },
-    logging: { level: 'warn' },
-  }, opts.config ?? {});
+  const config = deepMerge(
+    {
+      server: { grpc: { socket: socketPath }, admin: { port: 0 }, shutdownGraceMs: 2000 },
+      auth: { apiKeys: entries },
+      routing: { snapshotFile },
+      audit: { file: auditFile },
+      logging: { level: 'warn' },
+    },
+    opts.config ?? {},
+  );
   const configFile = join(dir, 'gateway.yaml');
   writeFileSync(configFile, stringify(config));
   return { dir, configFile, snapshotFile, auditFile, socketPath, keys };
@@ -114,7 +122,13 @@ export interface AuditLine {
   status: number | null;
   model: string | null;
   decision: { action: string; code: string | null };
-  identity: { principal: string; keyId: string | null; methods: string[]; jwt: { issuer: string; subject: string } | null; mtls: { spiffeId: string | null; subject: string | null; certDigest: string } | null } | null;
+  identity: {
+    principal: string;
+    keyId: string | null;
+    methods: string[];
+    jwt: { issuer: string; subject: string } | null;
+    mtls: { spiffeId: string | null; subject: string | null; certDigest: string } | null;
+  } | null;
   usage: { promptTokens: number; completionTokens: number; source: string } | null;
   deployment: { cluster: string; model: string; labels: Record<string, string> } | null;
   [k: string]: unknown;
@@ -123,5 +137,9 @@ export interface AuditLine {
 export function readAudit(file: string): AuditLine[] {
   if (!existsSync(file)) return [];
   // Request records only; checkpoint lines of the chain are skipped.
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AuditLine).filter((r) => r['type'] === 'request');
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as AuditLine)
+    .filter((r) => r['type'] === 'request');
 }

@@ -145,7 +145,10 @@ export async function unusedLoopbackUrl(path = '/.well-known/jwks.json'): Promis
 }
 
 /** Registered claims for a token valid for `ttlSeconds` from `nowMs` (epoch ms, e.g. the verifier's injected clock). */
-export function standardClaims(opts: { iss: string; aud: string | string[]; sub?: string; nowMs: number; ttlSeconds?: number }, extra: JWTPayload = {}): JWTPayload {
+export function standardClaims(
+  opts: { iss: string; aud: string | string[]; sub?: string; nowMs: number; ttlSeconds?: number },
+  extra: JWTPayload = {},
+): JWTPayload {
   const now = Math.floor(opts.nowMs / 1000);
   return { iss: opts.iss, aud: opts.aud, sub: opts.sub ?? 'alice', iat: now, exp: now + (opts.ttlSeconds ?? 300), ...extra };
 }

@@ -114,21 +114,31 @@ async function makeCa(dir: string, name: string, cn: string): Promise<{ cert: st
 
 let serial = 1000;
 
-async function makeLeaf(
-  dir: string,
-  ca: { cert: string; key: string },
-  name: string,
-  subject: string,
-  section: string,
-): Promise<CertFiles> {
+async function makeLeaf(dir: string, ca: { cert: string; key: string }, name: string, subject: string, section: string): Promise<CertFiles> {
   const cert = join(dir, `${name}.pem`);
   const key = join(dir, `${name}.key`);
   const csr = join(dir, `${name}.csr`);
   await openssl(dir, ['req', '-new', ...EC, '-keyout', key, '-out', csr, '-subj', subject, '-config', 'openssl.cnf']);
   serial += 1;
   await openssl(dir, [
-    'x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', String(serial), '-days', '2',
-    '-extfile', 'openssl.cnf', '-extensions', section, '-out', cert,
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-set_serial',
+    String(serial),
+    '-days',
+    '2',
+    '-extfile',
+    'openssl.cnf',
+    '-extensions',
+    section,
+    '-out',
+    cert,
   ]);
   return { cert, key, sha256: await sha256Of(cert) };
 }

@@ -36,10 +36,13 @@ test('withFreePort starts again on another port when the port was taken, and onl
   }
 
   let calls = 0;
-  await assert.rejects(withFreePort(async () => {
-    calls++;
-    throw new Error('config invalid');
-  }), /config invalid/);
+  await assert.rejects(
+    withFreePort(async () => {
+      calls++;
+      throw new Error('config invalid');
+    }),
+    /config invalid/,
+  );
   assert.equal(calls, 1, 'other failures are not retried');
   assert.equal(portTaken(new Error('Failed listening on port 6379 (TCP): bind: Address already in use')), true);
 });

@@ -86,7 +86,10 @@ export function portTaken(err: unknown): boolean {
  * port was taken in the meantime (see `portTaken`), tries again on another
  * port, up to `attempts` times. Other failures are thrown at once.
  */
-export async function withFreePort<T>(start: (port: number) => Promise<T>, opts: { attempts?: number; span?: number; avoid?: ReadonlySet<number> } = {}): Promise<T> {
+export async function withFreePort<T>(
+  start: (port: number) => Promise<T>,
+  opts: { attempts?: number; span?: number; avoid?: ReadonlySet<number> } = {},
+): Promise<T> {
   const attempts = opts.attempts ?? 5;
   for (let i = 1; ; i++) {
     const port = await freePort(opts);

@@ -59,23 +59,30 @@ export async function startRedisCluster(size = 3): Promise<TestRedisCluster> {
   try {
     for (let i = 0; i < size; i++) {
       // A port and its bus port (+10000), picked up front (redis-server cannot bind 0), retried when taken (see ports.ts).
-      const port = await withFreePort(async (p) => {
-        const node = spawnRedis(p, [
-          '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(dir, `nodes-${p}.conf`),
-          '--cluster-node-timeout', '2000',
-          '--dir', dir,
-        ]);
-        procs.push(node.proc);
-        try {
-          await node.ready;
-        } catch (err) {
-          procs.splice(procs.indexOf(node.proc), 1);
-          await killProcess(node.proc);
-          throw err;
-        }
-        return p;
-      }, { span: 10_000, avoid: taken });
+      const port = await withFreePort(
+        async (p) => {
+          const node = spawnRedis(p, [
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(dir, `nodes-${p}.conf`),
+            '--cluster-node-timeout',
+            '2000',
+            '--dir',
+            dir,
+          ]);
+          procs.push(node.proc);
+          try {
+            await node.ready;
+          } catch (err) {
+            procs.splice(procs.indexOf(node.proc), 1);
+            await killProcess(node.proc);
+            throw err;
+          }
+          return p;
+        },
+        { span: 10_000, avoid: taken },
+      );
       taken.add(port);
       ports.push(port);
     }

@@ -111,14 +111,16 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
   const envoy = await startEnvoy({
     bin,
     workDir: join(files.dir, 'envoy'),
-    configYaml: render(renderGatewayConfig({
-      listenerPort: 0,
-      adminPort: 0,
-      sidecarSocket: files.socketPath,
-      clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }, ...(opts.extraClusters ?? [])],
-      ...(opts.messageTimeoutMs === undefined ? {} : { messageTimeoutMs: opts.messageTimeoutMs }),
-      ...(opts.tls === undefined ? {} : { tls: opts.tls }),
-    })),
+    configYaml: render(
+      renderGatewayConfig({
+        listenerPort: 0,
+        adminPort: 0,
+        sidecarSocket: files.socketPath,
+        clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }, ...(opts.extraClusters ?? [])],
+        ...(opts.messageTimeoutMs === undefined ? {} : { messageTimeoutMs: opts.messageTimeoutMs }),
+        ...(opts.tls === undefined ? {} : { tls: opts.tls }),
+      }),
+    ),
   });
   const url = `${opts.tls === undefined ? 'http' : 'https'}://127.0.0.1:${await envoy.listenerPort()}`;
   const stack: TestStack = {
@@ -128,13 +130,14 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
     upstream,
     envoy,
     sidecar,
-    client: (principal = 'alice', headers = {}) => new OpenAI({
-      baseURL: `${url}/v1`,
-      apiKey: files.keys[principal] ?? 'igw_not-a-key',
-      maxRetries: 0,
-      timeout: 20_000,
-      defaultHeaders: headers,
-    }),
+    client: (principal = 'alice', headers = {}) =>
+      new OpenAI({
+        baseURL: `${url}/v1`,
+        apiKey: files.keys[principal] ?? 'igw_not-a-key',
+        maxRetries: 0,
+        timeout: 20_000,
+        defaultHeaders: headers,
+      }),
     startSidecar: async () => {
       stack.sidecar = await startSidecarProcess(files.configFile);
       return stack.sidecar;

@@ -20,17 +20,26 @@ test('waitFor times out naming what it waited for (a function is evaluated only 
 
 test('waitFor fails at once when the condition throws', async () => {
   let calls = 0;
-  await assert.rejects(waitFor(() => {
-    calls++;
-    throw new Error('boom');
-  }, { what: 'anything', timeoutMs: 5000 }), /boom/);
+  await assert.rejects(
+    waitFor(
+      () => {
+        calls++;
+        throw new Error('boom');
+      },
+      { what: 'anything', timeoutMs: 5000 },
+    ),
+    /boom/,
+  );
   assert.equal(calls, 1);
 });
 
 test('holdsFor passes while the condition holds and fails as soon as it does not', async () => {
   await holdsFor(() => true, { forMs: 20, intervalMs: 5, what: 'always' });
   let calls = 0;
-  await assert.rejects(holdsFor(() => ++calls < 2, { forMs: 5000, intervalMs: 1, what: 'the quiet' }), /the quiet: stopped holding/);
+  await assert.rejects(
+    holdsFor(() => ++calls < 2, { forMs: 5000, intervalMs: 1, what: 'the quiet' }),
+    /the quiet: stopped holding/,
+  );
   assert.equal(calls, 2);
 });
 

@@ -68,7 +68,10 @@ export async function withDeadline<T>(p: Promise<T>, opts: { readonly what: stri
  * hold. Only for negative checks that no injected clock or event can
  * replace; see the module comment.
  */
-export async function holdsFor(condition: () => boolean | Promise<boolean>, opts: { readonly forMs: number; readonly intervalMs?: number; readonly what: string }): Promise<void> {
+export async function holdsFor(
+  condition: () => boolean | Promise<boolean>,
+  opts: { readonly forMs: number; readonly intervalMs?: number; readonly what: string },
+): Promise<void> {
   const until = performance.now() + opts.forMs;
   for (;;) {
     if (!(await condition())) throw new Error(`${opts.what}: stopped holding within ${opts.forMs} ms`);

@@ -82,10 +82,14 @@ const sidecar = (podSpec.containers as Obj[]).find((c) => c.name === 'sidecar');
 assert.ok(sidecar !== undefined);
 
 void test('Dockerfile: pinned Node 24 slim base, a production-only dependency stage, a numeric non-root user', () => {
-  const args = new Map(dockerfile.filter((i) => i.op === 'ARG' && i.stage === -1).map((i) => {
-    const [k, v] = i.args.split('=');
-    return [k as string, v ?? ''];
-  }));
+  const args = new Map(
+    dockerfile
+      .filter((i) => i.op === 'ARG' && i.stage === -1)
+      .map((i) => {
+        const [k, v] = i.args.split('=');
+        return [k as string, v ?? ''];
+      }),
+  );
   const froms = dockerfile.filter((i) => i.op === 'FROM');
   assert.ok(froms.length >= 2, 'multi-stage: dependencies are installed in their own stage');
   for (const f of froms) {
@@ -97,12 +101,19 @@ void test('Dockerfile: pinned Node 24 slim base, a production-only dependency st
   assert.equal(install.length, 1, 'the first stage runs npm ci');
   assert.match((install[0] as Instruction).args, /--omit=dev/, 'production dependencies only');
   // npm ci installs exactly the lock file: both must be copied before it runs.
-  const copiedBefore = deps.slice(0, deps.indexOf(install[0] as Instruction)).filter((i) => i.op === 'COPY').map((i) => i.args).join(' ');
+  const copiedBefore = deps
+    .slice(0, deps.indexOf(install[0] as Instruction))
+    .filter((i) => i.op === 'COPY')
+    .map((i) => i.args)
+    .join(' ');
   assert.match(copiedBefore, /package\.json/);
   assert.match(copiedBefore, /package-lock\.json/);
 
   // The runtime stage takes node_modules from the dependency stage, never from the build context.
-  assert.ok(inFinal('COPY').some((i) => /--from=\S+/.test(i.args) && /node_modules/.test(i.args)), 'node_modules comes from the dependency stage');
+  assert.ok(
+    inFinal('COPY').some((i) => /--from=\S+/.test(i.args) && /node_modules/.test(i.args)),
+    'node_modules comes from the dependency stage',
+  );
   for (const c of contextCopies()) assert.ok(!c.sources.some((s) => s === '.' || s.includes('node_modules')), `COPY ${c.sources.join(' ')}: only named files`);
 
   const user = inFinal('USER').at(-1);
@@ -157,8 +168,10 @@ function importGraph(entry: string): Graph {
     const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true);
     const specs: string[] = [];
     const visit = (node: ts.Node): void => {
-      if (ts.isImportDeclaration(node) && !(node.importClause?.isTypeOnly ?? false) && ts.isStringLiteral(node.moduleSpecifier)) specs.push(node.moduleSpecifier.text);
-      if (ts.isExportDeclaration(node) && !node.isTypeOnly && node.moduleSpecifier !== undefined && ts.isStringLiteral(node.moduleSpecifier)) specs.push(node.moduleSpecifier.text);
+      if (ts.isImportDeclaration(node) && !(node.importClause?.isTypeOnly ?? false) && ts.isStringLiteral(node.moduleSpecifier))
+        specs.push(node.moduleSpecifier.text);
+      if (ts.isExportDeclaration(node) && !node.isTypeOnly && node.moduleSpecifier !== undefined && ts.isStringLiteral(node.moduleSpecifier))
+        specs.push(node.moduleSpecifier.text);
       if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
         const arg = node.arguments[0];
         assert.ok(arg !== undefined && ts.isStringLiteralLike(arg), `${relative(PROJECT_ROOT, file)}: a dynamic import of a computed name cannot be checked`);
@@ -184,10 +197,16 @@ function importGraph(entry: string): Graph {
 function nonProductionImports(graph: Graph, pkg: { dependencies?: Record<string, string>; devDependencies?: Record<string, string> }): string[] {
   return [...graph.packages]
     .filter(([name]) => pkg.dependencies?.[name] === undefined)
-    .map(([name, from]) => `${from} imports "${name}", which is ${pkg.devDependencies?.[name] === undefined ? 'not a dependency' : 'a devDependency'} (not installed by npm ci --omit=dev)`);
+    .map(
+      ([name, from]) =>
+        `${from} imports "${name}", which is ${pkg.devDependencies?.[name] === undefined ? 'not a dependency' : 'a devDependency'} (not installed by npm ci --omit=dev)`,
+    );
 }
 
-const pkgJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const pkgJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
 const entry = join(PROJECT_ROOT, (sidecar.command as string[])[1] as string);
 
 void test('every package the CLI can load at run time is a production dependency, and every module lies in a copied folder', () => {
@@ -200,7 +219,10 @@ void test('every package the CLI can load at run time is a production dependency
   const copied = contextCopies().flatMap((c) => c.sources);
   for (const f of graph.files) {
     const r = relative(PROJECT_ROOT, f);
-    assert.ok(copied.some((c) => r === c || r.startsWith(`${c.replace(/\/$/, '')}/`)), `${r} is loaded at run time but not copied into the image`);
+    assert.ok(
+      copied.some((c) => r === c || r.startsWith(`${c.replace(/\/$/, '')}/`)),
+      `${r} is loaded at run time but not copied into the image`,
+    );
   }
   // The .proto files the gRPC servers load at start (src/server/proto/load.ts: PROTOS_DIR).
   assert.ok(copied.includes('protos'), 'protos/ is copied');
@@ -210,7 +232,10 @@ void test('the import scan catches a runtime import of a devDependency, includin
   const dir = await mkdtemp(join(tmpdir(), 'ig-imports-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'main.ts'), "import type { Foo } from 'typescript';\nimport { a } from './a.ts';\nexport const x = a;\n");
-  writeFileSync(join(dir, 'a.ts'), "import { z } from 'zod';\nexport const a = z;\nexport const later = () => import('openai');\nexport { thing } from '@kubernetes-models/istio';\n");
+  writeFileSync(
+    join(dir, 'a.ts'),
+    "import { z } from 'zod';\nexport const a = z;\nexport const later = () => import('openai');\nexport { thing } from '@kubernetes-models/istio';\n",
+  );
   const problems = nonProductionImports(importGraph(join(dir, 'main.ts')), pkgJson);
   assert.deepEqual(problems.map((p) => p.replace(/^\S+ /, '')).sort(), [
     'imports "@kubernetes-models/istio", which is a devDependency (not installed by npm ci --omit=dev)',
@@ -248,9 +273,28 @@ function dockerIgnored(patterns: string[], path: string): boolean {
 }
 
 void test('.dockerignore keeps dependencies, local state, tests and docs out of the build context and lets every COPY source in', () => {
-  const patterns = readFileSync(join(PROJECT_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-  const kept = ['node_modules/zod/package.json', '.venv/bin/python', '.run/stack/demo-api-key', 'test/k8s/dockerfile.test.ts', 'docs/api-keys.md', '.git/HEAD', 'bench/run.ts', 'k8s/base/gateway.yaml', 'src/node_modules/x.js', 'npm-debug.log', '.tmp/x'];
-  assert.deepEqual(kept.filter((p) => !dockerIgnored(patterns, p)), [], 'sent to the Docker build but must not be');
+  const patterns = readFileSync(join(PROJECT_ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  const kept = [
+    'node_modules/zod/package.json',
+    '.venv/bin/python',
+    '.run/stack/demo-api-key',
+    'test/k8s/dockerfile.test.ts',
+    'docs/api-keys.md',
+    '.git/HEAD',
+    'bench/run.ts',
+    'k8s/base/gateway.yaml',
+    'src/node_modules/x.js',
+    'npm-debug.log',
+    '.tmp/x',
+  ];
+  assert.deepEqual(
+    kept.filter((p) => !dockerIgnored(patterns, p)),
+    [],
+    'sent to the Docker build but must not be',
+  );
   for (const c of contextCopies()) {
     for (const s of c.sources) {
       const full = join(PROJECT_ROOT, s);

@@ -53,7 +53,6 @@ const run = promisify(execFile);
 
 // ---------------------------------------------------------------- plumbing
 
-
 interface Doc {
   /** Path relative to k8s/examples. */
   file: string;
@@ -74,7 +73,11 @@ function loadExamples(): Doc[] {
   const docs: Doc[] = [];
   for (const file of yamlFiles(EXAMPLES)) {
     for (const d of YAML.parseAllDocuments(readFileSync(file, 'utf8'))) {
-      assert.deepEqual(d.errors.map((e) => e.message), [], `${file} must be valid YAML`);
+      assert.deepEqual(
+        d.errors.map((e) => e.message),
+        [],
+        `${file} must be valid YAML`,
+      );
       const v: unknown = d.toJS();
       if (v !== null) docs.push({ file: relative(EXAMPLES, file), doc: obj(v, `a document in ${file}`) });
     }
@@ -90,11 +93,18 @@ function meta(d: Obj): { name: string; namespace: string | undefined } {
 }
 /** The one document of this kind (and name, folder, apiVersion if given): more or fewer is a failure. */
 function find(kind: string, opts: { name?: string; dir?: string; apiVersion?: string } = {}): Obj {
-  const hits = ALL.filter(({ file, doc }) => doc.kind === kind
-    && (opts.apiVersion === undefined || doc.apiVersion === opts.apiVersion)
-    && (opts.dir === undefined || file.startsWith(`${opts.dir}/`))
-    && (opts.name === undefined || meta(doc).name === opts.name));
-  assert.equal(hits.length, 1, `exactly one ${kind}${opts.name === undefined ? '' : ` "${opts.name}"`}${opts.dir === undefined ? '' : ` in ${opts.dir}/`} expected, found ${hits.length}`);
+  const hits = ALL.filter(
+    ({ file, doc }) =>
+      doc.kind === kind &&
+      (opts.apiVersion === undefined || doc.apiVersion === opts.apiVersion) &&
+      (opts.dir === undefined || file.startsWith(`${opts.dir}/`)) &&
+      (opts.name === undefined || meta(doc).name === opts.name),
+  );
+  assert.equal(
+    hits.length,
+    1,
+    `exactly one ${kind}${opts.name === undefined ? '' : ` "${opts.name}"`}${opts.dir === undefined ? '' : ` in ${opts.dir}/`} expected, found ${hits.length}`,
+  );
   return hits[0]!.doc;
 }
 
@@ -135,7 +145,10 @@ function validateDoc(doc: Obj): void {
 test('every document under k8s/examples validates against the schema of its kind', () => {
   assert.ok(ALL.length >= 15, `expected the example documents, found ${ALL.length}`);
   for (const dir of ['processor', 'istio', 'envoy-gateway']) {
-    assert.ok(ALL.some((d) => d.file.startsWith(`${dir}/`)), `k8s/examples/${dir} must hold documents`);
+    assert.ok(
+      ALL.some((d) => d.file.startsWith(`${dir}/`)),
+      `k8s/examples/${dir} must hold documents`,
+    );
   }
   const failures: string[] = [];
   for (const { file, doc } of ALL) {
@@ -166,7 +179,10 @@ test('broken documents are rejected: wrong enum values, wrong types, unknown kin
   objs(obj(route.spec, 'spec').rules, 'rules')[0]!.matches = [{ headers: [{ type: 'Exact', value: 'x' }] }];
   assert.throws(() => validateDoc(route), /name/);
 
-  assert.throws(() => validateDoc({ apiVersion: 'networking.istio.io/v1', kind: 'Telemetry', metadata: { name: 'x' } }), /no schema for networking\.istio\.io\/v1\/Telemetry/);
+  assert.throws(
+    () => validateDoc({ apiVersion: 'networking.istio.io/v1', kind: 'Telemetry', metadata: { name: 'x' } }),
+    /no schema for networking\.istio\.io\/v1\/Telemetry/,
+  );
 });
 
 // ---------------------------------------------------------------- envoy/gateway.yaml
@@ -245,7 +261,7 @@ test('processor: the embedded gateway.yaml, the container, the Service and the c
   const p = processor();
   const grpc = p.config.server.grpc;
   assert.equal(grpc.socket, '', 'no Unix socket: the proxy is in another pod');
-  assert.equal(grpc.host, '0.0.0.0', 'the gRPC server must listen on the pod\'s interfaces');
+  assert.equal(grpc.host, '0.0.0.0', "the gRPC server must listen on the pod's interfaces");
   assert.equal(grpc.port, containerPort(p.container, 'grpc'), 'server.grpc.port = containerPort "grpc"');
   assert.equal(p.config.server.admin.port, containerPort(p.container, 'metrics'), 'server.admin.port = containerPort "metrics"');
   assert.equal(p.config.auth.apiKeys.length, 0, 'no API keys committed in an example');
@@ -294,7 +310,7 @@ function istioExtProc(): { patch: Obj; name: string; typedConfig: Obj } {
   return { patch, name: str(value.name, 'filter name'), typedConfig: obj(value.typed_config, 'typed_config') };
 }
 
-test('Istio: the EnvoyFilter inserts ext_proc before the router with envoy/gateway.yaml\'s settings', () => {
+test("Istio: the EnvoyFilter inserts ext_proc before the router with envoy/gateway.yaml's settings", () => {
   const { patch, name, typedConfig } = istioExtProc();
   const base = baseEnvoy();
   assert.equal(name, 'envoy.filters.http.ext_proc');
@@ -322,14 +338,18 @@ test('Istio: the ext_proc cluster, selectors, NetworkPolicy and routes refer to 
   const p = processor();
   const { typedConfig } = istioExtProc();
   const cluster = obj(obj(typedConfig.grpc_service, 'grpc_service').envoy_grpc, 'envoy_grpc').cluster_name;
-  assert.equal(cluster, `outbound|${String(p.servicePort.port)}||${processorFqdn(p)}`, 'Istio\'s cluster name for the processor Service port');
-  assert.equal(obj(obj(typedConfig.grpc_service, 'grpc_service').envoy_grpc, 'envoy_grpc').authority, processorFqdn(p), 'a valid :authority (the cluster name has "|")');
+  assert.equal(cluster, `outbound|${String(p.servicePort.port)}||${processorFqdn(p)}`, "Istio's cluster name for the processor Service port");
+  assert.equal(
+    obj(obj(typedConfig.grpc_service, 'grpc_service').envoy_grpc, 'envoy_grpc').authority,
+    processorFqdn(p),
+    'a valid :authority (the cluster name has "|")',
+  );
 
   const ef = find('EnvoyFilter', { dir: 'istio' });
   const gatewayLabels = obj(obj(obj(ef.spec, 'spec').workloadSelector, 'workloadSelector').labels, 'labels');
   const gw = find('Gateway', { dir: 'istio', apiVersion: 'networking.istio.io/v1beta1' });
   assert.deepEqual(obj(gw.spec, 'spec').selector, gatewayLabels, 'the Gateway and the EnvoyFilter select the same proxies');
-  assert.equal(meta(ef).namespace, meta(gw).namespace, 'the EnvoyFilter lives in the gateway\'s namespace');
+  assert.equal(meta(ef).namespace, meta(gw).namespace, "the EnvoyFilter lives in the gateway's namespace");
 
   // NetworkPolicy: the processor pods, its gRPC port, from the gateway pods.
   const np = find('NetworkPolicy', { dir: 'istio' });
@@ -343,7 +363,7 @@ test('Istio: the ext_proc cluster, selectors, NetworkPolicy and routes refer to 
   const rules = objs(spec.http, 'http');
   for (const rule of rules.filter((r) => r.match !== undefined)) {
     const headers = obj(objs(rule.match, 'match')[0]!.headers, 'headers');
-    assert.deepEqual(Object.keys(headers), [TARGET_CLUSTER_HEADER], 'rules match only the sidecar\'s routing header');
+    assert.deepEqual(Object.keys(headers), [TARGET_CLUSTER_HEADER], "rules match only the sidecar's routing header");
     values.add(str(obj(headers[TARGET_CLUSTER_HEADER], 'header match').exact, 'exact'));
     assert.deepEqual(obj(obj(rule.headers, 'headers').request, 'request').remove, [TARGET_CLUSTER_HEADER], 'the header is removed before the upstream');
     assert.equal(rule.timeout, baseEnvoy().route.timeout, 'route timeout as in envoy/gateway.yaml');
@@ -415,41 +435,52 @@ function istioBootstrap(typedConfig: Obj, processorPort: number): Obj {
   const rc = obj(obj(envoyFilterPatch('ROUTE_CONFIGURATION').patch, 'patch').value, 'value');
   return {
     static_resources: {
-      listeners: [{
-        name: 'gateway',
-        address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
-        filter_chains: [{
-          filters: [{
-            name: 'envoy.filters.network.http_connection_manager',
-            typed_config: {
-              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-              stat_prefix: 'gateway',
-              use_remote_address: true,
-              route_config: {
-                name: 'gateway',
-                ...rc,
-                virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 503 } }] }],
-              },
-              http_filters: [
-                { name: 'envoy.filters.http.ext_proc', typed_config: typedConfig },
-                { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+      listeners: [
+        {
+          name: 'gateway',
+          address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+          filter_chains: [
+            {
+              filters: [
+                {
+                  name: 'envoy.filters.network.http_connection_manager',
+                  typed_config: {
+                    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                    stat_prefix: 'gateway',
+                    use_remote_address: true,
+                    route_config: {
+                      name: 'gateway',
+                      ...rc,
+                      virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 503 } }] }],
+                    },
+                    http_filters: [
+                      { name: 'envoy.filters.http.ext_proc', typed_config: typedConfig },
+                      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+                    ],
+                  },
+                },
               ],
             },
-          }],
-        }],
-      }],
-      clusters: [{
-        name: cluster,
-        type: 'STATIC',
-        connect_timeout: '1s',
-        load_assignment: { cluster_name: cluster, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: processorPort } } } }] }] },
-        typed_extension_protocol_options: {
-          'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-            '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-            explicit_http_config: { http2_protocol_options: {} },
+          ],
+        },
+      ],
+      clusters: [
+        {
+          name: cluster,
+          type: 'STATIC',
+          connect_timeout: '1s',
+          load_assignment: {
+            cluster_name: cluster,
+            endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: processorPort } } } }] }],
+          },
+          typed_extension_protocol_options: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+              '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+              explicit_http_config: { http2_protocol_options: {} },
+            },
           },
         },
-      }],
+      ],
     },
   };
 }
@@ -471,7 +502,7 @@ async function envoyValidate(bin: string, config: Obj): Promise<{ ok: boolean; o
   }
 }
 
-test('Istio: Envoy accepts the EnvoyFilter\'s ext_proc config (envoy --mode validate), and rejects a broken one', async (t) => {
+test("Istio: Envoy accepts the EnvoyFilter's ext_proc config (envoy --mode validate), and rejects a broken one", async (t) => {
   const bin = await envoyBinary();
   if (bin === undefined) return t.skip('Envoy unavailable');
   const { typedConfig } = istioExtProc();
@@ -488,7 +519,12 @@ test('Istio: Envoy accepts the EnvoyFilter\'s ext_proc config (envoy --mode vali
 
 // ---------------------------------------------------------------- Envoy Gateway
 
-const BODY_MODES: Readonly<Record<string, string>> = { Buffered: 'BUFFERED', Streamed: 'STREAMED', BufferedPartial: 'BUFFERED_PARTIAL', FullDuplexStreamed: 'FULL_DUPLEX_STREAMED' };
+const BODY_MODES: Readonly<Record<string, string>> = {
+  Buffered: 'BUFFERED',
+  Streamed: 'STREAMED',
+  BufferedPartial: 'BUFFERED_PARTIAL',
+  FullDuplexStreamed: 'FULL_DUPLEX_STREAMED',
+};
 
 /** Kubernetes quantities as used here: plain bytes, Ki, Mi. */
 function bytes(q: unknown): number {
@@ -497,7 +533,7 @@ function bytes(q: unknown): number {
   return Number(m[1]) * (m[2] === 'Mi' ? 1024 * 1024 : m[2] === 'Ki' ? 1024 : 1);
 }
 
-test('Envoy Gateway: the EnvoyExtensionPolicy states envoy/gateway.yaml\'s ext_proc settings', () => {
+test("Envoy Gateway: the EnvoyExtensionPolicy states envoy/gateway.yaml's ext_proc settings", () => {
   const { extProc: ref, listener, hcm } = baseEnvoy();
   const policy = find('EnvoyExtensionPolicy', { dir: 'envoy-gateway' });
   const entries = objs(obj(policy.spec, 'spec').extProc, 'extProc');
@@ -568,7 +604,11 @@ test('Envoy Gateway: policy, routes, filter and NetworkPolicy refer to what exis
 
   const modelRoute = find('HTTPRoute', { dir });
   const btp = find('BackendTrafficPolicy', { dir });
-  assert.deepEqual(obj(btp.spec, 'spec').targetRefs, [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: meta(modelRoute).name }], 'the failover policy targets the model route');
+  assert.deepEqual(
+    obj(btp.spec, 'spec').targetRefs,
+    [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: meta(modelRoute).name }],
+    'the failover policy targets the model route',
+  );
   assert.equal(meta(btp).namespace, meta(modelRoute).namespace);
 
   // backendRef → the processor Service's gRPC port, same namespace (no ReferenceGrant).
@@ -611,15 +651,20 @@ test('Envoy Gateway: policy, routes, filter and NetworkPolicy refer to what exis
   assert.equal(direct.contentType, 'application/json');
   checkErrorBody(str(obj(direct.body, 'body').inline, 'inline'), direct.statusCode as number);
 
-  checkNetworkPolicy(find('NetworkPolicy', { dir }), p, {
-    'gateway.envoyproxy.io/owning-gateway-name': meta(gateway).name,
-    'gateway.envoyproxy.io/owning-gateway-namespace': meta(gateway).namespace,
-  }, 'envoy-gateway-system');
+  checkNetworkPolicy(
+    find('NetworkPolicy', { dir }),
+    p,
+    {
+      'gateway.envoyproxy.io/owning-gateway-name': meta(gateway).name,
+      'gateway.envoyproxy.io/owning-gateway-namespace': meta(gateway).namespace,
+    },
+    'envoy-gateway-system',
+  );
 });
 
 // ---------------------------------------------------------------- end to end over TCP
 
-test('the sidecar as a TCP network service behind Envoy with the EnvoyFilter\'s ext_proc config', async (t) => {
+test("the sidecar as a TCP network service behind Envoy with the EnvoyFilter's ext_proc config", async (t) => {
   const bin = await envoyBinary();
   if (bin === undefined) return t.skip('Envoy unavailable');
   const p = processor();
@@ -639,17 +684,25 @@ test('the sidecar as a TCP network service behind Envoy with the EnvoyFilter\'s 
 
   // envoy/gateway.yaml for the stack, with its sidecar cluster moved to TCP
   // under Istio's name and its ext_proc filter replaced by the EnvoyFilter's.
-  const config = obj(YAML.parse(renderGatewayConfig({
-    listenerPort: 0,
-    adminPort: 0,
-    sidecarSocket: files.socketPath,
-    clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }],
-  })), 'rendered config');
+  const config = obj(
+    YAML.parse(
+      renderGatewayConfig({
+        listenerPort: 0,
+        adminPort: 0,
+        sidecarSocket: files.socketPath,
+        clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }],
+      }),
+    ),
+    'rendered config',
+  );
   const sr = obj(config.static_resources, 'static_resources');
   const sidecarCluster = objs(sr.clusters, 'clusters').find((c) => c.name === SIDECAR_CLUSTER);
   assert.ok(sidecarCluster !== undefined);
   sidecarCluster.name = clusterName;
-  sidecarCluster.load_assignment = { cluster_name: clusterName, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: grpcPort } } } }] }] };
+  sidecarCluster.load_assignment = {
+    cluster_name: clusterName,
+    endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: grpcPort } } } }] }],
+  };
   const listener = objs(sr.listeners, 'listeners').find((l) => l.name === 'gateway');
   const hcm = obj(objs(objs(listener?.filter_chains, 'filter_chains')[0]!.filters, 'filters')[0]!.typed_config, 'HCM');
   const extProc = objs(hcm.http_filters, 'http_filters').find((f) => f.name === 'envoy.filters.http.ext_proc');
@@ -668,7 +721,11 @@ test('the sidecar as a TCP network service behind Envoy with the EnvoyFilter\'s 
   assert.ok(done.usage !== undefined && done.usage.total_tokens > 0, 'the sidecar rewrote the request and the upstream answered with usage');
 
   // Refused by the sidecar (no key): its own JSON error, through the TCP hop.
-  const refused = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"gpt-demo","messages":[]}' });
+  const refused = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"model":"gpt-demo","messages":[]}',
+  });
   assert.equal(refused.status, 401);
   assert.equal(obj(obj(await refused.json(), 'body').error, 'error').code, 'missing_api_key');
 

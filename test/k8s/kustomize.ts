@@ -29,7 +29,11 @@ export function parseYamlDocs(file: string): Obj[] {
   const docs = YAML.parseAllDocuments(readFileSync(file, 'utf8'));
   const out: Obj[] = [];
   for (const d of docs) {
-    assert.deepEqual(d.errors.map((e) => e.message), [], `${file} must be valid YAML`);
+    assert.deepEqual(
+      d.errors.map((e) => e.message),
+      [],
+      `${file} must be valid YAML`,
+    );
     const v: unknown = d.toJS();
     if (v === null) continue;
     assert.ok(isObj(v), `every document in ${file} must be a mapping`);

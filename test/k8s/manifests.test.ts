@@ -71,7 +71,11 @@ function parseYamlFile(file: string): Obj[] {
   const docs = YAML.parseAllDocuments(readFileSync(file, 'utf8'));
   const out: Obj[] = [];
   for (const d of docs) {
-    assert.deepEqual(d.errors.map((e) => e.message), [], `${file} must be valid YAML`);
+    assert.deepEqual(
+      d.errors.map((e) => e.message),
+      [],
+      `${file} must be valid YAML`,
+    );
     const v: unknown = d.toJS();
     if (v !== null) out.push(obj(v, `a document in ${file}`));
   }
@@ -229,7 +233,9 @@ const base = loadBase();
 // ---------------------------------------------------------------- static checks
 
 void test('every YAML file under k8s/base parses, and every file is used by the kustomization', () => {
-  const files = readdirSync(BASE).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort();
+  const files = readdirSync(BASE)
+    .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
+    .sort();
   for (const f of files) parseYamlFile(join(BASE, f));
   const k = base.kustomization;
   assert.equal(k.apiVersion, 'kustomize.config.k8s.io/v1beta1');
@@ -239,7 +245,11 @@ void test('every YAML file under k8s/base parses, and every file is used by the 
     for (const f of strings(obj(g, 'generator').files, 'files')) used.add(f.slice(f.indexOf('=') + 1));
   }
   for (const f of used) assert.ok(existsSync(join(BASE, f)), `k8s/base/${f} (listed in kustomization.yaml) must exist`);
-  assert.deepEqual(files.filter((f) => !used.has(f)), [], 'YAML files in k8s/base that the kustomization does not use');
+  assert.deepEqual(
+    files.filter((f) => !used.has(f)),
+    [],
+    'YAML files in k8s/base that the kustomization does not use',
+  );
 });
 
 void test('resources are well-formed and unique; the Service and the Deployment select the pod', () => {
@@ -250,7 +260,8 @@ void test('resources are well-formed and unique; the Service and the Deployment 
     assert.ok(!ids.has(id), `${id} is defined twice`);
     ids.add(id);
   }
-  for (const name of base.configMaps.keys()) assert.ok(!ids.has(`ConfigMap/${name}`) || !base.configMaps.get(name)?.generated, `ConfigMap ${name} is both a resource and generated`);
+  for (const name of base.configMaps.keys())
+    assert.ok(!ids.has(`ConfigMap/${name}`) || !base.configMaps.get(name)?.generated, `ConfigMap ${name} is both a resource and generated`);
 
   const spec = obj(base.deployment.spec, 'Deployment spec');
   const podLabels = obj(obj(obj(spec.template, 'template').metadata, 'template metadata').labels, 'pod labels');
@@ -267,8 +278,14 @@ void test('resources are well-formed and unique; the Service and the Deployment 
   const byName = (n: string): Obj => named(ports, n, 'Service port');
   assert.equal(byName('http').port, 8080);
   assert.equal(byName('metrics').port, 9464);
-  assert.equal(containerPort(container(base, 'envoy'), byName('http').targetPort, 'Service http'), socketAddress(envoyListener(base.envoyYaml, 'gateway'), 'gateway listener').port);
-  assert.equal(containerPort(container(base, 'sidecar'), byName('metrics').targetPort, 'Service metrics'), obj(obj(base.gatewayYaml.server, 'server').admin, 'admin').port);
+  assert.equal(
+    containerPort(container(base, 'envoy'), byName('http').targetPort, 'Service http'),
+    socketAddress(envoyListener(base.envoyYaml, 'gateway'), 'gateway listener').port,
+  );
+  assert.equal(
+    containerPort(container(base, 'sidecar'), byName('metrics').targetPort, 'Service metrics'),
+    obj(obj(base.gatewayYaml.server, 'server').admin, 'admin').port,
+  );
 });
 
 void test('the PodDisruptionBudget, the autoscaler and the NetworkPolicy target this Deployment and its ports', () => {
@@ -310,7 +327,11 @@ void test('every volumeMount has its volume, every volume is used, and every Con
     }
     configFiles(base, c); // asserts every referenced ConfigMap and key exists
   }
-  assert.deepEqual(volumeNames.filter((v) => !used.has(v)), [], 'volumes no container mounts');
+  assert.deepEqual(
+    volumeNames.filter((v) => !used.has(v)),
+    [],
+    'volumes no container mounts',
+  );
   // The Envoy ConfigMap is static (validate.test.ts needs it as a ConfigMap manifest);
   // the sidecar's are generated, so editing them rolls the pods.
   assert.equal(base.configMaps.get('inference-gateway-envoy')?.generated, false);
@@ -335,12 +356,19 @@ void test('the two containers run the expected images and commands, and read the
   assert.deepEqual(files.get(flagValue(command, '--config')), { configMap: 'inference-gateway-config', key: 'gateway.yaml' });
   const snapshotFile = str(obj(base.gatewayYaml.routing, 'routing').snapshotFile, 'routing.snapshotFile');
   assert.ok(posix.isAbsolute(snapshotFile), 'routing.snapshotFile is absolute (in the pod)');
-  assert.deepEqual(files.get(snapshotFile), { configMap: 'inference-gateway-routing', key: 'routing.yaml' }, 'routing.snapshotFile must be the routing ConfigMap key, under its mountPath');
+  assert.deepEqual(
+    files.get(snapshotFile),
+    { configMap: 'inference-gateway-routing', key: 'routing.yaml' },
+    'routing.snapshotFile must be the routing ConfigMap key, under its mountPath',
+  );
 
   // The audit file — and the checkpoint key the sidecar creates when missing — must be on a
   // writable emptyDir, not on the read-only root or the read-only config mount.
   const auditCfg = obj(base.gatewayYaml.audit, 'audit');
-  for (const [what, path] of [['audit.file', str(auditCfg.file, 'audit.file')], ['audit.signingKeyFile', str(auditCfg.signingKeyFile, 'audit.signingKeyFile')]] as const) {
+  for (const [what, path] of [
+    ['audit.file', str(auditCfg.file, 'audit.file')],
+    ['audit.signingKeyFile', str(auditCfg.signingKeyFile, 'audit.signingKeyFile')],
+  ] as const) {
     const mount = mounts(sidecar).find((m) => isUnder(dirname(path), str(m.mountPath, 'mountPath')));
     assert.ok(mount !== undefined, `${what} ${path} must lie in a mounted volume`);
     assert.notEqual(mount.readOnly, true, `${what} must be writable`);
@@ -395,7 +423,8 @@ void test('Secrets: the API key file and the upstream credentials folder are Sec
   for (const m of snapshot.models.values()) {
     for (const target of [m, ...m.overrides.values()].flatMap((r) => r.targets)) {
       const credential = (target as { credential?: string | null }).credential;
-      if (credential !== undefined && credential !== null) assert.match(credential, /^[-._a-zA-Z0-9]+$/, `model ${m.id}: credential "${credential}" must be a Secret key`);
+      if (credential !== undefined && credential !== null)
+        assert.match(credential, /^[-._a-zA-Z0-9]+$/, `model ${m.id}: credential "${credential}" must be a Secret key`);
     }
   }
 });
@@ -410,7 +439,10 @@ void test('without its key file the sidecar refuses to start and names the file'
     await writeFile(join(dir, 'gateway.yaml'), YAML.stringify(cfg));
     const command = strings(container(base, 'sidecar').command, 'command');
     const args = command.slice(1).map((a, i, all) => (all[i - 1] === '--config' ? join(dir, 'gateway.yaml') : a));
-    const err = await promisify(execFile)(process.execPath, args, { cwd: PROJECT_ROOT, timeout: 20_000 }).then(() => undefined, (e: unknown) => e as { code?: number; stderr?: string });
+    const err = await promisify(execFile)(process.execPath, args, { cwd: PROJECT_ROOT, timeout: 20_000 }).then(
+      () => undefined,
+      (e: unknown) => e as { code?: number; stderr?: string },
+    );
     assert.ok(err !== undefined, 'the sidecar must not run without its key file');
     assert.equal(err.code, 1);
     assert.ok(err.stderr?.includes(missing) === true && err.stderr.includes('cannot be read'), err.stderr);
@@ -435,7 +467,10 @@ void test('the sidecar socket: same path in envoy.yaml and gateway.yaml, inside 
   const vol = named(base.volumes, [...shared][0] as string, 'volume');
   assert.ok(vol.emptyDir !== undefined, 'the socket volume is an emptyDir');
   // Connecting to a Unix socket needs write permission on it: same user in both containers.
-  const user = (c: Obj): unknown => (isObj(c.securityContext) && c.securityContext.runAsUser !== undefined ? c.securityContext.runAsUser : obj(base.pod.securityContext, 'pod securityContext').runAsUser);
+  const user = (c: Obj): unknown =>
+    isObj(c.securityContext) && c.securityContext.runAsUser !== undefined
+      ? c.securityContext.runAsUser
+      : obj(base.pod.securityContext, 'pod securityContext').runAsUser;
   assert.equal(typeof user(container(base, 'envoy')), 'number');
   assert.equal(user(container(base, 'envoy')), user(container(base, 'sidecar')), 'Envoy must run as the socket owner (the sidecar user)');
 });
@@ -511,7 +546,10 @@ void test('shutdown: Envoy drains first, the sidecar outlives it, the grace peri
   assert.equal(flagValue(envoyArgs, '--drain-strategy'), 'immediate');
   assert.ok(drainTime <= envoySleep, '--drain-time-s must end within the preStop sleep');
 
-  const sidecarSleep = num(obj(obj(obj(container(base, 'sidecar').lifecycle, 'sidecar lifecycle').preStop, 'sidecar preStop').sleep, 'sidecar preStop sleep').seconds, 'seconds');
+  const sidecarSleep = num(
+    obj(obj(obj(container(base, 'sidecar').lifecycle, 'sidecar lifecycle').preStop, 'sidecar preStop').sleep, 'sidecar preStop sleep').seconds,
+    'seconds',
+  );
   assert.ok(sidecarSleep > envoySleep + 1, 'the sidecar must keep serving until Envoy has stopped');
   const graceMs = num(obj(base.gatewayYaml.server, 'server').shutdownGraceMs, 'server.shutdownGraceMs');
   const grace = num(base.pod.terminationGracePeriodSeconds, 'terminationGracePeriodSeconds');
@@ -530,7 +568,9 @@ void test('gateway.yaml passes the sidecar config schema; routing.yaml passes pa
 
   const snapshot = parseSnapshot(base.routingText, 'k8s/base/routing.yaml');
   assert.ok(snapshot.models.size >= 1);
-  const clusters = new Set(arr(obj(base.envoyYaml.static_resources, 'static_resources').clusters, 'clusters').map((c) => str(obj(c, 'cluster').name, 'cluster name')));
+  const clusters = new Set(
+    arr(obj(base.envoyYaml.static_resources, 'static_resources').clusters, 'clusters').map((c) => str(obj(c, 'cluster').name, 'cluster name')),
+  );
   for (const m of snapshot.models.values()) {
     for (const { cluster } of [m, ...m.overrides.values()].flatMap((r) => r.targets)) {
       assert.ok(clusters.has(cluster), `routing.yaml model ${m.id} routes to cluster "${cluster}", which envoy.yaml does not define`);
@@ -546,12 +586,17 @@ void test('envoy.yaml is envoy/gateway.yaml rendered for the pod, plus the envoy
   assert.equal(model.type, 'STRICT_DNS');
   assert.match(addr.address, /\.svc\.cluster\.local$/, 'the placeholder model server is a cluster DNS name');
 
-  const expected = obj(YAML.parse(renderGatewayConfig({
-    listenerPort: 8080,
-    adminPort: 9901,
-    sidecarSocket: socket,
-    clusters: [{ name: 'model-server', host: addr.address, port: addr.port }],
-  })), 'rendered config');
+  const expected = obj(
+    YAML.parse(
+      renderGatewayConfig({
+        listenerPort: 8080,
+        adminPort: 9901,
+        sidecarSocket: socket,
+        clusters: [{ name: 'model-server', host: addr.address, port: addr.port }],
+      }),
+    ),
+    'rendered config',
+  );
   const expectedGateway = envoyListener(expected, 'gateway');
   obj(obj(expectedGateway.address, 'address').socket_address, 'socket_address').address = '0.0.0.0';
 
@@ -574,15 +619,26 @@ function http(port: number, method: string, path: string, body?: string, headers
   return new Promise((resolve, reject) => {
     // A keep-alive connection, like a real client's: a "connection: close" in the answer is then Envoy's doing.
     const agent = new Agent({ keepAlive: true });
-    const req = request({ host: '127.0.0.1', port, method, path, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, agent, timeout: 5000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        agent.destroy();
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
-      });
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        agent,
+        timeout: 5000,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          agent.destroy();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
+        });
+      },
+    );
     req.on('close', () => agent.destroy());
     req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
     req.on('error', reject);
@@ -605,16 +661,20 @@ function refusesConnections(port: number): Promise<boolean> {
 async function until<T>(what: () => string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   let last: unknown;
   try {
-    return await waitFor(() => probe().catch((err: unknown) => {
-      last = err;
-      return undefined;
-    }), { what, timeoutMs, intervalMs: 50 });
+    return await waitFor(
+      () =>
+        probe().catch((err: unknown) => {
+          last = err;
+          return undefined;
+        }),
+      { what, timeoutMs, intervalMs: 50 },
+    );
   } catch (err) {
     throw new Error(`${(err as Error).message}${last instanceof Error ? `: ${last.message}` : ''}`, { cause: err });
   }
 }
 
-void test('the pod for real: the sidecar command and Envoy from these configs serve, probe, refuse without a key, accept the Secret file\'s key and drain on preStop', async (t) => {
+void test("the pod for real: the sidecar command and Envoy from these configs serve, probe, refuse without a key, accept the Secret file's key and drain on preStop", async (t) => {
   const bin = await envoyBinary();
   if (bin === undefined) return t.skip('Envoy unavailable');
   if (!existsSync('/bin/bash')) return t.skip('no /bin/bash for the preStop script');
@@ -629,7 +689,11 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
   const keyFile = join(dir, 'api-keys', 'keys.yaml');
   await mkdir(dirname(keyFile));
   obj(gatewayCfg.auth, 'auth').apiKeyFiles = [keyFile];
-  const created = await promisify(execFile)(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'keys', 'create', '--file', keyFile, '--principal', 'k8s-test', '--org', 'acme', '--tenant', 'ops'], { timeout: 20_000 });
+  const created = await promisify(execFile)(
+    process.execPath,
+    [join(PROJECT_ROOT, 'src/cli/main.ts'), 'keys', 'create', '--file', keyFile, '--principal', 'k8s-test', '--org', 'acme', '--tenant', 'ops'],
+    { timeout: 20_000 },
+  );
   const apiKey = created.stdout.trim();
   assert.match(apiKey, /^igw_/);
   await writeFile(join(dir, 'routing.yaml'), base.routingText);
@@ -645,14 +709,18 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
   const sidecarExit = new Promise<number | null>((resolve) => sidecar.once('exit', (code) => resolve(code)));
   t.after(() => void sidecar.kill('SIGKILL'));
 
-  const sidecarAdmin = await until(() => `the sidecar to start\n${sidecarOut}`, 20_000, async () => {
-    for (const line of sidecarOut.split('\n')) {
-      if (!line.includes('"sidecar ready"')) continue;
-      const rec = JSON.parse(line) as { adminPort?: number };
-      return rec.adminPort;
-    }
-    return undefined;
-  });
+  const sidecarAdmin = await until(
+    () => `the sidecar to start\n${sidecarOut}`,
+    20_000,
+    async () => {
+      for (const line of sidecarOut.split('\n')) {
+        if (!line.includes('"sidecar ready"')) continue;
+        const rec = JSON.parse(line) as { adminPort?: number };
+        return rec.adminPort;
+      }
+      return undefined;
+    },
+  );
 
   // Envoy: the container's args, with the config path swapped and a 1 s drain to keep the test short.
   // The pod's config points a cluster (envoy-admin) at Envoy's own admin port, so that port must be in the
@@ -674,20 +742,23 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
     envoy.stderr.on('data', (c: Buffer) => (envoyOut += c.toString('utf8')));
     t.after(() => void envoy.kill('SIGKILL'));
     try {
-      const ports = await waitFor(async () => {
-        // An Envoy that could not bind its admin port exits; whatever answers on that port then is not ours.
-        if (envoy.exitCode !== null) throw new Error(`Envoy exited (${envoy.exitCode}):\n${envoyOut}`);
-        try {
-          const r = await http(adminPort, 'GET', '/listeners?format=json');
-          const parsed = JSON.parse(r.body) as { listener_statuses?: Array<{ name?: string; local_address?: { socket_address?: { port_value?: number } } }> };
-          const port = (n: string): number | undefined => parsed.listener_statuses?.find((l) => l.name === n)?.local_address?.socket_address?.port_value;
-          const g = port('gateway');
-          const h = port('envoy-health');
-          return g !== undefined && h !== undefined && g !== 0 && h !== 0 ? { gateway: g, health: h } : undefined;
-        } catch {
-          return undefined; // admin not up yet
-        }
-      }, { what: () => `Envoy to start\n${envoyOut}`, timeoutMs: 20_000, intervalMs: 50 });
+      const ports = await waitFor(
+        async () => {
+          // An Envoy that could not bind its admin port exits; whatever answers on that port then is not ours.
+          if (envoy.exitCode !== null) throw new Error(`Envoy exited (${envoy.exitCode}):\n${envoyOut}`);
+          try {
+            const r = await http(adminPort, 'GET', '/listeners?format=json');
+            const parsed = JSON.parse(r.body) as { listener_statuses?: Array<{ name?: string; local_address?: { socket_address?: { port_value?: number } } }> };
+            const port = (n: string): number | undefined => parsed.listener_statuses?.find((l) => l.name === n)?.local_address?.socket_address?.port_value;
+            const g = port('gateway');
+            const h = port('envoy-health');
+            return g !== undefined && h !== undefined && g !== 0 && h !== 0 ? { gateway: g, health: h } : undefined;
+          } catch {
+            return undefined; // admin not up yet
+          }
+        },
+        { what: () => `Envoy to start\n${envoyOut}`, timeoutMs: 20_000, intervalMs: 50 },
+      );
       return { envoy, adminPort, ports };
     } catch (err) {
       envoy.kill('SIGKILL');
@@ -701,10 +772,14 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
   assert.equal((await http(sidecarAdmin, 'GET', str(paths('sidecar').path, 'path'))).status, 200);
   const sidecarLiveness = obj(obj(container(base, 'sidecar').livenessProbe, 'livenessProbe').httpGet, 'httpGet');
   assert.equal((await http(sidecarAdmin, 'GET', str(sidecarLiveness.path, 'path'))).status, 200);
-  const ready = await until(() => 'Envoy /ready', 10_000, async () => {
-    const r = await http(ports.health, 'GET', str(paths('envoy').path, 'path'));
-    return r.status === 200 ? r : undefined;
-  });
+  const ready = await until(
+    () => 'Envoy /ready',
+    10_000,
+    async () => {
+      const r = await http(ports.health, 'GET', str(paths('envoy').path, 'path'));
+      return r.status === 200 ? r : undefined;
+    },
+  );
   assert.equal(ready.body.trim(), 'LIVE');
   // The health listener exposes nothing else of the admin.
   assert.equal((await http(ports.health, 'GET', '/stats')).status, 404);
@@ -739,7 +814,11 @@ void test('the pod for real: the sidecar command and Envoy from these configs se
   assert.equal(during.status, 401);
   assert.equal(during.headers.connection, 'close', 'a draining Envoy closes client connections after the response');
   // ... and after --drain-time-s the listeners close; Envoy itself keeps running until SIGTERM.
-  await until(() => 'the gateway listener to close', 10_000, async () => ((await refusesConnections(ports.gateway)) ? true : undefined));
+  await until(
+    () => 'the gateway listener to close',
+    10_000,
+    async () => ((await refusesConnections(ports.gateway)) ? true : undefined),
+  );
   assert.equal(envoy.exitCode, null, 'Envoy waits for SIGTERM');
   envoy.kill('SIGTERM');
 

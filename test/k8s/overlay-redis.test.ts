@@ -74,7 +74,8 @@ function expandEnv(c: Obj, secrets: Record<string, string>): Record<string, stri
   }
   return out;
 }
-const expandArgs = (args: string[], env: Record<string, string>): string[] => args.map((a) => a.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, v: string) => env[v] ?? m));
+const expandArgs = (args: string[], env: Record<string, string>): string[] =>
+  args.map((a) => a.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, v: string) => env[v] ?? m));
 /** The value after `--flag` in redis-server's arguments. */
 function flag(args: string[], name: string): string {
   const i = args.indexOf(name);
@@ -87,8 +88,16 @@ const SECRETS = { 'inference-gateway-redis/password': PASSWORD };
 
 void test('the overlay adds Redis to the base: same objects plus a StatefulSet, its Service and NetworkPolicy; only gateway.yaml and the sidecar env change', () => {
   const ids = (b: typeof overlay): string[] => b.objects.map((x) => `${String(x.doc.kind)}/${String(o(x.doc.metadata, 'metadata').name)}`).sort();
-  assert.deepEqual(ids(overlay).filter((id) => !ids(base).includes(id)).sort(), ['NetworkPolicy/inference-gateway-redis', 'Service/inference-gateway-redis', 'StatefulSet/inference-gateway-redis']);
-  assert.deepEqual(ids(base).filter((id) => !ids(overlay).includes(id)), []);
+  assert.deepEqual(
+    ids(overlay)
+      .filter((id) => !ids(base).includes(id))
+      .sort(),
+    ['NetworkPolicy/inference-gateway-redis', 'Service/inference-gateway-redis', 'StatefulSet/inference-gateway-redis'],
+  );
+  assert.deepEqual(
+    ids(base).filter((id) => !ids(overlay).includes(id)),
+    [],
+  );
   // The overlay's gateway.yaml is the base's plus `redis` and `quotas`: nothing else drifts.
   const baseGateway = o(YAML.parse(gatewayText(base)), 'base gateway.yaml');
   const { redis: r, quotas: q, ...rest } = gatewayYaml;
@@ -100,7 +109,8 @@ void test('the overlay adds Redis to the base: same objects plus a StatefulSet, 
   const patched = structuredClone(deployment);
   delete containerOf(patched, 'sidecar').env;
   // (kustomize lists a patched container first; the order of containers does not matter)
-  for (const d of [patched, baseDeployment]) podSpec(d).containers = list(podSpec(d).containers, 'containers').sort((a, b) => String(a.name).localeCompare(String(b.name)));
+  for (const d of [patched, baseDeployment])
+    podSpec(d).containers = list(podSpec(d).containers, 'containers').sort((a, b) => String(a.name).localeCompare(String(b.name)));
   assert.deepEqual(patched, baseDeployment);
 });
 
@@ -149,7 +159,10 @@ void test('Redis URL → Service → pod → redis-server port; the password com
   const dataMount = list(redisContainer.volumeMounts, 'volumeMounts').find((m) => m.mountPath === flag(args, '--dir'));
   assert.ok(dataMount !== undefined, '--dir is a mounted volume');
   const claims = list(o(redis.spec, 'spec').volumeClaimTemplates, 'volumeClaimTemplates');
-  assert.ok(claims.some((c) => o(c.metadata, 'metadata').name === dataMount.name), 'the data volume is the persistent claim');
+  assert.ok(
+    claims.some((c) => o(c.metadata, 'metadata').name === dataMount.name),
+    'the data volume is the persistent claim',
+  );
 });
 
 void test('NetworkPolicy: into Redis only from the gateway pods, only on the Redis port; no egress from Redis', () => {
@@ -206,7 +219,9 @@ void test('for real: redis-server with the StatefulSet arguments, its probe, and
   const [redisCmd] = redisContainer.command as string[];
   mkdirSync(join(dir, 'data'));
   const redis = await withFreePort(async (port) => {
-    const args = expandArgs((redisContainer.args as string[]).map(String), redisEnv).map((a, i, all) => (all[i - 1] === '--port' ? String(port) : all[i - 1] === '--dir' ? join(dir, 'data') : a));
+    const args = expandArgs((redisContainer.args as string[]).map(String), redisEnv).map((a, i, all) =>
+      all[i - 1] === '--port' ? String(port) : all[i - 1] === '--dir' ? join(dir, 'data') : a,
+    );
     const proc = spawn(String(redisCmd), [...args, '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -214,12 +229,19 @@ void test('for real: redis-server with the StatefulSet arguments, its probe, and
     const exit = new Promise<void>((r) => proc.once('exit', () => r()));
     // The readiness probe, verbatim but for the port: it must pass (the password comes from REDISCLI_AUTH).
     const probe = (o(o(redisContainer.readinessProbe, 'readinessProbe').exec, 'exec').command as string[]).map((a) => a.replace('-p 6379', `-p ${port}`));
-    const probeOnce = () => run(String(probe[0]), probe.slice(1), { env: { PATH: process.env.PATH ?? '', REDISCLI_AUTH: String(redisEnv.REDISCLI_AUTH) }, timeout: 5000 });
+    const probeOnce = () =>
+      run(String(probe[0]), probe.slice(1), { env: { PATH: process.env.PATH ?? '', REDISCLI_AUTH: String(redisEnv.REDISCLI_AUTH) }, timeout: 5000 });
     try {
-      await waitFor(async () => {
-        if (proc.exitCode !== null) throw new Error(`redis-server exited (${proc.exitCode}):\n${out}`);
-        return probeOnce().then(() => true, () => false);
-      }, { what: () => `the Redis readiness probe to pass:\n${out}`, timeoutMs: 10_000, intervalMs: 100 });
+      await waitFor(
+        async () => {
+          if (proc.exitCode !== null) throw new Error(`redis-server exited (${proc.exitCode}):\n${out}`);
+          return probeOnce().then(
+            () => true,
+            () => false,
+          );
+        },
+        { what: () => `the Redis readiness probe to pass:\n${out}`, timeoutMs: 10_000, intervalMs: 100 },
+      );
     } catch (err) {
       proc.kill('SIGKILL');
       throw err;
@@ -239,7 +261,11 @@ void test('for real: redis-server with the StatefulSet arguments, its probe, and
   writeFileSync(join(dir, 'routing.yaml'), String(o(find(overlay, 'ConfigMap', 'inference-gateway-routing').data, 'data')['routing.yaml']));
   writeFileSync(join(dir, 'gateway.yaml'), YAML.stringify(cfg));
   const cli = join(PROJECT_ROOT, 'src', 'cli', 'main.ts');
-  const key = (await run(process.execPath, [cli, 'keys', 'create', '--file', join(dir, 'keys.yaml'), '--principal', 'redis-test', '--org', 'acme', '--tenant', 'ops'], { timeout: 20_000 })).stdout.trim();
+  const key = (
+    await run(process.execPath, [cli, 'keys', 'create', '--file', join(dir, 'keys.yaml'), '--principal', 'redis-test', '--org', 'acme', '--tenant', 'ops'], {
+      timeout: 20_000,
+    })
+  ).stdout.trim();
 
   const env = expandEnv(sidecar, SECRETS);
   const redisUrl = new URL(String(env.INFERENCE_GATEWAY_REDIS__URL));
@@ -247,7 +273,11 @@ void test('for real: redis-server with the StatefulSet arguments, its probe, and
   redisUrl.port = String(redisPort);
   const command = (sidecar.command as string[]).map(String);
   const args = command.slice(1).map((a, i, all) => (all[i - 1] === '--config' ? join(dir, 'gateway.yaml') : a));
-  const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', ...env, INFERENCE_GATEWAY_REDIS__URL: redisUrl.href } });
+  const child = spawn(process.execPath, args, {
+    cwd: PROJECT_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '', ...env, INFERENCE_GATEWAY_REDIS__URL: redisUrl.href },
+  });
   t.after(() => void child.kill('SIGKILL'));
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -266,11 +296,21 @@ void test('for real: redis-server with the StatefulSet arguments, its probe, and
   const envoy = await startEnvoy({
     bin,
     workDir: join(dir, 'envoy'),
-    configYaml: renderGatewayConfig({ listenerPort: 0, adminPort: 0, sidecarSocket: join(dir, 'sidecar.sock'), clusters: [{ name: 'model-server', host: '127.0.0.1', port: upstream.port }] }),
+    configYaml: renderGatewayConfig({
+      listenerPort: 0,
+      adminPort: 0,
+      sidecarSocket: join(dir, 'sidecar.sock'),
+      clusters: [{ name: 'model-server', host: '127.0.0.1', port: upstream.port }],
+    }),
   });
   t.after(() => envoy.stop());
   const url = `http://127.0.0.1:${await envoy.listenerPort()}/v1/chat/completions`;
-  const chat = (): Promise<Response> => fetch(url, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'example-model', messages: [{ role: 'user', content: 'hi' }] }) });
+  const chat = (): Promise<Response> =>
+    fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'example-model', messages: [{ role: 'user', content: 'hi' }] }),
+    });
 
   const ok = await chat();
   assert.equal(ok.status, 200, await ok.clone().text());

@@ -40,9 +40,21 @@ const MODELS: Record<string, { make: (doc: Obj) => Model; module: string; iface:
   'v1/Service': { make: (d) => new Service(d), module: 'kubernetes-models/v1/Service', iface: 'IService' },
   'apps/v1/Deployment': { make: (d) => new Deployment(d), module: 'kubernetes-models/apps/v1/Deployment', iface: 'IDeployment' },
   'apps/v1/StatefulSet': { make: (d) => new StatefulSet(d), module: 'kubernetes-models/apps/v1/StatefulSet', iface: 'IStatefulSet' },
-  'policy/v1/PodDisruptionBudget': { make: (d) => new PodDisruptionBudget(d), module: 'kubernetes-models/policy/v1/PodDisruptionBudget', iface: 'IPodDisruptionBudget' },
-  'autoscaling/v2/HorizontalPodAutoscaler': { make: (d) => new HorizontalPodAutoscaler(d as never), module: 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler', iface: 'IHorizontalPodAutoscaler' },
-  'networking.k8s.io/v1/NetworkPolicy': { make: (d) => new NetworkPolicy(d), module: 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy', iface: 'INetworkPolicy' },
+  'policy/v1/PodDisruptionBudget': {
+    make: (d) => new PodDisruptionBudget(d),
+    module: 'kubernetes-models/policy/v1/PodDisruptionBudget',
+    iface: 'IPodDisruptionBudget',
+  },
+  'autoscaling/v2/HorizontalPodAutoscaler': {
+    make: (d) => new HorizontalPodAutoscaler(d as never),
+    module: 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler',
+    iface: 'IHorizontalPodAutoscaler',
+  },
+  'networking.k8s.io/v1/NetworkPolicy': {
+    make: (d) => new NetworkPolicy(d),
+    module: 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy',
+    iface: 'INetworkPolicy',
+  },
 };
 
 function modelFor(doc: Obj, label: string): (typeof MODELS)[string] {
@@ -68,7 +80,10 @@ function validateSchema(doc: Obj, label: string): void {
  * constant of its kind's interface. Returns the compiler's complaints, each
  * prefixed with the object's label; empty when every field is known.
  */
-function strictFieldProblems(entries: ReadonlyArray<{ label: string; doc: Obj }>, typeOf: (doc: Obj, label: string) => { module: string; iface: string } = modelFor): string[] {
+function strictFieldProblems(
+  entries: ReadonlyArray<{ label: string; doc: Obj }>,
+  typeOf: (doc: Obj, label: string) => { module: string; iface: string } = modelFor,
+): string[] {
   const file = join(PROJECT_ROOT, 'test', 'k8s', '__manifests_under_test__.ts');
   const lines: string[] = [];
   const lineLabel: string[] = [];
@@ -111,7 +126,12 @@ function strictFieldProblems(entries: ReadonlyArray<{ label: string; doc: Obj }>
 
 const K8S = join(PROJECT_ROOT, 'k8s');
 /** The kustomization roots: the base and every overlay. */
-const ROOTS = [join(K8S, 'base'), ...readdirSync(join(K8S, 'overlays')).map((d) => join(K8S, 'overlays', d)).filter((d) => statSync(d).isDirectory())];
+const ROOTS = [
+  join(K8S, 'base'),
+  ...readdirSync(join(K8S, 'overlays'))
+    .map((d) => join(K8S, 'overlays', d))
+    .filter((d) => statSync(d).isDirectory()),
+];
 
 function yamlFilesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
@@ -146,7 +166,9 @@ void test('every YAML file under k8s/base and k8s/overlays is read by a kustomiz
   assert.ok(ROOTS.length >= 2, 'the base and at least one overlay');
   const used = new Set(builds.flatMap((b) => [...b.files]));
   for (const root of ROOTS) {
-    const unused = yamlFilesUnder(root).map(rel).filter((f) => !used.has(f));
+    const unused = yamlFilesUnder(root)
+      .map(rel)
+      .filter((f) => !used.has(f));
     assert.deepEqual(unused, [], `YAML files under ${rel(root)} that no kustomization uses`);
   }
 });
@@ -161,7 +183,11 @@ void test('every resource document and every built object matches the Kubernetes
   }
   // The kinds the manifests are expected to hold (guards against an empty or truncated build).
   const expected = ['v1/ConfigMap', 'v1/Service', 'apps/v1/Deployment', 'apps/v1/StatefulSet', 'networking.k8s.io/v1/NetworkPolicy'];
-  assert.deepEqual(expected.filter((k) => !kinds.has(k)), [], 'kinds no manifest has');
+  assert.deepEqual(
+    expected.filter((k) => !kinds.has(k)),
+    [],
+    'kinds no manifest has',
+  );
 });
 
 void test('no manifest has a field its kind does not define (strict field names against the kubernetes-models types)', () => {
@@ -182,10 +208,22 @@ const EXAMPLE_TYPES: Record<string, { module: string; iface: string }> = {
   'gateway.networking.k8s.io/v1/GatewayClass': { module: '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GatewayClass', iface: 'IGatewayClass' },
   'gateway.networking.k8s.io/v1/Gateway': { module: '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway', iface: 'IGateway' },
   'gateway.networking.k8s.io/v1/HTTPRoute': { module: '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute', iface: 'IHTTPRoute' },
-  'gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy': { module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy', iface: 'IEnvoyExtensionPolicy' },
-  'gateway.envoyproxy.io/v1alpha1/ClientTrafficPolicy': { module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/ClientTrafficPolicy', iface: 'IClientTrafficPolicy' },
-  'gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy': { module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy', iface: 'IBackendTrafficPolicy' },
-  'gateway.envoyproxy.io/v1alpha1/HTTPRouteFilter': { module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/HTTPRouteFilter', iface: 'IHTTPRouteFilter' },
+  'gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy': {
+    module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy',
+    iface: 'IEnvoyExtensionPolicy',
+  },
+  'gateway.envoyproxy.io/v1alpha1/ClientTrafficPolicy': {
+    module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/ClientTrafficPolicy',
+    iface: 'IClientTrafficPolicy',
+  },
+  'gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy': {
+    module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy',
+    iface: 'IBackendTrafficPolicy',
+  },
+  'gateway.envoyproxy.io/v1alpha1/HTTPRouteFilter': {
+    module: '@kubernetes-models/envoy-gateway/gateway.envoyproxy.io/v1alpha1/HTTPRouteFilter',
+    iface: 'IHTTPRouteFilter',
+  },
 };
 
 function exampleType(doc: Obj, label: string): { module: string; iface: string } {
@@ -239,7 +277,10 @@ void test('broken manifests fail: wrong type, misspelled field, unknown kind, mi
   assert.match(strictFieldProblems([{ label: 'topLevel', doc: topLevel }]).join('\n'), /'"?replica"?' does not exist/);
 
   // An apiVersion/kind without a schema fails instead of being skipped.
-  assert.throws(() => validateSchema({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } }, 'widget'), /no schema for apiVersion "example.com\/v1" kind "Widget"/);
+  assert.throws(
+    () => validateSchema({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } }, 'widget'),
+    /no schema for apiVersion "example.com\/v1" kind "Widget"/,
+  );
   assert.throws(() => validateSchema({ ...deployment, apiVersion: 'apps/v1beta1' }, 'old'), /no schema/);
 });
 
@@ -248,7 +289,8 @@ void test('kustomizations: unsupported fields and missing files fail the build',
   const { tmpdir } = await import('node:os');
   const dir = await mkdtemp(join(tmpdir(), 'ig-kustomize-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const k = (body: Obj): Promise<void> => writeFile(join(dir, 'kustomization.yaml'), YAML.stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', ...body }));
+  const k = (body: Obj): Promise<void> =>
+    writeFile(join(dir, 'kustomization.yaml'), YAML.stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', ...body }));
   await k({ resources: ['missing.yaml'] });
   assert.throws(() => build(dir), /missing\.yaml \(resources of .*\) must exist/);
   await k({ configMapGenerator: [{ name: 'x', files: ['nope.yaml'] }] });

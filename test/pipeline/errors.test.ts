@@ -10,8 +10,19 @@ test('docs/errors.md lists exactly the registry, row for row', () => {
   const rows = readFileSync(DOC, 'utf8')
     .split('\n')
     .filter((l) => l.startsWith('| `'))
-    .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
-  const documented = rows.map(([code, status, type, origin, meaning]) => ({ code: (code ?? '').replaceAll('`', ''), status: Number(status), type, origin, meaning }));
+    .map((l) =>
+      l
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
+  const documented = rows.map(([code, status, type, origin, meaning]) => ({
+    code: (code ?? '').replaceAll('`', ''),
+    status: Number(status),
+    type,
+    origin,
+    meaning,
+  }));
   const registry = Object.entries(ERROR_CODES).map(([code, s]) => ({ code, status: s.status, type: s.type, origin: s.origin, meaning: s.description }));
   assert.deepEqual(documented, registry);
 });

@@ -69,7 +69,12 @@ export function deployment(cluster: string, upstreamModel: string, over: Partial
   return { cluster, upstreamModel, credential: null, weight: 1, labels: {}, ...over };
 }
 
-export function route(id: string, endpoints: readonly string[], targets: readonly Deployment[], overrides: ReadonlyMap<string, ModelRoute> = new Map()): ModelRoute {
+export function route(
+  id: string,
+  endpoints: readonly string[],
+  targets: readonly Deployment[],
+  overrides: ReadonlyMap<string, ModelRoute> = new Map(),
+): ModelRoute {
   let sum = 0;
   return { id, endpoints: new Set(endpoints), ownedBy: 'test', targets, cumulativeWeights: targets.map((t) => (sum += t.weight)), overrides };
 }
@@ -116,7 +121,16 @@ export class FakeQuota implements QuotaGate<FakeTicket> {
     if (this.refuse !== null) throw this.refuse;
     if (this.noPlan) return null;
     const completion = req.generates ? (req.maxTokens ?? 100) : 0;
-    return { plan: 'std', soft: null, mode: 'store', reservedTokens: req.promptTokens + completion, completionCap: null, headers: [['x-ratelimit-limit-requests', '10']], ...this.ticket, requestId: req.requestId };
+    return {
+      plan: 'std',
+      soft: null,
+      mode: 'store',
+      reservedTokens: req.promptTokens + completion,
+      completionCap: null,
+      headers: [['x-ratelimit-limit-requests', '10']],
+      ...this.ticket,
+      requestId: req.requestId,
+    };
   }
 
   async settle(ticket: FakeTicket, usedTokens: number): Promise<void> {
@@ -158,7 +172,8 @@ export class FakeContent implements ContentInspector {
     let redacted = false;
     let action: Inspection['decision']['action'] = 'permit';
     for (const t of texts) {
-      if (/SECRET-\w+/.test(t.text)) throw new GatewayError('data_policy_denied', `The ${side} contains data the policy does not allow here: SECRET (policy p-test).`);
+      if (/SECRET-\w+/.test(t.text))
+        throw new GatewayError('data_policy_denied', `The ${side} contains data the policy does not allow here: SECRET (policy p-test).`);
       const cards = t.text.match(/CARD-\d+/g);
       if (cards !== null) {
         counts['card'] = (counts['card'] ?? 0) + cards.length;
@@ -207,9 +222,14 @@ export interface Rig {
 export const USER_KEY = 'user-key';
 
 /** A processor over fakes: `gpt` (chat, completions) → cluster `c1` as `up-gpt`, `emb` (embeddings) → `c2`. */
-export function rig(over: { families?: readonly ApiFamily[]; snapshot?: Snapshot; ids?: Record<string, Identity>; credentials?: Record<string, string> } = {}): Rig {
+export function rig(
+  over: { families?: readonly ApiFamily[]; snapshot?: Snapshot; ids?: Record<string, Identity>; credentials?: Record<string, string> } = {},
+): Rig {
   const auth = new FakeAuth(over.ids ?? { [USER_KEY]: identity() });
-  const routes = new FakeRoutes(over.snapshot ?? snapshot([route('gpt', ['chat', 'completions'], [deployment('c1', 'up-gpt')]), route('emb', ['embeddings'], [deployment('c2', 'up-emb')])]));
+  const routes = new FakeRoutes(
+    over.snapshot ??
+      snapshot([route('gpt', ['chat', 'completions'], [deployment('c1', 'up-gpt')]), route('emb', ['embeddings'], [deployment('c2', 'up-emb')])]),
+  );
   const quota = new FakeQuota();
   const content = new FakeContent();
   const audit = new FakeAudit();
@@ -286,8 +306,10 @@ export async function drive(p: RequestProcessor, steps: readonly Step[]): Promis
 export function streamedText(steps: readonly Step[], results: readonly PhaseResult[]): string {
   const chunks = steps.filter((s): s is Extract<Step, { phase: 'response_body' }> => s.phase === 'response_body');
   const offset = results.length - chunks.length;
-  return chunks.map((c, i) => {
-    const r = results[offset + i];
-    return r?.kind === 'continue' && r.body !== undefined ? r.body.toString('utf8') : c.chunk;
-  }).join('');
+  return chunks
+    .map((c, i) => {
+      const r = results[offset + i];
+      return r?.kind === 'continue' && r.body !== undefined ? r.body.toString('utf8') : c.chunk;
+    })
+    .join('');
 }

@@ -24,7 +24,16 @@ function rejects(input: string | Uint8Array, reason: JsonErrorReason, param: str
 
 test('parses what JSON.parse parses, with the same values', () => {
   const samples = [
-    '{}', '[]', '0', '-0', '1.5e3', '-12.25E-2', 'true', 'false', 'null', '""',
+    '{}',
+    '[]',
+    '0',
+    '-0',
+    '1.5e3',
+    '-12.25E-2',
+    'true',
+    'false',
+    'null',
+    '""',
     '"a\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00"',
     ' { "a" : [ 1 , 2 , { "b" : null } ] , "c" : "ü😀" } ',
     '[[[[]]],{},[{}]]',
@@ -45,10 +54,39 @@ test('objects have a null prototype at every level', () => {
 });
 
 test('malformed JSON is invalid_json', async (t) => {
-  for (const s of ['{', '[1,]', '{"a":1,}', '{"a" 1}', '{a:1}', "{'a':1}", '01', '1.', '.5', '-', '1e', '+1', 'tru', 'nul', '"\\x"',
-    '"\\u12"', '"abc', '"a\nb"', '[1 2]', '{"a":1}{', '{"a":1} x', 'NaN', 'Infinity', '[1]]', '\uFEFF{}']) {
+  for (const s of [
+    '{',
+    '[1,]',
+    '{"a":1,}',
+    '{"a" 1}',
+    '{a:1}',
+    "{'a':1}",
+    '01',
+    '1.',
+    '.5',
+    '-',
+    '1e',
+    '+1',
+    'tru',
+    'nul',
+    '"\\x"',
+    '"\\u12"',
+    '"abc',
+    '"a\nb"',
+    '[1 2]',
+    '{"a":1}{',
+    '{"a":1} x',
+    'NaN',
+    'Infinity',
+    '[1]]',
+    '\uFEFF{}',
+  ]) {
     await t.test(JSON.stringify(s), () => {
-      assert.throws(() => parse(s), (err) => err instanceof JsonParseError && err.reason === 'invalid_json', s);
+      assert.throws(
+        () => parse(s),
+        (err) => err instanceof JsonParseError && err.reason === 'invalid_json',
+        s,
+      );
     });
   }
   // The param points at the member being read.
@@ -163,10 +201,15 @@ test('formatParam uses OpenAI notation', () => {
 });
 
 test('linear time on a 2 MiB chat body, within a small factor of JSON.parse', () => {
-  const body = Buffer.from(JSON.stringify({
-    model: 'm',
-    messages: Array.from({ length: 4000 }, (_, i) => ({ role: i % 2 === 1 ? 'assistant' : 'user', content: `Lorem ipsum "quoted" ünï 😀\n `.repeat(16) + String(i) })),
-  }));
+  const body = Buffer.from(
+    JSON.stringify({
+      model: 'm',
+      messages: Array.from({ length: 4000 }, (_, i) => ({
+        role: i % 2 === 1 ? 'assistant' : 'user',
+        content: `Lorem ipsum "quoted" ünï 😀\n `.repeat(16) + String(i),
+      })),
+    }),
+  );
   assert.ok(body.length > 2 * 1024 * 1024);
   const time = (f: () => void): number => {
     let best = Infinity;

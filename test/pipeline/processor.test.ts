@@ -18,13 +18,26 @@ const chatHead = (extra: Record<string, string> = {}): Step => ({
   phase: 'request_headers',
   headers: { ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json', ...AUTH, ...extra },
 });
-const chatBody = (over: Record<string, unknown> = {}): Step => ({ phase: 'request_body', body: JSON.stringify({ model: 'gpt', messages: [{ role: 'user', content: 'hello there' }], ...over }) });
+const chatBody = (over: Record<string, unknown> = {}): Step => ({
+  phase: 'request_body',
+  body: JSON.stringify({ model: 'gpt', messages: [{ role: 'user', content: 'hello there' }], ...over }),
+});
 const okHead = (type = 'application/json'): Step => ({ phase: 'response_headers', headers: { ':status': '200', 'content-type': type } });
 const completion = (text: string, usage: object | null = { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 }): string =>
-  JSON.stringify({ id: 'c1', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }], ...(usage === null ? {} : { usage }) });
+  JSON.stringify({
+    id: 'c1',
+    object: 'chat.completion',
+    choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }],
+    ...(usage === null ? {} : { usage }),
+  });
 const sse = (...events: object[]): string => events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join('') + 'data: [DONE]\n\n';
 const delta = (content: string): object => ({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content } }] });
-const usageChunk = (p: number, c: number): object => ({ id: 'c1', object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c } });
+const usageChunk = (p: number, c: number): object => ({
+  id: 'c1',
+  object: 'chat.completion.chunk',
+  choices: [],
+  usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c },
+});
 
 function respond(r: PhaseResult | undefined): Extract<PhaseResult, { kind: 'respond' }> {
   assert.equal(r?.kind, 'respond', `expected a local reply, got ${JSON.stringify(r)}`);
@@ -58,7 +71,12 @@ interface Case {
 const cases: Case[] = [
   {
     name: 'a permitted chat request: routed, enriched, rewritten, metered from the buffered body, audited completed',
-    steps: [chatHead({ 'x-gateway-tenant': 'forged', 'x-request-id': 'client-request-0001' }), chatBody(), okHead(), { phase: 'response_body', chunk: completion('Hi!'), endOfStream: true }],
+    steps: [
+      chatHead({ 'x-gateway-tenant': 'forged', 'x-request-id': 'client-request-0001' }),
+      chatBody(),
+      okHead(),
+      { phase: 'response_body', chunk: completion('Hi!'), endOfStream: true },
+    ],
     check: ({ results }, g) => {
       const head = cont(results[0]);
       assert.ok(head.headers?.remove.includes('authorization'));
@@ -101,7 +119,7 @@ const cases: Case[] = [
     check: ({ results }) => assert.equal(errorOf(results[0]).code, 'missing_api_key'),
   },
   {
-    name: 'an unknown path, authenticated: 404 unknown_url in the first family\'s shape',
+    name: "an unknown path, authenticated: 404 unknown_url in the first family's shape",
     steps: [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/v2/whatever?x=1', ...AUTH } }],
     check: ({ results }, g) => {
       assert.deepEqual(errorOf(results[0]), { status: 404, code: 'unknown_url', type: 'invalid_request_error', param: null });
@@ -114,7 +132,7 @@ const cases: Case[] = [
     check: ({ results }) => assert.equal(errorOf(results[0]).code, 'method_not_allowed'),
   },
   {
-    name: 'an endpoint outside the caller\'s allowlist: 403 endpoint_not_allowed',
+    name: "an endpoint outside the caller's allowlist: 403 endpoint_not_allowed",
     rig: () => rig({ ids: { [USER_KEY]: identity({ endpoints: new Set(['embeddings']) }) } }),
     steps: [chatHead(), chatBody()],
     check: ({ results }) => assert.deepEqual(errorOf(results[0]), { status: 403, code: 'endpoint_not_allowed', type: 'permission_error', param: null }),
@@ -126,7 +144,10 @@ const cases: Case[] = [
     check: ({ results }, g) => {
       const reply = respond(results[0]);
       assert.equal(reply.status, 200);
-      assert.deepEqual((JSON.parse(reply.body.toString()) as { data: Array<{ id: string }> }).data.map((m) => m.id), ['emb']);
+      assert.deepEqual(
+        (JSON.parse(reply.body.toString()) as { data: Array<{ id: string }> }).data.map((m) => m.id),
+        ['emb'],
+      );
       assert.equal(onlyRecord(g).outcome, 'completed');
     },
   },
@@ -156,7 +177,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'a body over the sidecar\'s limit: 413',
+    name: "a body over the sidecar's limit: 413",
     steps: [chatHead(), chatBody({ messages: [{ role: 'user', content: 'x'.repeat(5000) }] })],
     check: ({ results }) => assert.equal(errorOf(results[1]).code, 'request_too_large'),
   },
@@ -166,7 +187,7 @@ const cases: Case[] = [
     check: ({ results }) => assert.deepEqual(errorOf(results[1]), { status: 404, code: 'model_not_found', type: 'invalid_request_error', param: 'model' }),
   },
   {
-    name: 'a model outside the caller\'s allowlist: 403 model_not_allowed',
+    name: "a model outside the caller's allowlist: 403 model_not_allowed",
     rig: () => rig({ ids: { [USER_KEY]: identity({ models: new Set(['emb']) }) } }),
     steps: [chatHead(), chatBody()],
     check: ({ results }) => assert.equal(errorOf(results[1]).code, 'model_not_allowed'),
@@ -187,7 +208,12 @@ const cases: Case[] = [
   },
   {
     name: 'a redacted data class: the model sees the placeholder; classes and decision go upstream and into the record',
-    steps: [chatHead(), chatBody({ messages: [{ role: 'user', content: 'card CARD-4111 please' }] }), okHead(), { phase: 'response_body', chunk: completion('ok'), endOfStream: true }],
+    steps: [
+      chatHead(),
+      chatBody({ messages: [{ role: 'user', content: 'card CARD-4111 please' }] }),
+      okHead(),
+      { phase: 'response_body', chunk: completion('ok'), endOfStream: true },
+    ],
     check: ({ results }, g) => {
       const sent = JSON.parse(cont(results[1]).body?.toString() ?? '{}') as { messages: Array<{ content: string }> };
       assert.equal(sent.messages[0]?.content, 'card [REDACTED:CARD] please');
@@ -225,7 +251,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'past the soft threshold: the fallback model\'s deployment, max_tokens capped, flagged degraded',
+    name: "past the soft threshold: the fallback model's deployment, max_tokens capped, flagged degraded",
     setup: (g) => {
       g.quota.ticket = { soft: { fallbackModel: 'gpt-small', maxTokens: 16 } };
       g.routes.snapshot = snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt')]), route('gpt-small', ['chat'], [deployment('c3', 'up-small')])]);
@@ -240,7 +266,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'a reservation\'s completion cap is sent upstream for a request that set no max_tokens',
+    name: "a reservation's completion cap is sent upstream for a request that set no max_tokens",
     setup: (g) => {
       g.quota.ticket = { completionCap: 50 };
     },
@@ -252,23 +278,32 @@ const cases: Case[] = [
     setup: (g) => {
       g.quota.ticket = { completionCap: 50 };
     },
-    steps: [{ phase: 'request_headers', headers: { ':method': 'POST', ':path': '/v1/embeddings', 'content-type': 'application/json', ...AUTH } }, { phase: 'request_body', body: JSON.stringify({ model: 'emb', input: 'abc' }) }],
+    steps: [
+      { phase: 'request_headers', headers: { ':method': 'POST', ':path': '/v1/embeddings', 'content-type': 'application/json', ...AUTH } },
+      { phase: 'request_body', body: JSON.stringify({ model: 'emb', input: 'abc' }) },
+    ],
     check: ({ results }, g) => {
       assert.equal(g.quota.admitted[0]?.generates, false);
       assert.equal('max_tokens' in (JSON.parse(cont(results[1]).body?.toString() ?? '{}') as object), false);
     },
   },
   {
-    name: 'a tenant\'s own deployment of the model',
+    name: "a tenant's own deployment of the model",
     setup: (g) => {
-      g.routes.snapshot = snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt')], new Map([['research', route('gpt', ['chat'], [deployment('c9', 'research-gpt')])]]))]);
+      g.routes.snapshot = snapshot([
+        route('gpt', ['chat'], [deployment('c1', 'up-gpt')], new Map([['research', route('gpt', ['chat'], [deployment('c9', 'research-gpt')])]])),
+      ]);
     },
     steps: [chatHead(), chatBody()],
     check: ({ results }) => assert.equal(setHeaders(results[1]).get('x-gateway-target-cluster'), 'c9'),
   },
   {
-    name: 'a deployment\'s own credential is injected as authorization',
-    rig: () => rig({ credentials: { 'hosted-key': 'sk-upstream' }, snapshot: snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt', { credential: 'hosted-key' })])]) }),
+    name: "a deployment's own credential is injected as authorization",
+    rig: () =>
+      rig({
+        credentials: { 'hosted-key': 'sk-upstream' },
+        snapshot: snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt', { credential: 'hosted-key' })])]),
+      }),
     steps: [chatHead(), chatBody()],
     check: ({ results }) => assert.equal(setHeaders(results[1]).get('authorization'), 'Bearer sk-upstream'),
   },
@@ -290,7 +325,11 @@ const cases: Case[] = [
       chatHead(),
       chatBody({ stream: true }),
       okHead('text/event-stream'),
-      ...splitEvery(sse(delta('Hel'), delta('lo'), usageChunk(9, 2)), 17).map((chunk, i, all): Step => ({ phase: 'response_body', chunk, endOfStream: i === all.length - 1 })),
+      ...splitEvery(sse(delta('Hel'), delta('lo'), usageChunk(9, 2)), 17).map((chunk, i, all): Step => ({
+        phase: 'response_body',
+        chunk,
+        endOfStream: i === all.length - 1,
+      })),
     ],
     check: ({ results }, g, steps) => {
       const sent = JSON.parse(cont(results[1]).body?.toString() ?? '{}') as { stream_options?: { include_usage?: boolean } };
@@ -302,7 +341,10 @@ const cases: Case[] = [
       const rec = onlyRecord(g);
       assert.deepEqual(rec.usage, { promptTokens: 9, completionTokens: 2, source: 'counted' });
       assert.notEqual(rec.latencyMs.firstToken, null);
-      assert.deepEqual(g.quota.settled.map((s) => s.usedTokens), [11]);
+      assert.deepEqual(
+        g.quota.settled.map((s) => s.usedTokens),
+        [11],
+      );
     },
   },
   {
@@ -311,7 +353,11 @@ const cases: Case[] = [
       chatHead(),
       chatBody({ stream: true, stream_options: { include_usage: true } }),
       okHead('text/event-stream'),
-      ...splitEvery(sse(delta('your card CA'), delta('RD-41'), delta('11 is fine'), usageChunk(5, 5)), 9).map((chunk, i, all): Step => ({ phase: 'response_body', chunk, endOfStream: i === all.length - 1 })),
+      ...splitEvery(sse(delta('your card CA'), delta('RD-41'), delta('11 is fine'), usageChunk(5, 5)), 9).map((chunk, i, all): Step => ({
+        phase: 'response_body',
+        chunk,
+        endOfStream: i === all.length - 1,
+      })),
     ],
     check: ({ results }, g, steps) => {
       const client = streamedText(steps, results);
@@ -328,7 +374,12 @@ const cases: Case[] = [
     setup: (g) => {
       g.content.responses = false;
     },
-    steps: [chatHead(), chatBody({ stream: true, stream_options: { include_usage: true } }), okHead('text/event-stream'), { phase: 'response_body', chunk: sse(delta('CARD-4111')), endOfStream: true }],
+    steps: [
+      chatHead(),
+      chatBody({ stream: true, stream_options: { include_usage: true } }),
+      okHead('text/event-stream'),
+      { phase: 'response_body', chunk: sse(delta('CARD-4111')), endOfStream: true },
+    ],
     check: ({ results }) => assert.equal(cont(results[3]).body, undefined),
   },
   {
@@ -352,7 +403,14 @@ const cases: Case[] = [
   },
   {
     name: 'a stream cut by the client: audited aborted, charged what was produced, settled once',
-    steps: [chatHead(), chatBody({ stream: true }), okHead('text/event-stream'), { phase: 'response_body', chunk: sse(delta('12345678')).replace('data: [DONE]\n\n', ''), endOfStream: false }, { phase: 'abort', reason: 'cancelled' }, { phase: 'abort', reason: 'cancelled' }],
+    steps: [
+      chatHead(),
+      chatBody({ stream: true }),
+      okHead('text/event-stream'),
+      { phase: 'response_body', chunk: sse(delta('12345678')).replace('data: [DONE]\n\n', ''), endOfStream: false },
+      { phase: 'abort', reason: 'cancelled' },
+      { phase: 'abort', reason: 'cancelled' },
+    ],
     check: (_run, g) => {
       const rec = onlyRecord(g);
       assert.equal(rec.outcome, 'aborted');
@@ -362,7 +420,12 @@ const cases: Case[] = [
   },
   {
     name: 'the model server fails (500): audited as failed, the error body passes as the server sent it',
-    steps: [chatHead(), chatBody(), { phase: 'response_headers', headers: { ':status': '500', 'content-type': 'application/json' } }, { phase: 'response_body', chunk: '{"error":"boom"}', endOfStream: true }],
+    steps: [
+      chatHead(),
+      chatBody(),
+      { phase: 'response_headers', headers: { ':status': '500', 'content-type': 'application/json' } },
+      { phase: 'response_body', chunk: '{"error":"boom"}', endOfStream: true },
+    ],
     check: ({ results }, g) => {
       assert.equal(cont(results[3]).body, undefined);
       const rec = onlyRecord(g);
@@ -413,7 +476,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'a malformed x-request-id is replaced by the gateway\'s own',
+    name: "a malformed x-request-id is replaced by the gateway's own",
     steps: [chatHead({ 'x-request-id': 'bad id with spaces' }), chatBody()],
     check: ({ results }) => assert.equal(new Map(cont(results[0]).headers?.set).get('x-request-id'), 'req-0001'),
   },
@@ -436,7 +499,12 @@ for (const c of cases) {
 
 test('ext_authz: the same head and body decisions, request counts only, committed when authorized', async () => {
   const g = rig();
-  const head = await g.processor.requestHeaders(new Map(Object.entries({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json', ...AUTH })), false, { mtls: false, uriSans: [], subject: null, sha256Digest: null, sourceAddress: null }, 'ext_authz');
+  const head = await g.processor.requestHeaders(
+    new Map(Object.entries({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json', ...AUTH })),
+    false,
+    { mtls: false, uriSans: [], subject: null, sha256Digest: null, sourceAddress: null },
+    'ext_authz',
+  );
   cont(head.result);
   cont(await g.processor.requestBody(head.state, Buffer.from(JSON.stringify({ model: 'gpt', messages: [{ role: 'user', content: 'hi' }] }))));
   await g.processor.authorized(head.state);
@@ -447,7 +515,11 @@ test('ext_authz: the same head and body decisions, request counts only, committe
 // ── A second API family through the same processor ──────────────────────────
 
 const TINY_AUTH = { authorization: `Bearer ${USER_KEY}` };
-const tinyRig = (): Rig => rig({ families: [openAIFamily, tinyFamily], snapshot: snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt')]), route('tiny-model', ['tiny_generate'], [deployment('tiny-cluster', 'tiny-v2')])]) });
+const tinyRig = (): Rig =>
+  rig({
+    families: [openAIFamily, tinyFamily],
+    snapshot: snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt')]), route('tiny-model', ['tiny_generate'], [deployment('tiny-cluster', 'tiny-v2')])]),
+  });
 
 test('a test-only family registered beside OpenAI serves its own path, body, usage and redaction', async () => {
   const g = tinyRig();

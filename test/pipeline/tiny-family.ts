@@ -29,7 +29,14 @@ class TinyRequest implements ParsedRequest {
     this.promptChars = say.length;
   }
   texts(): TextRef[] {
-    return [{ text: this.say, set: (t) => { this.say = t; } }];
+    return [
+      {
+        text: this.say,
+        set: (t) => {
+          this.say = t;
+        },
+      },
+    ];
   }
   rewrite(upstreamModel: string, cap: number | null): Buffer {
     return Buffer.from(JSON.stringify({ model: upstreamModel, say: this.say, ...(cap === null ? {} : { limit: cap }) }));
@@ -81,14 +88,30 @@ export const tinyFamily: ApiFamily = {
     const o = JSON.parse(body.toString('utf8')) as { said: string; used: [number, number] };
     return {
       usage: { promptTokens: o.used[0], completionTokens: o.used[1] },
-      texts: () => [{ text: o.said, set: (t) => { o.said = t; } }],
+      texts: () => [
+        {
+          text: o.said,
+          set: (t) => {
+            o.said = t;
+          },
+        },
+      ],
       serialize: () => Buffer.from(JSON.stringify(o)),
     };
   },
   isStream: (type) => type === 'application/x-tiny-stream',
   streamMeter: () => new TinyMeter(),
   streamRedactor(redact: RedactFn): StreamRedactor {
-    return { push: (chunk) => Buffer.from(chunk.toString('utf8').split('\n').map((l) => (l.startsWith('t ') ? `t ${redact(l.slice(2), true).text}` : l)).join('\n')) };
+    return {
+      push: (chunk) =>
+        Buffer.from(
+          chunk
+            .toString('utf8')
+            .split('\n')
+            .map((l) => (l.startsWith('t ') ? `t ${redact(l.slice(2), true).text}` : l))
+            .join('\n'),
+        ),
+    };
   },
   errorBody: (err) => ({ problem: { code: err.code, status: err.status } }),
   modelList: (routes) => ({ models: routes.map((r) => r.id) }),

@@ -9,13 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import {
-  AuthorizationService,
-  ExternalProcessorService,
-  HealthService,
-  LOADER_OPTIONS,
-  clientConstructors,
-} from '../../src/server/proto/load.ts';
+import { AuthorizationService, ExternalProcessorService, HealthService, LOADER_OPTIONS, clientConstructors } from '../../src/server/proto/load.ts';
 import type {
   AuthorizationHandlers,
   CheckRequest,
@@ -41,9 +35,7 @@ function upstreamServices(): Record<'ExternalProcessor' | 'Authorization' | 'Hea
     ],
     {
       ...LOADER_OPTIONS,
-      includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) =>
-        path.join(XDS_DEPS, d),
-      ),
+      includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(XDS_DEPS, d)),
     },
   );
   const ctor = (name: string): grpc.ServiceClientConstructor => {
@@ -144,9 +136,7 @@ async function startServer(register: (server: grpc.Server) => void): Promise<{ s
   const server = new grpc.Server();
   register(server);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    );
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
   return { server, address: `127.0.0.1:${port}` };
 }
@@ -329,10 +319,7 @@ void describe('upstream-generated server, our typed clients', () => {
     const client = new ctors.Health(address, creds);
     try {
       assert.deepEqual(await unary((cb) => client.Check({}, cb)), { status: 'SERVING' });
-      assert.deepEqual(await collect(client.Watch({})), [
-        { status: 'SERVING' },
-        { status: 'NOT_SERVING' },
-      ]);
+      assert.deepEqual(await collect(client.Watch({})), [{ status: 'SERVING' }, { status: 'NOT_SERVING' }]);
       await assert.rejects(
         unary((cb) => client.List({}, cb)),
         (err: grpc.ServiceError) => err.code === grpc.status.UNIMPLEMENTED,

@@ -39,13 +39,8 @@ import {
 
 const NODE_MODULES = path.resolve(import.meta.dirname, '../../node_modules');
 const XDS_DEPS = path.join(NODE_MODULES, '@grpc/grpc-js-xds/deps');
-const UPSTREAM_INCLUDE_DIRS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) =>
-  path.join(XDS_DEPS, d),
-);
-const UPSTREAM_HEALTH_PROTO = path.join(
-  NODE_MODULES,
-  'grpc-health-check/proto/health/v1/health.proto',
-);
+const UPSTREAM_INCLUDE_DIRS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(XDS_DEPS, d));
+const UPSTREAM_HEALTH_PROTO = path.join(NODE_MODULES, 'grpc-health-check/proto/health/v1/health.proto');
 
 function loadRoot(files: readonly string[], includeDirs: readonly string[]): protobuf.Root {
   const root = new protobuf.Root();
@@ -64,11 +59,7 @@ function loadRoot(files: readonly string[], includeDirs: readonly string[]): pro
 
 const ours = loadRoot(PROTO_FILES, [PROTOS_DIR]);
 const upstream = loadRoot(
-  [
-    'envoy/service/ext_proc/v3/external_processor.proto',
-    'envoy/service/auth/v3/external_auth.proto',
-    UPSTREAM_HEALTH_PROTO,
-  ],
+  ['envoy/service/ext_proc/v3/external_processor.proto', 'envoy/service/auth/v3/external_auth.proto', UPSTREAM_HEALTH_PROTO],
   UPSTREAM_INCLUDE_DIRS,
 );
 
@@ -343,7 +334,11 @@ void describe('schema: our declarations match upstream field by field', () => {
       '.grpc.health.v1.HealthCheckResponse',
     ];
     // All missing ones at once, not the first.
-    assert.deepEqual(required.filter((r) => !names.has(r)), [], 'messages we must declare');
+    assert.deepEqual(
+      required.filter((r) => !names.has(r)),
+      [],
+      'messages we must declare',
+    );
   });
 
   for (const ourType of ourSchema.types) {
@@ -361,15 +356,10 @@ void describe('schema: our declarations match upstream field by field', () => {
         // Entirely newer than the bundled copy: every field must be pinned.
         assert.deepEqual(
           Object.fromEntries(ourType.fieldsArray.map((f) => [f.name, fieldSpec(f)])),
-          Object.fromEntries(
-            Object.entries(extras).map(([name, spec]) => [name, withPacked(spec)]),
-          ),
+          Object.fromEntries(Object.entries(extras).map(([name, spec]) => [name, withPacked(spec)])),
           `${ourType.fullName} is absent upstream and must match NEWER_THAN_BUNDLED exactly`,
         );
-        assert.ok(
-          Object.keys(extras).length > 0,
-          `${ourType.fullName} does not exist upstream and is not listed as newer`,
-        );
+        assert.ok(Object.keys(extras).length > 0, `${ourType.fullName} does not exist upstream and is not listed as newer`);
         return;
       }
 
@@ -414,9 +404,7 @@ void describe('schema: our declarations match upstream field by field', () => {
       for (const [name, number] of Object.entries(upEnum.values)) {
         assert.equal(ourEnum.values[name], number, `${name} must be ${number}`);
       }
-      const extra = Object.fromEntries(
-        Object.entries(ourEnum.values).filter(([name]) => upEnum.values[name] === undefined),
-      );
+      const extra = Object.fromEntries(Object.entries(ourEnum.values).filter(([name]) => upEnum.values[name] === undefined));
       assert.deepEqual(extra, NEWER_ENUM_VALUES[ourEnum.fullName] ?? {});
       const numbers = Object.values(ourEnum.values);
       assert.equal(new Set(numbers).size, numbers.length, 'duplicate enum number');
@@ -585,12 +573,7 @@ function samplesFor(type: protobuf.Type): { label: string; sample: Sample }[] {
  * `upstreamView`, enum names upstream lacks become their numbers, which is
  * how upstream decodes them.
  */
-function project(
-  sample: Sample,
-  ourType: protobuf.Type,
-  upType: protobuf.Type,
-  upstreamView: boolean,
-): Sample {
+function project(sample: Sample, ourType: protobuf.Type, upType: protobuf.Type, upstreamView: boolean): Sample {
   const out: Sample = {};
   const oneofNames = new Set(ourType.oneofsArray.map((o) => o.name));
   for (const [key, value] of Object.entries(sample)) {
@@ -606,15 +589,12 @@ function project(
     const upNested = upField.resolvedType;
     if (ourNested instanceof protobuf.Enum && upNested instanceof protobuf.Enum && upstreamView) {
       // A value name upstream does not know decodes there as its number.
-      const one = (v: unknown): unknown =>
-        typeof v === 'string' && upNested.values[v] === undefined ? ourNested.values[v] : v;
+      const one = (v: unknown): unknown => (typeof v === 'string' && upNested.values[v] === undefined ? ourNested.values[v] : v);
       out[key] = ourField.repeated ? (value as unknown[]).map(one) : one(value);
     } else if (ourNested instanceof protobuf.Type && upNested instanceof protobuf.Type) {
       const one = (v: unknown): Sample => project(v as Sample, ourNested, upNested, upstreamView);
       if (ourField instanceof protobuf.MapField) {
-        out[key] = Object.fromEntries(
-          Object.entries(value as Sample).map(([k, v]) => [k, one(v)]),
-        );
+        out[key] = Object.fromEntries(Object.entries(value as Sample).map(([k, v]) => [k, one(v)]));
       } else if (ourField.repeated) {
         out[key] = (value as unknown[]).map(one);
       } else {
@@ -690,10 +670,7 @@ void describe('wire: fully populated samples survive both directions', () => {
         assert.deepEqual(codec.deserialize(upBytes), project(sample, ourType, upType, false));
 
         // Same object, same bytes.
-        assert.ok(
-          codec.serialize(common).equals(upBytes),
-          'encodings of the common subset differ',
-        );
+        assert.ok(codec.serialize(common).equals(upBytes), 'encodings of the common subset differ');
       });
     }
   }
@@ -727,11 +704,7 @@ void describe('services: paths and signatures match upstream', () => {
     void test(serviceName, () => {
       const ourService = ours.lookupService(serviceName);
       const upService = upstream.lookupService(serviceName);
-      assert.deepEqual(
-        Object.keys(ourService.methods).sort(),
-        Object.keys(upService.methods).sort(),
-        'method sets differ',
-      );
+      assert.deepEqual(Object.keys(ourService.methods).sort(), Object.keys(upService.methods).sort(), 'method sets differ');
       for (const [name, upMethod] of Object.entries(upService.methods)) {
         const ourMethod = ourService.methods[name];
         assert.ok(ourMethod);

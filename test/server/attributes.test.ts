@@ -10,60 +10,58 @@ import { GatewayError } from '../../src/pipeline/errors.ts';
 import type { Struct, Value } from '../../src/server/proto/common.ts';
 import type { CheckRequest } from '../../src/server/proto/ext-authz.ts';
 import { connectionInfoFromCheckRequest } from '../../src/server/ext-authz-peer.ts';
-import {
-  connectionInfoFromAttributes,
-  parsePeerCertificate,
-  parseSubjectAltName,
-  rfc2253Subject,
-} from '../../src/server/extproc/attributes.ts';
+import { connectionInfoFromAttributes, parsePeerCertificate, parseSubjectAltName, rfc2253Subject } from '../../src/server/extproc/attributes.ts';
 import { MtlsVerifier } from '../../src/stages/auth/mtls.ts';
 
 const APP = 'spiffe://prod.example.org/ns/team-a/sa/app';
 const OTHER = 'spiffe://prod.example.org/ns/team-b/sa/other';
 
-const PEM_SPIFFE = [
-  '-----BEGIN CERTIFICATE-----',
-  'MIIB1jCCAX2gAwIBAgICA+swCgYIKoZIzj0EAwIwJDEiMCAGA1UEAwwZSW5mZXJl',
-  'bmNlIEdhdGV3YXkgVGVzdCBDQTAeFw0yNjExMjIyMzMyNDNaFw0yNjExMjQyMzMy',
-  'NDNaMBUxEzARBgNVBAMMCnRlYW0tYS1hcHAwWTATBgcqhkjOPQIBBggqhkjOPQMB',
-  'BwNCAARQZAdEeh+sKmXKpisd82Qc0sqoQnr4UvUr/qCNzoUilk2aXohlYz0cQz1+',
-  'r1aGaSiqwH+6Rsxq/chrYwANYvuGo4GtMIGqMAwGA1UdEwEB/wQCMAAwDgYDVR0P',
-  'AQH/BAQDAgeAMBMGA1UdJQQMMAoGCCsGAQUFBwMCMDUGA1UdEQQuMCyGKnNwaWZm',
-  'ZTovL3Byb2QuZXhhbXBsZS5vcmcvbnMvdGVhbS1hL3NhL2FwcDAdBgNVHQ4EFgQU',
-  'SRGWeCzS18UKqokL98//K+1rdkYwHwYDVR0jBBgwFoAUhRtqTUY5w1SaVaTE9Vv0',
-  's6RgvTcwCgYIKoZIzj0EAwIDRwAwRAIgX8iGhKDyh/BFB3+djratlxflIYxQ5tOf',
-  'csM1H8lceIECIBgbuVYgii0Psoaq4k66Ab5vRheo/BfTB0S+Nd8BMAfm',
-  '-----END CERTIFICATE-----',
-].join('\n') + '\n';
-const PEM_TWO_SANS = [
-  '-----BEGIN CERTIFICATE-----',
-  'MIICAzCCAamgAwIBAgICA+kwCgYIKoZIzj0EAwIwJDEiMCAGA1UEAwwZSW5mZXJl',
-  'bmNlIEdhdGV3YXkgVGVzdCBDQTAeFw0yNjExMjIyMzMyNDNaFw0yNjExMjQyMzMy',
-  'NDNaMBMxETAPBgNVBAMMCHR3by1zYW5zMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcD',
-  'QgAE4EWA+ul0DC2TlH9WahzWkPM5YtKQhOA1E72bRqCBZ7wKJImHPFi81aTrMlv8',
-  'Q3Apni9EDfhzUhCXxdU3zh+NJKOB2zCB2DAMBgNVHRMBAf8EAjAAMA4GA1UdDwEB',
-  '/wQEAwIHgDATBgNVHSUEDDAKBggrBgEFBQcDAjBjBgNVHREEXDBahipzcGlmZmU6',
-  'Ly9wcm9kLmV4YW1wbGUub3JnL25zL3RlYW0tYS9zYS9hcHCGLHNwaWZmZTovL3By',
-  'b2QuZXhhbXBsZS5vcmcvbnMvdGVhbS1iL3NhL290aGVyMB0GA1UdDgQWBBQywjVA',
-  'QHIFPNY+GCSs2Xvv0d7hSTAfBgNVHSMEGDAWgBSFG2pNRjnDVJpVpMT1W/SzpGC9',
-  'NzAKBggqhkjOPQQDAgNIADBFAiA7wHjWdPYw9PkwHSk9O9NnM69UJinnjFM0mcZ4',
-  'J3afLQIhAOePLe8ZdamEoLSeYMbp3V+AmhwUm1MY9BzVZodBklwa',
-  '-----END CERTIFICATE-----',
-].join('\n') + '\n';
-const PEM_SUBJECT = [
-  '-----BEGIN CERTIFICATE-----',
-  'MIIBrzCCAVWgAwIBAgICA+owCgYIKoZIzj0EAwIwJDEiMCAGA1UEAwwZSW5mZXJl',
-  'bmNlIEdhdGV3YXkgVGVzdCBDQTAeFw0yNjExMjIyMzMyNDNaFw0yNjExMjQyMzMy',
-  'NDNaMCYxDTALBgNVBAoMBEFjbWUxFTATBgNVBAMMDGJhdGNoLWNsaWVudDBZMBMG',
-  'ByqGSM49AgEGCCqGSM49AwEHA0IABN6MpE97UNO53uvFrjYmO+oy//t1tYwBbV0+',
-  '/FM3elAIbBdupFbekhKar65OmGWpwa3KhspGuoMsf9uxzvdgvNijdTBzMAwGA1Ud',
-  'EwEB/wQCMAAwDgYDVR0PAQH/BAQDAgeAMBMGA1UdJQQMMAoGCCsGAQUFBwMCMB0G',
-  'A1UdDgQWBBRpGFUIGaEmaK+vkg6bwNMumPzEyTAfBgNVHSMEGDAWgBSFG2pNRjnD',
-  'VJpVpMT1W/SzpGC9NzAKBggqhkjOPQQDAgNIADBFAiEA3Ye6H2L4eNRjqmGUXddx',
-  '62INPTYSInmuyXHi8g1AV1ECIAruT3m3IOorGC+fkWhmT/SLMBA8vsYzR5K06+Aa',
-  'Bhqi',
-  '-----END CERTIFICATE-----',
-].join('\n') + '\n';
+const PEM_SPIFFE =
+  [
+    '-----BEGIN CERTIFICATE-----',
+    'MIIB1jCCAX2gAwIBAgICA+swCgYIKoZIzj0EAwIwJDEiMCAGA1UEAwwZSW5mZXJl',
+    'bmNlIEdhdGV3YXkgVGVzdCBDQTAeFw0yNjExMjIyMzMyNDNaFw0yNjExMjQyMzMy',
+    'NDNaMBUxEzARBgNVBAMMCnRlYW0tYS1hcHAwWTATBgcqhkjOPQIBBggqhkjOPQMB',
+    'BwNCAARQZAdEeh+sKmXKpisd82Qc0sqoQnr4UvUr/qCNzoUilk2aXohlYz0cQz1+',
+    'r1aGaSiqwH+6Rsxq/chrYwANYvuGo4GtMIGqMAwGA1UdEwEB/wQCMAAwDgYDVR0P',
+    'AQH/BAQDAgeAMBMGA1UdJQQMMAoGCCsGAQUFBwMCMDUGA1UdEQQuMCyGKnNwaWZm',
+    'ZTovL3Byb2QuZXhhbXBsZS5vcmcvbnMvdGVhbS1hL3NhL2FwcDAdBgNVHQ4EFgQU',
+    'SRGWeCzS18UKqokL98//K+1rdkYwHwYDVR0jBBgwFoAUhRtqTUY5w1SaVaTE9Vv0',
+    's6RgvTcwCgYIKoZIzj0EAwIDRwAwRAIgX8iGhKDyh/BFB3+djratlxflIYxQ5tOf',
+    'csM1H8lceIECIBgbuVYgii0Psoaq4k66Ab5vRheo/BfTB0S+Nd8BMAfm',
+    '-----END CERTIFICATE-----',
+  ].join('\n') + '\n';
+const PEM_TWO_SANS =
+  [
+    '-----BEGIN CERTIFICATE-----',
+    'MIICAzCCAamgAwIBAgICA+kwCgYIKoZIzj0EAwIwJDEiMCAGA1UEAwwZSW5mZXJl',
+    'bmNlIEdhdGV3YXkgVGVzdCBDQTAeFw0yNjExMjIyMzMyNDNaFw0yNjExMjQyMzMy',
+    'NDNaMBMxETAPBgNVBAMMCHR3by1zYW5zMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcD',
+    'QgAE4EWA+ul0DC2TlH9WahzWkPM5YtKQhOA1E72bRqCBZ7wKJImHPFi81aTrMlv8',
+    'Q3Apni9EDfhzUhCXxdU3zh+NJKOB2zCB2DAMBgNVHRMBAf8EAjAAMA4GA1UdDwEB',
+    '/wQEAwIHgDATBgNVHSUEDDAKBggrBgEFBQcDAjBjBgNVHREEXDBahipzcGlmZmU6',
+    'Ly9wcm9kLmV4YW1wbGUub3JnL25zL3RlYW0tYS9zYS9hcHCGLHNwaWZmZTovL3By',
+    'b2QuZXhhbXBsZS5vcmcvbnMvdGVhbS1iL3NhL290aGVyMB0GA1UdDgQWBBQywjVA',
+    'QHIFPNY+GCSs2Xvv0d7hSTAfBgNVHSMEGDAWgBSFG2pNRjnDVJpVpMT1W/SzpGC9',
+    'NzAKBggqhkjOPQQDAgNIADBFAiA7wHjWdPYw9PkwHSk9O9NnM69UJinnjFM0mcZ4',
+    'J3afLQIhAOePLe8ZdamEoLSeYMbp3V+AmhwUm1MY9BzVZodBklwa',
+    '-----END CERTIFICATE-----',
+  ].join('\n') + '\n';
+const PEM_SUBJECT =
+  [
+    '-----BEGIN CERTIFICATE-----',
+    'MIIBrzCCAVWgAwIBAgICA+owCgYIKoZIzj0EAwIwJDEiMCAGA1UEAwwZSW5mZXJl',
+    'bmNlIEdhdGV3YXkgVGVzdCBDQTAeFw0yNjExMjIyMzMyNDNaFw0yNjExMjQyMzMy',
+    'NDNaMCYxDTALBgNVBAoMBEFjbWUxFTATBgNVBAMMDGJhdGNoLWNsaWVudDBZMBMG',
+    'ByqGSM49AgEGCCqGSM49AwEHA0IABN6MpE97UNO53uvFrjYmO+oy//t1tYwBbV0+',
+    '/FM3elAIbBdupFbekhKar65OmGWpwa3KhspGuoMsf9uxzvdgvNijdTBzMAwGA1Ud',
+    'EwEB/wQCMAAwDgYDVR0PAQH/BAQDAgeAMBMGA1UdJQQMMAoGCCsGAQUFBwMCMB0G',
+    'A1UdDgQWBBRpGFUIGaEmaK+vkg6bwNMumPzEyTAfBgNVHSMEGDAWgBSFG2pNRjnD',
+    'VJpVpMT1W/SzpGC9NzAKBggqhkjOPQQDAgNIADBFAiEA3Ye6H2L4eNRjqmGUXddx',
+    '62INPTYSInmuyXHi8g1AV1ECIAruT3m3IOorGC+fkWhmT/SLMBA8vsYzR5K06+Aa',
+    'Bhqi',
+    '-----END CERTIFICATE-----',
+  ].join('\n') + '\n';
 /** Envoy's sha256_peer_certificate_digest for each (= SHA-256 of the DER). */
 const DIGEST_SPIFFE = '67a9bddf7dec495ab9f6a114270013b09559bfd90554497c5bc23cf8eebc954a';
 const DIGEST_TWO_SANS = '9225039f64ce7e3cd6578d70e0892035c584991871eff920460ff83e26487c04';
@@ -222,15 +220,20 @@ void test('ext_proc: missing fields are tolerated', () => {
 });
 
 void test('ext_proc: a PEM that does not match Envoy’s digest or first SAN, or does not parse, drops the digest (→ refused)', async (t) => {
-  const verifier = new MtlsVerifier(ConfigSchema.parse({
-    auth: { mtls: { trustDomains: ['prod.example.org'], identities: [{ spiffeId: APP, principal: 'app', org: 'o', tenant: 't' }] } },
-  }).auth.mtls);
+  const verifier = new MtlsVerifier(
+    ConfigSchema.parse({
+      auth: { mtls: { trustDomains: ['prod.example.org'], identities: [{ spiffeId: APP, principal: 'app', org: 'o', tenant: 't' }] } },
+    }).auth.mtls,
+  );
   assert.equal(verifier.verify(connectionInfoFromAttributes(CAPTURED_SPIFFE))?.principal, 'app');
   const cases: Array<[string, Record<string, Struct>]> = [
     ['another certificate than the digest and SAN', withField(CAPTURED_SPIFFE, 'connection.peer_certificate', str(PEM_SUBJECT))],
     ['a digest of another certificate', withField(CAPTURED_SPIFFE, 'connection.sha256_peer_certificate_digest', str(DIGEST_SUBJECT))],
     ['a first URI SAN not in the certificate', withField(CAPTURED_SPIFFE, 'connection.uri_san_peer_certificate', str(OTHER))],
-    ['a PEM that is not base64', withField(CAPTURED_SPIFFE, 'connection.peer_certificate', str('-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n'))],
+    [
+      'a PEM that is not base64',
+      withField(CAPTURED_SPIFFE, 'connection.peer_certificate', str('-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n')),
+    ],
     ['garbage', withField(CAPTURED_SPIFFE, 'connection.peer_certificate', str('garbage'))],
     ['a broken URL encoding', withField(CAPTURED_SPIFFE, 'connection.peer_certificate', str('%E0%A4%A'))],
   ];
@@ -239,7 +242,10 @@ void test('ext_proc: a PEM that does not match Envoy’s digest or first SAN, or
       const info = connectionInfoFromAttributes(bad);
       assert.equal(info.mtls, true);
       assert.equal(info.sha256Digest, null);
-      assert.throws(() => verifier.verify(info), (e: unknown) => e instanceof GatewayError && e.code === 'untrusted_client_certificate');
+      assert.throws(
+        () => verifier.verify(info),
+        (e: unknown) => e instanceof GatewayError && e.code === 'untrusted_client_certificate',
+      );
     });
   }
   // Certificate (c) is refused for its two SANs although the first is mapped.
@@ -258,7 +264,10 @@ void test('peer certificates parse from plain and URL-encoded PEM alike', () => 
 });
 
 void test('Node’s subjectAltName text splits unambiguously', async (t) => {
-  assert.deepEqual(parseSubjectAltName(`URI:${APP}, URI:${OTHER}`), [{ type: 'URI', value: APP }, { type: 'URI', value: OTHER }]);
+  assert.deepEqual(parseSubjectAltName(`URI:${APP}, URI:${OTHER}`), [
+    { type: 'URI', value: APP },
+    { type: 'URI', value: OTHER },
+  ]);
   assert.deepEqual(parseSubjectAltName('DNS:localhost, IP Address:127.0.0.1, URI:spiffe://a/b'), [
     { type: 'DNS', value: 'localhost' },
     { type: 'IP Address', value: '127.0.0.1' },
@@ -309,13 +318,16 @@ void test('ext_authz: certificates (a), (c), (b) as captured', () => {
   const two = connectionInfoFromCheckRequest(checkRequest({ address: addr(56708), principal: APP, certificate: AUTHZ_CERT_TWO_SANS }));
   assert.deepEqual(two.uriSans, [APP, OTHER]);
   assert.equal(two.sha256Digest, DIGEST_TWO_SANS);
-  assert.deepEqual(connectionInfoFromCheckRequest(checkRequest({ address: addr(56722), principal: 'CN=batch-client,O=Acme', certificate: AUTHZ_CERT_SUBJECT })), {
-    mtls: true,
-    uriSans: [],
-    subject: 'CN=batch-client,O=Acme',
-    sha256Digest: DIGEST_SUBJECT,
-    sourceAddress: '127.0.0.1:56722',
-  });
+  assert.deepEqual(
+    connectionInfoFromCheckRequest(checkRequest({ address: addr(56722), principal: 'CN=batch-client,O=Acme', certificate: AUTHZ_CERT_SUBJECT })),
+    {
+      mtls: true,
+      uriSans: [],
+      subject: 'CN=batch-client,O=Acme',
+      sha256Digest: DIGEST_SUBJECT,
+      sourceAddress: '127.0.0.1:56722',
+    },
+  );
 });
 
 void test('ext_authz and ext_proc agree on the same certificate', () => {
@@ -327,10 +339,26 @@ void test('ext_authz and ext_proc agree on the same certificate', () => {
 void test('ext_authz: no certificate → no mTLS; principal without certificate → no digest (refused)', () => {
   assert.deepEqual(connectionInfoFromCheckRequest({}), { mtls: false, uriSans: [], subject: null, sha256Digest: null, sourceAddress: null });
   assert.deepEqual(connectionInfoFromCheckRequest(checkRequest({ address: addr(56734) })), {
-    mtls: false, uriSans: [], subject: null, sha256Digest: null, sourceAddress: '127.0.0.1:56734',
+    mtls: false,
+    uriSans: [],
+    subject: null,
+    sha256Digest: null,
+    sourceAddress: '127.0.0.1:56734',
   });
-  assert.deepEqual(connectionInfoFromCheckRequest(checkRequest({ principal: APP })), { mtls: true, uriSans: [APP], subject: null, sha256Digest: null, sourceAddress: null });
-  assert.deepEqual(connectionInfoFromCheckRequest(checkRequest({ principal: 'CN=x' })), { mtls: true, uriSans: [], subject: 'CN=x', sha256Digest: null, sourceAddress: null });
+  assert.deepEqual(connectionInfoFromCheckRequest(checkRequest({ principal: APP })), {
+    mtls: true,
+    uriSans: [APP],
+    subject: null,
+    sha256Digest: null,
+    sourceAddress: null,
+  });
+  assert.deepEqual(connectionInfoFromCheckRequest(checkRequest({ principal: 'CN=x' })), {
+    mtls: true,
+    uriSans: [],
+    subject: 'CN=x',
+    sha256Digest: null,
+    sourceAddress: null,
+  });
   // A principal that is not the certificate's first URI SAN, or an unreadable certificate: no digest.
   assert.equal(connectionInfoFromCheckRequest(checkRequest({ principal: OTHER, certificate: AUTHZ_CERT_TWO_SANS })).sha256Digest, null);
   assert.equal(connectionInfoFromCheckRequest(checkRequest({ principal: APP, certificate: 'garbage' })).sha256Digest, null);

@@ -39,14 +39,34 @@ class ControlledSink implements AuditSink {
 }
 
 function headersMsg(files: GatewayFiles, extra: Record<string, string> = {}): ProcessingRequestInput {
-  const h = { ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json', authorization: `Bearer ${files.keys['alice'] ?? ''}`, ...extra };
+  const h = {
+    ':method': 'POST',
+    ':path': '/v1/chat/completions',
+    'content-type': 'application/json',
+    authorization: `Bearer ${files.keys['alice'] ?? ''}`,
+    ...extra,
+  };
   return { request_headers: { headers: { headers: Object.entries(h).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) } } };
 }
-const body: ProcessingRequestInput = { request_body: { body: Buffer.from('{"model":"gpt-demo","stream":true,"messages":[{"role":"user","content":"hi"}]}'), end_of_stream: true } };
-const sseHead: ProcessingRequestInput = { response_headers: { headers: { headers: [{ key: ':status', raw_value: Buffer.from('200') }, { key: 'content-type', raw_value: Buffer.from('text/event-stream') }] } } };
+const body: ProcessingRequestInput = {
+  request_body: { body: Buffer.from('{"model":"gpt-demo","stream":true,"messages":[{"role":"user","content":"hi"}]}'), end_of_stream: true },
+};
+const sseHead: ProcessingRequestInput = {
+  response_headers: {
+    headers: {
+      headers: [
+        { key: ':status', raw_value: Buffer.from('200') },
+        { key: 'content-type', raw_value: Buffer.from('text/event-stream') },
+      ],
+    },
+  },
+};
 const chunk = (text: string, eos: boolean): ProcessingRequestInput => ({ response_body: { body: Buffer.from(text), end_of_stream: eos } });
 
-async function withSidecar(sink: AuditSink | null, run: (send: (m: ProcessingRequestInput) => Promise<ProcessingResponse | grpc.StatusObject>, files: GatewayFiles) => Promise<void>): Promise<GatewayFiles> {
+async function withSidecar(
+  sink: AuditSink | null,
+  run: (send: (m: ProcessingRequestInput) => Promise<ProcessingResponse | grpc.StatusObject>, files: GatewayFiles) => Promise<void>,
+): Promise<GatewayFiles> {
   const files = writeGatewayFiles();
   const sidecar = await startSidecar(loadConfig(files.configFile, {}), { log: quiet, processMetrics: false, ...(sink === null ? {} : { audit: sink }) });
   const client = new (clientConstructors().ExternalProcessor)(`unix:${files.socketPath}`, grpc.credentials.createInsecure());
@@ -57,10 +77,11 @@ async function withSidecar(sink: AuditSink | null, run: (send: (m: ProcessingReq
     for (const w of waiters.splice(0)) w(s);
   });
   call.on('error', () => undefined);
-  const send = (m: ProcessingRequestInput) => new Promise<ProcessingResponse | grpc.StatusObject>((resolve) => {
-    waiters.push(resolve);
-    call.write(m);
-  });
+  const send = (m: ProcessingRequestInput) =>
+    new Promise<ProcessingResponse | grpc.StatusObject>((resolve) => {
+      waiters.push(resolve);
+      call.write(m);
+    });
   try {
     await run(send, files);
   } finally {
@@ -81,7 +102,9 @@ test('the final SSE chunk is answered only after the record is committed', async
       await send(body);
       await send(sseHead);
       // No commit can happen now: a chunk before the last must be answered anyway.
-      const mid = await withDeadline(send(chunk('data: {"choices":[{"delta":{"content":"a"}}]}\n\n', false)), { what: 'a chunk before the last, while commits are held' });
+      const mid = await withDeadline(send(chunk('data: {"choices":[{"delta":{"content":"a"}}]}\n\n', false)), {
+        what: 'a chunk before the last, while commits are held',
+      });
       assert.ok('response' in mid && mid.response === 'response_body', 'chunks before the last are not held');
       const appendsBefore = sink.appendsStarted;
       let answeredAt: number | null = null;
@@ -134,7 +157,10 @@ test('the real chain: consecutive sequence numbers, hash links, a final signed c
   const files = await withSidecar(null, async (send, f) => {
     await send(headersMsg(f, { authorization: 'Bearer igw_nope' }));
   });
-  const lines = readFileSync(files.auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = readFileSync(files.auditFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const records = lines.filter((l) => l['type'] === 'request');
   const checkpoints = lines.filter((l) => l['type'] === 'checkpoint');
   assert.equal(records.length, 1);

@@ -132,7 +132,9 @@ test('the full buffered sequence: sanitize, route, rewrite, meter, audit — the
   const rh = await envoy.send({ response_headers: { headers: headers({ ':status': '200', 'content-type': 'application/json' }) } });
   assert.equal(rh.response, 'response_headers');
   assert.equal(rh.mode_override, undefined, 'JSON responses stay buffered');
-  const rb = await envoy.send({ response_body: { body: Buffer.from(JSON.stringify({ usage: { prompt_tokens: 5, completion_tokens: 9 } })), end_of_stream: true } });
+  const rb = await envoy.send({
+    response_body: { body: Buffer.from(JSON.stringify({ usage: { prompt_tokens: 5, completion_tokens: 9 } })), end_of_stream: true },
+  });
   assert.equal(rb.response, 'response_body');
   // The sidecar closes the finished stream itself (before Envoy half-closes): otherwise Envoy
   // resets every stream and Node's rapid-reset guard drops the connection after ~1000.
@@ -179,7 +181,9 @@ test('Envoy cancels mid-request: recorded as aborted, the server stays healthy',
   await envoy.send(chatBody());
   envoy.call.cancel();
   await envoy.status;
-  const rec = await waitFor(() => readAudit(files.auditFile).find((r) => r.requestId === 'req-cancel-0000-01'), { what: 'the audit record of the cancelled request' });
+  const rec = await waitFor(() => readAudit(files.auditFile).find((r) => r.requestId === 'req-cancel-0000-01'), {
+    what: 'the audit record of the cancelled request',
+  });
   assert.equal(rec.outcome, 'aborted');
   const again = new EnvoyScript();
   assert.equal((await again.send(requestHead({ 'x-request-id': 'req-after-cancel-1' }))).response, 'request_headers');
@@ -207,7 +211,10 @@ test('200 concurrent streams are each answered in order', async () => {
 test('ext_authz Check: the same decisions and headers as ext_proc', async () => {
   const check = (hdrs: Record<string, string>, body?: string) =>
     new Promise<CheckResponse>((resolve, reject) =>
-      authz.Check({ attributes: { request: { http: { method: 'POST', path: '/v1/chat/completions', headers: hdrs, ...(body === undefined ? {} : { body }) } } } }, (err, res) => (err === null && res !== undefined ? resolve(res) : reject(err ?? new Error('no response')))),
+      authz.Check(
+        { attributes: { request: { http: { method: 'POST', path: '/v1/chat/completions', headers: hdrs, ...(body === undefined ? {} : { body }) } } } },
+        (err, res) => (err === null && res !== undefined ? resolve(res) : reject(err ?? new Error('no response'))),
+      ),
     );
   const noKey = await check({ 'content-type': 'application/json' });
   assert.equal(noKey.http_response, 'denied_response');
@@ -223,11 +230,16 @@ test('ext_authz Check: the same decisions and headers as ext_proc', async () => 
   assert.ok(!ok.ok_response?.headers_to_remove?.includes('x-gateway-org'), 'set, not removed: Envoy removes after setting');
   assert.ok(ok.ok_response?.headers_to_remove?.includes('authorization'));
 
-  const forbidden = await check({ ...auth, authorization: `Bearer ${files.keys['bob'] ?? ''}` }, JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] }));
+  const forbidden = await check(
+    { ...auth, authorization: `Bearer ${files.keys['bob'] ?? ''}` },
+    JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] }),
+  );
   assert.equal(forbidden.denied_response?.status?.code, 'Forbidden');
 });
 
 test('gRPC health reports SERVING', async () => {
-  const res = await new Promise<{ status?: string | number }>((resolve, reject) => health.Check({ service: '' }, (err, r) => (err === null && r !== undefined ? resolve(r) : reject(err ?? new Error('none')))));
+  const res = await new Promise<{ status?: string | number }>((resolve, reject) =>
+    health.Check({ service: '' }, (err, r) => (err === null && r !== undefined ? resolve(r) : reject(err ?? new Error('none')))),
+  );
   assert.equal(res.status, 'SERVING');
 });

@@ -31,7 +31,9 @@ function healthOver(target: string): Promise<string | number | undefined> {
 test('listens on the Unix socket and TCP; a stale socket file from a crash is replaced', async () => {
   const files = writeGatewayFiles();
   // A socket file left behind by a process killed with SIGKILL (a clean close would unlink it).
-  const holder = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(files.socketPath)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const holder = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(files.socketPath)}, () => console.log('up'))`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise((r) => holder.stdout.once('data', r));
   holder.kill('SIGKILL');
   await new Promise((r) => holder.once('exit', r));
@@ -62,7 +64,15 @@ test('drain: not ready at once, in-flight streams get the grace period, then are
   const firstAnswer = new Promise<ProcessingResponse>((resolve) => call.once('data', resolve));
   call.write({
     request_headers: {
-      headers: { headers: Object.entries({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json', authorization: `Bearer ${files.keys['alice'] ?? ''}`, 'x-request-id': 'req-drain-0000-01' }).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) },
+      headers: {
+        headers: Object.entries({
+          ':method': 'POST',
+          ':path': '/v1/chat/completions',
+          'content-type': 'application/json',
+          authorization: `Bearer ${files.keys['alice'] ?? ''}`,
+          'x-request-id': 'req-drain-0000-01',
+        }).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })),
+      },
     },
   });
   assert.equal((await firstAnswer).response, 'request_headers');

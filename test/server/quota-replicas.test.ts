@@ -27,15 +27,26 @@ const clients: ExternalProcessorClient[] = [];
 before(async () => {
   redis = await startRedis();
   files = writeGatewayFiles({
-    keys: [{ principal: 'rate', tier: 'rate' }, { principal: 'conc', tier: 'conc' }],
+    keys: [
+      { principal: 'rate', tier: 'rate' },
+      { principal: 'conc', tier: 'conc' },
+    ],
     config: {
       redis: { url: redis.url },
-      quotas: { plans: [{ name: 'rate', limits: [{ scope: 'key', rpm: N }] }, { name: 'conc', limits: [{ scope: 'key', concurrency: N }] }] },
+      quotas: {
+        plans: [
+          { name: 'rate', limits: [{ scope: 'key', rpm: N }] },
+          { name: 'conc', limits: [{ scope: 'key', concurrency: N }] },
+        ],
+      },
     },
   });
   for (const name of ['a', 'b']) {
     const socket = join(files.dir, `replica-${name}.sock`);
-    const config = loadConfig(files.configFile, { INFERENCE_GATEWAY_SERVER__GRPC__SOCKET: socket, INFERENCE_GATEWAY_AUDIT__FILE: join(files.dir, `audit-${name}.jsonl`) });
+    const config = loadConfig(files.configFile, {
+      INFERENCE_GATEWAY_SERVER__GRPC__SOCKET: socket,
+      INFERENCE_GATEWAY_AUDIT__FILE: join(files.dir, `audit-${name}.jsonl`),
+    });
     replicas.push(await startSidecar(config, { log: pino({ level: 'silent' }), processMetrics: false }));
     clients.push(new (clientConstructors().ExternalProcessor)(`unix:${socket}`, grpc.credentials.createInsecure()));
   }
@@ -50,12 +61,15 @@ after(async () => {
 const headers = (key: string): ProcessingRequestInput => ({
   request_headers: {
     headers: {
-      headers: Object.entries({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json', authorization: `Bearer ${key}` })
-        .map(([key, v]) => ({ key, raw_value: Buffer.from(v) })),
+      headers: Object.entries({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json', authorization: `Bearer ${key}` }).map(
+        ([key, v]) => ({ key, raw_value: Buffer.from(v) }),
+      ),
     },
   },
 });
-const body: ProcessingRequestInput = { request_body: { body: Buffer.from(JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] })), end_of_stream: true } };
+const body: ProcessingRequestInput = {
+  request_body: { body: Buffer.from(JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] })), end_of_stream: true },
+};
 
 /** Sends headers + body; resolves with the body answer and the call (left open, like an in-flight request). */
 function start(client: ExternalProcessorClient, principal: string, keys: Readonly<Record<string, string>> = files.keys) {
@@ -111,10 +125,23 @@ test('the same exactness with the quota store on a three-node Redis Cluster', as
   const cluster = await startRedisCluster(3);
   t.after(() => cluster.stop());
   const clusterFiles = writeGatewayFiles({
-    keys: [{ principal: 'rate', tier: 'rate', org: 'org-a' }, { principal: 'other', tier: 'rate', org: 'org-b' }],
+    keys: [
+      { principal: 'rate', tier: 'rate', org: 'org-a' },
+      { principal: 'other', tier: 'rate', org: 'org-b' },
+    ],
     config: {
       redis: { clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`) },
-      quotas: { plans: [{ name: 'rate', limits: [{ scope: 'key', rpm: N, tpm: 1_000_000 }, { scope: 'org', concurrency: 1000 }] }] },
+      quotas: {
+        plans: [
+          {
+            name: 'rate',
+            limits: [
+              { scope: 'key', rpm: N, tpm: 1_000_000 },
+              { scope: 'org', concurrency: 1000 },
+            ],
+          },
+        ],
+      },
     },
   });
   const sidecar = await startSidecar(loadConfig(clusterFiles.configFile, {}), { log: pino({ level: 'silent' }), processMetrics: false });

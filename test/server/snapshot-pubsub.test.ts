@@ -37,7 +37,10 @@ let admin: Redis;
 let files: GatewayFiles;
 let cpKey: SigningKey;
 
-const snapshotDoc = (version: string, model = 'demo-model') => ({ version, models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster: 'demo-upstream', model } }] });
+const snapshotDoc = (version: string, model = 'demo-model') => ({
+  version,
+  models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster: 'demo-upstream', model } }],
+});
 
 /** Signs in-process exactly as `snapshot sign` does (the CLI path itself is exercised by `publish`). */
 function signed(key: SigningKey, version: string, issuedAt: string, model?: string): string {
@@ -51,7 +54,9 @@ async function publish(text: string, ...extra: string[]): Promise<{ code: number
   const file = join(files.dir, `pub-${Math.random().toString(16).slice(2)}.yaml`);
   writeFileSync(file, text);
   try {
-    const r = await run(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'snapshot', 'publish', '--redis', redis.url, ...extra, file], { encoding: 'utf8' });
+    const r = await run(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'snapshot', 'publish', '--redis', redis.url, ...extra, file], {
+      encoding: 'utf8',
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -71,10 +76,15 @@ async function metrics(s: Sidecar): Promise<{ version: string | undefined; rejec
 async function within<T>(ms: number, get: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
   let last: { v: T } | undefined;
   try {
-    return (await waitFor(async () => {
-      last = { v: await get() };
-      return ok(last.v) ? last : undefined;
-    }, { what: 'the expected value', timeoutMs: ms, intervalMs: 50 })).v;
+    return (
+      await waitFor(
+        async () => {
+          last = { v: await get() };
+          return ok(last.v) ? last : undefined;
+        },
+        { what: 'the expected value', timeoutMs: ms, intervalMs: 50 },
+      )
+    ).v;
   } catch (err) {
     if (last === undefined) throw err;
     return last.v;
@@ -99,7 +109,17 @@ async function watchKeyReads(): Promise<{ readonly count: number; stop(): void }
 async function sidecar(log: Logger = quiet): Promise<Sidecar> {
   // Each sidecar needs its own socket and admin port; the rest of the config is shared.
   const config = loadConfig(files.configFile, {});
-  const s = await startSidecar({ ...config, server: { ...config.server, grpc: { ...config.server.grpc, socket: join(files.dir, `s-${Math.random().toString(16).slice(2)}.sock`) }, admin: { ...config.server.admin, port: 0 } } }, { log, processMetrics: false });
+  const s = await startSidecar(
+    {
+      ...config,
+      server: {
+        ...config.server,
+        grpc: { ...config.server.grpc, socket: join(files.dir, `s-${Math.random().toString(16).slice(2)}.sock`) },
+        admin: { ...config.server.admin, port: 0 },
+      },
+    },
+    { log, processMetrics: false },
+  );
   return s;
 }
 
@@ -150,7 +170,14 @@ test('the CLI refuses unsigned and older snapshots and unreachable Redis; publis
   const older = await publish(signed(cpKey, 'redis-0', '2026-01-15T00:00:00Z'));
   assert.equal(older.code, 1);
   assert.match(older.stderr, /holds version redis-1 .* newer than this one/);
-  const down = await run(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'snapshot', 'publish', '--redis', 'redis://127.0.0.1:1', '--timeout-ms', '500', join(files.dir, 'routing.yaml')], { encoding: 'utf8' }).then(() => null, (err: unknown) => err as { code: number; stderr: string });
+  const down = await run(
+    process.execPath,
+    [join(PROJECT_ROOT, 'src/cli/main.ts'), 'snapshot', 'publish', '--redis', 'redis://127.0.0.1:1', '--timeout-ms', '500', join(files.dir, 'routing.yaml')],
+    { encoding: 'utf8' },
+  ).then(
+    () => null,
+    (err: unknown) => err as { code: number; stderr: string },
+  );
   assert.equal(down?.code, 1);
   assert.match(down.stderr, /not published: Redis .*ECONNREFUSED/);
   assert.match((await admin.get(KEY)) ?? '', /version: redis-1/, 'refused publishes leave the key alone');
@@ -171,7 +198,16 @@ test('a published snapshot is applied within a bound; bad ones written into Redi
   const ok = await publish(signed(cpKey, 'redis-2', '2026-03-01T00:00:00Z'));
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /\(1 subscriber notified\)/);
-  assert.equal((await within(2000, () => metrics(s), (m) => m.version === 'redis-2')).version, 'redis-2');
+  assert.equal(
+    (
+      await within(
+        2000,
+        () => metrics(s),
+        (m) => m.version === 'redis-2',
+      )
+    ).version,
+    'redis-2',
+  );
   t.diagnostic(`applied ${Date.now() - started} ms after the publish started (CLI start-up included)`);
 
   // Straight into Redis, as someone with write access but no control-plane key would.
@@ -186,7 +222,11 @@ test('a published snapshot is applied within a bound; bad ones written into Redi
   ];
   for (const [i, [what, text]] of attempts.entries()) {
     await admin.multi().set(KEY, text).publish(CHANNEL, 'x').exec();
-    const m = await within(2000, () => metrics(s), (v) => v.rejections === i + 1);
+    const m = await within(
+      2000,
+      () => metrics(s),
+      (v) => v.rejections === i + 1,
+    );
     assert.deepEqual(m, { version: 'redis-2', rejections: i + 1 }, `${what}: refused, counted, redis-2 keeps serving`);
   }
   // A notification without a change is not a second rejection (the same document is evaluated once).
@@ -203,7 +243,16 @@ test('a published snapshot is applied within a bound; bad ones written into Redi
   assert.equal((await metrics(s)).version, 'redis-2');
 
   await admin.multi().set(KEY, good).publish(CHANNEL, 'redis-3').exec();
-  assert.equal((await within(2000, () => metrics(s), (m) => m.version === 'redis-3')).version, 'redis-3');
+  assert.equal(
+    (
+      await within(
+        2000,
+        () => metrics(s),
+        (m) => m.version === 'redis-3',
+      )
+    ).version,
+    'redis-3',
+  );
   assert.equal((await metrics(s)).rejections, attempts.length, 'the re-read of the same bad document was not counted again');
 });
 
@@ -217,13 +266,26 @@ test('a resubscription re-reads the key: what was written while the subscriber w
     await admin.set(KEY, signed(cpKey, 'redis-4', '2026-05-01T00:00:00Z'));
     // A negative check, in real time: nothing in the sidecar can be told "now" to prove it does not poll.
     // Kept short; what it guards is that the pick-up below comes from the resubscription.
-    await holdsFor(async () => reads.count === 0 && (await metrics(s)).version === before, { forMs: 200, intervalMs: 50, what: 'nothing announced it, so the key is not read' });
+    await holdsFor(async () => reads.count === 0 && (await metrics(s)).version === before, {
+      forMs: 200,
+      intervalMs: 50,
+      what: 'nothing announced it, so the key is not read',
+    });
   } finally {
     reads.stop();
   }
   // … then the subscriber connections drop and come back.
   await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
-  assert.equal((await within(4000, () => metrics(s), (m) => m.version === 'redis-4')).version, 'redis-4');
+  assert.equal(
+    (
+      await within(
+        4000,
+        () => metrics(s),
+        (m) => m.version === 'redis-4',
+      )
+    ).version,
+    'redis-4',
+  );
 });
 
 test('Redis killed and restarted: readiness stays up, the snapshot keeps serving, delivery resumes without a restart', async (t) => {
@@ -233,7 +295,16 @@ test('Redis killed and restarted: readiness stays up, the snapshot keeps serving
   t.after(() => s.shutdown('test over'));
   const ready = async () => (await fetch(`http://127.0.0.1:${s.adminPort}/readyz`)).status;
   assert.equal(await publish(signed(cpKey, 'redis-5', '2026-06-01T00:00:00Z')).then((r) => r.code), 0);
-  assert.equal((await within(2000, () => metrics(s), (m) => m.version === 'redis-5')).version, 'redis-5');
+  assert.equal(
+    (
+      await within(
+        2000,
+        () => metrics(s),
+        (m) => m.version === 'redis-5',
+      )
+    ).version,
+    'redis-5',
+  );
 
   await redis.kill();
   // Once the sidecar has seen the outage (its reconnect attempts fail), it must still be ready and serving.
@@ -243,12 +314,25 @@ test('Redis killed and restarted: readiness stays up, the snapshot keeps serving
 
   await redis.start(); // same port, empty (no persistence)
   // The subscription comes back by itself (reconnect backoff is capped at 2 s).
-  const subscribers = await within(5000, async () => ((await admin.pubsub('NUMSUB', CHANNEL)) as [string, number])[1], (n) => n === 1);
+  const subscribers = await within(
+    5000,
+    async () => ((await admin.pubsub('NUMSUB', CHANNEL)) as [string, number])[1],
+    (n) => n === 1,
+  );
   assert.equal(subscribers, 1, 'resubscribed after the restart');
   assert.equal((await metrics(s)).version, 'redis-5', 'an empty key after the restart changes nothing');
   const r = await publish(signed(cpKey, 'redis-6', '2026-06-02T00:00:00Z'));
   assert.equal(r.code, 0, r.stderr);
-  assert.equal((await within(2000, () => metrics(s), (m) => m.version === 'redis-6')).version, 'redis-6');
+  assert.equal(
+    (
+      await within(
+        2000,
+        () => metrics(s),
+        (m) => m.version === 'redis-6',
+      )
+    ).version,
+    'redis-6',
+  );
   assert.equal(await ready(), 200);
 });
 
@@ -263,5 +347,14 @@ test('a sidecar started while Redis is down starts promptly on its file snapshot
   await redis.start();
   const r = await publish(signed(cpKey, 'redis-8', '2026-07-02T00:00:00Z'));
   assert.equal(r.code, 0, r.stderr);
-  assert.equal((await within(5000, () => metrics(s), (m) => m.version === 'redis-8')).version, 'redis-8');
+  assert.equal(
+    (
+      await within(
+        5000,
+        () => metrics(s),
+        (m) => m.version === 'redis-8',
+      )
+    ).version,
+    'redis-8',
+  );
 });

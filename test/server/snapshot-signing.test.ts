@@ -21,7 +21,10 @@ import { waitFor } from '../helpers/wait.ts';
 
 const quiet = pino({ level: 'silent' });
 const cli = (...args: string[]) => spawnSync(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8' });
-const snapshotDoc = (version: string, cluster = 'demo-upstream') => ({ version, models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster, model: 'demo-model' } }] });
+const snapshotDoc = (version: string, cluster = 'demo-upstream') => ({
+  version,
+  models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster, model: 'demo-model' } }],
+});
 
 function signed(dir: string, keyFile: string, doc: object, issuedAt: string): string {
   const file = join(dir, `snap-${Math.random().toString(16).slice(2)}.yaml`);
@@ -50,7 +53,10 @@ test('a sidecar with control-plane keys refuses unsigned, altered and replayed s
   const key = join(files.dir, 'cp.pem');
   generateSigningKey(key);
   // Unsigned at start: refused.
-  await assert.rejects(startSidecar(loadConfig(files.configFile, {}), { log: quiet, processMetrics: false }), (err: unknown) => err instanceof ConfigError && /unsigned/.test(err.message));
+  await assert.rejects(
+    startSidecar(loadConfig(files.configFile, {}), { log: quiet, processMetrics: false }),
+    (err: unknown) => err instanceof ConfigError && /unsigned/.test(err.message),
+  );
 
   writeFileSync(files.snapshotFile, signed(files.dir, key, snapshotDoc('v1'), '2026-11-23T00:00:00Z'));
   const sidecar = await startSidecar(loadConfig(files.configFile, {}), { log: quiet, processMetrics: false });
@@ -76,9 +82,13 @@ test('a sidecar with control-plane keys refuses unsigned, altered and replayed s
   assert.match((await push(older)).body.problems?.join() ?? '', /older than the snapshot in use/, 'a replayed old snapshot cannot roll routing back');
   const stranger = join(files.dir, 'other.pem');
   generateSigningKey(stranger);
-  assert.match((await push(signed(files.dir, stranger, snapshotDoc('v5'), '2026-11-23T02:00:00Z'))).body.problems?.join() ?? '', /not a trusted control-plane key/);
+  assert.match(
+    (await push(signed(files.dir, stranger, snapshotDoc('v5'), '2026-11-23T02:00:00Z'))).body.problems?.join() ?? '',
+    /not a trusted control-plane key/,
+  );
   assert.equal(await version(), 'v2', 'the last good snapshot keeps serving');
-  const rejections = async (source: string) => Number(new RegExp(`routing_snapshot_rejections_total\\{source="${source}"\\} (\\d+)`).exec(await (await fetch(`${admin}/metrics`)).text())?.[1]);
+  const rejections = async (source: string) =>
+    Number(new RegExp(`routing_snapshot_rejections_total\\{source="${source}"\\} (\\d+)`).exec(await (await fetch(`${admin}/metrics`)).text())?.[1]);
   assert.equal(await rejections('admin_push'), 4, 'tampered, unsigned, older and foreign-key pushes are counted as admin pushes');
 
   // The watched file gets the same checks.

@@ -27,31 +27,48 @@ test('snapshot swap by atomic rename takes effect; a broken snapshot is rejected
   const client = new (clientConstructors().ExternalProcessor)(`unix:${files.socketPath}`, grpc.credentials.createInsecure());
   t.after(() => client.close());
 
-  const models = () => new Promise<string[]>((resolve, reject) => {
-    const call = client.Process();
-    call.on('error', reject);
-    call.on('data', (r: ProcessingResponse) => {
-      const body = JSON.parse(Buffer.from(r.immediate_response?.body ?? '').toString()) as { data: Array<{ id: string }> };
-      resolve(body.data.map((m) => m.id).sort());
-      call.end();
+  const models = () =>
+    new Promise<string[]>((resolve, reject) => {
+      const call = client.Process();
+      call.on('error', reject);
+      call.on('data', (r: ProcessingResponse) => {
+        const body = JSON.parse(Buffer.from(r.immediate_response?.body ?? '').toString()) as { data: Array<{ id: string }> };
+        resolve(body.data.map((m) => m.id).sort());
+        call.end();
+      });
+      call.write({
+        request_headers: {
+          headers: {
+            headers: Object.entries({ ':method': 'GET', ':path': '/v1/models', authorization: `Bearer ${files.keys['alice'] ?? ''}` }).map(([key, v]) => ({
+              key,
+              raw_value: Buffer.from(v),
+            })),
+          },
+          end_of_stream: true,
+        },
+      });
     });
-    call.write({ request_headers: { headers: { headers: Object.entries({ ':method': 'GET', ':path': '/v1/models', authorization: `Bearer ${files.keys['alice'] ?? ''}` }).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) }, end_of_stream: true } });
-  });
   const metrics = async () => (await fetch(`http://127.0.0.1:${sidecar.adminPort}/metrics`)).text();
 
   assert.deepEqual(await models(), ['embed-demo', 'gpt-demo']);
   const tmp = `${files.snapshotFile}.new`;
   writeFileSync(tmp, stringify({ version: 'test-2', models: [{ id: 'gpt-next', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'next' } }] }));
   renameSync(tmp, files.snapshotFile);
-  await waitFor(async () => JSON.stringify(await models()) === JSON.stringify(['gpt-next']), { what: 'the swapped snapshot to serve gpt-next', intervalMs: 50 });
+  await waitFor(async () => JSON.stringify(await models()) === JSON.stringify(['gpt-next']), {
+    what: 'the swapped snapshot to serve gpt-next',
+    intervalMs: 50,
+  });
 
   writeFileSync(tmp, 'version: test-3\nmodels: [{ id: broken }]\n');
   renameSync(tmp, files.snapshotFile);
   // The rejection is counted once the watcher has read the broken file; then the old one must still serve.
-  const text = await waitFor(async () => {
-    const m = await metrics();
-    return /inference_gateway_routing_snapshot_rejections_total\{source="file"\} [1-9]/.test(m) ? m : undefined;
-  }, { what: 'the broken snapshot to be rejected', intervalMs: 50 });
+  const text = await waitFor(
+    async () => {
+      const m = await metrics();
+      return /inference_gateway_routing_snapshot_rejections_total\{source="file"\} [1-9]/.test(m) ? m : undefined;
+    },
+    { what: 'the broken snapshot to be rejected', intervalMs: 50 },
+  );
   assert.deepEqual(await models(), ['gpt-next'], 'the last good snapshot keeps serving');
   assert.match(text, /inference_gateway_routing_snapshot_rejections_total\{source="file"\} 1/);
   assert.match(text, /inference_gateway_routing_snapshot_rejections_total\{source="redis"\} 0/, 'each source has its series from the start');
@@ -61,7 +78,10 @@ test('snapshot swap by atomic rename takes effect; a broken snapshot is rejected
 test('readiness follows the snapshot age: ready while fresh, not ready once older than routing.maxAgeSeconds, ready again after a newer one', async (t) => {
   const files = writeGatewayFiles({ config: { routing: { maxAgeSeconds: 2 } } });
   const snapshot = (issuedAt: string, version: string) => {
-    writeFileSync(`${files.snapshotFile}.tmp`, stringify({ version, issuedAt, models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'demo-model' } }] }));
+    writeFileSync(
+      `${files.snapshotFile}.tmp`,
+      stringify({ version, issuedAt, models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'demo-model' } }] }),
+    );
     renameSync(`${files.snapshotFile}.tmp`, files.snapshotFile);
   };
   const issued = Date.now();
@@ -75,10 +95,13 @@ test('readiness follows the snapshot age: ready while fresh, not ready once olde
   assert.equal((await readyz()).status, 200);
   // The age is measured on the sidecar's wall clock (src/app.ts), which a test cannot move: wait for the
   // answer to change, and check it did not change before the snapshot was maxAgeSeconds old.
-  const stale = await waitFor(async () => {
-    const r = await readyz();
-    return r.status === 200 ? undefined : r;
-  }, { what: 'readiness to drop once the snapshot is older than 2 s', timeoutMs: 6000, intervalMs: 50 });
+  const stale = await waitFor(
+    async () => {
+      const r = await readyz();
+      return r.status === 200 ? undefined : r;
+    },
+    { what: 'readiness to drop once the snapshot is older than 2 s', timeoutMs: 6000, intervalMs: 50 },
+  );
   assert.ok(Date.now() - issued > 2000, `not ready after only ${Date.now() - issued} ms`);
   assert.equal(stale.status, 503, 'a snapshot issued more than maxAgeSeconds ago makes the pod not ready');
   assert.match(stale.text, /older than routing.maxAgeSeconds/);

@@ -77,13 +77,69 @@ test('an oversized or compressed message stops decoding', () => {
 const bytes = (path: string): MethodCodec<Buffer, Buffer> => ({ path, requestDeserialize: (b) => Buffer.from(b), responseSerialize: (b) => b });
 const identity = (b: Buffer): Buffer => b;
 const clientDef = {
-  Echo: { path: '/test.T/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-  Fail: { path: '/test.T/Fail', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-  Boom: { path: '/test.T/Boom', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-  Count: { path: '/test.T/Count', requestStream: false, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-  Chat: { path: '/test.T/Chat', requestStream: true, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-  Throw: { path: '/test.T/Throw', requestStream: true, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-  Missing: { path: '/test.T/Missing', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+  Echo: {
+    path: '/test.T/Echo',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+  Fail: {
+    path: '/test.T/Fail',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+  Boom: {
+    path: '/test.T/Boom',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+  Count: {
+    path: '/test.T/Count',
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+  Chat: {
+    path: '/test.T/Chat',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+  Throw: {
+    path: '/test.T/Throw',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+  Missing: {
+    path: '/test.T/Missing',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
 } satisfies grpc.ServiceDefinition;
 type Client = grpc.Client & Record<keyof typeof clientDef, (...args: unknown[]) => unknown>;
 
@@ -225,7 +281,10 @@ test('a client reset is a cancelled call on the server', async () => {
   await seen;
   holdOpen = false;
   // Node ends the readable side before it reports the reset (grpc-js servers see the same order).
-  assert.deepEqual(chatEvents.filter((e) => e !== 'end'), ['data:x', 'cancelled']);
+  assert.deepEqual(
+    chatEvents.filter((e) => e !== 'end'),
+    ['data:x', 'cancelled'],
+  );
 });
 
 test('not gRPC: a GET or a non-gRPC content type gets HTTP 415', async (t) => {
@@ -265,9 +324,13 @@ test('not gRPC: a GET or a non-gRPC content type gets HTTP 415', async (t) => {
 test('graceful shutdown lets a call in flight finish, then refuses new connections', async () => {
   const s2 = new Http2GrpcServer({ maxReceiveBytes: 1024 });
   let release: (() => void) | null = null;
-  s2.unary(bytes('/test.T/Echo'), (req) => new Promise((resolve) => {
-    release = () => resolve(req);
-  }));
+  s2.unary(
+    bytes('/test.T/Echo'),
+    (req) =>
+      new Promise((resolve) => {
+        release = () => resolve(req);
+      }),
+  );
   const sock = join(mkdtempSync(join(tmpdir(), 'igw-transport-')), 'g.sock');
   await s2.listen({ path: sock });
   const Ctor = grpc.makeGenericClientConstructor(clientDef, 'T');
@@ -285,7 +348,12 @@ test('graceful shutdown lets a call in flight finish, then refuses new connectio
   c.close();
   const c2 = new Ctor(`unix:${sock}`, grpc.credentials.createInsecure()) as unknown as Client;
   const refused = await new Promise<grpc.ServiceError | null>((resolve) => {
-    (c2.Echo as (b: Buffer, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void).call(c2, Buffer.from('x'), { deadline: Date.now() + 1000 }, (err) => resolve(err));
+    (c2.Echo as (b: Buffer, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void).call(
+      c2,
+      Buffer.from('x'),
+      { deadline: Date.now() + 1000 },
+      (err) => resolve(err),
+    );
   });
   assert.equal(refused?.code, grpc.status.UNAVAILABLE);
   c2.close();

@@ -50,19 +50,23 @@ test('a size that is not a positive integer is refused', () => {
 
 test('property: never more than max entries, and what it returns is the last value set for that key', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 8 }), fc.array(fc.tuple(fc.constantFrom('get', 'set'), fc.integer({ min: 0, max: 12 }), fc.nat(1000))), (max, ops) => {
-      const c = new BoundedCache<number, number>(max);
-      const last = new Map<number, number>();
-      for (const [op, key, value] of ops) {
-        if (op === 'set') {
-          c.set(key, value);
-          last.set(key, value);
-        } else {
-          const got = c.get(key, 0);
-          if (got !== undefined) assert.equal(got, last.get(key));
+    fc.property(
+      fc.integer({ min: 1, max: 8 }),
+      fc.array(fc.tuple(fc.constantFrom('get', 'set'), fc.integer({ min: 0, max: 12 }), fc.nat(1000))),
+      (max, ops) => {
+        const c = new BoundedCache<number, number>(max);
+        const last = new Map<number, number>();
+        for (const [op, key, value] of ops) {
+          if (op === 'set') {
+            c.set(key, value);
+            last.set(key, value);
+          } else {
+            const got = c.get(key, 0);
+            if (got !== undefined) assert.equal(got, last.get(key));
+          }
+          assert.ok(c.size <= max);
         }
-        assert.ok(c.size <= max);
-      }
-    }),
+      },
+    ),
   );
 });

@@ -92,7 +92,15 @@ test('any single-character change breaks the checksum', () => {
 
 test('a valid key yields an api_key credential with its grants', async () => {
   const all = makeKey();
-  const some = makeKey({ principal: 'bob', org: 'globex', tenant: 'ops', tier: 'premium', roles: ['admin'], models: ['gpt-demo'], endpoints: ['chat', 'models'] });
+  const some = makeKey({
+    principal: 'bob',
+    org: 'globex',
+    tenant: 'ops',
+    tier: 'premium',
+    roles: ['admin'],
+    models: ['gpt-demo'],
+    endpoints: ['chat', 'models'],
+  });
   const v = verifier(new StaticKeyStore([all.record, some.record]));
   const a: ApiKeyCredential = await v.verify(all.key);
   assert.equal(a.method, 'api_key');
@@ -103,7 +111,15 @@ test('a valid key yields an api_key credential with its grants', async () => {
   const b = await v.verify(some.key);
   assert.deepEqual(
     { principal: b.principal, org: b.org, tenant: b.tenant, tier: b.tier, roles: b.roles, models: b.models, endpoints: b.endpoints },
-    { principal: 'bob', org: 'globex', tenant: 'ops', tier: 'premium', roles: ['admin'], models: new Set(['gpt-demo']), endpoints: new Set(['chat', 'models']) },
+    {
+      principal: 'bob',
+      org: 'globex',
+      tenant: 'ops',
+      tier: 'premium',
+      roles: ['admin'],
+      models: new Set(['gpt-demo']),
+      endpoints: new Set(['chat', 'models']),
+    },
   );
   assert.ok(Object.isFrozen(b));
 });
@@ -114,7 +130,7 @@ test('malformed keys are refused without touching the store', async (t) => {
   const k = generateApiKey();
   const flipped = k.key.slice(0, -1) + (k.key.endsWith('A') ? 'B' : 'A');
   const cases: Array<[string, string]> = [
-    ['another vendor\'s key', 'sk-not-ours'],
+    ["another vendor's key", 'sk-not-ours'],
     ['empty', ''],
     ['one character short', k.key.slice(0, -1)],
     ['one character long', `${k.key}x`],
@@ -183,7 +199,10 @@ test('a store error is authentication_unavailable, never an acceptance, and is n
   const store = new MemoryStore([k.record]);
   const v = verifier(store);
   store.failing = true;
-  await assert.rejects(v.verify(k.key), { code: 'authentication_unavailable', message: `API key ${k.record.id} could not be checked: the key store is unavailable.` });
+  await assert.rejects(v.verify(k.key), {
+    code: 'authentication_unavailable',
+    message: `API key ${k.record.id} could not be checked: the key store is unavailable.`,
+  });
   store.failing = false;
   assert.equal(await code(v.verify(k.key)), 'accepted');
   // An error for an unknown id is not cached as "unknown" either.
@@ -288,16 +307,27 @@ test('error messages name the key id, never the key', async (t) => {
   const store = new MemoryStore([k.record]);
   const v = verifier(store);
   const unknown = generateApiKey();
-  for (const [name, key] of [['revoked', k.key], ['unknown', unknown.key]] as const) {
+  for (const [name, key] of [
+    ['revoked', k.key],
+    ['unknown', unknown.key],
+  ] as const) {
     await t.test(name, async () => {
-      const err = await v.verify(key).then(() => assert.fail('accepted'), (e: unknown) => e);
+      const err = await v.verify(key).then(
+        () => assert.fail('accepted'),
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof GatewayError);
       assert.ok(!err.message.includes(key.slice(12)), err.message);
       assert.ok(err.message.includes(key.slice(4, 12)), err.message);
     });
   }
   store.failing = true;
-  const err = await verifier(store).verify(k.key).then(() => assert.fail('accepted'), (e: unknown) => e);
+  const err = await verifier(store)
+    .verify(k.key)
+    .then(
+      () => assert.fail('accepted'),
+      (e: unknown) => e,
+    );
   assert.ok(err instanceof GatewayError && !err.message.includes(k.key.slice(12)) && !err.message.includes('connection refused'));
 });
 

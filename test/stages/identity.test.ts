@@ -7,8 +7,24 @@ import { presentedCredentials } from '../../src/stages/auth/presented.ts';
 
 const grants = { org: 'acme', tenant: 'research', tier: null, roles: [] as string[], models: '*' as const, endpoints: '*' as const };
 const key: Credential = { ...grants, method: 'api_key', principal: 'svc-key', keyId: 'AbCdEfGh', tier: 'gold', models: new Set(['m1', 'm2']) };
-const jwt: Credential = { ...grants, method: 'jwt', principal: 'alice@acme', issuer: 'https://idp', subject: 'alice', roles: ['analyst'], models: new Set(['m2', 'm3']) };
-const mtls: Credential = { ...grants, method: 'mtls', principal: 'team-a-app', spiffeId: 'spiffe://prod/ns/a/sa/app', certSubject: null, certDigest: 'ab', roles: ['workload'] };
+const jwt: Credential = {
+  ...grants,
+  method: 'jwt',
+  principal: 'alice@acme',
+  issuer: 'https://idp',
+  subject: 'alice',
+  roles: ['analyst'],
+  models: new Set(['m2', 'm3']),
+};
+const mtls: Credential = {
+  ...grants,
+  method: 'mtls',
+  principal: 'team-a-app',
+  spiffeId: 'spiffe://prod/ns/a/sa/app',
+  certSubject: null,
+  certDigest: 'ab',
+  roles: ['workload'],
+};
 
 function refusal(fn: () => unknown): string {
   try {
@@ -37,14 +53,26 @@ test('precedence: JWT names the principal, then API key, then the workload; rest
 });
 
 test('credentials naming different tenants or orgs conflict', () => {
-  assert.equal(refusal(() => combineCredentials([key, { ...jwt, tenant: 'sales' }], 'chat', [])), 'credential_conflict');
-  assert.equal(refusal(() => combineCredentials([key, { ...mtls, org: 'other' }], 'chat', [])), 'credential_conflict');
+  assert.equal(
+    refusal(() => combineCredentials([key, { ...jwt, tenant: 'sales' }], 'chat', [])),
+    'credential_conflict',
+  );
+  assert.equal(
+    refusal(() => combineCredentials([key, { ...mtls, org: 'other' }], 'chat', [])),
+    'credential_conflict',
+  );
   assert.equal(combineCredentials([key, { ...jwt, tenant: null }], 'chat', []).tenant, 'research', 'a credential silent on tenant does not conflict');
 });
 
 test('no credential, or none naming a tenant, is refused', () => {
-  assert.equal(refusal(() => combineCredentials([], 'chat', [])), 'missing_api_key');
-  assert.equal(refusal(() => combineCredentials([{ ...jwt, tenant: null }], 'chat', [])), 'additional_credential_required');
+  assert.equal(
+    refusal(() => combineCredentials([], 'chat', [])),
+    'missing_api_key',
+  );
+  assert.equal(
+    refusal(() => combineCredentials([{ ...jwt, tenant: null }], 'chat', [])),
+    'additional_credential_required',
+  );
 });
 
 test('requirement rules demand combinations, by tenant and endpoint, first match wins', () => {
@@ -52,8 +80,14 @@ test('requirement rules demand combinations, by tenant and endpoint, first match
     { tenant: 'research', endpoints: ['embeddings' as const], methods: ['api_key' as const] },
     { tenant: 'research', methods: ['mtls' as const, 'api_key' as const] },
   ];
-  assert.equal(refusal(() => combineCredentials([key], 'chat', rules)), 'additional_credential_required');
-  assert.equal(refusal(() => combineCredentials([mtls], 'chat', rules)), 'additional_credential_required');
+  assert.equal(
+    refusal(() => combineCredentials([key], 'chat', rules)),
+    'additional_credential_required',
+  );
+  assert.equal(
+    refusal(() => combineCredentials([mtls], 'chat', rules)),
+    'additional_credential_required',
+  );
   assert.deepEqual(combineCredentials([key, mtls], 'chat', rules).methods, ['api_key', 'mtls']);
   assert.deepEqual(combineCredentials([key], 'embeddings', rules).methods, ['api_key'], 'the embeddings rule matched first');
   assert.equal(combineCredentials([{ ...key, tenant: 'sales' }], 'chat', rules).tenant, 'sales', 'rules for another tenant do not apply');
@@ -65,8 +99,15 @@ test('presented credentials: API key by prefix, JWT by shape, anything else refu
   assert.deepEqual(presentedCredentials(undefined, undefined), { apiKey: null, jwt: null });
   for (const bad of ['Basic Zm9v', 'Bearer sk-openai-style', 'Bearer a b', `Bearer ${'a'.repeat(70_000)}`]) {
     await t.test(`refused: ${bad.slice(0, 30)}`, () => {
-      assert.equal(refusal(() => presentedCredentials(bad, undefined)), 'invalid_api_key', bad.slice(0, 20));
+      assert.equal(
+        refusal(() => presentedCredentials(bad, undefined)),
+        'invalid_api_key',
+        bad.slice(0, 20),
+      );
     });
   }
-  assert.equal(refusal(() => presentedCredentials('Bearer igw_a', 'igw_b')), 'invalid_api_key');
+  assert.equal(
+    refusal(() => presentedCredentials('Bearer igw_a', 'igw_b')),
+    'invalid_api_key',
+  );
 });

@@ -63,7 +63,6 @@ function verifier(issuers: IssuerInput[], extra: Record<string, unknown> = {}, o
   return new JwtVerifier(jwtConfig(issuers, extra), { now: () => T0, ...opts });
 }
 
-
 function claims(extra: JWTPayload = {}, iss = ISS): JWTPayload {
   return standardClaims({ iss, aud: AUD, nowMs: T0 }, extra);
 }
@@ -131,21 +130,26 @@ test('accepts an RS256 token from a remote JWKS; claims and defaults map to gran
 });
 
 test('accepts an ES256 token from a JWKS file with a custom claim mapping (dot paths, namespaced names, scope string)', async () => {
-  const v = verifier([{
-    issuer: ISS,
-    audiences: [AUD],
-    jwksFile: jwksFile([ec]),
-    algorithms: ['ES256'],
-    claims: { principal: 'client_id', org: 'ext.org.id', tenant: 'https://acme.example/tenant', roles: 'scope', models: 'ext.models' },
-    defaults: { models: ['gpt-demo'], tier: 'standard' },
-  }]);
-  const token = await mintFor(ec, claims({
-    sub: 'svc-123',
-    client_id: 'batch-runner',
-    ext: { org: { id: 'acme' }, models: ['gpt-demo', 'embed-demo'] },
-    'https://acme.example/tenant': 'research',
-    scope: 'models:read  chat:write',
-  }));
+  const v = verifier([
+    {
+      issuer: ISS,
+      audiences: [AUD],
+      jwksFile: jwksFile([ec]),
+      algorithms: ['ES256'],
+      claims: { principal: 'client_id', org: 'ext.org.id', tenant: 'https://acme.example/tenant', roles: 'scope', models: 'ext.models' },
+      defaults: { models: ['gpt-demo'], tier: 'standard' },
+    },
+  ]);
+  const token = await mintFor(
+    ec,
+    claims({
+      sub: 'svc-123',
+      client_id: 'batch-runner',
+      ext: { org: { id: 'acme' }, models: ['gpt-demo', 'embed-demo'] },
+      'https://acme.example/tenant': 'research',
+      scope: 'models:read  chat:write',
+    }),
+  );
   const c = await v.verify(token);
   assert.equal(c.principal, 'batch-runner');
   assert.equal(c.subject, 'svc-123');
@@ -321,11 +325,23 @@ test('unknown kids: a flood causes at most one JWKS fetch per cooldown; kid is o
   const s = await server([keys]);
   const fetches: string[] = [];
   const clock = testClock(T0);
-  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }], {}, { now: clock.now, onJwksFetch: (iss, outcome) => fetches.push(`${iss}:${outcome}`) });
+  const v = verifier(
+    [{ ...baseIssuer, jwksUri: s.url, jwksCooldownSeconds: 1 }],
+    {},
+    { now: clock.now, onJwksFetch: (iss, outcome) => fetches.push(`${iss}:${outcome}`) },
+  );
 
   const flood = async (): Promise<void> => {
-    const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) =>
-      mintToken({ privateKey: keys.privateKey, alg: 'RS256', kid: i % 2 === 0 ? `unknown-${i}-${Math.random()}` : `../../etc/passwd?${i}`, claims: claims() })));
+    const tokens = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        mintToken({
+          privateKey: keys.privateKey,
+          alg: 'RS256',
+          kid: i % 2 === 0 ? `unknown-${i}-${Math.random()}` : `../../etc/passwd?${i}`,
+          claims: claims(),
+        }),
+      ),
+    );
     const results = await Promise.allSettled(tokens.map((t) => v.verify(t)));
     for (const r of results) {
       assert.equal(r.status, 'rejected');
@@ -389,7 +405,15 @@ test('keys named by the token (jku, x5u, embedded jwk) are never fetched or used
 test('a failing onJwksFetch callback does not break verification', async () => {
   const keys = await makeKeyPair('RS256');
   const s = await server([keys]);
-  const v = verifier([{ ...baseIssuer, jwksUri: s.url }], {}, { onJwksFetch: () => { throw new Error('metrics down'); } });
+  const v = verifier(
+    [{ ...baseIssuer, jwksUri: s.url }],
+    {},
+    {
+      onJwksFetch: () => {
+        throw new Error('metrics down');
+      },
+    },
+  );
   assert.equal((await v.verify(await mintFor(keys, claims()))).principal, 'alice');
 });
 
@@ -442,7 +466,11 @@ test('JWKS server hanging: refused within jwksTimeoutMs, concurrent and later re
   s.mode = 'hang';
   const outcomes: string[] = [];
   const clock = testClock(T0);
-  const v = verifier([{ ...baseIssuer, jwksUri: s.url, jwksTimeoutMs: 300, jwksCooldownSeconds: 2 }], {}, { now: clock.now, onJwksFetch: (_i, o) => outcomes.push(o) });
+  const v = verifier(
+    [{ ...baseIssuer, jwksUri: s.url, jwksTimeoutMs: 300, jwksCooldownSeconds: 2 }],
+    {},
+    { now: clock.now, onJwksFetch: (_i, o) => outcomes.push(o) },
+  );
   const token = await mintFor(keys, claims());
   const t0 = performance.now();
   const results = await Promise.allSettled(Array.from({ length: 20 }, () => v.verify(token)));
@@ -613,7 +641,10 @@ test('several keys without kid: the one that verifies is used', async (t) => {
   const path = join(dir, 'nokid.json');
   writeFileSync(path, JSON.stringify({ keys: [strip(k1), strip(k2)] }));
   const v = verifier([{ issuer: ISS, audiences: [AUD], jwksFile: path, algorithms: ['RS256'] }]);
-  for (const [name, k] of [['first key', k1], ['second key', k2]] as const) {
+  for (const [name, k] of [
+    ['first key', k1],
+    ['second key', k2],
+  ] as const) {
     await t.test(name, async () => {
       const token = await mintToken({ privateKey: k.privateKey, alg: 'RS256', kid: null, claims: claims() });
       assert.equal((await v.verify(token)).principal, 'alice');
@@ -628,7 +659,13 @@ test('several keys without kid: the one that verifies is used', async (t) => {
 
 test('malformed tokens are refused', async (t) => {
   const v = verifier([baseIssuer]);
-  for (const token of ['a.b.c', 'not a jwt', '', 'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln', `${Buffer.from('[]').toString('base64url')}.${Buffer.from('{}').toString('base64url')}.c2ln`]) {
+  for (const token of [
+    'a.b.c',
+    'not a jwt',
+    '',
+    'eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln',
+    `${Buffer.from('[]').toString('base64url')}.${Buffer.from('{}').toString('base64url')}.c2ln`,
+  ]) {
     await t.test(JSON.stringify(token), async () => {
       await refused(v.verify(token), token, 'invalid_token');
     });

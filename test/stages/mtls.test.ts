@@ -15,29 +15,43 @@ function mtlsConfig(mtls: unknown): ConstructorParameters<typeof MtlsVerifier>[0
   return ConfigSchema.parse({ auth: { mtls } }).auth.mtls;
 }
 
-const verifier = new MtlsVerifier(mtlsConfig({
-  trustDomains: ['prod.example.org', 'staging.example.org'],
-  identities: [
-    { spiffeId: APP, principal: 'team-a-app', org: 'acme', tenant: 'team-a', tier: 'gold', roles: ['inference'], models: ['llama-3-8b'], endpoints: ['chat', 'models'] },
-    { spiffeId: 'spiffe://prod.example.org/ns/team-a/*', principal: 'team-a-any', org: 'acme', tenant: 'team-a' },
-    { spiffeId: 'spiffe://prod.example.org/*', principal: 'prod-any', org: 'acme', tenant: 'shared' },
-    { spiffeId: 'spiffe://prod.example.org/ns/team-a/sa/batch/*', principal: 'team-a-batch', org: 'acme', tenant: 'team-a' },
-    { subject: 'CN=batch-client,O=Acme', principal: 'batch', org: 'acme', tenant: 'batch', tier: 'bulk' },
-  ],
-}));
+const verifier = new MtlsVerifier(
+  mtlsConfig({
+    trustDomains: ['prod.example.org', 'staging.example.org'],
+    identities: [
+      {
+        spiffeId: APP,
+        principal: 'team-a-app',
+        org: 'acme',
+        tenant: 'team-a',
+        tier: 'gold',
+        roles: ['inference'],
+        models: ['llama-3-8b'],
+        endpoints: ['chat', 'models'],
+      },
+      { spiffeId: 'spiffe://prod.example.org/ns/team-a/*', principal: 'team-a-any', org: 'acme', tenant: 'team-a' },
+      { spiffeId: 'spiffe://prod.example.org/*', principal: 'prod-any', org: 'acme', tenant: 'shared' },
+      { spiffeId: 'spiffe://prod.example.org/ns/team-a/sa/batch/*', principal: 'team-a-batch', org: 'acme', tenant: 'team-a' },
+      { subject: 'CN=batch-client,O=Acme', principal: 'batch', org: 'acme', tenant: 'batch', tier: 'bulk' },
+    ],
+  }),
+);
 
 function conn(over: Partial<ConnectionInfo>): ConnectionInfo {
   return { mtls: true, uriSans: [], subject: null, sha256Digest: DIGEST, sourceAddress: '127.0.0.1:40890', ...over };
 }
 
 function assertRefused(c: ConnectionInfo, reason: RegExp, v: MtlsVerifier = verifier): void {
-  assert.throws(() => v.verify(c), (err: unknown) => {
-    assert.ok(err instanceof GatewayError);
-    assert.equal(err.code, 'untrusted_client_certificate');
-    assert.equal(err.status, 401);
-    assert.match(err.message, reason);
-    return true;
-  });
+  assert.throws(
+    () => v.verify(c),
+    (err: unknown) => {
+      assert.ok(err instanceof GatewayError);
+      assert.equal(err.code, 'untrusted_client_certificate');
+      assert.equal(err.status, 401);
+      assert.match(err.message, reason);
+      return true;
+    },
+  );
 }
 
 void test('enabled only with at least one identity mapping', () => {
@@ -101,13 +115,15 @@ void test('subject mapping for a certificate without URI SAN', () => {
 });
 
 void test('an unmapped SPIFFE ID falls back to the subject mapping, else it is refused', () => {
-  const v = new MtlsVerifier(mtlsConfig({
-    trustDomains: ['prod.example.org'],
-    identities: [
-      { spiffeId: APP, principal: 'app', org: 'acme', tenant: 'a' },
-      { subject: 'CN=batch-client,O=Acme', principal: 'batch', org: 'acme', tenant: 'b' },
-    ],
-  }));
+  const v = new MtlsVerifier(
+    mtlsConfig({
+      trustDomains: ['prod.example.org'],
+      identities: [
+        { spiffeId: APP, principal: 'app', org: 'acme', tenant: 'a' },
+        { subject: 'CN=batch-client,O=Acme', principal: 'batch', org: 'acme', tenant: 'b' },
+      ],
+    }),
+  );
   const other = 'spiffe://prod.example.org/ns/team-b/sa/other';
   const c = v.verify(conn({ uriSans: [other], subject: 'CN=batch-client,O=Acme' }));
   assert.equal(c?.principal, 'batch');
@@ -179,7 +195,10 @@ void test('refusal messages carry no certificate values', async (t) => {
   ];
   for (const [name, c] of cases) {
     await t.test(name, () => {
-      assert.throws(() => verifier.verify(c), (err: unknown) => err instanceof GatewayError && !err.message.includes('evil') && !err.message.includes('<script>'));
+      assert.throws(
+        () => verifier.verify(c),
+        (err: unknown) => err instanceof GatewayError && !err.message.includes('evil') && !err.message.includes('<script>'),
+      );
     });
   }
 });
@@ -191,15 +210,41 @@ void test('configuration mistakes fail at construction', () => {
     /identities\[0\]: trust domain other\.example\.org is not in auth\.mtls\.trustDomains/,
   );
   assert.throws(
-    () => new MtlsVerifier(mtlsConfig({ trustDomains: ['prod.example.org'], identities: [{ spiffeId: APP, ...id }, { spiffeId: APP, ...id }] })),
+    () =>
+      new MtlsVerifier(
+        mtlsConfig({
+          trustDomains: ['prod.example.org'],
+          identities: [
+            { spiffeId: APP, ...id },
+            { spiffeId: APP, ...id },
+          ],
+        }),
+      ),
     /identities\[1\]: spiffeId .* is mapped twice/,
   );
   assert.throws(
-    () => new MtlsVerifier(mtlsConfig({ trustDomains: ['prod.example.org'], identities: [{ spiffeId: 'spiffe://prod.example.org/a/*', ...id }, { spiffeId: 'spiffe://prod.example.org/a/*', ...id }] })),
+    () =>
+      new MtlsVerifier(
+        mtlsConfig({
+          trustDomains: ['prod.example.org'],
+          identities: [
+            { spiffeId: 'spiffe://prod.example.org/a/*', ...id },
+            { spiffeId: 'spiffe://prod.example.org/a/*', ...id },
+          ],
+        }),
+      ),
     /mapped twice/,
   );
   assert.throws(
-    () => new MtlsVerifier(mtlsConfig({ identities: [{ subject: 'CN=x', ...id }, { subject: 'CN=x', ...id }] })),
+    () =>
+      new MtlsVerifier(
+        mtlsConfig({
+          identities: [
+            { subject: 'CN=x', ...id },
+            { subject: 'CN=x', ...id },
+          ],
+        }),
+      ),
     /subject CN=x is mapped twice/,
   );
   assert.throws(

@@ -3,19 +3,21 @@ import assert from 'node:assert/strict';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import { Policy, type DataClassName, type PolicySubject } from '../../src/stages/policy/policy.ts';
 
-const policy = new Policy(ConfigSchema.parse({
-  policy: {
-    version: 'p-7',
-    defaultAction: 'permit',
-    rules: [
-      { name: 'secrets-never', classes: ['SECRET'], action: 'deny' },
-      { name: 'clinicians-phi', match: { roles: ['clinician'] }, classes: ['PHI'], action: 'permit' },
-      { name: 'phi-elsewhere', classes: ['PHI'], action: 'redact' },
-      { name: 'pci-embeddings', match: { endpoints: ['embeddings'] }, classes: ['PCI'], action: 'deny' },
-      { name: 'pci', classes: ['PCI'], action: 'redact' },
-    ],
-  },
-}).policy);
+const policy = new Policy(
+  ConfigSchema.parse({
+    policy: {
+      version: 'p-7',
+      defaultAction: 'permit',
+      rules: [
+        { name: 'secrets-never', classes: ['SECRET'], action: 'deny' },
+        { name: 'clinicians-phi', match: { roles: ['clinician'] }, classes: ['PHI'], action: 'permit' },
+        { name: 'phi-elsewhere', classes: ['PHI'], action: 'redact' },
+        { name: 'pci-embeddings', match: { endpoints: ['embeddings'] }, classes: ['PCI'], action: 'deny' },
+        { name: 'pci', classes: ['PCI'], action: 'redact' },
+      ],
+    },
+  }).policy,
+);
 
 const who: PolicySubject = { endpoint: 'chat', model: 'gpt-demo', tenant: 'research', org: 'acme', roles: [] };
 const decide = (classes: DataClassName[], extra: Partial<PolicySubject> = {}) => policy.decide(new Set(classes), { ...who, ...extra });

@@ -17,24 +17,43 @@ function quotas(raw: unknown) {
 }
 
 test('limits: one spec per counter, keyed by scope, named by family', () => {
-  const cfg = quotas({ plans: [{ name: 'std', limits: [{ scope: 'key', rps: 5, burst: 10, rpm: 100, tpm: 1000, tpd: 5000, concurrency: 2 }, { scope: 'tenant_endpoint', rpm: 50 }] }] });
+  const cfg = quotas({
+    plans: [
+      {
+        name: 'std',
+        limits: [
+          { scope: 'key', rps: 5, burst: 10, rpm: 100, tpm: 1000, tpd: 5000, concurrency: 2 },
+          { scope: 'tenant_endpoint', rpm: 50 },
+        ],
+      },
+    ],
+  });
   const plan = cfg.plans[0];
   assert.ok(plan);
   const specs = buildLimits(plan, subject, { reservedTokens: 300, utcOffsetMs: 0, leaseMs: 1000, kinds: 'all', share: 1 });
-  assert.deepEqual(specs.map((s) => [s.kind, s.name, s.key]), [
-    ['rate', 'requests:rps:key', 'key:AbCdEfGh:rps'],
-    ['window', 'requests:rpm:key', 'key:AbCdEfGh:rpm'],
-    ['window', 'tokens:tpm:key', 'key:AbCdEfGh:tpm'],
-    ['day', 'tokens:tpd:key', 'key:AbCdEfGh:tpd'],
-    ['concurrency', 'concurrency:key', 'key:AbCdEfGh:conc'],
-    ['window', 'requests:rpm:tenant_endpoint', 'tenant:research:model:gpt-demo:rpm'],
-  ]);
+  assert.deepEqual(
+    specs.map((s) => [s.kind, s.name, s.key]),
+    [
+      ['rate', 'requests:rps:key', 'key:AbCdEfGh:rps'],
+      ['window', 'requests:rpm:key', 'key:AbCdEfGh:rpm'],
+      ['window', 'tokens:tpm:key', 'key:AbCdEfGh:tpm'],
+      ['day', 'tokens:tpd:key', 'key:AbCdEfGh:tpd'],
+      ['concurrency', 'concurrency:key', 'key:AbCdEfGh:conc'],
+      ['window', 'requests:rpm:tenant_endpoint', 'tenant:research:model:gpt-demo:rpm'],
+    ],
+  );
   const tpm = specs.find((s) => s.name === 'tokens:tpm:key');
   assert.equal(tpm?.kind === 'window' ? tpm.cost : -1, 300);
   const onlyRequests = buildLimits(plan, subject, { reservedTokens: 300, utcOffsetMs: 0, leaseMs: 1000, kinds: 'requests_only', share: 1 });
-  assert.deepEqual(onlyRequests.map((s) => s.name), ['requests:rps:key', 'requests:rpm:key', 'requests:rpm:tenant_endpoint']);
+  assert.deepEqual(
+    onlyRequests.map((s) => s.name),
+    ['requests:rps:key', 'requests:rpm:key', 'requests:rpm:tenant_endpoint'],
+  );
   const half = buildLimits(plan, subject, { reservedTokens: 300, utcOffsetMs: 0, leaseMs: 1000, kinds: 'all', share: 0.5 });
-  assert.equal(half.find((s) => s.name === 'requests:rpm:key')?.kind === 'window' ? (half.find((s) => s.name === 'requests:rpm:key') as { limit: number }).limit : 0, 50);
+  assert.equal(
+    half.find((s) => s.name === 'requests:rpm:key')?.kind === 'window' ? (half.find((s) => s.name === 'requests:rpm:key') as { limit: number }).limit : 0,
+    50,
+  );
 });
 
 test('reset durations are written like OpenAI writes them', () => {
@@ -45,12 +64,14 @@ test('reset durations are written like OpenAI writes them', () => {
 });
 
 test('rate-limit headers report the tightest request and token limits', () => {
-  const h = new Map(rateLimitHeaders([
-    { name: 'requests:rpm:key', limit: 100, remaining: 40, resetMs: 30_000 },
-    { name: 'requests:rps:key', limit: 10, remaining: 3, resetMs: 100 },
-    { name: 'tokens:tpm:tenant', limit: 5000, remaining: 4000, resetMs: 10_000 },
-    { name: 'concurrency:key', limit: 2, remaining: 1, resetMs: 0 },
-  ]));
+  const h = new Map(
+    rateLimitHeaders([
+      { name: 'requests:rpm:key', limit: 100, remaining: 40, resetMs: 30_000 },
+      { name: 'requests:rps:key', limit: 10, remaining: 3, resetMs: 100 },
+      { name: 'tokens:tpm:tenant', limit: 5000, remaining: 4000, resetMs: 10_000 },
+      { name: 'concurrency:key', limit: 2, remaining: 1, resetMs: 0 },
+    ]),
+  );
   assert.equal(h.get('x-ratelimit-limit-requests'), '10');
   assert.equal(h.get('x-ratelimit-remaining-requests'), '3');
   assert.equal(h.get('x-ratelimit-reset-requests'), '100ms');
@@ -71,7 +92,11 @@ class FakeStore implements QuotaStore {
   failing = false;
   readonly settled: Array<[string, Settlement]> = [];
   admitted: LimitSpec[][] = [];
-  decide: (limits: readonly LimitSpec[]) => Decision = (limits) => ({ admitted: true, now: 0, states: limits.map((l) => ({ name: l.name, limit: 10, remaining: 9, resetMs: 1000 })) });
+  decide: (limits: readonly LimitSpec[]) => Decision = (limits) => ({
+    admitted: true,
+    now: 0,
+    states: limits.map((l) => ({ name: l.name, limit: 10, remaining: 9, resetMs: 1000 })),
+  });
   async admit(_id: string, _tag: string, limits: readonly LimitSpec[]): Promise<Decision> {
     if (this.failing) throw new Error('store down');
     this.admitted.push([...limits]);
@@ -87,7 +112,17 @@ function stage(raw: unknown, primary: FakeStore, local: FakeStore = new FakeStor
   return new QuotaStage(quotas(raw), { primary, local, breaker: null, metrics: new Metrics({ processMetrics: false }), log: pino({ level: 'silent' }) });
 }
 
-const request = (tier: string, extra: Partial<QuotaRequest> = {}): QuotaRequest => ({ requestId: 'r1', subject, tier, endpoint: 'chat', generates: true, promptTokens: 20, maxTokens: 100, kinds: 'all', ...extra });
+const request = (tier: string, extra: Partial<QuotaRequest> = {}): QuotaRequest => ({
+  requestId: 'r1',
+  subject,
+  tier,
+  endpoint: 'chat',
+  generates: true,
+  promptTokens: 20,
+  maxTokens: 100,
+  kinds: 'all',
+  ...extra,
+});
 
 async function refusal(p: Promise<unknown>): Promise<GatewayError> {
   try {
@@ -101,7 +136,16 @@ async function refusal(p: Promise<unknown>): Promise<GatewayError> {
 
 test('plans by tier, then the default plan; no plan means no quota', async () => {
   const store = new FakeStore();
-  const s = stage({ plans: [{ name: 'gold', limits: [{ scope: 'key', rpm: 1000 }] }, { name: 'basic', limits: [{ scope: 'key', rpm: 10 }] }], defaultPlan: 'basic' }, store);
+  const s = stage(
+    {
+      plans: [
+        { name: 'gold', limits: [{ scope: 'key', rpm: 1000 }] },
+        { name: 'basic', limits: [{ scope: 'key', rpm: 10 }] },
+      ],
+      defaultPlan: 'basic',
+    },
+    store,
+  );
   assert.equal((await s.admit(request('gold')))?.plan, 'gold');
   assert.equal((await s.admit(request('unknown-tier')))?.plan, 'basic');
   const none = stage({ plans: [{ name: 'gold', limits: [{ scope: 'key', rpm: 1 }] }] }, new FakeStore());
@@ -123,13 +167,25 @@ test('reservation = prompt estimate + max_tokens (or the plan default; embedding
 test('denials: 429 rate_limit_exceeded with retry-after and headers; daily cap → insufficient_quota', async () => {
   const store = new FakeStore();
   const s = stage({ plans: [{ name: 'std', limits: [{ scope: 'key', rpm: 10, tpd: 1000 }] }] }, store);
-  store.decide = (limits) => ({ admitted: false, now: 0, deniedBy: 'requests:rpm:key', retryAfterMs: 2500, states: limits.map((l) => ({ name: l.name, limit: 10, remaining: 0, resetMs: 2500 })) });
+  store.decide = (limits) => ({
+    admitted: false,
+    now: 0,
+    deniedBy: 'requests:rpm:key',
+    retryAfterMs: 2500,
+    states: limits.map((l) => ({ name: l.name, limit: 10, remaining: 0, resetMs: 2500 })),
+  });
   const e = await refusal(s.admit(request('std')));
   assert.equal(e.code, 'rate_limit_exceeded');
   assert.equal(e.status, 429);
   assert.equal(e.headers['retry-after'], '3');
   assert.equal(e.headers['x-ratelimit-remaining-requests'], '0');
-  store.decide = (limits) => ({ admitted: false, now: 0, deniedBy: 'tokens:tpd:key', retryAfterMs: 3_600_000, states: limits.map((l) => ({ name: l.name, limit: 1000, remaining: 0, resetMs: 3_600_000 })) });
+  store.decide = (limits) => ({
+    admitted: false,
+    now: 0,
+    deniedBy: 'tokens:tpd:key',
+    retryAfterMs: 3_600_000,
+    states: limits.map((l) => ({ name: l.name, limit: 1000, remaining: 0, resetMs: 3_600_000 })),
+  });
   const d = await refusal(s.admit(request('std')));
   assert.equal(d.code, 'insufficient_quota');
   assert.equal(d.headers['retry-after'], '3600');
@@ -139,13 +195,17 @@ test('store down: each plan applies its own policy', async () => {
   const primary = new FakeStore();
   const local = new FakeStore();
   primary.failing = true;
-  const s = stage({
-    plans: [
-      { name: 'closed', whenStoreDown: 'fail_closed', limits: [{ scope: 'key', rpm: 10 }] },
-      { name: 'open', whenStoreDown: 'fail_open', limits: [{ scope: 'key', rpm: 10 }] },
-      { name: 'local', whenStoreDown: 'local', localShare: 0.5, limits: [{ scope: 'key', rpm: 10 }] },
-    ],
-  }, primary, local);
+  const s = stage(
+    {
+      plans: [
+        { name: 'closed', whenStoreDown: 'fail_closed', limits: [{ scope: 'key', rpm: 10 }] },
+        { name: 'open', whenStoreDown: 'fail_open', limits: [{ scope: 'key', rpm: 10 }] },
+        { name: 'local', whenStoreDown: 'local', localShare: 0.5, limits: [{ scope: 'key', rpm: 10 }] },
+      ],
+    },
+    primary,
+    local,
+  );
   assert.equal((await refusal(s.admit(request('closed')))).code, 'quota_unavailable');
   const open = await s.admit(request('open'));
   assert.equal(open?.mode, 'fail_open');

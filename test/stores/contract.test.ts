@@ -24,7 +24,15 @@ const T0 = Date.parse('2026-03-01T12:00:00.000Z');
 function seed(): KeyRecord[] {
   return [
     makeKey().record,
-    makeKey({ principal: 'bob', org: 'globex', tenant: 'ops', tier: 'premium', roles: ['admin', 'billing'], models: ['gpt-demo', 'embed-demo'], endpoints: ['chat', 'embeddings'] }).record,
+    makeKey({
+      principal: 'bob',
+      org: 'globex',
+      tenant: 'ops',
+      tier: 'premium',
+      roles: ['admin', 'billing'],
+      models: ['gpt-demo', 'embed-demo'],
+      endpoints: ['chat', 'embeddings'],
+    }).record,
     makeKey({ expiresAt: T0 }).record,
     makeKey({ revokedAt: T0 - 1000 }).record,
     makeKey({ expiresAt: T0 + 3_600_000, replacedBy: 'Zz9Zz9Zz' }).record,
@@ -129,7 +137,11 @@ interface WritableKind {
 const writable: WritableKind[] = [
   { name: 'KeyFile (YAML)', open: async () => new KeyFile(join(dir, `w-${n++}.yaml`)) },
   { name: 'KeyFile (JSON)', open: async () => new KeyFile(join(dir, `w-${n++}.json`)) },
-  { name: 'RedisKeyStore', open: async () => new RedisKeyStore({ url: redis.url, keyPrefix: `w${n++}:`, commandTimeoutMs: 500, cacheSeconds: 0, subscribe: false, log: captureLog().log }) },
+  {
+    name: 'RedisKeyStore',
+    open: async () =>
+      new RedisKeyStore({ url: redis.url, keyPrefix: `w${n++}:`, commandTimeoutMs: 500, cacheSeconds: 0, subscribe: false, log: captureLog().log }),
+  },
 ];
 
 for (const kind of writable) {
@@ -145,7 +157,11 @@ for (const kind of writable) {
         assert.deepEqual(await store.get(first.id), first);
         const listed = await store.list();
         assert.deepEqual(new Set(listed.map((r) => r.id)), new Set(records.map((r) => r.id)));
-        for (const r of listed) assert.deepEqual(r, records.find((x) => x.id === r.id));
+        for (const r of listed)
+          assert.deepEqual(
+            r,
+            records.find((x) => x.id === r.id),
+          );
       } finally {
         await store.close();
       }

@@ -157,17 +157,29 @@ test('a file rewritten in place (same inode) is picked up; a deleted file keeps 
 test('a missing or invalid file at start-up is a ConfigError naming the file and the path inside it', () => {
   const { log } = captureLog();
   const missing = join(root, 'nope.yaml');
-  assert.throws(() => new FileKeyStore(missing, { log }), (err: unknown) => err instanceof ConfigError && err.message.includes(missing));
+  assert.throws(
+    () => new FileKeyStore(missing, { log }),
+    (err: unknown) => err instanceof ConfigError && err.message.includes(missing),
+  );
   const bad = join(root, `bad-${n++}.yaml`);
   const k = makeKey().record;
   writeFileSync(bad, stringify([{ ...entryFromRecord(k), principal: 'has spaces', color: 'red' }, entryFromRecord(k)]));
-  assert.throws(() => new FileKeyStore(bad, { log }), (err: unknown) => {
-    assert.ok(err instanceof ConfigError);
-    assert.ok(err.message.includes(bad));
-    assert.ok(err.problems.some((p) => p.startsWith('[0].principal:')), err.message);
-    assert.ok(err.problems.some((p) => p.includes('color')), err.message);
-    return true;
-  });
+  assert.throws(
+    () => new FileKeyStore(bad, { log }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.ok(err.message.includes(bad));
+      assert.ok(
+        err.problems.some((p) => p.startsWith('[0].principal:')),
+        err.message,
+      );
+      assert.ok(
+        err.problems.some((p) => p.includes('color')),
+        err.message,
+      );
+      return true;
+    },
+  );
   const dup = join(root, `dup-${n++}.json`);
   writeFileSync(dup, JSON.stringify([entryFromRecord(k), entryFromRecord(k)]));
   assert.throws(() => new FileKeyStore(dup, { log }), /\[1\]\.id: duplicate key id/);
@@ -193,11 +205,17 @@ test('KeyFile edits replace the file atomically (new inode), keep comments and t
   const text = readFileSync(path, 'utf8');
   assert.ok(text.startsWith('# managed by ops — do not reorder'), text);
   assert.match(text, /revokedAt: 2026-02-02T00:00:00.000Z/);
-  assert.deepEqual((await file.list()).map((r) => r.id), [a.id, b.id]);
+  assert.deepEqual(
+    (await file.list()).map((r) => r.id),
+    [a.id, b.id],
+  );
   assert.equal((await file.get(a.id))?.revokedAt, Date.parse('2026-02-02T00:00:00Z'));
   // No temp or lock files left behind.
   const { readdirSync } = await import('node:fs');
-  assert.deepEqual(readdirSync(root).filter((f) => f.startsWith(`.edit-`) || f.endsWith('.lock')), []);
+  assert.deepEqual(
+    readdirSync(root).filter((f) => f.startsWith(`.edit-`) || f.endsWith('.lock')),
+    [],
+  );
 });
 
 test('KeyFile grows a `[]` file into a block list and refuses to edit an invalid file', async () => {

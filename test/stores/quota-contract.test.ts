@@ -155,7 +155,8 @@ for (const kind of ['memory', 'redis'] as const) {
       // Two buckets later the first one no longer counts: estimate = 3 × 1.0 at the bucket start.
       clock = T0 + 20_000;
       assert.deepEqual(rem(await h.store.admit(id(), tag, limits)), [1]);
-      if (kind === 'redis') assert.deepEqual(await h.fields(tag, 'rpm'), [String((T0 + 10_000) / 10_000), String((T0 + 20_000) / 10_000)], 'older buckets pruned');
+      if (kind === 'redis')
+        assert.deepEqual(await h.fields(tag, 'rpm'), [String((T0 + 10_000) / 10_000), String((T0 + 20_000) / 10_000)], 'older buckets pruned');
       // Cost > 1 (tokens): the estimate plus the whole cost must fit.
       const tpm = [win('tokens:tpm', 'tpm', 1000, 60_000, 600)];
       assert.deepEqual(rem(await h.store.admit(id(), tag, tpm)), [400]);

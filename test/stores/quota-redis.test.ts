@@ -75,8 +75,15 @@ test('two sidecars, 51 concurrent admits against a window limit of 50 → exactl
     const decisions = await race([a, b], tag, limits, 51);
     t.diagnostic(`51 concurrent admits through 2 stores in ${(performance.now() - started).toFixed(1)} ms`);
     assert.equal(decisions.filter((d) => d.admitted).length, 50);
-    const remaining = decisions.filter((d) => d.admitted).map((d) => d.states[0]?.remaining).sort((x, y) => (x as number) - (y as number));
-    assert.deepEqual(remaining, Array.from({ length: 50 }, (_, i) => i), 'each admission saw a distinct count');
+    const remaining = decisions
+      .filter((d) => d.admitted)
+      .map((d) => d.states[0]?.remaining)
+      .sort((x, y) => (x as number) - (y as number));
+    assert.deepEqual(
+      remaining,
+      Array.from({ length: 50 }, (_, i) => i),
+      'each admission saw a distinct count',
+    );
     // The denied one charged nothing: 50 × 100 tokens.
     const probe = await a.admit('probe', tag, [{ kind: 'window', name: 'tokens:tpm', key: 'tpm', limit: 1_000_000, windowMs: FOREVER, cost: 0 }]);
     assert.equal(probe.states[0]?.remaining, 1_000_000 - 5000);
@@ -124,11 +131,17 @@ test('one admit = one round trip (a single EVALSHA); EVAL only after NOSCRIPT', 
   const commandsUntilMarker = async (): Promise<string[]> => {
     const mark = `marker-${++marks}`;
     await admin.echo(mark);
-    const at = await waitFor(() => {
-      const i = seen.findIndex((a) => a[0]?.toLowerCase() === 'echo' && a[1] === mark);
-      return i >= 0 ? i : undefined;
-    }, { what: `MONITOR to report ${mark}`, intervalMs: 5 });
-    const cmds = seen.slice(0, at).filter((a) => a[0]?.toLowerCase() !== 'monitor').map((a) => a[0]?.toLowerCase() ?? '');
+    const at = await waitFor(
+      () => {
+        const i = seen.findIndex((a) => a[0]?.toLowerCase() === 'echo' && a[1] === mark);
+        return i >= 0 ? i : undefined;
+      },
+      { what: `MONITOR to report ${mark}`, intervalMs: 5 },
+    );
+    const cmds = seen
+      .slice(0, at)
+      .filter((a) => a[0]?.toLowerCase() !== 'monitor')
+      .map((a) => a[0]?.toLowerCase() ?? '');
     seen.splice(0, at + 1);
     return cmds;
   };
@@ -253,20 +266,26 @@ test('Redis killed: admit/settle throw within commandTimeoutMs; restarted on the
     // bounded by the command timeout.
     let attempts = 0;
     let sawUnreachable = false;
-    await waitFor(async () => {
-      const { ms, err } = await measure(() => store.admit(`down-${attempts++}`, tag, limits));
-      t.diagnostic(`Redis down → admit threw in ${ms.toFixed(1)} ms (${err instanceof Error ? err.message : String(err)})`);
-      assert.ok(err instanceof Error);
-      assert.ok(ms <= TIMEOUT_MS + 100, `${ms} ms`);
-      sawUnreachable ||= /unreachable/.test(err.message);
-      return attempts >= 3 && sawUnreachable;
-    }, { what: 'the store to report Redis unreachable', intervalMs: 10 });
+    await waitFor(
+      async () => {
+        const { ms, err } = await measure(() => store.admit(`down-${attempts++}`, tag, limits));
+        t.diagnostic(`Redis down → admit threw in ${ms.toFixed(1)} ms (${err instanceof Error ? err.message : String(err)})`);
+        assert.ok(err instanceof Error);
+        assert.ok(ms <= TIMEOUT_MS + 100, `${ms} ms`);
+        sawUnreachable ||= /unreachable/.test(err.message);
+        return attempts >= 3 && sawUnreachable;
+      },
+      { what: 'the store to report Redis unreachable', intervalMs: 10 },
+    );
     const s = await measure(() => store.settle('before', tag, { tokenDelta: 0 }));
     t.diagnostic(`Redis down → settle threw in ${s.ms.toFixed(1)} ms`);
     assert.ok(s.err instanceof Error && s.ms <= TIMEOUT_MS + 100);
     await redis.start();
     const started = performance.now();
-    const d = await waitFor(() => store.admit('after', tag, limits).catch(() => undefined), { what: 'the store to admit again after the restart', intervalMs: 50 });
+    const d = await waitFor(() => store.admit('after', tag, limits).catch(() => undefined), {
+      what: 'the store to admit again after the restart',
+      intervalMs: 50,
+    });
     assert.equal(d.admitted, true);
     t.diagnostic(`restarted Redis → the same store admits again after ${(performance.now() - started).toFixed(0)} ms (script reloaded via NOSCRIPT → EVAL)`);
   } finally {
@@ -287,7 +306,14 @@ test('a stalled Redis (CLIENT PAUSE): admit throws at ~commandTimeoutMs, then wo
     assert.ok(err instanceof Error);
     assert.ok(ms >= TIMEOUT_MS - 10 && ms <= TIMEOUT_MS + 100, `${ms} ms`);
     // Works again once the pause is over (no waiting for it to end first: attempts fail until then).
-    await waitFor(() => store.admit('resumed', tag, limits).then(() => true, () => false), { what: 'the store to work again after CLIENT PAUSE', timeoutMs: 3800, intervalMs: 50 });
+    await waitFor(
+      () =>
+        store.admit('resumed', tag, limits).then(
+          () => true,
+          () => false,
+        ),
+      { what: 'the store to work again after CLIENT PAUSE', timeoutMs: 3800, intervalMs: 50 },
+    );
   } finally {
     await store.close();
   }

@@ -8,7 +8,15 @@ test('describeRedisUrl keeps scheme, host, port and database, never the credenti
   assert.equal(describeRedisUrl('redis://redis:6379'), 'redis://redis:6379');
   assert.equal(describeRedisUrl('rediss://:s3cret@cache.example.org:6380/2'), 'rediss://cache.example.org:6380/2');
   assert.equal(describeRedisUrl('redis://gateway:s3cret@[::1]:6379/1?password=s3cret'), 'redis://[::1]:6379/1');
-  assert.equal(describeRedisUrl({ cluster: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }] }), 'cluster(10.0.0.1:7000,10.0.0.2:7001)');
+  assert.equal(
+    describeRedisUrl({
+      cluster: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '10.0.0.2', port: 7001 },
+      ],
+    }),
+    'cluster(10.0.0.1:7000,10.0.0.2:7001)',
+  );
 });
 
 test('an unparseable URL is described as just "redis" (it may hold a password in any position)', () => {

@@ -50,7 +50,11 @@ function replica(prefix: string, opts: { cacheSeconds?: number; now?: () => numb
     log,
     ...(opts.now === undefined ? {} : { now: opts.now }),
   });
-  const verifier = new ApiKeyVerifier(store, { unknownKeyCache: { maxEntries: 1000, ttlSeconds: 30 }, log, ...(opts.now === undefined ? {} : { now: opts.now }) });
+  const verifier = new ApiKeyVerifier(store, {
+    unknownKeyCache: { maxEntries: 1000, ttlSeconds: 30 },
+    log,
+    ...(opts.now === undefined ? {} : { now: opts.now }),
+  });
   return { store, verifier, lines };
 }
 
@@ -142,12 +146,15 @@ test('Redis killed: lookups fail with authentication_unavailable within the comm
     // so both the first lookups after the crash and those during the outage are covered.
     const timings: number[] = [];
     const sawUnreachable = (): boolean => r.lines.some((l) => l['msg'] === 'API key store lookup failed' && /unreachable/.test(String(l['err'])));
-    await waitFor(async () => {
-      const started = performance.now();
-      assert.equal(await outcome(r.verifier.verify(fresh.key)), 'authentication_unavailable');
-      timings.push(Math.round(performance.now() - started));
-      return timings.length >= 5 && sawUnreachable();
-    }, { what: 'the key store to report Redis unreachable', intervalMs: 10 });
+    await waitFor(
+      async () => {
+        const started = performance.now();
+        assert.equal(await outcome(r.verifier.verify(fresh.key)), 'authentication_unavailable');
+        timings.push(Math.round(performance.now() - started));
+        return timings.length >= 5 && sawUnreachable();
+      },
+      { what: 'the key store to report Redis unreachable', intervalMs: 10 },
+    );
     t.diagnostic(`lookups while Redis is down took ${timings.join(', ')} ms (commandTimeout ${TIMEOUT_MS} ms)`);
     for (const ms of timings) assert.ok(ms <= TIMEOUT_MS + 150, `${ms} ms`);
     // A record cached before the outage is served until its cache entry expires, then refused with 503.

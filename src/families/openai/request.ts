@@ -20,7 +20,11 @@ export class OpenAIRequest implements ParsedRequest {
   /** The completion allowance the client set (`max_completion_tokens` or `max_tokens`), if any. */
   readonly maxTokens: number | null;
 
-  constructor(endpoint: Endpoint, json: Record<string, unknown>, fields: Pick<OpenAIRequest, 'model' | 'stream' | 'clientWantsStreamUsage' | 'promptChars' | 'maxTokens'>) {
+  constructor(
+    endpoint: Endpoint,
+    json: Record<string, unknown>,
+    fields: Pick<OpenAIRequest, 'model' | 'stream' | 'clientWantsStreamUsage' | 'promptChars' | 'maxTokens'>,
+  ) {
     this.endpoint = endpoint;
     this.json = json;
     this.model = fields.model;
@@ -70,7 +74,13 @@ export function parseRequestBody(endpoint: Endpoint, body: Buffer, maxDepth = 32
     if (typeof opts !== 'object' || Array.isArray(opts)) throw invalid('`stream_options` must be an object.', 'stream_options');
     wantsUsage = (opts as Record<string, unknown>)['include_usage'] === true;
   }
-  return new OpenAIRequest(endpoint, obj, { model, stream: streaming, clientWantsStreamUsage: wantsUsage, promptChars: promptChars(endpoint, obj), maxTokens: maxTokens(obj) });
+  return new OpenAIRequest(endpoint, obj, {
+    model,
+    stream: streaming,
+    clientWantsStreamUsage: wantsUsage,
+    promptChars: promptChars(endpoint, obj),
+    maxTokens: maxTokens(obj),
+  });
 }
 
 /**

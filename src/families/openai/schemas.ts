@@ -20,7 +20,9 @@ const nullable = <T extends z.ZodType>(t: T) => t.nullable().optional();
 const model = z.string().min(1, '`model` must be a non-empty string.');
 const user = z.string();
 
-const stop = nullable(z.union([z.string(), z.array(z.string()).max(4, 'At most 4 stop sequences are allowed.')], { error: 'Expected a string or an array of up to 4 strings.' }));
+const stop = nullable(
+  z.union([z.string(), z.array(z.string()).max(4, 'At most 4 stop sequences are allowed.')], { error: 'Expected a string or an array of up to 4 strings.' }),
+);
 const penalty = nullable(z.number().min(-2).max(2));
 const streamOptions = nullable(z.looseObject({ include_usage: nullable(z.boolean()), include_obfuscation: nullable(z.boolean()) }));
 /** Token ids as keys (`"50256"`), biases -100..100. */
@@ -61,14 +63,13 @@ const refusalPart = z.looseObject({ type: z.literal('refusal'), refusal: z.strin
 
 const partError = (types: string) => ({ error: `Expected a content part of type ${types}.` });
 const textContent = z.union([z.string(), z.array(textPart)], { error: 'Expected a string or an array of text parts.' });
-const userContent = z.union([
-  z.string(),
-  z.array(z.discriminatedUnion('type', [textPart, imagePart, audioPart, filePart], partError('text, image_url, input_audio or file'))),
-], { error: 'Expected a string or an array of content parts.' });
-const assistantContent = z.union([
-  z.string(),
-  z.array(z.discriminatedUnion('type', [textPart, refusalPart], partError('text or refusal'))),
-], { error: 'Expected a string or an array of text or refusal parts.' });
+const userContent = z.union(
+  [z.string(), z.array(z.discriminatedUnion('type', [textPart, imagePart, audioPart, filePart], partError('text, image_url, input_audio or file')))],
+  { error: 'Expected a string or an array of content parts.' },
+);
+const assistantContent = z.union([z.string(), z.array(z.discriminatedUnion('type', [textPart, refusalPart], partError('text or refusal')))], {
+  error: 'Expected a string or an array of text or refusal parts.',
+});
 
 const toolCall = z.looseObject({
   id: z.string(),
@@ -78,19 +79,23 @@ const toolCall = z.looseObject({
 
 const name = z.string().optional();
 
-const chatMessage = z.discriminatedUnion('role', [
-  z.looseObject({ role: z.literal('system'), content: textContent, name }),
-  z.looseObject({ role: z.literal('developer'), content: textContent, name }),
-  z.looseObject({ role: z.literal('user'), content: userContent, name }),
-  z.looseObject({
-    role: z.literal('assistant'),
-    content: nullable(assistantContent),
-    name,
-    refusal: nullable(z.string()),
-    tool_calls: z.array(toolCall).optional(),
-  }),
-  z.looseObject({ role: z.literal('tool'), content: textContent, tool_call_id: z.string().min(1) }),
-], { error: 'Expected a message whose role is system, developer, user, assistant or tool.' });
+const chatMessage = z.discriminatedUnion(
+  'role',
+  [
+    z.looseObject({ role: z.literal('system'), content: textContent, name }),
+    z.looseObject({ role: z.literal('developer'), content: textContent, name }),
+    z.looseObject({ role: z.literal('user'), content: userContent, name }),
+    z.looseObject({
+      role: z.literal('assistant'),
+      content: nullable(assistantContent),
+      name,
+      refusal: nullable(z.string()),
+      tool_calls: z.array(toolCall).optional(),
+    }),
+    z.looseObject({ role: z.literal('tool'), content: textContent, tool_call_id: z.string().min(1) }),
+  ],
+  { error: 'Expected a message whose role is system, developer, user, assistant or tool.' },
+);
 
 const functionName = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'Function names are 1-64 letters, digits, _ . or -.');
 
@@ -111,7 +116,10 @@ const toolChoice = z.union([
   z.enum(['none', 'auto', 'required']),
   z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: functionName }) }),
   z.looseObject({ type: z.literal('custom'), custom: z.looseObject({ name: functionName }) }),
-  z.looseObject({ type: z.literal('allowed_tools'), allowed_tools: z.looseObject({ mode: z.enum(['auto', 'required']), tools: z.array(z.record(z.string(), z.unknown())) }) }),
+  z.looseObject({
+    type: z.literal('allowed_tools'),
+    allowed_tools: z.looseObject({ mode: z.enum(['auto', 'required']), tools: z.array(z.record(z.string(), z.unknown())) }),
+  }),
 ]);
 
 const responseFormat = z.discriminatedUnion('type', [
@@ -165,12 +173,9 @@ const nonEmpty = z.string().min(1, 'Embedding inputs must not be empty strings.'
 
 export const embeddingRequest = z.looseObject({
   model,
-  input: z.union([
-    nonEmpty,
-    z.array(nonEmpty).min(1).max(MAX_EMBEDDING_INPUTS),
-    tokens,
-    z.array(tokens).min(1).max(MAX_EMBEDDING_INPUTS),
-  ], { error: 'Expected a non-empty string, an array of strings, an array of token ids, or an array of token-id arrays.' }),
+  input: z.union([nonEmpty, z.array(nonEmpty).min(1).max(MAX_EMBEDDING_INPUTS), tokens, z.array(tokens).min(1).max(MAX_EMBEDDING_INPUTS)], {
+    error: 'Expected a non-empty string, an array of strings, an array of token ids, or an array of token-id arrays.',
+  }),
   encoding_format: z.enum(['float', 'base64']).optional(),
   dimensions: posInt.optional(),
   user: user.optional(),

@@ -14,7 +14,12 @@ type Json = Record<string, unknown>;
 function field(holder: Json | unknown[], key: string | number, out: TextRef[]): void {
   const v = (holder as Record<string | number, unknown>)[key];
   if (typeof v === 'string') {
-    out.push({ text: v, set: (t) => { (holder as Record<string | number, unknown>)[key] = t; } });
+    out.push({
+      text: v,
+      set: (t) => {
+        (holder as Record<string | number, unknown>)[key] = t;
+      },
+    });
   } else if (Array.isArray(v)) {
     v.forEach((item, i) => {
       if (typeof item === 'string') field(v, i, out);

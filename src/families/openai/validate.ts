@@ -55,7 +55,10 @@ export function validateRequest(endpoint: ValidatedEndpoint, body: Buffer, opts:
 
 type Issue = z.core.$ZodIssue;
 
-interface Picked { issue: Issue; path: PropertyKey[] }
+interface Picked {
+  issue: Issue;
+  path: PropertyKey[];
+}
 
 /**
  * How well an alternative fits: "right type, wrong value" (a range, length or
@@ -104,10 +107,8 @@ function schemaError(issues: readonly Issue[], root: unknown): GatewayError {
   if ((issue.code === 'invalid_type' || issue.code === 'invalid_union') && !present(root, parts)) {
     detail = 'this field is required';
   } else if (issue.code === 'invalid_union') {
-    detail = issue.message !== 'Invalid input' ? issue.message
-      : issue.errors.length === 0 ? 'unsupported value' : 'the value has none of the accepted shapes';
-  }
-  else detail = issue.message.replace(/^Invalid input: /, '');
+    detail = issue.message !== 'Invalid input' ? issue.message : issue.errors.length === 0 ? 'unsupported value' : 'the value has none of the accepted shapes';
+  } else detail = issue.message.replace(/^Invalid input: /, '');
   const message = param === null ? `Invalid request body: ${detail}.` : `Invalid value for '${param}': ${detail}${detail.endsWith('.') ? '' : '.'}`;
   return new GatewayError('invalid_request_body', message, { param });
 }

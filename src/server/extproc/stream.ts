@@ -119,7 +119,9 @@ export class ExtProcStream {
   async #dispatch(msg: ProcessingRequest): Promise<ProcessingResponse> {
     const p = this.#d.processor;
     if (this.#state === 'envoy_local_reply' || (this.#state === 'awaiting_request_headers' && msg.request === 'response_headers')) {
-      const last = (msg.request === 'response_headers' && msg.response_headers.end_of_stream === true) || (msg.request === 'response_body' && msg.response_body.end_of_stream === true);
+      const last =
+        (msg.request === 'response_headers' && msg.response_headers.end_of_stream === true) ||
+        (msg.request === 'response_body' && msg.response_body.end_of_stream === true);
       this.#state = last ? 'complete' : 'envoy_local_reply';
       return passThrough(msg);
     }
@@ -183,7 +185,10 @@ export class ExtProcStream {
   /** A bug or protocol violation: answer this request with our 500 if possible, else reset the stream. */
   async #internalError(phase: string | undefined, err: unknown): Promise<ProcessingResponse> {
     const protocol = err instanceof ProtocolError;
-    this.#d.log.error({ requestId: this.requestId, phase, err: errorMessage(err), stack: protocol ? undefined : (err as Error).stack }, 'ext_proc stream error');
+    this.#d.log.error(
+      { requestId: this.requestId, phase, err: errorMessage(err), stack: protocol ? undefined : (err as Error).stack },
+      'ext_proc stream error',
+    );
     const req = this.#req;
     if (protocol || req === null || this.#responseStarted || !isAnswerPhase(phase)) {
       await this.#terminate(protocol ? 'protocol_error' : 'internal_error', err as Error);

@@ -4,7 +4,13 @@
  * that sets both) with OVERWRITE_IF_EXISTS_OR_ADD.
  */
 import type { HeaderEdits, PhaseResult } from '../../pipeline/phase-result.ts';
-import type { CommonResponseInput, HeaderMap, HeaderMutationInput as HeaderMutation, ImmediateResponseInput, ProcessingResponseInput as ProcessingResponse } from '../proto/types.ts';
+import type {
+  CommonResponseInput,
+  HeaderMap,
+  HeaderMutationInput as HeaderMutation,
+  ImmediateResponseInput,
+  ProcessingResponseInput as ProcessingResponse,
+} from '../proto/types.ts';
 
 export function headerMapToView(map: HeaderMap | undefined | null): Map<string, string> {
   const out = new Map<string, string>();
@@ -47,9 +53,12 @@ export function toProcessingResponse(phase: AnswerPhase, result: PhaseResult): P
   if (result.body !== undefined) common.body_mutation = { body: result.body };
   if (result.clearRouteCache === true) common.clear_route_cache = true;
   const out: ProcessingResponse =
-    phase === 'request_headers' ? { request_headers: { response: common } }
-      : phase === 'request_body' ? { request_body: { response: common } }
-        : phase === 'response_headers' ? { response_headers: { response: common } }
+    phase === 'request_headers'
+      ? { request_headers: { response: common } }
+      : phase === 'request_body'
+        ? { request_body: { response: common } }
+        : phase === 'response_headers'
+          ? { response_headers: { response: common } }
           : { response_body: { response: common } };
   if (result.streamResponseBody === true) out.mode_override = { response_body_mode: 'STREAMED' };
   return out;

@@ -48,8 +48,7 @@ export type Int64Input = string | number;
  */
 export type OneofOut<K extends string, A> =
   | {
-      [P in keyof A & string]: Record<K, P> &
-        Pick<A, P> & { [Q in Exclude<keyof A & string, P>]?: undefined };
+      [P in keyof A & string]: Record<K, P> & Pick<A, P> & { [Q in Exclude<keyof A & string, P>]?: undefined };
     }[keyof A & string]
   | (Partial<Record<K, undefined>> & { [Q in keyof A & string]?: undefined });
 
@@ -59,8 +58,7 @@ export type OneofOut<K extends string, A> =
  */
 export type OneofIn<K extends string, A> =
   | {
-      [P in keyof A & string]: Partial<Record<K, P>> &
-        Pick<A, P> & { [Q in Exclude<keyof A & string, P>]?: undefined };
+      [P in keyof A & string]: Partial<Record<K, P>> & Pick<A, P> & { [Q in Exclude<keyof A & string, P>]?: undefined };
     }[keyof A & string]
   | (Partial<Record<K, undefined>> & { [Q in keyof A & string]?: undefined });
 
@@ -259,11 +257,7 @@ export interface HeaderValueInput {
   raw_value?: BytesInput;
 }
 
-export type HeaderAppendAction =
-  | 'APPEND_IF_EXISTS_OR_ADD'
-  | 'ADD_IF_ABSENT'
-  | 'OVERWRITE_IF_EXISTS_OR_ADD'
-  | 'OVERWRITE_IF_EXISTS';
+export type HeaderAppendAction = 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
 
 /** envoy.config.core.v3.HeaderValueOption. */
 export interface HeaderValueOption {
@@ -311,14 +305,8 @@ export interface EnvoyInternalAddressNames {
   server_listener_name: string;
 }
 /** envoy.config.core.v3.EnvoyInternalAddress: oneof `address_name_specifier`. */
-export type EnvoyInternalAddress = { endpoint_id?: string } & OneofOut<
-  'address_name_specifier',
-  EnvoyInternalAddressNames
->;
-export type EnvoyInternalAddressInput = { endpoint_id?: string } & OneofIn<
-  'address_name_specifier',
-  EnvoyInternalAddressNames
->;
+export type EnvoyInternalAddress = { endpoint_id?: string } & OneofOut<'address_name_specifier', EnvoyInternalAddressNames>;
+export type EnvoyInternalAddressInput = { endpoint_id?: string } & OneofIn<'address_name_specifier', EnvoyInternalAddressNames>;
 
 export type SocketProtocol = 'TCP' | 'UDP';
 

@@ -191,8 +191,7 @@ export type CheckResponse = CheckResponseFields & OneofOut<'http_response', Chec
  * What the authorization service returns, e.g.
  * `{ status: { code: 0 }, ok_response: { headers: [...] } }`.
  */
-export type CheckResponseInput = CheckResponseFieldsInput &
-  OneofIn<'http_response', CheckHttpResponsesInput>;
+export type CheckResponseInput = CheckResponseFieldsInput & OneofIn<'http_response', CheckHttpResponsesInput>;
 
 // ---------------------------------------------------------------------------
 // Service

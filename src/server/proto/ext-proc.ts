@@ -37,13 +37,7 @@ import type {
 
 export type HeaderSendMode = 'DEFAULT' | 'SEND' | 'SKIP';
 
-export type BodySendMode =
-  | 'NONE'
-  | 'STREAMED'
-  | 'BUFFERED'
-  | 'BUFFERED_PARTIAL'
-  | 'FULL_DUPLEX_STREAMED'
-  | 'GRPC';
+export type BodySendMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED' | 'GRPC';
 
 /** ProcessingMode (also used as ProcessingResponse.mode_override). */
 export interface ProcessingMode {
@@ -183,10 +177,8 @@ export interface ProcessingRequestFieldsInput {
  *       case undefined: // malformed: no phase set
  *     }
  */
-export type ProcessingRequest = ProcessingRequestFields &
-  OneofOut<'request', ProcessingRequestPhases>;
-export type ProcessingRequestInput = ProcessingRequestFieldsInput &
-  OneofIn<'request', ProcessingRequestPhasesInput>;
+export type ProcessingRequest = ProcessingRequestFields & OneofOut<'request', ProcessingRequestPhases>;
+export type ProcessingRequestInput = ProcessingRequestFieldsInput & OneofIn<'request', ProcessingRequestPhasesInput>;
 
 // ---------------------------------------------------------------------------
 // Messages the processor sends
@@ -306,10 +298,7 @@ export interface StreamedImmediateResponsePartsInput {
 }
 /** StreamedImmediateResponse: oneof `response`. */
 export type StreamedImmediateResponse = OneofOut<'response', StreamedImmediateResponseParts>;
-export type StreamedImmediateResponseInput = OneofIn<
-  'response',
-  StreamedImmediateResponsePartsInput
->;
+export type StreamedImmediateResponseInput = OneofIn<'response', StreamedImmediateResponsePartsInput>;
 
 /** ProcessingResponse.ServerWindowUpdate (newer API). */
 export interface ServerWindowUpdate {
@@ -369,14 +358,12 @@ export interface ProcessingResponseFieldsInput {
 }
 
 /** A decoded ProcessingResponse; discriminate on `response`. */
-export type ProcessingResponse = ProcessingResponseFields &
-  OneofOut<'response', ProcessingResponseKinds>;
+export type ProcessingResponse = ProcessingResponseFields & OneofOut<'response', ProcessingResponseKinds>;
 /**
  * What a processor writes, e.g.
  * `{ request_headers: { response: { status: 'CONTINUE' } } }`.
  */
-export type ProcessingResponseInput = ProcessingResponseFieldsInput &
-  OneofIn<'response', ProcessingResponseKindsInput>;
+export type ProcessingResponseInput = ProcessingResponseFieldsInput & OneofIn<'response', ProcessingResponseKindsInput>;
 
 // ---------------------------------------------------------------------------
 // Service

@@ -9,18 +9,8 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { AuthorizationHandlers, CheckRequestInput, CheckResponse } from './ext-authz.ts';
-import type {
-  ExternalProcessorHandlers,
-  ProcessingRequestInput,
-  ProcessingResponse,
-} from './ext-proc.ts';
-import type {
-  HealthCheckRequestInput,
-  HealthCheckResponse,
-  HealthHandlers,
-  HealthListRequestInput,
-  HealthListResponse,
-} from './health.ts';
+import type { ExternalProcessorHandlers, ProcessingRequestInput, ProcessingResponse } from './ext-proc.ts';
+import type { HealthCheckRequestInput, HealthCheckResponse, HealthHandlers, HealthListRequestInput, HealthListResponse } from './health.ts';
 
 /** Absolute path of the directory holding our .proto files. */
 export const PROTOS_DIR: string = path.resolve(import.meta.dirname, '../../../protos');
@@ -53,20 +43,12 @@ export const SERVICE_NAMES = Object.freeze({
  * The proto-loader package definition. Keys are fully-qualified names;
  * message entries carry `serialize` / `deserialize` functions.
  */
-export const packageDefinition: protoLoader.PackageDefinition = protoLoader.loadSync(
-  [...PROTO_FILES],
-  { ...LOADER_OPTIONS },
-);
+export const packageDefinition: protoLoader.PackageDefinition = protoLoader.loadSync([...PROTO_FILES], { ...LOADER_OPTIONS });
 
 const grpcObject: grpc.GrpcObject = grpc.loadPackageDefinition(packageDefinition);
 
 function isServiceClientConstructor(value: unknown): value is grpc.ServiceClientConstructor {
-  return (
-    typeof value === 'function' &&
-    'service' in value &&
-    typeof value.service === 'object' &&
-    value.service !== null
-  );
+  return typeof value === 'function' && 'service' in value && typeof value.service === 'object' && value.service !== null;
 }
 
 function lookupClientConstructor(fullName: string): grpc.ServiceClientConstructor {
@@ -92,74 +74,38 @@ export const ExternalProcessorService: grpc.ServiceDefinition<ExternalProcessorH
   externalProcessorCtor.service as grpc.ServiceDefinition<ExternalProcessorHandlers>;
 
 /** `envoy.service.auth.v3.Authorization`, for `server.addService`. */
-export const AuthorizationService: grpc.ServiceDefinition<AuthorizationHandlers> =
-  authorizationCtor.service as grpc.ServiceDefinition<AuthorizationHandlers>;
+export const AuthorizationService: grpc.ServiceDefinition<AuthorizationHandlers> = authorizationCtor.service as grpc.ServiceDefinition<AuthorizationHandlers>;
 
 /** `grpc.health.v1.Health`, for `server.addService`. */
-export const HealthService: grpc.ServiceDefinition<HealthHandlers> =
-  healthCtor.service as grpc.ServiceDefinition<HealthHandlers>;
+export const HealthService: grpc.ServiceDefinition<HealthHandlers> = healthCtor.service as grpc.ServiceDefinition<HealthHandlers>;
 
 // ---------------------------------------------------------------------------
 // Typed clients (tests, tools)
 // ---------------------------------------------------------------------------
 
 export interface ExternalProcessorClient extends grpc.Client {
-  Process(
-    metadata?: grpc.Metadata,
-    options?: grpc.CallOptions,
-  ): grpc.ClientDuplexStream<ProcessingRequestInput, ProcessingResponse>;
-  Process(
-    options?: grpc.CallOptions,
-  ): grpc.ClientDuplexStream<ProcessingRequestInput, ProcessingResponse>;
+  Process(metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<ProcessingRequestInput, ProcessingResponse>;
+  Process(options?: grpc.CallOptions): grpc.ClientDuplexStream<ProcessingRequestInput, ProcessingResponse>;
 }
 
 export interface AuthorizationClient extends grpc.Client {
-  Check(
-    request: CheckRequestInput,
-    callback: grpc.requestCallback<CheckResponse>,
-  ): grpc.ClientUnaryCall;
-  Check(
-    request: CheckRequestInput,
-    metadata: grpc.Metadata,
-    callback: grpc.requestCallback<CheckResponse>,
-  ): grpc.ClientUnaryCall;
-  Check(
-    request: CheckRequestInput,
-    metadata: grpc.Metadata,
-    options: grpc.CallOptions,
-    callback: grpc.requestCallback<CheckResponse>,
-  ): grpc.ClientUnaryCall;
+  Check(request: CheckRequestInput, callback: grpc.requestCallback<CheckResponse>): grpc.ClientUnaryCall;
+  Check(request: CheckRequestInput, metadata: grpc.Metadata, callback: grpc.requestCallback<CheckResponse>): grpc.ClientUnaryCall;
+  Check(request: CheckRequestInput, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<CheckResponse>): grpc.ClientUnaryCall;
 }
 
 export interface HealthClient extends grpc.Client {
-  Check(
-    request: HealthCheckRequestInput,
-    callback: grpc.requestCallback<HealthCheckResponse>,
-  ): grpc.ClientUnaryCall;
-  Check(
-    request: HealthCheckRequestInput,
-    metadata: grpc.Metadata,
-    callback: grpc.requestCallback<HealthCheckResponse>,
-  ): grpc.ClientUnaryCall;
+  Check(request: HealthCheckRequestInput, callback: grpc.requestCallback<HealthCheckResponse>): grpc.ClientUnaryCall;
+  Check(request: HealthCheckRequestInput, metadata: grpc.Metadata, callback: grpc.requestCallback<HealthCheckResponse>): grpc.ClientUnaryCall;
   Check(
     request: HealthCheckRequestInput,
     metadata: grpc.Metadata,
     options: grpc.CallOptions,
     callback: grpc.requestCallback<HealthCheckResponse>,
   ): grpc.ClientUnaryCall;
-  Watch(
-    request: HealthCheckRequestInput,
-    metadata?: grpc.Metadata,
-    options?: grpc.CallOptions,
-  ): grpc.ClientReadableStream<HealthCheckResponse>;
-  Watch(
-    request: HealthCheckRequestInput,
-    options?: grpc.CallOptions,
-  ): grpc.ClientReadableStream<HealthCheckResponse>;
-  List(
-    request: HealthListRequestInput,
-    callback: grpc.requestCallback<HealthListResponse>,
-  ): grpc.ClientUnaryCall;
+  Watch(request: HealthCheckRequestInput, metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<HealthCheckResponse>;
+  Watch(request: HealthCheckRequestInput, options?: grpc.CallOptions): grpc.ClientReadableStream<HealthCheckResponse>;
+  List(request: HealthListRequestInput, callback: grpc.requestCallback<HealthListResponse>): grpc.ClientUnaryCall;
   List(
     request: HealthListRequestInput,
     metadata: grpc.Metadata,
@@ -169,11 +115,7 @@ export interface HealthClient extends grpc.Client {
 }
 
 /** Constructor signature shared by the typed clients. */
-export type ClientConstructor<C extends grpc.Client> = new (
-  address: string,
-  credentials: grpc.ChannelCredentials,
-  options?: Partial<grpc.ChannelOptions>,
-) => C;
+export type ClientConstructor<C extends grpc.Client> = new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ChannelOptions>) => C;
 
 export interface ClientConstructors {
   ExternalProcessor: ClientConstructor<ExternalProcessorClient>;

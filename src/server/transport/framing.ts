@@ -8,9 +8,7 @@
 export const FRAME_HEADER_BYTES = 5;
 
 export type FrameResult =
-  | { readonly kind: 'message'; readonly bytes: Buffer }
-  | { readonly kind: 'too_large'; readonly length: number }
-  | { readonly kind: 'compressed' };
+  { readonly kind: 'message'; readonly bytes: Buffer } | { readonly kind: 'too_large'; readonly length: number } | { readonly kind: 'compressed' };
 
 /** Length-prefixed message decoder for one stream. */
 export class FrameDecoder {

@@ -82,7 +82,11 @@ export interface ServerCall<Req, Res> {
 
 type Registered =
   | { readonly kind: 'unary'; readonly codec: MethodCodec<unknown, unknown>; readonly handle: (request: unknown) => Promise<unknown> }
-  | { readonly kind: 'server_stream'; readonly codec: MethodCodec<unknown, unknown>; readonly handle: (request: unknown, call: ServerCall<unknown, unknown>) => void }
+  | {
+      readonly kind: 'server_stream';
+      readonly codec: MethodCodec<unknown, unknown>;
+      readonly handle: (request: unknown, call: ServerCall<unknown, unknown>) => void;
+    }
   | { readonly kind: 'bidi'; readonly codec: MethodCodec<unknown, unknown>; readonly handle: (call: ServerCall<unknown, unknown>) => void };
 
 export interface Http2GrpcServerOptions {
@@ -94,7 +98,10 @@ export interface Http2GrpcServerOptions {
 
 // grpc-message is percent-encoded: printable ASCII except '%' stays as is.
 function encodeGrpcMessage(text: string): string {
-  return Buffer.from(text, 'utf8').reduce((out, b) => out + (b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`), '');
+  return Buffer.from(text, 'utf8').reduce(
+    (out, b) => out + (b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`),
+    '',
+  );
 }
 
 const RESPONSE_HEADERS = Object.freeze({ ':status': 200, 'content-type': 'application/grpc' });
@@ -213,7 +220,11 @@ export class Http2GrpcServer {
   }
 
   serverStream<Req, Res>(codec: MethodCodec<Req, Res>, handle: (request: Req, call: ServerCall<Req, Res>) => void): void {
-    this.#add({ kind: 'server_stream', codec: codec as MethodCodec<unknown, unknown>, handle: handle as (r: unknown, c: ServerCall<unknown, unknown>) => void });
+    this.#add({
+      kind: 'server_stream',
+      codec: codec as MethodCodec<unknown, unknown>,
+      handle: handle as (r: unknown, c: ServerCall<unknown, unknown>) => void,
+    });
   }
 
   bidi<Req, Res>(codec: MethodCodec<Req, Res>, handle: (call: ServerCall<Req, Res>) => void): void {

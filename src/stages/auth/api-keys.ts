@@ -122,9 +122,10 @@ export class ApiKeyVerifier {
     const now = this.#now();
     if (record.revokedAt !== null) throw new GatewayError('invalid_api_key', `API key ${id} has been revoked.`);
     if (record.expiresAt !== null && record.expiresAt <= now) {
-      throw new GatewayError('invalid_api_key', record.replacedBy === undefined
-        ? `API key ${id} has expired.`
-        : `API key ${id} was rotated and its grace period has ended.`);
+      throw new GatewayError(
+        'invalid_api_key',
+        record.replacedBy === undefined ? `API key ${id} has expired.` : `API key ${id} was rotated and its grace period has ended.`,
+      );
     }
     this.#verified.set(id, true, now + VERIFIED_MS);
     return this.#credential(record);
@@ -136,19 +137,24 @@ export class ApiKeyVerifier {
     const now = this.#now();
     const budgeted = this.#store.inMemory !== true && !this.#verified.has(id, now);
     if (budgeted && !this.#budget.take(now)) {
-      return Promise.reject(new GatewayError('authentication_unavailable', `API key ${id} could not be checked: too many unknown keys are being presented; retry shortly.`));
+      return Promise.reject(
+        new GatewayError('authentication_unavailable', `API key ${id} could not be checked: too many unknown keys are being presented; retry shortly.`),
+      );
     }
-    const p = this.#store.get(id).then(
-      (record) => {
-        if (record === null) this.#unknown.set(id, true, this.#now() + this.#unknownMs);
-        else if (budgeted) this.#budget.refund();
-        return record;
-      },
-      (err: unknown) => {
-        this.#log?.warn({ keyId: id, err: errorMessage(err) }, 'API key store lookup failed');
-        throw new GatewayError('authentication_unavailable', `API key ${id} could not be checked: the key store is unavailable.`);
-      },
-    ).finally(() => this.#inflight.delete(id));
+    const p = this.#store
+      .get(id)
+      .then(
+        (record) => {
+          if (record === null) this.#unknown.set(id, true, this.#now() + this.#unknownMs);
+          else if (budgeted) this.#budget.refund();
+          return record;
+        },
+        (err: unknown) => {
+          this.#log?.warn({ keyId: id, err: errorMessage(err) }, 'API key store lookup failed');
+          throw new GatewayError('authentication_unavailable', `API key ${id} could not be checked: the key store is unavailable.`);
+        },
+      )
+      .finally(() => this.#inflight.delete(id));
     this.#inflight.set(id, p);
     return p;
   }

@@ -40,7 +40,9 @@ export function combineCredentials(credentials: readonly Credential[], endpoint:
     for (const r of c.roles) roles.add(r);
   }
   const methods = ordered.map((c) => c.method);
-  const rule = requirements.find((r) => (r.tenant === undefined || r.tenant === tenant) && (r.endpoints === undefined || (endpoint !== null && r.endpoints.includes(endpoint))));
+  const rule = requirements.find(
+    (r) => (r.tenant === undefined || r.tenant === tenant) && (r.endpoints === undefined || (endpoint !== null && r.endpoints.includes(endpoint))),
+  );
   if (rule !== undefined) {
     const missing = rule.methods.filter((m) => !methods.includes(m));
     if (missing.length > 0) {
@@ -83,4 +85,3 @@ function intersect<T>(a: Allow<T>, b: Allow<T>): Allow<T> {
   if (b === '*') return a;
   return new Set([...a].filter((x) => b.has(x)));
 }
-

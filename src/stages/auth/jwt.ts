@@ -17,25 +17,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  customFetch,
-  decodeJwt,
-  decodeProtectedHeader,
-  errors,
-  jwtVerify,
-} from 'jose';
-import type {
-  CryptoKey,
-  FetchImplementation,
-  FlattenedJWSInput,
-  JSONWebKeySet,
-  JWSHeaderParameters,
-  JWTPayload,
-  JWTVerifyOptions,
-  LocalJWKSet,
-} from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors, jwtVerify } from 'jose';
+import type { CryptoKey, FetchImplementation, FlattenedJWSInput, JSONWebKeySet, JWSHeaderParameters, JWTPayload, JWTVerifyOptions, LocalJWKSet } from 'jose';
 import type { AuthConfig, JwtIssuerConfig } from '../../config/schema.ts';
 import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
@@ -142,9 +125,7 @@ export class JwtVerifier {
         cfg: issuer,
         keys,
         models: issuer.defaults.models.includes('*') ? '*' : new Set(issuer.defaults.models),
-        endpoints: issuer.defaults.endpoints.includes('*')
-          ? '*'
-          : new Set(issuer.defaults.endpoints.filter((e): e is Endpoint => e !== '*')),
+        endpoints: issuer.defaults.endpoints.includes('*') ? '*' : new Set(issuer.defaults.endpoints.filter((e): e is Endpoint => e !== '*')),
       });
     }
   }
@@ -241,12 +222,17 @@ function refusalReason(err: unknown): string {
   if (err instanceof errors.JWTClaimValidationFailed) {
     if (err.reason === 'missing') return `missing the required "${err.claim}" claim`;
     switch (err.claim) {
-      case 'nbf': return 'not yet valid';
-      case 'aud': return 'wrong audience';
-      case 'iss': return 'wrong issuer';
+      case 'nbf':
+        return 'not yet valid';
+      case 'aud':
+        return 'wrong audience';
+      case 'iss':
+        return 'wrong issuer';
       case 'exp':
-      case 'iat': return `invalid "${err.claim}" claim`;
-      default: return 'claim validation failed';
+      case 'iat':
+        return `invalid "${err.claim}" claim`;
+      default:
+        return 'claim validation failed';
     }
   }
   if (err instanceof errors.JWSSignatureVerificationFailed) return 'signature verification failed';

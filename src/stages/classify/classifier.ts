@@ -5,10 +5,7 @@
  * adversarial input (see detectors.ts and safe-regex.ts); text is scanned in
  * full, without a length cap.
  */
-import {
-  TermMatcher, builtinDetectors,
-  type DataClass, type Detector, type Finding,
-} from './detectors.ts';
+import { TermMatcher, builtinDetectors, type DataClass, type Detector, type Finding } from './detectors.ts';
 import { compileSafePattern } from './safe-regex.ts';
 
 export type { DataClass, Detector, Finding } from './detectors.ts';
@@ -41,19 +38,25 @@ const isTokenChar = (c: number): boolean => (c >= 48 && c <= 57) || (c >= 65 && 
 function customDetector(c: CustomDetectorConfig): Detector {
   if (typeof c.name !== 'string' || !CUSTOM_NAME_RE.test(c.name)) throw new Error(`classifier: invalid custom detector name ${JSON.stringify(c.name)}`);
   if (!DATA_CLASSES.has(c.dataClass)) throw new Error(`classifier: custom detector "${c.name}" has invalid dataClass`);
-  if (c.pattern === undefined && (c.terms === undefined || c.terms.length === 0)) throw new Error(`classifier: custom detector "${c.name}" needs a pattern or terms`);
+  if (c.pattern === undefined && (c.terms === undefined || c.terms.length === 0))
+    throw new Error(`classifier: custom detector "${c.name}" needs a pattern or terms`);
   const re = c.pattern !== undefined ? compileSafePattern(c.name, c.pattern) : null;
   const terms = c.terms ? new TermMatcher(c.terms) : null;
   const { name, dataClass } = c;
   return {
-    name, dataClass, priority: CUSTOM_PRIORITY,
+    name,
+    dataClass,
+    priority: CUSTOM_PRIORITY,
     find(text) {
       const out: Finding[] = terms ? terms.find(text, name, dataClass) : [];
       if (re) {
         re.lastIndex = 0;
         let m: RegExpExecArray | null;
         while ((m = re.exec(text)) !== null) {
-          if (m[0].length === 0) { re.lastIndex = m.index + 1; continue; }
+          if (m[0].length === 0) {
+            re.lastIndex = m.index + 1;
+            continue;
+          }
           // Unbounded quantifiers are capped (safe-regex.ts): a match that stops inside a word
           // token is extended to the token's end so a long secret is never partly leaked.
           let end = m.index + m[0].length;
@@ -77,12 +80,19 @@ export function redactionLabel(detector: string): string {
  * (priority), then the earlier start. Returned sorted by start.
  */
 export function resolveOverlaps(cands: readonly Finding[], priority: (name: string) => number, textLength?: number): Finding[] {
-  const valid = cands.filter((f) => Number.isInteger(f.start) && Number.isInteger(f.end) && f.start >= 0 && f.end > f.start && (textLength === undefined || f.end <= textLength));
-  const byRank = [...valid].sort((a, b) => (b.end - b.start) - (a.end - a.start) || priority(b.detector) - priority(a.detector) || a.start - b.start);
+  const valid = cands.filter(
+    (f) => Number.isInteger(f.start) && Number.isInteger(f.end) && f.start >= 0 && f.end > f.start && (textLength === undefined || f.end <= textLength),
+  );
+  const byRank = [...valid].sort((a, b) => b.end - b.start - (a.end - a.start) || priority(b.detector) - priority(a.detector) || a.start - b.start);
   const picked: Finding[] = []; // sorted by start
   for (const f of byRank) {
-    let lo = 0; let hi = picked.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if ((picked[mid] as Finding).start < f.start) lo = mid + 1; else hi = mid; }
+    let lo = 0;
+    let hi = picked.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((picked[mid] as Finding).start < f.start) lo = mid + 1;
+      else hi = mid;
+    }
     const before = picked[lo - 1];
     const after = picked[lo];
     if (before && before.end > f.start) continue;
@@ -97,7 +107,10 @@ export class Classifier {
   private readonly priorities: ReadonlyMap<string, number>;
 
   constructor(cfg: ClassifierConfig = {}) {
-    const builtins = builtinDetectors({ phiTerms: cfg.phiTerms ?? [], ...(cfg.entropyThreshold === undefined ? {} : { entropyThreshold: cfg.entropyThreshold }) });
+    const builtins = builtinDetectors({
+      phiTerms: cfg.phiTerms ?? [],
+      ...(cfg.entropyThreshold === undefined ? {} : { entropyThreshold: cfg.entropyThreshold }),
+    });
     const custom = (cfg.custom ?? []).map(customDetector);
     const all = [...builtins, ...custom];
     const names = new Set<string>();

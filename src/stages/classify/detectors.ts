@@ -89,7 +89,10 @@ function luhn(d: readonly number[], from: number, to: number): boolean {
   let dbl = false;
   for (let i = to - 1; i >= from; i--) {
     let v = d[i] as number;
-    if (dbl) { v *= 2; if (v > 9) v -= 9; }
+    if (dbl) {
+      v *= 2;
+      if (v > 9) v -= 9;
+    }
     sum += v;
     dbl = !dbl;
   }
@@ -102,15 +105,24 @@ export function shannonEntropy(s: string): number {
   let len = 0;
   for (const v of counts.values()) len += v;
   let h = 0;
-  for (const v of counts.values()) { const p = v / len; h -= p * Math.log2(p); }
+  for (const v of counts.values()) {
+    const p = v / len;
+    h -= p * Math.log2(p);
+  }
   return h;
 }
 
 function charClasses(s: string): number {
-  let lower = 0; let upper = 0; let digit = 0; let other = 0;
+  let lower = 0;
+  let upper = 0;
+  let digit = 0;
+  let other = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (isLower(c)) lower = 1; else if (isUpper(c)) upper = 1; else if (isDigit(c)) digit = 1; else other = 1;
+    if (isLower(c)) lower = 1;
+    else if (isUpper(c)) upper = 1;
+    else if (isDigit(c)) digit = 1;
+    else other = 1;
   }
   return lower + upper + digit + other;
 }
@@ -121,7 +133,10 @@ function charClasses(s: string): number {
 const LOCAL = new Uint8Array(128);
 const DOMAIN = new Uint8Array(128);
 for (let c = 0; c < 128; c++) {
-  if (isAlnum(c)) { LOCAL[c] = 1; DOMAIN[c] = 1; }
+  if (isAlnum(c)) {
+    LOCAL[c] = 1;
+    DOMAIN[c] = 1;
+  }
 }
 for (const ch of "._%+-'") LOCAL[ch.charCodeAt(0)] = 1;
 for (const ch of '.-') DOMAIN[ch.charCodeAt(0)] = 1;
@@ -131,11 +146,19 @@ function findEmails(text: string): Finding[] {
   let from = 0;
   for (let at = text.indexOf('@'); at !== -1; at = text.indexOf('@', Math.max(at + 1, from))) {
     let s = at;
-    while (s > 0) { const c = text.charCodeAt(s - 1); if (c < 128 && LOCAL[c] === 1) s--; else break; }
+    while (s > 0) {
+      const c = text.charCodeAt(s - 1);
+      if (c < 128 && LOCAL[c] === 1) s--;
+      else break;
+    }
     while (s < at && text.charCodeAt(s) === 46) s++;
     if (s === at || text.charCodeAt(at - 1) === 46 || at - s > 64) continue;
     let e = at + 1;
-    while (e < text.length) { const c = text.charCodeAt(e); if (c < 128 && DOMAIN[c] === 1) e++; else break; }
+    while (e < text.length) {
+      const c = text.charCodeAt(e);
+      if (c < 128 && DOMAIN[c] === 1) e++;
+      else break;
+    }
     while (e > at + 1 && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
     if (e - at - 1 > 253 || isWordAt(text, e)) continue;
     const labels = text.slice(at + 1, e).split('.');
@@ -168,20 +191,89 @@ function findSsn(text: string): Finding[] {
   const det = { name: 'us_ssn', dataClass: 'PII' as const };
   return [
     ...scanRegex(SSN_RE, text, det, (m) => (validSsn(m[1] as string, m[3] as string, m[4] as string) ? whole(m) : null), 'next'),
-    ...scanRegex(SSN_LABELLED_RE, text, det, (m) => {
-      const d = m[1] as string;
-      return validSsn(d.slice(0, 3), d.slice(3, 5), d.slice(5)) ? tail(m, 9) : null;
-    }, 'next'),
+    ...scanRegex(
+      SSN_LABELLED_RE,
+      text,
+      det,
+      (m) => {
+        const d = m[1] as string;
+        return validSsn(d.slice(0, 3), d.slice(3, 5), d.slice(5)) ? tail(m, 9) : null;
+      },
+      'next',
+    ),
   ];
 }
 
 /** IBAN lengths per country (ISO 13616 registry, common subset); unknown countries: 15–34. */
 const IBAN_LENGTHS: Record<string, number> = {
-  AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BR: 29, CH: 21, CR: 22, CY: 28, CZ: 24,
-  DE: 22, DK: 18, DO: 28, EE: 20, ES: 24, FI: 18, FO: 18, FR: 27, GB: 22, GE: 22, GI: 23, GL: 18, GR: 27, GT: 28,
-  HR: 21, HU: 28, IE: 22, IL: 23, IS: 26, IT: 27, JO: 30, KW: 30, KZ: 20, LB: 28, LI: 21, LT: 20, LU: 20, LV: 21,
-  MC: 27, MD: 24, ME: 22, MK: 19, MR: 27, MT: 31, MU: 30, NL: 18, NO: 15, PK: 24, PL: 28, PS: 29, PT: 25, QA: 29,
-  RO: 24, RS: 22, SA: 24, SE: 24, SI: 19, SK: 24, SM: 27, TN: 24, TR: 26, UA: 29, VG: 24, XK: 20,
+  AD: 24,
+  AE: 23,
+  AL: 28,
+  AT: 20,
+  AZ: 28,
+  BA: 20,
+  BE: 16,
+  BG: 22,
+  BH: 22,
+  BR: 29,
+  CH: 21,
+  CR: 22,
+  CY: 28,
+  CZ: 24,
+  DE: 22,
+  DK: 18,
+  DO: 28,
+  EE: 20,
+  ES: 24,
+  FI: 18,
+  FO: 18,
+  FR: 27,
+  GB: 22,
+  GE: 22,
+  GI: 23,
+  GL: 18,
+  GR: 27,
+  GT: 28,
+  HR: 21,
+  HU: 28,
+  IE: 22,
+  IL: 23,
+  IS: 26,
+  IT: 27,
+  JO: 30,
+  KW: 30,
+  KZ: 20,
+  LB: 28,
+  LI: 21,
+  LT: 20,
+  LU: 20,
+  LV: 21,
+  MC: 27,
+  MD: 24,
+  ME: 22,
+  MK: 19,
+  MR: 27,
+  MT: 31,
+  MU: 30,
+  NL: 18,
+  NO: 15,
+  PK: 24,
+  PL: 28,
+  PS: 29,
+  PT: 25,
+  QA: 29,
+  RO: 24,
+  RS: 22,
+  SA: 24,
+  SE: 24,
+  SI: 19,
+  SK: 24,
+  SM: 27,
+  TN: 24,
+  TR: 26,
+  UA: 29,
+  VG: 24,
+  XK: 20,
 };
 export function ibanChecksumOk(compact: string): boolean {
   const re = compact.slice(4) + compact.slice(0, 4);
@@ -197,38 +289,49 @@ export function ibanChecksumOk(compact: string): boolean {
 const IBAN_START_RE = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}/g;
 /** (B+H) IBAN: candidate start, then ≤30 BBAN alnum chars with single spaces; ends only at group boundaries; mod-97. */
 function findIban(text: string): Finding[] {
-  return scanRegex(IBAN_START_RE, text, { name: 'iban', dataClass: 'PII' }, (m) => {
-    const s = m.index;
-    const country = m[0].slice(0, 2);
-    let compact = m[0];
-    const ends: Array<[number, number]> = []; // [compact length, end offset]
-    let i = s + 4;
-    while (i < text.length && compact.length < 34) {
-      const c = text.charCodeAt(i);
-      if (isUpper(c) || isDigit(c)) {
-        compact += text[i] as string;
-        i++;
-        if (!isAlnum(text.charCodeAt(i)) || i >= text.length) ends.push([compact.length, i]);
-      } else if (c === 32 && i + 1 < text.length && (isUpper(text.charCodeAt(i + 1)) || isDigit(text.charCodeAt(i + 1))) && isAlnum(text.charCodeAt(i - 1))) {
-        i++;
-      } else break;
-    }
-    const want = IBAN_LENGTHS[country];
-    for (let k = ends.length - 1; k >= 0; k--) {
-      const [len, end] = ends[k] as [number, number];
-      if (want !== undefined ? len !== want : len < 15 || len > 34) continue;
-      if (isAlnum(text.charCodeAt(end))) continue;
-      if (ibanChecksumOk(compact.slice(0, len))) return { start: s, end };
-    }
-    return null;
-  }, 'next');
+  return scanRegex(
+    IBAN_START_RE,
+    text,
+    { name: 'iban', dataClass: 'PII' },
+    (m) => {
+      const s = m.index;
+      const country = m[0].slice(0, 2);
+      let compact = m[0];
+      const ends: Array<[number, number]> = []; // [compact length, end offset]
+      let i = s + 4;
+      while (i < text.length && compact.length < 34) {
+        const c = text.charCodeAt(i);
+        if (isUpper(c) || isDigit(c)) {
+          compact += text[i] as string;
+          i++;
+          if (!isAlnum(text.charCodeAt(i)) || i >= text.length) ends.push([compact.length, i]);
+        } else if (c === 32 && i + 1 < text.length && (isUpper(text.charCodeAt(i + 1)) || isDigit(text.charCodeAt(i + 1))) && isAlnum(text.charCodeAt(i - 1))) {
+          i++;
+        } else break;
+      }
+      const want = IBAN_LENGTHS[country];
+      for (let k = ends.length - 1; k >= 0; k--) {
+        const [len, end] = ends[k] as [number, number];
+        if (want !== undefined ? len !== want : len < 15 || len > 34) continue;
+        if (isAlnum(text.charCodeAt(end))) continue;
+        if (ibanChecksumOk(compact.slice(0, len))) return { start: s, end };
+      }
+      return null;
+    },
+    'next',
+  );
 }
 
 /** (B) IPv4: four dotted octets each ≤ 255, not part of a longer dotted-number run. */
 const IPV4_RE = /(?<![\w.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?!\.?\d)/g;
 function findIpv4(text: string): Finding[] {
-  return scanRegex(IPV4_RE, text, { name: 'ip_address', dataClass: 'PII' }, (m) =>
-    [m[1], m[2], m[3], m[4]].every((o) => Number(o) <= 255) ? whole(m) : null, 'next');
+  return scanRegex(
+    IPV4_RE,
+    text,
+    { name: 'ip_address', dataClass: 'PII' },
+    (m) => ([m[1], m[2], m[3], m[4]].every((o) => Number(o) <= 255) ? whole(m) : null),
+    'next',
+  );
 }
 
 /** (H) IPv6: maximal runs of [0-9A-Fa-f:], full 8-group or '::'-compressed (≥ 2 groups) forms. */
@@ -248,10 +351,20 @@ function findIpv6(text: string): Finding[] {
   let i = 0;
   while (i < n) {
     const c = text.charCodeAt(i);
-    if (!(isHex(c) || c === 58)) { i++; continue; }
+    if (!(isHex(c) || c === 58)) {
+      i++;
+      continue;
+    }
     const s = i;
     let colons = 0;
-    while (i < n) { const d = text.charCodeAt(i); if (isHex(d)) i++; else if (d === 58) { colons++; i++; } else break; }
+    while (i < n) {
+      const d = text.charCodeAt(i);
+      if (isHex(d)) i++;
+      else if (d === 58) {
+        colons++;
+        i++;
+      } else break;
+    }
     if (colons < 2) continue;
     let e = i;
     if (text.charCodeAt(e - 1) === 58 && text.charCodeAt(e - 2) !== 58) e--; // trailing "addr:" punctuation
@@ -267,7 +380,9 @@ function findIpv6(text: string): Finding[] {
 
 /** Known IIN ranges (from the first 4 digits) and allowed lengths. */
 export function knownIin(p4: number, len: number): boolean {
-  const p1 = Math.floor(p4 / 1000); const p2 = Math.floor(p4 / 100); const p3 = Math.floor(p4 / 10);
+  const p1 = Math.floor(p4 / 1000);
+  const p2 = Math.floor(p4 / 100);
+  const p3 = Math.floor(p4 / 10);
   if (p1 === 4) return len === 13 || len === 16 || len === 19; // Visa
   if (p2 >= 51 && p2 <= 55) return len === 16; // Mastercard
   if (p4 >= 2221 && p4 <= 2720) return len === 16; // Mastercard 2-series
@@ -290,17 +405,28 @@ function findCards(text: string): Finding[] {
   const n = text.length;
   let i = 0;
   while (i < n) {
-    if (!isDigit(text.charCodeAt(i))) { i++; continue; }
+    if (!isDigit(text.charCodeAt(i))) {
+      i++;
+      continue;
+    }
     const runStart = i;
     const digits: number[] = [];
-    const gStart: number[] = []; const gEnd: number[] = []; const gDigits: number[] = [];
+    const gStart: number[] = [];
+    const gEnd: number[] = [];
+    const gDigits: number[] = [];
     while (true) {
       gStart.push(i);
-      while (i < n && isDigit(text.charCodeAt(i))) { digits.push(text.charCodeAt(i) - 48); i++; }
+      while (i < n && isDigit(text.charCodeAt(i))) {
+        digits.push(text.charCodeAt(i) - 48);
+        i++;
+      }
       gEnd.push(i);
       gDigits.push(digits.length);
       const sep = text.charCodeAt(i);
-      if ((sep === 32 || sep === 45) && isDigit(text.charCodeAt(i + 1))) { i++; continue; }
+      if ((sep === 32 || sep === 45) && isDigit(text.charCodeAt(i + 1))) {
+        i++;
+        continue;
+      }
       break;
     }
     const leftOk = !isWordAt(text, runStart - 1);
@@ -309,9 +435,11 @@ function findCards(text: string): Finding[] {
     // Luhn in O(1) per candidate: pre[p][k] sums digits[0..k) with digit j doubled iff j % 2 === p;
     // for a candidate [base, end) the doubled digits are those with j % 2 === end % 2.
     const D = digits.length;
-    const pre0 = new Int32Array(D + 1); const pre1 = new Int32Array(D + 1);
+    const pre0 = new Int32Array(D + 1);
+    const pre1 = new Int32Array(D + 1);
     for (let j = 0; j < D; j++) {
-      const v = digits[j] as number; const dv = v * 2 > 9 ? v * 2 - 9 : v * 2;
+      const v = digits[j] as number;
+      const dv = v * 2 > 9 ? v * 2 - 9 : v * 2;
       pre0[j + 1] = (pre0[j] as number) + (j % 2 === 0 ? dv : v);
       pre1[j + 1] = (pre1[j] as number) + (j % 2 === 1 ? dv : v);
     }
@@ -321,9 +449,15 @@ function findCards(text: string): Finding[] {
     };
     let a = 0;
     while (a < G) {
-      if (a === 0 && !leftOk) { a++; continue; }
+      if (a === 0 && !leftOk) {
+        a++;
+        continue;
+      }
       const base = a === 0 ? 0 : (gDigits[a - 1] as number);
-      const p4 = base + 4 <= digits.length ? (digits[base] as number) * 1000 + (digits[base + 1] as number) * 100 + (digits[base + 2] as number) * 10 + (digits[base + 3] as number) : 0;
+      const p4 =
+        base + 4 <= digits.length
+          ? (digits[base] as number) * 1000 + (digits[base + 1] as number) * 100 + (digits[base + 2] as number) * 10 + (digits[base + 3] as number)
+          : 0;
       let best = -1;
       for (let b = a; b < G; b++) {
         const len = (gDigits[b] as number) - base;
@@ -358,7 +492,10 @@ export function npiChecksumOk(ten: string): boolean {
 const NPI_CONTEXT_RE = /npi|national provider/i;
 
 /** Case-insensitive whole-word term matcher: a trie over folded UTF-16 code units. O(n · longest term). */
-interface TrieNode { next: Map<number, TrieNode>; term: boolean }
+interface TrieNode {
+  next: Map<number, TrieNode>;
+  term: boolean;
+}
 function fold(c: number): number {
   if (c < 128) return isUpper(c) ? c + 32 : c === 9 || c === 10 || c === 13 ? 32 : c;
   if (c >= 0xd800 && c <= 0xdfff) return c;
@@ -377,7 +514,10 @@ export class TermMatcher {
       for (let i = 0; i < t.length; i++) {
         const k = fold(t.charCodeAt(i));
         let nx = node.next.get(k);
-        if (!nx) { nx = { next: new Map(), term: false }; node.next.set(k, nx); }
+        if (!nx) {
+          nx = { next: new Map(), term: false };
+          node.next.set(k, nx);
+        }
         node = nx;
       }
       node.term = true;
@@ -392,20 +532,29 @@ export class TermMatcher {
     let i = 0;
     while (i < n) {
       let node = this.root.next.get(fold(text.charCodeAt(i)));
-      if (!node || isWordAt(text, i - 1)) { i++; continue; }
+      if (!node || isWordAt(text, i - 1)) {
+        i++;
+        continue;
+      }
       let best = -1;
       let j = i + 1;
       while (true) {
         if (node.term && !isWordAt(text, j)) best = j;
         if (j >= n) break;
         const fc = fold(text.charCodeAt(j));
-        if (fc === 32 && fold(text.charCodeAt(j - 1)) === 32) { j++; continue; } // whitespace runs match one space
+        if (fc === 32 && fold(text.charCodeAt(j - 1)) === 32) {
+          j++;
+          continue;
+        } // whitespace runs match one space
         const nx: TrieNode | undefined = node.next.get(fc);
         if (!nx) break;
         node = nx;
         j++;
       }
-      if (best > 0) { out.push({ detector: name, dataClass, start: i, end: best }); i = best; } else i++;
+      if (best > 0) {
+        out.push({ detector: name, dataClass, start: i, end: best });
+        i = best;
+      } else i++;
     }
     return out;
   }
@@ -424,8 +573,15 @@ const JWT_RE = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za
 /** Token bodies must mix character classes (so kebab-case prose like "sk-this-is-a-long-name" is not a key). */
 const mixed = (m: RegExpExecArray, prefixLen: number): boolean => {
   const body = m[0].slice(prefixLen);
-  let lower = false; let upper = false; let digit = false;
-  for (let i = 0; i < body.length; i++) { const c = body.charCodeAt(i); lower ||= isLower(c); upper ||= isUpper(c); digit ||= isDigit(c); }
+  let lower = false;
+  let upper = false;
+  let digit = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    lower ||= isLower(c);
+    upper ||= isUpper(c);
+    digit ||= isDigit(c);
+  }
   return Number(lower) + Number(upper) + Number(digit) >= 2 && digit;
 };
 
@@ -457,17 +613,26 @@ function findPrivateKeys(text: string): Finding[] {
     if (p === -1) break;
     PK_HEADER_RE.lastIndex = p;
     const h = PK_HEADER_RE.exec(text);
-    if (!h) { pos = p + 1; continue; }
+    if (!h) {
+      pos = p + 1;
+      continue;
+    }
     const hEnd = p + h[0].length;
     let footerEnd = -1;
     if (hEnd < noFooterFrom) {
       let q = hEnd;
       while (true) {
         const e = text.indexOf('-----END ', q);
-        if (e === -1) { noFooterFrom = hEnd; break; }
+        if (e === -1) {
+          noFooterFrom = hEnd;
+          break;
+        }
         PK_FOOTER_RE.lastIndex = e;
         const f = PK_FOOTER_RE.exec(text);
-        if (f) { footerEnd = e + f[0].length; break; }
+        if (f) {
+          footerEnd = e + f[0].length;
+          break;
+        }
         q = e + 1;
       }
     }
@@ -476,7 +641,8 @@ function findPrivateKeys(text: string): Finding[] {
       end = hEnd;
       while (end < text.length) {
         const c = text.charCodeAt(end);
-        if (isAlnum(c) || c === 43 || c === 47 || c === 61 || c === 32 || c === 9 || c === 10 || c === 13) end++; else break;
+        if (isAlnum(c) || c === 43 || c === 47 || c === 61 || c === 32 || c === 9 || c === 10 || c === 13) end++;
+        else break;
       }
       while (end > hEnd && /\s/.test(text[end - 1] as string)) end--;
     }
@@ -508,19 +674,35 @@ function findHighEntropy(text: string, threshold: number): Finding[] {
     if (sep !== 58 && sep !== 61) continue;
     let j = i - 1;
     let skipped = 0;
-    while (j >= 0 && skipped < 3 && (text.charCodeAt(j) === 32 || text.charCodeAt(j) === 34 || text.charCodeAt(j) === 39)) { j--; skipped++; }
+    while (j >= 0 && skipped < 3 && (text.charCodeAt(j) === 32 || text.charCodeAt(j) === 34 || text.charCodeAt(j) === 39)) {
+      j--;
+      skipped++;
+    }
     const keyEnd = j + 1;
-    while (j >= 0 && keyEnd - j <= 64) { const c = text.charCodeAt(j); if (c < 128 && IDENT[c] === 1) j--; else break; }
+    while (j >= 0 && keyEnd - j <= 64) {
+      const c = text.charCodeAt(j);
+      if (c < 128 && IDENT[c] === 1) j--;
+      else break;
+    }
     const key = text.slice(j + 1, keyEnd);
     if (key.length === 0 || !SECRET_KEY_RE.test(key)) continue;
     let k = i + 1;
     let sp = 0;
-    while (k < n && sp < 3 && text.charCodeAt(k) === 32) { k++; sp++; }
+    while (k < n && sp < 3 && text.charCodeAt(k) === 32) {
+      k++;
+      sp++;
+    }
     if (k < n && (text.charCodeAt(k) === 34 || text.charCodeAt(k) === 39)) k++;
     const vs = k;
     while (k < n && !VALUE_STOP.has(text.charCodeAt(k))) k++;
     const value = text.slice(vs, k);
-    if (value.length >= 16 && !value.startsWith('[REDACTED:') && !/^https?:\/\//i.test(value) && charClasses(value) >= 2 && shannonEntropy(value) >= threshold) {
+    if (
+      value.length >= 16 &&
+      !value.startsWith('[REDACTED:') &&
+      !/^https?:\/\//i.test(value) &&
+      charClasses(value) >= 2 &&
+      shannonEntropy(value) >= threshold
+    ) {
       out.push({ detector: 'high_entropy_secret', dataClass: 'SECRET', start: vs, end: k });
     }
     i = Math.max(i, k - 1);
@@ -533,9 +715,24 @@ function findHighEntropy(text: string, threshold: number): Finding[] {
 export const DEFAULT_ENTROPY_THRESHOLD = 3.0;
 
 export const BUILTIN_DETECTOR_NAMES = [
-  'email', 'phone', 'us_ssn', 'iban', 'ip_address', 'credit_card', 'mrn', 'npi', 'phi_term',
-  'aws_access_key', 'aws_secret_key', 'github_token', 'openai_key', 'anthropic_key', 'slack_token',
-  'private_key', 'jwt', 'high_entropy_secret',
+  'email',
+  'phone',
+  'us_ssn',
+  'iban',
+  'ip_address',
+  'credit_card',
+  'mrn',
+  'npi',
+  'phi_term',
+  'aws_access_key',
+  'aws_secret_key',
+  'github_token',
+  'openai_key',
+  'anthropic_key',
+  'slack_token',
+  'private_key',
+  'jwt',
+  'high_entropy_secret',
 ] as const;
 
 export interface BuiltinOptions {
@@ -554,10 +751,17 @@ export function builtinDetectors(opts: BuiltinOptions = {}): Detector[] {
     { name: 'ip_address', dataClass: 'PII', priority: 30, find: (t) => [...findIpv4(t), ...findIpv6(t)] },
     { name: 'credit_card', dataClass: 'PCI', priority: 70, find: findCards },
     regexDetector('mrn', 'PHI', 50, MRN_RE, (m) => tail(m, (m[1] as string).length), 'next'),
-    regexDetector('npi', 'PHI', 55, NPI_RE, (m) => {
-      if (!npiChecksumOk(m[0])) return null;
-      return NPI_CONTEXT_RE.test(text40(m.input, m.index)) ? whole(m) : null;
-    }, 'next'),
+    regexDetector(
+      'npi',
+      'PHI',
+      55,
+      NPI_RE,
+      (m) => {
+        if (!npiChecksumOk(m[0])) return null;
+        return NPI_CONTEXT_RE.test(text40(m.input, m.index)) ? whole(m) : null;
+      },
+      'next',
+    ),
     { name: 'phi_term', dataClass: 'PHI', priority: 10, find: (t) => phi.find(t, 'phi_term', 'PHI') },
     regexDetector('aws_access_key', 'SECRET', 80, AWS_KEY_RE, whole, 'next'),
     regexDetector('aws_secret_key', 'SECRET', 78, AWS_SECRET_RE, (m) => tail(m, 40), 'next'),
@@ -566,10 +770,17 @@ export function builtinDetectors(opts: BuiltinOptions = {}): Detector[] {
     regexDetector('anthropic_key', 'SECRET', 87, ANTHROPIC_RE, (m) => (mixed(m, 7) ? whole(m) : null), 'after'),
     regexDetector('slack_token', 'SECRET', 84, SLACK_RE, (m) => (mixed(m, 5) ? whole(m) : null), 'after'),
     { name: 'private_key', dataClass: 'SECRET', priority: 100, find: findPrivateKeys },
-    regexDetector('jwt', 'SECRET', 90, JWT_RE, (m) => {
-      const seg = m[0].slice(0, m[0].indexOf('.'));
-      return jwtHeaderOk(seg) ? whole(m) : { resume: m.index + seg.length + 1 };
-    }, 'after'),
+    regexDetector(
+      'jwt',
+      'SECRET',
+      90,
+      JWT_RE,
+      (m) => {
+        const seg = m[0].slice(0, m[0].indexOf('.'));
+        return jwtHeaderOk(seg) ? whole(m) : { resume: m.index + seg.length + 1 };
+      },
+      'after',
+    ),
     { name: 'high_entropy_secret', dataClass: 'SECRET', priority: 5, find: (t) => findHighEntropy(t, threshold) },
   ];
 }

@@ -36,7 +36,12 @@ interface Frame {
   alt: boolean;
 }
 
-interface Quant { min: number; max: number; len: number; lazy: boolean }
+interface Quant {
+  min: number;
+  max: number;
+  len: number;
+  lazy: boolean;
+}
 
 function parseQuantifier(src: string, i: number): Quant | null {
   const c = src[i];
@@ -52,7 +57,10 @@ function parseQuantifier(src: string, i: number): Quant | null {
       q = { min, max, len: m[0].length, lazy: false };
     }
   }
-  if (q && src[i + q.len] === '?') { q.lazy = true; q.len += 1; }
+  if (q && src[i + q.len] === '?') {
+    q.lazy = true;
+    q.len += 1;
+  }
   return q;
 }
 
@@ -94,7 +102,7 @@ export function compileSafePattern(name: string, source: string): RegExp {
     const variable = max !== q.min;
     const width = max - q.min + 1;
     i += q.len;
-    out += (q.max === Infinity || source[i - q.len] === '{') ? `{${q.min},${max}}` : (q.min === 0 ? '?' : '');
+    out += q.max === Infinity || source[i - q.len] === '{' ? `{${q.min},${max}}` : q.min === 0 ? '?' : '';
     if (q.lazy) out += '?';
     if (group) {
       if (variable) {
@@ -138,14 +146,19 @@ export function compileSafePattern(name: string, source: string): RegExp {
       afterAtom(null);
     } else if (c === '(') {
       if (source.startsWith('(?=', i) || source.startsWith('(?!', i) || source.startsWith('(?<=', i) || source.startsWith('(?<!', i)) fail('lookaround');
-      if (source.startsWith('(?:', i)) { out += '(?:'; i += 3; }
-      else if (source.startsWith('(?<', i)) {
+      if (source.startsWith('(?:', i)) {
+        out += '(?:';
+        i += 3;
+      } else if (source.startsWith('(?<', i)) {
         const close = source.indexOf('>', i);
         if (close === -1) fail('unterminated group name');
         out += source.slice(i, close + 1);
         i = close + 1;
       } else if (source[i + 1] === '?') fail('unsupported group syntax');
-      else { out += '('; i += 1; }
+      else {
+        out += '(';
+        i += 1;
+      }
       stack.push({ cost: 1, variable: false, alt: false });
     } else if (c === ')') {
       if (stack.length === 1) fail('unbalanced parenthesis');

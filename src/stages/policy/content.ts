@@ -92,7 +92,10 @@ export class ContentGuard implements ContentInspector {
     const decision = this.#policy.decide(classes, subject);
     if (decision.action === 'deny') {
       const denied = [...decision.byClass].filter(([, v]) => v.action === 'deny').map(([c]) => c);
-      throw new GatewayError('data_policy_denied', `The ${side} contains data the policy does not allow here: ${denied.join(', ')} (policy ${decision.version}).`);
+      throw new GatewayError(
+        'data_policy_denied',
+        `The ${side} contains data the policy does not allow here: ${denied.join(', ')} (policy ${decision.version}).`,
+      );
     }
     let redacted = false;
     if (decision.action === 'redact') {

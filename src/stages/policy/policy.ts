@@ -45,9 +45,11 @@ export class Policy {
 }
 
 function matches(m: PolicyConfig['rules'][number]['match'], s: PolicySubject): boolean {
-  return (m.endpoints === undefined || m.endpoints.includes(s.endpoint))
-    && (m.models === undefined || m.models.includes(s.model))
-    && (m.tenants === undefined || m.tenants.includes(s.tenant))
-    && (m.orgs === undefined || m.orgs.includes(s.org))
-    && (m.roles === undefined || m.roles.some((r) => s.roles.includes(r)));
+  return (
+    (m.endpoints === undefined || m.endpoints.includes(s.endpoint)) &&
+    (m.models === undefined || m.models.includes(s.model)) &&
+    (m.tenants === undefined || m.tenants.includes(s.tenant)) &&
+    (m.orgs === undefined || m.orgs.includes(s.org)) &&
+    (m.roles === undefined || m.roles.some((r) => s.roles.includes(r)))
+  );
 }

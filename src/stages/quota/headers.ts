@@ -26,11 +26,19 @@ export function rateLimitHeaders(states: readonly LimitState[]): Array<[string, 
   const out: Array<[string, string]> = [];
   const r = tightest(states, 'requests:');
   if (r !== null) {
-    out.push(['x-ratelimit-limit-requests', String(r.limit)], ['x-ratelimit-remaining-requests', String(Math.max(0, r.remaining))], ['x-ratelimit-reset-requests', formatReset(r.resetMs)]);
+    out.push(
+      ['x-ratelimit-limit-requests', String(r.limit)],
+      ['x-ratelimit-remaining-requests', String(Math.max(0, r.remaining))],
+      ['x-ratelimit-reset-requests', formatReset(r.resetMs)],
+    );
   }
   const t = tightest(states, 'tokens:');
   if (t !== null) {
-    out.push(['x-ratelimit-limit-tokens', String(t.limit)], ['x-ratelimit-remaining-tokens', String(Math.max(0, t.remaining))], ['x-ratelimit-reset-tokens', formatReset(t.resetMs)]);
+    out.push(
+      ['x-ratelimit-limit-tokens', String(t.limit)],
+      ['x-ratelimit-remaining-tokens', String(Math.max(0, t.remaining))],
+      ['x-ratelimit-reset-tokens', formatReset(t.resetMs)],
+    );
   }
   return out;
 }

@@ -58,7 +58,14 @@ export function buildLimits(plan: QuotaPlan, s: QuotaSubject, o: LimitOptions): 
       out.push({ kind: 'window', name: `tokens:tpm:${sc}`, key: `${k}:tpm`, limit: scaled(rule.tpm, o.share), windowMs: 60_000, cost: o.reservedTokens });
     }
     if (rule.tpd !== undefined && o.reservedTokens > 0) {
-      out.push({ kind: 'day', name: `tokens:tpd:${sc}`, key: `${k}:tpd`, limit: scaled(rule.tpd, o.share), utcOffsetMs: o.utcOffsetMs, cost: o.reservedTokens });
+      out.push({
+        kind: 'day',
+        name: `tokens:tpd:${sc}`,
+        key: `${k}:tpd`,
+        limit: scaled(rule.tpd, o.share),
+        utcOffsetMs: o.utcOffsetMs,
+        cost: o.reservedTokens,
+      });
     }
     if (rule.concurrency !== undefined) {
       out.push({ kind: 'concurrency', name: `concurrency:${sc}`, key: `${k}:conc`, limit: scaled(rule.concurrency, o.share), leaseMs: o.leaseMs });

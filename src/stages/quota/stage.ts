@@ -81,7 +81,8 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
     let store: QuotaStore | null = this.#d.primary;
     try {
       const primary = this.#d.primary;
-      decision = this.#d.breaker === null ? await primary.admit(req.requestId, tag, limits) : await this.#d.breaker.run(() => primary.admit(req.requestId, tag, limits));
+      decision =
+        this.#d.breaker === null ? await primary.admit(req.requestId, tag, limits) : await this.#d.breaker.run(() => primary.admit(req.requestId, tag, limits));
     } catch (err) {
       m.quotaStoreErrors.inc({ operation: 'admit' });
       // A timed-out admit may still have run on Redis: undo it when Redis answers again (a no-op if it did not).
@@ -130,7 +131,7 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
     const now = this.#now();
     if (now - this.#lastDegradedLog < 10_000) return; // one line per 10 s, not one per request
     this.#lastDegradedLog = now;
-    this.#d.log.warn({ plan: plan.name, policy: plan.whenStoreDown, err: errorMessage(err) }, 'quota store unavailable: applying the plan\'s policy');
+    this.#d.log.warn({ plan: plan.name, policy: plan.whenStoreDown, err: errorMessage(err) }, "quota store unavailable: applying the plan's policy");
   }
 }
 

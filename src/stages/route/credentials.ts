@@ -34,7 +34,8 @@ export class UpstreamCredentials implements UpstreamCredentialsPort {
   }
 
   #value(name: string): string {
-    const unavailable = (): GatewayError => new GatewayError('upstream_credential_unavailable', `The credential for this deployment (${name}) is not available.`);
+    const unavailable = (): GatewayError =>
+      new GatewayError('upstream_credential_unavailable', `The credential for this deployment (${name}) is not available.`);
     if (this.#dir === null) throw unavailable();
     const now = this.#now();
     const cached = this.#cache.get(name, now);

@@ -78,7 +78,10 @@ export class AuditChain implements AuditSink {
       // The whole batch in one call: one write (and one fsync) per batch.
       if (lines.length > 0) await this.#o.sink.append(lines);
     } catch (err) {
-      this.#o.log.error({ chain: mark.id, lastCommittedSeq: mark.seq, err: errorMessage(err) }, 'audit write failed: its requests fail closed; continuing on a new chain');
+      this.#o.log.error(
+        { chain: mark.id, lastCommittedSeq: mark.seq, err: errorMessage(err) },
+        'audit write failed: its requests fail closed; continuing on a new chain',
+      );
       this.#id = randomUUID();
       this.#seq = 0;
       this.#prev = GENESIS;
@@ -97,7 +100,16 @@ export class AuditChain implements AuditSink {
 
   /** A signed statement that records 1..seq of this chain exist with these hashes. */
   #checkpoint(final: boolean): string {
-    const body = { type: 'checkpoint', v: 1, chain: this.#id, seq: this.#seq, hash: this.#prev, at: new Date(this.#now()).toISOString(), final, kid: this.#o.key.kid };
+    const body = {
+      type: 'checkpoint',
+      v: 1,
+      chain: this.#id,
+      seq: this.#seq,
+      hash: this.#prev,
+      at: new Date(this.#now()).toISOString(),
+      final,
+      kid: this.#o.key.kid,
+    };
     this.#checkpointedSeq = this.#seq;
     return canonicalJson({ ...body, sig: signText(this.#o.key, canonicalJson(body)) });
   }

@@ -73,7 +73,13 @@ export class JsonlFileSink implements AuditLineSink {
       // Reopen next time: the file may have been fixed, rotated away or the disk freed.
       const open = this.#fh;
       this.#fh = null;
-      if (open !== null) open.then((h) => h.close(), () => undefined).catch(() => undefined);
+      if (open !== null)
+        open
+          .then(
+            (h) => h.close(),
+            () => undefined,
+          )
+          .catch(() => undefined);
       throw err;
     }
   }

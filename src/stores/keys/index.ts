@@ -28,13 +28,15 @@ export function createKeyStore(config: GatewayConfig, log: Logger): ApiKeyStore 
     if (config.auth.redisKeys) {
       const url = config.redis.url;
       if (url === undefined) throw new Error('auth.redisKeys needs redis.url');
-      stores.push(new RedisKeyStore({
-        url,
-        keyPrefix: config.redis.keyPrefix,
-        commandTimeoutMs: config.redis.commandTimeoutMs,
-        cacheSeconds: config.auth.keyCacheSeconds,
-        log: klog,
-      }));
+      stores.push(
+        new RedisKeyStore({
+          url,
+          keyPrefix: config.redis.keyPrefix,
+          commandTimeoutMs: config.redis.commandTimeoutMs,
+          cacheSeconds: config.auth.keyCacheSeconds,
+          log: klog,
+        }),
+      );
     }
   } catch (err) {
     for (const s of stores) void s.close();

@@ -98,16 +98,22 @@ export function recordsFromKeyFile(raw: unknown, source: string): KeyRecord[] {
 // ---- Redis hash form -------------------------------------------------------
 
 const label = z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/);
-const epochMs = z.string().regex(/^\d{1,16}$/, 'must be epoch milliseconds').transform(Number);
+const epochMs = z
+  .string()
+  .regex(/^\d{1,16}$/, 'must be epoch milliseconds')
+  .transform(Number);
 const jsonList = <T extends z.ZodType>(item: T) =>
-  z.string().transform((s, ctx) => {
-    try {
-      return JSON.parse(s) as unknown;
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'must be a JSON list' });
-      return z.NEVER;
-    }
-  }).pipe(z.array(item));
+  z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON list' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.array(item));
 
 const RedisRecordSchema = z.object({
   id: keyId,
@@ -128,15 +134,24 @@ const RedisRecordSchema = z.object({
 /** Field/value pairs for HSET. Null fields are left out (absent = null). */
 export function redisFieldsFromRecord(r: KeyRecord): string[] {
   const out = [
-    'id', r.id,
-    'hash', r.hash,
-    'principal', r.principal,
-    'org', r.org,
-    'tenant', r.tenant,
-    'tier', r.tier,
-    'roles', JSON.stringify(r.roles),
-    'models', JSON.stringify(r.models),
-    'endpoints', JSON.stringify(r.endpoints),
+    'id',
+    r.id,
+    'hash',
+    r.hash,
+    'principal',
+    r.principal,
+    'org',
+    r.org,
+    'tenant',
+    r.tenant,
+    'tier',
+    r.tier,
+    'roles',
+    JSON.stringify(r.roles),
+    'models',
+    JSON.stringify(r.models),
+    'endpoints',
+    JSON.stringify(r.endpoints),
   ];
   if (r.createdAt !== null) out.push('createdAt', String(r.createdAt));
   if (r.expiresAt !== null) out.push('expiresAt', String(r.expiresAt));

@@ -21,9 +21,10 @@ export interface QuotaStores {
 export function createQuotaStores(config: GatewayConfig, log: Logger): QuotaStores {
   const local = new MemoryQuotaStore();
   const nodes = config.redis.clusterNodes;
-  const url = nodes.length > 0
-    ? { cluster: nodes.map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })) }
-    : config.redis.url;
+  const url =
+    nodes.length > 0
+      ? { cluster: nodes.map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })) }
+      : config.redis.url;
   if (url === undefined) {
     return { primary: local, local, breaker: null, close: () => local.close() };
   }

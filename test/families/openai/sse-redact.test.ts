@@ -16,7 +16,8 @@ const redact: RedactFn = (text) => {
   return { text: out + text.slice(at), spans };
 };
 
-const ev = (content: string, extra: object = {}) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content }, finish_reason: null }], ...extra })}\n\n`;
+const ev = (content: string, extra: object = {}) =>
+  `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content }, finish_reason: null }], ...extra })}\n\n`;
 const finish = `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`;
 const tokens = ['My card is ', '4111', '1111', '11', '111111', ' thanks', '!'];
 const STREAM = tokens.map((t) => ev(t)).join('') + finish + 'data: [DONE]\n\n';

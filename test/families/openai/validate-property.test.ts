@@ -39,19 +39,65 @@ const endpoint = fc.constantFrom(...ENDPOINTS);
 
 const VALID: Record<ValidatedEndpoint, readonly unknown[]> = {
   chat: [
-    { model: 'gpt-4o', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello!' }], temperature: 0.7, stop: ['\n'], stream: true, stream_options: { include_usage: true } },
-    { model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }, { type: 'image_url', image_url: { url: 'https://x/y.png' } }] }], tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }], tool_choice: 'auto', max_tokens: 10 },
+    {
+      model: 'gpt-4o',
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hello!' },
+      ],
+      temperature: 0.7,
+      stop: ['\n'],
+      stream: true,
+      stream_options: { include_usage: true },
+    },
+    {
+      model: 'm',
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'hi' },
+            { type: 'image_url', image_url: { url: 'https://x/y.png' } },
+          ],
+        },
+      ],
+      tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }],
+      tool_choice: 'auto',
+      max_tokens: 10,
+    },
   ],
-  completions: [{ model: 'm', prompt: ['a', 'b'], max_tokens: 5, logit_bias: { '1': 2 } }, { model: 'm', prompt: [[1, 2], [3]], echo: true }],
-  embeddings: [{ model: 'm', input: ['x', 'y'], encoding_format: 'float', dimensions: 8 }, { model: 'm', input: [1, 2, 3] }],
+  completions: [
+    { model: 'm', prompt: ['a', 'b'], max_tokens: 5, logit_bias: { '1': 2 } },
+    { model: 'm', prompt: [[1, 2], [3]], echo: true },
+  ],
+  embeddings: [
+    { model: 'm', input: ['x', 'y'], encoding_format: 'float', dimensions: 8 },
+    { model: 'm', input: [1, 2, 3] },
+  ],
 };
 
 /** Structured mutations of a valid body: byte flips, truncation, splices of hostile snippets. */
 const SNIPPETS = [
-  '"__proto__":{"polluted":1},', '"constructor":{"prototype":{"polluted":1}},', '"model":"dup",', '1e999', '9007199254740993',
-  '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[', '"\\ud800"', '\\u0000', '\u0001\u0085', 'null', '-', '{', '}', ']', ',', '"', '\\',
+  '"__proto__":{"polluted":1},',
+  '"constructor":{"prototype":{"polluted":1}},',
+  '"model":"dup",',
+  '1e999',
+  '9007199254740993',
+  '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[',
+  '"\\ud800"',
+  '\\u0000',
+  '\u0001\u0085',
+  'null',
+  '-',
+  '{',
+  '}',
+  ']',
+  ',',
+  '"',
+  '\\',
 ];
-const mutatedBody = fc.tuple(endpoint, fc.nat(), fc.array(fc.tuple(fc.nat(), fc.nat(255), fc.constantFrom(...SNIPPETS), fc.nat(3)), { maxLength: 4 }))
+const mutatedBody = fc
+  .tuple(endpoint, fc.nat(), fc.array(fc.tuple(fc.nat(), fc.nat(255), fc.constantFrom(...SNIPPETS), fc.nat(3)), { maxLength: 4 }))
   .map(([ep, pick, edits]) => {
     const bodies = VALID[ep];
     let bytes = Buffer.from(JSON.stringify(bodies[pick % bodies.length]));
@@ -67,41 +113,77 @@ const mutatedBody = fc.tuple(endpoint, fc.nat(), fc.array(fc.tuple(fc.nat(), fc.
 
 test('valid bodies pass, and mutations of them never escape as other exceptions', () => {
   for (const ep of ENDPOINTS) for (const b of VALID[ep]) assert.ok(validateRequest(ep, Buffer.from(JSON.stringify(b)), { maxDepth: 32 }));
-  fc.assert(fc.property(mutatedBody, ([ep, body]) => check(ep, body)), { numRuns: NUM_RUNS * 3 });
+  fc.assert(
+    fc.property(mutatedBody, ([ep, body]) => check(ep, body)),
+    { numRuns: NUM_RUNS * 3 },
+  );
 });
 
 test('arbitrary JSON values (fc.json) are accepted or refused cleanly', () => {
-  fc.assert(fc.property(endpoint, fc.json({ depthSize: 'medium' }), (ep, text) => check(ep, Buffer.from(text))), { numRuns: NUM_RUNS });
+  fc.assert(
+    fc.property(endpoint, fc.json({ depthSize: 'medium' }), (ep, text) => check(ep, Buffer.from(text))),
+    { numRuns: NUM_RUNS },
+  );
 });
 
 test('arbitrary objects in request position, with request keys mixed in', () => {
-  const key = fc.oneof(fc.constantFrom('model', 'messages', 'prompt', 'input', 'role', 'content', 'type', 'text', 'stop', 'n', 'temperature', '__proto__', 'constructor', 'prototype'), fc.string());
+  const key = fc.oneof(
+    fc.constantFrom(
+      'model',
+      'messages',
+      'prompt',
+      'input',
+      'role',
+      'content',
+      'type',
+      'text',
+      'stop',
+      'n',
+      'temperature',
+      '__proto__',
+      'constructor',
+      'prototype',
+    ),
+    fc.string(),
+  );
   const value = fc.letrec((tie) => ({
-    v: fc.oneof({ depthSize: 'small' },
-      fc.jsonValue({ maxDepth: 2 }),
-      fc.array(tie('v'), { maxLength: 4 }),
-      fc.dictionary(key, tie('v'), { maxKeys: 5 })),
+    v: fc.oneof({ depthSize: 'small' }, fc.jsonValue({ maxDepth: 2 }), fc.array(tie('v'), { maxLength: 4 }), fc.dictionary(key, tie('v'), { maxKeys: 5 })),
   })).v;
   const body = fc.dictionary(key, value, { maxKeys: 6 }).map((o) => JSON.stringify(o));
-  fc.assert(fc.property(endpoint, body, (ep, text) => check(ep, Buffer.from(text))), { numRuns: NUM_RUNS });
+  fc.assert(
+    fc.property(endpoint, body, (ep, text) => check(ep, Buffer.from(text))),
+    { numRuns: NUM_RUNS },
+  );
 });
 
 test('arbitrary byte arrays and unicode strings never escape as other exceptions', () => {
-  fc.assert(fc.property(endpoint, fc.uint8Array({ maxLength: 512 }), (ep, bytes) => check(ep, Buffer.from(bytes))), { numRuns: NUM_RUNS });
-  fc.assert(fc.property(endpoint, fc.string({ unit: 'binary', maxLength: 256 }), (ep, s) => check(ep, Buffer.from(s))), { numRuns: NUM_RUNS });
+  fc.assert(
+    fc.property(endpoint, fc.uint8Array({ maxLength: 512 }), (ep, bytes) => check(ep, Buffer.from(bytes))),
+    { numRuns: NUM_RUNS },
+  );
+  fc.assert(
+    fc.property(endpoint, fc.string({ unit: 'binary', maxLength: 256 }), (ep, s) => check(ep, Buffer.from(s))),
+    { numRuns: NUM_RUNS },
+  );
 });
 
 test('strict parser agrees with JSON.parse on everything JSON.parse accepts, unless it names a reason', () => {
-  fc.assert(fc.property(fc.json({ depthSize: 'medium' }), (text) => {
-    let ours: unknown;
-    try {
-      ours = parseStrictJson(Buffer.from(text), { maxDepth: 1000 });
-    } catch (err) {
-      // Allowed refusals of JSON that JSON.parse accepts.
-      assert.ok(err instanceof Error && 'reason' in err);
-      assert.ok(['duplicate_key', 'forbidden_key', 'unsafe_integer', 'number_out_of_range', 'invalid_unicode_escape'].includes(String(err.reason)), String(err.reason));
-      return;
-    }
-    assert.equal(JSON.stringify(ours), JSON.stringify(JSON.parse(text)));
-  }), { numRuns: NUM_RUNS });
+  fc.assert(
+    fc.property(fc.json({ depthSize: 'medium' }), (text) => {
+      let ours: unknown;
+      try {
+        ours = parseStrictJson(Buffer.from(text), { maxDepth: 1000 });
+      } catch (err) {
+        // Allowed refusals of JSON that JSON.parse accepts.
+        assert.ok(err instanceof Error && 'reason' in err);
+        assert.ok(
+          ['duplicate_key', 'forbidden_key', 'unsafe_integer', 'number_out_of_range', 'invalid_unicode_escape'].includes(String(err.reason)),
+          String(err.reason),
+        );
+        return;
+      }
+      assert.equal(JSON.stringify(ours), JSON.stringify(JSON.parse(text)));
+    }),
+    { numRuns: NUM_RUNS },
+  );
 });

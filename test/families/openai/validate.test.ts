@@ -31,46 +31,82 @@ const chat = (extra: Record<string, unknown> = {}) => ({ model: 'gpt-4o', messag
 
 test('chat: documented request shapes pass', async (t) => {
   const bodies: unknown[] = [
-    { model: 'gpt-4o', messages: [{ role: 'developer', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Hello!' }] },
+    {
+      model: 'gpt-4o',
+      messages: [
+        { role: 'developer', content: 'You are a helpful assistant.' },
+        { role: 'user', content: 'Hello!' },
+      ],
+    },
     { model: 'gpt-4o', messages: [{ role: 'system', content: 'Be brief.' }, user('Hello!')], stream: true, stream_options: { include_usage: true } },
     {
       model: 'gpt-4o',
-      messages: [user([
-        { type: 'text', text: "What's in this image?" },
-        { type: 'image_url', image_url: { url: 'https://upload.wikimedia.org/x.jpg', detail: 'high' } },
-        { type: 'input_audio', input_audio: { data: 'UklGRg==', format: 'wav' } },
-      ])],
+      messages: [
+        user([
+          { type: 'text', text: "What's in this image?" },
+          { type: 'image_url', image_url: { url: 'https://upload.wikimedia.org/x.jpg', detail: 'high' } },
+          { type: 'input_audio', input_audio: { data: 'UklGRg==', format: 'wav' } },
+        ]),
+      ],
       max_tokens: 300,
     },
     {
       model: 'gpt-4o',
       messages: [
         user('What is the weather like in Boston today?'),
-        { role: 'assistant', content: null, tool_calls: [{ id: 'call_abc', type: 'function', function: { name: 'get_current_weather', arguments: '{"location":"Boston, MA"}' } }] },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: 'call_abc', type: 'function', function: { name: 'get_current_weather', arguments: '{"location":"Boston, MA"}' } }],
+        },
         { role: 'tool', tool_call_id: 'call_abc', content: '{"temperature": 22}' },
       ],
-      tools: [{
-        type: 'function',
-        function: {
-          name: 'get_current_weather',
-          description: 'Get the current weather in a given location',
-          parameters: { type: 'object', properties: { location: { type: 'string' }, unit: { type: 'string', enum: ['celsius', 'fahrenheit'] } }, required: ['location'] },
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'get_current_weather',
+            description: 'Get the current weather in a given location',
+            parameters: {
+              type: 'object',
+              properties: { location: { type: 'string' }, unit: { type: 'string', enum: ['celsius', 'fahrenheit'] } },
+              required: ['location'],
+            },
+          },
         },
-      }],
+      ],
       tool_choice: 'auto',
     },
-    chat({ tool_choice: { type: 'function', function: { name: 'get_current_weather' } }, tools: [{ type: 'function', function: { name: 'get_current_weather' } }] }),
+    chat({
+      tool_choice: { type: 'function', function: { name: 'get_current_weather' } },
+      tools: [{ type: 'function', function: { name: 'get_current_weather' } }],
+    }),
     chat({ logprobs: true, top_logprobs: 2 }),
     chat({
-      temperature: 0, top_p: 1, n: 2, stop: ['\n', 'END'], presence_penalty: -2, frequency_penalty: 2, seed: -5, user: 'user-1234',
-      max_completion_tokens: 100, logit_bias: { '50256': -100, '1': 100 }, parallel_tool_calls: false,
+      temperature: 0,
+      top_p: 1,
+      n: 2,
+      stop: ['\n', 'END'],
+      presence_penalty: -2,
+      frequency_penalty: 2,
+      seed: -5,
+      user: 'user-1234',
+      max_completion_tokens: 100,
+      logit_bias: { '50256': -100, '1': 100 },
+      parallel_tool_calls: false,
     }),
     chat({ response_format: { type: 'json_object' } }),
     chat({ response_format: { type: 'json_schema', json_schema: { name: 'math_response', strict: true, schema: { type: 'object' } } } }),
     chat({ temperature: null, stop: null, stream: null, max_tokens: null, stream_options: null }),
     // Unknown fields (newer OpenAI parameters, vLLM extras) pass through.
     chat({ top_k: 40, repetition_penalty: 1.1, reasoning_effort: 'low', metadata: { a: 'b' } }),
-    { model: 'm', messages: [{ role: 'assistant', content: [{ type: 'refusal', refusal: 'no' }] }, { role: 'user', content: 'x', name: 'alice' }] },
+    {
+      model: 'm',
+      messages: [
+        { role: 'assistant', content: [{ type: 'refusal', refusal: 'no' }] },
+        { role: 'user', content: 'x', name: 'alice' },
+      ],
+    },
   ];
   for (const [i, b] of bodies.entries()) {
     await t.test(`#${i + 1} ${JSON.stringify(b).slice(0, 80)}`, () => {
@@ -119,7 +155,10 @@ test('JSON-level rejections carry the param of the offending member', () => {
   bad('chat', '{"model":"a","tools":[{"constructor":{"prototype":{"polluted":true}}}]}', 'tools[0].constructor');
   bad('chat', `{"model":"a","x":${'['.repeat(100)}${']'.repeat(100)}}`, `x${'[0]'.repeat(63)}`, /deeper than 64/);
   const utf8 = Buffer.concat([Buffer.from('{"model":"'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')]);
-  assert.throws(() => validateRequest('chat', utf8, OPTS), (e) => e instanceof GatewayError && e.code === 'invalid_request_body' && /UTF-8/.test(e.message));
+  assert.throws(
+    () => validateRequest('chat', utf8, OPTS),
+    (e) => e instanceof GatewayError && e.code === 'invalid_request_body' && /UTF-8/.test(e.message),
+  );
 });
 
 test('hostile prototype payloads cannot pollute Object.prototype', async (t) => {
@@ -145,7 +184,10 @@ test('hostile prototype payloads cannot pollute Object.prototype', async (t) => 
 test('depth 10 000 is refused fast without a stack overflow', () => {
   const body = Buffer.from(`{"model":"m","messages":${'['.repeat(10_000)}${']'.repeat(10_000)}}`);
   const t0 = performance.now();
-  assert.throws(() => validateRequest('chat', body, OPTS), (e) => e instanceof GatewayError && /deeper than 64/.test(e.message));
+  assert.throws(
+    () => validateRequest('chat', body, OPTS),
+    (e) => e instanceof GatewayError && /deeper than 64/.test(e.message),
+  );
   assert.ok(performance.now() - t0 < 50);
 });
 
@@ -166,7 +208,11 @@ test('chat: schema rejections name the field', () => {
   bad('chat', { model: 'm', messages: [user([{ type: 'image_url', image_url: {} }])] }, 'messages[0].content[0].image_url.url');
   bad('chat', { model: 'm', messages: [{ role: 'system', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'messages[0].content[0].type');
   bad('chat', { model: 'm', messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].tool_call_id', /required/);
-  bad('chat', { model: 'm', messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f' } }] }] }, 'messages[0].tool_calls[0].function.arguments');
+  bad(
+    'chat',
+    { model: 'm', messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f' } }] }] },
+    'messages[0].tool_calls[0].function.arguments',
+  );
   bad('chat', chat({ temperature: 2.5 }), 'temperature', /<=2/);
   bad('chat', chat({ temperature: -0.1 }), 'temperature');
   bad('chat', chat({ temperature: '1' }), 'temperature');
@@ -232,7 +278,10 @@ test('control characters are stripped from message text, prompts and embedding i
     model: 'm',
     messages: [
       { role: 'system', content: 'sys\u0000tem\n' },
-      user([{ type: 'text', text: 'pa\u001brt' }, { type: 'image_url', image_url: { url: 'https://x/\u0001' } }]),
+      user([
+        { type: 'text', text: 'pa\u001brt' },
+        { type: 'image_url', image_url: { url: 'https://x/\u0001' } },
+      ]),
       { role: 'assistant', content: null, tool_calls: [{ id: 'i\u0001', type: 'function', function: { name: 'f', arguments: '{"a":"\u0002"}' } }] },
     ],
     user: 'u\u0001',
@@ -242,7 +291,14 @@ test('control characters are stripped from message text, prompts and embedding i
   const parts = msgs[1]?.['content'] as Record<string, Record<string, unknown>>[];
   assert.equal(parts[0]?.['text'], 'part');
   assert.equal(parts[1]?.['image_url']?.['url'], 'https://x/\u0001');
-  assert.equal(JSON.stringify(msgs[2]), JSON.stringify({ role: 'assistant', content: null, tool_calls: [{ id: 'i\u0001', type: 'function', function: { name: 'f', arguments: '{"a":"\u0002"}' } }] }));
+  assert.equal(
+    JSON.stringify(msgs[2]),
+    JSON.stringify({
+      role: 'assistant',
+      content: null,
+      tool_calls: [{ id: 'i\u0001', type: 'function', function: { name: 'f', arguments: '{"a":"\u0002"}' } }],
+    }),
+  );
   assert.equal(v['user'], 'u\u0001');
   assert.equal(ok('completions', { model: 'm', prompt: 'a\u0085b' })['prompt'], 'ab');
   assert.deepEqual(ok('completions', { model: 'm', prompt: ['a\u0000', 'b'] })['prompt'], ['a', 'b']);
