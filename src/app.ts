@@ -16,7 +16,7 @@ import { pushSnapshot } from './control/push.ts';
 import { loadSnapshotFile, SnapshotHolder } from './control/snapshot.ts';
 import { watchSnapshotFile } from './control/watch.ts';
 import { loadPublicKeys } from './crypto/signing.ts';
-import { API_FAMILIES } from './families/index.ts';
+import { API_FAMILIES, DEFAULT_FAMILY } from './families/index.ts';
 import type { AuditSink } from './pipeline/ports.ts';
 import { RequestProcessor } from './pipeline/processor.ts';
 import { startGrpcServer } from './server/grpc.ts';
@@ -108,6 +108,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   const processor = new RequestProcessor({
     options: { maxBodyBytes: config.limits.maxBodyBytes, maxJsonDepth: config.policy.maxJsonDepth, streamHoldBackChars: config.policy.streamHoldBackChars },
     families: API_FAMILIES,
+    defaultFamily: DEFAULT_FAMILY,
     auth,
     routes: new SnapshotRoutes(snapshots),
     quota,

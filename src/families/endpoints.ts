@@ -7,14 +7,19 @@
  * checks the two agree).
  */
 import type { EndpointSpec } from '../pipeline/endpoint.ts';
+import { ANTHROPIC_ENDPOINTS } from './anthropic/endpoints.ts';
 import { OPENAI_ENDPOINTS } from './openai/endpoints.ts';
 
-export const ENDPOINT_TABLES: readonly (readonly EndpointSpec[])[] = [OPENAI_ENDPOINTS];
+export const ENDPOINT_TABLES: readonly (readonly EndpointSpec[])[] = [OPENAI_ENDPOINTS, ANTHROPIC_ENDPOINTS];
 
 const all = ENDPOINT_TABLES.flat();
 
-/** Every endpoint name, in declaration order. */
-export const ENDPOINT_NAMES = all.map((e) => e.name) as [string, ...string[]];
+/**
+ * Every endpoint name, once, in declaration order (OpenAI's first, so the
+ * list reads as it did before a second family). Two families may share a
+ * name only for the same operation: the model catalogue (`models`, `model`).
+ */
+export const ENDPOINT_NAMES = [...new Set(all.map((e) => e.name))] as [string, ...string[]];
 
 /** The endpoints a routing snapshot can route a model on (those with a body naming a model). */
-export const ROUTED_ENDPOINT_NAMES = all.filter((e) => e.kind === 'inference').map((e) => e.name) as [string, ...string[]];
+export const ROUTED_ENDPOINT_NAMES = [...new Set(all.filter((e) => e.kind === 'inference').map((e) => e.name))] as [string, ...string[]];

@@ -216,8 +216,14 @@ export interface BodyLimits {
 export interface ApiFamily {
   readonly name: string;
   readonly endpoints: readonly EndpointSpec[];
-  /** The endpoint for a method and path; null when the path is not this family's. */
-  match(method: string, path: string): EndpointMatch | null;
+  /**
+   * The endpoint for a method and path; null when the request is not this
+   * family's. Headers decide where two families share a path (`GET /v1/models`:
+   * Anthropic's clients send `anthropic-version`).
+   */
+  match(method: string, path: string, headers: ReadonlyMap<string, string>): EndpointMatch | null;
+  /** Whether the request comes from this family's clients (their SDK's headers): errors for paths no family serves take its shape. */
+  isClient(headers: ReadonlyMap<string, string>): boolean;
   /** Strict parse + schema; throws 400 invalid_request_body naming the param. */
   parseRequest(endpoint: EndpointSpec, body: Buffer, limits: BodyLimits): ParsedRequest;
   /** A successful buffered response, or null when it is not a body this family reads. */

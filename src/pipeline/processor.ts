@@ -69,6 +69,8 @@ export interface ProcessorDeps {
   readonly options: ProcessorOptions;
   /** Tried in order; the first whose paths match serves the request. Non-empty. */
   readonly families: readonly ApiFamily[];
+  /** Formats errors for a request no family serves, unless the client is recognisably another family's. */
+  readonly defaultFamily: ApiFamily;
   readonly auth: Authenticate;
   readonly routes: RouteResolver;
   readonly quota: QuotaGate;
@@ -90,7 +92,7 @@ export type Outcome = 'completed' | 'denied' | 'failed' | 'aborted';
 export interface RequestState {
   readonly ctx: RequestContext;
   readonly protocol: Protocol;
-  /** The family whose paths matched (the first family when none did: it formats the error). */
+  /** The family whose paths matched (when none did: the client's, or the default; it formats the error). */
   readonly family: ApiFamily;
   /** The endpoint, once the head was accepted. */
   endpoint: EndpointSpec | null;
@@ -125,7 +127,7 @@ export class RequestProcessor {
     const incomingId = headers.get('x-request-id');
     const method = headers.get(':method') ?? '';
     const path = headers.get(':path') ?? '';
-    const { family, match } = this.#match(method, path);
+    const { family, match } = this.#match(method, path, headers);
     const ctx: RequestContext = {
       requestId: incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : this.#newRequestId(),
       trace: continueTrace(headers.get('traceparent')),
@@ -310,12 +312,13 @@ export class RequestProcessor {
     return this.#fail(state, err);
   }
 
-  #match(method: string, path: string): { family: ApiFamily; match: EndpointMatch } {
+  #match(method: string, path: string, headers: HeaderView): { family: ApiFamily; match: EndpointMatch } {
     for (const family of this.#d.families) {
-      const match = family.match(method, path);
+      const match = family.match(method, path, headers);
       if (match !== null) return { family, match };
     }
-    return { family: this.#d.families[0] as ApiFamily, match: { ok: false, reason: 'unknown_url' } };
+    const family = this.#d.families.find((f) => f.isClient(headers)) ?? this.#d.defaultFamily;
+    return { family, match: { ok: false, reason: 'unknown_url' } };
   }
 
   /** The model named in the body: in the snapshot, allowed for this caller, served on this endpoint. */

@@ -238,6 +238,7 @@ export function rig(
   const processor = new RequestProcessor({
     options: { maxBodyBytes: 4096, maxJsonDepth: 16, streamHoldBackChars: 32 },
     families: over.families ?? [openAIFamily],
+    defaultFamily: openAIFamily,
     auth,
     routes,
     quota,

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { GatewayError } from '../../src/pipeline/errors.ts';
 import type { PhaseResult } from '../../src/pipeline/phase-result.ts';
 import { openAIFamily } from '../../src/families/openai/family.ts';
+import { anthropicFamily } from '../../src/families/anthropic/family.ts';
 import { deployment, drive, identity, rig, route, snapshot, streamedText, USER_KEY, type Rig, type Run, type Step } from './fakes.ts';
 import { tinyFamily } from './tiny-family.ts';
 
@@ -569,4 +570,106 @@ test('with a second family registered, OpenAI requests are unchanged', async () 
   const g = tinyRig();
   const { results } = await drive(g.processor, [chatHead(), chatBody()]);
   assert.equal(setHeaders(results[1]).get('x-gateway-target-cluster'), 'c1');
+});
+
+// ── The Anthropic family through the same processor ──────────────────────────
+
+const anthropicRig = (): Rig =>
+  rig({
+    families: [anthropicFamily, openAIFamily],
+    snapshot: snapshot([route('claude', ['messages', 'count_tokens'], [deployment('c-anth', 'claude-deploy')])]),
+  });
+const messagesHead: Step = {
+  phase: 'request_headers',
+  headers: { ':method': 'POST', ':path': '/v1/messages', 'content-type': 'application/json', 'anthropic-version': '2023-06-01', ...AUTH },
+};
+
+test('Anthropic: a Messages request is routed and rewritten, usage counts cache tokens, the record names the endpoint', async () => {
+  const g = anthropicRig();
+  const { results } = await drive(g.processor, [
+    messagesHead,
+    { phase: 'request_body', body: JSON.stringify({ model: 'claude', max_tokens: 64, messages: [{ role: 'user', content: 'card CARD-4242' }] }) },
+    okHead(),
+    {
+      phase: 'response_body',
+      chunk: JSON.stringify({
+        type: 'message',
+        content: [{ type: 'text', text: 'ok' }],
+        usage: { input_tokens: 5, output_tokens: 2, cache_read_input_tokens: 40 },
+      }),
+      endOfStream: true,
+    },
+  ]);
+  const sent = JSON.parse(cont(results[1]).body?.toString() ?? '{}') as { model: string; messages: Array<{ content: string }> };
+  assert.equal(sent.model, 'claude-deploy');
+  assert.equal(sent.messages[0]?.content, 'card [REDACTED:CARD]');
+  assert.equal(setHeaders(results[1]).get('x-gateway-target-cluster'), 'c-anth');
+  const rec = onlyRecord(g);
+  assert.equal(rec.endpoint, 'messages');
+  assert.deepEqual(rec.usage, { promptTokens: 45, completionTokens: 2, source: 'counted' });
+  assert.deepEqual(
+    g.quota.settled.map((s) => s.usedTokens),
+    [47],
+  );
+});
+
+test("Anthropic: refusals come in Anthropic's envelope", async () => {
+  const g = anthropicRig();
+  const { results } = await drive(g.processor, [
+    messagesHead,
+    { phase: 'request_body', body: JSON.stringify({ model: 'claude', messages: [{ role: 'user', content: 'x' }] }) },
+  ]);
+  const reply = respond(results[1]);
+  assert.equal(reply.status, 400);
+  const errBody = JSON.parse(reply.body.toString()) as { type: string; error: { type: string; message: string } };
+  assert.equal(errBody.type, 'error');
+  assert.equal(errBody.error.type, 'invalid_request_error');
+  assert.match(errBody.error.message, /max_tokens/);
+  const unknown = await drive(g.processor, [
+    messagesHead,
+    { phase: 'request_body', body: JSON.stringify({ model: 'gpt-x', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }) },
+  ]);
+  assert.deepEqual(JSON.parse(respond(unknown.results[1]).body.toString()), {
+    type: 'error',
+    error: { type: 'not_found_error', message: "The model 'gpt-x' does not exist or you do not have access to it." },
+  });
+});
+
+test("Anthropic: a streamed message is metered from message_start and message_delta; GET /v1/models has Anthropic's shape", async () => {
+  const g = anthropicRig();
+  const sseEv = (type: string, data: object): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+  const events =
+    sseEv('message_start', { message: { usage: { input_tokens: 7, output_tokens: 1 } } }) +
+    sseEv('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'hi there' } }) +
+    sseEv('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 3 } }) +
+    sseEv('message_stop', {});
+  g.content.responses = false;
+  await drive(g.processor, [
+    messagesHead,
+    { phase: 'request_body', body: JSON.stringify({ model: 'claude', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'hi' }] }) },
+    okHead('text/event-stream'),
+    { phase: 'response_body', chunk: events.slice(0, 50), endOfStream: false },
+    { phase: 'response_body', chunk: events.slice(50), endOfStream: true },
+  ]);
+  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 7, completionTokens: 3, source: 'counted' });
+  const list = await drive(g.processor, [
+    { phase: 'request_headers', headers: { ':method': 'GET', ':path': '/v1/models', 'anthropic-version': '2023-06-01', ...AUTH } },
+  ]);
+  assert.deepEqual(
+    (JSON.parse(respond(list.results[0]).body.toString()) as { data: Array<{ type: string; id: string }> }).data.map((m) => [m.type, m.id]),
+    [['model', 'claude']],
+  );
+});
+
+test("a path no family serves: the error takes the shape of the client's family when its SDK is recognisable, else OpenAI's", async () => {
+  const g = anthropicRig();
+  const fromAnthropicSdk = await drive(g.processor, [
+    { phase: 'request_headers', headers: { ':method': 'GET', ':path': '/v1/nothing', 'anthropic-version': '2023-06-01', ...AUTH } },
+  ]);
+  assert.deepEqual(JSON.parse(respond(fromAnthropicSdk.results[0]).body.toString()), {
+    type: 'error',
+    error: { type: 'not_found_error', message: 'Invalid URL (GET /v1/nothing).' },
+  });
+  const fromOthers = await drive(g.processor, [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/v1/nothing', ...AUTH } }]);
+  assert.equal(errorOf(fromOthers.results[0]).code, 'unknown_url');
 });

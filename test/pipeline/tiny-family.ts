@@ -99,6 +99,7 @@ export const tinyFamily: ApiFamily = {
       serialize: () => Buffer.from(JSON.stringify(o)),
     };
   },
+  isClient: (headers) => headers.get('user-agent') === 'tiny-sdk',
   isStream: (type) => type === 'application/x-tiny-stream',
   streamMeter: () => new TinyMeter(),
   streamRedactor(redact: RedactFn): StreamRedactor {

@@ -44,6 +44,8 @@ export const openAIFamily = {
   name: 'openai',
   endpoints: OPENAI_ENDPOINTS,
   match: matchEndpoint,
+  /** OpenAI's SDKs send nothing that marks them; OpenAI is the default family instead. */
+  isClient: (): boolean => false,
 
   parseRequest(endpoint: EndpointSpec, body: Buffer, limits: BodyLimits): OpenAIRequest {
     return parseRequestBody(endpoint.name, body, limits.maxJsonDepth);
