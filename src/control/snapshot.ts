@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ROUTED_ENDPOINT_NAMES } from '../families/endpoints.ts';
+import { PROVIDERS, providerServes, ROUTED_ENDPOINT_NAMES } from '../families/endpoints.ts';
 import type { KeyObject } from 'node:crypto';
 import { ConfigError, describeIssues } from '../config/errors.ts';
 import { canonicalJson } from '../crypto/canonical.ts';
@@ -32,6 +32,8 @@ const Target = z.strictObject({
   cluster: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be an Envoy cluster name'),
   /** The model name the deployment expects in the body. */
   model: z.string().min(1).max(256),
+  /** The API the deployment speaks; its credential is sent in that API's style. */
+  provider: z.enum(PROVIDERS).default('openai'),
   /** A credential the sidecar injects for this deployment (a file of that name in routing.credentialsDir). */
   credential: z
     .string()
@@ -54,12 +56,19 @@ const Targets = {
 
 type TargetsInput = { target?: z.output<typeof Target> | undefined; targets?: z.output<typeof Target>[] | undefined };
 
-function checkTargets(t: TargetsInput, ctx: z.RefinementCtx, at: (string | number)[]): void {
+function checkTargets(t: TargetsInput, endpoints: readonly string[], ctx: z.RefinementCtx, at: (string | number)[]): void {
   if ((t.target === undefined) === (t.targets === undefined)) {
     ctx.addIssue({ code: 'custom', message: 'must have exactly one of target or targets', path: at });
     return;
   }
   const list = t.targets ?? [];
+  const each: Array<[z.output<typeof Target>, (string | number)[]]> =
+    t.target !== undefined ? [[t.target, [...at, 'target']]] : list.map((x, i) => [x, [...at, 'targets', i]]);
+  for (const [x, where] of each) {
+    const unserved = endpoints.filter((e) => !providerServes(x.provider, e));
+    if (unserved.length > 0)
+      ctx.addIssue({ code: 'custom', message: `a "${x.provider}" deployment does not serve ${unserved.join(', ')}`, path: [...where, 'provider'] });
+  }
   if (t.targets !== undefined && list.every((x) => x.weight === 0))
     ctx.addIssue({ code: 'custom', message: 'at least one target must have a weight above 0', path: [...at, 'targets'] });
   // One server may host several targets (two model versions on one vLLM), but the same pair twice is a mistake.
@@ -99,8 +108,8 @@ export const SnapshotSchema = z
     s.models.forEach((m, i) => {
       if (seen.has(m.id)) ctx.addIssue({ code: 'custom', message: `duplicate model id "${m.id}"`, path: ['models', i, 'id'] });
       seen.add(m.id);
-      checkTargets(m, ctx, ['models', i]);
-      m.overrides.forEach((o, j) => checkTargets(o, ctx, ['models', i, 'overrides', j]));
+      checkTargets(m, m.endpoints, ctx, ['models', i]);
+      m.overrides.forEach((o, j) => checkTargets(o, m.endpoints, ctx, ['models', i, 'overrides', j]));
     });
   });
 
@@ -164,6 +173,7 @@ function toDeployment(t: z.output<typeof Target>): Deployment {
   return Object.freeze({
     cluster: t.cluster,
     upstreamModel: t.model,
+    provider: t.provider,
     credential: t.credential ?? null,
     weight: t.weight,
     labels: Object.freeze({ ...t.labels }),

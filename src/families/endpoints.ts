@@ -10,7 +10,21 @@ import type { EndpointSpec } from '../pipeline/endpoint.ts';
 import { ANTHROPIC_ENDPOINTS } from './anthropic/endpoints.ts';
 import { OPENAI_ENDPOINTS } from './openai/endpoints.ts';
 
-export const ENDPOINT_TABLES: readonly (readonly EndpointSpec[])[] = [OPENAI_ENDPOINTS, ANTHROPIC_ENDPOINTS];
+/** Each family's endpoints, by the family's name (which is also the provider schema of deployments that speak it). */
+export const FAMILY_ENDPOINTS: ReadonlyMap<string, readonly EndpointSpec[]> = new Map<string, readonly EndpointSpec[]>([
+  ['openai', OPENAI_ENDPOINTS],
+  ['anthropic', ANTHROPIC_ENDPOINTS],
+]);
+
+export const ENDPOINT_TABLES: readonly (readonly EndpointSpec[])[] = [...FAMILY_ENDPOINTS.values()];
+
+/** The API schemas a deployment can speak: `openai` (vLLM, TGI, OpenAI-compatible servers) and `anthropic`. */
+export const PROVIDERS = [...FAMILY_ENDPOINTS.keys()] as [string, ...string[]];
+
+/** Whether a deployment speaking `provider` serves `endpoint` as it is (no translation between families yet). */
+export function providerServes(provider: string, endpoint: string): boolean {
+  return FAMILY_ENDPOINTS.get(provider)?.some((e) => e.name === endpoint) ?? false;
+}
 
 const all = ENDPOINT_TABLES.flat();
 

@@ -150,8 +150,12 @@ export interface RouteResolver {
 }
 
 export interface UpstreamCredentials {
-  /** The header carrying this deployment's own credential; throws 503 upstream_credential_unavailable. */
-  header(name: string): readonly [string, string];
+  /**
+   * The headers carrying a deployment's own credential, in its provider's
+   * style (`authorization: Bearer …`, Anthropic's `x-api-key`); throws 503
+   * upstream_credential_unavailable.
+   */
+  headers(name: string, provider: string): ReadonlyArray<readonly [string, string]>;
 }
 
 // ── Audit ──────────────────────────────────────────────────────────────────

@@ -238,7 +238,7 @@ export class RequestProcessor {
           ['x-gateway-policy-version', inspection.decision.version],
           ['content-length', String(newBody.length)],
           // The deployment's own credential (the client's authorization was removed with the request head).
-          ...(target.credential === null ? [] : [this.#d.credentials.header(target.credential)]),
+          ...(target.credential === null ? [] : this.#d.credentials.headers(target.credential, target.provider)),
         ],
         remove: [],
       };

@@ -10,6 +10,8 @@ import type { Endpoint } from './endpoint.ts';
 export interface Deployment {
   readonly cluster: string;
   readonly upstreamModel: string;
+  /** The API the deployment speaks (an API family's name): its credential goes in that API's header. */
+  readonly provider: string;
   /** Name of the upstream credential to inject, or null. */
   readonly credential: string | null;
   readonly weight: number;

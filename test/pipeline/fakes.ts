@@ -66,7 +66,7 @@ export class FakeAuth implements Authenticate {
 }
 
 export function deployment(cluster: string, upstreamModel: string, over: Partial<Deployment> = {}): Deployment {
-  return { cluster, upstreamModel, credential: null, weight: 1, labels: {}, ...over };
+  return { cluster, upstreamModel, provider: 'openai', credential: null, weight: 1, labels: {}, ...over };
 }
 
 export function route(
@@ -191,10 +191,10 @@ export class FakeCredentials implements UpstreamCredentials {
   constructor(values: Record<string, string> = {}) {
     this.#values = new Map(Object.entries(values));
   }
-  header(name: string): readonly [string, string] {
+  headers(name: string, provider: string): ReadonlyArray<readonly [string, string]> {
     const v = this.#values.get(name);
     if (v === undefined) throw new GatewayError('upstream_credential_unavailable', `The credential for this deployment (${name}) is not available.`);
-    return ['authorization', `Bearer ${v}`];
+    return [[provider === 'anthropic' ? 'x-api-key' : 'authorization', provider === 'anthropic' ? v : `Bearer ${v}`]];
   }
 }
 

@@ -577,7 +577,10 @@ test('with a second family registered, OpenAI requests are unchanged', async () 
 const anthropicRig = (): Rig =>
   rig({
     families: [anthropicFamily, openAIFamily],
-    snapshot: snapshot([route('claude', ['messages', 'count_tokens'], [deployment('c-anth', 'claude-deploy')])]),
+    credentials: { 'anthropic-key': 'sk-ant-upstream' },
+    snapshot: snapshot([
+      route('claude', ['messages', 'count_tokens'], [deployment('c-anth', 'claude-deploy', { provider: 'anthropic', credential: 'anthropic-key' })]),
+    ]),
   });
 const messagesHead: Step = {
   phase: 'request_headers',
@@ -604,6 +607,8 @@ test('Anthropic: a Messages request is routed and rewritten, usage counts cache 
   assert.equal(sent.model, 'claude-deploy');
   assert.equal(sent.messages[0]?.content, 'card [REDACTED:CARD]');
   assert.equal(setHeaders(results[1]).get('x-gateway-target-cluster'), 'c-anth');
+  assert.equal(setHeaders(results[1]).get('x-api-key'), 'sk-ant-upstream', 'an Anthropic deployment gets its key in x-api-key');
+  assert.equal(setHeaders(results[1]).has('authorization'), false);
   const rec = onlyRecord(g);
   assert.equal(rec.endpoint, 'messages');
   assert.deepEqual(rec.usage, { promptTokens: 45, completionTokens: 2, source: 'counted' });

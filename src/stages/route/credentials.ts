@@ -28,9 +28,11 @@ export class UpstreamCredentials implements UpstreamCredentialsPort {
     this.#now = now;
   }
 
-  /** The header to send upstream for this credential. Never logged. */
-  header(name: string): readonly [string, string] {
-    return ['authorization', `Bearer ${this.#value(name)}`];
+  /** The headers to send upstream for this credential, in the provider's style. Never logged. */
+  headers(name: string, provider: string): ReadonlyArray<readonly [string, string]> {
+    const value = this.#value(name);
+    // Anthropic's API reads the key from x-api-key; OpenAI-compatible servers from a bearer token.
+    return provider === 'anthropic' ? [['x-api-key', value]] : [['authorization', `Bearer ${value}`]];
   }
 
   #value(name: string): string {
