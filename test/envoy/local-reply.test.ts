@@ -122,6 +122,16 @@ for (const scenario of ['socket missing', 'socket path is not listening'] as con
       assertGatewayUnavailable(await http2(port, '/v1/models', {}));
     });
 
+    void test("an Anthropic client (anthropic-version) → 503 in Anthropic's error envelope, with x-request-id", async (t) => {
+      if (envoy === undefined) return t.skip('no Envoy');
+      const body = JSON.stringify({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] });
+      const r = await http1(port, 'POST', '/v1/messages', { 'content-type': 'application/json', 'x-api-key': 'x', 'anthropic-version': '2023-06-01' }, body);
+      assert.equal(r.status, 503, r.body);
+      assert.match(String(r.headers['content-type']), /^application\/json/);
+      assert.deepEqual(JSON.parse(r.body), { type: 'error', error: { type: 'api_error', message: 'The gateway is temporarily unavailable.' } });
+      assert.match(String(r.headers['x-request-id']), UUID);
+    });
+
     void test('access log shows the ext_proc gRPC error the mapping keys on', async (t) => {
       if (envoy === undefined) return t.skip('no Envoy');
       await envoy.stop(); // flushes the access log
