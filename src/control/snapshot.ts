@@ -96,6 +96,8 @@ export const SnapshotSchema = z
           id: z.string().regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -'),
           endpoints: z.array(RoutedEndpoint).min(1, 'must name at least one endpoint'),
           ownedBy: z.string().max(64).default('inference-gateway'),
+          /** The model name responses carry: the alias clients asked for, or the deployment's own. */
+          responseModel: z.enum(['alias', 'upstream']).default('alias'),
           ...Targets,
           /** Per-tenant deployments: these tenants' requests for this model go to their own target(s). */
           overrides: z.array(z.strictObject({ tenants: z.array(z.string().min(1).max(64)).min(1), ...Targets })).default([]),
@@ -156,6 +158,7 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
         id: m.id,
         endpoints,
         ownedBy: m.ownedBy,
+        responseModel: m.responseModel,
         targets: Object.freeze(targets),
         cumulativeWeights: Object.freeze(cumulativeWeights),
         overrides,

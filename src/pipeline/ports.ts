@@ -187,6 +187,10 @@ export interface ParsedRequest {
 /** A buffered response body the family could read. */
 export interface ParsedResponse {
   readonly usage: ReportedUsage | null;
+  /** The `model` the response names (the deployment's own name, usually), or null when it names none. */
+  readonly model: string | null;
+  /** Names another model in the response (the alias the client asked for). */
+  setModel(model: string): void;
   /** Every generated text. */
   texts(): TextRef[];
   /** The body as it now stands (after redaction). */
@@ -234,7 +238,8 @@ export interface ApiFamily {
   parseResponse(endpoint: EndpointSpec, body: Buffer): ParsedResponse | null;
   /** Whether a response with this content type is a stream this family meters chunk by chunk. */
   isStream(contentType: string): boolean;
-  streamMeter(opts: { readonly stripUsageChunk: boolean }): StreamMeter;
+  /** `responseModel`: set every event's model to it (the client's alias); null leaves them as the server sent them. */
+  streamMeter(opts: { readonly stripUsageChunk: boolean; readonly responseModel: string | null }): StreamMeter;
   streamRedactor(redact: RedactFn, holdBackChars: number): StreamRedactor;
   /** The error body clients of this family parse. */
   errorBody(err: GatewayError): object;

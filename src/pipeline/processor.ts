@@ -260,7 +260,7 @@ export class RequestProcessor {
       return { kind: 'continue', headers: { set, remove: [] } };
     }
     if (ctx.stream && state.family.isStream(headers.get('content-type') ?? '')) {
-      state.meter = state.family.streamMeter({ stripUsageChunk: !ctx.clientWantsStreamUsage });
+      state.meter = state.family.streamMeter({ stripUsageChunk: !ctx.clientWantsStreamUsage, responseModel: responseModel(state) });
       state.redactor = this.#streamRedactor(state);
       // A stale content-length would truncate the re-framed stream.
       return { kind: 'continue', headers: { set, remove: ['content-length'] }, streamResponseBody: true };
@@ -357,15 +357,25 @@ export class RequestProcessor {
       try {
         const parsed = state.family.parseResponse(state.endpoint, body);
         if (parsed?.usage != null) ctx.usage = { ...parsed.usage, source: 'counted' };
+        let changed = false;
+        // The model the client asked for, not the deployment's internal name.
+        const alias = responseModel(state);
+        if (parsed !== null && alias !== null && parsed.model !== null && parsed.model !== alias) {
+          parsed.setModel(alias);
+          changed = true;
+        }
         const subject = ctx.identity === null || ctx.route === null ? null : policySubject(ctx.identity, ctx.route.id, state.endpoint);
         if (parsed !== null && subject !== null && ctx.content !== null && this.#d.content.inspectsResponses(subject)) {
           const inspection = this.#d.content.inspectResponse(parsed.texts(), subject);
           ctx.content.response = { ...inspection.counts };
           if (inspection.redacted) {
             if (ctx.content.action === 'permit') ctx.content.action = 'redact';
-            const redacted = parsed.serialize();
-            result = { kind: 'continue', body: redacted, headers: { set: [['content-length', String(redacted.length)]], remove: [] } };
+            changed = true;
           }
+        }
+        if (parsed !== null && changed) {
+          const out = parsed.serialize();
+          result = { kind: 'continue', body: out, headers: { set: [['content-length', String(out.length)]], remove: [] } };
         }
       } catch (err) {
         return this.#fail(state, err);
@@ -500,6 +510,13 @@ function streamUsage(state: RequestState, meter: StreamMeter, when: 'ended' | 'a
   if (counted !== null) return { ...counted, source: 'counted' };
   if (when === 'ended' && meter.contentChars === 0) return null;
   return { promptTokens: estimateTokens(state.request?.promptChars ?? 0), completionTokens: estimateTokens(meter.contentChars), source: 'estimated' };
+}
+
+/** The model name responses should carry: the one the client asked for, unless its route keeps the deployment's. */
+function responseModel(state: RequestState): string | null {
+  const route = state.ctx.route;
+  if (route === null || state.request === null || route.responseModel === 'upstream') return null;
+  return state.request.model;
 }
 
 function policySubject(identity: Identity, model: string, endpoint: EndpointSpec): PolicySubject {

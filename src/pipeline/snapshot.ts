@@ -22,6 +22,8 @@ export interface ModelRoute {
   readonly id: string;
   readonly endpoints: ReadonlySet<Endpoint>;
   readonly ownedBy: string;
+  /** Which model name responses carry: the alias the client asked for (default), or the deployment's own. */
+  readonly responseModel: 'alias' | 'upstream';
   /** Non-empty; weights sum above 0 (the snapshot schema guarantees both). */
   readonly targets: readonly Deployment[];
   /** Running sums of the targets' weights, for the weighted pick. */

@@ -76,7 +76,15 @@ export function route(
   overrides: ReadonlyMap<string, ModelRoute> = new Map(),
 ): ModelRoute {
   let sum = 0;
-  return { id, endpoints: new Set(endpoints), ownedBy: 'test', targets, cumulativeWeights: targets.map((t) => (sum += t.weight)), overrides };
+  return {
+    id,
+    endpoints: new Set(endpoints),
+    ownedBy: 'test',
+    responseModel: 'alias',
+    targets,
+    cumulativeWeights: targets.map((t) => (sum += t.weight)),
+    overrides,
+  };
 }
 
 export function snapshot(models: readonly ModelRoute[], version = 'v1'): Snapshot {

@@ -678,3 +678,69 @@ test("a path no family serves: the error takes the shape of the client's family 
   const fromOthers = await drive(g.processor, [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/v1/nothing', ...AUTH } }]);
   assert.equal(errorOf(fromOthers.results[0]).code, 'unknown_url');
 });
+
+// ── The model name in responses ─────────────────────────────────────────────
+
+test("responses name the model the client asked for, buffered and in every stream chunk (the deployment's name stays internal)", async () => {
+  const g = rig();
+  const { results } = await drive(g.processor, [
+    chatHead(),
+    chatBody(),
+    okHead(),
+    { phase: 'response_body', chunk: JSON.stringify({ id: 'c1', object: 'chat.completion', model: 'up-gpt', choices: [] }), endOfStream: true },
+  ]);
+  const out = cont(results[3]);
+  assert.equal((JSON.parse(out.body?.toString() ?? '{}') as { model: string }).model, 'gpt');
+  assert.equal(new Map(out.headers?.set).get('content-length'), String(out.body?.length));
+
+  const s = rig();
+  s.content.responses = false;
+  const chunk = (content: string): object => ({ id: 'c1', object: 'chat.completion.chunk', model: 'up-gpt', choices: [{ index: 0, delta: { content } }] });
+  const steps: Step[] = [
+    chatHead(),
+    chatBody({ stream: true, stream_options: { include_usage: true } }),
+    okHead('text/event-stream'),
+    ...splitEvery(sse(chunk('a'), chunk('b')), 23).map((c, i, all): Step => ({ phase: 'response_body', chunk: c, endOfStream: i === all.length - 1 })),
+  ];
+  const streamed = await drive(s.processor, steps);
+  const client = streamedText(steps, streamed.results);
+  assert.equal(client, sse({ ...chunk('a'), model: 'gpt' }, { ...chunk('b'), model: 'gpt' }));
+});
+
+test("a model whose route keeps the upstream name (responseModel: upstream) answers with the deployment's name", async () => {
+  const g = rig({ snapshot: snapshot([{ ...route('gpt', ['chat'], [deployment('c1', 'up-gpt')]), responseModel: 'upstream' }]) });
+  const { results } = await drive(g.processor, [
+    chatHead(),
+    chatBody(),
+    okHead(),
+    { phase: 'response_body', chunk: JSON.stringify({ id: 'c1', object: 'chat.completion', model: 'up-gpt', choices: [] }), endOfStream: true },
+  ]);
+  assert.equal(cont(results[3]).body, undefined);
+});
+
+test('Anthropic: the message names the model the client asked for, buffered and in message_start', async () => {
+  const g = anthropicRig();
+  g.content.responses = false;
+  const body = JSON.stringify({ model: 'claude', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] });
+  const buffered = await drive(g.processor, [
+    messagesHead,
+    { phase: 'request_body', body },
+    okHead(),
+    {
+      phase: 'response_body',
+      chunk: JSON.stringify({ type: 'message', model: 'claude-deploy', content: [], usage: { input_tokens: 1, output_tokens: 1 } }),
+      endOfStream: true,
+    },
+  ]);
+  assert.equal((JSON.parse(cont(buffered.results[3]).body?.toString() ?? '{}') as { model: string }).model, 'claude');
+  const start = `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { model: 'claude-deploy', usage: { input_tokens: 1, output_tokens: 0 } } })}\n\n`;
+  const streamed = await drive(g.processor, [
+    messagesHead,
+    { phase: 'request_body', body: JSON.stringify({ model: 'claude', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'hi' }] }) },
+    okHead('text/event-stream'),
+    { phase: 'response_body', chunk: start, endOfStream: false },
+    { phase: 'response_body', chunk: 'event: ping\ndata: {"type":"ping"}\n\n', endOfStream: true },
+  ]);
+  assert.match(cont(streamed.results[3]).body?.toString() ?? '', /"model":"claude"/);
+  assert.equal(cont(streamed.results[4]).body, undefined, 'events without a model pass untouched');
+});

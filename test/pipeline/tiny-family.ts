@@ -88,6 +88,8 @@ export const tinyFamily: ApiFamily = {
     const o = JSON.parse(body.toString('utf8')) as { said: string; used: [number, number] };
     return {
       usage: { promptTokens: o.used[0], completionTokens: o.used[1] },
+      model: null,
+      setModel: () => undefined,
       texts: () => [
         {
           text: o.said,

@@ -49,6 +49,15 @@ class AnthropicResponse implements ParsedResponse {
     this.usage = usage;
   }
 
+  get model(): string | null {
+    const m = this.#json['model'];
+    return typeof m === 'string' ? m : null;
+  }
+
+  setModel(model: string): void {
+    this.#json['model'] = model;
+  }
+
   texts(): TextRef[] {
     return responseTexts(this.#json);
   }
@@ -89,8 +98,8 @@ export const anthropicFamily = {
     return contentType.toLowerCase().startsWith('text/event-stream');
   },
 
-  streamMeter(): StreamMeter {
-    return new AnthropicStreamMeter();
+  streamMeter(opts: { readonly responseModel: string | null }): StreamMeter {
+    return new AnthropicStreamMeter(opts);
   },
 
   streamRedactor(redact: RedactFn, holdBackChars: number): StreamRedactor {

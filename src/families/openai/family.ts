@@ -31,6 +31,15 @@ class OpenAIResponse implements ParsedResponse {
     this.usage = usageFrom(json);
   }
 
+  get model(): string | null {
+    const m = this.#json['model'];
+    return typeof m === 'string' ? m : null;
+  }
+
+  setModel(model: string): void {
+    this.#json['model'] = model;
+  }
+
   texts(): TextRef[] {
     return responseTexts(this.#json);
   }
@@ -66,7 +75,7 @@ export const openAIFamily = {
     return contentType.toLowerCase().startsWith('text/event-stream');
   },
 
-  streamMeter(opts: { readonly stripUsageChunk: boolean }): StreamMeter {
+  streamMeter(opts: { readonly stripUsageChunk: boolean; readonly responseModel: string | null }): StreamMeter {
     return new SseStreamMeter(opts);
   },
 

@@ -227,7 +227,15 @@ test("errors use Anthropic's envelope, with the type the status means", () => {
 });
 
 test("the model catalogue in Anthropic's shape", () => {
-  const route = { id: 'claude-alias', endpoints: new Set(['messages']), ownedBy: 'x', targets: [], cumulativeWeights: [], overrides: new Map() };
+  const route = {
+    id: 'claude-alias',
+    endpoints: new Set(['messages']),
+    ownedBy: 'x',
+    responseModel: 'alias' as const,
+    targets: [],
+    cumulativeWeights: [],
+    overrides: new Map(),
+  };
   const snap = { version: 'v', loadedAt: Date.UTC(2026, 0, 2), issuedAt: null, signedBy: null, models: new Map([['claude-alias', route]]) };
   assert.deepEqual(anthropicFamily.modelList([route], snap), {
     data: [{ type: 'model', id: 'claude-alias', display_name: 'claude-alias', created_at: '2026-01-02T00:00:00.000Z' }],
