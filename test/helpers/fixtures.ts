@@ -21,9 +21,11 @@ export interface KeySpec {
 
 export interface ModelSpec {
   readonly id: string;
-  readonly endpoints: Array<'chat' | 'completions' | 'embeddings'>;
+  readonly endpoints: Array<'chat' | 'completions' | 'embeddings' | 'messages' | 'count_tokens'>;
   readonly cluster: string;
   readonly model: string;
+  /** The API the deployment speaks (default openai). */
+  readonly provider?: 'openai' | 'anthropic';
   readonly credential?: string;
   readonly overrides?: Array<{ tenants: string[]; target: { cluster: string; model: string; credential?: string } }>;
   /** A weighted split instead of the single cluster/model target (which is then ignored). */
@@ -81,7 +83,14 @@ export function writeGatewayFiles(
         endpoints: m.endpoints,
         ...(m.targets !== undefined
           ? { targets: m.targets }
-          : { target: { cluster: m.cluster, model: m.model, ...(m.credential === undefined ? {} : { credential: m.credential }) } }),
+          : {
+              target: {
+                cluster: m.cluster,
+                model: m.model,
+                ...(m.provider === undefined ? {} : { provider: m.provider }),
+                ...(m.credential === undefined ? {} : { credential: m.credential }),
+              },
+            }),
         ...(m.overrides === undefined ? {} : { overrides: m.overrides }),
       })),
     }),
