@@ -28,8 +28,13 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { countTokens, replyPieces } from './tokens.ts';
+import { RequestError, sendJson, pause, writeStream } from './http.ts';
+import { planReply, readScript, scriptedDelayMs, scriptedStatus } from './script.ts';
+import type { Scripted } from './script.ts';
 import { errorMessage } from '../shared/values.ts';
 import { isObject } from '../shared/values.ts';
+
+export { DEFAULT_REPLY_TOKENS } from './script.ts';
 
 export interface RecordedRequest {
   method: string;
@@ -67,35 +72,12 @@ export interface DemoUpstreamOptions {
 }
 
 export const DEFAULT_MODEL_IDS: readonly string[] = ['demo-model'];
-export const DEFAULT_REPLY_TOKENS = 12;
 export const DEFAULT_EMBEDDING_DIMENSIONS = 16;
 const MAX_EMBEDDING_DIMENSIONS = 4096;
 const MODEL_CREATED = 1_700_000_000;
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
-const LIMIT_DELAY_MS = 60_000;
-const LIMIT_CHUNK_DELAY_MS = 10_000;
-const LIMIT_WORDS = 8192;
-const LIMIT_DROP_AFTER = 100_000;
-
-const SSE_HEADERS = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache',
-};
-
 type Json = Record<string, unknown>;
-
-class RequestError extends Error {
-  readonly status: number;
-  readonly param: string | null;
-  readonly code: string | null;
-  constructor(status: number, message: string, param: string | null = null, code: string | null = null) {
-    super(message);
-    this.status = status;
-    this.param = param;
-    this.code = code;
-  }
-}
 
 function errorType(status: number): string {
   if (status === 401) return 'authentication_error';
@@ -110,111 +92,8 @@ export function openAIErrorBody(status: number, message: string, param: string |
   return JSON.stringify({ error: { message, type: errorType(status), param, code } });
 }
 
-function sendJson(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-  });
-  res.end(body);
-}
-
 function sendError(res: ServerResponse, status: number, message: string, param: string | null = null, code: string | null = null): void {
   sendJson(res, status, openAIErrorBody(status, message, param, code));
-}
-
-function headerInt(req: IncomingMessage, name: string, min: number, max: number): number | undefined {
-  const v = req.headers[name];
-  if (typeof v !== 'string') return undefined;
-  const n = Number.parseInt(v, 10);
-  if (Number.isNaN(n)) return undefined;
-  return n < min ? min : n > max ? max : n;
-}
-
-function isClosed(res: ServerResponse): boolean {
-  return res.destroyed || res.socket === null || res.socket.destroyed;
-}
-
-/** Wait `ms`; resolves false (early) if the connection closes meanwhile. */
-function pause(res: ServerResponse, ms: number): Promise<boolean> {
-  if (isClosed(res)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onClose = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      res.off('close', onClose);
-      resolve(!isClosed(res));
-    }, ms);
-    res.once('close', onClose);
-  });
-}
-
-/** Wait for 'drain'; resolves false if the connection closes first. */
-function drained(res: ServerResponse): Promise<boolean> {
-  if (isClosed(res)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => (): void => {
-      res.off('drain', onDrain);
-      res.off('close', onClose);
-      resolve(ok);
-    };
-    const onDrain = done(true);
-    const onClose = done(false);
-    res.once('drain', onDrain);
-    res.once('close', onClose);
-  });
-}
-
-interface Scripted {
-  chunkDelayMs: number;
-  words: number | undefined;
-  dropAfter: number | undefined;
-  /** Exact reply pieces (x-demo-reply), each word with its leading space. */
-  reply: string[] | undefined;
-}
-
-function scriptedReply(value: string | string[] | undefined): string[] | undefined {
-  if (typeof value !== 'string' || value === '' || value.length > 8192) return undefined;
-  let text: string;
-  try {
-    text = decodeURIComponent(value);
-  } catch {
-    return undefined;
-  }
-  return text.split(/(?=\s)/);
-}
-
-/**
- * Simulate the upstream dying mid-stream: flush what was already written, then
- * close the TCP connection without finishing the chunked body (the client sees
- * a premature end of the response). res.destroy() alone would drop the bytes
- * still corked in the socket.
- */
-function dropConnection(res: ServerResponse): void {
-  const socket = res.socket;
-  if (socket === null) {
-    res.destroy();
-    return;
-  }
-  socket.destroySoon();
-}
-
-/** Write SSE events one `res.write` each, honouring chunk delay and drop-after. */
-async function writeStream(res: ServerResponse, events: string[], script: Scripted): Promise<void> {
-  res.writeHead(200, SSE_HEADERS);
-  const { chunkDelayMs, dropAfter } = script;
-  if (dropAfter === 0) res.flushHeaders();
-  for (let i = 0; i < events.length; i++) {
-    if (dropAfter !== undefined && i >= dropAfter) {
-      dropConnection(res);
-      return;
-    }
-    if (i > 0 && chunkDelayMs > 0 && !(await pause(res, chunkDelayMs))) return;
-    if (isClosed(res)) return;
-    if (!res.write(events[i]) && !(await drained(res))) return;
-  }
-  res.end();
 }
 
 // ---------------------------------------------------------------- request parsing
@@ -244,17 +123,6 @@ function streamFlags(body: Json): { stream: boolean; includeUsage: boolean } {
   const stream = body['stream'] === true;
   const opts = body['stream_options'];
   return { stream, includeUsage: stream && isObject(opts) && opts['include_usage'] === true };
-}
-
-interface ReplyPlan {
-  count: number;
-  finishReason: 'stop' | 'length';
-}
-
-function planReply(script: Scripted, maxTokens: number | undefined): ReplyPlan {
-  const words = script.words ?? DEFAULT_REPLY_TOKENS;
-  if (maxTokens !== undefined && maxTokens < words) return { count: maxTokens, finishReason: 'length' };
-  return { count: words, finishReason: 'stop' };
 }
 
 /** Text of a message's content: a string, or the text of its content parts. */
@@ -530,10 +398,10 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
       requests.push({ method, path: target, headers: { ...req.headers }, body, rawBody: raw, receivedAt: Date.now() });
     }
 
-    const delayMs = headerInt(req, 'x-demo-delay-ms', 0, LIMIT_DELAY_MS);
+    const delayMs = scriptedDelayMs(req);
     if (delayMs !== undefined && delayMs > 0 && !(await pause(res, delayMs))) return;
-    const status = headerInt(req, 'x-demo-status', 0, 999);
-    if (status !== undefined && status >= 400 && status <= 599) {
+    const status = scriptedStatus(req);
+    if (status !== undefined) {
       sendError(res, status, `Demo upstream scripted status ${status} (x-demo-status)`, null, `demo_status_${status}`);
       return;
     }
@@ -558,12 +426,7 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
         );
         return;
       }
-      const script: Scripted = {
-        chunkDelayMs: headerInt(req, 'x-demo-chunk-delay-ms', 0, LIMIT_CHUNK_DELAY_MS) ?? 0,
-        words: headerInt(req, 'x-demo-words', 0, LIMIT_WORDS),
-        dropAfter: headerInt(req, 'x-demo-drop-after', 0, LIMIT_DROP_AFTER),
-        reply: scriptedReply(req.headers['x-demo-reply']),
-      };
+      const script = readScript(req);
       try {
         if (path === '/v1/chat/completions') return await chatCompletions(res, body, script);
         if (path === '/v1/completions') return await completions(res, body, script);
