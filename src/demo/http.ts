@@ -31,6 +31,15 @@ export function sendJson(res: ServerResponse, status: number, body: string, head
   res.end(body);
 }
 
+/** decodeURIComponent, or the input unchanged when it is not valid percent-encoding. */
+export function decodePathSegment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 /** An integer header clamped into [min, max]; undefined when absent or not a number. */
 export function headerInt(req: IncomingMessage, name: string, min: number, max: number): number | undefined {
   const v = req.headers[name];

@@ -19,7 +19,7 @@
 //
 // Out-of-range numbers are clamped into those bounds; non-numbers are ignored.
 //
-// Endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions,
+// Endpoints: GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, POST /v1/completions,
 // POST /v1/embeddings, GET /health (vLLM/TGI-style liveness, empty 200), and
 // the control endpoints GET/DELETE /__demo/requests (never recorded, never
 // scripted). Anything else is a 404 in OpenAI's error format.
@@ -28,7 +28,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { countTokens, replyPieces } from './tokens.ts';
-import { RequestError, sendJson, pause, writeStream } from './http.ts';
+import { RequestError, decodePathSegment, sendJson, pause, writeStream } from './http.ts';
 import { planReply, readScript, scriptedDelayMs, scriptedStatus } from './script.ts';
 import type { Scripted } from './script.ts';
 import { errorMessage } from '../shared/values.ts';
@@ -243,10 +243,8 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
   const requests: RecordedRequest[] = [];
   let seq = 0;
 
-  const modelsBody = JSON.stringify({
-    object: 'list',
-    data: modelIds.map((id) => ({ id, object: 'model', created: MODEL_CREATED, owned_by: 'demo' })),
-  });
+  const openAIModel = (id: string): Record<string, unknown> => ({ id, object: 'model', created: MODEL_CREATED, owned_by: 'demo' });
+  const modelsBody = JSON.stringify({ object: 'list', data: modelIds.map(openAIModel) });
 
   function chatCompletions(res: ServerResponse, body: Json, script: Scripted): Promise<void> | void {
     const model = modelOf(body, defaultModel);
@@ -408,6 +406,11 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
 
     if (method === 'GET') {
       if (path === '/v1/models') return sendJson(res, 200, modelsBody);
+      if (path.startsWith('/v1/models/')) {
+        const id = decodePathSegment(path.slice('/v1/models/'.length));
+        if (modelIds.includes(id)) return sendJson(res, 200, JSON.stringify(openAIModel(id)));
+        return sendError(res, 404, `The model '${id}' does not exist`, 'model', 'model_not_found');
+      }
       if (path === '/health') {
         res.writeHead(200, { 'content-length': 0 });
         res.end();
