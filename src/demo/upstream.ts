@@ -1,28 +1,52 @@
-// A small, fast, deterministic OpenAI-compatible model server (node:http only).
+// A small, fast, deterministic model server (node:http only) that speaks both
+// the OpenAI API and the Anthropic Messages API on the same port.
 //
-// It stands in for vLLM/TGI behind Envoy in the local stack, the end-to-end
-// tests and the benchmark. Replies are derived from the prompt, token counts
-// follow the rule documented in ./tokens.ts, and tests can script behaviour per
-// request with headers:
+// It stands in for vLLM/TGI (or api.anthropic.com) behind Envoy in the local
+// stack, the end-to-end tests and the benchmark. Replies are derived from the
+// prompt, token counts follow the rule documented in ./tokens.ts, and tests can
+// script behaviour per request with headers:
 //
-//   x-demo-status: <400..599>      answer that status with an OpenAI error body
-//                                  (other values are ignored)
+//   x-demo-status: <400..599>      answer that status with an error body in the
+//                                  request's dialect (other values are ignored)
 //   x-demo-delay-ms: <0..60000>    wait before answering (before the headers)
-//   x-demo-chunk-delay-ms: <0..10000>  wait between stream chunks
+//   x-demo-chunk-delay-ms: <0..10000>  wait between stream chunks (SSE events)
 //   x-demo-words: <0..8192>        reply length in tokens (default 12; the
 //                                  request's max_tokens still caps it)
 //   x-demo-drop-after: <0..100000> streaming only: destroy the socket after
 //                                  that many SSE chunks have been written
-//   x-demo-reply: <percent-encoded text>  chat only: reply with exactly this
-//                                  text, one word per stream chunk (tests of
-//                                  what the gateway does with generated text)
+//   x-demo-reply: <percent-encoded text>  chat and messages only: reply with
+//                                  exactly this text, one word per stream chunk
+//                                  (tests of what the gateway does with
+//                                  generated text)
+//
+// and, on the Anthropic Messages endpoint only (see ./anthropic-reply.ts):
+//
+//   x-demo-tool: <name>            call this tool (when the request declares
+//                                  tools and tool_choice allows it)
+//   x-demo-cache-read-tokens: <0..100000000>      usage.cache_read_input_tokens
+//   x-demo-cache-creation-tokens: <0..100000000>  usage.cache_creation_input_tokens
+//   x-demo-delta-usage: cumulative  streaming: message_delta's usage repeats the
+//                                  input and cache counts (the live API's
+//                                  newer form) instead of output_tokens only
 //
 // Out-of-range numbers are clamped into those bounds; non-numbers are ignored.
 //
-// Endpoints: GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, POST /v1/completions,
-// POST /v1/embeddings, GET /health (vLLM/TGI-style liveness, empty 200), and
-// the control endpoints GET/DELETE /__demo/requests (never recorded, never
-// scripted). Anything else is a 404 in OpenAI's error format.
+// OpenAI endpoints: GET /v1/models, GET /v1/models/{id}, POST
+// /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, and GET
+// /health (vLLM/TGI-style liveness, empty 200). Errors in OpenAI's format.
+//
+// Anthropic endpoints (./anthropic.ts): POST /v1/messages (JSON or SSE),
+// POST /v1/messages/count_tokens, and GET /v1/models and GET /v1/models/{id}
+// when the request has an anthropic-version header (without it, the OpenAI
+// shapes). Anything under /v1/messages, and any path but the OpenAI-only ones
+// when anthropic-version is present, answers errors in Anthropic's envelope
+// {"type":"error","error":{"type","message"}} with a request-id header; with
+// the requireAnthropicKey option, those requests also need that key in
+// x-api-key (or Authorization: Bearer), else a 401 authentication_error
+// before any scripting applies.
+//
+// Control endpoints GET/DELETE /__demo/requests are never recorded, never
+// scripted. Anything else is a 404 in the request's dialect.
 
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -31,6 +55,7 @@ import { countTokens, replyPieces } from './tokens.ts';
 import { RequestError, decodePathSegment, sendJson, pause, writeStream } from './http.ts';
 import { planReply, readScript, scriptedDelayMs, scriptedStatus } from './script.ts';
 import type { Scripted } from './script.ts';
+import { createAnthropicApi, isAnthropicRequest } from './anthropic.ts';
 import { errorMessage } from '../shared/values.ts';
 import { isObject } from '../shared/values.ts';
 
@@ -69,6 +94,14 @@ export interface DemoUpstreamOptions {
   modelIds?: string[];
   /** Record every request (default true; the benchmark turns it off). */
   record?: boolean;
+  /**
+   * Anthropic requests must carry this key, or get a 401 in Anthropic's error
+   * envelope: `x-api-key: <key>` (what the gateway injects), or, when there is
+   * no x-api-key, `Authorization: Bearer <key>` (how the official SDK sends an
+   * API key). Default: any key, or none, is accepted. The OpenAI endpoints
+   * never check credentials.
+   */
+  requireAnthropicKey?: string;
 }
 
 export const DEFAULT_MODEL_IDS: readonly string[] = ['demo-model'];
@@ -245,6 +278,15 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
 
   const openAIModel = (id: string): Record<string, unknown> => ({ id, object: 'model', created: MODEL_CREATED, owned_by: 'demo' });
   const modelsBody = JSON.stringify({ object: 'list', data: modelIds.map(openAIModel) });
+  const anthropic = createAnthropicApi({ modelIds, modelCreated: MODEL_CREATED, requireKey: opts.requireAnthropicKey });
+
+  /** An error in the dialect of the request: Anthropic's envelope or OpenAI's. */
+  function sendFailure(req: IncomingMessage, res: ServerResponse, status: number, message: string, code: string | null = null): void {
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    if (isAnthropicRequest(q < 0 ? target : target.slice(0, q), req.headers)) anthropic.sendError(res, status, message);
+    else sendError(res, status, message, null, code);
+  }
 
   function chatCompletions(res: ServerResponse, body: Json, script: Scripted): Promise<void> | void {
     const model = modelOf(body, defaultModel);
@@ -382,6 +424,7 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
       return;
     }
     const method = req.method ?? 'GET';
+    const isAnthropic = isAnthropicRequest(path, req.headers);
 
     let body: unknown = undefined;
     let badJson = false;
@@ -395,14 +438,20 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
     if (record) {
       requests.push({ method, path: target, headers: { ...req.headers }, body, rawBody: raw, receivedAt: Date.now() });
     }
+    const denied = isAnthropic ? anthropic.authFailure(req) : undefined;
+    if (denied !== undefined) {
+      anthropic.sendError(res, 401, denied);
+      return;
+    }
 
     const delayMs = scriptedDelayMs(req);
     if (delayMs !== undefined && delayMs > 0 && !(await pause(res, delayMs))) return;
     const status = scriptedStatus(req);
     if (status !== undefined) {
-      sendError(res, status, `Demo upstream scripted status ${status} (x-demo-status)`, null, `demo_status_${status}`);
+      sendFailure(req, res, status, `Demo upstream scripted status ${status} (x-demo-status)`, `demo_status_${status}`);
       return;
     }
+    if (isAnthropic) return anthropic.route(req, res, body, badJson);
 
     if (method === 'GET') {
       if (path === '/v1/models') return sendJson(res, 200, modelsBody);
@@ -461,13 +510,13 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
     });
     req.on('end', () => {
       if (tooLarge) {
-        sendError(res, 413, `Request body larger than ${MAX_BODY_BYTES} bytes`, null, 'request_too_large');
+        sendFailure(req, res, 413, `Request body larger than ${MAX_BODY_BYTES} bytes`, 'request_too_large');
         return;
       }
       const raw = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size);
       handle(req, res, raw).catch((err: unknown) => {
         if (!res.headersSent) {
-          sendError(res, 500, `Demo upstream internal error: ${errorMessage(err)}`);
+          sendFailure(req, res, 500, `Demo upstream internal error: ${errorMessage(err)}`);
         } else {
           res.destroy();
         }
