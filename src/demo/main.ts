@@ -1,4 +1,4 @@
-// `inference-gateway demo-upstream`: run the demo OpenAI-compatible model server
+// `inference-gateway demo-upstream`: run the demo model server (OpenAI and Anthropic APIs)
 // until SIGTERM/SIGINT. Also runnable directly: `node src/demo/main.ts --port 0`.
 
 import { DEFAULT_MODEL_IDS, startDemoUpstream } from './upstream.ts';

@@ -1,35 +1,65 @@
-// A small, fast, deterministic OpenAI-compatible model server (node:http only).
+// A small, fast, deterministic model server (node:http only) that speaks both
+// the OpenAI API and the Anthropic Messages API on the same port.
 //
-// It stands in for vLLM/TGI behind Envoy in the local stack, the end-to-end
-// tests and the benchmark. Replies are derived from the prompt, token counts
-// follow the rule documented in ./tokens.ts, and tests can script behaviour per
-// request with headers:
+// It stands in for vLLM/TGI (or api.anthropic.com) behind Envoy in the local
+// stack, the end-to-end tests and the benchmark. Replies are derived from the
+// prompt, token counts follow the rule documented in ./tokens.ts, and tests can
+// script behaviour per request with headers:
 //
-//   x-demo-status: <400..599>      answer that status with an OpenAI error body
-//                                  (other values are ignored)
+//   x-demo-status: <400..599>      answer that status with an error body in the
+//                                  request's dialect (other values are ignored)
 //   x-demo-delay-ms: <0..60000>    wait before answering (before the headers)
-//   x-demo-chunk-delay-ms: <0..10000>  wait between stream chunks
+//   x-demo-chunk-delay-ms: <0..10000>  wait between stream chunks (SSE events)
 //   x-demo-words: <0..8192>        reply length in tokens (default 12; the
 //                                  request's max_tokens still caps it)
 //   x-demo-drop-after: <0..100000> streaming only: destroy the socket after
 //                                  that many SSE chunks have been written
-//   x-demo-reply: <percent-encoded text>  chat only: reply with exactly this
-//                                  text, one word per stream chunk (tests of
-//                                  what the gateway does with generated text)
+//   x-demo-reply: <percent-encoded text>  chat and messages only: reply with
+//                                  exactly this text, one word per stream chunk
+//                                  (tests of what the gateway does with
+//                                  generated text)
+//
+// and, on the Anthropic Messages endpoint only (see ./anthropic-reply.ts):
+//
+//   x-demo-tool: <name>            call this tool (when the request declares
+//                                  tools and tool_choice allows it)
+//   x-demo-cache-read-tokens: <0..100000000>      usage.cache_read_input_tokens
+//   x-demo-cache-creation-tokens: <0..100000000>  usage.cache_creation_input_tokens
+//   x-demo-delta-usage: cumulative  streaming: message_delta's usage repeats the
+//                                  input and cache counts (the live API's
+//                                  newer form) instead of output_tokens only
 //
 // Out-of-range numbers are clamped into those bounds; non-numbers are ignored.
 //
-// Endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions,
-// POST /v1/embeddings, GET /health (vLLM/TGI-style liveness, empty 200), and
-// the control endpoints GET/DELETE /__demo/requests (never recorded, never
-// scripted). Anything else is a 404 in OpenAI's error format.
+// OpenAI endpoints: GET /v1/models, GET /v1/models/{id}, POST
+// /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, and GET
+// /health (vLLM/TGI-style liveness, empty 200). Errors in OpenAI's format.
+//
+// Anthropic endpoints (./anthropic.ts): POST /v1/messages (JSON or SSE),
+// POST /v1/messages/count_tokens, and GET /v1/models and GET /v1/models/{id}
+// when the request has an anthropic-version header (without it, the OpenAI
+// shapes). Anything under /v1/messages, and any path but the OpenAI-only ones
+// when anthropic-version is present, answers errors in Anthropic's envelope
+// {"type":"error","error":{"type","message"}} with a request-id header; with
+// the requireAnthropicKey option, those requests also need that key in
+// x-api-key (or Authorization: Bearer), else a 401 authentication_error
+// before any scripting applies.
+//
+// Control endpoints GET/DELETE /__demo/requests are never recorded, never
+// scripted. Anything else is a 404 in the request's dialect.
 
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { countTokens, replyPieces } from './tokens.ts';
+import { RequestError, decodePathSegment, sendJson, pause, writeStream } from './http.ts';
+import { planReply, readScript, scriptedDelayMs, scriptedStatus } from './script.ts';
+import type { Scripted } from './script.ts';
+import { createAnthropicApi, isAnthropicRequest } from './anthropic.ts';
 import { errorMessage } from '../shared/values.ts';
 import { isObject } from '../shared/values.ts';
+
+export { DEFAULT_REPLY_TOKENS } from './script.ts';
 
 export interface RecordedRequest {
   method: string;
@@ -64,38 +94,23 @@ export interface DemoUpstreamOptions {
   modelIds?: string[];
   /** Record every request (default true; the benchmark turns it off). */
   record?: boolean;
+  /**
+   * Anthropic requests must carry this key, or get a 401 in Anthropic's error
+   * envelope: `x-api-key: <key>` (what the gateway injects), or, when there is
+   * no x-api-key, `Authorization: Bearer <key>` (how the official SDK sends an
+   * API key). Default: any key, or none, is accepted. The OpenAI endpoints
+   * never check credentials.
+   */
+  requireAnthropicKey?: string;
 }
 
 export const DEFAULT_MODEL_IDS: readonly string[] = ['demo-model'];
-export const DEFAULT_REPLY_TOKENS = 12;
 export const DEFAULT_EMBEDDING_DIMENSIONS = 16;
 const MAX_EMBEDDING_DIMENSIONS = 4096;
 const MODEL_CREATED = 1_700_000_000;
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
-const LIMIT_DELAY_MS = 60_000;
-const LIMIT_CHUNK_DELAY_MS = 10_000;
-const LIMIT_WORDS = 8192;
-const LIMIT_DROP_AFTER = 100_000;
-
-const SSE_HEADERS = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache',
-};
-
 type Json = Record<string, unknown>;
-
-class RequestError extends Error {
-  readonly status: number;
-  readonly param: string | null;
-  readonly code: string | null;
-  constructor(status: number, message: string, param: string | null = null, code: string | null = null) {
-    super(message);
-    this.status = status;
-    this.param = param;
-    this.code = code;
-  }
-}
 
 function errorType(status: number): string {
   if (status === 401) return 'authentication_error';
@@ -110,111 +125,8 @@ export function openAIErrorBody(status: number, message: string, param: string |
   return JSON.stringify({ error: { message, type: errorType(status), param, code } });
 }
 
-function sendJson(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-  });
-  res.end(body);
-}
-
 function sendError(res: ServerResponse, status: number, message: string, param: string | null = null, code: string | null = null): void {
   sendJson(res, status, openAIErrorBody(status, message, param, code));
-}
-
-function headerInt(req: IncomingMessage, name: string, min: number, max: number): number | undefined {
-  const v = req.headers[name];
-  if (typeof v !== 'string') return undefined;
-  const n = Number.parseInt(v, 10);
-  if (Number.isNaN(n)) return undefined;
-  return n < min ? min : n > max ? max : n;
-}
-
-function isClosed(res: ServerResponse): boolean {
-  return res.destroyed || res.socket === null || res.socket.destroyed;
-}
-
-/** Wait `ms`; resolves false (early) if the connection closes meanwhile. */
-function pause(res: ServerResponse, ms: number): Promise<boolean> {
-  if (isClosed(res)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onClose = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      res.off('close', onClose);
-      resolve(!isClosed(res));
-    }, ms);
-    res.once('close', onClose);
-  });
-}
-
-/** Wait for 'drain'; resolves false if the connection closes first. */
-function drained(res: ServerResponse): Promise<boolean> {
-  if (isClosed(res)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => (): void => {
-      res.off('drain', onDrain);
-      res.off('close', onClose);
-      resolve(ok);
-    };
-    const onDrain = done(true);
-    const onClose = done(false);
-    res.once('drain', onDrain);
-    res.once('close', onClose);
-  });
-}
-
-interface Scripted {
-  chunkDelayMs: number;
-  words: number | undefined;
-  dropAfter: number | undefined;
-  /** Exact reply pieces (x-demo-reply), each word with its leading space. */
-  reply: string[] | undefined;
-}
-
-function scriptedReply(value: string | string[] | undefined): string[] | undefined {
-  if (typeof value !== 'string' || value === '' || value.length > 8192) return undefined;
-  let text: string;
-  try {
-    text = decodeURIComponent(value);
-  } catch {
-    return undefined;
-  }
-  return text.split(/(?=\s)/);
-}
-
-/**
- * Simulate the upstream dying mid-stream: flush what was already written, then
- * close the TCP connection without finishing the chunked body (the client sees
- * a premature end of the response). res.destroy() alone would drop the bytes
- * still corked in the socket.
- */
-function dropConnection(res: ServerResponse): void {
-  const socket = res.socket;
-  if (socket === null) {
-    res.destroy();
-    return;
-  }
-  socket.destroySoon();
-}
-
-/** Write SSE events one `res.write` each, honouring chunk delay and drop-after. */
-async function writeStream(res: ServerResponse, events: string[], script: Scripted): Promise<void> {
-  res.writeHead(200, SSE_HEADERS);
-  const { chunkDelayMs, dropAfter } = script;
-  if (dropAfter === 0) res.flushHeaders();
-  for (let i = 0; i < events.length; i++) {
-    if (dropAfter !== undefined && i >= dropAfter) {
-      dropConnection(res);
-      return;
-    }
-    if (i > 0 && chunkDelayMs > 0 && !(await pause(res, chunkDelayMs))) return;
-    if (isClosed(res)) return;
-    if (!res.write(events[i]) && !(await drained(res))) return;
-  }
-  res.end();
 }
 
 // ---------------------------------------------------------------- request parsing
@@ -244,17 +156,6 @@ function streamFlags(body: Json): { stream: boolean; includeUsage: boolean } {
   const stream = body['stream'] === true;
   const opts = body['stream_options'];
   return { stream, includeUsage: stream && isObject(opts) && opts['include_usage'] === true };
-}
-
-interface ReplyPlan {
-  count: number;
-  finishReason: 'stop' | 'length';
-}
-
-function planReply(script: Scripted, maxTokens: number | undefined): ReplyPlan {
-  const words = script.words ?? DEFAULT_REPLY_TOKENS;
-  if (maxTokens !== undefined && maxTokens < words) return { count: maxTokens, finishReason: 'length' };
-  return { count: words, finishReason: 'stop' };
 }
 
 /** Text of a message's content: a string, or the text of its content parts. */
@@ -375,10 +276,17 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
   const requests: RecordedRequest[] = [];
   let seq = 0;
 
-  const modelsBody = JSON.stringify({
-    object: 'list',
-    data: modelIds.map((id) => ({ id, object: 'model', created: MODEL_CREATED, owned_by: 'demo' })),
-  });
+  const openAIModel = (id: string): Record<string, unknown> => ({ id, object: 'model', created: MODEL_CREATED, owned_by: 'demo' });
+  const modelsBody = JSON.stringify({ object: 'list', data: modelIds.map(openAIModel) });
+  const anthropic = createAnthropicApi({ modelIds, modelCreated: MODEL_CREATED, requireKey: opts.requireAnthropicKey });
+
+  /** An error in the dialect of the request: Anthropic's envelope or OpenAI's. */
+  function sendFailure(req: IncomingMessage, res: ServerResponse, status: number, message: string, code: string | null = null): void {
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    if (isAnthropicRequest(q < 0 ? target : target.slice(0, q), req.headers)) anthropic.sendError(res, status, message);
+    else sendError(res, status, message, null, code);
+  }
 
   function chatCompletions(res: ServerResponse, body: Json, script: Scripted): Promise<void> | void {
     const model = modelOf(body, defaultModel);
@@ -516,6 +424,7 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
       return;
     }
     const method = req.method ?? 'GET';
+    const isAnthropic = isAnthropicRequest(path, req.headers);
 
     let body: unknown = undefined;
     let badJson = false;
@@ -529,17 +438,28 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
     if (record) {
       requests.push({ method, path: target, headers: { ...req.headers }, body, rawBody: raw, receivedAt: Date.now() });
     }
-
-    const delayMs = headerInt(req, 'x-demo-delay-ms', 0, LIMIT_DELAY_MS);
-    if (delayMs !== undefined && delayMs > 0 && !(await pause(res, delayMs))) return;
-    const status = headerInt(req, 'x-demo-status', 0, 999);
-    if (status !== undefined && status >= 400 && status <= 599) {
-      sendError(res, status, `Demo upstream scripted status ${status} (x-demo-status)`, null, `demo_status_${status}`);
+    const denied = isAnthropic ? anthropic.authFailure(req) : undefined;
+    if (denied !== undefined) {
+      anthropic.sendError(res, 401, denied);
       return;
     }
 
+    const delayMs = scriptedDelayMs(req);
+    if (delayMs !== undefined && delayMs > 0 && !(await pause(res, delayMs))) return;
+    const status = scriptedStatus(req);
+    if (status !== undefined) {
+      sendFailure(req, res, status, `Demo upstream scripted status ${status} (x-demo-status)`, `demo_status_${status}`);
+      return;
+    }
+    if (isAnthropic) return anthropic.route(req, res, body, badJson);
+
     if (method === 'GET') {
       if (path === '/v1/models') return sendJson(res, 200, modelsBody);
+      if (path.startsWith('/v1/models/')) {
+        const id = decodePathSegment(path.slice('/v1/models/'.length));
+        if (modelIds.includes(id)) return sendJson(res, 200, JSON.stringify(openAIModel(id)));
+        return sendError(res, 404, `The model '${id}' does not exist`, 'model', 'model_not_found');
+      }
       if (path === '/health') {
         res.writeHead(200, { 'content-length': 0 });
         res.end();
@@ -558,12 +478,7 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
         );
         return;
       }
-      const script: Scripted = {
-        chunkDelayMs: headerInt(req, 'x-demo-chunk-delay-ms', 0, LIMIT_CHUNK_DELAY_MS) ?? 0,
-        words: headerInt(req, 'x-demo-words', 0, LIMIT_WORDS),
-        dropAfter: headerInt(req, 'x-demo-drop-after', 0, LIMIT_DROP_AFTER),
-        reply: scriptedReply(req.headers['x-demo-reply']),
-      };
+      const script = readScript(req);
       try {
         if (path === '/v1/chat/completions') return await chatCompletions(res, body, script);
         if (path === '/v1/completions') return await completions(res, body, script);
@@ -595,13 +510,13 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
     });
     req.on('end', () => {
       if (tooLarge) {
-        sendError(res, 413, `Request body larger than ${MAX_BODY_BYTES} bytes`, null, 'request_too_large');
+        sendFailure(req, res, 413, `Request body larger than ${MAX_BODY_BYTES} bytes`, 'request_too_large');
         return;
       }
       const raw = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size);
       handle(req, res, raw).catch((err: unknown) => {
         if (!res.headersSent) {
-          sendError(res, 500, `Demo upstream internal error: ${errorMessage(err)}`);
+          sendFailure(req, res, 500, `Demo upstream internal error: ${errorMessage(err)}`);
         } else {
           res.destroy();
         }

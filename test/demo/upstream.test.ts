@@ -88,6 +88,18 @@ void describe('models', () => {
     );
     for (const m of page.data) assert.equal(typeof m.created, 'number');
   });
+
+  void test('GET /v1/models/{id} retrieves a listed model; others are 404 model_not_found', async () => {
+    const model = await client.models.retrieve('demo-model-large');
+    assert.deepEqual({ id: model.id, object: model.object, owned_by: model.owned_by }, { id: 'demo-model-large', object: 'model', owned_by: 'demo' });
+    assert.equal(typeof model.created, 'number');
+    await assert.rejects(client.models.retrieve('no-such-model'), (err: unknown) => {
+      assert.ok(err instanceof OpenAI.NotFoundError);
+      assert.equal(err.code, 'model_not_found');
+      assert.equal(err.param, 'model');
+      return true;
+    });
+  });
 });
 
 void describe('chat completions', () => {
