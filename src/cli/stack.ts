@@ -17,12 +17,13 @@ import { startSidecar } from '../app.ts';
 import { generateApiKey, hashApiKey, parseApiKey } from '../crypto/api-key-format.ts';
 import { createLogger } from '../telemetry/logger.ts';
 
-/** The local stack's routing snapshot: two logical models on the demo server. */
+/** The local stack's routing snapshot: three logical models on the demo server, which speaks both APIs. */
 export const DEMO_SNAPSHOT = {
   version: 'local-demo-1',
   models: [
     { id: 'gpt-demo', endpoints: ['chat', 'completions'], target: { cluster: 'demo-upstream', model: 'demo-model' } },
     { id: 'embed-demo', endpoints: ['embeddings'], target: { cluster: 'demo-upstream', model: 'demo-embedder' } },
+    { id: 'claude-demo', endpoints: ['messages', 'count_tokens'], target: { cluster: 'demo-upstream', model: 'demo-claude', provider: 'anthropic' } },
   ],
 };
 
@@ -111,7 +112,7 @@ Inference Gateway is running (Envoy → sidecar → demo model server):
 
   base URL   ${base}/v1
   API key    ${key}
-  models     gpt-demo (chat, completions), embed-demo (embeddings)
+  models     gpt-demo (chat, completions), embed-demo (embeddings): OpenAI's API; claude-demo (messages): Anthropic's
   metrics    http://127.0.0.1:${sidecar.adminPort}/metrics
   audit log  ${relative(process.cwd(), config.audit.file)}  (check it: npx inference-gateway audit verify --keys ${relative(process.cwd(), config.audit.signingKeyFile)}.pub ${relative(process.cwd(), config.audit.file)})
   demo plan  600 requests/min, 16 concurrent per key; 200k tokens/min per tenant (see the x-ratelimit-* headers)
@@ -123,6 +124,12 @@ Try it:
     -d '{"model":"gpt-demo","messages":[{"role":"user","content":"Hello there"}]}'
 
   or with the OpenAI SDK: new OpenAI({ baseURL: '${base}/v1', apiKey: '${key}' })
+
+  curl -s ${base}/v1/messages \\
+    -H "x-api-key: ${key}" -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' \\
+    -d '{"model":"claude-demo","max_tokens":64,"messages":[{"role":"user","content":"Hello there"}]}'
+
+  or with the Anthropic SDK: new Anthropic({ baseURL: '${base}', apiKey: '${key}' })
 
 Press Ctrl+C to stop.`);
 
