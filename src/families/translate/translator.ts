@@ -7,11 +7,13 @@
 import type { ReportedUsage } from '../../pipeline/usage.ts';
 import type { JsonObject } from './openai-types.ts';
 
-/** The API a client speaks (the family whose paths it called). */
-export type ClientFamily = 'openai' | 'anthropic';
+/** The APIs a client may speak (the family whose paths it called). */
+export const CLIENT_FAMILIES = ['openai', 'anthropic'] as const;
+export type ClientFamily = (typeof CLIENT_FAMILIES)[number];
 
-/** The API a deployment speaks. A new provider (Bedrock, Vertex, Gemini…) is one more name and one more file. */
-export type Provider = 'openai' | 'anthropic';
+/** The APIs a deployment may speak. A new provider (Bedrock, Vertex, Gemini…) is one more name here and one more file (see registry.ts). */
+export const PROVIDERS = ['openai', 'anthropic'] as const;
+export type Provider = (typeof PROVIDERS)[number];
 
 /** Re-frames an upstream stream for the client, chunk by chunk (any split of the bytes). */
 export interface StreamTranslator {
@@ -38,11 +40,19 @@ export interface TranslateStreamOptions {
   readonly created?: number;
 }
 
+export interface UpstreamRequest {
+  readonly body: object;
+  /** The upstream path (`/v1/messages`, `/v1/chat/completions`; a provider may put the model in it). */
+  readonly path: string;
+  /** Headers the upstream's API requires (e.g. `anthropic-version`); the credential is the deployment's own, not here. */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+}
+
 export interface Translator {
   readonly client: ClientFamily;
   readonly provider: Provider;
-  /** The client's validated request as the upstream's body, and the upstream path to send it to. Throws TranslationError (400). */
-  request(json: JsonObject, upstreamModel: string, opts: TranslateRequestOptions): { body: object; path: string };
+  /** The client's validated request as the upstream's request. Throws TranslationError (400). */
+  request(json: JsonObject, upstreamModel: string, opts: TranslateRequestOptions): UpstreamRequest;
   /** A successful buffered upstream response as the client's body. Throws TranslationError (502). */
   response(json: object, clientModel: string): object;
   /** A translator for a successful upstream stream. */
