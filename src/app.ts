@@ -17,6 +17,7 @@ import { loadSnapshotFile, SnapshotHolder } from './control/snapshot.ts';
 import { watchSnapshotFile } from './control/watch.ts';
 import { loadPublicKeys } from './crypto/signing.ts';
 import { API_FAMILIES, DEFAULT_FAMILY } from './families/index.ts';
+import { TRANSLATORS } from './families/translate/port.ts';
 import type { AuditSink } from './pipeline/ports.ts';
 import { RequestProcessor } from './pipeline/processor.ts';
 import { startGrpcServer } from './server/grpc.ts';
@@ -34,6 +35,12 @@ import { createAuditChain } from './stores/audit/index.ts';
 import { createKeyStore } from './stores/keys/index.ts';
 import { createQuotaStores } from './stores/quota/index.ts';
 import { Metrics } from './telemetry/metrics.ts';
+
+/**
+ * max_tokens for a request translated to a provider that requires one (Anthropic) when neither the client nor its quota plan set
+ * one; the plan's defaultMaxTokens wins when a plan limits tokens.
+ */
+const DEFAULT_MAX_TOKENS = 4096;
 
 export interface Sidecar {
   readonly socketPath: string | null;
@@ -106,7 +113,12 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     { responses: config.policy.responses },
   );
   const processor = new RequestProcessor({
-    options: { maxBodyBytes: config.limits.maxBodyBytes, maxJsonDepth: config.policy.maxJsonDepth, streamHoldBackChars: config.policy.streamHoldBackChars },
+    options: {
+      maxBodyBytes: config.limits.maxBodyBytes,
+      maxJsonDepth: config.policy.maxJsonDepth,
+      streamHoldBackChars: config.policy.streamHoldBackChars,
+      defaultMaxTokens: DEFAULT_MAX_TOKENS,
+    },
     families: API_FAMILIES,
     defaultFamily: DEFAULT_FAMILY,
     auth,
@@ -114,6 +126,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     quota,
     content,
     credentials: new UpstreamCredentials(config.routing.credentialsDir ?? null),
+    translators: TRANSLATORS,
     audit,
     metrics,
     log,

@@ -21,9 +21,19 @@ export const ENDPOINT_TABLES: readonly (readonly EndpointSpec[])[] = [...FAMILY_
 /** The API schemas a deployment can speak: `openai` (vLLM, TGI, OpenAI-compatible servers) and `anthropic`. */
 export const PROVIDERS = [...FAMILY_ENDPOINTS.keys()] as [string, ...string[]];
 
-/** Whether a deployment speaking `provider` serves `endpoint` as it is (no translation between families yet). */
+/**
+ * Endpoints a provider serves through translation (src/families/translate):
+ * OpenAI's chat completions and Anthropic's messages, each from the other.
+ * Completions, embeddings and token counting have no counterpart.
+ */
+const TRANSLATED: ReadonlyMap<string, readonly string[]> = new Map([
+  ['anthropic', ['chat']],
+  ['openai', ['messages']],
+]);
+
+/** Whether a deployment speaking `provider` serves `endpoint`: in its own API, or translated. */
 export function providerServes(provider: string, endpoint: string): boolean {
-  return FAMILY_ENDPOINTS.get(provider)?.some((e) => e.name === endpoint) ?? false;
+  return (FAMILY_ENDPOINTS.get(provider)?.some((e) => e.name === endpoint) ?? false) || (TRANSLATED.get(provider)?.includes(endpoint) ?? false);
 }
 
 const all = ENDPOINT_TABLES.flat();

@@ -150,6 +150,12 @@ export const ERROR_CODES = {
     origin: 'sidecar',
     description: 'The deployment needs a credential the sidecar cannot read (missing or empty secret file).',
   },
+  upstream_response_invalid: {
+    status: 502,
+    type: 'server_error',
+    origin: 'sidecar',
+    description: "The model server's answer could not be read in its provider's API, so it could not be translated for the client.",
+  },
   upstream_unavailable: {
     status: 503,
     type: 'server_error',

@@ -170,6 +170,8 @@ export interface AuditSink {
 
 /** A request body the family parsed and validated. */
 export interface ParsedRequest {
+  /** The body as the gateway now holds it (redactions applied in place): what a translator reads. */
+  readonly json: Record<string, unknown>;
   readonly model: string;
   readonly stream: boolean;
   /** The client asked for stream usage itself; if not, the family adds it and strips it again. */
@@ -245,4 +247,35 @@ export interface ApiFamily {
   errorBody(err: GatewayError): object;
   modelList(routes: readonly ModelRoute[], snapshot: Snapshot): object;
   modelObject(route: ModelRoute, snapshot: Snapshot): object;
+}
+
+// ── Translation between API families ───────────────────────────────────────
+
+/** Re-frames a provider's stream for the client, chunk by chunk, and meters it. */
+export interface StreamTranslator {
+  /** The bytes to send to the client now (possibly empty). */
+  push(chunk: Buffer, endOfStream: boolean): Buffer;
+  readonly usage: ReportedUsage | null;
+  readonly contentChars: number;
+  readonly sawContent: boolean;
+}
+
+/**
+ * Serves a client of one family from a deployment that speaks another
+ * provider's API. Every method throws a GatewayError when the body cannot be
+ * translated (400 for a request, 502 for a response).
+ */
+export interface ProviderTranslator {
+  /** The client's (redacted, capped) request as the provider's body, and the path to send it to. */
+  request(json: Record<string, unknown>, upstreamModel: string, opts: { readonly defaultMaxTokens: number }): { readonly body: object; readonly path: string };
+  /** A successful buffered response in the client's shape, naming `clientModel`. */
+  response(json: object, clientModel: string): object;
+  stream(opts: { readonly clientModel: string; readonly includeUsage: boolean }): StreamTranslator;
+  /** An error body from the provider (parsed JSON, or its text) in the client's envelope. */
+  error(status: number, body: unknown): object;
+}
+
+export interface Translators {
+  /** The translator from a client family to a provider; null when they are the same API. */
+  between(clientFamily: string, provider: string): ProviderTranslator | null;
 }

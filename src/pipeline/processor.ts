@@ -33,10 +33,12 @@ import type {
   ParsedRequest,
   PolicySubject,
   QuotaGate,
+  ProviderTranslator,
   QuotaTicket,
   RouteResolver,
   StreamMeter,
   StreamRedactor,
+  Translators,
   UpstreamCredentials,
 } from './ports.ts';
 import type { ModelRoute } from './snapshot.ts';
@@ -56,6 +58,8 @@ export const TRUSTED_PREFIX = 'x-gateway-';
 const CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'x-forwarded-client-cert'] as const;
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
 const JSON_CONTENT_TYPE = /^application\/json\s*(;|$)/i;
+/** The Messages API version the gateway speaks to Anthropic deployments when it translates (its clients send their own). */
+const ANTHROPIC_VERSION = '2023-06-01';
 
 export interface ProcessorOptions {
   /** The sidecar's own body limit (Envoy's buffer limit is the first one). */
@@ -63,6 +67,8 @@ export interface ProcessorOptions {
   readonly maxJsonDepth: number;
   /** Generated text held back in a stream so a value split over events is still redacted. */
   readonly streamHoldBackChars: number;
+  /** max_tokens sent to a provider that requires one (Anthropic) when neither the client nor the quota plan set one. */
+  readonly defaultMaxTokens: number;
 }
 
 export interface ProcessorDeps {
@@ -76,6 +82,8 @@ export interface ProcessorDeps {
   readonly quota: QuotaGate;
   readonly content: ContentInspector;
   readonly credentials: UpstreamCredentials;
+  /** Serves a client of one family from a deployment of another provider. */
+  readonly translators: Translators;
   readonly audit: AuditSink;
   readonly metrics: Metrics;
   readonly log: Logger;
@@ -100,6 +108,8 @@ export interface RequestState {
   meter: StreamMeter | null;
   /** Redacts generated text of a streamed response (after the usage meter). */
   redactor: StreamRedactor | null;
+  /** Set when the deployment speaks another provider's API than the client. */
+  translator: ProviderTranslator | null;
   /** The quota reservation to settle when the request ends. */
   quota: QuotaTicket | null;
   finished: boolean;
@@ -151,7 +161,18 @@ export class RequestProcessor {
       quota: null,
       content: null,
     };
-    const state: RequestState = { ctx, protocol, family, endpoint: null, request: null, meter: null, redactor: null, quota: null, finished: false };
+    const state: RequestState = {
+      ctx,
+      protocol,
+      family,
+      endpoint: null,
+      request: null,
+      meter: null,
+      redactor: null,
+      translator: null,
+      quota: null,
+      finished: false,
+    };
     try {
       // Authenticate before anything else: an anonymous caller learns nothing, not even which paths exist.
       const identity = await this.#d.auth.authenticate({ authorization: headers.get('authorization'), xApiKey: headers.get('x-api-key') }, conn, ctx.endpoint);
@@ -225,9 +246,23 @@ export class RequestProcessor {
       const target = this.#d.routes.pick(ctx.route);
       ctx.deployment = target;
       // The tighter of the soft threshold's cap and the reservation's own (a request without max_tokens).
-      const newBody = req.rewrite(target.upstreamModel, minOrNull(soft?.maxTokens ?? null, ticket?.completionCap ?? null));
+      const cap = minOrNull(soft?.maxTokens ?? null, ticket?.completionCap ?? null);
+      // A deployment of another provider gets the request in its own API, at its own path.
+      const translator = this.#d.translators.between(state.family.name, target.provider);
+      state.translator = translator;
+      let newBody = req.rewrite(target.upstreamModel, cap);
+      const translated: Array<readonly [string, string]> = [];
+      if (translator !== null) {
+        const out = translator.request(JSON.parse(newBody.toString('utf8')) as Record<string, unknown>, target.upstreamModel, {
+          defaultMaxTokens: cap ?? this.#d.options.defaultMaxTokens,
+        });
+        newBody = Buffer.from(JSON.stringify(out.body), 'utf8');
+        translated.push([':path', out.path]);
+        if (target.provider === 'anthropic') translated.push(['anthropic-version', ANTHROPIC_VERSION]);
+      }
       const headers: HeaderEdits = {
         set: [
+          ...translated,
           ['x-gateway-target-cluster', target.cluster],
           ['x-gateway-model', ctx.route.id],
           ['x-gateway-deployment-model', target.upstreamModel],
@@ -240,7 +275,8 @@ export class RequestProcessor {
           // The deployment's own credential (the client's authorization was removed with the request head).
           ...(target.credential === null ? [] : this.#d.credentials.headers(target.credential, target.provider)),
         ],
-        remove: [],
+        // An OpenAI-compatible server has no use for the Anthropic client's API headers.
+        remove: translator !== null && target.provider !== 'anthropic' ? ['anthropic-version', 'anthropic-beta'] : [],
       };
       return { kind: 'continue', headers, body: newBody, clearRouteCache: true };
     } catch (err) {
@@ -260,7 +296,12 @@ export class RequestProcessor {
       return { kind: 'continue', headers: { set, remove: [] } };
     }
     if (ctx.stream && state.family.isStream(headers.get('content-type') ?? '')) {
-      state.meter = state.family.streamMeter({ stripUsageChunk: !ctx.clientWantsStreamUsage, responseModel: responseModel(state) });
+      const alias = responseModel(state) ?? ctx.deployment?.upstreamModel ?? '';
+      // A translated stream is re-framed (and metered) by its translator; the client's family redacts the result.
+      state.meter =
+        state.translator === null
+          ? state.family.streamMeter({ stripUsageChunk: !ctx.clientWantsStreamUsage, responseModel: responseModel(state) })
+          : state.translator.stream({ clientModel: alias, includeUsage: ctx.clientWantsStreamUsage });
       state.redactor = this.#streamRedactor(state);
       // A stale content-length would truncate the re-framed stream.
       return { kind: 'continue', headers: { set, remove: ['content-length'] }, streamResponseBody: true };
@@ -350,9 +391,32 @@ export class RequestProcessor {
   }
 
   /** A buffered response: usage, then the data policy over the generated text; the record is committed before it goes out. */
-  async #bufferedResponse(state: RequestState, body: Buffer): Promise<PhaseResult> {
+  async #bufferedResponse(state: RequestState, upstreamBody: Buffer): Promise<PhaseResult> {
     const { ctx } = state;
     let result: PhaseResult = CONTINUE;
+    let body = upstreamBody;
+    if (state.translator !== null) {
+      // The provider's answer in the client's API: a success translated, an error in the client's envelope.
+      try {
+        const translated = this.#translateBuffered(state, state.translator, upstreamBody);
+        if (translated !== null) {
+          body = translated;
+          result = {
+            kind: 'continue',
+            body,
+            headers: {
+              set: [
+                ['content-length', String(body.length)],
+                ['content-type', 'application/json'],
+              ],
+              remove: [],
+            },
+          };
+        }
+      } catch (err) {
+        return this.#fail(state, err);
+      }
+    }
     if (ctx.status !== null && ctx.status < 300 && state.endpoint !== null) {
       try {
         const parsed = state.family.parseResponse(state.endpoint, body);
@@ -382,6 +446,23 @@ export class RequestProcessor {
       }
     }
     return this.#finishOrFail(state, result, responseOutcome(ctx.status));
+  }
+
+  /** The provider's buffered body in the client's API; null when there is nothing to translate (an empty body). */
+  #translateBuffered(state: RequestState, translator: ProviderTranslator, body: Buffer): Buffer | null {
+    if (body.length === 0) return null;
+    const status = state.ctx.status ?? 0;
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      json = undefined;
+    }
+    if (status >= 300) return Buffer.from(JSON.stringify(translator.error(status, json === undefined ? body.toString('utf8') : json)));
+    if (typeof json !== 'object' || json === null) {
+      throw new GatewayError('upstream_response_invalid', "The model server's answer could not be read in its API.");
+    }
+    return Buffer.from(JSON.stringify(translator.response(json, responseModel(state) ?? state.ctx.deployment?.upstreamModel ?? '')));
   }
 
   async #fail(state: RequestState, err: unknown): Promise<PhaseResult> {

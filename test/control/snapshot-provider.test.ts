@@ -5,6 +5,17 @@ import { ConfigError } from '../../src/config/errors.ts';
 
 const doc = (models: object[]): string => JSON.stringify({ version: 'v1', models });
 
+test('chat on an Anthropic deployment and messages on an OpenAI one are served through translation', () => {
+  const s = parseSnapshot(
+    doc([
+      { id: 'claude-for-openai-clients', endpoints: ['chat', 'messages'], target: { cluster: 'a', model: 'claude-x', provider: 'anthropic' } },
+      { id: 'gpt-for-anthropic-clients', endpoints: ['chat', 'messages'], target: { cluster: 'o', model: 'gpt-x' } },
+    ]),
+    'test',
+  );
+  assert.equal(s.models.size, 2);
+});
+
 test('a deployment names its provider (openai by default); the parsed snapshot carries it', () => {
   const s = parseSnapshot(
     doc([
@@ -23,20 +34,20 @@ test('a deployment names its provider (openai by default); the parsed snapshot c
 
 const refused: Array<[string, object, RegExp]> = [
   [
-    'an Anthropic endpoint on an OpenAI deployment',
-    { id: 'm', endpoints: ['messages'], target: { cluster: 'c', model: 'x' } },
-    /models\[0\]\.target\.provider: a "openai" deployment does not serve messages/,
+    'token counting on an OpenAI deployment (no counterpart in its API)',
+    { id: 'm', endpoints: ['count_tokens'], target: { cluster: 'c', model: 'x' } },
+    /models\[0\]\.target\.provider: a "openai" deployment does not serve count_tokens/,
   ],
   [
-    'an OpenAI endpoint on an Anthropic deployment',
-    { id: 'm', endpoints: ['chat'], target: { cluster: 'c', model: 'x', provider: 'anthropic' } },
-    /models\[0\]\.target\.provider: a "anthropic" deployment does not serve chat/,
+    'embeddings on an Anthropic deployment (no counterpart in its API)',
+    { id: 'm', endpoints: ['embeddings'], target: { cluster: 'c', model: 'x', provider: 'anthropic' } },
+    /models\[0\]\.target\.provider: a "anthropic" deployment does not serve embeddings/,
   ],
   [
     'one target of a split that cannot serve the endpoints',
     {
       id: 'm',
-      endpoints: ['messages'],
+      endpoints: ['messages', 'count_tokens'],
       targets: [
         { cluster: 'a', model: 'x', provider: 'anthropic' },
         { cluster: 'b', model: 'y' },
@@ -48,9 +59,9 @@ const refused: Array<[string, object, RegExp]> = [
     "a tenant override that cannot serve the model's endpoints",
     {
       id: 'm',
-      endpoints: ['messages'],
-      target: { cluster: 'a', model: 'x', provider: 'anthropic' },
-      overrides: [{ tenants: ['t'], target: { cluster: 'b', model: 'y' } }],
+      endpoints: ['completions'],
+      target: { cluster: 'a', model: 'x' },
+      overrides: [{ tenants: ['t'], target: { cluster: 'b', model: 'y', provider: 'anthropic' } }],
     },
     /models\[0\]\.overrides\[0\]\.target\.provider/,
   ],

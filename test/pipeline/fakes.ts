@@ -24,6 +24,7 @@ import type {
   RedactFn,
   RouteResolver,
   TextRef,
+  Translators,
   UpstreamCredentials,
 } from '../../src/pipeline/ports.ts';
 import type { Deployment, ModelRoute, Snapshot } from '../../src/pipeline/snapshot.ts';
@@ -231,7 +232,13 @@ export const USER_KEY = 'user-key';
 
 /** A processor over fakes: `gpt` (chat, completions) → cluster `c1` as `up-gpt`, `emb` (embeddings) → `c2`. */
 export function rig(
-  over: { families?: readonly ApiFamily[]; snapshot?: Snapshot; ids?: Record<string, Identity>; credentials?: Record<string, string> } = {},
+  over: {
+    families?: readonly ApiFamily[];
+    snapshot?: Snapshot;
+    ids?: Record<string, Identity>;
+    credentials?: Record<string, string>;
+    translators?: Translators;
+  } = {},
 ): Rig {
   const auth = new FakeAuth(over.ids ?? { [USER_KEY]: identity() });
   const routes = new FakeRoutes(
@@ -244,7 +251,7 @@ export function rig(
   const metrics = new Metrics({ processMetrics: false });
   let n = 0;
   const processor = new RequestProcessor({
-    options: { maxBodyBytes: 4096, maxJsonDepth: 16, streamHoldBackChars: 32 },
+    options: { maxBodyBytes: 4096, maxJsonDepth: 16, streamHoldBackChars: 32, defaultMaxTokens: 1024 },
     families: over.families ?? [openAIFamily],
     defaultFamily: openAIFamily,
     auth,
@@ -252,6 +259,7 @@ export function rig(
     quota,
     content,
     credentials: new FakeCredentials(over.credentials),
+    translators: over.translators ?? { between: () => null },
     audit,
     metrics,
     log: pino({ enabled: false }),

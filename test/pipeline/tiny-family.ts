@@ -22,6 +22,10 @@ class TinyRequest implements ParsedRequest {
   readonly maxTokens = null;
   say: string;
 
+  get json(): Record<string, unknown> {
+    return { model: this.model, say: this.say, stream: this.stream };
+  }
+
   constructor(model: string, say: string, stream: boolean) {
     this.model = model;
     this.say = say;
