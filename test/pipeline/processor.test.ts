@@ -11,6 +11,7 @@ import { GatewayError } from '../../src/pipeline/errors.ts';
 import type { PhaseResult } from '../../src/pipeline/phase-result.ts';
 import { openAIFamily } from '../../src/families/openai/family.ts';
 import { anthropicFamily } from '../../src/families/anthropic/family.ts';
+import { TRANSLATORS } from '../../src/families/translate/port.ts';
 import { deployment, drive, identity, rig, route, snapshot, streamedText, USER_KEY, type Rig, type Run, type Step } from './fakes.ts';
 import { tinyFamily } from './tiny-family.ts';
 
@@ -743,4 +744,124 @@ test('Anthropic: the message names the model the client asked for, buffered and 
   ]);
   assert.match(cont(streamed.results[3]).body?.toString() ?? '', /"model":"claude"/);
   assert.equal(cont(streamed.results[4]).body, undefined, 'events without a model pass untouched');
+});
+
+// ── Translation between families (the real translators, fake everything else) ─
+
+const translatingRig = (): Rig =>
+  rig({
+    families: [anthropicFamily, openAIFamily],
+    translators: TRANSLATORS,
+    credentials: { 'anthropic-key': 'sk-ant-upstream' },
+    snapshot: snapshot([
+      route('claude', ['chat'], [deployment('c-anth', 'claude-deploy', { provider: 'anthropic', credential: 'anthropic-key' })]),
+      route('gpt', ['messages'], [deployment('c-oai', 'gpt-deploy')]),
+    ]),
+  });
+
+test('translated: an OpenAI chat request for an Anthropic deployment goes to /v1/messages with x-api-key and anthropic-version; the answer comes back as a chat completion', async () => {
+  const g = translatingRig();
+  g.content.responses = false;
+  const { results } = await drive(g.processor, [
+    chatHead(),
+    chatBody({
+      model: 'claude',
+      messages: [
+        { role: 'system', content: 'sys' },
+        { role: 'user', content: 'hi CARD-1111' },
+      ],
+    }),
+    okHead(),
+    {
+      phase: 'response_body',
+      chunk: JSON.stringify({
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model: 'claude-deploy',
+        content: [{ type: 'text', text: 'hello' }],
+        stop_reason: 'end_turn',
+        stop_sequence: null,
+        usage: { input_tokens: 4, output_tokens: 2 },
+      }),
+      endOfStream: true,
+    },
+  ]);
+  const set = setHeaders(results[1]);
+  assert.equal(set.get(':path'), '/v1/messages');
+  assert.equal(set.get('x-api-key'), 'sk-ant-upstream');
+  assert.equal(set.get('anthropic-version'), '2023-06-01');
+  const sent = JSON.parse(cont(results[1]).body?.toString() ?? '{}') as {
+    model: string;
+    system: unknown;
+    max_tokens: number;
+    messages: Array<{ content: unknown }>;
+  };
+  assert.equal(sent.model, 'claude-deploy');
+  assert.equal(sent.max_tokens, 1024, 'no max_tokens from the client or a plan: the processor default');
+  assert.ok(JSON.stringify(sent.messages).includes('[REDACTED:CARD]'), 'redaction happens before translation');
+  const out = cont(results[3]);
+  const completion = JSON.parse(out.body?.toString() ?? '{}') as { object: string; model: string; choices: Array<{ message: { content: string } }> };
+  assert.equal(completion.object, 'chat.completion');
+  assert.equal(completion.model, 'claude');
+  assert.equal(completion.choices[0]?.message.content, 'hello');
+  assert.equal(new Map(out.headers?.set).get('content-length'), String(out.body?.length));
+  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 4, completionTokens: 2, source: 'counted' });
+});
+
+test('translated: an upstream error body reaches the client in its own envelope, the status kept', async () => {
+  const g = translatingRig();
+  const { results } = await drive(g.processor, [
+    messagesHead,
+    { phase: 'request_body', body: JSON.stringify({ model: 'gpt', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }) },
+    { phase: 'response_headers', headers: { ':status': '429', 'content-type': 'application/json' } },
+    {
+      phase: 'response_body',
+      chunk: JSON.stringify({ error: { message: 'slow down', type: 'rate_limit_error', code: 'rate_limit_exceeded', param: null } }),
+      endOfStream: true,
+    },
+  ]);
+  assert.equal(setHeaders(results[1]).get(':path'), '/v1/chat/completions');
+  const body = JSON.parse(cont(results[3]).body?.toString() ?? '{}') as { type: string; error: { type: string; message: string } };
+  assert.equal(body.type, 'error');
+  assert.equal(body.error.type, 'rate_limit_error');
+  assert.equal(onlyRecord(g).status, 429);
+});
+
+test("translated: a parameter the provider cannot express is the client's 400 naming it; nothing is reserved", async () => {
+  const g = translatingRig();
+  const { results } = await drive(g.processor, [chatHead(), chatBody({ model: 'claude', n: 3 })]);
+  assert.deepEqual(errorOf(results[1]), { status: 400, code: 'invalid_request_body', type: 'invalid_request_error', param: 'n' });
+});
+
+test('translated: an Anthropic stream for an OpenAI client is re-framed and metered by the translator, split anywhere', async () => {
+  const g = translatingRig();
+  g.content.responses = false;
+  const ev = (type: string, data: object): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+  const upstream =
+    ev('message_start', {
+      message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-deploy', content: [], usage: { input_tokens: 6, output_tokens: 1 } },
+    }) +
+    ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }) +
+    ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'Hel' } }) +
+    ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'lo' } }) +
+    ev('content_block_stop', { index: 0 }) +
+    ev('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 2 } }) +
+    ev('message_stop', {});
+  const steps: Step[] = [
+    chatHead(),
+    chatBody({ model: 'claude', stream: true }),
+    okHead('text/event-stream'),
+    ...splitEvery(upstream, 31).map((chunk, i, all): Step => ({ phase: 'response_body', chunk, endOfStream: i === all.length - 1 })),
+  ];
+  const { results } = await drive(g.processor, steps);
+  const client = streamedText(steps, results);
+  const chunks = client
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: ') && e !== 'data: [DONE]')
+    .map((e) => JSON.parse(e.slice(6)) as { object: string; model: string; choices: Array<{ delta: { content?: string } }> });
+  assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.model === 'claude'));
+  assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), 'Hello');
+  assert.ok(client.trimEnd().endsWith('data: [DONE]'));
+  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 6, completionTokens: 2, source: 'counted' });
 });
