@@ -25,12 +25,14 @@ const TO_ANTHROPIC: Readonly<Record<OpenAIFinishReason, AnthropicStopReason>> = 
   content_filter: 'refusal',
 };
 
-/** An Anthropic stop_reason as OpenAI's finish_reason; null (still running, or unknown) stays null. */
+/** An Anthropic stop_reason as OpenAI's finish_reason; null (still running) stays null, a reason this version does not know ends the turn. */
 export function finishReasonFromAnthropic(reason: unknown): OpenAIFinishReason | null {
-  return typeof reason === 'string' && Object.hasOwn(TO_OPENAI, reason) ? TO_OPENAI[reason as AnthropicStopReason] : reason == null ? null : 'stop';
+  if (reason === null || reason === undefined) return null;
+  return typeof reason === 'string' && Object.hasOwn(TO_OPENAI, reason) ? TO_OPENAI[reason as AnthropicStopReason] : 'stop';
 }
 
-/** An OpenAI finish_reason as Anthropic's stop_reason; null stays null, an unknown reason ends the turn. */
+/** An OpenAI finish_reason as Anthropic's stop_reason; null stays null, a reason this version does not know ends the turn. */
 export function stopReasonFromOpenAI(reason: unknown): AnthropicStopReason | null {
-  return typeof reason === 'string' && Object.hasOwn(TO_ANTHROPIC, reason) ? TO_ANTHROPIC[reason as OpenAIFinishReason] : reason == null ? null : 'end_turn';
+  if (reason === null || reason === undefined) return null;
+  return typeof reason === 'string' && Object.hasOwn(TO_ANTHROPIC, reason) ? TO_ANTHROPIC[reason as OpenAIFinishReason] : 'end_turn';
 }
