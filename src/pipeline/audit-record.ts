@@ -26,7 +26,12 @@ export interface AuditRecord {
   readonly classification: { readonly request: Readonly<Record<string, number>>; readonly response: Readonly<Record<string, number>> };
   readonly decision: { readonly action: 'permit' | 'redact' | 'deny'; readonly code: string | null; readonly policyVersion: string };
   readonly model: string | null;
-  readonly deployment: { readonly cluster: string; readonly model: string; readonly labels: Readonly<Record<string, string>> } | null;
+  readonly deployment: {
+    readonly cluster: string;
+    readonly model: string;
+    readonly provider: string;
+    readonly labels: Readonly<Record<string, string>>;
+  } | null;
   readonly snapshotVersion: string;
   readonly status: number | null;
   readonly outcome: string;
@@ -55,7 +60,10 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
     classification: { request: ctx.content?.request ?? {}, response: ctx.content?.response ?? {} },
     decision: { action: ctx.outcome === 'denied' ? 'deny' : (ctx.content?.action ?? 'permit'), code: ctx.errorCode, policyVersion },
     model: ctx.route?.id ?? null,
-    deployment: ctx.deployment === null ? null : { cluster: ctx.deployment.cluster, model: ctx.deployment.upstreamModel, labels: ctx.deployment.labels },
+    deployment:
+      ctx.deployment === null
+        ? null
+        : { cluster: ctx.deployment.cluster, model: ctx.deployment.upstreamModel, provider: ctx.deployment.provider, labels: ctx.deployment.labels },
     snapshotVersion: ctx.snapshot.version,
     status: ctx.status,
     outcome: ctx.outcome ?? 'aborted',

@@ -97,7 +97,7 @@ const cases: Case[] = [
       assert.equal(rec.outcome, 'completed');
       assert.equal(rec.status, 200);
       assert.deepEqual(rec.usage, { promptTokens: 7, completionTokens: 3, source: 'counted' });
-      assert.deepEqual(rec.deployment, { cluster: 'c1', model: 'up-gpt', labels: {} });
+      assert.deepEqual(rec.deployment, { cluster: 'c1', model: 'up-gpt', provider: 'openai', labels: {} });
       assert.deepEqual(g.quota.settled, [{ requestId: 'client-request-0001', usedTokens: 10 }]);
       assert.equal(g.quota.admitted[0]?.generates, true);
     },
@@ -807,6 +807,7 @@ test('translated: an OpenAI chat request for an Anthropic deployment goes to /v1
   assert.equal(completion.choices[0]?.message.content, 'hello');
   assert.equal(new Map(out.headers?.set).get('content-length'), String(out.body?.length));
   assert.deepEqual(onlyRecord(g).usage, { promptTokens: 4, completionTokens: 2, source: 'counted' });
+  assert.equal(onlyRecord(g).deployment?.provider, 'anthropic', 'the record says which API the upstream spoke');
 });
 
 test('translated: an upstream error body reaches the client in its own envelope, the status kept', async () => {
