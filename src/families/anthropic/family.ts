@@ -5,10 +5,10 @@
  */
 import type { EndpointSpec } from '../../pipeline/endpoint.ts';
 import type { GatewayError } from '../../pipeline/errors.ts';
-import type { ApiFamily, BodyLimits, ParsedResponse, RedactFn, StreamMeter, StreamRedactor, TextRef } from '../../pipeline/ports.ts';
+import type { ApiFamily, BodyLimits, ParsedResponse, RedactFn, StreamMeter, StreamRedactor } from '../../pipeline/ports.ts';
 import type { ModelRoute, Snapshot } from '../../pipeline/snapshot.ts';
 import type { ReportedUsage } from '../../pipeline/usage.ts';
-import { isObject } from '../../shared/values.ts';
+import { JsonResponse, parseJsonResponse } from '../common/json-response.ts';
 import { ANTHROPIC_ENDPOINTS, matchEndpoint } from './endpoints.ts';
 import { parseRequestBody, type AnthropicRequest } from './request.ts';
 import { AnthropicSseRedactor } from './sse-redact.ts';
@@ -39,34 +39,6 @@ export function anthropicErrorBody(err: GatewayError): object {
 
 const NO_USAGE: ReportedUsage = Object.freeze({ promptTokens: 0, completionTokens: 0 });
 
-/** A message (or a token count); its JSON is the gateway's to redact. */
-class AnthropicResponse implements ParsedResponse {
-  readonly #json: Record<string, unknown>;
-  readonly usage: ReportedUsage | null;
-
-  constructor(json: Record<string, unknown>, usage: ReportedUsage | null) {
-    this.#json = json;
-    this.usage = usage;
-  }
-
-  get model(): string | null {
-    const m = this.#json['model'];
-    return typeof m === 'string' ? m : null;
-  }
-
-  setModel(model: string): void {
-    this.#json['model'] = model;
-  }
-
-  texts(): TextRef[] {
-    return responseTexts(this.#json);
-  }
-
-  serialize(): Buffer {
-    return Buffer.from(JSON.stringify(this.#json));
-  }
-}
-
 function modelObject(route: ModelRoute, snapshot: Snapshot): object {
   return { type: 'model', id: route.id, display_name: route.id, created_at: new Date(snapshot.loadedAt).toISOString() };
 }
@@ -83,15 +55,10 @@ export const anthropicFamily = {
   },
 
   parseResponse(endpoint: EndpointSpec, body: Buffer): ParsedResponse | null {
-    let json: unknown;
-    try {
-      json = JSON.parse(body.toString('utf8'));
-    } catch {
-      return null;
-    }
-    if (!isObject(json)) return null;
+    const json = parseJsonResponse(body);
+    if (json === null) return null;
     // Counting tokens runs no model: nothing to charge.
-    return new AnthropicResponse(json, endpoint.name === 'count_tokens' ? NO_USAGE : usageFromMessage(json));
+    return new JsonResponse(json, endpoint.name === 'count_tokens' ? NO_USAGE : usageFromMessage(json), responseTexts);
   },
 
   isStream(contentType: string): boolean {

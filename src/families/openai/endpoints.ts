@@ -2,11 +2,12 @@
  * The OpenAI-compatible API surface, by method and path. Anything else is
  * refused by the sidecar before it reaches a model server.
  *
- * This module is data plus a matcher and imports nothing but types, so the
+ * This module is data plus a matcher and imports only types and the path helpers, so the
  * config and snapshot schemas can list the endpoint names without loading
  * the family (src/families/endpoints.ts).
  */
 import type { EndpointMatch, EndpointSpec } from '../../pipeline/endpoint.ts';
+import { decodePathSegment, pathOnly } from '../common/path.ts';
 
 export const OPENAI_ENDPOINTS = [
   { name: 'chat', kind: 'inference', method: 'POST', path: '/v1/chat/completions', generates: true },
@@ -24,8 +25,7 @@ const MODEL_PREFIX = '/v1/models/';
 
 /** The endpoint for this method and path; null when the path is not OpenAI's. */
 export function matchEndpoint(method: string, rawPath: string): EndpointMatch | null {
-  const q = rawPath.indexOf('?');
-  const path = q === -1 ? rawPath : rawPath.slice(0, q);
+  const path = pathOnly(rawPath);
   const spec = BY_PATH.get(path);
   if (spec !== undefined) return method === spec.method ? { ok: true, endpoint: spec } : { ok: false, reason: 'method_not_allowed' };
   if (path.startsWith(MODEL_PREFIX)) {
@@ -34,13 +34,4 @@ export function matchEndpoint(method: string, rawPath: string): EndpointMatch | 
     return method === MODEL_GET.method ? { ok: true, endpoint: MODEL_GET, modelId: id } : { ok: false, reason: 'method_not_allowed' };
   }
   return null;
-}
-
-function decodePathSegment(s: string): string | null {
-  if (s === '' || s.length > 256) return null;
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return null;
-  }
 }

@@ -5,9 +5,9 @@
  */
 import type { EndpointSpec } from '../../pipeline/endpoint.ts';
 import type { GatewayError } from '../../pipeline/errors.ts';
-import type { ApiFamily, BodyLimits, ParsedResponse, RedactFn, StreamMeter, StreamRedactor, TextRef } from '../../pipeline/ports.ts';
+import type { ApiFamily, BodyLimits, ParsedResponse, RedactFn, StreamMeter, StreamRedactor } from '../../pipeline/ports.ts';
 import type { ModelRoute, Snapshot } from '../../pipeline/snapshot.ts';
-import type { ReportedUsage } from '../../pipeline/usage.ts';
+import { JsonResponse, parseJsonResponse } from '../common/json-response.ts';
 import { matchEndpoint, OPENAI_ENDPOINTS } from './endpoints.ts';
 import { modelListBody, modelObjectBody } from './models.ts';
 import { parseRequestBody, type OpenAIRequest } from './request.ts';
@@ -19,34 +19,6 @@ import { usageFrom } from './usage.ts';
 /** `{"error": {"message", "type", "code", "param"}}`: the shape the official SDKs parse. */
 export function openAIErrorBody(err: GatewayError): object {
   return { error: { message: err.message, type: err.type, code: err.code, param: err.param } };
-}
-
-/** A completion or embeddings response; its JSON is the gateway's to redact. */
-class OpenAIResponse implements ParsedResponse {
-  readonly #json: Record<string, unknown>;
-  readonly usage: ReportedUsage | null;
-
-  constructor(json: Record<string, unknown>) {
-    this.#json = json;
-    this.usage = usageFrom(json);
-  }
-
-  get model(): string | null {
-    const m = this.#json['model'];
-    return typeof m === 'string' ? m : null;
-  }
-
-  setModel(model: string): void {
-    this.#json['model'] = model;
-  }
-
-  texts(): TextRef[] {
-    return responseTexts(this.#json);
-  }
-
-  serialize(): Buffer {
-    return Buffer.from(JSON.stringify(this.#json));
-  }
 }
 
 export const openAIFamily = {
@@ -61,14 +33,8 @@ export const openAIFamily = {
   },
 
   parseResponse(_endpoint: EndpointSpec, body: Buffer): ParsedResponse | null {
-    let json: unknown;
-    try {
-      json = JSON.parse(body.toString('utf8'));
-    } catch {
-      return null; // not JSON: nothing we know how to read
-    }
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) return null;
-    return new OpenAIResponse(json as Record<string, unknown>);
+    const json = parseJsonResponse(body);
+    return json === null ? null : new JsonResponse(json, usageFrom(json), responseTexts);
   },
 
   isStream(contentType: string): boolean {
