@@ -12,7 +12,10 @@
 // Every member has its own upstream ext_proc tagged by initial_metadata; so
 // do the aggregates `agg-503` and `agg-refused` (not `agg-plain`), which
 // shows whose filter chain runs. A plain cluster whose upstream ext_proc
-// points at a closed port stands in for "sidecar down".
+// points at a Unix socket nobody listens on stands in for "sidecar down".
+// `agg-ok` (both members answer 200) is where the sidecar itself fails
+// attempt 1: by rewriting its response :status to 503, or by an
+// ImmediateResponse 503 (chosen by the client's x-spike-case header).
 
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -97,6 +100,10 @@ function recordingProcessor(streams: ExtProcStreamRecord[]) {
           rec.requestHeaders = headerMapToView(msg.request_headers.headers);
           const attrs = msg.attributes?.['envoy.filters.http.ext_proc'];
           rec.attributes = Object.fromEntries(Object.entries(attrs?.fields ?? {}).map(([k, x]) => [k, plain(x)]));
+          if (rec.requestHeaders.get('x-spike-case') === 'extproc-immediate' && rec.requestHeaders.get('x-envoy-attempt-count') === '1') {
+            call.write({ immediate_response: { status: { code: 'ServiceUnavailable' }, body: Buffer.from('{"immediate":1}'), details: 'spike_immediate' } });
+            return;
+          }
           call.write({
             request_headers: setHeaders(
               [
@@ -114,6 +121,18 @@ function recordingProcessor(streams: ExtProcStreamRecord[]) {
           return;
         case 'response_headers':
           rec.responseHeaders = headerMapToView(msg.response_headers.headers);
+          if (rec.requestHeaders?.get('x-spike-case') === 'extproc-503' && rec.requestHeaders.get('x-envoy-attempt-count') === '1') {
+            call.write({
+              response_headers: setHeaders(
+                [
+                  [':status', '503'],
+                  ['x-upstream-ext-proc', `attempt-${n}`],
+                ],
+                ['content-length'],
+              ),
+            });
+            return;
+          }
           call.write({ response_headers: setHeaders([['x-upstream-ext-proc', `attempt-${n}`]], ['content-length']) });
           return;
         case 'response_body': {
@@ -302,6 +321,7 @@ interface Ports {
   failing: number;
   working: number;
   refused: string;
+  working2: number;
 }
 
 function envoyConfig(p: Ports, accessLog: string): string {
@@ -357,6 +377,8 @@ function envoyConfig(p: Ports, accessLog: string): string {
                             route('/fallback-503', 'agg-503'),
                             route('/fallback-refused', 'agg-refused'),
                             route('/sidecar-down', 'member-sidecar-down'),
+                            route('/extproc-503', 'agg-ok'),
+                            route('/extproc-immediate', 'agg-ok'),
                           ],
                         },
                       ],
@@ -375,6 +397,8 @@ function envoyConfig(p: Ports, accessLog: string): string {
         staticCluster('member-working', p.working, upstreamFilters('member-working', 'sidecar')),
         staticCluster('member-refused', p.refused, upstreamFilters('member-refused', 'sidecar')),
         staticCluster('member-sidecar-down', p.working, upstreamFilters('member-sidecar-down', 'sidecar-down')),
+        staticCluster('member-working2', p.working2, upstreamFilters('member-working2', 'sidecar')),
+        aggregateCluster('agg-ok', ['member-working', 'member-working2'], upstreamFilters('agg-ok', 'sidecar')),
         aggregateCluster('agg-plain', ['member-failing', 'member-working'], {}),
         aggregateCluster('agg-503', ['member-failing', 'member-working'], upstreamFilters('agg-503', 'sidecar')),
         aggregateCluster('agg-refused', ['member-refused', 'member-working'], upstreamFilters('agg-refused', 'sidecar')),
@@ -405,6 +429,7 @@ void describe('ext_proc in the upstream filter chain of aggregate-cluster member
   const streams: ExtProcStreamRecord[] = [];
   const failingHits: UpstreamHit[] = [];
   const workingHits: UpstreamHit[] = [];
+  const working2Hits: UpstreamHit[] = [];
   const upstreams: Server[] = [];
   const ports = { failing: 0, working: 0, refused: '' };
 
@@ -412,6 +437,7 @@ void describe('ext_proc in the upstream filter chain of aggregate-cluster member
     streams.length = 0;
     failingHits.length = 0;
     workingHits.length = 0;
+    working2Hits.length = 0;
   };
 
   const dump = (): string =>
@@ -440,7 +466,8 @@ void describe('ext_proc in the upstream filter chain of aggregate-cluster member
     if (sidecarPort === null) throw new Error('no sidecar port');
     const failing = await upstream(503, failingHits, 'failing');
     const working = await upstream(200, workingHits, 'working');
-    upstreams.push(failing.server, working.server);
+    const working2 = await upstream(200, working2Hits, 'working2');
+    upstreams.push(failing.server, working.server, working2.server);
     ports.failing = failing.port;
     ports.working = working.port;
     ports.refused = join(dir, 'refused.sock'); // never created
@@ -448,7 +475,14 @@ void describe('ext_proc in the upstream filter chain of aggregate-cluster member
       bin,
       workDir: dir,
       configYaml: envoyConfig(
-        { sidecar: sidecarPort, sidecarDown: join(dir, 'sidecar-down.sock'), failing: failing.port, working: working.port, refused: ports.refused },
+        {
+          sidecar: sidecarPort,
+          sidecarDown: join(dir, 'sidecar-down.sock'),
+          failing: failing.port,
+          working: working.port,
+          refused: ports.refused,
+          working2: working2.port,
+        },
         accessLog,
       ),
     });
@@ -580,6 +614,34 @@ void describe('ext_proc in the upstream filter chain of aggregate-cluster member
     assert.equal(streams.length, 0);
   });
 
+  void test("the upstream ext_proc can CAUSE a retry by turning an attempt's response status into 503 (the router decides after the upstream filters)", async (t) => {
+    if (envoy === undefined) return t.skip('no Envoy');
+    reset();
+    // agg-ok: both members answer 200; on attempt 1 the sidecar rewrites the response's :status to 503.
+    const r = await post(port, '/extproc-503', ORIGINAL);
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.headers['x-envoy-attempt-count'], '2');
+    assert.equal(r.headers['x-upstream-ext-proc'], 'attempt-2');
+    assert.deepEqual(JSON.parse(r.body), { attempt: 2, upstream: JSON.stringify({ from: 'working2', status: 200 }) });
+    assert.equal(streams.length, 2, dump());
+    // Attempt 1's stream still got its (200) response body before the retry.
+    assert.deepEqual(streams[0]?.phases, ['request_headers', 'request_body', 'response_headers', 'response_body']);
+    assert.equal(streams[0]?.responseHeaders?.get(':status'), '200');
+    assert.deepEqual([workingHits.map((h) => h.path), working2Hits.map((h) => h.path)], [['/attempt-1/chat'], ['/attempt-2/chat']]);
+  });
+
+  void test('an ImmediateResponse 503 from the upstream ext_proc is NOT retried: the client gets it as is', async (t) => {
+    if (envoy === undefined) return t.skip('no Envoy');
+    reset();
+    const r = await post(port, '/extproc-immediate', ORIGINAL);
+    assert.equal(r.status, 503);
+    assert.equal(r.body, '{"immediate":1}');
+    assert.equal(r.headers['x-envoy-attempt-count'], undefined);
+    assert.equal(streams.length, 1, dump());
+    assert.deepEqual(streams[0]?.phases, ['request_headers']);
+    assert.equal(workingHits.length + working2Hits.length, 0);
+  });
+
   void test('access log (flushed by stopping Envoy): attempts and response code details per request', async (t) => {
     if (envoy === undefined) return t.skip('no Envoy');
     await envoy.stop();
@@ -591,7 +653,7 @@ void describe('ext_proc in the upstream filter chain of aggregate-cluster member
     // The downstream access log's %REQ(:PATH)% is the LAST attempt's rewritten path: the upstream filters
     // mutate the request headers the router (and the access log) hold, not a per-attempt copy.
     assert.deepEqual(
-      ['members-only', 'fallback-503', 'fallback-refused'].map((c) => {
+      ['members-only', 'fallback-503', 'fallback-refused', 'extproc-503', 'extproc-immediate'].map((c) => {
         const l = byCase.get(c);
         return [l?.path, l?.status, l?.attempts, l?.details, l?.upstream_cluster];
       }),
@@ -599,6 +661,9 @@ void describe('ext_proc in the upstream filter chain of aggregate-cluster member
         ['/members-only', 200, 2, 'via_upstream', 'agg-plain'],
         ['/attempt-2/chat', 200, 2, 'via_upstream', 'agg-503'],
         ['/attempt-2/chat', 200, 2, 'via_upstream', 'agg-refused'],
+        ['/attempt-2/chat', 200, 2, 'via_upstream', 'agg-ok'],
+        // The ImmediateResponse's details string is the response code details; one attempt.
+        ['/extproc-immediate', 503, 1, 'spike_immediate', 'agg-ok'],
       ],
       JSON.stringify(lines),
     );
