@@ -362,6 +362,24 @@ function envoyConfig(p: Ports, accessLog: string): string {
                         },
                       },
                     ],
+                    // The gateway's mapper for a failed ext_proc stream (envoy/gateway.yaml), in short.
+                    local_reply_config: {
+                      mappers: [
+                        {
+                          filter: {
+                            extension_filter: {
+                              name: 'envoy.access_loggers.extension_filters.cel',
+                              typed_config: {
+                                '@type': 'type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter',
+                                expression: "response.code_details.startsWith('ext_proc_error_gRPC_error')",
+                              },
+                            },
+                          },
+                          status_code: 503,
+                          body_format_override: { json_format: { code: 'gateway_unavailable' } },
+                        },
+                      ],
+                    },
                     http_filters: [
                       { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
                     ],
@@ -604,12 +622,13 @@ void describe('ext_proc in the upstream filter chain of aggregate-cluster member
     );
   });
 
-  void test('sidecar down with failure_mode_allow false: the attempt fails with a local 500 before reaching the upstream, and it is NOT retried', async (t) => {
+  void test("sidecar down with failure_mode_allow false: the attempt fails with a local 500 before reaching the upstream, NOT retried; the HCM's local_reply_config maps it like a downstream ext_proc failure", async (t) => {
     if (envoy === undefined) return t.skip('no Envoy');
     reset();
     const r = await post(port, '/sidecar-down', ORIGINAL);
-    assert.equal(r.status, 500);
-    assert.equal(r.body, '');
+    // The local 500 (ext_proc_error_gRPC_error_14, see the access log) went through the listener's local_reply_config mapper.
+    assert.equal(r.status, 503, r.body);
+    assert.deepEqual(JSON.parse(r.body), { code: 'gateway_unavailable' });
     assert.equal(workingHits.length, 0);
     assert.equal(streams.length, 0);
   });
@@ -668,7 +687,7 @@ void describe('ext_proc in the upstream filter chain of aggregate-cluster member
       JSON.stringify(lines),
     );
     const down = byCase.get('sidecar-down');
-    assert.equal(down?.status, 500);
+    assert.equal(down?.status, 503, 'the access log records the mapped status');
     assert.equal(down.attempts, 1, 'a failed upstream ext_proc is not retried although retry_on includes 5xx');
     assert.match(down.details, /^ext_proc_error_gRPC_error_14\{/);
   });
