@@ -147,6 +147,7 @@ let server: Http2GrpcServer;
 let socket: string;
 let client: Client;
 const chatEvents: string[] = [];
+let chatMetadata: Readonly<http2.IncomingHttpHeaders> = {};
 let cancelled: () => void = () => undefined;
 /** While set, the Chat handler does not answer the client's half-close (the call stays open). */
 let holdOpen = false;
@@ -165,6 +166,7 @@ before(async () => {
     call.end();
   });
   server.bidi(bytes('/test.T/Chat'), (call: ServerCall<Buffer, Buffer>) => {
+    chatMetadata = call.metadata;
     call.on('data', (m) => {
       chatEvents.push(`data:${m.toString()}`);
       if (m.toString() === 'fail') call.fail(GrpcStatus.UNAVAILABLE, 'told to fail');
@@ -255,6 +257,21 @@ test('bidi: answers in order, half-close then OK; fail() ends the call with its 
   const s = await failed;
   assert.equal(s.code, grpc.status.UNAVAILABLE);
   assert.equal(s.details, 'told to fail');
+});
+
+test("a call exposes the client's request metadata (custom keys and the method path)", async () => {
+  const md = new grpc.Metadata();
+  md.set('x-gateway-attempt-cluster', 'member-a');
+  const call = (client.Chat as (m: grpc.Metadata) => grpc.ClientDuplexStream<Buffer, Buffer>).call(client, md);
+  const done = new Promise<void>((resolve) => {
+    call.on('data', () => undefined);
+    call.on('status', () => resolve());
+    call.on('error', () => undefined);
+  });
+  call.end();
+  await done;
+  assert.equal(chatMetadata['x-gateway-attempt-cluster'], 'member-a');
+  assert.equal(chatMetadata[':path'], '/test.T/Chat');
 });
 
 test('a handler that throws fails its own call with INTERNAL; the server keeps serving', async () => {

@@ -78,6 +78,11 @@ export interface ServerCall<Req, Res> {
   fail(code: number, details: string): void;
   /** A status was sent or the stream is gone: writes are dropped. */
   readonly finished: boolean;
+  /**
+   * The call's request headers as received (gRPC metadata plus the HTTP/2
+   * pseudo-headers), e.g. what Envoy's `grpc_service.initial_metadata` sets.
+   */
+  readonly metadata: Readonly<http2.IncomingHttpHeaders>;
 }
 
 type Registered =
@@ -113,9 +118,11 @@ class Http2ServerCall<Req, Res> extends EventEmitter implements ServerCall<Req, 
   #headersSent = false;
   #finished = false;
   #trailers: http2.OutgoingHttpHeaders = {};
+  readonly metadata: Readonly<http2.IncomingHttpHeaders>;
 
-  constructor(stream: http2.ServerHttp2Stream, codec: MethodCodec<Req, Res>, maxReceiveBytes: number) {
+  constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, codec: MethodCodec<Req, Res>, maxReceiveBytes: number) {
     super();
+    this.metadata = headers;
     this.#stream = stream;
     this.#codec = codec;
     this.#decoder = new FrameDecoder(maxReceiveBytes);
@@ -284,7 +291,7 @@ export class Http2GrpcServer {
     const encoding = headers['grpc-encoding'];
     if (encoding !== undefined && encoding !== 'identity') return trailersOnly(GrpcStatus.UNIMPLEMENTED, `grpc-encoding ${String(encoding)} is not supported`);
 
-    const call = new Http2ServerCall<unknown, unknown>(stream, method.codec, this.#opts.maxReceiveBytes);
+    const call = new Http2ServerCall<unknown, unknown>(stream, headers, method.codec, this.#opts.maxReceiveBytes);
     if (method.kind === 'bidi') {
       guard(call, () => method.handle(call));
       return;
