@@ -21,9 +21,11 @@ import { createLogger } from '../telemetry/logger.ts';
 export const DEMO_SNAPSHOT = {
   version: 'local-demo-1',
   models: [
-    { id: 'gpt-demo', endpoints: ['chat', 'completions'], target: { cluster: 'demo-upstream', model: 'demo-model' } },
+    // An OpenAI-compatible deployment: OpenAI clients as is, Anthropic clients (messages) translated.
+    { id: 'gpt-demo', endpoints: ['chat', 'completions', 'messages'], target: { cluster: 'demo-upstream', model: 'demo-model' } },
     { id: 'embed-demo', endpoints: ['embeddings'], target: { cluster: 'demo-upstream', model: 'demo-embedder' } },
-    { id: 'claude-demo', endpoints: ['messages', 'count_tokens'], target: { cluster: 'demo-upstream', model: 'demo-claude', provider: 'anthropic' } },
+    // An Anthropic Messages deployment: Anthropic clients as is, OpenAI clients (chat) translated.
+    { id: 'claude-demo', endpoints: ['messages', 'count_tokens', 'chat'], target: { cluster: 'demo-upstream', model: 'demo-claude', provider: 'anthropic' } },
   ],
 };
 
@@ -112,7 +114,8 @@ Inference Gateway is running (Envoy → sidecar → demo model server):
 
   base URL   ${base}/v1
   API key    ${key}
-  models     gpt-demo (chat, completions), embed-demo (embeddings): OpenAI's API; claude-demo (messages): Anthropic's
+  models     gpt-demo (an OpenAI-compatible deployment), claude-demo (an Anthropic Messages one), embed-demo (embeddings);
+             either client API reaches either chat model: the gateway translates when they differ
   metrics    http://127.0.0.1:${sidecar.adminPort}/metrics
   audit log  ${relative(process.cwd(), config.audit.file)}  (check it: npx inference-gateway audit verify --keys ${relative(process.cwd(), config.audit.signingKeyFile)}.pub ${relative(process.cwd(), config.audit.file)})
   demo plan  600 requests/min, 16 concurrent per key; 200k tokens/min per tenant (see the x-ratelimit-* headers)
