@@ -1,0 +1,17 @@
+/** The local stack's routing snapshot (`npm start`) is valid and shows both client APIs on both kinds of deployment. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEMO_SNAPSHOT } from '../../src/cli/stack.ts';
+import { parseSnapshot } from '../../src/control/snapshot.ts';
+
+test('the demo snapshot parses, and each chat model is served to OpenAI and Anthropic clients alike', () => {
+  const s = parseSnapshot(JSON.stringify(DEMO_SNAPSHOT), 'DEMO_SNAPSHOT');
+  const providers = new Set<string>();
+  for (const id of ['gpt-demo', 'claude-demo']) {
+    const route = s.models.get(id);
+    assert.ok(route !== undefined, id);
+    assert.ok(route.endpoints.has('chat') && route.endpoints.has('messages'), `${id} serves both client APIs`);
+    providers.add(route.targets[0]?.provider ?? '');
+  }
+  assert.deepEqual([...providers].sort(), ['anthropic', 'openai'], 'one deployment of each kind');
+});
