@@ -182,8 +182,8 @@ export interface ParsedRequest {
   readonly maxTokens: number | null;
   /** Every text the model reads (the data policy's input; `set` redacts in the body to send). */
   texts(): TextRef[];
-  /** The body for the chosen deployment: its model name, a completion cap, what metering needs. */
-  rewrite(upstreamModel: string, maxTokensCap: number | null): Buffer;
+  /** The body for the chosen deployment, as an object: its model name, a completion cap, what metering needs. */
+  rewrite(upstreamModel: string, maxTokensCap: number | null): Record<string, unknown>;
 }
 
 /** A buffered response body the family could read. */
@@ -266,8 +266,20 @@ export interface StreamTranslator {
  * translated (400 for a request, 502 for a response).
  */
 export interface ProviderTranslator {
-  /** The client's (redacted, capped) request as the provider's body, and the path to send it to. */
-  request(json: Record<string, unknown>, upstreamModel: string, opts: { readonly defaultMaxTokens: number }): { readonly body: object; readonly path: string };
+  /**
+   * The client's (redacted, capped) request as the provider's body, the path to send it to, the headers its
+   * API requires and the client's headers it has no use for.
+   */
+  request(
+    json: Record<string, unknown>,
+    upstreamModel: string,
+    opts: { readonly defaultMaxTokens: number },
+  ): {
+    readonly body: object;
+    readonly path: string;
+    readonly headers: ReadonlyArray<readonly [string, string]>;
+    readonly removeHeaders: readonly string[];
+  };
   /** A successful buffered response in the client's shape, naming `clientModel`. */
   response(json: object, clientModel: string): object;
   stream(opts: { readonly clientModel: string; readonly includeUsage: boolean }): StreamTranslator;

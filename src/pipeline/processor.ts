@@ -58,8 +58,6 @@ export const TRUSTED_PREFIX = 'x-gateway-';
 const CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'x-forwarded-client-cert'] as const;
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
 const JSON_CONTENT_TYPE = /^application\/json\s*(;|$)/i;
-/** The Messages API version the gateway speaks to Anthropic deployments when it translates (its clients send their own). */
-const ANTHROPIC_VERSION = '2023-06-01';
 
 export interface ProcessorOptions {
   /** The sidecar's own body limit (Envoy's buffer limit is the first one). */
@@ -250,19 +248,12 @@ export class RequestProcessor {
       // A deployment of another provider gets the request in its own API, at its own path.
       const translator = this.#d.translators.between(state.family.name, target.provider);
       state.translator = translator;
-      let newBody = req.rewrite(target.upstreamModel, cap);
-      const translated: Array<readonly [string, string]> = [];
-      if (translator !== null) {
-        const out = translator.request(JSON.parse(newBody.toString('utf8')) as Record<string, unknown>, target.upstreamModel, {
-          defaultMaxTokens: cap ?? this.#d.options.defaultMaxTokens,
-        });
-        newBody = Buffer.from(JSON.stringify(out.body), 'utf8');
-        translated.push([':path', out.path]);
-        if (target.provider === 'anthropic') translated.push(['anthropic-version', ANTHROPIC_VERSION]);
-      }
+      const rewritten = req.rewrite(target.upstreamModel, cap);
+      const upstream = translator?.request(rewritten, target.upstreamModel, { defaultMaxTokens: cap ?? this.#d.options.defaultMaxTokens }) ?? null;
+      const newBody = Buffer.from(JSON.stringify(upstream === null ? rewritten : upstream.body), 'utf8');
       const headers: HeaderEdits = {
         set: [
-          ...translated,
+          ...(upstream === null ? [] : [[':path', upstream.path] as const, ...upstream.headers]),
           ['x-gateway-target-cluster', target.cluster],
           ['x-gateway-model', ctx.route.id],
           ['x-gateway-deployment-model', target.upstreamModel],
@@ -275,8 +266,7 @@ export class RequestProcessor {
           // The deployment's own credential (the client's authorization was removed with the request head).
           ...(target.credential === null ? [] : this.#d.credentials.headers(target.credential, target.provider)),
         ],
-        // An OpenAI-compatible server has no use for the Anthropic client's API headers.
-        remove: translator !== null && target.provider !== 'anthropic' ? ['anthropic-version', 'anthropic-beta'] : [],
+        remove: upstream === null ? [] : [...upstream.removeHeaders],
       };
       return { kind: 'continue', headers, body: newBody, clearRouteCache: true };
     } catch (err) {

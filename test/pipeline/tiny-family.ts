@@ -42,8 +42,8 @@ class TinyRequest implements ParsedRequest {
       },
     ];
   }
-  rewrite(upstreamModel: string, cap: number | null): Buffer {
-    return Buffer.from(JSON.stringify({ model: upstreamModel, say: this.say, ...(cap === null ? {} : { limit: cap }) }));
+  rewrite(upstreamModel: string, cap: number | null): Record<string, unknown> {
+    return { model: upstreamModel, say: this.say, ...(cap === null ? {} : { limit: cap }) };
   }
 }
 

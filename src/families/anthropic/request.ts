@@ -33,10 +33,10 @@ export class AnthropicRequest implements ParsedRequest {
   }
 
   /** The deployment's model name; `max_tokens` (always present here) no higher than the cap. */
-  rewrite(upstreamModel: string, maxTokensCap: number | null): Buffer {
+  rewrite(upstreamModel: string, maxTokensCap: number | null): Record<string, unknown> {
     const out: Record<string, unknown> = { ...this.json, model: upstreamModel };
     if (maxTokensCap !== null && this.maxTokens !== null) out['max_tokens'] = Math.min(this.maxTokens, maxTokensCap);
-    return Buffer.from(JSON.stringify(out), 'utf8');
+    return out;
   }
 }
 

@@ -38,7 +38,7 @@ export class OpenAIRequest implements ParsedRequest {
     return requestTexts(this.endpoint, this.json);
   }
 
-  rewrite(upstreamModel: string, maxTokensCap: number | null): Buffer {
+  rewrite(upstreamModel: string, maxTokensCap: number | null): Record<string, unknown> {
     return rewriteRequestBody(this, upstreamModel, this.endpoint === 'embeddings' ? null : maxTokensCap);
   }
 }
@@ -87,7 +87,7 @@ export function parseRequestBody(endpoint: Endpoint, body: Buffer, maxDepth = 32
  * The body sent upstream: the deployment's model name, and for streams
  * `stream_options.include_usage` so the server counts tokens for us.
  */
-export function rewriteRequestBody(req: OpenAIRequest, upstreamModel: string, capMaxTokens: number | null = null): Buffer {
+export function rewriteRequestBody(req: OpenAIRequest, upstreamModel: string, capMaxTokens: number | null = null): Record<string, unknown> {
   const out: Record<string, unknown> = { ...req.json, model: upstreamModel };
   if (capMaxTokens !== null) {
     // Whichever field the client used (newer servers read max_completion_tokens, older ones max_tokens).
@@ -98,7 +98,7 @@ export function rewriteRequestBody(req: OpenAIRequest, upstreamModel: string, ca
     const prev = req.json['stream_options'];
     out['stream_options'] = { ...(typeof prev === 'object' && prev !== null ? prev : {}), include_usage: true };
   }
-  return Buffer.from(JSON.stringify(out), 'utf8');
+  return out;
 }
 
 function maxTokens(obj: Record<string, unknown>): number | null {

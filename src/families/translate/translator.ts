@@ -46,6 +46,8 @@ export interface UpstreamRequest {
   readonly path: string;
   /** Headers the upstream's API requires (e.g. `anthropic-version`); the credential is the deployment's own, not here. */
   readonly headers: ReadonlyArray<readonly [string, string]>;
+  /** Client headers of the other API that this upstream has no use for (e.g. an Anthropic client's `anthropic-version`). */
+  readonly removeHeaders: readonly string[];
 }
 
 export interface Translator {

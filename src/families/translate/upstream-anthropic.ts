@@ -23,6 +23,7 @@ export const openAIClientOnAnthropic: Translator = {
     body: openAIChatToAnthropic(json as OpenAIChatRequest, upstreamModel, opts),
     path: ANTHROPIC_MESSAGES_PATH,
     headers: [['anthropic-version', ANTHROPIC_VERSION]],
+    removeHeaders: [],
   }),
   response: (json, clientModel) => anthropicResponseToOpenAIChat(json, clientModel),
   stream: (opts) => new AnthropicToOpenAISse(opts),

@@ -19,6 +19,7 @@ export const anthropicClientOnOpenAI: Translator = {
     body: anthropicToOpenAIChat(json as AnthropicMessagesRequest, upstreamModel),
     path: OPENAI_CHAT_PATH,
     headers: [],
+    removeHeaders: ['anthropic-version', 'anthropic-beta'],
   }),
   response: (json, clientModel) => openAIChatResponseToAnthropic(json, clientModel),
   stream: (opts) => new OpenAIToAnthropicSse(opts),

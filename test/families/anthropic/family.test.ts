@@ -11,6 +11,8 @@ import type { RedactFn } from '../../../src/pipeline/ports.ts';
 const [MESSAGES, COUNT_TOKENS] = ANTHROPIC_ENDPOINTS;
 const LIMITS = { maxJsonDepth: 32 };
 const body = (o: object): Buffer => Buffer.from(JSON.stringify(o));
+/** The rewritten body as the upstream receives it (the strict parser's objects have no prototype). */
+const plain = (o: object): unknown => JSON.parse(JSON.stringify(o));
 const request = (over: object = {}): object => ({ model: 'claude-alias', max_tokens: 100, messages: [{ role: 'user', content: 'Hello' }], ...over });
 
 function refused(fn: () => unknown, param: RegExp): void {
@@ -84,7 +86,7 @@ test('every text the model reads is inspected: system (string or blocks), string
     ['sys', 'one', 'two', 'three', 'four'],
   );
   for (const t of texts) t.set(`[${t.text}]`);
-  const sent = JSON.parse(r.rewrite('claude-3-5-deploy', null).toString()) as { system: Array<{ text: string }>; messages: Array<{ content: unknown }> };
+  const sent = plain(r.rewrite('claude-3-5-deploy', null)) as { system: Array<{ text: string }>; messages: Array<{ content: unknown }> };
   assert.equal(sent.system[0]?.text, '[sys]');
   assert.equal(sent.messages[0]?.content, '[one]');
   assert.deepEqual(sent.messages[2]?.content, [
@@ -95,12 +97,12 @@ test('every text the model reads is inspected: system (string or blocks), string
 
 test("rewrite: the deployment's model name, max_tokens no higher than the cap, everything else as sent", () => {
   const r = anthropicFamily.parseRequest(MESSAGES, body(request({ metadata: { user_id: 'u1' }, stop_sequences: ['END'] })), LIMITS);
-  assert.deepEqual(JSON.parse(r.rewrite('claude-deploy', 16).toString()), {
+  assert.deepEqual(plain(r.rewrite('claude-deploy', 16)), {
     ...request({ metadata: { user_id: 'u1' }, stop_sequences: ['END'] }),
     model: 'claude-deploy',
     max_tokens: 16,
   });
-  assert.equal((JSON.parse(r.rewrite('claude-deploy', 500).toString()) as { max_tokens: number }).max_tokens, 100);
+  assert.equal((r.rewrite('claude-deploy', 500) as { max_tokens: number }).max_tokens, 100);
 });
 
 test('a buffered message: usage counts cache reads and writes as prompt tokens; text blocks are the generated texts', () => {

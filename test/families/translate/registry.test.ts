@@ -10,7 +10,10 @@ import {
   PROVIDERS,
   TranslationError,
   translatorFor,
+  type ClientFamily,
+  type Provider,
 } from '../../../src/families/translate/index.ts';
+import { FAMILY_ENDPOINTS, providerServes } from '../../../src/families/endpoints.ts';
 
 test('same-family pairs need no translation (null)', () => {
   assert.equal(translatorFor('openai', 'openai'), null);
@@ -56,6 +59,7 @@ test('Anthropic client, OpenAI deployment: the request goes to /v1/chat/completi
   const up = t.request({ model: 'alias', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }], stream: true }, 'gpt-x', { defaultMaxTokens: 4096 });
   assert.equal(up.path, '/v1/chat/completions');
   assert.deepEqual(up.headers, []);
+  assert.deepEqual(up.removeHeaders, ['anthropic-version', 'anthropic-beta'], "an OpenAI server has no use for the Anthropic client's API headers");
   assert.deepEqual(up.body, {
     model: 'gpt-x',
     messages: [{ role: 'user', content: 'hi' }],
@@ -93,6 +97,17 @@ test('the translate folder imports only pipeline, shared and itself (and node bu
       const spec = m[1] as string;
       const ok = spec.startsWith('node:') || spec.startsWith('./') || spec.startsWith('../../pipeline/') || spec.startsWith('../../shared/');
       assert.ok(ok, `${file} imports ${spec}`);
+    }
+  }
+});
+
+test('what the snapshot accepts as translated (src/families/endpoints.ts) has a translator, and every translator serves some endpoint', () => {
+  for (const [provider, own] of FAMILY_ENDPOINTS) {
+    for (const [family, table] of FAMILY_ENDPOINTS) {
+      if (family === provider) continue;
+      const served = table.filter((e) => e.kind === 'inference' && !own.some((o) => o.name === e.name) && providerServes(provider, e.name));
+      const translator = translatorFor(family as ClientFamily, provider as Provider);
+      assert.equal(served.length > 0, translator !== null, `${family} clients on ${provider} deployments`);
     }
   }
 });
