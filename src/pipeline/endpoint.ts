@@ -1,8 +1,9 @@
 /**
  * Endpoints: the logical operations the gateway serves, named by the API
- * family that owns them (`chat`, `embeddings`, …). Names are unique across
- * families; identities, policy rules, quota rules and routing snapshots refer
- * to endpoints by these names, never by path.
+ * family that owns them (`chat`, `messages`, …). A name means one operation:
+ * families share a name only for the same one (the model catalogue);
+ * identities, policy rules, quota rules and routing snapshots refer to
+ * endpoints by these names, never by path.
  */
 
 /** An endpoint name as declared by its API family (see src/families/endpoints.ts for the catalogue). */
