@@ -19,6 +19,7 @@ import { loadPublicKeys } from './crypto/signing.ts';
 import { API_FAMILIES, DEFAULT_FAMILY } from './families/index.ts';
 import { TRANSLATORS } from './families/translate/port.ts';
 import type { AuditSink } from './pipeline/ports.ts';
+import { AttemptProcessor } from './pipeline/attempt.ts';
 import { RequestProcessor } from './pipeline/processor.ts';
 import { startGrpcServer } from './server/grpc.ts';
 import { ApiKeyVerifier } from './stages/auth/api-keys.ts';
@@ -30,6 +31,7 @@ import { ContentGuard } from './stages/policy/content.ts';
 import { Policy } from './stages/policy/policy.ts';
 import { QuotaStage } from './stages/quota/stage.ts';
 import { UpstreamCredentials } from './stages/route/credentials.ts';
+import { MemoryAttemptLedger } from './stages/route/attempt-ledger.ts';
 import { SnapshotRoutes } from './stages/route/resolver.ts';
 import { createAuditChain } from './stores/audit/index.ts';
 import { createKeyStore } from './stores/keys/index.ts';
@@ -112,6 +114,9 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     new Policy(config.policy),
     { responses: config.policy.responses },
   );
+  const routes = new SnapshotRoutes(snapshots);
+  const credentials = new UpstreamCredentials(config.routing.credentialsDir ?? null);
+  const attempts = new MemoryAttemptLedger();
   const processor = new RequestProcessor({
     options: {
       maxBodyBytes: config.limits.maxBodyBytes,
@@ -122,18 +127,30 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     families: API_FAMILIES,
     defaultFamily: DEFAULT_FAMILY,
     auth,
-    routes: new SnapshotRoutes(snapshots),
+    routes,
     quota,
     content,
-    credentials: new UpstreamCredentials(config.routing.credentialsDir ?? null),
+    credentials,
     translators: TRANSLATORS,
     audit,
+    attempts,
     metrics,
     log,
+  });
+  // Each attempt on a target with fallbacks, from the upstream ext_proc in Envoy's aggregate cluster.
+  const attemptProcessor = new AttemptProcessor({
+    families: API_FAMILIES,
+    routes,
+    translators: TRANSLATORS,
+    credentials,
+    ledger: attempts,
+    log,
+    options: { maxJsonDepth: config.policy.maxJsonDepth, defaultMaxTokens: DEFAULT_MAX_TOKENS },
   });
 
   const grpc = await startGrpcServer({
     processor,
+    attempts: attemptProcessor,
     metrics,
     log,
     maxReceiveBytes: config.server.grpc.maxReceiveBytes,

@@ -5,10 +5,11 @@
  * validated whole before use; a request holds one snapshot from its first
  * phase to its last.
  *
- * Fallback is deliberately not modelled here: when a deployment fails, Envoy
- * moves the request to the next priority of the target's cluster (retry
- * policy + outlier detection, see envoy/gateway.yaml), because only Envoy sees
- * connection failures and host health. The split between deployments is the
+ * Failing over is Envoy's job (only Envoy sees connection failures, statuses
+ * and host health): within a cluster by its priorities, and across
+ * deployments — of other providers too — through a target's `fallback`, an
+ * Envoy aggregate cluster whose every attempt the sidecar rewrites for its
+ * member (src/pipeline/attempt.ts). The weighted split between targets is the
  * sidecar's choice because each deployment may expect a different model name
  * in the body, which the sidecar rewrites.
  */
@@ -27,9 +28,12 @@ const RoutedEndpoint = z.enum(ROUTED_ENDPOINT_NAMES);
 
 const LabelName = z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'must be a label name: a-z, then a-z 0-9 _ . - (max 63)');
 
-const Target = z.strictObject({
+const ClusterName = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be an Envoy cluster name');
+
+/** A deployment as every target names it. */
+const DeploymentFields = {
   /** The Envoy cluster; Envoy must define it (routing uses the cluster header). */
-  cluster: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be an Envoy cluster name'),
+  cluster: ClusterName,
   /** The model name the deployment expects in the body. */
   model: z.string().min(1).max(256),
   /** The API the deployment speaks; its credential is sent in that API's style. */
@@ -39,13 +43,28 @@ const Target = z.strictObject({
     .string()
     .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a credential file name')
     .optional(),
-  /** Share of the model's requests (relative to the other targets' weights); 0 drains a target without removing it. */
-  weight: z.int().min(0).max(1_000_000).default(1),
   /** Descriptive labels (tier, region, track…): reported in the audit record, never used for routing. */
   labels: z
     .record(LabelName, z.string().max(128))
     .refine((l) => Object.keys(l).length <= 16, 'must have at most 16 labels')
     .default({}),
+};
+
+/**
+ * Deployments Envoy retries a failed attempt on, in order, each possibly of
+ * another provider: `cluster` is an Envoy aggregate cluster whose members are
+ * the target's cluster and then each fallback's, in that order.
+ */
+const Fallback = z.strictObject({
+  cluster: ClusterName,
+  to: z.array(z.strictObject(DeploymentFields)).min(1, 'must list at least one fallback').max(7),
+});
+
+const Target = z.strictObject({
+  ...DeploymentFields,
+  /** Share of the model's requests (relative to the other targets' weights); 0 drains a target without removing it. */
+  weight: z.int().min(0).max(1_000_000).default(1),
+  fallback: Fallback.optional(),
 });
 
 /** One deployment (`target`) or a weighted split (`targets`); exactly one of the two. */
@@ -65,9 +84,8 @@ function checkTargets(t: TargetsInput, endpoints: readonly string[], ctx: z.Refi
   const each: Array<[z.output<typeof Target>, (string | number)[]]> =
     t.target !== undefined ? [[t.target, [...at, 'target']]] : list.map((x, i) => [x, [...at, 'targets', i]]);
   for (const [x, where] of each) {
-    const unserved = endpoints.filter((e) => !providerServes(x.provider, e));
-    if (unserved.length > 0)
-      ctx.addIssue({ code: 'custom', message: `a "${x.provider}" deployment does not serve ${unserved.join(', ')}`, path: [...where, 'provider'] });
+    checkServes(x, endpoints, ctx, where);
+    if (x.fallback !== undefined) checkFallback(x, x.fallback, endpoints, ctx, [...where, 'fallback']);
   }
   if (t.targets !== undefined && list.every((x) => x.weight === 0))
     ctx.addIssue({ code: 'custom', message: 'at least one target must have a weight above 0', path: [...at, 'targets'] });
@@ -78,6 +96,30 @@ function checkTargets(t: TargetsInput, endpoints: readonly string[], ctx: z.Refi
     if (seen.has(key)) ctx.addIssue({ code: 'custom', message: `cluster "${x.cluster}" with model "${x.model}" is listed twice`, path: [...at, 'targets', i] });
     seen.add(key);
   });
+}
+
+function checkServes(x: { provider: string }, endpoints: readonly string[], ctx: z.RefinementCtx, at: (string | number)[]): void {
+  const unserved = endpoints.filter((e) => !providerServes(x.provider, e));
+  if (unserved.length > 0)
+    ctx.addIssue({ code: 'custom', message: `a "${x.provider}" deployment does not serve ${unserved.join(', ')}`, path: [...at, 'provider'] });
+}
+
+/** Every member serves the model's endpoints; one member per cluster (the attempt's member is told apart by its cluster). */
+function checkFallback(
+  primary: { cluster: string },
+  fb: z.output<typeof Fallback>,
+  endpoints: readonly string[],
+  ctx: z.RefinementCtx,
+  at: (string | number)[],
+): void {
+  const clusters = new Set([primary.cluster]);
+  fb.to.forEach((x, i) => {
+    checkServes(x, endpoints, ctx, [...at, 'to', i]);
+    if (clusters.has(x.cluster))
+      ctx.addIssue({ code: 'custom', message: `cluster "${x.cluster}" is already in this fallback chain`, path: [...at, 'to', i, 'cluster'] });
+    clusters.add(x.cluster);
+  });
+  if (clusters.has(fb.cluster)) ctx.addIssue({ code: 'custom', message: 'must be the aggregate cluster, not one of its members', path: [...at, 'cluster'] });
 }
 
 export const SnapshotSchema = z
@@ -173,13 +215,21 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
 }
 
 function toDeployment(t: z.output<typeof Target>): Deployment {
+  const self = member(t, t.weight);
+  if (t.fallback === undefined) return self;
+  const chain = Object.freeze([self, ...t.fallback.to.map((x) => member(x, 0))]);
+  return Object.freeze({ ...self, fallback: Object.freeze({ cluster: t.fallback.cluster, chain }) });
+}
+
+function member(t: z.output<z.ZodObject<typeof DeploymentFields>>, weight: number): Deployment {
   return Object.freeze({
     cluster: t.cluster,
     upstreamModel: t.model,
     provider: t.provider,
     credential: t.credential ?? null,
-    weight: t.weight,
+    weight,
     labels: Object.freeze({ ...t.labels }),
+    fallback: null,
   });
 }
 

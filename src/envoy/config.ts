@@ -17,6 +17,8 @@ export const GATEWAY_YAML_PATH = join(PROJECT_ROOT, 'envoy', 'gateway.yaml');
 export const LISTENER_NAME = 'gateway';
 export const SIDECAR_CLUSTER = 'inference-gateway-sidecar';
 export const DEMO_CLUSTER = 'demo-upstream';
+/** The template's aggregate cluster: every aggregate copies its upstream filter chain (the per-attempt ext_proc). */
+export const DEMO_AGGREGATE = 'demo-failover';
 /** Request header through which the sidecar picks the upstream cluster. */
 export const TARGET_CLUSTER_HEADER = 'x-gateway-target-cluster';
 const EXT_PROC_FILTER = 'envoy.filters.http.ext_proc';
@@ -39,8 +41,9 @@ export interface UpstreamCluster {
 /**
  * A cluster made of other clusters, tried in order (Envoy's aggregate
  * cluster): traffic goes to the first while it has healthy hosts, then to the
- * next. For a fallback that is its own cluster (other connection settings,
- * another provider serving the same model name).
+ * next, and a failed attempt is retried on the next member. The routing
+ * snapshot's `fallback` of a target names it; the sidecar, in the cluster's
+ * upstream filter chain, rewrites each attempt for its member's provider.
  */
 export interface AggregateCluster {
   name: string;
@@ -155,12 +158,21 @@ function hcmOf(listener: Obj): Obj {
   throw new Error('gateway template: listener has no http_connection_manager');
 }
 
-/** The single catch-all route of the gateway's virtual host. */
-function routeActionOf(hcm: Obj): Obj {
+function routesOf(hcm: Obj): Json[] {
   const rc = obj(hcm.route_config, 'route_config');
   const vhost = obj(arr(rc.virtual_hosts, 'route_config.virtual_hosts')[0], 'virtual_hosts[0]');
-  const route = obj(arr(vhost.routes, 'virtual_hosts[0].routes')[0], 'routes[0]');
-  return obj(route.route, 'routes[0].route');
+  return arr(vhost.routes, 'virtual_hosts[0].routes');
+}
+
+/** Whether a route matches on a request header (the fallback route), not on the path alone. */
+function matchesHeader(route: Json): boolean {
+  return isObj(route) && isObj(route.match) && route.match.headers !== undefined;
+}
+
+/** The catch-all route of the gateway's virtual host (the one without a header match). */
+function routeActionOf(hcm: Obj): Obj {
+  const route = routesOf(hcm).find((r) => !matchesHeader(r));
+  return obj(obj(route, 'the catch-all route').route, 'catch-all route.route');
 }
 
 function durationMs(ms: number): string {
@@ -184,32 +196,37 @@ function upstreamCluster(demo: Obj, c: UpstreamCluster): Obj {
     cluster_name: c.name,
     endpoints: levels.map((l, priority) => ({
       ...(priority === 0 ? {} : { priority }),
-      lb_endpoints: [{ endpoint: { address: { socket_address: { address: l.host, port_value: l.port } } } }],
+      // The member an attempt of an aggregate cluster went to, as the sidecar reads it (xds.upstream_host_metadata).
+      lb_endpoints: [{ endpoint: { address: { socket_address: { address: l.host, port_value: l.port } } }, metadata: memberMetadata(c.name) }],
     })),
   };
   return cluster;
 }
 
-function aggregateCluster(c: AggregateCluster, hosts: ReadonlySet<string>): Obj {
+function memberMetadata(cluster: string): Obj {
+  return { filter_metadata: { gateway: { member: cluster } } };
+}
+
+/** An aggregate cluster: the template's (its per-attempt ext_proc included) over the given members. */
+function aggregateCluster(template: Obj, c: AggregateCluster, hosts: ReadonlySet<string>): Obj {
   if (!/^[A-Za-z0-9_.:-]+$/.test(c.name)) throw new Error(`invalid cluster name "${c.name}"`);
   if (c.aggregate.length < 2) throw new Error(`aggregate cluster "${c.name}" needs at least two clusters`);
+  if (new Set(c.aggregate).size !== c.aggregate.length) throw new Error(`aggregate cluster "${c.name}" lists a cluster twice`);
   for (const member of c.aggregate) {
     if (!hosts.has(member)) throw new Error(`aggregate cluster "${c.name}": "${member}" is not an upstream cluster in the same list`);
   }
-  return {
-    name: c.name,
-    // The member clusters' priorities, concatenated in order, decide where traffic goes.
-    lb_policy: 'CLUSTER_PROVIDED',
-    cluster_type: {
-      name: 'envoy.clusters.aggregate',
-      typed_config: { '@type': 'type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig', clusters: [...c.aggregate] },
-    },
-  };
+  const cluster = structuredClone(template);
+  cluster.name = c.name;
+  // The member clusters' priorities, concatenated in order, decide where traffic goes.
+  const type = obj(obj(cluster.cluster_type, 'aggregate cluster_type').typed_config, 'aggregate cluster_type.typed_config');
+  type.clusters = [...c.aggregate];
+  return cluster;
 }
 
 function withUpstreams(doc: Obj, upstreams: Array<UpstreamCluster | AggregateCluster>): Json[] {
   const clusters = clustersOf(doc);
   const demo = byName(clusters, DEMO_CLUSTER, 'cluster');
+  const demoAggregate = byName(clusters, DEMO_AGGREGATE, 'cluster');
   const names = new Set<string>();
   for (const c of upstreams) {
     if (c.name === SIDECAR_CLUSTER) throw new Error(`cluster name "${c.name}" is reserved for the sidecar`);
@@ -217,9 +234,10 @@ function withUpstreams(doc: Obj, upstreams: Array<UpstreamCluster | AggregateClu
     names.add(c.name);
   }
   const hosts = new Set(upstreams.filter((c) => !('aggregate' in c)).map((c) => c.name));
-  const built = upstreams.map((c) => ('aggregate' in c ? aggregateCluster(c, hosts) : upstreamCluster(demo, c)));
+  const built = upstreams.map((c) => ('aggregate' in c ? aggregateCluster(demoAggregate, c, hosts) : upstreamCluster(demo, c)));
   const idx = clusters.indexOf(demo);
-  return [...clusters.slice(0, idx), ...built, ...clusters.slice(idx + 1)];
+  const rest = (list: Json[]): Json[] => list.filter((c) => c !== demoAggregate);
+  return [...rest(clusters.slice(0, idx)), ...built, ...rest(clusters.slice(idx + 1))];
 }
 
 function addAccessLog(hcm: Obj, path: string): void {
@@ -348,6 +366,9 @@ export function renderPlainConfig(opts: PlainConfigOptions): string {
   const hcm = applyCommon(doc, opts.listenerPort, opts.adminPort, opts.accessLogPath);
 
   hcm.http_filters = arr(hcm.http_filters, 'http_filters').filter((f) => !(isObj(f) && f.name === EXT_PROC_FILTER));
+  // Without the sidecar no request carries a fallback ticket: only the catch-all route stays.
+  const routes = routesOf(hcm);
+  routes.splice(0, routes.length, ...routes.filter((r) => !matchesHeader(r)));
   const action = routeActionOf(hcm);
   delete action.cluster_header;
   action.cluster = opts.cluster.name;

@@ -32,6 +32,19 @@ export interface AuditRecord {
     readonly provider: string;
     readonly labels: Readonly<Record<string, string>>;
   } | null;
+  /**
+   * A target with fallbacks: every attempt Envoy made, in order (deployment,
+   * status, latency); `deployment` above is the one that answered. null
+   * otherwise.
+   */
+  readonly attempts: ReadonlyArray<{
+    readonly n: number;
+    readonly cluster: string | null;
+    readonly model: string | null;
+    readonly provider: string | null;
+    readonly status: number | null;
+    readonly latencyMs: number | null;
+  }> | null;
   readonly snapshotVersion: string;
   readonly status: number | null;
   readonly outcome: string;
@@ -64,6 +77,15 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
       ctx.deployment === null
         ? null
         : { cluster: ctx.deployment.cluster, model: ctx.deployment.upstreamModel, provider: ctx.deployment.provider, labels: ctx.deployment.labels },
+    attempts:
+      ctx.attempts?.map((a) => ({
+        n: a.n,
+        cluster: a.deployment?.cluster ?? null,
+        model: a.deployment?.upstreamModel ?? null,
+        provider: a.deployment?.provider ?? null,
+        status: a.status,
+        latencyMs: a.latencyMs === null ? null : round(a.latencyMs),
+      })) ?? null,
     snapshotVersion: ctx.snapshot.version,
     status: ctx.status,
     outcome: ctx.outcome ?? 'aborted',

@@ -26,8 +26,14 @@ export interface RequestContext {
   identity: Identity | null;
   /** The logical model the client asked for (only once it is known to be in the snapshot). */
   route: ModelRoute | null;
-  /** The deployment picked for this request from the route's weighted targets. */
+  /**
+   * The deployment that serves the request: the one picked from the route's
+   * weighted targets; with fallbacks, the chain member whose attempt answered
+   * (null when none did: Envoy replied itself).
+   */
   deployment: Deployment | null;
+  /** Every attempt of a request with fallbacks, in order; null for a target without fallbacks. */
+  attempts: AttemptSummary[] | null;
   stream: boolean;
   /** The client asked for stream usage itself; if not, we add it and strip it again. */
   clientWantsStreamUsage: boolean;
@@ -42,6 +48,16 @@ export interface RequestContext {
   quota: { readonly plan: string; readonly mode: QuotaMode; readonly reservedTokens: number } | null;
   /** Data found (detector names → counts, never values) and what the data policy decided. */
   content: { request: Record<string, number>; response: Record<string, number>; action: PolicyAction } | null;
+}
+
+/** One attempt of a request with fallbacks, for the audit record. */
+export interface AttemptSummary {
+  readonly n: number;
+  /** null: the attempt ran in another sidecar process, which alone saw it. */
+  readonly deployment: Deployment | null;
+  /** The member's status; null when none came (connection refused or reset) or the attempt was not seen. */
+  readonly status: number | null;
+  readonly latencyMs: number | null;
 }
 
 export function elapsedMs(from: bigint, to: bigint = process.hrtime.bigint()): number {

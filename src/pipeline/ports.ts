@@ -158,6 +158,31 @@ export interface UpstreamCredentials {
   headers(name: string, provider: string): ReadonlyArray<readonly [string, string]>;
 }
 
+// ── Attempts (cross-provider fallback) ──────────────────────────────────────
+
+/** One attempt of a request with fallbacks, as the upstream phase saw it. */
+export interface AttemptEntry {
+  /** 1-based, Envoy's attempt count. */
+  readonly n: number;
+  readonly deployment: Deployment;
+  readonly startedHr: bigint;
+  /** The member's response status; null while none came (a refused connection never gets one). */
+  status: number | null;
+  answeredHr: bigint | null;
+}
+
+/**
+ * Where the upstream phase notes each attempt and the downstream phase reads
+ * them back for the audit record (same process; bounded, entries expire).
+ */
+export interface AttemptLedger {
+  /** Notes attempt `n` (null: Envoy sent no attempt count, the next number this process has seen); returns its number. */
+  started(requestId: string, n: number | null, deployment: Deployment): number;
+  answered(requestId: string, n: number, status: number): void;
+  /** The request's attempts seen in this process, by number; forgets them. */
+  take(requestId: string): AttemptEntry[];
+}
+
 // ── Audit ──────────────────────────────────────────────────────────────────
 
 /** Where the pipeline hands a finished request's record; resolves once the record is committed. */

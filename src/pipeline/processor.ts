@@ -18,7 +18,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { buildAuditRecord } from './audit-record.ts';
-import type { RequestContext } from './context.ts';
+import type { AttemptSummary, RequestContext } from './context.ts';
 import { elapsedMs } from './context.ts';
 import type { EndpointMatch, EndpointSpec } from './endpoint.ts';
 import { errorMessage } from '../shared/values.ts';
@@ -27,6 +27,7 @@ import { allows, type ConnectionInfo, type Identity } from './identity.ts';
 import { CONTINUE, type HeaderEdits, type PhaseResult } from './phase-result.ts';
 import type {
   ApiFamily,
+  AttemptLedger,
   Authenticate,
   AuditSink,
   ContentInspector,
@@ -41,7 +42,8 @@ import type {
   Translators,
   UpstreamCredentials,
 } from './ports.ts';
-import type { ModelRoute } from './snapshot.ts';
+import type { Deployment, Fallback, ModelRoute } from './snapshot.ts';
+import { ATTEMPT_HEADER, decodeMark, encodeTicket, FALLBACK_HEADER, fallbackReason } from './fallback.ts';
 import { continueTrace } from './trace.ts';
 import { estimateTokens, type Usage } from './usage.ts';
 
@@ -83,6 +85,8 @@ export interface ProcessorDeps {
   /** Serves a client of one family from a deployment of another provider. */
   readonly translators: Translators;
   readonly audit: AuditSink;
+  /** The attempts of requests with fallbacks, as the upstream phase noted them. */
+  readonly attempts: AttemptLedger;
   readonly metrics: Metrics;
   readonly log: Logger;
   /** A new request id when Envoy sent none (tests make it deterministic). */
@@ -108,6 +112,8 @@ export interface RequestState {
   redactor: StreamRedactor | null;
   /** Set when the deployment speaks another provider's API than the client. */
   translator: ProviderTranslator | null;
+  /** The picked target's fallback chain: Envoy's attempts are rewritten per member (src/pipeline/attempt.ts). */
+  fallback: Fallback | null;
   /** The quota reservation to settle when the request ends. */
   quota: QuotaTicket | null;
   finished: boolean;
@@ -148,6 +154,7 @@ export class RequestProcessor {
       identity: null,
       route: null,
       deployment: null,
+      attempts: null,
       stream: false,
       clientWantsStreamUsage: false,
       usage: null,
@@ -168,6 +175,7 @@ export class RequestProcessor {
       meter: null,
       redactor: null,
       translator: null,
+      fallback: null,
       quota: null,
       finished: false,
     };
@@ -245,28 +253,26 @@ export class RequestProcessor {
       ctx.deployment = target;
       // The tighter of the soft threshold's cap and the reservation's own (a request without max_tokens).
       const cap = minOrNull(soft?.maxTokens ?? null, ticket?.completionCap ?? null);
-      // A deployment of another provider gets the request in its own API, at its own path.
-      const translator = this.#d.translators.between(state.family.name, target.provider);
-      state.translator = translator;
       const rewritten = req.rewrite(target.upstreamModel, cap);
-      const upstream = translator?.request(rewritten, target.upstreamModel, { defaultMaxTokens: cap ?? this.#d.options.defaultMaxTokens }) ?? null;
-      const newBody = Buffer.from(JSON.stringify(upstream === null ? rewritten : upstream.body), 'utf8');
+      const defaultMaxTokens = cap ?? this.#d.options.defaultMaxTokens;
+      // With fallbacks the body stays in the client's API: each attempt is rewritten for its own member upstream.
+      const upstream =
+        target.fallback === null
+          ? this.#forDeployment(state, target, rewritten, defaultMaxTokens)
+          : this.#forChain(state, target.fallback, rewritten, cap, defaultMaxTokens);
+      const newBody = Buffer.from(JSON.stringify(upstream.body), 'utf8');
       const headers: HeaderEdits = {
         set: [
-          ...(upstream === null ? [] : [[':path', upstream.path] as const, ...upstream.headers]),
-          ['x-gateway-target-cluster', target.cluster],
+          ...upstream.set,
           ['x-gateway-model', ctx.route.id],
-          ['x-gateway-deployment-model', target.upstreamModel],
           ...(soft === null ? [] : [['x-gateway-degraded', fallback !== undefined ? 'fallback' : 'max_tokens_capped'] as const]),
           ['x-gateway-snapshot-version', ctx.snapshot.version],
           ['x-gateway-data-classes', formatCounts(inspection.counts)],
           ['x-gateway-policy-decision', inspection.decision.action],
           ['x-gateway-policy-version', inspection.decision.version],
           ['content-length', String(newBody.length)],
-          // The deployment's own credential (the client's authorization was removed with the request head).
-          ...(target.credential === null ? [] : this.#d.credentials.headers(target.credential, target.provider)),
         ],
-        remove: upstream === null ? [] : [...upstream.removeHeaders],
+        remove: upstream.remove,
       };
       return { kind: 'continue', headers, body: newBody, clearRouteCache: true };
     } catch (err) {
@@ -281,9 +287,14 @@ export class RequestProcessor {
     const status = Number(headers.get(':status') ?? '0');
     ctx.status = Number.isInteger(status) && status > 0 ? status : null;
     const set: Array<readonly [string, string]> = [['x-request-id', ctx.requestId], ...(state.quota?.headers ?? [])];
+    const remove: string[] = [];
+    if (state.fallback !== null) {
+      this.#attemptsAnswered(state, state.fallback, headers);
+      remove.push(ATTEMPT_HEADER);
+    }
     if (endOfStream) {
       await this.#finish(state, responseOutcome(ctx.status));
-      return { kind: 'continue', headers: { set, remove: [] } };
+      return { kind: 'continue', headers: { set, remove } };
     }
     if (ctx.stream && state.family.isStream(headers.get('content-type') ?? '')) {
       const alias = responseModel(state) ?? ctx.deployment?.upstreamModel ?? '';
@@ -294,9 +305,9 @@ export class RequestProcessor {
           : state.translator.stream({ clientModel: alias, includeUsage: ctx.clientWantsStreamUsage });
       state.redactor = this.#streamRedactor(state);
       // A stale content-length would truncate the re-framed stream.
-      return { kind: 'continue', headers: { set, remove: ['content-length'] }, streamResponseBody: true };
+      return { kind: 'continue', headers: { set, remove: [...remove, 'content-length'] }, streamResponseBody: true };
     }
-    return { kind: 'continue', headers: { set, remove: [] } };
+    return { kind: 'continue', headers: { set, remove } };
   }
 
   /** Phase 4: the whole response body (BUFFERED) or one chunk of a stream. */
@@ -341,6 +352,93 @@ export class RequestProcessor {
   /** Turns any error into the request's local reply, audited first. */
   async fail(state: RequestState, err: unknown): Promise<PhaseResult> {
     return this.#fail(state, err);
+  }
+
+  /** A deployment without fallbacks: its API (translated when it is another provider's), its path, its credential. */
+  #forDeployment(state: RequestState, target: Deployment, rewritten: Record<string, unknown>, defaultMaxTokens: number): UpstreamRequest {
+    const translator = this.#d.translators.between(state.family.name, target.provider);
+    state.translator = translator;
+    const upstream = translator?.request(rewritten, target.upstreamModel, { defaultMaxTokens }) ?? null;
+    return {
+      body: upstream === null ? rewritten : upstream.body,
+      set: [
+        ...(upstream === null ? [] : [[':path', upstream.path] as const, ...upstream.headers]),
+        ['x-gateway-target-cluster', target.cluster],
+        ['x-gateway-deployment-model', target.upstreamModel],
+        // The deployment's own credential (the client's authorization was removed with the request head).
+        ...(target.credential === null ? [] : this.#d.credentials.headers(target.credential, target.provider)),
+      ],
+      remove: upstream === null ? [] : [...upstream.removeHeaders],
+    };
+  }
+
+  /**
+   * A deployment with fallbacks: to Envoy's aggregate cluster, in the client's
+   * API, with the ticket every attempt rebuilds its own request from. Each
+   * member must be able to take the request, so what one of them could not
+   * (a parameter its provider lacks, a missing credential) is refused now,
+   * before any model ran, rather than in the middle of a failover.
+   */
+  #forChain(state: RequestState, fallback: Fallback, rewritten: Record<string, unknown>, cap: number | null, defaultMaxTokens: number): UpstreamRequest {
+    const { ctx } = state;
+    for (const member of fallback.chain) {
+      this.#d.translators.between(state.family.name, member.provider)?.request(rewritten, member.upstreamModel, { defaultMaxTokens });
+      if (member.credential !== null) this.#d.credentials.headers(member.credential, member.provider);
+    }
+    state.fallback = fallback;
+    ctx.attempts = [];
+    const route = ctx.route;
+    const target = route === null ? -1 : route.targets.indexOf(ctx.deployment as Deployment);
+    if (route === null || target < 0 || state.endpoint === null || ctx.identity === null) throw new Error('fallback chain without a picked target');
+    const ticket = encodeTicket({
+      family: state.family.name,
+      endpoint: state.endpoint.name,
+      model: route.id,
+      tenant: ctx.identity.tenant,
+      target,
+      cap,
+    });
+    return {
+      body: rewritten,
+      set: [
+        ['x-gateway-target-cluster', fallback.cluster],
+        [FALLBACK_HEADER, ticket],
+        // One attempt per member: Envoy's route default is a single retry, and a retry past the last member would go back to the first.
+        ['x-envoy-max-retries', String(fallback.chain.length - 1)],
+      ],
+      remove: [],
+    };
+  }
+
+  /** With fallbacks: which member's attempt answered, and every attempt before it. */
+  #attemptsAnswered(state: RequestState, fallback: Fallback, headers: HeaderView): void {
+    const { ctx } = state;
+    const mark = decodeMark(headers.get(ATTEMPT_HEADER));
+    const seen = this.#d.attempts.take(ctx.requestId);
+    const last = Math.max(mark?.n ?? 0, ...seen.map((a) => a.n));
+    const attempts: AttemptSummary[] = [];
+    for (let n = 1; n <= last; n++) {
+      const a = seen.find((x) => x.n === n);
+      const latencyMs = a?.answeredHr == null ? null : elapsedMs(a.startedHr, a.answeredHr);
+      attempts.push({ n, deployment: a?.deployment ?? null, status: a?.status ?? null, latencyMs });
+    }
+    ctx.attempts = attempts;
+    const model = ctx.route?.id ?? 'none';
+    // Every attempt but the answering one failed over to the next member.
+    for (const a of attempts) {
+      if (mark !== null && a.n >= mark.n) break;
+      this.#d.metrics.fallbacks.inc({ model, provider: a.deployment?.provider ?? 'unknown', reason: fallbackReason(a.status, a.deployment !== null) });
+    }
+    const member = mark === null ? null : (fallback.chain.find((d) => d.cluster === mark.cluster) ?? null);
+    // No mark: no member answered (Envoy's own reply, e.g. every member unreachable).
+    ctx.deployment = member;
+    if (mark?.error != null) {
+      // The sidecar refused the attempt itself; its reply is already in the client's envelope.
+      ctx.errorCode = mark.error;
+      state.translator = null;
+      return;
+    }
+    state.translator = member === null ? null : this.#d.translators.between(state.family.name, member.provider);
   }
 
   #match(method: string, path: string, headers: HeaderView): { family: ApiFamily; match: EndpointMatch } {
@@ -539,6 +637,13 @@ export class RequestProcessor {
       throw err;
     }
   }
+}
+
+/** The request for the upstream: its body (as an object) and the request headers it sets and removes. */
+interface UpstreamRequest {
+  readonly body: object;
+  readonly set: ReadonlyArray<readonly [string, string]>;
+  readonly remove: readonly string[];
 }
 
 /** The endpoint of an accepted head, or the 404/405 for a path or method the gateway does not serve. */

@@ -16,6 +16,22 @@ export interface Deployment {
   readonly credential: string | null;
   readonly weight: number;
   readonly labels: Readonly<Record<string, string>>;
+  /** Where Envoy retries this deployment's failed attempts (another provider's, possibly), or null. */
+  readonly fallback: Fallback | null;
+}
+
+/**
+ * A deployment with fallbacks: the request goes to an Envoy aggregate cluster
+ * whose members are the chain's clusters, in order. Envoy retries a failed
+ * attempt on the next member; each attempt is rewritten for its own member
+ * (model name, provider API, credential) by the sidecar in the aggregate's
+ * upstream filter chain.
+ */
+export interface Fallback {
+  /** The Envoy aggregate cluster. */
+  readonly cluster: string;
+  /** The deployments tried in order: the primary first, then its fallbacks (their own `fallback` is null). One per member cluster. */
+  readonly chain: readonly Deployment[];
 }
 
 export interface ModelRoute {

@@ -9,9 +9,11 @@
 import { existsSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import type { AttemptProcessor } from '../pipeline/attempt.ts';
 import type { RequestProcessor } from '../pipeline/processor.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { createCheckHandler } from './ext-authz.ts';
+import { ATTEMPT_ROLE, ROLE_METADATA, serveAttempt } from './extproc/attempt-stream.ts';
 import { ExtProcStream, type ExtProcCall } from './extproc/stream.ts';
 import { HealthService } from './health.ts';
 import { AuthorizationService, ExternalProcessorService, HealthService as HealthServiceDef } from './proto/load.ts';
@@ -19,6 +21,8 @@ import { GrpcStatus, Http2GrpcServer } from './transport/http2-server.ts';
 
 export interface GrpcServerOptions {
   readonly processor: RequestProcessor;
+  /** Attempts of requests with fallbacks (streams from the aggregate clusters' upstream ext_proc). */
+  readonly attempts: AttemptProcessor;
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly maxReceiveBytes: number;
@@ -40,7 +44,7 @@ export interface GrpcServer {
 }
 
 export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer> {
-  const { processor, metrics, log } = o;
+  const { processor, attempts, metrics, log } = o;
   const streams = new Set<ExtProcStream>();
   let draining = false;
   const health = new HealthService();
@@ -51,6 +55,11 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
   server.bidi(ExternalProcessorService.Process, (call: ExtProcCall) => {
     if (draining) {
       call.fail(GrpcStatus.UNAVAILABLE, 'inference-gateway is draining');
+      return;
+    }
+    // One service, two filters: Envoy's upstream filter for an attempt says so in its initial metadata.
+    if (call.metadata[ROLE_METADATA] === ATTEMPT_ROLE) {
+      serveAttempt(call, attempts, log);
       return;
     }
     streams.add(new ExtProcStream(call, { processor, metrics, log }, (s) => streams.delete(s)));

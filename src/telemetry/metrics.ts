@@ -63,6 +63,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly fallbacks = new Counter({
+    name: `${PREFIX}fallbacks_total`,
+    help: 'Attempts of requests with fallbacks that failed over to the next deployment, by logical model, provider of the failed deployment and reason (rate_limited|server_error|unreachable|unknown).',
+    labelNames: ['model', 'provider', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly streamErrors = new Counter({
     name: `${PREFIX}stream_errors_total`,
     help: 'ext_proc streams that ended abnormally, by reason.',

@@ -153,14 +153,34 @@ void test('renderGatewayConfig: fallbacks as endpoint priorities, and aggregate 
   );
   assert.equal(a.type, 'STRICT_DNS', 'a DNS fallback makes the cluster STRICT_DNS');
   assert.ok(a.outlier_detection, 'outlier detection is copied from the template');
-  assert.deepEqual(byName('ab'), {
-    name: 'ab',
-    lb_policy: 'CLUSTER_PROVIDED',
-    cluster_type: {
-      name: 'envoy.clusters.aggregate',
-      typed_config: { '@type': 'type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig', clusters: ['a', 'b'] },
-    },
-  });
+  const ab = byName('ab') as {
+    lb_policy: string;
+    cluster_type: { name: string; typed_config: { clusters: string[] } };
+    typed_extension_protocol_options: Record<string, { http_filters: Array<{ name: string; typed_config: Record<string, unknown> }> }>;
+  };
+  assert.equal(ab.lb_policy, 'CLUSTER_PROVIDED');
+  assert.equal(ab.cluster_type.name, 'envoy.clusters.aggregate');
+  assert.deepEqual(ab.cluster_type.typed_config.clusters, ['a', 'b']);
+  // Every attempt on the aggregate goes through the sidecar (the members' own upstream filters would never run).
+  const filters = ab.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']?.http_filters ?? [];
+  assert.deepEqual(
+    filters.map((f) => f.name),
+    ['envoy.filters.http.ext_proc', 'envoy.filters.http.upstream_codec'],
+  );
+  const extProc = filters[0]?.typed_config as {
+    grpc_service: { envoy_grpc: { cluster_name: string }; initial_metadata: unknown };
+    failure_mode_allow: boolean;
+    request_attributes: string[];
+  };
+  assert.equal(extProc.grpc_service.envoy_grpc.cluster_name, 'inference-gateway-sidecar');
+  assert.deepEqual(extProc.grpc_service.initial_metadata, [{ key: 'x-gateway-ext-proc', value: 'upstream-attempt' }]);
+  assert.equal(extProc.failure_mode_allow, false);
+  assert.deepEqual(extProc.request_attributes, ['xds.upstream_host_metadata']);
+  // Each member endpoint names its cluster: how the sidecar tells an attempt's member.
+  const members = (a.load_assignment.endpoints as unknown as Array<{ lb_endpoints: Array<{ metadata: unknown }> }>).map((e) => e.lb_endpoints[0]?.metadata);
+  assert.deepEqual(members, Array(3).fill({ filter_metadata: { gateway: { member: 'a' } } }));
+  // The template's own demo aggregate is replaced, not kept beside.
+  assert.equal(byName('demo-failover'), undefined);
 });
 
 void test('renderGatewayConfig rejects bad input and leaves the template untouched', () => {

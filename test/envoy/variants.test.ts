@@ -13,10 +13,12 @@ for (const v of VARIANTS) {
   });
 }
 
-test('the ext_authz variant has no ext_proc and fails closed', () => {
-  const text = JSON.stringify(YAML.parse(readFileSync(join(PROJECT_ROOT, 'envoy/ext-authz.yaml'), 'utf8')));
-  assert.ok(!text.includes('envoy.filters.http.ext_proc'));
-  assert.ok(text.includes('"failure_mode_allow":false'));
+test('the ext_authz variant has no ext_proc on its listener and fails closed', () => {
+  const doc = YAML.parse(readFileSync(join(PROJECT_ROOT, 'envoy/ext-authz.yaml'), 'utf8')) as { static_resources: { listeners: unknown; clusters: unknown } };
+  const listeners = JSON.stringify(doc.static_resources.listeners);
+  assert.ok(!listeners.includes('envoy.filters.http.ext_proc'));
+  assert.ok(listeners.includes('envoy.filters.http.ext_authz'));
+  assert.ok(listeners.includes('"failure_mode_allow":false'));
 });
 
 test('the mTLS variant requires client certificates and sanitizes x-forwarded-client-cert', () => {

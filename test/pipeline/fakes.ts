@@ -4,6 +4,8 @@
  * records what it was asked and can be told to fail.
  */
 import { pino } from 'pino';
+import { AttemptProcessor } from '../../src/pipeline/attempt.ts';
+import { MemoryAttemptLedger } from '../../src/stages/route/attempt-ledger.ts';
 import { RequestProcessor, type HeaderView, type RequestState } from '../../src/pipeline/processor.ts';
 import type { AuditRecord } from '../../src/pipeline/audit-record.ts';
 import { GatewayError } from '../../src/pipeline/errors.ts';
@@ -67,7 +69,7 @@ export class FakeAuth implements Authenticate {
 }
 
 export function deployment(cluster: string, upstreamModel: string, over: Partial<Deployment> = {}): Deployment {
-  return { cluster, upstreamModel, provider: 'openai', credential: null, weight: 1, labels: {}, ...over };
+  return { cluster, upstreamModel, provider: 'openai', credential: null, weight: 1, labels: {}, fallback: null, ...over };
 }
 
 export function route(
@@ -226,6 +228,9 @@ export interface Rig {
   readonly content: FakeContent;
   readonly audit: FakeAudit;
   readonly metrics: Metrics;
+  /** The upstream phase of targets with fallbacks, over the same fakes and ledger. */
+  readonly attempts: AttemptProcessor;
+  readonly ledger: MemoryAttemptLedger;
 }
 
 export const USER_KEY = 'user-key';
@@ -249,23 +254,37 @@ export function rig(
   const content = new FakeContent();
   const audit = new FakeAudit();
   const metrics = new Metrics({ processMetrics: false });
+  const ledger = new MemoryAttemptLedger();
+  const credentials = new FakeCredentials(over.credentials);
+  const translators = over.translators ?? { between: () => null };
+  const families = over.families ?? [openAIFamily];
   let n = 0;
   const processor = new RequestProcessor({
     options: { maxBodyBytes: 4096, maxJsonDepth: 16, streamHoldBackChars: 32, defaultMaxTokens: 1024 },
-    families: over.families ?? [openAIFamily],
+    families,
     defaultFamily: openAIFamily,
     auth,
     routes,
     quota,
     content,
-    credentials: new FakeCredentials(over.credentials),
-    translators: over.translators ?? { between: () => null },
+    credentials,
+    translators,
     audit,
+    attempts: ledger,
     metrics,
     log: pino({ enabled: false }),
     newRequestId: () => `req-${String(++n).padStart(4, '0')}`,
   });
-  return { processor, auth, routes, quota, content, audit, metrics };
+  const attempts = new AttemptProcessor({
+    families,
+    routes,
+    translators,
+    credentials,
+    ledger,
+    log: pino({ enabled: false }),
+    options: { maxJsonDepth: 16, defaultMaxTokens: 1024 },
+  });
+  return { processor, attempts, ledger, auth, routes, quota, content, audit, metrics };
 }
 
 // ── Phase sequences ─────────────────────────────────────────────────────────
