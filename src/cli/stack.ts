@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { loadConfig } from '../config/load.ts';
 import { startDemoUpstream } from '../demo/upstream.ts';
 import { findEnvoy, PROJECT_ROOT } from '../envoy/binary.ts';
-import { renderGatewayConfig } from '../envoy/config.ts';
+import { renderGatewayConfig, type AggregateCluster, type UpstreamCluster } from '../envoy/config.ts';
 import { startEnvoy } from '../envoy/process.ts';
 import { startSidecar } from '../app.ts';
 import { generateApiKey, hashApiKey, parseApiKey } from '../crypto/api-key-format.ts';
@@ -26,8 +26,29 @@ export const DEMO_SNAPSHOT = {
     { id: 'embed-demo', endpoints: ['embeddings'], target: { cluster: 'demo-upstream', model: 'demo-embedder' } },
     // An Anthropic Messages deployment: Anthropic clients as is, OpenAI clients (chat) translated.
     { id: 'claude-demo', endpoints: ['messages', 'count_tokens', 'chat'], target: { cluster: 'demo-upstream', model: 'demo-claude', provider: 'anthropic' } },
+    // Fallback across providers: an Anthropic deployment that is always overloaded (529), then the OpenAI-compatible one.
+    // Envoy retries the failed attempt on the next member of the aggregate cluster; the sidecar rewrites each attempt for its member.
+    {
+      id: 'ha-demo',
+      endpoints: ['chat', 'messages'],
+      target: {
+        cluster: 'demo-overloaded',
+        model: 'demo-fail-529',
+        provider: 'anthropic',
+        fallback: { cluster: 'demo-failover', to: [{ cluster: 'demo-upstream', model: 'demo-model' }] },
+      },
+    },
   ],
 };
+
+/** The stack's Envoy clusters: the demo server (twice: the fallback chain's members are told apart by cluster) and the failover aggregate. */
+export function demoClusters(upstreamPort: number): Array<UpstreamCluster | AggregateCluster> {
+  return [
+    { name: 'demo-upstream', host: '127.0.0.1', port: upstreamPort },
+    { name: 'demo-overloaded', host: '127.0.0.1', port: upstreamPort },
+    { name: 'demo-failover', aggregate: ['demo-overloaded', 'demo-upstream'] },
+  ];
+}
 
 const HELP = `Usage: inference-gateway stack [--port 8080] [--upstream-port 8000] [--admin-port 9464] [--envoy-admin-port 9901]
   Starts Envoy, the sidecar and the demo model server; Ctrl+C stops all three.
@@ -103,7 +124,7 @@ export async function stackCommand(argv: string[]): Promise<number> {
       listenerPort: port,
       adminPort: Number(values['envoy-admin-port']),
       sidecarSocket: socket,
-      clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }],
+      clusters: demoClusters(upstream.port),
     }),
     log: (line) => process.stderr.write(`[envoy] ${line}\n`),
   });
@@ -115,7 +136,9 @@ Inference Gateway is running (Envoy → sidecar → demo model server):
   base URL   ${base}/v1
   API key    ${key}
   models     gpt-demo (an OpenAI-compatible deployment), claude-demo (an Anthropic Messages one), embed-demo (embeddings);
-             either client API reaches either chat model: the gateway translates when they differ
+             either client API reaches either chat model: the gateway translates when they differ;
+             ha-demo falls back across providers: its Anthropic deployment always answers 529, Envoy retries
+             the OpenAI-compatible one, and the audit record lists both attempts
   metrics    http://127.0.0.1:${sidecar.adminPort}/metrics
   audit log  ${relative(process.cwd(), config.audit.file)}  (check it: npx inference-gateway audit verify --keys ${relative(process.cwd(), config.audit.signingKeyFile)}.pub ${relative(process.cwd(), config.audit.file)})
   demo plan  600 requests/min, 16 concurrent per key; 200k tokens/min per tenant (see the x-ratelimit-* headers)

@@ -8,6 +8,12 @@
 //
 //   x-demo-status: <400..599>      answer that status with an error body in the
 //                                  request's dialect (other values are ignored)
+//
+// A request for a model named `demo-fail-<400..599>` always gets that status
+// (same error bodies): a deployment that is down or rate limited, scripted by
+// the routing snapshot rather than by the client, so that one attempt of a
+// fallback chain fails and the next succeeds.
+//
 //   x-demo-delay-ms: <0..60000>    wait before answering (before the headers)
 //   x-demo-chunk-delay-ms: <0..10000>  wait between stream chunks (SSE events)
 //   x-demo-words: <0..8192>        reply length in tokens (default 12; the
@@ -60,6 +66,13 @@ import { errorMessage } from '../shared/values.ts';
 import { isObject } from '../shared/values.ts';
 
 export { DEFAULT_REPLY_TOKENS } from './script.ts';
+
+/** The status a `demo-fail-<400..599>` model always answers with. */
+function failingModelStatus(body: unknown): number | undefined {
+  const model = isObject(body) ? body.model : undefined;
+  const m = typeof model === 'string' ? /^demo-fail-([45][0-9]{2})$/.exec(model) : null;
+  return m === null ? undefined : Number(m[1]);
+}
 
 export interface RecordedRequest {
   method: string;
@@ -449,6 +462,12 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
     const status = scriptedStatus(req);
     if (status !== undefined) {
       sendFailure(req, res, status, `Demo upstream scripted status ${status} (x-demo-status)`, `demo_status_${status}`);
+      return;
+    }
+    // A deployment that always fails (fallback demos and tests script each member by its model name).
+    const failing = failingModelStatus(body);
+    if (failing !== undefined) {
+      sendFailure(req, res, failing, `Demo upstream: model answers ${failing} (demo-fail-${failing})`, `demo_status_${failing}`);
       return;
     }
     if (isAnthropic) return anthropic.route(req, res, body, badJson);

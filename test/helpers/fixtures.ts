@@ -30,6 +30,8 @@ export interface ModelSpec {
   readonly overrides?: Array<{ tenants: string[]; target: { cluster: string; model: string; credential?: string } }>;
   /** A weighted split instead of the single cluster/model target (which is then ignored). */
   readonly targets?: Array<{ cluster: string; model: string; weight: number; labels?: Record<string, string> }>;
+  /** The target's fallback chain: an aggregate cluster and the deployments after the target, in order. */
+  readonly fallback?: { cluster: string; to: Array<{ cluster: string; model: string; provider?: 'openai' | 'anthropic'; credential?: string }> };
 }
 
 export interface GatewayFiles {
@@ -89,6 +91,7 @@ export function writeGatewayFiles(
                 model: m.model,
                 ...(m.provider === undefined ? {} : { provider: m.provider }),
                 ...(m.credential === undefined ? {} : { credential: m.credential }),
+                ...(m.fallback === undefined ? {} : { fallback: m.fallback }),
               },
             }),
         ...(m.overrides === undefined ? {} : { overrides: m.overrides }),

@@ -42,8 +42,8 @@ export interface TestStack {
 export interface StackOptions {
   keys?: KeySpec[];
   models?: ModelSpec[];
-  /** Extra Envoy clusters, e.g. one pointing at a closed port. */
-  extraClusters?: Array<UpstreamCluster | AggregateCluster>;
+  /** Extra Envoy clusters, e.g. one pointing at a closed port; a function gets the demo server's port. */
+  extraClusters?: Array<UpstreamCluster | AggregateCluster> | ((demoPort: number) => Array<UpstreamCluster | AggregateCluster>);
   /** Start without a sidecar (Envoy must fail closed). */
   withoutSidecar?: boolean;
   messageTimeoutMs?: number;
@@ -116,7 +116,10 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
         listenerPort: 0,
         adminPort: 0,
         sidecarSocket: files.socketPath,
-        clusters: [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }, ...(opts.extraClusters ?? [])],
+        clusters: [
+          { name: 'demo-upstream', host: '127.0.0.1', port: upstream.port },
+          ...(typeof opts.extraClusters === 'function' ? opts.extraClusters(upstream.port) : (opts.extraClusters ?? [])),
+        ],
         ...(opts.messageTimeoutMs === undefined ? {} : { messageTimeoutMs: opts.messageTimeoutMs }),
         ...(opts.tls === undefined ? {} : { tls: opts.tls }),
       }),

@@ -39,6 +39,7 @@ import OpenAI from 'openai';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { loadGatewayTemplate, renderGatewayConfig, SIDECAR_CLUSTER, TARGET_CLUSTER_HEADER } from '../../src/envoy/config.ts';
+import { FALLBACK_HEADER } from '../../src/pipeline/fallback.ts';
 import { startEnvoy } from '../../src/envoy/process.ts';
 import { startDemoUpstream } from '../../src/demo/upstream.ts';
 import { ERROR_CODES } from '../../src/pipeline/errors.ts';
@@ -204,7 +205,8 @@ function baseEnvoy(): BaseEnvoy {
   const filters = objs(hcm.http_filters, 'http_filters');
   const extProc = obj(filters.find((f) => f.name === 'envoy.filters.http.ext_proc')?.typed_config, 'ext_proc typed_config');
   const routeConfig = obj(hcm.route_config, 'route_config');
-  const route = objs(objs(routeConfig.virtual_hosts, 'virtual_hosts')[0]!.routes, 'routes')[0]!;
+  // The catch-all route (the fallback route before it matches on the sidecar's x-gateway-fallback header).
+  const route = objs(objs(routeConfig.virtual_hosts, 'virtual_hosts')[0]!.routes, 'routes').find((r) => obj(r.match, 'match').headers === undefined)!;
   return { extProc, routeConfig, route: obj(route.route, 'route.route'), listener, hcm };
 }
 
@@ -331,7 +333,7 @@ test("Istio: the EnvoyFilter inserts ext_proc before the router with envoy/gatew
   assert.equal(obj(rc.match, 'match').context, 'GATEWAY');
   assert.equal(obj(rc.patch, 'patch').operation, 'MERGE');
   assert.deepEqual(obj(obj(rc.patch, 'patch').value, 'value').internal_only_headers, base.routeConfig.internal_only_headers);
-  assert.deepEqual(base.routeConfig.internal_only_headers, [TARGET_CLUSTER_HEADER]);
+  assert.deepEqual(base.routeConfig.internal_only_headers, [TARGET_CLUSTER_HEADER, FALLBACK_HEADER]);
 });
 
 test('Istio: the ext_proc cluster, selectors, NetworkPolicy and routes refer to what exists', () => {
