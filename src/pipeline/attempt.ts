@@ -72,12 +72,16 @@ export class AttemptProcessor {
    */
   begin(headers: HeaderView, memberCluster: string | null): { state: AttemptState | null; result: PhaseResult } {
     const requestId = headers.get('x-request-id') ?? '';
-    const ticket = decodeTicket(headers.get(FALLBACK_HEADER));
+    const raw = headers.get(FALLBACK_HEADER);
+    // A target that names an aggregate cluster without a fallback chain (members that take the same request:
+    // same API, model name and credential): the downstream phase prepared it whole, every attempt goes as is.
+    if (raw === undefined) return { state: null, result: CONTINUE };
+    const ticket = decodeTicket(raw);
     const family = ticket === null ? undefined : this.#d.families.find((f) => f.name === ticket.family);
     const endpoint = family?.endpoints.find((e) => e.name === ticket?.endpoint);
     if (ticket === null || family === undefined || endpoint === undefined) {
-      // Only the gateway writes the ticket; without one this is not a request the downstream phase let through.
-      this.#d.log.error({ requestId, ticket: headers.get(FALLBACK_HEADER) ?? null }, 'upstream attempt without a valid fallback ticket');
+      // Only the gateway writes the ticket (Envoy strips a client's): one it cannot read is a bug, not a request to pass.
+      this.#d.log.error({ requestId, ticket: raw }, 'upstream attempt with an unreadable fallback ticket');
       return {
         state: null,
         result: this.#refuse(this.#d.families[0], memberCluster, 1, new GatewayError('internal_error', 'The gateway could not route this attempt.')),

@@ -57,7 +57,7 @@ export function decodeTicket(value: string | undefined): FallbackTicket | null {
   const index = Number(target);
   const capN = cap === '-' ? null : Number(cap);
   if (!Number.isSafeInteger(index) || index < 0 || (capN !== null && (!Number.isSafeInteger(capN) || capN < 0))) return null;
-  return { family, endpoint: endpoint as Endpoint, model, tenant, target: index, cap: capN };
+  return { family, endpoint, model, tenant, target: index, cap: capN };
 }
 
 /**

@@ -48,8 +48,8 @@ function apply(h: Headers, r: PhaseResult): void {
 }
 
 function cont(r: PhaseResult): Extract<PhaseResult, { kind: 'continue' }> {
-  assert.equal(r.kind, 'continue', r.kind === 'respond' ? r.body.toString() : '');
-  return r as Extract<PhaseResult, { kind: 'continue' }>;
+  if (r.kind !== 'continue') assert.fail(`expected continue, got ${r.status}: ${r.body.toString()}`);
+  return r;
 }
 
 /** The downstream request phases of an OpenAI chat request; returns the state, the header map and the body Envoy holds. */
@@ -274,7 +274,7 @@ test('a request one member cannot take is refused before any model runs: a param
   assert.match(r2.result.kind === 'respond' ? r2.result.body.toString() : '', /anthropic-key/);
 });
 
-test('an attempt on a member outside the chain, or without a ticket, is answered by the sidecar in the client API and marked with its code', async () => {
+test('an attempt on a member outside the chain, or with an unreadable ticket, is answered by the sidecar in the client API and marked with its code', async () => {
   const g = fallbackRig();
   const { headers } = await downstream(g);
   headers.set('x-envoy-attempt-count', '1');
@@ -286,9 +286,15 @@ test('an attempt on a member outside the chain, or without a ticket, is answered
   assert.deepEqual(decodeMark(new Map(stray.result.headers).get(ATTEMPT_HEADER)), { n: 1, cluster: 'some-other-cluster', error: 'upstream_unavailable' });
   assert.ok((JSON.parse(stray.result.body.toString()) as { error?: unknown }).error !== undefined);
 
+  headers.set(FALLBACK_HEADER, 'v1;not-a-ticket');
+  const unreadable = g.attempts.begin(headers, 'gpt-pool');
+  assert.equal(unreadable.result.kind === 'respond' ? unreadable.result.status : 0, 500);
+
+  // No ticket at all: an aggregate used without a chain (interchangeable members): passed on untouched, not noted.
   headers.delete(FALLBACK_HEADER);
   const bare = g.attempts.begin(headers, 'gpt-pool');
-  assert.equal(bare.result.kind === 'respond' ? bare.result.status : 0, 500);
+  assert.deepEqual(bare, { state: null, result: { kind: 'continue' } });
+  assert.deepEqual(g.ledger.take(headers.get('x-request-id') ?? ''), []);
 });
 
 test('the sidecar refused an attempt: the client gets that reply as is, recorded with its code', async () => {

@@ -5,6 +5,9 @@
  *   request_headers ─▶ request_body ─▶ response_headers ─▶ (closed with OK)
  *          └── a refused attempt: immediate response ──▶ (closed with OK)
  *
+ * A request without a fallback ticket (a target naming an aggregate of
+ * interchangeable members) is passed through unchanged in every phase.
+ *
  * Envoy's filter config sends only those three messages (no response body:
  * the downstream phase reads and translates the answer once). A connection
  * the member refused ends the stream after request_body without a response;
@@ -12,7 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { AttemptProcessor, AttemptState } from '../../pipeline/attempt.ts';
-import type { PhaseResult } from '../../pipeline/phase-result.ts';
+import { CONTINUE, type PhaseResult } from '../../pipeline/phase-result.ts';
 import type { Struct } from '../proto/common.ts';
 import type { ProcessingRequest, ProcessingResponseInput as ProcessingResponse } from '../proto/types.ts';
 import { GrpcStatus } from '../transport/http2-server.ts';
@@ -58,13 +61,12 @@ export function serveAttempt(call: ExtProcCall, attempts: AttemptProcessor, log:
           answer('request_headers', begun.result, false);
           return;
         }
+        // No state: an attempt without a fallback chain, passed on as the downstream phase prepared it.
         case 'request_body':
-          if (state === null) throw new Error('request_body before request_headers');
-          answer('request_body', attempts.body(state, Buffer.from(msg.request_body.body ?? [])), false);
+          answer('request_body', state === null ? CONTINUE : attempts.body(state, Buffer.from(msg.request_body.body ?? [])), false);
           return;
         case 'response_headers':
-          if (state === null) throw new Error('response_headers before request_headers');
-          answer('response_headers', attempts.responseHeaders(state, headerMapToView(msg.response_headers.headers)), true);
+          answer('response_headers', state === null ? CONTINUE : attempts.responseHeaders(state, headerMapToView(msg.response_headers.headers)), true);
           return;
         default:
           // Not configured for this filter (response body, trailers): pass it on untouched.

@@ -20,7 +20,7 @@ export class MemoryAttemptLedger implements AttemptLedger {
   constructor(opts: { maxRequests?: number; now?: () => number; hr?: () => bigint } = {}) {
     this.#byRequest = new BoundedCache(opts.maxRequests ?? 100_000);
     this.#now = opts.now ?? Date.now;
-    this.#hr = opts.hr ?? process.hrtime.bigint;
+    this.#hr = opts.hr ?? (() => process.hrtime.bigint());
   }
 
   started(requestId: string, n: number | null, deployment: Deployment): number {
