@@ -50,7 +50,7 @@ Options:
   --rate R                fixed-rate phase, requests/s (default 200)
   --rate-duration S       fixed-rate phase, seconds (default 10; quick 1.5)
   --timeout S             per-request timeout, seconds (default 10)
-  --scenarios LIST        comma-separated: chat,chat-stream,chat-translated,chat-stream-translated
+  --scenarios LIST        comma-separated: chat,chat-stream,chat-translated,chat-stream-translated,chat-chain
                           (default chat,chat-stream)
   --out FILE              results JSON (default bench/results/<date>.json)
   --no-results            do not write a results JSON
@@ -117,7 +117,20 @@ const SCENARIOS: Scenario[] = [
       stream_options: { include_usage: true },
     }),
   },
+  // A target with a fallback chain whose first member answers: the steady-state price of a chain, i.e. the
+  // aggregate's upstream ext_proc stream each attempt opens (its member's body, path and credential).
+  {
+    name: 'chat-chain',
+    description: 'POST /v1/chat/completions, non-streaming, a target with a fallback chain (first member answers; one per-attempt ext_proc stream)',
+    stream: false,
+    check: 'chat-json',
+    body: JSON.stringify({ model: 'gpt-chain', messages: [{ role: 'user', content: PROMPT }], max_tokens: 64 }),
+  },
 ];
+
+/** The chat-chain scenario's clusters: its first member (the demo server under another name) and the aggregate. */
+const CHAIN_PRIMARY = 'bench-chain-primary';
+const CHAIN_AGGREGATE = 'bench-chain';
 
 /** What a run measures unless --scenarios says otherwise (the translated ones are opt-in: they double the run time). */
 const DEFAULT_SCENARIOS = ['chat', 'chat-stream'];
@@ -488,7 +501,17 @@ async function main(argv: string[]): Promise<number> {
     opts.quota === undefined || opts.quota === 'none' ? {} : { quotas: { plans: [BENCH_PLAN] }, ...(redisUrl === null ? {} : { redis: { url: redisUrl } }) };
   const files = writeGatewayFiles({
     keys: [{ principal: 'bench', tier: 'bench' }],
-    models: [...DEFAULT_MODELS, { id: 'claude-translated', endpoints: ['chat'], cluster: DEMO_CLUSTER, model: 'demo-claude', provider: 'anthropic' }],
+    models: [
+      ...DEFAULT_MODELS,
+      { id: 'claude-translated', endpoints: ['chat'], cluster: DEMO_CLUSTER, model: 'demo-claude', provider: 'anthropic' },
+      {
+        id: 'gpt-chain',
+        endpoints: ['chat'],
+        cluster: CHAIN_PRIMARY,
+        model: 'demo-model',
+        fallback: { cluster: CHAIN_AGGREGATE, to: [{ cluster: DEMO_CLUSTER, model: 'demo-claude', provider: 'anthropic' }] },
+      },
+    ],
     config: { server: { admin: { port: adminPort } }, ...quotaConfig },
   });
   tempDirs.add(files.dir);
@@ -513,7 +536,12 @@ async function main(argv: string[]): Promise<number> {
     bin: envoyBin,
     workDir: join(workDir, 'envoy-gateway'),
     concurrency: 1,
-    configYaml: renderGatewayConfig({ listenerPort: 0, adminPort: 0, sidecarSocket: files.socketPath, clusters: [cluster] }),
+    configYaml: renderGatewayConfig({
+      listenerPort: 0,
+      adminPort: 0,
+      sidecarSocket: files.socketPath,
+      clusters: [cluster, { ...cluster, name: CHAIN_PRIMARY }, { name: CHAIN_AGGREGATE, aggregate: [CHAIN_PRIMARY, DEMO_CLUSTER] }],
+    }),
     ...(envoyLog === undefined ? {} : { log: envoyLog }),
   });
   cleanups.push(() => envoyB.stop(2000));

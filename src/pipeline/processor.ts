@@ -334,6 +334,11 @@ export class RequestProcessor {
     this.#d.metrics.streamErrors.inc({ reason });
     // Charge what was produced before the stream broke.
     if (state.ctx.usage === null && state.meter !== null) state.ctx.usage = streamUsage(state, state.meter, 'aborted');
+    // Ended before any answer came back: the attempts made so far, none of which answered the client.
+    if (state.fallback !== null && state.ctx.attempts?.length === 0) {
+      this.#takeAttempts(state.ctx, 0);
+      state.ctx.deployment = null;
+    }
     try {
       await this.#finish(state, 'aborted');
     } catch (err) {
@@ -414,15 +419,7 @@ export class RequestProcessor {
   #attemptsAnswered(state: RequestState, fallback: Fallback, headers: HeaderView): void {
     const { ctx } = state;
     const mark = decodeMark(headers.get(ATTEMPT_HEADER));
-    const seen = this.#d.attempts.take(ctx.requestId);
-    const last = Math.max(mark?.n ?? 0, ...seen.map((a) => a.n));
-    const attempts: AttemptSummary[] = [];
-    for (let n = 1; n <= last; n++) {
-      const a = seen.find((x) => x.n === n);
-      const latencyMs = a?.answeredHr == null ? null : elapsedMs(a.startedHr, a.answeredHr);
-      attempts.push({ n, deployment: a?.deployment ?? null, status: a?.status ?? null, latencyMs });
-    }
-    ctx.attempts = attempts;
+    const attempts = this.#takeAttempts(ctx, mark?.n ?? 0);
     const model = ctx.route?.id ?? 'none';
     // Every attempt but the answering one failed over to the next member.
     for (const a of attempts) {
@@ -439,6 +436,20 @@ export class RequestProcessor {
       return;
     }
     state.translator = member === null ? null : this.#d.translators.between(state.family.name, member.provider);
+  }
+
+  /** The request's attempts as the upstream phase noted them, numbered 1..n without gaps (an attempt another process saw has no details). */
+  #takeAttempts(ctx: RequestContext, atLeast: number): AttemptSummary[] {
+    const seen = this.#d.attempts.take(ctx.requestId);
+    const last = Math.max(atLeast, ...seen.map((a) => a.n));
+    const attempts: AttemptSummary[] = [];
+    for (let n = 1; n <= last; n++) {
+      const a = seen.find((x) => x.n === n);
+      const latencyMs = a?.answeredHr == null ? null : elapsedMs(a.startedHr, a.answeredHr);
+      attempts.push({ n, deployment: a?.deployment ?? null, status: a?.status ?? null, latencyMs });
+    }
+    ctx.attempts = attempts;
+    return attempts;
   }
 
   #match(method: string, path: string, headers: HeaderView): { family: ApiFamily; match: EndpointMatch } {

@@ -351,3 +351,22 @@ test('the ledger numbers attempts itself when Envoy sent no count, keeps them in
   now += 11 * 60_000;
   assert.deepEqual(ledger.take('s'), [], 'an entry nobody took expires');
 });
+
+test('the client leaves while the fallback is being tried: the record lists the attempts made and no serving deployment', async () => {
+  const g = fallbackRig();
+  const { state, headers, result } = await downstream(g);
+  const body = cont(result).body ?? Buffer.alloc(0);
+  attempt(g, headers, body, 1, 'claude-pool', 529);
+  attempt(g, headers, body, 2, 'gpt-pool', null);
+  await g.processor.abort(state, 'cancelled');
+  const rec = g.audit.records[0];
+  assert.equal(rec?.outcome, 'aborted');
+  assert.equal(rec?.deployment, null);
+  assert.deepEqual(
+    rec?.attempts?.map((a) => [a.n, a.cluster, a.status]),
+    [
+      [1, 'claude-pool', 529],
+      [2, 'gpt-pool', null],
+    ],
+  );
+});
