@@ -86,7 +86,7 @@ before(async () => {
       {
         id: 'ha-three',
         endpoints: ['chat', 'messages'],
-        ...anthropicMember('demo-fail-529'),
+        ...anthropicMember('demo-fail-429'),
         cluster: 'three-a',
         fallback: {
           cluster: 'three-chain',
@@ -284,19 +284,19 @@ test('every member fails: one attempt each (no second round), the last answer in
   );
 });
 
-test('three members: Envoy makes as many attempts as the chain has members (the sidecar sets the retry count per request)', async () => {
+test('three members (429, then 500, then an answer): Envoy makes as many attempts as the chain has members (the sidecar sets the retry count per request)', async () => {
   stack.upstream.clearRequests();
   const res = await stack.client().chat.completions.create({ model: 'ha-three', messages: [{ role: 'user', content: 'third time lucky' }] });
   assert.equal(res.model, 'ha-three');
   assert.deepEqual(attemptsSeen(), [
-    ['/v1/messages', 'demo-fail-529', ANTHROPIC_KEY, undefined],
+    ['/v1/messages', 'demo-fail-429', ANTHROPIC_KEY, undefined],
     ['/v1/chat/completions', 'demo-fail-500', undefined, `Bearer ${OPENAI_KEY}`],
     ['/v1/messages', 'demo-claude', ANTHROPIC_KEY, undefined],
   ]);
   assert.deepEqual(
     lastRecord().attempts?.map((a) => [a.n, a.cluster, a.status]),
     [
-      [1, 'three-a', 529],
+      [1, 'three-a', 429],
       [2, 'three-b', 500],
       [3, 'three-c', 200],
     ],
