@@ -17,11 +17,11 @@ import type { Logger } from 'pino';
 import type { AttemptProcessor, AttemptState } from '../../pipeline/attempt.ts';
 import { CONTINUE, type PhaseResult } from '../../pipeline/phase-result.ts';
 import type { Struct } from '../proto/common.ts';
-import type { ProcessingRequest, ProcessingResponseInput as ProcessingResponse } from '../proto/types.ts';
+import type { ProcessingRequest } from '../proto/types.ts';
 import { GrpcStatus } from '../transport/http2-server.ts';
 import { EXT_PROC_ATTRIBUTES_KEY } from './attributes.ts';
 import type { ExtProcCall } from './stream.ts';
-import { headerMapToView, toProcessingResponse } from './wire.ts';
+import { headerMapToView, toProcessingResponse, unchanged } from './wire.ts';
 
 /** gRPC initial metadata the aggregate clusters' ext_proc filters send (src/envoy/config.ts): this stream is an attempt. */
 export const ROLE_METADATA = 'x-gateway-ext-proc';
@@ -70,7 +70,7 @@ export function serveAttempt(call: ExtProcCall, attempts: AttemptProcessor, log:
           return;
         default:
           // Not configured for this filter (response body, trailers): pass it on untouched.
-          call.write(passThrough(msg));
+          call.write(unchanged(msg.request) ?? {});
       }
     } catch (err) {
       log.error({ err: (err as Error).message, phase: msg.request }, 'upstream attempt stream error');
@@ -87,17 +87,4 @@ export function serveAttempt(call: ExtProcCall, attempts: AttemptProcessor, log:
   call.on('cancelled', () => {
     done = true;
   });
-}
-
-function passThrough(msg: ProcessingRequest): ProcessingResponse {
-  switch (msg.request) {
-    case 'response_body':
-      return { response_body: {} };
-    case 'request_trailers':
-      return { request_trailers: {} };
-    case 'response_trailers':
-      return { response_trailers: {} };
-    default:
-      return {};
-  }
 }

@@ -16,7 +16,7 @@ import type { RequestProcessor, RequestState } from '../../pipeline/processor.ts
 import type { PhaseResult } from '../../pipeline/phase-result.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
 import type { ProcessingRequest, ProcessingResponseInput as ProcessingResponse } from '../proto/types.ts';
-import { headerMapToView, toProcessingResponse, type AnswerPhase } from './wire.ts';
+import { headerMapToView, toProcessingResponse, unchanged, type AnswerPhase } from './wire.ts';
 import { connectionInfoFromAttributes } from './attributes.ts';
 import { GrpcStatus, type ServerCall } from '../transport/http2-server.ts';
 import { errorMessage } from '../../shared/values.ts';
@@ -228,16 +228,9 @@ export class ExtProcStream {
 }
 
 function passThrough(msg: ProcessingRequest): ProcessingResponse {
-  switch (msg.request) {
-    case 'response_headers':
-      return { response_headers: {} };
-    case 'response_body':
-      return { response_body: {} };
-    case 'response_trailers':
-      return { response_trailers: {} };
-    default:
-      throw new ProtocolError(`${String(msg.request)} after Envoy's own local reply`);
-  }
+  const answer = msg.request === 'request_trailers' ? null : unchanged(msg.request);
+  if (answer === null) throw new ProtocolError(`${String(msg.request)} after Envoy's own local reply`);
+  return answer;
 }
 
 class ProtocolError extends Error {

@@ -9,6 +9,7 @@ import type {
   HeaderMap,
   HeaderMutationInput as HeaderMutation,
   ImmediateResponseInput,
+  ProcessingRequest,
   ProcessingResponseInput as ProcessingResponse,
 } from '../proto/types.ts';
 
@@ -34,6 +35,22 @@ export function toHeaderMutation(edits: HeaderEdits | undefined): HeaderMutation
     })),
     remove_headers: [...edits.remove],
   };
+}
+
+/** The answer that changes nothing, for a message of a response phase or a trailer; null for a request phase. */
+export function unchanged(phase: ProcessingRequest['request']): ProcessingResponse | null {
+  switch (phase) {
+    case 'response_headers':
+      return { response_headers: {} };
+    case 'response_body':
+      return { response_body: {} };
+    case 'request_trailers':
+      return { request_trailers: {} };
+    case 'response_trailers':
+      return { response_trailers: {} };
+    default:
+      return null;
+  }
 }
 
 export type AnswerPhase = 'request_headers' | 'request_body' | 'response_headers' | 'response_body';
