@@ -96,6 +96,14 @@ export interface PolicySubject {
 /** One text a model reads or writes, in a body the gateway owns; `set` replaces it in place. */
 export interface TextRef {
   readonly text: string;
+  /** Where the text is, for a refusal that names it (`messages[2].content`); never the text itself. */
+  readonly where: string;
+  /**
+   * Whether `set` can replace it: not an object key, a JSON schema's text or
+   * a data URL's decoded text. A finding the policy would redact there
+   * refuses the request instead.
+   */
+  readonly redactable: boolean;
   set(text: string): void;
 }
 

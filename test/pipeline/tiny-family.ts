@@ -36,6 +36,8 @@ class TinyRequest implements ParsedRequest {
     return [
       {
         text: this.say,
+        where: 'say',
+        redactable: true,
         set: (t) => {
           this.say = t;
         },
@@ -97,6 +99,8 @@ export const tinyFamily: ApiFamily = {
       texts: () => [
         {
           text: o.said,
+          where: 'said',
+          redactable: true,
           set: (t) => {
             o.said = t;
           },

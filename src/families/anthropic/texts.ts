@@ -1,57 +1,28 @@
 /**
- * Where the natural-language text is in Anthropic request and response
- * bodies: what the classifier reads and redaction rewrites. Each TextRef
- * replaces its text in place in the (gateway-owned) parsed object.
+ * What the data policy reads in Anthropic bodies: every string
+ * (src/families/common/strings.ts), `system` then `messages` first, in the
+ * order the model reads them. Tool input schemas are inspected but cannot be
+ * redacted in place.
  */
 import type { TextRef } from '../../pipeline/ports.ts';
-import { isObject } from '../../shared/values.ts';
+import { everyString, matchesPath, type StringWalk } from '../common/strings.ts';
 
 type Json = Record<string, unknown>;
 
-function ref(holder: Json, key: string, out: TextRef[]): void {
-  const v = holder[key];
-  if (typeof v === 'string') {
-    out.push({
-      text: v,
-      set: (t) => {
-        holder[key] = t;
-      },
-    });
-  }
-}
+const REQUEST: StringWalk = {
+  first: ['system', 'messages'],
+  skip: new Set(['model']),
+  structured: (path) => matchesPath(path, ['tools', '*', 'input_schema']),
+};
+/** A message: everything but the ids and names the gateway sets itself. */
+const RESPONSE: StringWalk = { first: ['content'], skip: new Set(['id', 'type', 'model']), structured: () => false };
 
-/** Text blocks' `text`, and the text inside tool results (a string, or text blocks). */
-function blocks(list: unknown[], out: TextRef[]): void {
-  for (const b of list) {
-    if (!isObject(b)) continue;
-    if (b['type'] === 'text') ref(b, 'text', out);
-    else if (b['type'] === 'tool_result') {
-      const content = b['content'];
-      if (typeof content === 'string') ref(b, 'content', out);
-      else if (Array.isArray(content)) blocks(content, out);
-    }
-  }
-}
-
-/** `system`, and every message's text (string content, text blocks, tool results). */
+/** Every string of a request: system, messages (text, tool use input, tool results…), then every other field. */
 export function requestTexts(body: Json): TextRef[] {
-  const out: TextRef[] = [];
-  if (typeof body['system'] === 'string') ref(body, 'system', out);
-  else if (Array.isArray(body['system'])) blocks(body['system'], out);
-  const messages = body['messages'];
-  if (Array.isArray(messages)) {
-    for (const m of messages) {
-      if (!isObject(m)) continue;
-      if (typeof m['content'] === 'string') ref(m, 'content', out);
-      else if (Array.isArray(m['content'])) blocks(m['content'], out);
-    }
-  }
-  return out;
+  return everyString(body, REQUEST);
 }
 
-/** A message response's text blocks. */
+/** Every string of a message response: text blocks, tool use inputs, unknown fields. */
 export function responseTexts(body: Json): TextRef[] {
-  const out: TextRef[] = [];
-  if (Array.isArray(body['content'])) blocks(body['content'], out);
-  return out;
+  return everyString(body, RESPONSE);
 }

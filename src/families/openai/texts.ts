@@ -1,56 +1,39 @@
 /**
- * Where the natural-language text is in OpenAI request and response bodies:
- * what the classifier reads and what redaction rewrites. Each TextRef can
- * replace its text in place in the (already parsed, gateway-owned) object.
+ * What the data policy reads in OpenAI bodies: every string (src/families/common/strings.ts),
+ * the prompt first, in the order the model reads it. Tool parameter schemas and
+ * `response_format` schemas are inspected but cannot be redacted in place.
  */
 import type { Endpoint } from '../../pipeline/endpoint.ts';
 import type { TextRef } from '../../pipeline/ports.ts';
-import { isObject } from '../../shared/values.ts';
+import { everyString, matchesPath, type StringWalk } from '../common/strings.ts';
 
 export type { TextRef };
 
 type Json = Record<string, unknown>;
 
-function field(holder: Json | unknown[], key: string | number, out: TextRef[]): void {
-  const v = (holder as Record<string | number, unknown>)[key];
-  if (typeof v === 'string') {
-    out.push({
-      text: v,
-      set: (t) => {
-        (holder as Record<string | number, unknown>)[key] = t;
-      },
-    });
-  } else if (Array.isArray(v)) {
-    v.forEach((item, i) => {
-      if (typeof item === 'string') field(v, i, out);
-      else if (isObject(item) && item['type'] === 'text') field(item, 'text', out);
-    });
-  }
-}
+const SCHEMAS: readonly (readonly string[])[] = [
+  ['tools', '*', 'function', 'parameters'],
+  ['functions', '*', 'parameters'],
+  ['response_format', 'json_schema', 'schema'],
+];
+const structured = (path: readonly (string | number)[]): boolean => SCHEMAS.some((p) => matchesPath(path, p));
+const SKIP: ReadonlySet<string> = new Set(['model']);
 
-/** Every prompt text: chat message contents (strings and text parts), completion prompts, embedding inputs. */
+const WALKS: Readonly<Record<string, StringWalk>> = {
+  chat: { first: ['messages'], skip: SKIP, structured },
+  completions: { first: ['prompt', 'suffix'], skip: SKIP, structured },
+  embeddings: { first: ['input'], skip: SKIP, structured },
+};
+/** A response: everything but the ids and names the gateway sets itself. */
+const RESPONSE: StringWalk = { first: ['choices'], skip: new Set(['id', 'object', 'model', 'system_fingerprint']), structured: () => false };
+
+/** Every string of a request body: messages (or prompt, or input) first, then every other field. */
 export function requestTexts(endpoint: Endpoint, body: Json): TextRef[] {
-  const out: TextRef[] = [];
-  if (endpoint === 'chat') {
-    const messages = body['messages'];
-    if (Array.isArray(messages)) for (const m of messages) if (isObject(m)) field(m, 'content', out);
-  } else if (endpoint === 'completions') {
-    field(body, 'prompt', out);
-  } else if (endpoint === 'embeddings') {
-    field(body, 'input', out);
-  }
-  return out;
+  const walk = WALKS[endpoint];
+  return walk === undefined ? [] : everyString(body, walk);
 }
 
-/** Every generated text of a non-streaming response: chat message contents, completion texts. */
+/** Every string of a non-streaming response: message contents, tool call arguments, refusals, reasoning, unknown fields. */
 export function responseTexts(body: Json): TextRef[] {
-  const out: TextRef[] = [];
-  const choices = body['choices'];
-  if (!Array.isArray(choices)) return out;
-  for (const c of choices) {
-    if (!isObject(c)) continue;
-    if (isObject(c['message'])) field(c['message'], 'content', out);
-    else field(c, 'text', out);
-  }
-  return out;
+  return everyString(body, RESPONSE);
 }

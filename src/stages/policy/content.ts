@@ -79,15 +79,33 @@ export class ContentGuard implements ContentInspector {
     };
   }
 
+  /**
+   * Each text is classified on its own, and the places where one text meets
+   * the next are classified again as ONE stream, in the order the model reads
+   * them (the family's walk): a value split across two messages or content
+   * parts is found whole, and each piece is redacted in the text it lies in.
+   * Where a piece lies in a text that cannot be rewritten (an object key, a
+   * schema, a data URL) redaction is impossible and the request is refused,
+   * naming the field.
+   */
   #inspect(texts: readonly TextRef[], subject: PolicySubject, side: 'request' | 'response'): Inspection {
-    const perText = texts.map((t) => ({ ref: t, findings: this.#classifier.scan(t.text) }));
+    const starts: number[] = [];
+    let total = 0;
+    for (const t of texts) {
+      starts.push(total);
+      total += t.text.length;
+    }
+    const findings: FindingLike[] = [];
+    texts.forEach((t, i) => {
+      const from = starts[i] as number;
+      for (const f of this.#classifier.scan(t.text)) findings.push({ ...f, start: f.start + from, end: f.end + from });
+    });
+    for (const f of this.#acrossTexts(texts, starts, total)) findings.push(f);
     const classes = new Set<DataClassName>();
     const counts: Record<string, number> = {};
-    for (const { findings } of perText) {
-      for (const f of findings) {
-        classes.add(f.dataClass);
-        counts[f.detector] = (counts[f.detector] ?? 0) + 1;
-      }
+    for (const f of findings) {
+      classes.add(f.dataClass);
+      counts[f.detector] = (counts[f.detector] ?? 0) + 1;
     }
     const decision = this.#policy.decide(classes, subject);
     if (decision.action === 'deny') {
@@ -97,15 +115,92 @@ export class ContentGuard implements ContentInspector {
         `The ${side} contains data the policy does not allow here: ${denied.join(', ')} (policy ${decision.version}).`,
       );
     }
-    let redacted = false;
-    if (decision.action === 'redact') {
-      for (const { ref, findings } of perText) {
-        const hit = findings.filter((f) => decision.byClass.get(f.dataClass)?.action === 'redact');
-        if (hit.length === 0) continue;
-        ref.set(this.#classifier.redact(ref.text, hit).text);
-        redacted = true;
+    if (decision.action !== 'redact') return { decision, counts, redacted: false };
+    // Each finding to redact, cut into the pieces that fall in each text.
+    const pieces = new Map<number, FindingLike[]>();
+    for (const f of findings) {
+      if (decision.byClass.get(f.dataClass)?.action !== 'redact') continue;
+      for (let i = lastStartAtOrBefore(starts, f.start); i < texts.length && (starts[i] as number) < f.end; i++) {
+        const ref = texts[i] as TextRef;
+        const from = starts[i] as number;
+        const start = Math.max(f.start, from) - from;
+        const end = Math.min(f.end, from + ref.text.length) - from;
+        if (end <= start) continue;
+        if (!ref.redactable) {
+          throw new GatewayError(
+            'data_policy_denied',
+            `The ${side} contains ${f.dataClass} data in ${ref.where}, where it cannot be redacted; the policy redacts ${f.dataClass}, so the ${side} is refused (policy ${decision.version}).`,
+          );
+        }
+        const list = pieces.get(i) ?? [];
+        list.push({ detector: f.detector, dataClass: f.dataClass, start, end });
+        pieces.set(i, list);
       }
     }
-    return { decision, counts, redacted };
+    for (const [i, hit] of pieces) {
+      const ref = texts[i] as TextRef;
+      ref.set(this.#classifier.redact(ref.text, hit).text);
+    }
+    return { decision, counts, redacted: pieces.size > 0 };
   }
+
+  /**
+   * Findings that cross from one text into the next: the joined text is
+   * scanned only around each junction (SPLIT_WINDOW characters either side,
+   * overlapping windows merged, so the extra work is bounded by the body's
+   * size), and only findings spanning a junction are kept — the rest were
+   * found in their own text.
+   */
+  #acrossTexts(texts: readonly TextRef[], starts: readonly number[], total: number): FindingLike[] {
+    const out: FindingLike[] = [];
+    const junctions = starts.filter((b, i) => i > 0 && b > 0 && b < total && b !== starts[i - 1]);
+    let k = 0;
+    while (k < junctions.length) {
+      const lo = Math.max(0, (junctions[k] as number) - SPLIT_WINDOW);
+      let hi = Math.min(total, (junctions[k] as number) + SPLIT_WINDOW);
+      const inside: number[] = [junctions[k] as number];
+      while (k + 1 < junctions.length && (junctions[k + 1] as number) - SPLIT_WINDOW <= hi) {
+        k++;
+        inside.push(junctions[k] as number);
+        hi = Math.min(total, (junctions[k] as number) + SPLIT_WINDOW);
+      }
+      k++;
+      for (const f of this.#classifier.scan(joinedRange(texts, starts, lo, hi))) {
+        const start = f.start + lo;
+        const end = f.end + lo;
+        if (inside.some((b) => start < b && b < end)) out.push({ ...f, start, end });
+      }
+    }
+    return out;
+  }
+}
+
+/**
+ * How far either side of the junction of two texts a split value is looked
+ * for: longer than a card with separators, a cloud key or a token; a value
+ * longer than this split across texts (a private key block) is found only
+ * piece by piece, as any other text.
+ */
+const SPLIT_WINDOW = 128;
+
+/** Characters [lo, hi) of the texts joined end to end, without joining the rest. */
+function joinedRange(texts: readonly TextRef[], starts: readonly number[], lo: number, hi: number): string {
+  let out = '';
+  for (let i = lastStartAtOrBefore(starts, lo); i < texts.length && (starts[i] as number) < hi; i++) {
+    const from = starts[i] as number;
+    out += (texts[i] as TextRef).text.slice(Math.max(0, lo - from), hi - from);
+  }
+  return out;
+}
+
+/** Index of the last text starting at or before `offset` (texts may be empty: the last of equal starts). */
+function lastStartAtOrBefore(starts: readonly number[], offset: number): number {
+  let lo = 0;
+  let hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if ((starts[mid] as number) <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }

@@ -52,7 +52,7 @@ test('count_tokens needs no max_tokens', () => {
   assert.equal(r.maxTokens, null);
 });
 
-test('every text the model reads is inspected: system (string or blocks), string content, text blocks, tool results', () => {
+test('every string the model reads is inspected, in reading order: system, string content, text blocks, tool use, tool results (not base64 image bytes)', () => {
   const r = anthropicFamily.parseRequest(
     MESSAGES,
     body(
@@ -81,11 +81,23 @@ test('every text the model reads is inspected: system (string or blocks), string
     LIMITS,
   );
   const texts = r.texts();
+  // Every string, in reading order: ids and names too (the model may read them); the image's base64 bytes are not text.
   assert.deepEqual(
-    texts.map((t) => t.text),
-    ['sys', 'one', 'two', 'three', 'four'],
+    texts.map((t) => [t.text, t.where]),
+    [
+      ['sys', 'system[0].text'],
+      ['one', 'messages[0].content'],
+      ['two', 'messages[1].content[0].text'],
+      ['t1', 'messages[1].content[1].id'],
+      ['f', 'messages[1].content[1].name'],
+      ['t1', 'messages[2].content[0].tool_use_id'],
+      ['three', 'messages[2].content[0].content'],
+      ['t2', 'messages[2].content[1].tool_use_id'],
+      ['four', 'messages[2].content[1].content[0].text'],
+      ['image/png', 'messages[3].content[0].source.media_type'],
+    ],
   );
-  for (const t of texts) t.set(`[${t.text}]`);
+  for (const t of texts) if (['sys', 'one', 'two', 'three', 'four'].includes(t.text)) t.set(`[${t.text}]`);
   const sent = plain(r.rewrite('claude-3-5-deploy', null)) as { system: Array<{ text: string }>; messages: Array<{ content: unknown }> };
   assert.equal(sent.system[0]?.text, '[sys]');
   assert.equal(sent.messages[0]?.content, '[one]');

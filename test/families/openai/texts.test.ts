@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { requestTexts, responseTexts } from '../../../src/families/openai/texts.ts';
 
-test('request texts: chat strings and text parts, prompts, inputs; set() rewrites in place', () => {
+test('request texts: chat strings, text parts and image URLs, prompts, inputs; set() rewrites in place', () => {
   const chat = {
     messages: [
       { role: 'system', content: 'be brief' },
@@ -18,7 +18,7 @@ test('request texts: chat strings and text parts, prompts, inputs; set() rewrite
   const refs = requestTexts('chat', chat);
   assert.deepEqual(
     refs.map((r) => r.text),
-    ['be brief', 'card 4111'],
+    ['be brief', 'card 4111', 'x'],
   );
   refs[1]?.set('card [REDACTED]');
   assert.equal((chat.messages[1]?.content as Array<{ text?: string }>)[0]?.text, 'card [REDACTED]');
