@@ -123,6 +123,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
       maxJsonDepth: config.policy.maxJsonDepth,
       streamHoldBackChars: config.policy.streamHoldBackChars,
       defaultMaxTokens: DEFAULT_MAX_TOKENS,
+      extAuthzRedact: config.policy.extAuthzRedact,
     },
     families: API_FAMILIES,
     defaultFamily: DEFAULT_FAMILY,

@@ -271,6 +271,13 @@ export const ConfigSchema = z
         defaultAction: PolicyAction.default('permit'),
         /** Classify model responses as well, and redact what the policy says to redact. */
         responses: z.boolean().default(true),
+        /**
+         * What *redact* means when Envoy asks through ext_authz, which cannot
+         * rewrite a body: `deny` (the request is refused, 403
+         * data_policy_denied) or `permit` (it goes on unredacted, and its audit
+         * record says so). Only an explicit choice lets unredacted data through.
+         */
+        extAuthzRedact: z.enum(['deny', 'permit']).default('deny'),
         /** Extra PHI terms (whole words, case-insensitive). */
         phiTerms: z.array(nonEmpty).default([]),
         /** Deployer-defined detectors: a safe regex `pattern` or a `terms` list, reported under `name`. */

@@ -24,7 +24,13 @@ export interface AuditRecord {
   } | null;
   readonly authorization: { readonly org: string; readonly tenant: string; readonly tier: string; readonly roles: readonly string[] } | null;
   readonly classification: { readonly request: Readonly<Record<string, number>>; readonly response: Readonly<Record<string, number>> };
-  readonly decision: { readonly action: 'permit' | 'redact' | 'deny'; readonly code: string | null; readonly policyVersion: string };
+  /** `unredacted`: the policy said redact but the request reached the model as sent (ext_authz, by the deployer's choice). */
+  readonly decision: {
+    readonly action: 'permit' | 'redact' | 'deny';
+    readonly code: string | null;
+    readonly policyVersion: string;
+    readonly unredacted: boolean;
+  };
   readonly model: string | null;
   readonly deployment: {
     readonly cluster: string;
@@ -71,7 +77,12 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
     identity: id === null ? null : { methods: id.methods, principal: id.principal, keyId: id.keyId, jwt: id.jwt, mtls: id.mtls },
     authorization: id === null ? null : { org: id.org, tenant: id.tenant, tier: id.tier, roles: id.roles },
     classification: { request: ctx.content?.request ?? {}, response: ctx.content?.response ?? {} },
-    decision: { action: ctx.outcome === 'denied' ? 'deny' : (ctx.content?.action ?? 'permit'), code: ctx.errorCode, policyVersion },
+    decision: {
+      action: ctx.outcome === 'denied' ? 'deny' : (ctx.content?.action ?? 'permit'),
+      code: ctx.errorCode,
+      policyVersion,
+      unredacted: ctx.content?.unredacted ?? false,
+    },
     model: ctx.route?.id ?? null,
     deployment:
       ctx.deployment === null

@@ -47,7 +47,13 @@ export interface RequestContext {
   /** The quota plan applied and how it was decided (store, or a store-down policy). */
   quota: { readonly plan: string; readonly mode: QuotaMode; readonly reservedTokens: number } | null;
   /** Data found (detector names → counts, never values) and what the data policy decided. */
-  content: { request: Record<string, number>; response: Record<string, number>; action: PolicyAction } | null;
+  content: {
+    request: Record<string, number>;
+    response: Record<string, number>;
+    action: PolicyAction;
+    /** The policy said redact, but the request went on as sent (ext_authz with policy.extAuthzRedact: permit). */
+    unredacted: boolean;
+  } | null;
 }
 
 /** One attempt of a request with fallbacks, for the audit record. */

@@ -69,6 +69,8 @@ export interface ProcessorOptions {
   readonly streamHoldBackChars: number;
   /** max_tokens sent to a provider that requires one (Anthropic) when neither the client nor the quota plan set one. */
   readonly defaultMaxTokens: number;
+  /** ext_authz cannot rewrite a body: what the data policy's *redact* becomes there (policy.extAuthzRedact). */
+  readonly extAuthzRedact: 'deny' | 'permit';
 }
 
 export interface ProcessorDeps {
@@ -230,7 +232,17 @@ export class RequestProcessor {
       ctx.clientWantsStreamUsage = req.clientWantsStreamUsage;
       // Classify every prompt text; the data policy permits, redacts (in the body sent upstream) or refuses.
       const inspection = this.#d.content.inspectRequest(req.texts(), policySubject(identity, route.id, endpoint));
-      ctx.content = { request: inspection.counts, response: {}, action: inspection.decision.action };
+      ctx.content = { request: inspection.counts, response: {}, action: inspection.decision.action, unredacted: false };
+      if (state.protocol === 'ext_authz' && inspection.redacted) {
+        // The redacted body cannot reach the model through ext_authz: refuse, unless the deployer chose to let it pass as is.
+        if (this.#d.options.extAuthzRedact === 'deny') {
+          throw new GatewayError(
+            'data_policy_denied',
+            `The request contains data the policy redacts (${Object.keys(inspection.counts).join(', ')}), which cannot be redacted on this path (ext_authz); it is refused (policy ${inspection.decision.version}).`,
+          );
+        }
+        ctx.content.unredacted = true;
+      }
       // One atomic decision over every limit of the caller's plan; a refusal is a 429 with retry-after.
       const ticket = await this.#d.quota.admit({
         requestId: ctx.requestId,

@@ -243,6 +243,7 @@ export function rig(
     ids?: Record<string, Identity>;
     credentials?: Record<string, string>;
     translators?: Translators;
+    extAuthzRedact?: 'deny' | 'permit';
   } = {},
 ): Rig {
   const auth = new FakeAuth(over.ids ?? { [USER_KEY]: identity() });
@@ -260,7 +261,7 @@ export function rig(
   const families = over.families ?? [openAIFamily];
   let n = 0;
   const processor = new RequestProcessor({
-    options: { maxBodyBytes: 4096, maxJsonDepth: 16, streamHoldBackChars: 32, defaultMaxTokens: 1024 },
+    options: { maxBodyBytes: 4096, maxJsonDepth: 16, streamHoldBackChars: 32, defaultMaxTokens: 1024, extAuthzRedact: over.extAuthzRedact ?? 'deny' },
     families,
     defaultFamily: openAIFamily,
     auth,
