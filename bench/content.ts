@@ -42,16 +42,16 @@ function body(bytes: number): Buffer {
   );
 }
 
-function measure(bytes: number): { validate: number; classify: number; total: number } {
+async function measure(bytes: number): Promise<{ validate: number; classify: number; total: number }> {
   const raw = body(bytes);
   const n = bytes >= 100_000 ? 300 : bytes >= 10_000 ? 2000 : 10_000;
-  for (let i = 0; i < Math.min(200, n); i++) guard.inspectRequest(requestTexts('chat', validateRequest('chat', raw, { maxDepth: 32 })), subject);
+  for (let i = 0; i < Math.min(200, n); i++) await guard.inspectRequest(requestTexts('chat', validateRequest('chat', raw, { maxDepth: 32 })), subject);
   const c0 = process.cpuUsage();
   for (let i = 0; i < n; i++) validateRequest('chat', raw, { maxDepth: 32 });
   const c1 = process.cpuUsage(c0);
   const parsed = Array.from({ length: n }, () => validateRequest('chat', raw, { maxDepth: 32 }));
   const c2 = process.cpuUsage();
-  for (const p of parsed) guard.inspectRequest(requestTexts('chat', p), subject);
+  for (const p of parsed) await guard.inspectRequest(requestTexts('chat', p), subject);
   const c3 = process.cpuUsage(c2);
   const us = (c: NodeJS.CpuUsage) => (c.user + c.system) / n;
   return { validate: us(c1), classify: us(c3), total: us(c1) + us(c3) };
@@ -60,6 +60,6 @@ function measure(bytes: number): { validate: number; classify: number; total: nu
 process.stdout.write(`Validation + classification per request (${new Date().toISOString()}, Node ${process.version})\n`);
 process.stdout.write('| prompt | validate µs | classify + policy + redact µs | total µs |\n|---|--:|--:|--:|\n');
 for (const size of [1024, 16 * 1024, 128 * 1024]) {
-  const r = measure(size);
+  const r = await measure(size);
   process.stdout.write(`| ${size / 1024} kB | ${r.validate.toFixed(0)} | ${r.classify.toFixed(0)} | ${r.total.toFixed(0)} |\n`);
 }

@@ -27,6 +27,7 @@ import { Authenticator } from './stages/auth/authenticate.ts';
 import { JwtVerifier } from './stages/auth/jwt.ts';
 import { MtlsVerifier } from './stages/auth/mtls.ts';
 import { Classifier } from './stages/classify/classifier.ts';
+import { ScanPool } from './stages/classify/pool.ts';
 import { ContentGuard } from './stages/policy/content.ts';
 import { Policy } from './stages/policy/policy.ts';
 import { QuotaStage } from './stages/quota/stage.ts';
@@ -101,19 +102,22 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     config.auth.require,
   );
   const quota = new QuotaStage(config.quotas, { primary: quotaStores.primary, local: quotaStores.local, breaker: quotaStores.breaker, metrics, log });
-  const content = new ContentGuard(
-    new Classifier({
-      phiTerms: config.policy.phiTerms,
-      custom: config.policy.custom.map((c) => ({
-        name: c.name,
-        dataClass: c.dataClass,
-        ...(c.pattern === undefined ? {} : { pattern: c.pattern }),
-        ...(c.terms === undefined ? {} : { terms: c.terms }),
-      })),
-    }),
-    new Policy(config.policy),
-    { responses: config.policy.responses },
-  );
+  const classifierConfig = {
+    phiTerms: config.policy.phiTerms,
+    custom: config.policy.custom.map((c) => ({
+      name: c.name,
+      dataClass: c.dataClass,
+      ...(c.pattern === undefined ? {} : { pattern: c.pattern }),
+      ...(c.terms === undefined ? {} : { terms: c.terms }),
+    })),
+  };
+  // Large bodies are classified on worker threads with the same detectors.
+  const scanPool = config.policy.inspectWorkers === 0 ? null : new ScanPool(classifierConfig, config.policy.inspectWorkers);
+  const content = new ContentGuard(new Classifier(classifierConfig), new Policy(config.policy), {
+    responses: config.policy.responses,
+    pool: scanPool,
+    inlineChars: config.policy.inlineInspectChars,
+  });
   const routes = new SnapshotRoutes(snapshots);
   const credentials = new UpstreamCredentials(config.routing.credentialsDir ?? null);
   const attempts = new MemoryAttemptLedger();
@@ -196,6 +200,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
       await audit.close();
       await keyStore.close();
       await quotaStores.close();
+      await scanPool?.close();
       log.info('stopped');
       resolveStopped();
     })();

@@ -294,6 +294,14 @@ export const ConfigSchema = z
         /** Nesting depth limit for request JSON. */
         maxJsonDepth: positiveInt.default(32),
         /**
+         * Bodies with more text than this (characters, all strings together)
+         * are classified on a worker thread, so one large or adversarial prompt
+         * never holds the event loop the other requests need.
+         */
+        inlineInspectChars: positiveInt.default(32_768),
+        /** Worker threads for those large bodies (0: classify everything inline). */
+        inspectWorkers: z.int().min(0).max(16).default(1),
+        /**
          * Characters of generated text held back in SSE streams while responses may
          * need redaction (only then): a value split across chunks is caught whole
          * if it is shorter than this. Larger is safer, smaller streams sooner.

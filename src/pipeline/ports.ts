@@ -135,11 +135,11 @@ export interface Inspection {
 export interface ContentInspector {
   readonly policyVersion: string;
   /** Classifies and applies the policy to a request's texts (redacting in place); throws 403 data_policy_denied. */
-  inspectRequest(texts: readonly TextRef[], subject: PolicySubject): Inspection;
+  inspectRequest(texts: readonly TextRef[], subject: PolicySubject): Promise<Inspection>;
   /** Whether anything in a response could be redacted or refused for this caller; if not, responses are not inspected. */
   inspectsResponses(subject: PolicySubject): boolean;
   /** A buffered response's texts (redacting in place); throws 403 data_policy_denied. */
-  inspectResponse(texts: readonly TextRef[], subject: PolicySubject): Inspection;
+  inspectResponse(texts: readonly TextRef[], subject: PolicySubject): Promise<Inspection>;
   /** Redaction of generated text in a stream, or null when nothing could apply to this caller. */
   streamRedaction(subject: PolicySubject, onFindings: (found: readonly Finding[]) => void): RedactFn | null;
 }

@@ -230,19 +230,6 @@ export class RequestProcessor {
       ctx.route = this.#d.routes.forTenant(route, identity.tenant);
       ctx.stream = req.stream;
       ctx.clientWantsStreamUsage = req.clientWantsStreamUsage;
-      // Classify every prompt text; the data policy permits, redacts (in the body sent upstream) or refuses.
-      const inspection = this.#d.content.inspectRequest(req.texts(), policySubject(identity, route.id, endpoint));
-      ctx.content = { request: inspection.counts, response: {}, action: inspection.decision.action, unredacted: false };
-      if (state.protocol === 'ext_authz' && inspection.redacted) {
-        // The redacted body cannot reach the model through ext_authz: refuse, unless the deployer chose to let it pass as is.
-        if (this.#d.options.extAuthzRedact === 'deny') {
-          throw new GatewayError(
-            'data_policy_denied',
-            `The request contains data the policy redacts (${Object.keys(inspection.counts).join(', ')}), which cannot be redacted on this path (ext_authz); it is refused (policy ${inspection.decision.version}).`,
-          );
-        }
-        ctx.content.unredacted = true;
-      }
       // One atomic decision over every limit of the caller's plan; a refusal is a 429 with retry-after.
       const ticket = await this.#d.quota.admit({
         requestId: ctx.requestId,
@@ -256,6 +243,20 @@ export class RequestProcessor {
       });
       state.quota = ticket;
       if (ticket !== null) ctx.quota = { plan: ticket.plan, mode: ticket.mode, reservedTokens: ticket.reservedTokens };
+      // Then classify every string the model will read (after the quota: a flood of large bodies is refused before it costs
+      // classification); the data policy permits, redacts (in the body sent upstream) or refuses.
+      const inspection = await this.#d.content.inspectRequest(req.texts(), policySubject(identity, route.id, endpoint));
+      ctx.content = { request: inspection.counts, response: {}, action: inspection.decision.action, unredacted: false };
+      if (state.protocol === 'ext_authz' && inspection.redacted) {
+        // The redacted body cannot reach the model through ext_authz: refuse, unless the deployer chose to let it pass as is.
+        if (this.#d.options.extAuthzRedact === 'deny') {
+          throw new GatewayError(
+            'data_policy_denied',
+            `The request contains data the policy redacts (${Object.keys(inspection.counts).join(', ')}), which cannot be redacted on this path (ext_authz); it is refused (policy ${inspection.decision.version}).`,
+          );
+        }
+        ctx.content.unredacted = true;
+      }
       // Past the plan's soft threshold: a cheaper deployment and/or a smaller completion, before the hard limit refuses.
       const soft = ticket?.soft ?? null;
       const fallback = soft?.fallbackModel == null ? undefined : ctx.snapshot.models.get(soft.fallbackModel);
@@ -541,7 +542,7 @@ export class RequestProcessor {
         }
         const subject = ctx.identity === null || ctx.route === null ? null : policySubject(ctx.identity, ctx.route.id, state.endpoint);
         if (parsed !== null && subject !== null && ctx.content !== null && this.#d.content.inspectsResponses(subject)) {
-          const inspection = this.#d.content.inspectResponse(parsed.texts(), subject);
+          const inspection = await this.#d.content.inspectResponse(parsed.texts(), subject);
           ctx.content.response = { ...inspection.counts };
           if (inspection.redacted) {
             if (ctx.content.action === 'permit') ctx.content.action = 'redact';

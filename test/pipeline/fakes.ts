@@ -153,20 +153,25 @@ export class FakeQuota implements QuotaGate<FakeTicket> {
  * A stand-in for the classifier and policy: `SECRET-…` words are refused,
  * `CARD-…` words redacted as `[REDACTED:CARD]`; everything else permitted.
  */
+/** A throw becomes a rejection, as from the real (async) content guard. */
+function settle<T>(fn: () => T): Promise<T> {
+  return new Promise((resolve) => resolve(fn()));
+}
+
 export class FakeContent implements ContentInspector {
   readonly policyVersion = 'p-test';
   readonly subjects: PolicySubject[] = [];
   responses = true;
 
-  inspectRequest(texts: readonly TextRef[], subject: PolicySubject): Inspection {
+  inspectRequest(texts: readonly TextRef[], subject: PolicySubject): Promise<Inspection> {
     this.subjects.push(subject);
-    return this.#inspect(texts, 'request');
+    return settle(() => this.#inspect(texts, 'request'));
   }
   inspectsResponses(): boolean {
     return this.responses;
   }
-  inspectResponse(texts: readonly TextRef[]): Inspection {
-    return this.#inspect(texts, 'response');
+  inspectResponse(texts: readonly TextRef[]): Promise<Inspection> {
+    return settle(() => this.#inspect(texts, 'response'));
   }
   streamRedaction(_subject: PolicySubject, onFindings: (found: readonly Finding[]) => void): RedactFn | null {
     if (!this.responses) return null;
@@ -244,6 +249,9 @@ export function rig(
     credentials?: Record<string, string>;
     translators?: Translators;
     extAuthzRedact?: 'deny' | 'permit';
+    /** A real content guard instead of the fake (the rig's `content` stays the fake, unused). */
+    content?: ContentInspector;
+    maxBodyBytes?: number;
   } = {},
 ): Rig {
   const auth = new FakeAuth(over.ids ?? { [USER_KEY]: identity() });
@@ -261,13 +269,19 @@ export function rig(
   const families = over.families ?? [openAIFamily];
   let n = 0;
   const processor = new RequestProcessor({
-    options: { maxBodyBytes: 4096, maxJsonDepth: 16, streamHoldBackChars: 32, defaultMaxTokens: 1024, extAuthzRedact: over.extAuthzRedact ?? 'deny' },
+    options: {
+      maxBodyBytes: over.maxBodyBytes ?? 4096,
+      maxJsonDepth: 16,
+      streamHoldBackChars: 32,
+      defaultMaxTokens: 1024,
+      extAuthzRedact: over.extAuthzRedact ?? 'deny',
+    },
     families,
     defaultFamily: openAIFamily,
     auth,
     routes,
     quota,
-    content,
+    content: over.content ?? content,
     credentials,
     translators,
     audit,

@@ -200,11 +200,13 @@ const cases: Case[] = [
     check: ({ results }) => assert.equal(errorOf(results[1]).code, 'model_not_found'),
   },
   {
-    name: 'a refused data class: 403 data_policy_denied, no quota taken, nothing upstream',
+    name: 'a refused data class: 403 data_policy_denied after the quota decision (its reservation settled at 0 tokens), nothing upstream',
     steps: [chatHead(), chatBody({ messages: [{ role: 'user', content: 'my key is SECRET-abc' }] })],
     check: ({ results }, g) => {
       assert.equal(errorOf(results[1]).code, 'data_policy_denied');
-      assert.equal(g.quota.admitted.length, 0);
+      // The quota comes first (issue #13 item 6: a flood of large bodies is refused before it costs classification).
+      assert.equal(g.quota.admitted.length, 1);
+      assert.deepEqual(g.quota.settled, [{ requestId: g.quota.admitted[0]?.requestId, usedTokens: 0 }]);
       assert.equal(onlyRecord(g).decision.action, 'deny');
     },
   },

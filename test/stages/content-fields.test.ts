@@ -41,16 +41,16 @@ function parse(family: ApiFamily, endpoint: string, body: object) {
 }
 
 /** The body as it would go upstream after inspection. */
-function inspected(family: ApiFamily, endpoint: string, body: object): string {
+async function inspected(family: ApiFamily, endpoint: string, body: object): Promise<string> {
   const req = parse(family, endpoint, body);
-  guard.inspectRequest(req.texts(), { ...who, endpoint });
+  await guard.inspectRequest(req.texts(), { ...who, endpoint });
   return JSON.stringify(req.rewrite('up', null));
 }
 
-function refusal(family: ApiFamily, endpoint: string, body: object): string {
+async function refusal(family: ApiFamily, endpoint: string, body: object): Promise<string> {
   const req = parse(family, endpoint, body);
   try {
-    guard.inspectRequest(req.texts(), { ...who, endpoint });
+    await guard.inspectRequest(req.texts(), { ...who, endpoint });
   } catch (err) {
     assert.ok(err instanceof GatewayError && err.code === 'data_policy_denied', String(err));
     return err.message;
@@ -87,15 +87,15 @@ const OPENAI_FIELDS: Array<[string, object]> = [
 ];
 
 for (const [where, body] of OPENAI_FIELDS) {
-  test(`OpenAI chat: a card in ${where} is redacted in place`, () => {
-    const out = inspected(openAIFamily, 'chat', { model: 'm', ...body });
+  test(`OpenAI chat: a card in ${where} is redacted in place`, async () => {
+    const out = await inspected(openAIFamily, 'chat', { model: 'm', ...body });
     assert.ok(!out.includes('4111'), out);
     assert.match(out, /\[REDACTED:CREDIT_CARD\]/);
   });
 }
 
-test('OpenAI completions: the suffix is inspected like the prompt', () => {
-  const out = inspected(openAIFamily, 'completions', { model: 'm', prompt: 'p', suffix: `s ${CARD}` });
+test('OpenAI completions: the suffix is inspected like the prompt', async () => {
+  const out = await inspected(openAIFamily, 'completions', { model: 'm', prompt: 'p', suffix: `s ${CARD}` });
   assert.ok(!out.includes('4111'), out);
 });
 
@@ -131,33 +131,33 @@ const NOT_IN_PLACE: Array<[string, object, RegExp]> = [
 ];
 
 for (const [where, body, names] of NOT_IN_PLACE) {
-  test(`OpenAI chat: a card in ${where} cannot be redacted in place, so the request is refused naming the field`, () => {
-    const message = refusal(openAIFamily, 'chat', { model: 'm', ...body });
+  test(`OpenAI chat: a card in ${where} cannot be redacted in place, so the request is refused naming the field`, async () => {
+    const message = await refusal(openAIFamily, 'chat', { model: 'm', ...body });
     assert.match(message, names);
     assert.ok(!message.includes('4111'), 'the refusal never quotes the value');
   });
 }
 
-test('a binary data URL (an image) is not text: it is neither scanned nor refused', () => {
+test('a binary data URL (an image) is not text: it is neither scanned nor refused', async () => {
   const png = `data:image/png;base64,${Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x34, 0x31, 0x31, 0x31]).toString('base64')}`;
-  const out = inspected(openAIFamily, 'chat', { model: 'm', messages: [user([{ type: 'image_url', image_url: { url: png } }])] });
+  const out = await inspected(openAIFamily, 'chat', { model: 'm', messages: [user([{ type: 'image_url', image_url: { url: png } }])] });
   assert.ok(out.includes(png));
 });
 
-test('a card split across two messages reaches the model as one value: both halves are redacted', () => {
-  const out = inspected(openAIFamily, 'chat', {
+test('a card split across two messages reaches the model as one value: both halves are redacted', async () => {
+  const out = await inspected(openAIFamily, 'chat', {
     model: 'm',
     messages: [user('my card is 4111 1111'), { role: 'assistant', content: 'go on' }, user('1111 1111')],
   });
   // The assistant turn between them is not adjacent text; two user turns back to back are.
   assert.ok(out.includes('4111'), 'not joined across an intervening turn');
-  const joined = inspected(openAIFamily, 'chat', { model: 'm', messages: [user('my card is 4111 1111 '), user('1111 1111 thanks')] });
+  const joined = await inspected(openAIFamily, 'chat', { model: 'm', messages: [user('my card is 4111 1111 '), user('1111 1111 thanks')] });
   assert.ok(!joined.includes('4111') && !joined.includes('1111'), joined);
   assert.match(joined, /thanks/);
 });
 
-test('a card split across two content parts of one message: both parts are redacted, the text around them stays', () => {
-  const out = inspected(openAIFamily, 'chat', {
+test('a card split across two content parts of one message: both parts are redacted, the text around them stays', async () => {
+  const out = await inspected(openAIFamily, 'chat', {
     model: 'm',
     messages: [
       user([
@@ -170,8 +170,8 @@ test('a card split across two content parts of one message: both parts are redac
   assert.match(out, /pay with .*please/);
 });
 
-test('a secret split across two content parts is refused (the policy denies secrets)', () => {
-  const message = refusal(openAIFamily, 'chat', {
+test('a secret split across two content parts is refused (the policy denies secrets)', async () => {
+  const message = await refusal(openAIFamily, 'chat', {
     model: 'm',
     messages: [
       user([
@@ -183,8 +183,8 @@ test('a secret split across two content parts is refused (the policy denies secr
   assert.match(message, /SECRET/);
 });
 
-test('Anthropic messages: tool use input, tool definitions and unknown fields are inspected; an input schema cannot be redacted', () => {
-  const out = inspected(anthropicFamily, 'messages', {
+test('Anthropic messages: tool use input, tool definitions and unknown fields are inspected; an input schema cannot be redacted', async () => {
+  const out = await inspected(anthropicFamily, 'messages', {
     model: 'm',
     max_tokens: 10,
     system: 'sys',
@@ -196,7 +196,7 @@ test('Anthropic messages: tool use input, tool definitions and unknown fields ar
     tools: [{ name: 'pay', description: `pays ${CARD}`, input_schema: { type: 'object' } }],
   });
   assert.ok(!out.includes('4111'), out);
-  const message = refusal(anthropicFamily, 'messages', {
+  const message = await refusal(anthropicFamily, 'messages', {
     model: 'm',
     max_tokens: 10,
     messages: [user('hi')],
@@ -205,8 +205,8 @@ test('Anthropic messages: tool use input, tool definitions and unknown fields ar
   assert.match(message, /tools\[0\]\.input_schema/);
 });
 
-test('Anthropic: a base64 text document is inspected as text and cannot be redacted in place', () => {
-  const message = refusal(anthropicFamily, 'messages', {
+test('Anthropic: a base64 text document is inspected as text and cannot be redacted in place', async () => {
+  const message = await refusal(anthropicFamily, 'messages', {
     model: 'm',
     max_tokens: 10,
     messages: [user([{ type: 'document', source: { type: 'base64', media_type: 'text/plain', data: Buffer.from(`card ${CARD}`).toString('base64') } }])],
@@ -214,7 +214,7 @@ test('Anthropic: a base64 text document is inspected as text and cannot be redac
   assert.match(message, /source\.data \(base64 text\)/);
 });
 
-test('responses: tool call arguments, refusals, reasoning and unknown fields of a buffered answer are redacted', () => {
+test('responses: tool call arguments, refusals, reasoning and unknown fields of a buffered answer are redacted', async () => {
   const spec = openAIFamily.endpoints.find((e) => e.name === 'chat');
   assert.ok(spec !== undefined);
   const answer = {
@@ -238,7 +238,7 @@ test('responses: tool call arguments, refusals, reasoning and unknown fields of 
   };
   const parsed = openAIFamily.parseResponse(spec, Buffer.from(JSON.stringify(answer)));
   assert.ok(parsed !== null);
-  const inspection = guard.inspectResponse(parsed.texts(), who);
+  const inspection = await guard.inspectResponse(parsed.texts(), who);
   assert.equal(inspection.redacted, true);
   const out = parsed.serialize().toString();
   assert.ok(!out.includes('4111'), out);

@@ -20,6 +20,11 @@ export interface ClassifierLike {
   redact(text: string, findings?: FindingLike[]): { text: string; findings: FindingLike[] };
 }
 
+/** Scans texts off the event loop (./../classify/pool.ts). */
+export interface ScanPoolLike {
+  scan(texts: readonly string[]): Promise<FindingLike[][]>;
+}
+
 export interface Inspection {
   readonly decision: PolicyDecision;
   /** Findings per detector (names and counts only). */
@@ -34,11 +39,20 @@ export class ContentGuard implements ContentInspector {
   readonly #classifier: ClassifierLike;
   readonly #policy: Policy;
   readonly #responses: boolean;
+  readonly #pool: ScanPoolLike | null;
+  readonly #inlineChars: number;
 
-  constructor(classifier: ClassifierLike, policy: Policy, opts: { responses: boolean }) {
+  /**
+   * `pool`: worker threads that scan large bodies; texts longer than
+   * `inlineChars` in total are scanned there, so no request holds the event
+   * loop for long (without a pool everything is scanned inline).
+   */
+  constructor(classifier: ClassifierLike, policy: Policy, opts: { responses: boolean; pool?: ScanPoolLike | null; inlineChars?: number }) {
     this.#classifier = classifier;
     this.#policy = policy;
     this.#responses = opts.responses;
+    this.#pool = opts.pool ?? null;
+    this.#inlineChars = opts.inlineChars ?? 32_768;
   }
 
   /** Whether any data class could be redacted or refused for this caller: if not, responses need no inspection. */
@@ -52,14 +66,22 @@ export class ContentGuard implements ContentInspector {
     return this.#policy.version;
   }
 
-  /** A request's texts; redacts them in place. Throws 403 data_policy_denied. */
-  inspectRequest(texts: readonly TextRef[], subject: PolicySubject): Inspection {
-    return this.#inspect(texts, subject, 'request');
+  /** A request's texts; redacts them in place. Rejects with 403 data_policy_denied. */
+  async inspectRequest(texts: readonly TextRef[], subject: PolicySubject): Promise<Inspection> {
+    return this.#inspect(texts, await this.#scanEach(texts), subject, 'request');
   }
 
-  /** A buffered response's texts; redacts them in place. Throws 403 data_policy_denied. */
-  inspectResponse(texts: readonly TextRef[], subject: PolicySubject): Inspection {
-    return this.#inspect(texts, subject, 'response');
+  /** A buffered response's texts; redacts them in place. Rejects with 403 data_policy_denied. */
+  async inspectResponse(texts: readonly TextRef[], subject: PolicySubject): Promise<Inspection> {
+    return this.#inspect(texts, await this.#scanEach(texts), subject, 'response');
+  }
+
+  /** Findings per text: inline for the usual small body, on a worker thread for a large one. */
+  async #scanEach(texts: readonly TextRef[]): Promise<FindingLike[][]> {
+    let total = 0;
+    for (const t of texts) total += t.text.length;
+    if (this.#pool === null || total <= this.#inlineChars) return texts.map((t) => this.#classifier.scan(t.text));
+    return this.#pool.scan(texts.map((t) => t.text));
   }
 
   /**
@@ -88,7 +110,7 @@ export class ContentGuard implements ContentInspector {
    * schema, a data URL) redaction is impossible and the request is refused,
    * naming the field.
    */
-  #inspect(texts: readonly TextRef[], subject: PolicySubject, side: 'request' | 'response'): Inspection {
+  #inspect(texts: readonly TextRef[], scanned: readonly FindingLike[][], subject: PolicySubject, side: 'request' | 'response'): Inspection {
     const starts: number[] = [];
     let total = 0;
     for (const t of texts) {
@@ -96,9 +118,9 @@ export class ContentGuard implements ContentInspector {
       total += t.text.length;
     }
     const findings: FindingLike[] = [];
-    texts.forEach((t, i) => {
+    scanned.forEach((found, i) => {
       const from = starts[i] as number;
-      for (const f of this.#classifier.scan(t.text)) findings.push({ ...f, start: f.start + from, end: f.end + from });
+      for (const f of found) findings.push({ ...f, start: f.start + from, end: f.end + from });
     });
     for (const f of this.#acrossTexts(texts, starts, total)) findings.push(f);
     const classes = new Set<DataClassName>();
