@@ -1,30 +1,38 @@
 /**
- * Redaction of generated text in an Anthropic Messages stream: the text is in
- * `content_block_delta` events with a `text_delta`, per content block index.
- * The hold-back across chunk boundaries is the shared engine's
- * (../common/sse-hold-back.ts); everything else (message_start, tool input, stops,
- * pings) passes as it is, after what is held.
+ * Redaction of generated text in an Anthropic Messages stream: text deltas,
+ * tool input JSON fragments and thinking deltas, per content block, each a
+ * slot held back across chunk boundaries by the shared engine
+ * (../common/sse-hold-back.ts). Every other event (message_start, a block's
+ * start, stops, pings, events this codec does not know) goes on with its
+ * strings redacted one event at a time.
  */
 import type { RedactFn } from '../../pipeline/ports.ts';
-import { SseHoldBackRedactor, type SseEvent, type SseTextCodec, type TextSlot } from '../common/sse-hold-back.ts';
+import { SseHoldBackRedactor, type SseEvent, type SseParts, type SseTextCodec } from '../common/sse-hold-back.ts';
 
 type Json = Record<string, unknown>;
 
+/** Delta types that carry generated text, and the field it is in. */
+const DELTA_FIELD: Readonly<Record<string, string>> = { text_delta: 'text', input_json_delta: 'partial_json', thinking_delta: 'thinking' };
+
 const ANTHROPIC_TEXT: SseTextCodec<Json> = {
-  textOf(event: SseEvent): TextSlot<Json> | null {
-    const ev = event.json;
-    if (typeof ev !== 'object' || ev === null) return null;
-    const e = ev as Json;
-    if (e['type'] !== 'content_block_delta' || typeof e['index'] !== 'number') return null;
-    const delta = e['delta'];
+  read(event: SseEvent): SseParts<Json> | null {
+    const e = event.json;
+    if (typeof e !== 'object' || e === null) return null;
+    const ev = e as Json;
+    if (ev['type'] !== 'content_block_delta' || typeof ev['index'] !== 'number') return null;
+    const delta = ev['delta'];
     if (typeof delta !== 'object' || delta === null) return null;
     const d = delta as Json;
-    if (d['type'] !== 'text_delta' || typeof d['text'] !== 'string') return null;
-    return { key: e['index'], text: d['text'], template: e };
+    const field = typeof d['type'] === 'string' ? DELTA_FIELD[d['type']] : undefined;
+    if (field === undefined || typeof d[field] !== 'string') return null;
+    return { slots: [{ key: `${ev['index']}:${d['type'] as string}`, text: d[field], template: ev }], rest: null, order: 'text-first' };
   },
-  render(template: Json, index: number, text: string): string {
-    return `event: content_block_delta\ndata: ${JSON.stringify({ ...template, index, delta: { type: 'text_delta', text } })}\n\n`;
+  render(template: Json, key: string, text: string): string {
+    const [index, type] = key.split(':') as [string, string];
+    const field = DELTA_FIELD[type] ?? 'text';
+    return `event: content_block_delta\ndata: ${JSON.stringify({ ...template, index: Number(index), delta: { type, [field]: text } })}\n\n`;
   },
+  structural: new Set(['id', 'type', 'model', 'role', 'stop_reason', 'signature']),
 };
 
 export class AnthropicSseRedactor extends SseHoldBackRedactor<Json> {

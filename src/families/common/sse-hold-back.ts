@@ -19,23 +19,42 @@ export interface SseEvent {
   readonly lines: readonly string[];
   /** The `event:` field, or null. */
   readonly name: string | null;
-  /** The parsed JSON of the data lines; null when there is none or it is not JSON (`[DONE]`). */
+  /** The parsed JSON of the data lines (however many: SSE joins them with newlines); null when there is none or it is not JSON (`[DONE]`). */
   readonly json: unknown;
 }
 
 export interface TextSlot<T> {
-  /** Which text stream this event extends (a choice index, a content block index). */
-  readonly key: number;
+  /** Which text stream this event extends: a choice's content, its refusal, one tool call's arguments, a content block… */
+  readonly key: string;
   readonly text: string;
   /** Kept from the last event of the slot; rendered around what is released. */
   readonly template: T;
 }
 
+/** What a codec makes of an event: the generated text it adds to each slot, and the rest of it. */
+export interface SseParts<T> {
+  readonly slots: readonly TextSlot<T>[];
+  /**
+   * The event without its slot texts (null when nothing else is left): emitted
+   * as an event of its own, its other strings redacted one event at a time.
+   * The same object as the event's JSON means it is unchanged.
+   */
+  readonly rest: Record<string, unknown> | null;
+  /**
+   * `rest-first`: the rest opens what the texts continue (a tool call's id
+   * and name) and goes out before them; `text-first`: the rest closes it (a
+   * finish reason) and goes out after everything held is released.
+   */
+  readonly order: 'rest-first' | 'text-first';
+}
+
 export interface SseTextCodec<T> {
-  /** The generated text this event carries, or null when it carries none (it then passes as it is). */
-  textOf(event: SseEvent): TextSlot<T> | null;
-  /** A complete event (its lines and the blank line) carrying `text` in the shape of `template`. */
-  render(template: T, key: number, text: string): string;
+  /** The event's parts, or null when it carries no generated text slot (it then passes, its strings redacted). */
+  read(event: SseEvent): SseParts<T> | null;
+  /** A complete event (its lines and the blank line) carrying `text` in slot `key`, in the shape of `template`. */
+  render(template: T, key: string, text: string): string;
+  /** Whether a string at this key of an event is the API's own (ids, names of objects, reasons), not generated text. */
+  readonly structural: ReadonlySet<string>;
 }
 
 const LF = 0x0a;
@@ -51,7 +70,7 @@ export class SseHoldBackRedactor<T> implements StreamRedactor {
   readonly #holdBack: number;
   #partial: Buffer | null = null;
   #eventLines: string[] = [];
-  readonly #pending = new Map<number, Pending<T>>();
+  readonly #pending = new Map<string, Pending<T>>();
 
   constructor(codec: SseTextCodec<T>, redact: RedactFn, holdBack: number) {
     this.#codec = codec;
@@ -93,25 +112,72 @@ export class SseHoldBackRedactor<T> implements StreamRedactor {
     const lines = this.#eventLines;
     this.#eventLines = [];
     if (lines.length === 0) return;
-    const slot = this.#codec.textOf(parseEvent(lines));
-    if (slot === null) {
-      // Not generated text (role, finish, usage, [DONE], comments…): release what is held first.
+    const event = parseEvent(lines);
+    const parts = this.#codec.read(event);
+    if (parts === null) {
+      // No generated text slot (usage, [DONE], comments, events this codec does not know): release what is held
+      // first, then the event with any string in it redacted.
       this.#flushAll(out);
-      out.push(`${lines.join('\n')}\n\n`);
+      out.push(this.#whole(event, event.json));
       return;
     }
-    const p = this.#pending.get(slot.key) ?? { text: '', template: slot.template };
-    p.text += slot.text;
-    p.template = slot.template;
-    this.#pending.set(slot.key, p);
-    this.#release(slot.key, p, false, out);
+    if (parts.order === 'rest-first' && parts.rest !== null) {
+      this.#flushAll(out);
+      out.push(this.#whole(event, parts.rest));
+    }
+    for (const slot of parts.slots) {
+      const p = this.#pending.get(slot.key) ?? { text: '', template: slot.template };
+      p.text += slot.text;
+      p.template = slot.template;
+      this.#pending.set(slot.key, p);
+      this.#release(slot.key, p, false, out);
+    }
+    if (parts.order === 'text-first' && parts.rest !== null) {
+      this.#flushAll(out);
+      out.push(this.#whole(event, parts.rest));
+    }
+  }
+
+  /**
+   * An event passed on as a unit: its strings redacted on their own (what is
+   * not a text slot has no hold-back), re-rendered only when something
+   * changed; unchanged, the event keeps its bytes.
+   */
+  #whole(event: SseEvent, json: unknown): string {
+    const original = `${event.lines.join('\n')}\n\n`;
+    if (typeof json !== 'object' || json === null) return original;
+    const changed = this.#redactStrings(json as Record<string, unknown>);
+    if (!changed && json === event.json) return original;
+    return `${event.name === null ? '' : `event: ${event.name}\n`}data: ${JSON.stringify(json)}\n\n`;
+  }
+
+  #redactStrings(node: Record<string, unknown> | unknown[]): boolean {
+    let changed = false;
+    const visit = (holder: Record<string, unknown> | unknown[], key: string | number): void => {
+      const v = (holder as Record<string | number, unknown>)[key];
+      if (typeof v === 'string') {
+        if (typeof key === 'string' && this.#codec.structural.has(key)) return;
+        const r = this.#redact(v, true);
+        if (r.spans.length > 0) {
+          (holder as Record<string | number, unknown>)[key] = r.text;
+          changed = true;
+        }
+      } else if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) visit(v, i);
+      } else if (typeof v === 'object' && v !== null) {
+        for (const k of Object.keys(v)) visit(v as Record<string, unknown>, k);
+      }
+    };
+    if (Array.isArray(node)) for (let i = 0; i < node.length; i++) visit(node, i);
+    else for (const k of Object.keys(node)) visit(node, k);
+    return changed;
   }
 
   #flushAll(out: string[]): void {
     for (const [key, p] of this.#pending) this.#release(key, p, true, out);
   }
 
-  #release(key: number, p: Pending<T>, all: boolean, out: string[]): void {
+  #release(key: string, p: Pending<T>, all: boolean, out: string[]): void {
     if (p.text === '') return;
     let boundary = all ? p.text.length : Math.max(0, p.text.length - this.#holdBack);
     if (boundary === 0) return;
