@@ -38,6 +38,15 @@ function processor(workers: number): { g: Rig; pool: ScanPool | null } {
   return { g, pool };
 }
 
+/** What parsing (strict JSON + schema) the large body costs on the event loop. */
+function parseMs(body: Buffer): number {
+  const chat = openAIFamily.endpoints.find((e) => e.name === 'chat');
+  assert.ok(chat !== undefined);
+  const t0 = performance.now();
+  openAIFamily.parseRequest(chat, body, { maxJsonDepth: 32 }).texts();
+  return performance.now() - t0;
+}
+
 async function oneRequest(g: Rig, body: Buffer): Promise<number> {
   const t0 = performance.now();
   const { state } = await g.processor.requestHeaders(head(), false, NO_CONNECTION_INFO);
@@ -68,15 +77,27 @@ async function smallWhileLargeInFlight(g: Rig): Promise<{ alone: number; during:
 test('a small request is not held up by a 1.5 MB adversarial body being classified on the worker pool', async (t) => {
   const { g, pool } = processor(1);
   try {
+    // Parse the large body once before (the parser warm, as in a running sidecar), timing it: the one stall left.
+    parseMs(adversarial());
+    const parse = parseMs(adversarial());
     const { alone, during, largeMs } = await smallWhileLargeInFlight(g);
     t.diagnostic(`alone ${alone.toFixed(3)} ms; during: n=${during.length}, max ${Math.max(...during).toFixed(2)} ms; large ${largeMs.toFixed(0)} ms`);
     assert.ok(during.length >= 5, `small requests were served while the large one ran (${during.length} in ${largeMs.toFixed(0)} ms)`);
     const sorted = [...during].sort((a, b) => a - b);
     const p50 = sorted[Math.floor(sorted.length / 2)] as number;
-    // The small request that arrives while the large body's JSON is parsed (on the event loop: ~10 ms for 1.5 MB warm,
-    // see the diagnostic line) waits for that parse; classification itself never holds the loop.
     assert.ok(p50 < alone + 5, `small request p50 ${p50.toFixed(2)} ms vs ${alone.toFixed(2)} ms alone`);
-    assert.ok((sorted.at(-1) as number) < alone + 40, `worst small request ${(sorted.at(-1) as number).toFixed(1)} ms (large body ${largeMs.toFixed(0)} ms)`);
+    // The small request that arrives while the large body's JSON is parsed (on the event loop) waits for that parse;
+    // classification itself never holds the loop: the worst wait is bounded by the parse, measured here on this machine.
+    const worst = sorted.at(-1) as number;
+    t.diagnostic(`the large body's parse alone: ${parse.toFixed(1)} ms`);
+    assert.ok(
+      worst < alone + 2 * parse + 10,
+      `worst small request ${worst.toFixed(1)} ms vs a ${parse.toFixed(1)} ms parse (large body ${largeMs.toFixed(0)} ms)`,
+    );
+    assert.ok(
+      worst < largeMs / 2,
+      `the worst small request (${worst.toFixed(1)} ms) did not wait for the large body's classification (${largeMs.toFixed(0)} ms)`,
+    );
   } finally {
     await pool?.close();
   }
