@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../src/config/errors.ts';
+import { ApiKeyVerifier } from '../../src/stages/auth/api-keys.ts';
 import { FileKeyStore, KeyFile } from '../../src/stores/keys/file.ts';
 import type { KeyRecord } from '../../src/stores/keys/port.ts';
 import { entryFromRecord } from '../../src/stores/keys/record.ts';
@@ -236,4 +237,24 @@ test('two KeyFile writers at once both land (lock file)', async () => {
   const keys = Array.from({ length: 8 }, () => makeKey().record);
   await Promise.all(keys.map((k) => new KeyFile(path).create(k)));
   assert.deepEqual(new Set((await new KeyFile(path).list()).map((r) => r.id)), new Set(keys.map((k) => k.id)));
+});
+
+test('a key restored to the file is accepted at the next reload, not when the negative cache expires (issue #14)', async () => {
+  const path = join(root, `restore-${n++}.yaml`);
+  const keep = makeKey().record;
+  const back = makeKey();
+  writeFileSync(path, yaml([keep, back.record]));
+  const store = new FileKeyStore(path, { log: captureLog().log, watch: false, schedule: manualPoll().schedule });
+  // A 30 s negative cache, a clock that never moves: only the reload can make the key known again.
+  const verifier = new ApiKeyVerifier(store, { unknownKeyCache: { maxEntries: 100, ttlSeconds: 30 }, now: () => 1_000 });
+  await verifier.verify(back.key);
+  writeFileSync(path, yaml([keep]));
+  assert.equal(await store.refresh(), true);
+  await assert.rejects(verifier.verify(back.key), /Invalid API key/);
+  await assert.rejects(verifier.verify(back.key), /Invalid API key/, 'remembered as unknown');
+  writeFileSync(path, `${yaml([keep, back.record])}\n`);
+  assert.equal(await store.refresh(), true);
+  const credential = await verifier.verify(back.key);
+  assert.equal(credential.keyId, back.record.id);
+  await store.close();
 });

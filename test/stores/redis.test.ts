@@ -90,6 +90,37 @@ test('two replicas: a key revoked with the CLI is refused by both within 1 s (pu
   }
 });
 
+test('a key created with the CLI after replicas saw its id as unknown is accepted within 1 s (negative cache 30 s; issue #14)', async () => {
+  const prefix = `r${n++}:`;
+  const a = replica(prefix);
+  const b = replica(prefix);
+  try {
+    await Promise.all([a.store.whenSubscribed(), b.store.whenSubscribed()]);
+    const made = makeKey();
+    // Presented before it exists: both replicas remember the id as unknown (for 30 s without the announcement).
+    assert.equal(await outcome(a.verifier.verify(made.key)), 'invalid_api_key');
+    assert.equal(await outcome(b.verifier.verify(made.key)), 'invalid_api_key');
+    const writer = new RedisKeyStore({
+      url: redis.url,
+      keyPrefix: prefix,
+      commandTimeoutMs: TIMEOUT_MS,
+      cacheSeconds: 0,
+      subscribe: false,
+      log: captureLog().log,
+    });
+    await writer.create(made.record);
+    await writer.close();
+    const t0 = Date.now();
+    await Promise.all([
+      eventually(async () => (await outcome(a.verifier.verify(made.key))) === 'accepted', 1000, 'replica A to accept'),
+      eventually(async () => (await outcome(b.verifier.verify(made.key))) === 'accepted', 1000, 'replica B to accept'),
+    ]);
+    assert.ok(Date.now() - t0 < 1000);
+  } finally {
+    await Promise.all([a.store.close(), b.store.close()]);
+  }
+});
+
 test('pub/sub lost: a cached record is refused once keyCacheSeconds have passed', async () => {
   const prefix = `r${n++}:`;
   let now = Date.now();

@@ -106,6 +106,11 @@ export class ApiKeyVerifier {
     this.#verified = new BoundedCache(maxEntries);
     const rate = opts.unverifiedLookupsPerSecond ?? Math.max(1, maxEntries / ttlSeconds);
     this.#budget = new TokenBucket(Math.max(maxEntries, rate), rate, this.#now());
+    // A key created, restored or reloaded is known at once: forget having seen its id unknown.
+    store.onChange?.((id) => {
+      if (id === null) this.#unknown.clear();
+      else this.#unknown.delete(id);
+    });
   }
 
   /** The credential, or a GatewayError: 401 invalid_api_key, 503 authentication_unavailable. */

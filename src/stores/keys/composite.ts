@@ -14,6 +14,10 @@ export class CompositeKeyStore implements ApiKeyStore {
     this.inMemory = this.#stores.every((s) => s.inMemory === true);
   }
 
+  onChange(listener: (id: string | null) => void): void {
+    for (const s of this.#stores) s.onChange?.(listener);
+  }
+
   async get(id: string): Promise<KeyRecord | null> {
     for (const s of this.#stores) {
       const r = await s.get(id);

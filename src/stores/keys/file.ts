@@ -83,6 +83,7 @@ export class FileKeyStore implements ApiKeyStore {
   #failedSig: string | null = null;
   #loads = 1;
   #checking: Promise<boolean> | null = null;
+  readonly #listeners: Array<(id: string | null) => void> = [];
   #closed = false;
   readonly #stopPolling: () => void;
   readonly #watcher: FSWatcher | null;
@@ -116,6 +117,10 @@ export class FileKeyStore implements ApiKeyStore {
 
   async get(id: string): Promise<KeyRecord | null> {
     return this.#records.get(id) ?? null;
+  }
+
+  onChange(listener: (id: string | null) => void): void {
+    this.#listeners.push(listener);
   }
 
   /** Checks the file now; resolves true when a new version was loaded. Never rejects. */
@@ -170,6 +175,7 @@ export class FileKeyStore implements ApiKeyStore {
     this.#failedSig = null;
     this.#loads++;
     this.#log.info({ path: this.path, keys: records.length }, 'API key file reloaded');
+    for (const l of this.#listeners) l(null);
     return true;
   }
 

@@ -43,6 +43,13 @@ export interface ApiKeyStore {
    * verifier then spends no lookup budget on it. Absent = false.
    */
   readonly inMemory?: boolean;
+  /**
+   * Calls `listener` when records may have changed: with the id, or null
+   * for "anything" (a reloaded file, a resubscription). The verifier drops
+   * what it remembered as unknown, so a created or restored key works at
+   * once, not when the negative cache expires.
+   */
+  onChange?(listener: (id: string | null) => void): void;
 }
 
 /** A change to an existing record. `expiresAt: null` removes the expiry. */

@@ -7,8 +7,9 @@
  *                         expiresAt, revokedAt (epoch ms; absent = none),
  *                         replacedBy
  *   <prefix>keys:revoked  pub/sub channel; the message is a key id whose
- *                         cached record every replica must drop (revocation,
- *                         rotation)
+ *                         record changed (created, revoked, rotated): every
+ *                         replica drops its cached record and forgets having
+ *                         seen the id unknown
  *
  * Failure behaviour: the command connection connects lazily, never queues
  * commands while disconnected (`enableOfflineQueue: false`), gives each
@@ -50,7 +51,8 @@ const MAX_CACHED = 100_000;
 /** KEYS[1] = record key; ARGV = HSET field/value pairs. Refuses to overwrite. */
 const CREATE_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PUBLISH', KEYS[2], ARGV[1])
 return 1`;
 
 /**
@@ -91,6 +93,7 @@ export class RedisKeyStore implements WritableKeyStore {
   /** Bumped on every invalidation: a lookup that started before one must not fill the cache. */
   #epoch = 0;
   #subscribed = false;
+  readonly #listeners: Array<(id: string | null) => void> = [];
   #subscribedWaiters: Array<() => void> = [];
   #closed = false;
 
@@ -138,6 +141,10 @@ export class RedisKeyStore implements WritableKeyStore {
     return new Promise((resolve) => this.#subscribedWaiters.push(resolve));
   }
 
+  onChange(listener: (id: string | null) => void): void {
+    this.#listeners.push(listener);
+  }
+
   async get(id: string): Promise<KeyRecord | null> {
     const now = this.#now();
     const hit = this.#cache.get(id, now);
@@ -170,7 +177,8 @@ export class RedisKeyStore implements WritableKeyStore {
 
   async create(record: KeyRecord): Promise<void> {
     await this.#ready();
-    const created = await this.#redis.eval(CREATE_LUA, 1, this.#key(record.id), ...redisFieldsFromRecord(record));
+    // Announced like a revocation: replicas that remembered the id as unknown forget that at once.
+    const created = await this.#redis.eval(CREATE_LUA, 2, this.#key(record.id), this.#channel, record.id, ...redisFieldsFromRecord(record));
     if (created !== 1) throw new Error(`key id ${record.id} already exists in ${this.description}`);
   }
 
@@ -230,6 +238,7 @@ export class RedisKeyStore implements WritableKeyStore {
     this.#epoch++;
     if (id === null) this.#cache.clear();
     else this.#cache.delete(id);
+    for (const l of this.#listeners) l(id);
   }
 
   #subscribe(url: string, common: RedisClientOptions): Redis {
