@@ -8,6 +8,9 @@
 //
 //   x-demo-status: <400..599>      answer that status with an error body in the
 //                                  request's dialect (other values are ignored)
+//   x-demo-raw-body: html|text|empty  answer outside the API instead: an HTML
+//                                  page, plain text or no body, with x-demo-status
+//                                  (default 200) and x-demo-retry-after if given
 //
 // A request for a model named `demo-fail-<400..599>` always gets that status
 // (same error bodies): a deployment that is down or rate limited, scripted by
@@ -136,6 +139,22 @@ function errorType(status: number): string {
 /** OpenAI error JSON: {"error":{"message","type","param","code"}}. */
 export function openAIErrorBody(status: number, message: string, param: string | null = null, code: string | null = null): string {
   return JSON.stringify({ error: { message, type: errorType(status), param, code } });
+}
+
+/** A body outside any API: an HTML error page, plain text, or nothing. */
+function sendRaw(res: ServerResponse, status: number, kind: 'html' | 'text' | 'empty', retryAfter: string | string[] | undefined): void {
+  const body =
+    kind === 'html'
+      ? `<html>\n<head><title>${status}</title></head>\n<body><h1>${status} Server Error</h1></body>\n</html>\n`
+      : kind === 'text'
+        ? `upstream says ${status}\n`
+        : '';
+  res.writeHead(status, {
+    'content-type': kind === 'html' ? 'text/html' : 'text/plain',
+    'content-length': Buffer.byteLength(body),
+    ...(typeof retryAfter === 'string' ? { 'retry-after': retryAfter } : {}),
+  });
+  res.end(body);
 }
 
 function sendError(res: ServerResponse, status: number, message: string, param: string | null = null, code: string | null = null): void {
@@ -460,6 +479,12 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
     const delayMs = scriptedDelayMs(req);
     if (delayMs !== undefined && delayMs > 0 && !(await pause(res, delayMs))) return;
     const status = scriptedStatus(req);
+    const rawBody = req.headers['x-demo-raw-body'];
+    if (rawBody === 'html' || rawBody === 'text' || rawBody === 'empty') {
+      // A server that answers outside its API (a proxy's error page, a crash): not JSON at all.
+      sendRaw(res, status ?? 200, rawBody, req.headers['x-demo-retry-after']);
+      return;
+    }
     if (status !== undefined) {
       sendFailure(req, res, status, `Demo upstream scripted status ${status} (x-demo-status)`, `demo_status_${status}`);
       return;

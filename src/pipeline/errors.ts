@@ -156,6 +156,19 @@ export const ERROR_CODES = {
     origin: 'sidecar',
     description: "The model server's answer could not be read in its provider's API, so it could not be translated for the client.",
   },
+  upstream_error: {
+    status: 502,
+    type: 'server_error',
+    origin: 'sidecar',
+    description:
+      'The model server failed with a body that is not an API error (an HTML page, an empty body): its 503 or 504 is kept, any other status is a 502; the message quotes the start of the body.',
+  },
+  upstream_rate_limited: {
+    status: 429,
+    type: 'rate_limit_error',
+    origin: 'sidecar',
+    description: 'The model server refused the request for its own rate limit, with a body that is not an API error; its retry-after is kept.',
+  },
   upstream_unavailable: {
     status: 503,
     type: 'server_error',
@@ -198,12 +211,13 @@ export class GatewayError extends Error {
   /** Extra response headers (e.g. retry-after). */
   readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: ErrorCode, message: string, opts: { param?: string | null; headers?: Record<string, string> } = {}) {
+  /** `status`: only for upstream_error, which keeps a model server's 503 or 504 (docs/errors.md). */
+  constructor(code: ErrorCode, message: string, opts: { param?: string | null; headers?: Record<string, string>; status?: 503 | 504 } = {}) {
     super(message);
     this.name = 'GatewayError';
     this.code = code;
     this.param = opts.param ?? null;
-    this.status = ERROR_CODES[code].status;
+    this.status = code === 'upstream_error' && opts.status !== undefined ? opts.status : ERROR_CODES[code].status;
     this.headers = opts.headers ?? {};
   }
 

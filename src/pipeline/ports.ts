@@ -278,6 +278,8 @@ export interface ApiFamily {
   streamRedactor(redact: RedactFn, holdBackChars: number): StreamRedactor;
   /** The error body clients of this family parse. */
   errorBody(err: GatewayError): object;
+  /** Whether a parsed body is already an error in this family's envelope (a model server's own error passes as it is). */
+  isErrorBody(json: unknown): boolean;
   modelList(routes: readonly ModelRoute[], snapshot: Snapshot): object;
   modelObject(route: ModelRoute, snapshot: Snapshot): object;
 }

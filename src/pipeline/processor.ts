@@ -118,6 +118,8 @@ export interface RequestState {
   fallback: Fallback | null;
   /** The quota reservation to settle when the request ends. */
   quota: QuotaTicket | null;
+  /** The model server's retry-after, kept when its own 429 is put into the gateway's envelope. */
+  upstreamRetryAfter: string | null;
   finished: boolean;
 }
 
@@ -179,6 +181,7 @@ export class RequestProcessor {
       translator: null,
       fallback: null,
       quota: null,
+      upstreamRetryAfter: null,
       finished: false,
     };
     try {
@@ -299,6 +302,7 @@ export class RequestProcessor {
     ctx.firstByteHr = process.hrtime.bigint();
     const status = Number(headers.get(':status') ?? '0');
     ctx.status = Number.isInteger(status) && status > 0 ? status : null;
+    state.upstreamRetryAfter = headers.get('retry-after') ?? null;
     const set: Array<readonly [string, string]> = [['x-request-id', ctx.requestId], ...(state.quota?.headers ?? [])];
     const remove: string[] = [];
     if (state.fallback !== null) {
@@ -306,6 +310,14 @@ export class RequestProcessor {
       remove.push(ATTEMPT_HEADER);
     }
     if (endOfStream) {
+      if (state.endpoint?.kind === 'inference' && ctx.status !== null && ctx.errorCode === null) {
+        // No body at all: an empty error is put in the gateway's envelope, an empty success is no answer.
+        const empty =
+          ctx.status >= 300
+            ? this.#upstreamError(state, ctx.status, Buffer.alloc(0))
+            : new GatewayError('upstream_response_invalid', "The model server's answer is not a valid response for this endpoint.");
+        if (empty !== null) return this.#fail(state, empty);
+      }
       await this.#finish(state, responseOutcome(ctx.status));
       return { kind: 'continue', headers: { set, remove } };
     }
@@ -529,9 +541,18 @@ export class RequestProcessor {
         return this.#fail(state, err);
       }
     }
+    if (state.translator === null && ctx.status !== null && ctx.status >= 300 && state.endpoint?.kind === 'inference') {
+      // One error shape for every failure: a model server's error that is not already one of this family's is put in it.
+      const shaped = this.#upstreamError(state, ctx.status, body);
+      if (shaped !== null) return this.#fail(state, shaped);
+    }
     if (ctx.status !== null && ctx.status < 300 && state.endpoint !== null) {
       try {
         const parsed = state.family.parseResponse(state.endpoint, body);
+        // A success whose body is not the endpoint's JSON is no answer: the client gets our 502, not a broken 200.
+        if (parsed === null && state.endpoint.kind === 'inference') {
+          throw new GatewayError('upstream_response_invalid', "The model server's answer is not a valid response for this endpoint.");
+        }
         if (parsed?.usage != null) ctx.usage = { ...parsed.usage, source: 'counted' };
         let changed = false;
         // The model the client asked for, not the deployment's internal name.
@@ -558,6 +579,33 @@ export class RequestProcessor {
       }
     }
     return this.#finishOrFail(state, result, responseOutcome(ctx.status));
+  }
+
+  /**
+   * A model server's error body that is not already an error of the
+   * client's family (an HTML page, plain text, an empty body), as the
+   * gateway's error: its 429 stays a 429 with its retry-after, its 503 and
+   * 504 are kept, anything else is a 502. The message quotes the start of the
+   * body (whitespace folded, 200 characters at most). Null when the body is
+   * already in the client's envelope: it passes as it is.
+   */
+  #upstreamError(state: RequestState, status: number, body: Buffer): GatewayError | null {
+    let json: unknown;
+    try {
+      json = body.length === 0 ? undefined : JSON.parse(body.toString('utf8'));
+    } catch {
+      json = undefined;
+    }
+    if (state.family.isErrorBody(json)) return null;
+    const excerpt = body.subarray(0, 600).toString('utf8').replace(/\s+/g, ' ').trim().slice(0, 200);
+    const said = excerpt === '' ? 'an empty body' : `"${excerpt}${body.length > 200 ? '…' : ''}"`;
+    if (status === 429) {
+      const retry = state.upstreamRetryAfter;
+      return new GatewayError('upstream_rate_limited', `The model server is rate limiting requests (429: ${said}).`, {
+        headers: retry === null ? {} : { 'retry-after': retry },
+      });
+    }
+    return new GatewayError('upstream_error', `The model server failed (${status}: ${said}).`, status === 503 || status === 504 ? { status } : {});
   }
 
   /** The provider's buffered body in the client's API; null when there is nothing to translate (an empty body). */

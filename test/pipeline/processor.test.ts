@@ -423,12 +423,12 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'the model server fails (500): audited as failed, the error body passes as the server sent it',
+    name: "the model server fails (500) with an error in the client's shape: audited as failed, the error body passes as the server sent it",
     steps: [
       chatHead(),
       chatBody(),
       { phase: 'response_headers', headers: { ':status': '500', 'content-type': 'application/json' } },
-      { phase: 'response_body', chunk: '{"error":"boom"}', endOfStream: true },
+      { phase: 'response_body', chunk: '{"error":{"message":"boom","type":"server_error"}}', endOfStream: true },
     ],
     check: ({ results }, g) => {
       assert.equal(cont(results[3]).body, undefined);
@@ -439,11 +439,78 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'a response without a body (end of stream at the head) is finished there',
+    name: 'the model server fails (500) with an HTML page: the client gets our 502 upstream_error quoting its start (issue #14)',
+    steps: [
+      chatHead(),
+      chatBody(),
+      { phase: 'response_headers', headers: { ':status': '500', 'content-type': 'text/html' } },
+      { phase: 'response_body', chunk: '<html>\n<body>Internal   Server Error</body></html>', endOfStream: true },
+    ],
+    check: ({ results }, g) => {
+      const reply = respond(results[3]);
+      assert.equal(reply.status, 502);
+      const body = JSON.parse(reply.body.toString()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'upstream_error');
+      assert.match(body.error.message, /500: "<html> <body>Internal Server Error<\/body><\/html>"/);
+      assert.equal(onlyRecord(g).outcome, 'failed');
+      assert.equal(onlyRecord(g).decision.code, 'upstream_error');
+    },
+  },
+  {
+    name: "the model server's own 429 and 503 without an API error body keep their status (and retry-after); an empty 502 is a 502",
+    steps: [
+      chatHead(),
+      chatBody(),
+      { phase: 'response_headers', headers: { ':status': '429', 'retry-after': '7' } },
+      { phase: 'response_body', chunk: 'slow down', endOfStream: true },
+    ],
+    check: ({ results }) => {
+      const reply = respond(results[3]);
+      assert.equal(reply.status, 429);
+      assert.deepEqual(
+        reply.headers.find(([k]) => k === 'retry-after'),
+        ['retry-after', '7'],
+      );
+      assert.equal((JSON.parse(reply.body.toString()) as { error: { code: string } }).error.code, 'upstream_rate_limited');
+    },
+  },
+  {
+    name: 'a 503 with plain text stays a 503, in our envelope',
+    steps: [
+      chatHead(),
+      chatBody(),
+      { phase: 'response_headers', headers: { ':status': '503' } },
+      { phase: 'response_body', chunk: 'no healthy upstream', endOfStream: true },
+    ],
+    check: ({ results }) => {
+      const reply = respond(results[3]);
+      assert.equal(reply.status, 503);
+      assert.equal((JSON.parse(reply.body.toString()) as { error: { code: string } }).error.code, 'upstream_error');
+    },
+  },
+  {
+    name: 'a 200 whose body is not the endpoint JSON is no answer: 502 upstream_response_invalid, audited failed (issue #14)',
+    steps: [chatHead(), chatBody(), okHead('text/html'), { phase: 'response_body', chunk: '<html>maintenance</html>', endOfStream: true }],
+    check: ({ results }, g) => {
+      const reply = respond(results[3]);
+      assert.equal(reply.status, 502);
+      assert.equal((JSON.parse(reply.body.toString()) as { error: { code: string } }).error.code, 'upstream_response_invalid');
+      assert.equal(onlyRecord(g).outcome, 'failed');
+      assert.equal(onlyRecord(g).status, 502);
+    },
+  },
+  {
+    name: 'a success without a body (end of stream at the head) is no answer: 502 upstream_response_invalid, finished there',
     steps: [chatHead(), chatBody(), { phase: 'response_headers', headers: { ':status': '204' }, endOfStream: true }],
     check: ({ results }, g) => {
-      assert.equal(setHeaders(results[2]).get('x-request-id'), 'req-0001');
-      assert.equal(onlyRecord(g).status, 204);
+      const reply = respond(results[2]);
+      assert.equal(reply.status, 502);
+      assert.deepEqual(
+        reply.headers.find(([k]) => k === 'x-request-id'),
+        ['x-request-id', 'req-0001'],
+      );
+      assert.equal(onlyRecord(g).status, 502);
+      assert.equal(onlyRecord(g).outcome, 'failed');
     },
   },
   {

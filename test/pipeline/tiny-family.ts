@@ -125,6 +125,7 @@ export const tinyFamily: ApiFamily = {
     };
   },
   errorBody: (err) => ({ problem: { code: err.code, status: err.status } }),
+  isErrorBody: (json) => typeof json === 'object' && json !== null && 'problem' in json,
   modelList: (routes) => ({ models: routes.map((r) => r.id) }),
   modelObject: (r) => ({ model: r.id }),
 };

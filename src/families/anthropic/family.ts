@@ -3,6 +3,7 @@
  * included), token counting and the model catalogue, as the official
  * Anthropic SDKs call them and Anthropic-compatible servers answer them.
  */
+import { isObject } from '../../shared/values.ts';
 import type { EndpointSpec } from '../../pipeline/endpoint.ts';
 import type { GatewayError } from '../../pipeline/errors.ts';
 import type { ApiFamily, BodyLimits, ParsedResponse, RedactFn, StreamMeter, StreamRedactor } from '../../pipeline/ports.ts';
@@ -74,6 +75,13 @@ export const anthropicFamily = {
   },
 
   errorBody: anthropicErrorBody,
+  // Anthropic's error: {"type": "error", "error": {"type": …, "message": …}}.
+  isErrorBody: (json) =>
+    isObject(json) &&
+    json['type'] === 'error' &&
+    isObject(json['error']) &&
+    typeof json['error']['type'] === 'string' &&
+    typeof json['error']['message'] === 'string',
 
   modelList(routes: readonly ModelRoute[], snapshot: Snapshot): object {
     const data = routes.map((r) => modelObject(r, snapshot));

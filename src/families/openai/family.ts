@@ -3,6 +3,7 @@
  * model catalogue, as OpenAI-compatible clients call them and
  * OpenAI-compatible servers (vLLM, TGI, …) answer them.
  */
+import { isObject } from '../../shared/values.ts';
 import type { EndpointSpec } from '../../pipeline/endpoint.ts';
 import type { GatewayError } from '../../pipeline/errors.ts';
 import type { ApiFamily, BodyLimits, ParsedResponse, RedactFn, StreamMeter, StreamRedactor } from '../../pipeline/ports.ts';
@@ -50,6 +51,8 @@ export const openAIFamily = {
   },
 
   errorBody: openAIErrorBody,
+  // OpenAI's error: {"error": {"message": …}} (vLLM, TGI and other compatible servers answer the same way).
+  isErrorBody: (json) => isObject(json) && isObject(json['error']) && typeof json['error']['message'] === 'string',
 
   modelList(routes: readonly ModelRoute[], snapshot: Snapshot): object {
     return modelListBody(routes, snapshot);
