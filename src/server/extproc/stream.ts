@@ -18,6 +18,7 @@ import type { Metrics } from '../../telemetry/metrics.ts';
 import type { ProcessingRequest, ProcessingResponseInput as ProcessingResponse } from '../proto/types.ts';
 import { headerMapToView, toProcessingResponse, unchanged, type AnswerPhase } from './wire.ts';
 import { connectionInfoFromAttributes } from './attributes.ts';
+import { loopStalled } from './loop-watch.ts';
 import { GrpcStatus, type ServerCall } from '../transport/http2-server.ts';
 import { errorMessage } from '../../shared/values.ts';
 
@@ -63,12 +64,27 @@ export class ExtProcStream {
     deps.metrics.activeStreams.inc();
     call.on('data', (msg: ProcessingRequest) => {
       this.#queue.push(msg);
-      if (!this.#busy) void this.#drain();
+      if (this.#busy) return;
+      if (loopStalled()) {
+        // Resuming from a stall: let what else arrived meanwhile (Envoy ending the stream) in before answering.
+        this.#busy = true;
+        setImmediate(() => {
+          this.#busy = false;
+          if (this.#peerClosed && this.#state !== 'complete' && this.#state !== 'envoy_local_reply' && this.#state !== 'closed') {
+            void this.#terminate('envoy_gave_up', null);
+            return;
+          }
+          void this.#drain();
+        });
+        return;
+      }
+      void this.#drain();
     });
     call.on('end', () => {
       this.#peerClosed = true;
       if (!this.#busy) void this.#drain();
     });
+    loopStalled(); // starts the watch with the first stream
     call.on('cancelled', () => void this.#terminate('cancelled', null));
   }
 
