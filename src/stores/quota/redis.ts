@@ -16,9 +16,10 @@
  * Failure behaviour (as the key store): the connection never queues commands
  * while disconnected, and a whole call — waiting for a connection being set
  * up included — is bounded by `commandTimeoutMs`; admit/settle then throw.
- * The bound is on Redis, not on this process: when the timer fires, a reply
- * that has already arrived but not been read yet (the event loop was busy,
- * e.g. with a burst of requests) is read first and wins. Commands issued in
+ * The bound is on Redis, not on this process: it starts once the command is
+ * written (after the current turn of the event loop), and when it fires, a
+ * reply that has already arrived but not been read yet (the event loop was
+ * busy, e.g. with a burst of requests) is read first and wins. Commands issued in
  * the same tick go out in one write (ioredis auto-pipelining), so a burst of
  * admissions costs one syscall and one Redis read, not hundreds.
  * Reconnection runs in the background (backoff capped at 1 s), so the same
@@ -208,16 +209,17 @@ export class RedisQuotaStore implements QuotaStore {
   /** EVALSHA, then EVAL on NOSCRIPT; the whole call bounded by the command timeout. */
   async #run(s: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
     let timer: NodeJS.Timeout | undefined;
+    let arm: NodeJS.Immediate | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      // Timers run before I/O in an event loop turn: rejecting right away would lose to a reply that is already in the
-      // socket buffer when this process was busy. setImmediate runs after the I/O phase, so such a reply is read first.
-      timer = setTimeout(
-        () =>
-          setImmediate(() =>
-            reject(new QuotaStoreUnavailableError(`Redis (${this.description}) did not answer within ${this.#timeoutMs} ms${this.#conn.why()}`)),
-          ),
-        this.#timeoutMs,
-      );
+      const fail = (): void =>
+        reject(new QuotaStoreUnavailableError(`Redis (${this.description}) did not answer within ${this.#timeoutMs} ms${this.#conn.why()}`));
+      // The bound is on Redis, not on this process. The clock starts once this turn's synchronous work is done and
+      // the command has been written (auto-pipelining writes at the end of the turn): a burst that keeps this process
+      // busy does not eat Redis' time. And when the timer fires, timers run before I/O in an event loop turn:
+      // setImmediate runs after the I/O phase, so a reply already waiting in the socket buffer is read first and wins.
+      arm = setImmediate(() => {
+        timer = setTimeout(() => setImmediate(fail), this.#timeoutMs);
+      });
     });
     const call = async (): Promise<unknown> => {
       await this.#ready();
@@ -237,6 +239,7 @@ export class RedisQuotaStore implements QuotaStore {
       const msg = errorMessage(err);
       throw new QuotaStoreUnavailableError(`Redis (${this.description}) quota call failed: ${msg}`, { cause: err });
     } finally {
+      clearImmediate(arm);
       clearTimeout(timer);
     }
   }
