@@ -199,6 +199,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
       await admin.close();
       await audit.close();
       await keyStore.close();
+      quota.close();
       await quotaStores.close();
       await scanPool?.close();
       log.info('stopped');

@@ -256,11 +256,32 @@ export const ConfigSchema = z
         plans: z.array(QuotaPlanSchema).default([]),
         /** Plan for identities whose tier names no plan; unset = such identities have no quotas. */
         defaultPlan: label.optional(),
-        /** A concurrency lease not released by then (its sidecar died) is reclaimed. Keep it above Envoy's route timeout. */
+        /**
+         * The longest a concurrency lease is held: a live sidecar renews the leases of its requests in flight until
+         * then (a request that never ends does not hold a slot for ever). Keep it above Envoy's route timeout.
+         */
         leaseSeconds: positiveInt.default(180),
-        /** After this many consecutive store failures, skip the store for openSeconds (then probe once). */
-        breaker: z.strictObject({ failureThreshold: positiveInt.default(5), openSeconds: positiveInt.default(10) }).prefault({}),
+        /** A lease lives this long unless renewed: the slots of a sidecar that died are free again within it. */
+        leaseTtlSeconds: positiveInt.default(15),
+        /** How often a sidecar renews the leases it holds (keep well below leaseTtlSeconds: a renewal may be missed). */
+        leaseRenewSeconds: positiveInt.default(5),
+        /** The circuit breaker around the Redis quota store (see docs/reliability.md). */
+        breaker: z
+          .strictObject({
+            /** Opens when this share of the calls in the window failed (the failures of one stall count once)… */
+            failureRate: z.number().positive().max(1).default(0.5),
+            /** …and at least this many calls completed in the window. */
+            minimumCalls: positiveInt.default(20),
+            windowMs: z.number().int().min(20).default(2000),
+            /** How long the store is skipped once open (the plan's whenStoreDown applies), before probes. */
+            openMs: positiveInt.default(1000),
+            /** Calls let through at a time while probing; the others take the store-down path. */
+            halfOpenProbes: positiveInt.default(3),
+          })
+          .prefault({}),
       })
+      .refine((q) => q.leaseRenewSeconds < q.leaseTtlSeconds, { message: 'leaseRenewSeconds must be below leaseTtlSeconds', path: ['leaseRenewSeconds'] })
+      .refine((q) => q.leaseTtlSeconds <= q.leaseSeconds, { message: 'leaseTtlSeconds must not exceed leaseSeconds', path: ['leaseTtlSeconds'] })
       .prefault({}),
     policy: z
       .strictObject({

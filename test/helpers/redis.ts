@@ -10,6 +10,8 @@ import { withFreePort } from './ports.ts';
 export interface TestRedis {
   readonly port: number;
   readonly url: string;
+  /** The server's process id while it runs (to SIGSTOP/SIGCONT it: a stall, not an outage), else null. */
+  readonly pid: number | null;
   /** Starts (or restarts, same port) the server; resolves once it accepts connections. */
   start(): Promise<void>;
   /** SIGKILL, resolves once the process is gone. */
@@ -90,7 +92,16 @@ export async function startRedis(): Promise<TestRedis> {
     };
 
     await start();
-    return { port, url: `redis://127.0.0.1:${port}`, start, kill, stop: kill };
+    return {
+      port,
+      url: `redis://127.0.0.1:${port}`,
+      get pid() {
+        return proc?.pid ?? null;
+      },
+      start,
+      kill,
+      stop: kill,
+    };
   });
 }
 

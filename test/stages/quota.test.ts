@@ -8,7 +8,10 @@ import { formatReset, rateLimitHeaders } from '../../src/stages/quota/headers.ts
 import { buildLimits } from '../../src/stages/quota/limits.ts';
 import { QuotaStage, type QuotaRequest } from '../../src/stages/quota/stage.ts';
 import type { Decision, LimitSpec, QuotaStore, Settlement } from '../../src/stores/quota/port.ts';
+import { MemoryQuotaStore } from '../../src/stores/quota/memory.ts';
+import { CircuitBreaker, CircuitOpenError } from '../../src/stores/quota/breaker.ts';
 import { Metrics } from '../../src/telemetry/metrics.ts';
+import { manualPoll, testClock } from '../helpers/clock.ts';
 
 const subject = { principal: 'alice', keyId: 'AbCdEfGh', org: 'acme', tenant: 'research', model: 'gpt-demo' };
 
@@ -104,6 +107,9 @@ class FakeStore implements QuotaStore {
   }
   async settle(id: string, _tag: string, s: Settlement): Promise<void> {
     this.settled.push([id, s]);
+  }
+  async renew(_tag: string, ids: readonly string[]): Promise<boolean[]> {
+    return ids.map(() => true);
   }
   async close(): Promise<void> {}
 }
@@ -214,4 +220,140 @@ test('store down: each plan applies its own policy', async () => {
   assert.equal(loc?.mode, 'local');
   const spec = local.admitted.at(-1)?.[0];
   assert.equal(spec?.kind === 'window' ? spec.limit : -1, 5, 'the local limiter enforces the configured share');
+});
+
+test('a caller the store refused stays refused (429, not 503) while the store cannot decide, until the retry time it gave', async () => {
+  const clock = testClock(1_000_000);
+  const primary = new FakeStore();
+  const s = new QuotaStage(
+    quotas({
+      plans: [
+        { name: 'closed', whenStoreDown: 'fail_closed', limits: [{ scope: 'key', rpm: 10 }] },
+        { name: 'open', whenStoreDown: 'fail_open', limits: [{ scope: 'key', rpm: 10 }] },
+      ],
+    }),
+    { primary, local: new FakeStore(), breaker: null, metrics: new Metrics({ processMetrics: false }), log: pino({ level: 'silent' }), now: clock.now },
+  );
+  primary.decide = (limits) => ({
+    admitted: false,
+    now: 0,
+    deniedBy: 'requests:rpm:key',
+    retryAfterMs: 2500,
+    states: limits.map((l) => ({ name: l.name, limit: 10, remaining: 0, resetMs: 2500 })),
+  });
+  assert.equal((await refusal(s.admit(request('closed')))).status, 429);
+  primary.failing = true;
+  clock.advance(1000);
+  const during = await refusal(s.admit(request('closed')));
+  assert.equal(during.code, 'rate_limit_exceeded', 'the store failed, but this caller was over its limit');
+  assert.equal(during.headers['retry-after'], '2');
+  // Another caller (another key) has no recorded refusal: the plan's policy.
+  assert.equal((await refusal(s.admit(request('closed', { subject: { ...subject, keyId: 'other' } })))).code, 'quota_unavailable');
+  // fail_open does not admit a caller known to be over its limit either.
+  assert.equal((await refusal(s.admit(request('open')))).code, 'rate_limit_exceeded');
+  clock.advance(1500); // the retry time has come: the policy applies again
+  assert.equal((await refusal(s.admit(request('closed')))).code, 'quota_unavailable');
+  assert.equal((await s.admit(request('open')))?.mode, 'fail_open');
+});
+
+test('a call the breaker skipped is not "undone" on the store (it never reached it); a failed one is', async () => {
+  const primary = new FakeStore();
+  let now = 0;
+  const breaker = new CircuitBreaker({ failureRate: 0.5, minimumCalls: 1, windowMs: 2000, openMs: 1000, halfOpenProbes: 1, now: () => now });
+  const s = new QuotaStage(quotas({ plans: [{ name: 'open', whenStoreDown: 'fail_open', limits: [{ scope: 'key', rpm: 10 }] }] }), {
+    primary,
+    local: new FakeStore(),
+    breaker,
+    metrics: new Metrics({ processMetrics: false }),
+    log: pino({ level: 'silent' }),
+  });
+  primary.failing = true;
+  assert.equal((await s.admit(request('open', { requestId: 'failed' })))?.mode, 'fail_open');
+  assert.equal(breaker.state, 'open');
+  assert.equal((await s.admit(request('open', { requestId: 'skipped' })))?.mode, 'fail_open');
+  await assert.rejects(
+    breaker.run(async () => 1),
+    CircuitOpenError,
+  );
+  assert.deepEqual(
+    primary.settled.map(([id]) => id),
+    ['failed'],
+  );
+  now = 1000; // half-open: the probe reaches the store again
+  primary.failing = false;
+  assert.equal((await s.admit(request('open', { requestId: 'probe' })))?.mode, 'store');
+});
+
+test('lease heartbeat: leases of requests in flight are renewed while the sidecar lives; a dead one frees its slot within the TTL; never past leaseSeconds', async () => {
+  const clock = testClock(Date.parse('2026-03-01T10:00:00.000Z'));
+  const store = new MemoryQuotaStore({ now: clock.now });
+  const poll = manualPoll();
+  const cfg = quotas({ leaseSeconds: 60, leaseTtlSeconds: 15, leaseRenewSeconds: 5, plans: [{ name: 'c', limits: [{ scope: 'key', concurrency: 1 }] }] });
+  const sidecar = (): QuotaStage =>
+    new QuotaStage(cfg, {
+      primary: store,
+      local: new MemoryQuotaStore(),
+      breaker: null,
+      metrics: new Metrics({ processMetrics: false }),
+      log: pino({ level: 'silent' }),
+      now: clock.now,
+      schedule: poll.schedule,
+    });
+  const a = sidecar();
+  const b = sidecar();
+  const beat = async (): Promise<void> => {
+    poll.tick();
+    await Promise.all([a.renewLeases(), b.renewLeases()]);
+  };
+  const code = async (st: QuotaStage, id: string): Promise<string> =>
+    st.admit(request('c', { requestId: id })).then(
+      () => 'ok',
+      (err: unknown) => (err instanceof GatewayError ? err.code : String(err)),
+    );
+
+  // A long stream on sidecar a: 40 s, well past the 15 s TTL, its slot held throughout.
+  const ticket = await a.admit(request('c', { requestId: 'long' }));
+  assert.ok(ticket);
+  assert.equal(poll.running, 1);
+  assert.deepEqual(poll.intervals, [5000]);
+  for (let t = 5; t <= 40; t += 5) {
+    clock.advance(5000);
+    await beat();
+    assert.equal(await code(b, `probe-${t}`), 'rate_limit_exceeded', `slot held at ${t} s`);
+  }
+  await a.settle(ticket, 0);
+  assert.equal(poll.running, 0, 'nothing held: the heartbeat stops');
+  assert.equal(await code(b, 'after-end'), 'ok', 'released at the end');
+
+  // Sidecar b holds a slot, then dies (its beats stop): free within 15 s of its last beat.
+  clock.advance(5000);
+  await beat(); // b's last beat
+  const lastBeat = clock.now();
+  b.close();
+  clock.advance(14_999);
+  assert.equal(await code(a, 'while-dead'), 'rate_limit_exceeded');
+  clock.advance(1);
+  const reclaimed = await a.admit(request('c', { requestId: 'reclaimed' }));
+  assert.ok(reclaimed, "the dead sidecar's slot is free again");
+  assert.equal(clock.now() - lastBeat, 15_000);
+  await a.settle(reclaimed, 0);
+
+  // A request that never ends (its ticket is never settled) is renewed up to leaseSeconds, then left to expire.
+  const c = sidecar();
+  assert.equal(await code(c, 'forever'), 'ok');
+  let heldFor = 0;
+  for (;;) {
+    clock.advance(5000);
+    heldFor += 5000;
+    await c.renewLeases();
+    if (c.leasesHeld === 0) break;
+  }
+  assert.equal(heldFor, 60_000, 'dropped from the heartbeat at leaseSeconds');
+  // Last renewed at 55 s: expires at 70 s.
+  clock.advance(9999);
+  assert.equal(await code(a, 'before-expiry'), 'rate_limit_exceeded');
+  clock.advance(1);
+  assert.equal(await code(a, 'after-forever'), 'ok', 'its lease expired a TTL after the last renewal');
+  a.close();
+  c.close();
 });

@@ -131,38 +131,128 @@ for (const kind of ['memory', 'redis'] as const) {
       assert.deepEqual(rem(await h.store.admit(id(), tag, limits)), [2]);
     });
 
-    test('window: limit per window, then the previous bucket weighs in by its overlap', async () => {
+    test('window: a sliding 60 s of 1 s sub-windows; the oldest counts whole, so a refusal lasts until it has left', async () => {
       fresh();
-      const limits = [win('requests:rpm', 'rpm', 5, 10_000)];
-      clock = T0 + 1000;
+      const limits = [win('requests:rpm', 'rpm', 5, 60_000)];
+      // Five at the very end of one fixed minute: two weighted fixed windows would let more in early in the next one.
+      clock = T0 + 59_500;
       for (let i = 4; i >= 0; i--) {
         const d = await h.store.admit(id(), tag, limits);
         assert.deepEqual(rem(d), [i]);
-        assert.equal(d.states[0]?.resetMs, 9000, 'until the current bucket ends');
+        // Everything counted leaves once its sub-window [59 s, 60 s) is a whole window old: at 119.999 s.
+        assert.equal(d.states[0]?.resetMs, 119_999 - 59_500);
       }
-      // Full: 5 in this bucket; in the next one the estimate is 5 × (1 − e/10 s), ≤ 4 once e ≥ 2 s.
-      assert.deepEqual(denied(await h.store.admit(id(), tag, limits)), { deniedBy: 'requests:rpm', retryAfterMs: 11_000 });
-      clock = T0 + 10_000 + 1999;
-      assert.equal((await h.store.admit(id(), tag, limits)).admitted, false);
-      clock = T0 + 10_000 + 5000; // previous bucket weighs 0.5 → estimate 2.5
-      assert.deepEqual(rem(await h.store.admit(id(), tag, limits)), [1]);
-      assert.deepEqual(rem(await h.store.admit(id(), tag, limits)), [0]); // 3.5 + 1 = 4.5 ≤ 5
-      const d = await h.store.admit(id(), tag, limits); // 4.5 + 1 > 5
-      // Still within this bucket: 5 × (1 − e/10 s) + 2 ≤ 4 once e ≥ 6 s.
-      assert.deepEqual(denied(d), { deniedBy: 'requests:rpm', retryAfterMs: 1000 });
-      clock = T0 + 10_000 + 6000;
-      assert.deepEqual(rem(await h.store.admit(id(), tag, limits)), [0]);
-      // Two buckets later the first one no longer counts: estimate = 3 × 1.0 at the bucket start.
-      clock = T0 + 20_000;
-      assert.deepEqual(rem(await h.store.admit(id(), tag, limits)), [1]);
+      clock = T0 + 60_000;
+      assert.deepEqual(denied(await h.store.admit(id(), tag, limits)), { deniedBy: 'requests:rpm', retryAfterMs: 59_999 });
+      clock = T0 + 90_000; // the old estimate (5 × 0.5) would admit 2 here, 7 within 30.5 s
+      assert.deepEqual(denied(await h.store.admit(id(), tag, limits)), { deniedBy: 'requests:rpm', retryAfterMs: 29_999 });
+      clock = T0 + 119_998;
+      const last = await h.store.admit(id(), tag, limits);
+      assert.deepEqual(denied(last), { deniedBy: 'requests:rpm', retryAfterMs: 1 });
+      assert.deepEqual(rem(last), [0]);
+      assert.equal(last.states[0]?.resetMs, 1, 'uncharged: the counted sub-window leaves in 1 ms');
+      // Exactly 60 s after the end of their sub-window: the five no longer count (0.499 s later than a per-request log would).
+      clock = T0 + 119_999;
+      const next = await h.store.admit(id(), tag, limits);
+      assert.deepEqual(rem(next), [4]);
+      assert.equal(next.states[0]?.resetMs, 179_999 - 119_999);
+      // Sub-windows leave one by one: 2 more at 120.5 s, then the refusal waits only for the one at 119.999 s.
+      clock = T0 + 120_500;
+      assert.deepEqual(rem(await h.store.admit(id(), tag, limits)), [3]);
+      assert.deepEqual(rem(await h.store.admit(id(), tag, [win('requests:rpm', 'rpm', 5, 60_000, 3)])), [0]);
+      assert.deepEqual(denied(await h.store.admit(id(), tag, limits)), { deniedBy: 'requests:rpm', retryAfterMs: 179_999 - 120_500 });
       if (kind === 'redis')
-        assert.deepEqual(await h.fields(tag, 'rpm'), [String((T0 + 10_000) / 10_000), String((T0 + 20_000) / 10_000)], 'older buckets pruned');
-      // Cost > 1 (tokens): the estimate plus the whole cost must fit.
+        assert.deepEqual(await h.fields(tag, 'rpm'), [String((T0 + 119_000) / 1000), String((T0 + 120_000) / 1000)], 'older sub-windows pruned');
+      // Cost > 1 (tokens): the count plus the whole cost must fit; a cost above the limit never fits.
       const tpm = [win('tokens:tpm', 'tpm', 1000, 60_000, 600)];
       assert.deepEqual(rem(await h.store.admit(id(), tag, tpm)), [400]);
       const dt = await h.store.admit(id(), tag, tpm);
       assert.equal(denied(dt).deniedBy, 'tokens:tpm');
       assert.deepEqual(rem(dt), [0]);
+      assert.equal(denied(await h.store.admit(id(), tag, [win('tokens:tpm', 'tpm', 1000, 60_000, 1001)])).retryAfterMs, 60_000);
+    });
+
+    test('window: a window that is not a multiple of 60 sub-windows (10 s → 167 ms sub-windows)', async () => {
+      fresh();
+      const limits = [win('requests:rps', 'w10', 3, 10_000)];
+      clock = T0 + 100; // sub-window [T0, T0 + 167)
+      for (let i = 0; i < 3; i++) assert.equal((await h.store.admit(id(), tag, limits)).admitted, true);
+      // Leaves at (i + 1) × 167 + 10 000 − 1 with i = floor((T0 + 100) / 167).
+      const i0 = Math.floor((T0 + 100) / 167);
+      const leaves = (i0 + 1) * 167 + 9_999;
+      assert.deepEqual(denied(await h.store.admit(id(), tag, limits)), { deniedBy: 'requests:rps', retryAfterMs: leaves - clock });
+      clock = leaves - 1;
+      assert.equal((await h.store.admit(id(), tag, limits)).admitted, false);
+      clock = leaves;
+      assert.deepEqual(rem(await h.store.admit(id(), tag, limits)), [2]);
+    });
+
+    test('window: in any 60 s span what was charged stays within the limit (random traffic, settlements, sub-window boundaries)', async (t) => {
+      fresh();
+      const W = 60_000;
+      const LIMIT = 1000;
+      const key = 'tpm-prop';
+      // A deterministic stream: a request every 0–2.5 s for 5 minutes, reserving 20–200 tokens, most settled lower
+      // (what the model really used), some higher (a prompt estimate that was short), some never (still running).
+      let seed = 42;
+      const rnd = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+      interface Charge {
+        readonly at: number;
+        amount: number;
+        readonly rid: string;
+        readonly settleAt: number;
+        readonly delta: number;
+        settled: boolean;
+      }
+      const charges: Charge[] = [];
+      const spanSum = (from: number, to: number): number => charges.filter((c) => c.at > from && c.at <= to).reduce((a, c) => a + c.amount, 0);
+      let refusedFairly = 0;
+      let refusals = 0;
+      let positive = 0;
+      for (let at = T0 + 1; at < T0 + 5 * W; at += Math.floor(rnd() * 2500)) {
+        // Settlements due by now, in time order, before the next decision.
+        for (const c of charges.filter((x) => !x.settled && x.settleAt <= at).sort((x, y) => x.settleAt - y.settleAt)) {
+          clock = c.settleAt;
+          await h.store.settle(c.rid, tag, { tokenDelta: c.delta });
+          // Settled within the window (≤ 20.5 s later), so on the sub-window it was charged to; clamped at 0.
+          c.amount = Math.max(0, c.amount + c.delta);
+          c.settled = true;
+        }
+        clock = at;
+        const cost = 20 + Math.floor(rnd() * 180);
+        const rid = id();
+        const d = await h.store.admit(rid, tag, [win('tokens:tpm', key, LIMIT, W, cost)]);
+        if (d.admitted) {
+          const r = rnd();
+          const delta = r < 0.7 ? -Math.floor(cost * rnd()) : r < 0.8 ? Math.floor(cost * 0.2 * rnd()) : 0;
+          if (delta > 0) positive += delta;
+          charges.push({ at, amount: cost, rid, settleAt: at + 500 + Math.floor(rnd() * 20_000), delta, settled: r >= 0.8 });
+        } else {
+          refusals++;
+          // Refused only for what was charged within the window widened by one sub-window (the oldest counts whole).
+          if (spanSum(at - W - 1000, at) + cost > LIMIT) refusedFairly++;
+        }
+      }
+      let worst = 0;
+      for (const c of charges) worst = Math.max(worst, spanSum(c.at - W, c.at));
+      const upperBound = LIMIT + positive;
+      // Without the positive settlements (usage above the reservation, charged after the fact) no span exceeds the limit.
+      let worstReserved = 0;
+      const asReserved = (c: Charge): number => (c.settled && c.delta > 0 ? c.amount - c.delta : c.amount);
+      for (const c of charges)
+        worstReserved = Math.max(
+          worstReserved,
+          charges.filter((x) => x.at > c.at - W && x.at <= c.at).reduce((a, x) => a + asReserved(x), 0),
+        );
+      t.diagnostic(
+        `${kind}: ${charges.length} admitted, ${refusals} refused; the fullest 60 s span held ${worst} tokens = ${((worst / LIMIT) * 100).toFixed(1)}% of the limit ` +
+          `(${worstReserved} = ${((worstReserved / LIMIT) * 100).toFixed(1)}% without usage reported above a reservation, which added ${positive} tokens in all)`,
+      );
+      assert.ok(charges.length > 50 && refusals > 20, 'the stream both filled the limit and was refused');
+      assert.equal(refusedFairly, refusals, 'every refusal is explained by the window plus one sub-window');
+      assert.ok(worst <= upperBound, `worst span ${worst} > ${upperBound}`);
+      // Without the positive settlements (usage above the reservation, charged after the fact) no span exceeds the limit.
+      assert.ok(worstReserved <= LIMIT, `worst span without after-the-fact usage ${worstReserved} > ${LIMIT}`);
     });
 
     for (const [label, offset] of [
@@ -248,6 +338,39 @@ for (const kind of ['memory', 'redis'] as const) {
       assert.equal((await h.store.admit(id(), tag, short)).admitted, true);
     });
 
+    test('renew: a live lease moves to now + leaseMs; an expired, settled or unknown one is not revived', async () => {
+      fresh();
+      const limits = [conc('concurrency:key', 'conc', 1, 15_000), win('tokens:tpm', 'tpm', 100_000, 60_000, 10)];
+      const a = id();
+      assert.equal((await h.store.admit(a, tag, limits)).admitted, true);
+      clock = T0 + 10_000;
+      assert.deepEqual(await h.store.renew(tag, [a, 'never-admitted'], 15_000), [true, false]);
+      clock = T0 + 20_000; // past the first expiry (15 s): the renewed lease still holds the slot
+      assert.deepEqual(denied(await h.store.admit(id(), tag, limits)), { deniedBy: 'concurrency:key', retryAfterMs: 1000 });
+      clock = T0 + 24_999;
+      assert.deepEqual(await h.store.renew(tag, [a], 15_000), [true]);
+      const full = await h.store.admit(id(), tag, limits);
+      assert.equal(full.states[0]?.resetMs, 15_000, 'the earliest expiry is the renewed one');
+      // The sidecar died after its last beat: the slot is free 15 s later, not at a long fixed lease.
+      clock = T0 + 39_998;
+      assert.equal((await h.store.admit(id(), tag, limits)).admitted, false);
+      clock = T0 + 39_999;
+      assert.deepEqual(await h.store.renew(tag, [a], 15_000), [false], 'expired: not revived (its slot may be taken)');
+      const b = id();
+      assert.equal((await h.store.admit(b, tag, limits)).admitted, true);
+      // Renewal never shortens; a settled lease is gone.
+      assert.deepEqual(await h.store.renew(tag, [b], 1000), [true]);
+      clock = T0 + 39_999 + 14_999;
+      assert.equal((await h.store.admit(id(), tag, limits)).admitted, false, 'still held: a shorter renewal did not shorten it');
+      await h.store.settle(b, tag, { tokenDelta: 0 });
+      assert.deepEqual(await h.store.renew(tag, [b], 15_000), [false]);
+      assert.deepEqual(await h.store.renew(tag, [], 15_000), []);
+      // A request without a concurrency limit holds no lease to renew.
+      const c = id();
+      await h.store.admit(c, tag, [win('tokens:tpm', 'tpm', 100_000, 60_000, 10)]);
+      assert.deepEqual(await h.store.renew(tag, [c], 15_000), [false]);
+    });
+
     test('settle: token delta (+/−) lands on the buckets charged at admission, never below 0; idempotent', async () => {
       fresh();
       const limits = (cost: number, c = 1): LimitSpec[] => [
@@ -276,15 +399,25 @@ for (const kind of ['memory', 'redis'] as const) {
       await h.store.settle('never-admitted', tag, { tokenDelta: 500 });
       assert.deepEqual(await probe(), [97, 1000, 10_000]);
 
-      // The delta goes to the bucket of the admission even after the window moved on.
+      // The delta goes to the sub-window of the admission, even after the window moved on (and across a fixed-minute boundary).
       const r4 = id();
-      const tpm = [win('tokens:tpm', 'tpm2', 1000, 60_000, 100)];
+      const tpm = [win('tokens:tpm', 'tpm2', 1000, 60_000, 600)];
+      clock = T0 + 59_900;
       await h.store.admit(r4, tag, tpm);
-      clock = T0 + 90_000; // next bucket, half way: previous weighs 0.5
       const p = async (): Promise<number[]> => rem(await h.store.admit(id(), tag, [win('tokens:tpm', 'tpm2', 1000, 60_000, 0)]));
-      assert.deepEqual(await p(), [950]);
-      await h.store.settle(r4, tag, { tokenDelta: 100 });
-      assert.deepEqual(await p(), [900], 'previous bucket now 200 → estimate 100');
+      clock = T0 + 60_100;
+      assert.equal(denied(await h.store.admit(id(), tag, tpm)).retryAfterMs, 119_999 - 60_100, 'the reservation holds the window');
+      await h.store.settle(r4, tag, { tokenDelta: -500 }); // used 100 of 600
+      assert.deepEqual(await p(), [900]);
+      const r5 = id();
+      assert.deepEqual(rem(await h.store.admit(r5, tag, tpm)), [300], 'the settled-down reservation made room');
+      clock = T0 + 90_000;
+      await h.store.settle(r5, tag, { tokenDelta: 100 }); // used 700 of 600
+      assert.deepEqual(await p(), [200], 'charged to the sub-window of its admission');
+      clock = T0 + 119_999; // r4's sub-window has left; r5's (60.1 s) has not
+      assert.deepEqual(await p(), [300]);
+      clock = T0 + 120_999;
+      assert.deepEqual(await p(), [1000]);
     });
 
     test('settle with a concurrency lease and tokens; the lease of another request is untouched', async () => {
@@ -323,21 +456,106 @@ test('memory: the reservation expires after max(leaseMs) + 60 s; a later settlem
   assert.deepEqual(rem(d), [900], 'the expired reservation did not apply its delta');
 });
 
+test('memory: renewal keeps the reservation record past max(leaseMs) + 60 s, so the late settlement still applies', async () => {
+  let now = T0;
+  const store = new MemoryQuotaStore({ now: () => now });
+  const limits: LimitSpec[] = [conc('requests:concurrent', 'c', 5, 15_000), win('tokens:tpm', 'tpm', 100_000, 3_600_000, 100)];
+  await store.admit('r', 'org', limits);
+  for (let beat = 0; beat < 20; beat++) {
+    now += 5000;
+    assert.deepEqual(await store.renew('org', ['r'], 15_000), [true]);
+  }
+  now += 5000; // 105 s after admission: without renewals the record would be gone (75 s)
+  await store.settle('r', 'org', { tokenDelta: 400 });
+  const d = await store.admit('probe', 'org', [win('tokens:tpm', 'tpm', 100_000, 3_600_000, 0)]);
+  assert.deepEqual(rem(d), [99_500], 'reservation 100 + 400 used beyond it');
+});
+
 describe('circuit breaker', () => {
   const fail = async (): Promise<never> => {
     throw new Error('redis down');
   };
   const ok = async (): Promise<string> => 'ok';
+  const opts = { failureRate: 0.5, minimumCalls: 6, windowMs: 2000, openMs: 1000, halfOpenProbes: 2 };
+  /** A call the test finishes when it wants: `settle(true)` succeeds it, `settle(false)` fails it. */
+  function pending(b: CircuitBreaker): { done: Promise<unknown>; settle: (success: boolean) => void } {
+    let finish: (success: boolean) => void = () => undefined;
+    const done = b.run(() => new Promise<string>((res, rej) => (finish = (success) => (success ? res('late') : rej(new Error('timeout'))))));
+    done.catch(() => undefined);
+    return { done, settle: (success) => finish(success) };
+  }
 
-  test('opens after failureThreshold consecutive failures, fails fast for openMs, then one probe', async () => {
+  test('consecutive failures alone do not open it: a failure rate over the window, with a minimum of calls', async () => {
     let now = 0;
-    const b = new CircuitBreaker({ failureThreshold: 3, openMs: 1000, now: () => now });
+    const b = new CircuitBreaker({ ...opts, now: () => now });
+    // Five failures in a row: below minimumCalls (6), still closed — the old breaker opened at 5.
+    for (let i = 0; i < 5; i++) {
+      now += 10;
+      await assert.rejects(b.run(fail), /redis down/);
+    }
+    assert.equal(b.state, 'closed');
+    // Enough successes in the window keep the rate below 50% however the failures fall.
+    for (let i = 0; i < 6; i++) {
+      now += 10;
+      assert.equal(await b.run(ok), 'ok');
+    }
+    now += 10;
+    await assert.rejects(b.run(fail));
+    assert.deepEqual(b.window(), { calls: 12, successes: 6, failures: 6 });
+    assert.equal(b.state, 'open', '6 of 12 failed (50%), 12 calls ≥ 6');
+  });
+
+  test('old successes leave the window: a sustained outage opens it once failures dominate the last windowMs', async () => {
+    let now = 0;
+    const b = new CircuitBreaker({ ...opts, now: () => now });
+    for (let i = 0; i < 100; i++) {
+      now += 10;
+      await b.run(ok);
+    }
+    let openedAfter = -1;
+    for (let i = 1; i <= 400 && openedAfter < 0; i++) {
+      now += 10;
+      await assert.rejects(b.run(fail));
+      if (b.isOpen()) openedAfter = i * 10;
+    }
+    // 100 successes over the last second, then failures every 10 ms: opens when the failures are half of the window.
+    assert.ok(openedAfter > 0 && openedAfter <= 1100, `opened ${openedAfter} ms into the outage`);
+  });
+
+  test('calls in flight together when a stall hits fail as one; calls contradicted by a later success do not count', async () => {
+    let now = 0;
+    const b = new CircuitBreaker({ ...opts, now: () => now });
+    for (let i = 0; i < 10; i++) {
+      now += 10;
+      await b.run(ok);
+    }
+    // A stall: 40 calls start, then all time out together.
+    const stalled = Array.from({ length: 40 }, () => pending(b));
+    now += 250;
+    for (const c of stalled) c.settle(false);
+    await Promise.allSettled(stalled.map((c) => c.done));
+    assert.deepEqual(b.window(), { calls: 50, successes: 10, failures: 1 });
+    assert.equal(b.state, 'closed', 'counted one by one, 40 of 50 would have opened it');
+
+    // …and a burst: 200 calls start together, 194 succeed, 6 time out after them. Redis answered calls that
+    // started with the 6, so those 6 are not evidence that it is down: nothing counted.
+    let later = 0;
+    const c = new CircuitBreaker({ ...opts, minimumCalls: 1, now: () => later });
+    const burst = Array.from({ length: 200 }, () => pending(c));
+    later += 5;
+    burst.slice(6).forEach((x) => x.settle(true));
+    later += 250;
+    burst.slice(0, 6).forEach((x) => x.settle(false));
+    await Promise.allSettled(burst.map((x) => x.done));
+    assert.deepEqual(c.window(), { calls: 200, successes: 194, failures: 0 });
+    assert.equal(c.state, 'closed');
+  });
+
+  test('open: calls fail fast for openMs; half-open lets halfOpenProbes through, the others take the degraded path; a probe success closes', async () => {
+    let now = 0;
+    const b = new CircuitBreaker({ ...opts, minimumCalls: 1, now: () => now });
     await assert.rejects(b.run(fail), /redis down/);
-    await assert.rejects(b.run(fail), /redis down/);
-    assert.equal(await b.run(ok), 'ok', 'a success resets the count');
-    for (let i = 0; i < 3; i++) await assert.rejects(b.run(fail), /redis down/);
     assert.equal(b.state, 'open');
-    assert.equal(b.isOpen(), true);
     let called = 0;
     await assert.rejects(
       b.run(async () => {
@@ -352,20 +570,24 @@ describe('circuit breaker', () => {
     now = 1000;
     assert.equal(b.state, 'half-open');
     assert.equal(b.isOpen(), false);
-    // One probe at a time; a concurrent call fails fast.
-    let release: (v: string) => void = () => undefined;
-    const probe = b.run(() => new Promise<string>((r) => (release = r)));
-    assert.equal(b.isOpen(), true);
+    const p1 = pending(b);
+    const p2 = pending(b);
+    assert.equal(b.isOpen(), true, 'both probe slots taken');
     await assert.rejects(b.run(ok), CircuitOpenError);
-    release('probed');
-    assert.equal(await probe, 'probed');
+    p1.settle(true);
+    assert.equal(await p1.done, 'late');
     assert.equal(b.state, 'closed');
-    assert.equal(b.isOpen(), false);
+    assert.equal(await b.run(ok), 'ok');
+    // The other probe failing after the breaker closed belongs to the old episode: the breaker stays closed.
+    p2.settle(false);
+    await assert.rejects(p2.done);
+    assert.equal(b.state, 'closed');
+    assert.deepEqual(b.window(), { calls: 1, successes: 1, failures: 0 });
   });
 
   test('a failed probe reopens for another openMs', async () => {
     let now = 0;
-    const b = new CircuitBreaker({ failureThreshold: 1, openMs: 500, now: () => now });
+    const b = new CircuitBreaker({ ...opts, minimumCalls: 1, openMs: 500, now: () => now });
     await assert.rejects(b.run(fail));
     assert.equal(b.isOpen(), true);
     now = 500;
@@ -380,15 +602,15 @@ describe('circuit breaker', () => {
 
   test('late results of calls started while closed do not flip an open breaker', async () => {
     let now = 0;
-    const b = new CircuitBreaker({ failureThreshold: 1, openMs: 1000, now: () => now });
-    let release: (v: string) => void = () => undefined;
-    const slow = b.run(() => new Promise<string>((r) => (release = r)));
+    const b = new CircuitBreaker({ ...opts, minimumCalls: 1, now: () => now });
+    const slow = pending(b);
+    now = 10;
     await assert.rejects(b.run(fail));
     assert.equal(b.isOpen(), true);
-    release('late');
-    assert.equal(await slow, 'late');
+    slow.settle(true);
+    assert.equal(await slow.done, 'late');
     assert.equal(b.isOpen(), true, 'still open');
-    now = 1000;
+    now = 1010;
     assert.equal(b.state, 'half-open');
   });
 });

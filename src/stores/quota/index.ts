@@ -29,7 +29,7 @@ export function createQuotaStores(config: GatewayConfig, log: Logger): QuotaStor
     return { primary: local, local, breaker: null, close: () => local.close() };
   }
   const primary = new RedisQuotaStore({ url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs, log });
-  const breaker = new CircuitBreaker({ failureThreshold: config.quotas.breaker.failureThreshold, openMs: config.quotas.breaker.openSeconds * 1000 });
+  const breaker = new CircuitBreaker(config.quotas.breaker);
   return {
     primary,
     local,

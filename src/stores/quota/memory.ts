@@ -11,17 +11,24 @@
  *                capped at burst; admits when tokens ≥ 1; costs one token.
  *                remaining = whole tokens left; resetMs = time until the next
  *                whole token (0 when full).
- *   window       two fixed buckets of windowMs (index floor(now / windowMs));
- *                estimate = previous × (share of the window still overlapping
- *                it) + current; admits when estimate + cost ≤ limit.
- *                resetMs = time until the current bucket ends.
+ *   window       a sliding window of windowMs over SUB_WINDOWS (60) sub-windows
+ *                of b = ceil(windowMs / 60) ms (index floor(now / b)); the
+ *                count is the sum of every sub-window that holds a moment of
+ *                (now − windowMs, now], the oldest one whole. Admits when
+ *                count + cost ≤ limit. So what was charged in any windowMs span
+ *                never exceeds the limit (the later admission of the span
+ *                counted all of it); the price is admitting up to b ms late,
+ *                since the oldest sub-window counts whole. resetMs = time until
+ *                everything counted has left the window (0 when nothing is).
  *   day          one counter per local day, index floor((now + utcOffsetMs) /
  *                86 400 000); admits when count + cost ≤ limit. resetMs = time
  *                to the next local midnight.
  *   concurrency  leases (requestId → expiry); expired leases are dropped first
  *                (reclaims the leases of a dead sidecar); admits when the live
  *                leases < limit; takes a lease for leaseMs. resetMs = time to
- *                the earliest expiry when full, else 0.
+ *                the earliest expiry when full, else 0. renew() moves the
+ *                expiry of a live lease to now + leaseMs (the sidecar holding
+ *                it is alive); an expired lease is never revived.
  *
  * All-or-nothing: every limit is checked against the state before the
  * decision; only when all admit is everything charged. A denial charges
@@ -33,7 +40,7 @@
  *
  * Reservation: an admitted request records the token buckets it charged
  * (window/day limits whose name starts with `tokens:`) and its leases, for
- * max(leaseMs) (10 min without leases) + 60 s. settle() adds tokenDelta to
+ * max(leaseMs) (10 min without leases) + 60 s, extended by renew(). settle() adds tokenDelta to
  * those same buckets (never below 0; skipped when the bucket is already gone),
  * releases the leases and deletes the record; without a record it does
  * nothing, so settling twice is harmless.
@@ -50,6 +57,23 @@ export const RESERVATION_SLACK_MS = 60_000;
 export const CONCURRENCY_RETRY_MS = 1000;
 /** Extra lifetime of bucket keys beyond the time they still count (garbage collection only). */
 export const GC_SLACK_MS = 1000;
+/** Sub-windows per sliding window: the window slides in steps of windowMs / 60 (1 s for a minute). */
+export const SUB_WINDOWS = 60;
+
+/** Sub-window length of a sliding window (ms). */
+export function subWindowMs(windowMs: number): number {
+  return Math.ceil(windowMs / SUB_WINDOWS);
+}
+
+/** The oldest sub-window that still holds a moment of (now − windowMs, now]. */
+export function oldestSubWindow(now: number, windowMs: number): number {
+  return Math.floor((now - windowMs + 1) / subWindowMs(windowMs));
+}
+
+/** When sub-window `idx` stops counting: its last millisecond is then windowMs old. */
+export function subWindowLeavesAt(idx: number, windowMs: number): number {
+  return (idx + 1) * subWindowMs(windowMs) + windowMs - 1;
+}
 
 /** Token limits are marked by the quota stage with this name prefix (`tokens:tpm`, `tokens:tpd`). */
 export function isTokenLimit(spec: LimitSpec): boolean {
@@ -91,16 +115,20 @@ function nextTokenMs(tokens: number, burst: number, ratePerSec: number): number 
   return Math.ceil(((Math.floor(tokens) + 1 - tokens) * 1000) / ratePerSec);
 }
 
-/** How long until a refused window limit could take `cost` (a hint). */
-function windowRetryMs(limit: number, windowMs: number, cost: number, prev: number, cur: number, elapsed: number): number {
+/**
+ * How long until a refused window limit could take `cost`: sub-windows leave
+ * oldest first; the first moment the rest plus cost fits. `counted` is the
+ * counted sub-windows in ascending index order.
+ */
+function windowRetryMs(limit: number, windowMs: number, cost: number, counted: ReadonlyArray<readonly [number, number]>, sum: number, now: number): number {
   const need = limit - cost;
-  if (need < 0) return windowMs - elapsed;
-  if (cur <= need) {
-    const e = Math.ceil(windowMs * (1 - (need - cur) / prev));
-    return Math.max(1, e - elapsed);
+  if (need < 0) return windowMs; // never fits: a hint, the request cannot be admitted by waiting
+  let left = sum;
+  for (const [idx, count] of counted) {
+    left -= count;
+    if (left <= need) return Math.max(1, subWindowLeavesAt(idx, windowMs) - now);
   }
-  const e2 = Math.ceil(windowMs * (1 - need / cur));
-  return windowMs - elapsed + e2;
+  return windowMs;
 }
 
 interface RateEntry {
@@ -196,6 +224,28 @@ export class MemoryQuotaStore implements QuotaStore {
     this.#data.delete(resKey);
   }
 
+  async renew(tag: string, requestIds: readonly string[], leaseMs: number): Promise<boolean[]> {
+    const now = this.#now();
+    return requestIds.map((requestId) => {
+      const resKey = `{${tag}}:res:${requestId}`;
+      const res = this.#get(resKey, now);
+      if (res === undefined || res.type !== 'reservation') return false;
+      let renewed = false;
+      for (const key of res.leases) {
+        const e = this.#get(key, now);
+        if (e === undefined || e.type !== 'leases') continue;
+        const exp = e.leases.get(requestId);
+        // An expired lease stays expired: its slot may already have been given to another request.
+        if (exp === undefined || exp <= now) continue;
+        e.leases.set(requestId, Math.max(exp, now + leaseMs));
+        e.expiresAt = Math.max(e.expiresAt, now + leaseMs + GC_SLACK_MS);
+        renewed = true;
+      }
+      if (renewed) res.expiresAt = Math.max(res.expiresAt, now + leaseMs + RESERVATION_SLACK_MS);
+      return renewed;
+    });
+  }
+
   async close(): Promise<void> {
     this.#data.clear();
   }
@@ -248,24 +298,29 @@ export class MemoryQuotaStore implements QuotaStore {
       case 'window': {
         const { limit, windowMs: w } = spec;
         const cost = wholeCost(spec.cost);
-        const idx = Math.floor(now / w);
-        const start = idx * w;
-        const elapsed = now - start;
-        const counts = e !== undefined && e.type === 'buckets' ? e.counts : undefined;
-        const cur = counts?.get(idx) ?? 0;
-        const prev = counts?.get(idx - 1) ?? 0;
-        const est = prev * ((w - elapsed) / w) + cur;
-        const ok = est + cost <= limit;
-        const reset = start + w - now;
+        const idx = Math.floor(now / subWindowMs(w));
+        const oldest = oldestSubWindow(now, w);
+        const counted: Array<[number, number]> = [];
+        let sum = 0;
+        if (e !== undefined && e.type === 'buckets') {
+          for (const [i, c] of e.counts) {
+            if (i < oldest || c === 0) continue;
+            counted.push([i, c]);
+            sum += c;
+          }
+        }
+        counted.sort((x, y) => x[0] - y[0]);
+        const newest = counted.length === 0 ? null : (counted[counted.length - 1] as [number, number])[0];
+        const ok = sum + cost <= limit;
         return {
           ok,
           limit,
-          remainingIfCharged: Math.max(0, Math.floor(limit - est - cost)),
-          resetIfCharged: reset,
-          remainingUncharged: Math.max(0, Math.floor(limit - est)),
-          resetUncharged: reset,
-          retryMs: ok ? 0 : windowRetryMs(limit, w, cost, prev, cur, elapsed),
-          charge: () => this.#chargeBucket(key, idx, cost, start + 2 * w - now + GC_SLACK_MS, now),
+          remainingIfCharged: Math.max(0, Math.floor(limit - sum - cost)),
+          resetIfCharged: subWindowLeavesAt(Math.max(idx, newest ?? idx), w) - now,
+          remainingUncharged: Math.max(0, Math.floor(limit - sum)),
+          resetUncharged: newest === null ? 0 : subWindowLeavesAt(newest, w) - now,
+          retryMs: ok ? 0 : windowRetryMs(limit, w, cost, counted, sum, now),
+          charge: () => this.#chargeBucket(key, idx, cost, subWindowLeavesAt(idx, w) - now + GC_SLACK_MS, now, oldest),
         };
       }
       case 'day': {
@@ -283,7 +338,7 @@ export class MemoryQuotaStore implements QuotaStore {
           remainingUncharged: Math.max(0, Math.floor(limit - count)),
           resetUncharged: reset,
           retryMs: reset,
-          charge: () => this.#chargeBucket(key, idx, cost, reset + DAY_MS + GC_SLACK_MS, now),
+          charge: () => this.#chargeBucket(key, idx, cost, reset + DAY_MS + GC_SLACK_MS, now, idx - 1),
         };
       }
       case 'concurrency': {
@@ -317,13 +372,13 @@ export class MemoryQuotaStore implements QuotaStore {
     }
   }
 
-  /** Adds `cost` to bucket `idx`, drops buckets older than the previous one, sets the key lifetime. */
-  #chargeBucket(key: string, idx: number, cost: number, ttl: number, now: number): void {
+  /** Adds `cost` to bucket `idx`, drops buckets below `keepFrom` (they no longer count), sets the key lifetime. */
+  #chargeBucket(key: string, idx: number, cost: number, ttl: number, now: number, keepFrom: number): void {
     const e = this.#get(key, now);
     const counts = e !== undefined && e.type === 'buckets' ? e.counts : new Map<number, number>();
     counts.set(idx, (counts.get(idx) ?? 0) + cost);
-    for (const k of counts.keys()) if (k < idx - 1) counts.delete(k);
-    this.#data.set(key, { type: 'buckets', counts, expiresAt: now + ttl });
+    for (const k of counts.keys()) if (k < keepFrom) counts.delete(k);
+    this.#data.set(key, { type: 'buckets', counts, expiresAt: Math.max(e?.expiresAt ?? 0, now + ttl) });
   }
 
   #record(requestId: string, tag: string, limits: readonly LimitSpec[], now: number): void {
@@ -336,7 +391,8 @@ export class MemoryQuotaStore implements QuotaStore {
         leases.push(key);
         maxLease = Math.max(maxLease, spec.leaseMs);
       } else if (isTokenLimit(spec)) {
-        const bucket = spec.kind === 'window' ? Math.floor(now / spec.windowMs) : spec.kind === 'day' ? Math.floor((now + spec.utcOffsetMs) / DAY_MS) : 0;
+        const bucket =
+          spec.kind === 'window' ? Math.floor(now / subWindowMs(spec.windowMs)) : spec.kind === 'day' ? Math.floor((now + spec.utcOffsetMs) / DAY_MS) : 0;
         tokens.push({ key, bucket });
       }
     }

@@ -13,7 +13,10 @@
 export type LimitSpec =
   /** Token bucket: `burst` capacity, refilled at `ratePerSec`; costs one request. */
   | { readonly kind: 'rate'; readonly name: string; readonly key: string; readonly ratePerSec: number; readonly burst: number }
-  /** Sliding window of `windowMs` (two fixed buckets, weighted); costs `cost` units (requests or tokens). */
+  /**
+   * Sliding window of `windowMs` (60 sub-windows; see memory.ts): what was charged in any
+   * windowMs span never exceeds `limit`; costs `cost` units (requests or tokens).
+   */
   | { readonly kind: 'window'; readonly name: string; readonly key: string; readonly limit: number; readonly windowMs: number; readonly cost: number }
   /**
    * Calendar day in a time zone: the day index is floor((now + utcOffsetMs) / 86 400 000),
@@ -61,5 +64,13 @@ export interface QuotaStore {
    * second settlement (or one after the reservation expired) changes nothing.
    */
   settle(requestId: string, tag: string, settlement: Settlement): Promise<void>;
+  /**
+   * The heartbeat of a live sidecar: moves each request's unexpired leases to
+   * expire `leaseMs` from now (and keeps its reservation record at least that
+   * long). One answer per request: false when it holds no live lease any more
+   * (settled, expired, or never taken) — an expired lease is never revived.
+   * All requests of one call share `tag` (one cluster slot).
+   */
+  renew(tag: string, requestIds: readonly string[], leaseMs: number): Promise<boolean[]>;
   close(): Promise<void>;
 }

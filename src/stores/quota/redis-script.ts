@@ -18,8 +18,10 @@
  * Reply: admitted (1|0), now, index of the first refusing limit (1-based, 0
  * when admitted), retryAfterMs, then limit, remaining, resetMs per limit.
  *
- * Window and day buckets are fields of one hash per limit (field = bucket
- * index), so every key the script touches is declared in KEYS.
+ * Window sub-windows and day buckets are fields of one hash per limit (field
+ * = sub-window or day index), so every key the script touches is declared in
+ * KEYS. A window hash holds at most 61 live fields (60 sub-windows + the
+ * current one); older ones are deleted whenever the limit is charged.
  */
 export const ADMIT_LUA = `
 local now
@@ -36,21 +38,23 @@ local GC = 1000
 local RETRY_C = 1000
 local RES_DEFAULT = 600000
 local RES_SLACK = 60000
+local SUB = 60
 
 local function fmt(x) return string.format('%d', x) end
 local function nextToken(tokens, burst, rate)
   if tokens >= burst then return 0 end
   return math.ceil(((math.floor(tokens) + 1 - tokens) * 1000) / rate)
 end
-local function windowRetry(limit, w, cost, prev, cur, elapsed)
+local function leaves(i, w, b) return (i + 1) * b + w - 1 end
+local function windowRetry(limit, w, b, cost, counted, sum)
   local need = limit - cost
-  if need < 0 then return w - elapsed end
-  if cur <= need then
-    local e = math.ceil(w * (1 - (need - cur) / prev))
-    return math.max(1, e - elapsed)
+  if need < 0 then return w end
+  local left = sum
+  for _, e in ipairs(counted) do
+    left = left - e[2]
+    if left <= need then return math.max(1, leaves(e[1], w, b) - now) end
   end
-  local e2 = math.ceil(w * (1 - need / cur))
-  return w - elapsed + e2
+  return w
 end
 
 local checks = {}
@@ -85,23 +89,36 @@ for i = 1, n do
     c.ttl = math.ceil((burst * 1000) / rate) + GC
   elseif kind == 'w' then
     local limit, w, cost = p1, p2, p3
-    local idx = math.floor(now / w)
-    local start = idx * w
-    local elapsed = now - start
-    local h = redis.call('HMGET', key, fmt(idx), fmt(idx - 1))
-    local cur = tonumber(h[1]) or 0
-    local prev = tonumber(h[2]) or 0
-    local est = prev * ((w - elapsed) / w) + cur
-    c.ok = est + cost <= limit
+    local b = math.ceil(w / SUB)
+    local idx = math.floor(now / b)
+    local oldest = math.floor((now - w + 1) / b)
+    local h = redis.call('HGETALL', key)
+    local sum = 0
+    local counted = {}
+    local newest = nil
+    for j = 1, #h, 2 do
+      local si = tonumber(h[j])
+      local cnt = tonumber(h[j + 1])
+      if si >= oldest and cnt ~= 0 then
+        counted[#counted + 1] = { si, cnt }
+        sum = sum + cnt
+        if newest == nil or si > newest then newest = si end
+      end
+    end
+    table.sort(counted, function(x, y) return x[1] < y[1] end)
+    c.ok = sum + cost <= limit
     c.limit = limit
-    c.remC = math.max(0, math.floor(limit - est - cost))
-    c.resetC = start + w - now
-    c.remU = math.max(0, math.floor(limit - est))
-    c.resetU = c.resetC
-    if c.ok then c.retry = 0 else c.retry = windowRetry(limit, w, cost, prev, cur, elapsed) end
+    c.remC = math.max(0, math.floor(limit - sum - cost))
+    local nc = idx
+    if newest and newest > nc then nc = newest end
+    c.resetC = leaves(nc, w, b) - now
+    c.remU = math.max(0, math.floor(limit - sum))
+    if newest then c.resetU = leaves(newest, w, b) - now else c.resetU = 0 end
+    if c.ok then c.retry = 0 else c.retry = windowRetry(limit, w, b, cost, counted, sum) end
     c.idx = idx
+    c.keep = oldest
     c.cost = cost
-    c.ttl = start + 2 * w - now + GC
+    c.ttl = leaves(idx, w, b) - now + GC
   elseif kind == 'd' then
     local limit, off, cost = p1, p2, p3
     local idx = math.floor((now + off) / DAY)
@@ -115,6 +132,7 @@ for i = 1, n do
     c.resetU = reset
     c.retry = reset
     c.idx = idx
+    c.keep = idx - 1
     c.cost = cost
     c.ttl = reset + DAY + GC
   else
@@ -169,9 +187,9 @@ for i = 1, n do
     redis.call('HINCRBY', c.key, field, c.cost)
     local fields = redis.call('HKEYS', c.key)
     for _, f in ipairs(fields) do
-      if tonumber(f) < c.idx - 1 then redis.call('HDEL', c.key, f) end
+      if tonumber(f) < c.keep then redis.call('HDEL', c.key, f) end
     end
-    redis.call('PEXPIRE', c.key, c.ttl)
+    if redis.call('PTTL', c.key) < c.ttl then redis.call('PEXPIRE', c.key, c.ttl) end
     if c.tok then
       res[#res + 1] = 't:' .. c.key
       res[#res + 1] = field
@@ -233,4 +251,47 @@ for i = 1, #rec, 2 do
 end
 redis.call('DEL', KEYS[1])
 return 1
+`;
+
+/**
+ * The lease heartbeat. KEYS = reservation records of requests of one tag
+ * (one slot). ARGV[1] = time override ('' = TIME), ARGV[2] = leaseMs, then
+ * one request id per key. For each record, every lease it names that is
+ * still live (expiry > now) moves to now + leaseMs (never earlier); the
+ * record then lives at least leaseMs + 60 s. An expired lease is left alone:
+ * its slot may already be someone else's. Reply: 1 per request that still
+ * holds a live lease, else 0.
+ */
+export const RENEW_LUA = `
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local lease = tonumber(ARGV[2])
+local GC = 1000
+local RES_SLACK = 60000
+local out = {}
+for k = 1, #KEYS do
+  local rid = ARGV[k + 2]
+  local rec = redis.call('HGETALL', KEYS[k])
+  local renewed = 0
+  for i = 1, #rec, 2 do
+    local f = rec[i]
+    if string.sub(f, 1, 2) == 'l:' then
+      local key = string.sub(f, 3)
+      local exp = tonumber(redis.call('ZSCORE', key, rid))
+      if exp and exp > now then
+        if now + lease > exp then redis.call('ZADD', key, 'XX', now + lease, rid) end
+        if redis.call('PTTL', key) < lease + GC then redis.call('PEXPIRE', key, lease + GC) end
+        renewed = 1
+      end
+    end
+  end
+  if renewed == 1 and redis.call('PTTL', KEYS[k]) < lease + RES_SLACK then redis.call('PEXPIRE', KEYS[k], lease + RES_SLACK) end
+  out[k] = renewed
+end
+return out
 `;

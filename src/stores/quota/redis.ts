@@ -16,6 +16,12 @@
  * Failure behaviour (as the key store): the connection never queues commands
  * while disconnected, and a whole call — waiting for a connection being set
  * up included — is bounded by `commandTimeoutMs`; admit/settle then throw.
+ * The bound is on Redis, not on this process: it starts once the command is
+ * written (after the current turn of the event loop), and when it fires, a
+ * reply that has already arrived but not been read yet (the event loop was
+ * busy, e.g. with a burst of requests) is read first and wins. Commands issued in
+ * the same tick go out in one write (ioredis auto-pipelining), so a burst of
+ * admissions costs one syscall and one Redis read, not hundreds.
  * Reconnection runs in the background (backoff capped at 1 s), so the same
  * store works again once Redis is back. A call that timed out may still have
  * been applied by Redis: its leases then expire after leaseMs.
@@ -25,7 +31,7 @@ import { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Decision, LimitSpec, LimitState, QuotaStore, Settlement } from './port.ts';
 import { isTokenLimit, validateLimits, wholeCost } from './memory.ts';
-import { ADMIT_LUA, SETTLE_LUA } from './redis-script.ts';
+import { ADMIT_LUA, RENEW_LUA, SETTLE_LUA } from './redis-script.ts';
 import { describeRedisUrl, type RedisClientOptions, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
 import { errorMessage } from '../../shared/values.ts';
 
@@ -65,6 +71,7 @@ function script(lua: string): Script {
 
 const ADMIT = script(ADMIT_LUA);
 const SETTLE = script(SETTLE_LUA);
+const RENEW = script(RENEW_LUA);
 const KIND_CODE = { rate: 'r', window: 'w', day: 'd', concurrency: 'c' } as const;
 
 /**
@@ -99,7 +106,9 @@ export class RedisQuotaStore implements QuotaStore {
     this.#now = opts.now;
     const node: RedisClientOptions = {
       connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
-      commandTimeout: opts.commandTimeoutMs,
+      // A backstop only: the call's own deadline (#run) decides, and it does not mistake this process's lag for Redis'.
+      commandTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
+      enableAutoPipelining: true,
       // A silent dead peer: destroy the socket so reconnection starts.
       socketTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
       maxRetriesPerRequest: 1,
@@ -178,6 +187,19 @@ export class RedisQuotaStore implements QuotaStore {
     await this.#run(SETTLE, [`${this.#prefix}{${hashTag(tag)}}:res:${requestId}`], [requestId, delta]);
   }
 
+  async renew(tag: string, requestIds: readonly string[], leaseMs: number): Promise<boolean[]> {
+    if (requestIds.length === 0) return [];
+    if (!Number.isSafeInteger(leaseMs) || leaseMs < 1) throw new RangeError('leaseMs must be a positive integer');
+    const base = `${this.#prefix}{${hashTag(tag)}}:res:`;
+    const reply = await this.#run(
+      RENEW,
+      requestIds.map((id) => base + id),
+      [this.#now === undefined ? '' : String(Math.floor(this.#now())), leaseMs, ...requestIds],
+    );
+    if (!Array.isArray(reply) || reply.length !== requestIds.length) throw new QuotaStoreUnavailableError('malformed lease renewal reply');
+    return reply.map((v) => toNumber(v) === 1);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -187,11 +209,17 @@ export class RedisQuotaStore implements QuotaStore {
   /** EVALSHA, then EVAL on NOSCRIPT; the whole call bounded by the command timeout. */
   async #run(s: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
     let timer: NodeJS.Timeout | undefined;
+    let arm: NodeJS.Immediate | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new QuotaStoreUnavailableError(`Redis (${this.description}) did not answer within ${this.#timeoutMs} ms${this.#conn.why()}`)),
-        this.#timeoutMs,
-      );
+      const fail = (): void =>
+        reject(new QuotaStoreUnavailableError(`Redis (${this.description}) did not answer within ${this.#timeoutMs} ms${this.#conn.why()}`));
+      // The bound is on Redis, not on this process. The clock starts once this turn's synchronous work is done and
+      // the command has been written (auto-pipelining writes at the end of the turn): a burst that keeps this process
+      // busy does not eat Redis' time. And when the timer fires, timers run before I/O in an event loop turn:
+      // setImmediate runs after the I/O phase, so a reply already waiting in the socket buffer is read first and wins.
+      arm = setImmediate(() => {
+        timer = setTimeout(() => setImmediate(fail), this.#timeoutMs);
+      });
     });
     const call = async (): Promise<unknown> => {
       await this.#ready();
@@ -211,6 +239,7 @@ export class RedisQuotaStore implements QuotaStore {
       const msg = errorMessage(err);
       throw new QuotaStoreUnavailableError(`Redis (${this.description}) quota call failed: ${msg}`, { cause: err });
     } finally {
+      clearImmediate(arm);
       clearTimeout(timer);
     }
   }
