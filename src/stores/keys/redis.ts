@@ -7,9 +7,9 @@
  *                         expiresAt, revokedAt (epoch ms; absent = none),
  *                         replacedBy
  *   <prefix>keys:revoked  pub/sub channel; the message is a key id whose
- *                         record changed (created, revoked, rotated): every
- *                         replica drops its cached record and forgets having
- *                         seen the id unknown
+ *                         record changed (revoked, rotated): every replica
+ *                         drops its cached record; or `created:<id>`: every
+ *                         replica forgets having seen the id unknown
  *
  * Failure behaviour: the command connection connects lazily, never queues
  * commands while disconnected (`enableOfflineQueue: false`), gives each
@@ -49,10 +49,13 @@ export interface RedisKeyStoreOptions {
 const MAX_CACHED = 100_000;
 
 /** KEYS[1] = record key; ARGV = HSET field/value pairs. Refuses to overwrite. */
+/** Prefix of a creation's message on the channel (a bare id is a changed record). */
+const CREATED = 'created:';
+
 const CREATE_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PUBLISH', KEYS[2], ARGV[1])
+redis.call('PUBLISH', KEYS[2], 'created:' .. ARGV[1])
 return 1`;
 
 /**
@@ -252,7 +255,10 @@ export class RedisKeyStore implements WritableKeyStore {
     });
     sub.on('error', (err: Error) => this.#subscriberError(err));
     sub.on('message', (channel: string, message: string) => {
-      if (channel === this.#channel) this.#invalidate(message);
+      if (channel !== this.#channel) return;
+      // A creation changes no cached record (a fresh read may already hold it): only the ids remembered as unknown go.
+      if (message.startsWith(CREATED)) for (const l of this.#listeners) l(message.slice(CREATED.length));
+      else this.#invalidate(message);
     });
     sub.on('close', () => {
       this.#subscribed = false;
