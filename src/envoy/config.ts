@@ -252,7 +252,9 @@ function addAccessLog(hcm: Obj, path: string): void {
             time: '%START_TIME%',
             request_id: '%REQ(X-REQUEST-ID)%',
             method: '%REQ(:METHOD)%',
-            path: '%REQ(:PATH)%',
+            // The path the upstream got, without any query: the sidecar strips it from requests it passes, but a
+            // refused request keeps the client's, and a query may hold a credential (refused, never logged).
+            path: '%PATH(NQ:PATH)%',
             protocol: '%PROTOCOL%',
             status: '%RESPONSE_CODE%',
             response_flags: '%RESPONSE_FLAGS%',

@@ -13,6 +13,7 @@ export interface AuditRecord {
   readonly startedAt: string;
   readonly endedAt: string;
   readonly method: string;
+  /** The request path without its query string (RequestContext.path), at most 256 characters. */
   readonly path: string;
   readonly endpoint: string | null;
   readonly identity: {

@@ -19,6 +19,7 @@ export interface RequestContext {
   readonly startedAt: number; // epoch ms
   readonly startedHr: bigint;
   readonly method: string;
+  /** The request path without its query string: the query goes nowhere (src/pipeline/query.ts). */
   readonly path: string;
   readonly endpoint: Endpoint | null;
   /** Taken once at the first phase; the request sees this snapshot to the end. */

@@ -18,6 +18,13 @@ interface ErrorSpec {
 }
 
 export const ERROR_CODES = {
+  credential_in_query: {
+    status: 400,
+    type: 'invalid_request_error',
+    origin: 'sidecar',
+    description:
+      'A credential was sent in the URL query string (a parameter such as api_key, key, access_token or token, or a value shaped like a gateway API key or a JWT); it is refused before authentication, and must be sent in the authorization or x-api-key header.',
+  },
   missing_api_key: {
     status: 401,
     type: 'authentication_error',

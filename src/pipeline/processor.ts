@@ -45,6 +45,7 @@ import type {
 import type { Deployment, Fallback, ModelRoute } from './snapshot.ts';
 import { ATTEMPT_HEADER, decodeMark, encodeTicket, FALLBACK_HEADER, fallbackReason } from './fallback.ts';
 import { continueTrace } from './trace.ts';
+import { refuseQueryCredentials, splitTarget } from './query.ts';
 import { estimateTokens, type Usage } from './usage.ts';
 
 /** Request headers as Envoy delivers them: lower-case names, pseudo-headers included. */
@@ -53,11 +54,28 @@ export type HeaderView = ReadonlyMap<string, string>;
 /** Headers only the gateway may set; a client's copies are removed before anything else. */
 export const TRUSTED_PREFIX = 'x-gateway-';
 /**
- * Headers that never reach a model server: credentials, and identity claims a
- * client might send (the client certificate is only ever read from Envoy's
- * connection attributes).
+ * Headers that never reach a model server: credentials (the gateway's own, a
+ * proxy's, the client's cookies), and identity claims a client might send
+ * (the client certificate is only ever read from Envoy's connection
+ * attributes).
  */
-const CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'x-forwarded-client-cert'] as const;
+const CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'proxy-authorization', 'cookie', 'x-forwarded-client-cert'] as const;
+/**
+ * The client's address and what its proxies claim about the request (host,
+ * port, prefix): the gateway is the model server's only client, so none of
+ * it is the model server's business. Deployments may be a third party's API,
+ * which must not learn end users' addresses; and a client-sent
+ * x-forwarded-host or -prefix is unverified text that web frameworks build
+ * URLs from. The sidecar itself reads the address from Envoy's connection
+ * attributes (source.address), never from these. Every other x-forwarded-*
+ * a client sends goes too (FORWARDED_PREFIX), except x-forwarded-proto:
+ * Envoy overwrites it with the scheme of the client's connection (it is never
+ * the client's), and its route lookup finds no route without it once the
+ * route cache is cleared.
+ */
+const CLIENT_ORIGIN_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip'] as const;
+const FORWARDED_PREFIX = 'x-forwarded-';
+const FORWARDED_PROTO = 'x-forwarded-proto';
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
 const JSON_CONTENT_TYPE = /^application\/json\s*(;|$)/i;
 
@@ -144,7 +162,8 @@ export class RequestProcessor {
   ): Promise<{ state: RequestState; result: PhaseResult }> {
     const incomingId = headers.get('x-request-id');
     const method = headers.get(':method') ?? '';
-    const path = headers.get(':path') ?? '';
+    // The query string goes no further than this line: not into the record, not upstream (requestHeaderEdits).
+    const { path, query } = splitTarget(headers.get(':path') ?? '');
     const { family, match } = this.#match(method, path, headers);
     const ctx: RequestContext = {
       requestId: incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : this.#newRequestId(),
@@ -185,6 +204,8 @@ export class RequestProcessor {
       finished: false,
     };
     try {
+      // A credential in the URL is refused before any is checked (it is exposed however the request ends).
+      refuseQueryCredentials(query);
       // Authenticate before anything else: an anonymous caller learns nothing, not even which paths exist.
       const identity = await this.#d.auth.authenticate({ authorization: headers.get('authorization'), xApiKey: headers.get('x-api-key') }, conn, ctx.endpoint);
       ctx.identity = identity;
@@ -728,11 +749,15 @@ function acceptedEndpoint(match: EndpointMatch, method: string, path: string): E
 }
 
 function requestHeaderEdits(headers: HeaderView, ctx: RequestContext, id: Identity): HeaderEdits {
-  const remove: string[] = [...CREDENTIAL_HEADERS];
-  for (const name of headers.keys()) if (name.startsWith(TRUSTED_PREFIX)) remove.push(name);
+  const remove = new Set<string>([...CREDENTIAL_HEADERS, ...CLIENT_ORIGIN_HEADERS]);
+  for (const name of headers.keys()) {
+    if (name.startsWith(TRUSTED_PREFIX) || (name.startsWith(FORWARDED_PREFIX) && name !== FORWARDED_PROTO)) remove.add(name);
+  }
   return {
-    remove,
+    remove: [...remove],
     set: [
+      // The path without its query (ctx.path): a translated request or a fallback attempt sets its own later.
+      [':path', ctx.path],
       ['x-request-id', ctx.requestId],
       ['traceparent', ctx.trace.traceparent],
       ['x-gateway-principal', id.principal],

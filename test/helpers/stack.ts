@@ -31,6 +31,8 @@ export interface TestStack {
   readonly url: string;
   readonly baseURL: string;
   readonly files: GatewayFiles;
+  /** Envoy's access log file (StackOptions.accessLog), else null. Envoy flushes it when it stops. */
+  readonly accessLog: string | null;
   readonly upstream: DemoUpstream;
   readonly envoy: EnvoyProcess;
   sidecar: SidecarProcess | null;
@@ -51,6 +53,8 @@ export interface StackOptions {
   config?: Record<string, unknown>;
   /** Which Envoy filter asks the sidecar (default ext_proc). */
   filter?: 'ext_proc' | 'ext_authz';
+  /** Envoy writes the gateway's access log (src/envoy/config.ts) to TestStack.accessLog. */
+  accessLog?: boolean;
   /** Serve the gateway listener over TLS, optionally requiring client certificates. */
   tls?: { certChainFile: string; privateKeyFile: string; clientCaFile: string; requireClientCertificate: boolean };
 }
@@ -108,6 +112,7 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
   });
   const sidecar: SidecarProcess | null = null;
   const render = opts.filter === 'ext_authz' ? toExtAuthzConfig : (yaml: string) => yaml;
+  const accessLog = opts.accessLog === true ? join(files.dir, 'envoy-access.log') : null;
   const envoy = await startEnvoy({
     bin,
     workDir: join(files.dir, 'envoy'),
@@ -122,6 +127,7 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
         ],
         ...(opts.messageTimeoutMs === undefined ? {} : { messageTimeoutMs: opts.messageTimeoutMs }),
         ...(opts.tls === undefined ? {} : { tls: opts.tls }),
+        ...(accessLog === null ? {} : { accessLogPath: accessLog }),
       }),
     ),
   });
@@ -130,6 +136,7 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
     url,
     baseURL: `${url}/v1`,
     files,
+    accessLog,
     upstream,
     envoy,
     sidecar,

@@ -328,11 +328,12 @@ test("Istio: the EnvoyFilter inserts ext_proc before the router with envoy/gatew
   const { grpc_service: _theirs, ...reference } = base.extProc;
   assert.deepEqual(mine, reference);
 
-  // The ROUTE_CONFIGURATION patch carries the same internal-only routing header.
+  // The ROUTE_CONFIGURATION patch carries the same internal-only routing header, and drops the same headers upstream.
   const rc = envoyFilterPatch('ROUTE_CONFIGURATION');
   assert.equal(obj(rc.match, 'match').context, 'GATEWAY');
   assert.equal(obj(rc.patch, 'patch').operation, 'MERGE');
   assert.deepEqual(obj(obj(rc.patch, 'patch').value, 'value').internal_only_headers, base.routeConfig.internal_only_headers);
+  assert.deepEqual(obj(obj(rc.patch, 'patch').value, 'value').request_headers_to_remove, base.routeConfig.request_headers_to_remove);
   assert.deepEqual(base.routeConfig.internal_only_headers, [TARGET_CLUSTER_HEADER, FALLBACK_HEADER]);
 });
 

@@ -121,6 +121,86 @@ const cases: Case[] = [
     check: ({ results }) => assert.equal(errorOf(results[0]).code, 'missing_api_key'),
   },
   {
+    name: 'a query string goes no further than the sidecar: :path is set without it, the record holds the path only',
+    steps: [
+      chatHead({ ':path': '/v1/chat/completions?foo=bar&debug=1' }),
+      chatBody(),
+      okHead(),
+      { phase: 'response_body', chunk: completion('Hi!'), endOfStream: true },
+    ],
+    check: ({ results }, g) => {
+      assert.equal(setHeaders(results[0]).get(':path'), '/v1/chat/completions');
+      assert.equal(setHeaders(results[1]).has(':path'), false, 'an untranslated body phase leaves the path as the head set it');
+      const rec = onlyRecord(g);
+      assert.equal(rec.outcome, 'completed');
+      assert.equal(rec.path, '/v1/chat/completions');
+    },
+  },
+  {
+    name: 'a request without a query still gets its :path set (every inference request upstream has one the sidecar chose)',
+    steps: [chatHead(), chatBody()],
+    check: ({ results }) => assert.equal(setHeaders(results[0]).get(':path'), '/v1/chat/completions'),
+  },
+  {
+    name: 'a credential in the query: 400 credential_in_query before authentication is attempted, audited with the bare path',
+    steps: [chatHead({ ':path': `/v1/chat/completions?model=x&api_key=${USER_KEY}` }), chatBody()],
+    check: ({ results }, g) => {
+      assert.equal(results.length, 1, 'refused at the head');
+      assert.deepEqual(errorOf(results[0]), { status: 400, code: 'credential_in_query', type: 'invalid_request_error', param: null });
+      const message = (JSON.parse(respond(results[0]).body.toString()) as { error: { message: string } }).error.message;
+      assert.match(message, /parameter 'api_key'/);
+      assert.match(message, /Authorization: Bearer/, 'the error says to use the header');
+      assert.equal(message.includes(USER_KEY), false, 'the value is never echoed');
+      assert.equal(g.auth.seen.length, 0, 'no credential was checked');
+      const rec = onlyRecord(g);
+      assert.equal(rec.path, '/v1/chat/completions');
+      assert.equal(rec.decision.code, 'credential_in_query');
+      assert.equal(rec.identity, null);
+      assert.equal(JSON.stringify(rec).includes(USER_KEY), false, 'the key is nowhere in the record');
+    },
+  },
+  {
+    name: 'a gateway key in any query parameter, from an anonymous caller on any path: credential_in_query, not missing_api_key',
+    steps: [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/nowhere?q=igw_AbCd1234xxxxxxxx' } }],
+    check: ({ results }, g) => {
+      assert.equal(errorOf(results[0]).code, 'credential_in_query');
+      assert.equal(onlyRecord(g).path, '/nowhere');
+    },
+  },
+  {
+    name: "client forwarding headers, proxy credentials and cookies are removed before the upstream; Envoy's x-forwarded-proto stays",
+    steps: [
+      chatHead({
+        'x-forwarded-for': '203.0.113.7, 10.0.0.1',
+        'x-real-ip': '203.0.113.7',
+        forwarded: 'for=203.0.113.7;proto=https',
+        'x-forwarded-host': 'evil.example',
+        'x-forwarded-prefix': '/admin',
+        'x-forwarded-proto': 'http',
+        'proxy-authorization': 'Basic dXNlcjpwYXNz',
+        cookie: 'session=abc',
+      }),
+      chatBody(),
+    ],
+    check: ({ results }) => {
+      const remove = cont(results[0]).headers?.remove ?? [];
+      for (const h of [
+        'x-forwarded-for',
+        'x-real-ip',
+        'forwarded',
+        'x-forwarded-host',
+        'x-forwarded-prefix',
+        'x-forwarded-port',
+        'proxy-authorization',
+        'cookie',
+      ]) {
+        assert.ok(remove.includes(h), `${h} is removed`);
+      }
+      assert.equal(remove.includes('x-forwarded-proto'), false, "Envoy's own scheme header is kept (its route lookup needs it)");
+      assert.equal(new Set(remove).size, remove.length, 'each name once');
+    },
+  },
+  {
     name: "an unknown path, authenticated: 404 unknown_url in the first family's shape",
     steps: [{ phase: 'request_headers', headers: { ':method': 'GET', ':path': '/v2/whatever?x=1', ...AUTH } }],
     check: ({ results }, g) => {
@@ -734,6 +814,23 @@ test("Anthropic: a streamed message is metered from message_start and message_de
     (JSON.parse(respond(list.results[0]).body.toString()) as { data: Array<{ type: string; id: string }> }).data.map((m) => [m.type, m.id]),
     [['model', 'claude']],
   );
+});
+
+test("Anthropic: a credential in the query is refused in Anthropic's envelope", async () => {
+  const g = anthropicRig();
+  const { results } = await drive(g.processor, [
+    {
+      phase: 'request_headers',
+      headers: { ':method': 'POST', ':path': '/v1/messages?x-api-key=sk-anything', 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+    },
+  ]);
+  const reply = respond(results[0]);
+  assert.equal(reply.status, 400);
+  const body = JSON.parse(reply.body.toString()) as { type: string; error: { type: string; message: string } };
+  assert.equal(body.type, 'error');
+  assert.equal(body.error.type, 'invalid_request_error');
+  assert.match(body.error.message, /parameter 'x-api-key'/);
+  assert.equal(onlyRecord(g).decision.code, 'credential_in_query');
 });
 
 test("a path no family serves: the error takes the shape of the client's family when its SDK is recognisable, else OpenAI's", async () => {
