@@ -229,3 +229,26 @@ void test('renderPlainConfig: same listener without ext_proc, one fixed cluster,
   assert.deepEqual(hcm.local_reply_config, gw.local_reply_config);
   assert.equal(b.static_resources.listeners[0]!.per_connection_buffer_limit_bytes, 2 * 1024 * 1024);
 });
+
+void test('every upstream cluster closes idle connections before a 5 s server keep-alive does (issue #14)', () => {
+  const doc = YAML.parse(
+    renderGatewayConfig({
+      listenerPort: 0,
+      adminPort: 0,
+      sidecarSocket: '/tmp/s.sock',
+      clusters: [
+        { name: 'a', host: '127.0.0.1', port: 1 },
+        { name: 'b', host: 'models.internal', port: 2 },
+      ],
+    }),
+  ) as {
+    static_resources: {
+      clusters: Array<{ name: string; typed_extension_protocol_options?: Record<string, { common_http_protocol_options?: { idle_timeout?: string } }> }>;
+    };
+  };
+  for (const name of ['a', 'b']) {
+    const c = doc.static_resources.clusters.find((x) => x.name === name);
+    const idle = c?.typed_extension_protocol_options?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']?.common_http_protocol_options?.idle_timeout;
+    assert.ok(idle !== undefined && Number.parseFloat(idle) < 5, `${name}: idle_timeout ${String(idle)}`);
+  }
+});
