@@ -240,6 +240,8 @@ export interface StreamMeter {
   /** Characters of generated text seen, for an estimate when no usage came. */
   readonly contentChars: number;
   readonly sawContent: boolean;
+  /** The provider's stream reached its own end marker (`[DONE]`, `message_stop`); a stream that ends without it was cut. */
+  readonly complete: boolean;
 }
 
 /** Redacts generated text in a stream across chunk boundaries; returns the bytes to send on now. */
@@ -293,6 +295,8 @@ export interface StreamTranslator {
   readonly usage: ReportedUsage | null;
   readonly contentChars: number;
   readonly sawContent: boolean;
+  /** The provider's stream reached its own end marker (`[DONE]`, `message_stop`); a stream that ends without it was cut. */
+  readonly complete: boolean;
 }
 
 /**

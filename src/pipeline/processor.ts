@@ -369,8 +369,10 @@ export class RequestProcessor {
     const result: PhaseResult = out === null ? CONTINUE : { kind: 'continue', body: out };
     if (!endOfStream) return result;
     ctx.usage = streamUsage(state, meter, 'ended') ?? ctx.usage;
+    // A stream that ended without its end marker was cut by the model server: the client got a broken answer.
+    if (!meter.complete && ctx.errorCode === null) ctx.errorCode = 'upstream_response_invalid';
     // Headers already went out: if the audit cannot be committed the stream must be reset, not completed.
-    await this.#finish(state, responseOutcome(ctx.status));
+    await this.#finish(state, meter.complete ? responseOutcome(ctx.status) : 'failed');
     return result;
   }
 

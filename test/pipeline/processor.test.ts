@@ -580,6 +580,23 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'a stream that ends cleanly but without its [DONE] was cut by the model server: audited failed (upstream_response_invalid), not completed (issue #14)',
+    steps: [
+      chatHead(),
+      chatBody({ stream: true }),
+      okHead('text/event-stream'),
+      { phase: 'response_body', chunk: `data: ${JSON.stringify(delta('Hel'))}\n\n`, endOfStream: false },
+      { phase: 'response_body', chunk: `data: ${JSON.stringify(delta('lo'))}\n\n`, endOfStream: true },
+    ],
+    check: (_run, g) => {
+      const rec = onlyRecord(g);
+      assert.equal(rec.outcome, 'failed');
+      assert.equal(rec.status, 200, 'the client had its 200 already');
+      assert.equal(rec.decision.code, 'upstream_response_invalid');
+      assert.equal(rec.usage?.source, 'estimated', 'what it got is still charged');
+    },
+  },
+  {
     name: 'a success without a body (end of stream at the head) is no answer: 502 upstream_response_invalid, finished there',
     steps: [chatHead(), chatBody(), { phase: 'response_headers', headers: { ':status': '204' }, endOfStream: true }],
     check: ({ results }, g) => {

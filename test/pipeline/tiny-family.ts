@@ -53,6 +53,8 @@ class TinyMeter implements StreamMeter {
   usage: ReportedUsage | null = null;
   contentChars = 0;
   sawContent = false;
+  /** The tiny stream ends with its usage line (`u p c`) or `done`. */
+  complete = false;
   #partial = '';
   push(chunk: Buffer, end: boolean): Buffer | null {
     const lines = (this.#partial + chunk.toString('utf8')).split('\n');
@@ -64,7 +66,8 @@ class TinyMeter implements StreamMeter {
       } else if (line.startsWith('u ')) {
         const [, p, c] = line.split(' ');
         this.usage = { promptTokens: Number(p), completionTokens: Number(c) };
-      }
+        this.complete = true;
+      } else if (line === 'done') this.complete = true;
     }
     return null;
   }

@@ -21,6 +21,7 @@ export class AnthropicStreamMeter implements StreamMeter {
   #completion: number | null = null;
   #contentChars = 0;
   #sawContent = false;
+  #complete = false;
 
   constructor(opts: { readonly responseModel?: string | null } = {}) {
     this.#model = opts.responseModel ?? null;
@@ -35,6 +36,10 @@ export class AnthropicStreamMeter implements StreamMeter {
   }
   get sawContent(): boolean {
     return this.#sawContent;
+  }
+
+  get complete(): boolean {
+    return this.#complete;
   }
 
   push(chunk: Buffer, endOfStream: boolean): Buffer | null {
@@ -69,6 +74,7 @@ export class AnthropicStreamMeter implements StreamMeter {
     }
     if (typeof obj !== 'object' || obj === null) return raw;
     const ev = obj as Record<string, unknown>;
+    if (ev['type'] === 'message_stop') this.#complete = true;
     switch (ev['type']) {
       case 'message_start': {
         const message = ev['message'];

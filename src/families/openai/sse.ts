@@ -25,6 +25,7 @@ export class SseStreamMeter implements StreamMeter {
   #usage: ReportedUsage | null = null;
   #contentChars = 0;
   #sawContent = false;
+  #complete = false;
   #dropBlank = false;
 
   constructor(opts: { readonly stripUsageChunk: boolean; readonly responseModel?: string | null }) {
@@ -42,6 +43,10 @@ export class SseStreamMeter implements StreamMeter {
   }
   get sawContent(): boolean {
     return this.#sawContent;
+  }
+
+  get complete(): boolean {
+    return this.#complete;
   }
 
   /** Replacement bytes for this chunk, or null to pass it through unchanged. */
@@ -88,7 +93,10 @@ export class SseStreamMeter implements StreamMeter {
     // "data:" lines only; comments, event: and id: lines pass untouched.
     if (end < 5 || raw[0] !== 0x64 || raw.toString('latin1', 0, 5) !== 'data:') return raw;
     const payload = raw.toString('utf8', raw[5] === 0x20 ? 6 : 5, end);
-    if (payload === '[DONE]') return raw;
+    if (payload === '[DONE]') {
+      this.#complete = true;
+      return raw;
+    }
     let obj: unknown;
     try {
       obj = JSON.parse(payload);

@@ -43,6 +43,9 @@ function asPort(t: Translator): ProviderTranslator {
         get sawContent() {
           return s.sawContent;
         },
+        get complete() {
+          return s.complete;
+        },
       };
     },
     error: (status, body) => t.error(status, body),

@@ -44,6 +44,7 @@ export class AnthropicToOpenAISse implements StreamTranslator {
   #finishSent = false;
   #ended = false;
   #contentChars = 0;
+  #complete = false;
 
   constructor(opts: TranslateStreamOptions) {
     this.#model = J(opts.clientModel);
@@ -60,6 +61,11 @@ export class AnthropicToOpenAISse implements StreamTranslator {
   }
   get sawContent(): boolean {
     return this.#contentChars > 0;
+  }
+
+  /** The Anthropic stream's message_stop arrived. */
+  get complete(): boolean {
+    return this.#complete;
   }
 
   push(chunk: Buffer, endOfStream: boolean): Buffer {
@@ -90,6 +96,7 @@ export class AnthropicToOpenAISse implements StreamTranslator {
       case 'message_delta':
         return this.#messageDelta(obj);
       case 'message_stop':
+        this.#complete = true;
         return this.#stop();
       case 'error':
         this.#out.push(`data: ${J(anthropicErrorToOpenAI(200, obj))}\n\n`);

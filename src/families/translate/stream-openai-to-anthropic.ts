@@ -50,6 +50,7 @@ export class OpenAIToAnthropicSse implements StreamTranslator {
   #reported: ReportedUsage | null = null;
   #ended = false;
   #contentChars = 0;
+  #complete = false;
 
   constructor(opts: Pick<TranslateStreamOptions, 'clientModel'>) {
     this.#model = J(opts.clientModel);
@@ -66,6 +67,11 @@ export class OpenAIToAnthropicSse implements StreamTranslator {
     return this.#contentChars > 0;
   }
 
+  /** The OpenAI stream's [DONE] arrived. */
+  get complete(): boolean {
+    return this.#complete;
+  }
+
   push(chunk: Buffer, endOfStream: boolean): Buffer {
     this.#reader.push(chunk, endOfStream);
     if (endOfStream && this.#finished) this.#end();
@@ -78,6 +84,7 @@ export class OpenAIToAnthropicSse implements StreamTranslator {
   #onData(data: string): void {
     if (this.#ended) return;
     if (data === '[DONE]') {
+      this.#complete = true;
       this.#end();
       return;
     }

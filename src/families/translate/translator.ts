@@ -24,6 +24,8 @@ export interface StreamTranslator {
   /** Characters of generated text (and tool arguments) seen, for an estimate when no usage came. */
   readonly contentChars: number;
   readonly sawContent: boolean;
+  /** The provider stream reached its own end marker. */
+  readonly complete: boolean;
 }
 
 export interface TranslateRequestOptions {
