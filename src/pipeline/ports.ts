@@ -104,6 +104,8 @@ export interface TextRef {
    * refuses the request instead.
    */
   readonly redactable: boolean;
+  /** Not read together with the texts around it (an object's key): a value is never looked for across it. */
+  readonly separate?: boolean;
   set(text: string): void;
 }
 

@@ -244,3 +244,15 @@ test('responses: tool call arguments, refusals, reasoning and unknown fields of 
   assert.ok(!out.includes('4111'), out);
   assert.equal(inspection.counts['credit_card'], 4);
 });
+
+test('a key is never read together with the value next to it: an email under an unknown field is redacted, not refused', async () => {
+  const out = await inspected(openAIFamily, 'chat', {
+    model: 'm',
+    messages: [user('done')],
+    x_extra: { note: 'jane.doe@example.com' },
+    x_other: 'jane.doe@example.com',
+  });
+  assert.ok(!out.includes('jane.doe'), out);
+  assert.match(out, /"x_extra":\{"note":"\[REDACTED:EMAIL\]"\}/);
+  assert.match(out, /"x_other":"\[REDACTED:EMAIL\]"/);
+});

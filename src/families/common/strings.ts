@@ -54,7 +54,7 @@ function visitObject(v: Json, keys: readonly string[], path: (string | number)[]
     // A key is read by the model too (a schema's property names); it cannot be renamed without changing meaning.
     // The APIs' and JSON Schema's own vocabulary carries nothing of the caller's and is not inspected. A refusal
     // names the key by position: its name is what may hold the value.
-    if (!VOCABULARY.has(k)) out.push(readOnly(k, `${pathText(path)} (the name of key ${index + 1})`));
+    if (!VOCABULARY.has(k)) out.push({ ...readOnly(k, `${pathText(path)} (the name of key ${index + 1})`), separate: true });
     // A role or a part type from the APIs' fixed vocabulary is structure, not text: left out, so that the
     // texts around it stay adjacent for the conversation-level scan (a value split across two messages).
     const child = v[k];

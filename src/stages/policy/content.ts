@@ -175,7 +175,10 @@ export class ContentGuard implements ContentInspector {
    */
   #acrossTexts(texts: readonly TextRef[], starts: readonly number[], total: number): FindingLike[] {
     const out: FindingLike[] = [];
-    const junctions = starts.filter((b, i) => i > 0 && b > 0 && b < total && b !== starts[i - 1]);
+    // A junction between two texts read together: not at an empty text, not next to a key (structure, not prose).
+    const junctions = starts.filter(
+      (b, i) => i > 0 && b > 0 && b < total && b !== starts[i - 1] && texts[i]?.separate !== true && texts[i - 1]?.separate !== true,
+    );
     let k = 0;
     while (k < junctions.length) {
       const lo = Math.max(0, (junctions[k] as number) - SPLIT_WINDOW);
@@ -205,12 +208,18 @@ export class ContentGuard implements ContentInspector {
  */
 const SPLIT_WINDOW = 128;
 
-/** Characters [lo, hi) of the texts joined end to end, without joining the rest. */
+/**
+ * Characters [lo, hi) of the texts joined end to end, without joining the
+ * rest; a separate text (a key) inside the range is blanked to spaces of
+ * its length, so that offsets hold and nothing is read across it.
+ */
 function joinedRange(texts: readonly TextRef[], starts: readonly number[], lo: number, hi: number): string {
   let out = '';
   for (let i = lastStartAtOrBefore(starts, lo); i < texts.length && (starts[i] as number) < hi; i++) {
     const from = starts[i] as number;
-    out += (texts[i] as TextRef).text.slice(Math.max(0, lo - from), hi - from);
+    const t = texts[i] as TextRef;
+    const piece = t.text.slice(Math.max(0, lo - from), hi - from);
+    out += t.separate === true ? ' '.repeat(piece.length) : piece;
   }
   return out;
 }
