@@ -12,6 +12,8 @@
  *  (H) a hand-written scanner over disjoint runs of characters.
  */
 
+import { normalizeForDetection } from './normalize.ts';
+
 export type DataClass = 'PII' | 'PCI' | 'PHI' | 'SECRET';
 
 export interface Finding {
@@ -508,7 +510,8 @@ export class TermMatcher {
   constructor(terms: readonly string[]) {
     let size = 0;
     for (const raw of terms) {
-      const t = raw.trim().replace(/\s+/g, ' ');
+      // Terms go through the same normalisation as the text they are matched against.
+      const t = normalizeForDetection(raw).text.trim().replace(/\s+/g, ' ');
       if (t.length === 0) continue;
       let node = this.root;
       for (let i = 0; i < t.length; i++) {
