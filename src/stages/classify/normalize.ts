@@ -33,14 +33,14 @@
  */
 
 /** Longest NFKC decomposition (UTF-16 units) applied; longer ones leave the code point as it is. */
-export const MAX_EXPANSION = 3;
+export const MAX_EXPANSION = 2;
 
 /**
  * Code points that may change. \p{Changes_When_NFKC_Casefolded} is a superset of
  * "changes under NFKC" (it adds case folding and the default ignorables): a
  * cheap, exact prefilter, verified by test/stages/classify/normalize.test.ts.
  */
-const CANDIDATE_RE = /[[\p{Changes_When_NFKC_Casefolded}\p{Default_Ignorable_Code_Point}\p{Cf}\p{Cc}\p{Z}\p{Nd}\p{Pd}\p{M}]--[\t\n\r\x20-\x7E]]/gv;
+const CANDIDATE_RE = /[[\p{Changes_When_NFKC_Casefolded}\p{Default_Ignorable_Code_Point}\p{Cf}\p{Cc}\p{Z}\p{Nd}\p{Pd}\p{M}]--[\t\n\r\x20-\x7E]]/v;
 const DROP_RE = /^[\p{Default_Ignorable_Code_Point}\p{Cf}\p{Cc}]$/u;
 const SPACE_RE = /^\p{Z}$/u;
 const DIGIT_RE = /^\p{Nd}$/u;
@@ -60,13 +60,6 @@ interface Fold {
   readonly mark: boolean;
 }
 
-/**
- * Per code point, computed once per process. Only code points matching
- * CANDIDATE_RE are ever looked up (about 13,600 of them), so the cache is
- * bounded by Unicode itself, not by the traffic.
- */
-const FOLDS = new Map<number, Fold>();
-
 /** Decimal digits come in runs of ten, 0 to 9 (a Unicode stability policy): the value is the distance from the run's zero. */
 function digitValue(cp: number): number {
   let zero = cp;
@@ -85,16 +78,45 @@ function foldOne(ch: string): string {
   return ch;
 }
 
-function foldOf(cp: number): Fold {
-  const cached = FOLDS.get(cp);
-  if (cached !== undefined) return cached;
+/** What a code point becomes, or null when it stays as it is whatever comes before it. */
+export function foldCodePoint(cp: number): Fold | null {
   const ch = String.fromCodePoint(cp);
   let nf = ch.normalize('NFKC');
   if (nf.length > MAX_EXPANSION) nf = ch;
   let out = '';
   for (const c of nf) out += foldOne(c);
-  const f: Fold = { out, mark: out !== '' && MARKS_RE.test(out) };
-  FOLDS.set(cp, f);
+  const mark = out !== '' && MARKS_RE.test(out);
+  return out === ch && !mark ? null : { out, mark };
+}
+
+/**
+ * Folds, computed once per code point per process: a dense table for the BMP
+ * (undefined = not computed yet); for the astral planes, a bit set of code
+ * points known to stay (emoji, historic scripts) and a map of the others
+ * (prefilter candidates: a few thousand). Bounded by Unicode, not by traffic.
+ */
+const BMP_FOLDS: Array<Fold | null | undefined> = new Array<Fold | null | undefined>(0x10000);
+const ASTRAL_FOLDS = new Map<number, Fold>();
+const ASTRAL_STAYS = new Uint8Array(0x100000 >> 3);
+for (let c = 0; c < 128; c++) BMP_FOLDS[c] = foldCodePoint(c);
+
+function bmpFold(c: number): Fold | null {
+  let f = BMP_FOLDS[c];
+  if (f === undefined) {
+    f = foldCodePoint(c);
+    BMP_FOLDS[c] = f;
+  }
+  return f;
+}
+
+function astralFold(cp: number): Fold | null {
+  const k = cp - 0x10000;
+  if (((ASTRAL_STAYS[k >> 3] as number) & (1 << (k & 7))) !== 0) return null;
+  const known = ASTRAL_FOLDS.get(cp);
+  if (known !== undefined) return known;
+  const f = foldCodePoint(cp);
+  if (f === null) ASTRAL_STAYS[k >> 3] = (ASTRAL_STAYS[k >> 3] as number) | (1 << (k & 7));
+  else ASTRAL_FOLDS.set(cp, f);
   return f;
 }
 
@@ -115,18 +137,13 @@ const isLow = (c: number): boolean => c >= 0xdc00 && c <= 0xdfff;
 export class NormalizedText {
   readonly text: string;
   readonly original: string;
-  readonly #nStart: readonly number[];
-  readonly #nEnd: readonly number[];
-  readonly #oStart: readonly number[];
-  readonly #oEnd: readonly number[];
+  /** Edits, 4 numbers each: nStart, nEnd, oStart, oEnd; sorted by nStart. */
+  readonly #edits: readonly number[];
 
-  constructor(original: string, text: string, edits: { nStart: number[]; nEnd: number[]; oStart: number[]; oEnd: number[] } | null) {
+  constructor(original: string, text: string, edits: readonly number[]) {
     this.original = original;
     this.text = text;
-    this.#nStart = edits?.nStart ?? [];
-    this.#nEnd = edits?.nEnd ?? [];
-    this.#oStart = edits?.oStart ?? [];
-    this.#oEnd = edits?.oEnd ?? [];
+    this.#edits = edits;
   }
 
   /** Whether the detectors see the original itself (offsets need no mapping). */
@@ -134,16 +151,17 @@ export class NormalizedText {
     return this.text === this.original;
   }
 
-  /** The last edit whose normalised start is ≤ p, or -1. */
+  /** The index (in edits) of the last edit whose normalised start is ≤ p, or -1. */
   #editAt(p: number): number {
+    const ed = this.#edits;
     let lo = 0;
-    let hi = this.#nStart.length;
+    let hi = ed.length >> 2;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if ((this.#nStart[mid] as number) <= p) lo = mid + 1;
+      if ((ed[mid << 2] as number) <= p) lo = mid + 1;
       else hi = mid;
     }
-    return lo - 1;
+    return (lo - 1) << 2;
   }
 
   /**
@@ -151,13 +169,14 @@ export class NormalizedText {
    * original code unit that contributed to it, widened to whole code points.
    */
   toOriginal(start: number, end: number): { start: number; end: number } {
+    const ed = this.#edits;
     let s = start;
     let e = end;
-    if (this.#nStart.length > 0) {
+    if (ed.length > 0) {
       const ks = this.#editAt(start);
-      if (ks >= 0) s = start < (this.#nEnd[ks] as number) ? (this.#oStart[ks] as number) : start - (this.#nEnd[ks] as number) + (this.#oEnd[ks] as number);
+      if (ks >= 0) s = start < (ed[ks + 1] as number) ? (ed[ks + 2] as number) : start - (ed[ks + 1] as number) + (ed[ks + 3] as number);
       const ke = this.#editAt(end - 1);
-      if (ke >= 0) e = end - 1 < (this.#nEnd[ke] as number) ? (this.#oEnd[ke] as number) : end - (this.#nEnd[ke] as number) + (this.#oEnd[ke] as number);
+      if (ke >= 0) e = end - 1 < (ed[ke + 1] as number) ? (ed[ke + 3] as number) : end - (ed[ke + 1] as number) + (ed[ke + 3] as number);
     }
     const o = this.original;
     if (s > 0 && isLow(o.charCodeAt(s)) && isHigh(o.charCodeAt(s - 1))) s--;
@@ -166,77 +185,69 @@ export class NormalizedText {
   }
 }
 
-export function normalizeForDetection(text: string): NormalizedText {
-  const re = CANDIDATE_RE;
-  re.lastIndex = 0;
-  let m = re.exec(text);
-  if (m === null) return new NormalizedText(text, text, null);
+const NO_EDITS: readonly number[] = Object.freeze([]);
 
-  const parts: string[] = [];
-  const nStart: number[] = [];
-  const nEnd: number[] = [];
-  const oStart: number[] = [];
-  const oEnd: number[] = [];
-  let changed = false;
-  let pos = 0; // original code units before this are accounted for
-  let copyFrom = 0; // start of the unchanged stretch not yet in `parts`
-  let outLen = 0; // normalised length of everything before `pos`
-  let prevAlnum = false; // the last normalised unit is an ASCII letter or digit
-  for (; m !== null; m = re.exec(text)) {
-    const at = m.index;
-    if (at > pos) {
-      outLen += at - pos;
-      prevAlnum = isAsciiAlnum(text.charCodeAt(at - 1));
-    }
-    const cp = text.codePointAt(at) as number;
-    const w = cp > 0xffff ? 2 : 1;
-    pos = at + w;
-    const f = foldOf(cp);
-    const r = f.mark && prevAlnum ? '' : f.out;
-    if (r.length === w && r === text.slice(at, pos)) {
-      // Left as it is (an uppercase letter: case folding is not ours to do).
-      outLen += w;
-      prevAlnum = false;
+export function normalizeForDetection(text: string): NormalizedText {
+  // The prefilter finds the first code point that may change with a native scan; most texts have none.
+  const first = text.search(CANDIDATE_RE);
+  if (first === -1) return new NormalizedText(text, text, NO_EDITS);
+
+  const n = text.length;
+  let out = '';
+  const ed: number[] = [];
+  let copyFrom = 0; // start of the unchanged stretch not yet in `out`
+  let outBase = 0; // normalised length of everything before copyFrom
+  let lastOut = -1; // the last normalised code unit before copyFrom (-1: none)
+  let i = first;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    let w = 1;
+    let f: Fold | null;
+    if (c < 0xd800 || c > 0xdbff) f = bmpFold(c);
+    else if (i + 1 < n && isLow(text.charCodeAt(i + 1))) {
+      w = 2;
+      f = astralFold(((c - 0xd800) << 10) + (text.charCodeAt(i + 1) - 0xdc00) + 0x10000);
+    } else f = null; // a lone surrogate stays
+    if (f === null) {
+      i += w;
       continue;
     }
-    changed = true;
-    parts.push(text.slice(copyFrom, at));
+    const at = i;
+    const pos = at + w;
+    i = pos;
+    const prev = at > copyFrom ? text.charCodeAt(at - 1) : lastOut;
+    let r = f.out;
+    if (f.mark) {
+      if (isAsciiAlnum(prev)) r = '';
+      else if (r === text.slice(at, pos)) continue; // a combining mark that stays
+    }
+    const outLen = outBase + (at - copyFrom);
+    if (at > copyFrom) out += text.slice(copyFrom, at);
     copyFrom = pos;
-    const last = nStart.length - 1;
+    const last = ed.length - 4; // the last edit, or < 0
     if (r.length === 0) {
+      outBase = outLen;
+      lastOut = prev;
       if (outLen === 0) {
-        // Removed before any output: an empty edit at 0 (extended by further leading removals).
-        if (last >= 0) oEnd[last] = pos;
-        else {
-          nStart.push(0);
-          nEnd.push(0);
-          oStart.push(at);
-          oEnd.push(pos);
-        }
-      } else if (last >= 0 && nEnd[last] === outLen) {
-        oEnd[last] = pos;
+        // Removed before any output: an empty edit at 0, extended by further leading removals.
+        if (last >= 0) ed[last + 3] = pos;
+        else ed.push(0, 0, at, pos);
+      } else if (last >= 0 && ed[last + 1] === outLen) {
+        ed[last + 3] = pos; // the unit before is an edit's last: it grows
       } else {
-        // Attach to the normalised unit before it: itself unmapped, so at - 1 in the original (both units of a pair).
-        const pair =
-          outLen >= 2 && at >= 2 && isLow(text.charCodeAt(at - 1)) && isHigh(text.charCodeAt(at - 2)) && (last < 0 || (nEnd[last] as number) <= outLen - 2);
-        nStart.push(outLen - (pair ? 2 : 1));
-        nEnd.push(outLen);
-        oStart.push(at - (pair ? 2 : 1));
-        oEnd.push(pos);
+        // The unit before is unmapped, so it is at - 1 in the original (at - 2 for both units of a pair).
+        const pair = outLen >= 2 && isLow(text.charCodeAt(at - 1)) && isHigh(text.charCodeAt(at - 2)) && (last < 0 || (ed[last + 1] as number) <= outLen - 2);
+        const back = pair ? 2 : 1;
+        ed.push(outLen - back, outLen, at - back, pos);
       }
       continue;
     }
-    parts.push(r);
-    if (r.length !== w) {
-      nStart.push(outLen);
-      nEnd.push(outLen + r.length);
-      oStart.push(at);
-      oEnd.push(pos);
-    }
-    outLen += r.length;
-    prevAlnum = isAsciiAlnum(r.charCodeAt(r.length - 1));
+    out += r;
+    if (r.length !== w) ed.push(outLen, outLen + r.length, at, pos);
+    outBase = outLen + r.length;
+    lastOut = r.charCodeAt(r.length - 1);
   }
-  if (!changed) return new NormalizedText(text, text, null);
-  parts.push(text.slice(copyFrom));
-  return new NormalizedText(text, parts.join(''), nStart.length > 0 ? { nStart, nEnd, oStart, oEnd } : null);
+  if (copyFrom === 0) return new NormalizedText(text, text, NO_EDITS);
+  out += text.slice(copyFrom);
+  return new NormalizedText(text, out, ed);
 }
