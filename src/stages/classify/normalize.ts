@@ -8,11 +8,12 @@
  *  1. Unicode NFKC of the code point alone (full-width forms, mathematical
  *     alphanumerics, ligatures, circled/superscript digits, compatibility
  *     spaces…). A decomposition longer than MAX_EXPANSION UTF-16 units
- *     (U+FDFA, squared katakana words, "rad∕s") is not applied: none of them
- *     yields anything a detector looks for, and the bound keeps the normalised
- *     text ≤ MAX_EXPANSION × the original, so detectors stay linear in the
- *     input. Code points are normalised one by one (no canonical composition
- *     across characters): that keeps the map exact.
+ *     ("ﬃ", "…", "⑽", "½", U+FDFA, squared katakana words) is not applied:
+ *     the bound keeps the normalised text ≤ MAX_EXPANSION × the original, so
+ *     no input costs a detector more than twice its length in plain text. The
+ *     price: "ﬃ"/"ﬄ" inside a token still break it (a known gap).
+ *     Code points are normalised one by one (no canonical composition across
+ *     characters): that keeps the map exact.
  *  2. On each code point of that result:
  *     - removed: default-ignorable code points (\p{Default_Ignorable_Code_Point}:
  *       zero-width space/joiners, word joiner, soft hyphen, BOM, bidi
@@ -30,6 +31,9 @@
  * Pure ASCII text without control characters (the common case) is returned as
  * it is, with no map; text whose non-ASCII code points are all left alone
  * (curly quotes, accented letters, CJK, emoji) likewise.
+ *
+ * Not undone: look-alike letters of other scripts (Cyrillic "А" for "A"),
+ * spelled-out digits, and encodings such as base64 or leetspeak.
  */
 
 /** Longest NFKC decomposition (UTF-16 units) applied; longer ones leave the code point as it is. */
