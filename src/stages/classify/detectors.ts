@@ -476,6 +476,7 @@ function findCards(text: string): Finding[] {
       }
       break;
     }
+    if (digits.length < 13) continue; // no candidate in it: most digit runs in prose ("94 percent", "2026")
     const leftOk = !isWordAt(text, runStart - 1);
     const rightOk = !isWordAt(text, i);
     const G = gStart.length;

@@ -95,21 +95,25 @@ export function foldCodePoint(cp: number): Fold | null {
 }
 
 /**
- * Folds, computed once per code point per process: a dense table for the BMP
- * (undefined = not computed yet); for the astral planes, a bit set of code
- * points known to stay (emoji, historic scripts) and a map of the others
- * (prefilter candidates: a few thousand). Bounded by Unicode, not by traffic.
+ * Folds, computed once per code point per process: for the BMP a dense table
+ * (undefined = not computed yet) and a byte per code unit known to stay; for
+ * the astral planes a bit set of code points known to stay (emoji, historic
+ * scripts) and a map of the others (prefilter candidates: a few thousand).
+ * Bounded by Unicode, not by traffic.
  */
 const BMP_FOLDS: Array<Fold | null | undefined> = new Array<Fold | null | undefined>(0x10000);
 const ASTRAL_FOLDS = new Map<number, Fold>();
 const ASTRAL_STAYS = new Uint8Array(0x100000 >> 3);
-for (let c = 0; c < 128; c++) BMP_FOLDS[c] = foldCodePoint(c);
+/** 1: known to stay (never set for high surrogates: they are looked at as pairs). */
+const BMP_STAYS = new Uint8Array(0x10000);
+for (let c = 0; c < 128; c++) bmpFold(c);
 
 function bmpFold(c: number): Fold | null {
   let f = BMP_FOLDS[c];
   if (f === undefined) {
     f = foldCodePoint(c);
     BMP_FOLDS[c] = f;
+    if (f === null) BMP_STAYS[c] = 1;
   }
   return f;
 }
@@ -206,6 +210,11 @@ export function normalizeForDetection(text: string): NormalizedText {
   let i = first;
   while (i < n) {
     const c = text.charCodeAt(i);
+    if (BMP_STAYS[c] === 1) {
+      // The common case in a text that needs folding somewhere: a code unit known to stay, one typed-array read.
+      i++;
+      continue;
+    }
     let w = 1;
     let f: Fold | null;
     if (c < 0xd800 || c > 0xdbff) f = bmpFold(c);
