@@ -288,3 +288,23 @@ test('stream redaction (SSE hold-back) over the normalised classifier: an encode
   // The zero-width space right after the card goes with it (removed characters belong to what precedes them).
   assert.equal(text, 'My card is [REDACTED:CREDIT_CARD] and [REDACTED:AWS_ACCESS_KEY] bye');
 });
+
+test('custom patterns and terms see the normalised text too; offsets stay the original ones', () => {
+  const custom = new Classifier({
+    custom: [
+      { name: 'employee_id', dataClass: 'PII', pattern: 'EMP-\\d{6}' },
+      { name: 'codename', dataClass: 'SECRET', terms: ['blue falcon'] },
+    ],
+  });
+  const text = `id ${wide('EMP-123456')}, EMP\u2011١٢٣٤٥٦ and EMP-12\u200b3456 on b\u00adlue\u00a0fal\u200dcon`;
+  assert.deepEqual(
+    custom.scan(text).map((f) => [f.detector, text.slice(f.start, f.end)]),
+    [
+      ['employee_id', wide('EMP-123456')],
+      ['employee_id', 'EMP\u2011١٢٣٤٥٦'],
+      ['employee_id', 'EMP-12\u200b3456'],
+      ['codename', 'b\u00adlue\u00a0fal\u200dcon'],
+    ],
+  );
+  assert.equal(custom.redact(text).text, 'id [REDACTED:EMPLOYEE_ID], [REDACTED:EMPLOYEE_ID] and [REDACTED:EMPLOYEE_ID] on [REDACTED:CODENAME]');
+});
