@@ -422,7 +422,7 @@ export function knownIin(p4: number, len: number): boolean {
 const CARD_SEP = new Uint8Array(128);
 for (const ch of ' \t\n\r-./') CARD_SEP[ch.charCodeAt(0)] = 1;
 /** Longest separator run between two digit groups: bounded, so a run of separators is never rescanned. */
-export const CARD_MAX_SEP = 3;
+const CARD_MAX_SEP = 3;
 
 /**
  * (H) card numbers: maximal runs of digit groups separated by runs of 1–3 of
