@@ -2,7 +2,10 @@
  * `npm run bench:content`: validation + classification + policy cost per
  * request for 1 kB, 16 kB and 128 kB prompts, in-process on the real code:
  * the strict JSON parser and schema (validateRequest) and the content guard
- * (classifier over every prompt text, policy decision, redaction).
+ * (classifier over every prompt text, policy decision, redaction). Two kinds
+ * of prose: plain ASCII (the classifier's normaliser returns it as it is) and
+ * prose with typographic punctuation, no-break spaces, accents, CJK and emoji
+ * (the normaliser folds dashes and spaces and maps offsets back).
  */
 import { ConfigSchema } from '../src/config/schema.ts';
 import { requestTexts } from '../src/families/openai/texts.ts';
@@ -25,9 +28,11 @@ const subject = { endpoint: 'chat' as const, model: 'gpt-demo', tenant: 'researc
 
 const PROSE =
   'The quarterly report shows steady growth across all regions, with customer retention at 94 percent and latency improvements of 12 ms in the EU. ';
-function body(bytes: number): Buffer {
+const PROSE_INTL =
+  'The quarterly report — “steady growth” across all regions (café, Zürich, 東京) 👍, with customer retention at 94\u00a0percent and latency down 12\u202fms in the EU. ';
+function body(bytes: number, prose: string): Buffer {
   let text = '';
-  while (text.length < bytes) text += PROSE;
+  while (text.length < bytes) text += prose;
   // A few findings per prompt, like real traffic: an email and a card number to redact.
   text = `Contact ops@example.com about card 4111 1111 1111 1111. ${text}`.slice(0, bytes);
   return Buffer.from(
@@ -42,8 +47,8 @@ function body(bytes: number): Buffer {
   );
 }
 
-async function measure(bytes: number): Promise<{ validate: number; classify: number; total: number }> {
-  const raw = body(bytes);
+async function measure(bytes: number, prose: string): Promise<{ validate: number; classify: number; total: number }> {
+  const raw = body(bytes, prose);
   const n = bytes >= 100_000 ? 300 : bytes >= 10_000 ? 2000 : 10_000;
   for (let i = 0; i < Math.min(200, n); i++) await guard.inspectRequest(requestTexts('chat', validateRequest('chat', raw, { maxDepth: 32 })), subject);
   const c0 = process.cpuUsage();
@@ -58,8 +63,13 @@ async function measure(bytes: number): Promise<{ validate: number; classify: num
 }
 
 process.stdout.write(`Validation + classification per request (${new Date().toISOString()}, Node ${process.version})\n`);
-process.stdout.write('| prompt | validate µs | classify + policy + redact µs | total µs |\n|---|--:|--:|--:|\n');
-for (const size of [1024, 16 * 1024, 128 * 1024]) {
-  const r = await measure(size);
-  process.stdout.write(`| ${size / 1024} kB | ${r.validate.toFixed(0)} | ${r.classify.toFixed(0)} | ${r.total.toFixed(0)} |\n`);
+for (const [title, prose] of [
+  ['ASCII prose', PROSE],
+  ['non-ASCII prose (dashes, curly quotes, no-break spaces, accents, CJK, emoji)', PROSE_INTL],
+] as const) {
+  process.stdout.write(`\n${title}\n\n| prompt | validate µs | classify + policy + redact µs | total µs |\n|---|--:|--:|--:|\n`);
+  for (const size of [1024, 16 * 1024, 128 * 1024]) {
+    const r = await measure(size, prose);
+    process.stdout.write(`| ${size / 1024} kB | ${r.validate.toFixed(0)} | ${r.classify.toFixed(0)} | ${r.total.toFixed(0)} |\n`);
+  }
 }

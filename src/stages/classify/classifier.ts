@@ -3,9 +3,13 @@
  *
  * All detectors are compiled once in the constructor and are linear-time on
  * adversarial input (see detectors.ts and safe-regex.ts); text is scanned in
- * full, without a length cap.
+ * full, without a length cap. Detectors (custom ones included) run on the
+ * normalised text (normalize.ts: NFKC, digits of every script, no invisible
+ * characters, one kind of space and dash); findings are mapped back, so their
+ * offsets always index the original text.
  */
 import { TermMatcher, builtinDetectors, type DataClass, type Detector, type Finding } from './detectors.ts';
+import { normalizeForDetection, type NormalizedText } from './normalize.ts';
 import { compileSafePattern } from './safe-regex.ts';
 
 export type { DataClass, Detector, Finding } from './detectors.ts';
@@ -102,6 +106,26 @@ export function resolveOverlaps(cands: readonly Finding[], priority: (name: stri
   return picked;
 }
 
+/**
+ * Findings on the normalised text (sorted, non-overlapping) as findings on the
+ * original. Two findings that split the expansion of one original code point
+ * (e.g. "ﬁ" → "fi") would map to overlapping spans: the later one then starts
+ * where the earlier ends, so together they still cover everything either
+ * covered and redaction stays well-defined.
+ */
+function toOriginal(norm: NormalizedText, picked: readonly Finding[]): Finding[] {
+  const out: Finding[] = [];
+  let prevEnd = 0;
+  for (const f of picked) {
+    const o = norm.toOriginal(f.start, f.end);
+    const start = Math.max(o.start, prevEnd);
+    if (start >= o.end) continue;
+    out.push({ detector: f.detector, dataClass: f.dataClass, start, end: o.end });
+    prevEnd = o.end;
+  }
+  return out;
+}
+
 export class Classifier {
   private readonly detectors: readonly Detector[];
   private readonly priorities: ReadonlyMap<string, number>;
@@ -131,10 +155,13 @@ export class Classifier {
     return this.detectors.map((d) => d.name);
   }
 
+  /** Findings, sorted and non-overlapping, with offsets into `text` (never into its normalised form). */
   scan(text: string): Finding[] {
+    const norm = normalizeForDetection(text);
     const cands: Finding[] = [];
-    for (const d of this.detectors) for (const f of d.find(text)) cands.push(f);
-    return resolveOverlaps(cands, (n) => this.priorities.get(n) ?? 0);
+    for (const d of this.detectors) for (const f of d.find(norm.text)) cands.push(f);
+    const picked = resolveOverlaps(cands, (n) => this.priorities.get(n) ?? 0);
+    return norm.unchanged ? picked : toOriginal(norm, picked);
   }
 
   redact(text: string, findings?: Finding[]): { text: string; findings: Finding[] } {

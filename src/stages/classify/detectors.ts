@@ -10,7 +10,13 @@
  *      not in the run's class (no ambiguity). A failed validation resumes
  *      after the candidate, so each character is visited O(1) times;
  *  (H) a hand-written scanner over disjoint runs of characters.
+ *
+ * Detectors see the normalised text (normalize.ts): ASCII digits for every
+ * script's digits, ' ' for every space, '-' for every dash, no invisible
+ * characters. The Classifier maps their offsets back to the original.
  */
+
+import { normalizeForDetection } from './normalize.ts';
 
 export type DataClass = 'PII' | 'PCI' | 'PHI' | 'SECRET';
 
@@ -172,16 +178,22 @@ function findEmails(text: string): Finding[] {
   return out;
 }
 
-/** (B) phone: E.164 (+ and 8–15 digits, single separators allowed) and NANP with separators (bare 10-digit runs are not phones). */
-const E164_RE = /(?<![\w+])\+[1-9](?:[ .-]?\d){7,14}(?![ .-]?\d)/g;
-const NANP_RE = /(?<![\w+.-])(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?!\w|[.-]\d)/g;
+/**
+ * (B) phone: E.164 (+ and 8–15 digits) and NANP with separators (bare 10-digit runs are not phones). Between digits:
+ * runs of up to 3 of space, tab, '.', '-' (not line breaks: a number that goes on on the next line is more often another number).
+ */
+const E164_RE = /(?<![\w+])\+[1-9](?:[ \t.-]{0,3}\d){7,14}(?![ .-]?\d)/g;
+const NANP_RE = /(?<![\w+.-])(?:\+?1[ \t.-]{0,3})?(?:\([2-9]\d{2}\)[ \t.-]{0,3}|[2-9]\d{2}[ \t.-]{1,3})[2-9]\d{2}[ \t.-]{1,3}\d{4}(?!\w|[.-]\d)/g;
 function findPhones(text: string): Finding[] {
   const det = { name: 'phone', dataClass: 'PII' as const };
   return [...scanRegex(E164_RE, text, det, whole, 'next'), ...scanRegex(NANP_RE, text, det, whole, 'next')];
 }
 
-/** (B) US SSN: 123-45-6789 / 123 45 6789 with area/group/serial validity; bare 9 digits only after an "SSN" label. */
-const SSN_RE = /(?<![\w-]|\d[ -])(\d{3})([- ])(\d{2})\2(\d{4})(?!\w|[ -]\d)/g;
+/**
+ * (B) US SSN: 123-45-6789 / 123 45 6789 / 123.45.6789, the same separator run (1–3 of space, tab, CR, LF, '.', '-') in both
+ * places, with area/group/serial validity; not inside a longer chain of digit groups; bare 9 digits only after an "SSN" label.
+ */
+const SSN_RE = /(?<![\w-]|\d[ -])(\d{3})([ \t\r\n.-]{1,3})(\d{2})\2(\d{4})(?!\w|[ -]\d|\2\d)/g;
 const SSN_LABELLED_RE = /\b(?:ssn|social security (?:number|no\.?))[\s:#=]{0,4}(?:is[\s:]{1,3})?(\d{9})(?!\w)/gi;
 export function validSsn(area: string, group: string, serial: string): boolean {
   const a = Number(area);
@@ -190,7 +202,18 @@ export function validSsn(area: string, group: string, serial: string): boolean {
 function findSsn(text: string): Finding[] {
   const det = { name: 'us_ssn', dataClass: 'PII' as const };
   return [
-    ...scanRegex(SSN_RE, text, det, (m) => (validSsn(m[1] as string, m[3] as string, m[4] as string) ? whole(m) : null), 'next'),
+    ...scanRegex(
+      SSN_RE,
+      text,
+      det,
+      (m) => {
+        // The lookbehind cannot see the separator (it is captured later): a digit and the same separator before means a longer chain.
+        const sep = m[2] as string;
+        if (m.index > sep.length && isDigit(text.charCodeAt(m.index - sep.length - 1)) && text.startsWith(sep, m.index - sep.length)) return null;
+        return validSsn(m[1] as string, m[3] as string, m[4] as string) ? whole(m) : null;
+      },
+      'next',
+    ),
     ...scanRegex(
       SSN_LABELLED_RE,
       text,
@@ -395,10 +418,22 @@ export function knownIin(p4: number, len: number): boolean {
   return false;
 }
 
+/** Characters a card number's digit groups may be separated by (on the normalised text: every Unicode space is ' ', every dash '-'). */
+const CARD_SEP = new Uint8Array(128);
+for (const ch of ' \t\n\r-./') CARD_SEP[ch.charCodeAt(0)] = 1;
+/** Longest separator run between two digit groups: bounded, so a run of separators is never rescanned. */
+const CARD_MAX_SEP = 3;
+
 /**
- * (H) card numbers: maximal runs of digit groups separated by one space or
- * dash; candidates are consecutive groups totalling 13–19 digits (≤ 19 groups
- * per start: linear), known IIN, Luhn valid; the longest candidate per start wins.
+ * (H) card numbers: maximal runs of digit groups separated by runs of 1–3 of
+ * space, tab, CR, LF, '-', '.', '/'; candidates are consecutive groups
+ * totalling 13–19 digits (≤ 19 groups per start: linear), known IIN, Luhn
+ * valid; the longest candidate per start wins. A single space or dash between
+ * groups (how cards have always been written) allows any grouping; any other
+ * gap (double spaces, a line break, dots, slashes, mixes) needs card-like
+ * groups — every group but the last of ≥ 4 digits — and '.' or '/' in every
+ * gap or in none. That keeps lists of phone numbers (3-3-4), decimals
+ * ("4.25 3.10 …") and dates ("12/05/2026 …") from adding up to a card.
  */
 function findCards(text: string): Finding[] {
   const out: Finding[] = [];
@@ -414,6 +449,8 @@ function findCards(text: string): Finding[] {
     const gStart: number[] = [];
     const gEnd: number[] = [];
     const gDigits: number[] = [];
+    // Per gap after group k: 1 = a single space or dash; else bit 2 = other, 4 = has '.', 8 = has '/'.
+    const gap: number[] = [];
     while (true) {
       gStart.push(i);
       while (i < n && isDigit(text.charCodeAt(i))) {
@@ -422,13 +459,24 @@ function findCards(text: string): Finding[] {
       }
       gEnd.push(i);
       gDigits.push(digits.length);
-      const sep = text.charCodeAt(i);
-      if ((sep === 32 || sep === 45) && isDigit(text.charCodeAt(i + 1))) {
-        i++;
+      let j = i;
+      let kind = 2;
+      while (j < n && j - i < CARD_MAX_SEP) {
+        const c = text.charCodeAt(j);
+        if (c >= 128 || CARD_SEP[c] !== 1) break;
+        if (c === 46) kind |= 4;
+        else if (c === 47) kind |= 8;
+        j++;
+      }
+      if (j > i && isDigit(text.charCodeAt(j))) {
+        const c = text.charCodeAt(i);
+        gap.push(j === i + 1 && (c === 32 || c === 45) ? 1 : kind);
+        i = j;
         continue;
       }
       break;
     }
+    if (digits.length < 13) continue; // no candidate in it: most digit runs in prose ("94 percent", "2026")
     const leftOk = !isWordAt(text, runStart - 1);
     const rightOk = !isWordAt(text, i);
     const G = gStart.length;
@@ -447,6 +495,22 @@ function findCards(text: string): Finding[] {
       const pre = end % 2 === 0 ? pre0 : pre1;
       return ((pre[end] as number) - (pre[base] as number)) % 10 === 0;
     };
+    // Groups a..b: any grouping when every gap is a single space or dash; otherwise every group but the last has ≥ 4 digits
+    // and '.' / '/' are in every gap or in none. Checked only for IIN- and Luhn-valid candidates: ≤ 19 steps each.
+    const shapeOk = (a: number, b: number): boolean => {
+      let other = 0;
+      let dots = 0;
+      let slashes = 0;
+      let short = 0;
+      for (let k = a; k < b; k++) {
+        const g = gap[k] as number;
+        if (g !== 1) other++;
+        if ((g & 4) !== 0) dots++;
+        if ((g & 8) !== 0) slashes++;
+        if ((gDigits[k] as number) - (k === 0 ? 0 : (gDigits[k - 1] as number)) < 4) short++;
+      }
+      return other === 0 || (short === 0 && (dots === 0 || dots === b - a) && (slashes === 0 || slashes === b - a));
+    };
     let a = 0;
     while (a < G) {
       if (a === 0 && !leftOk) {
@@ -463,7 +527,7 @@ function findCards(text: string): Finding[] {
         const len = (gDigits[b] as number) - base;
         if (len > 19) break;
         if (len < 13 || (b === G - 1 && !rightOk)) continue;
-        if (knownIin(p4, len) && luhnRange(base, base + len)) best = b;
+        if (knownIin(p4, len) && luhnRange(base, base + len) && shapeOk(a, b)) best = b;
       }
       if (best >= 0) {
         out.push({ detector: 'credit_card', dataClass: 'PCI', start: gStart[a] as number, end: gEnd[best] as number });
@@ -508,7 +572,8 @@ export class TermMatcher {
   constructor(terms: readonly string[]) {
     let size = 0;
     for (const raw of terms) {
-      const t = raw.trim().replace(/\s+/g, ' ');
+      // Terms go through the same normalisation as the text they are matched against.
+      const t = normalizeForDetection(raw).text.trim().replace(/\s+/g, ' ');
       if (t.length === 0) continue;
       let node = this.root;
       for (let i = 0; i < t.length; i++) {
