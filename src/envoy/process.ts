@@ -17,6 +17,8 @@ export interface StartEnvoyOptions {
   log?: (line: string) => void;
   /** Worker threads (--concurrency). Default 1. */
   concurrency?: number;
+  /** How often file access logs are written out (--file-flush-interval-msec; Envoy's default is 10 s). */
+  fileFlushIntervalMs?: number;
   /** Envoy --log-level. Default "warn". */
   logLevel?: string;
   /** Envoy executable. Default: findEnvoy(). */
@@ -87,6 +89,7 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyProcess>
     '--disable-hot-restart',
     '--admin-address-path',
     adminAddressPath,
+    ...(opts.fileFlushIntervalMs === undefined ? [] : ['--file-flush-interval-msec', String(opts.fileFlushIntervalMs)]),
   ];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) {

@@ -116,6 +116,8 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
   const envoy = await startEnvoy({
     bin,
     workDir: join(files.dir, 'envoy'),
+    // The access log reaches its file within 100 ms, so a test can wait for its lines instead of stopping Envoy.
+    ...(accessLog === null ? {} : { fileFlushIntervalMs: 100 }),
     configYaml: render(
       renderGatewayConfig({
         listenerPort: 0,
