@@ -105,6 +105,8 @@ export interface StreamPacing {
   chunkDelayMs: number;
   /** Drop the connection after this many events (x-demo-drop-after). */
   dropAfter: number | undefined;
+  /** End the response cleanly after this many events, without the rest (x-demo-end-after): a stream missing its end. */
+  endAfter?: number | undefined;
 }
 
 /** Write SSE events one `res.write` each, honouring chunk delay and drop-after. */
@@ -117,6 +119,7 @@ export async function writeStream(res: ServerResponse, events: string[], pacing:
       dropConnection(res);
       return;
     }
+    if (pacing.endAfter !== undefined && i >= pacing.endAfter) break;
     if (i > 0 && chunkDelayMs > 0 && !(await pause(res, chunkDelayMs))) return;
     if (isClosed(res)) return;
     if (!res.write(events[i]) && !(await drained(res))) return;

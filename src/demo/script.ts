@@ -47,6 +47,7 @@ export function readScript(req: IncomingMessage): Scripted {
     chunkDelayMs: headerInt(req, 'x-demo-chunk-delay-ms', 0, LIMIT_CHUNK_DELAY_MS) ?? 0,
     words: headerInt(req, 'x-demo-words', 0, LIMIT_WORDS),
     dropAfter: headerInt(req, 'x-demo-drop-after', 0, LIMIT_DROP_AFTER),
+    endAfter: headerInt(req, 'x-demo-end-after', 0, LIMIT_DROP_AFTER),
     reply: scriptedReply(req.headers['x-demo-reply']),
   };
 }

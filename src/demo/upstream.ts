@@ -23,6 +23,8 @@
 //                                  request's max_tokens still caps it)
 //   x-demo-drop-after: <0..100000> streaming only: destroy the socket after
 //                                  that many SSE chunks have been written
+//   x-demo-end-after: <0..100000>  streaming only: end the response cleanly after
+//                                  that many SSE chunks (no finish, no [DONE])
 //   x-demo-reply: <percent-encoded text>  chat and messages only: reply with
 //                                  exactly this text, one word per stream chunk
 //                                  (tests of what the gateway does with

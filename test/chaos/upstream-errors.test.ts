@@ -88,3 +88,16 @@ test('an API error from the server passes unchanged, for OpenAI and Anthropic cl
     (e: unknown) => e instanceof Anthropic.APIError && e.status === 502 && (e.error as { type?: string } | undefined)?.type === 'error',
   );
 });
+
+test('a stream the model server ends without [DONE]: the client got a cut answer, audited failed, never completed', async () => {
+  const stream = await stack
+    .client('alice', { 'x-demo-end-after': '3', 'x-demo-words': '20' })
+    .chat.completions.create({ model: 'gpt-demo', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+  let text = '';
+  for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
+  assert.ok(text.length > 0, 'the first events arrived');
+  const rec = readAudit(stack.files.auditFile).at(-1);
+  assert.equal(rec?.outcome, 'failed');
+  assert.equal(rec?.status, 200);
+  assert.equal(rec?.decision.code, 'upstream_response_invalid');
+});
