@@ -145,6 +145,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   // Each attempt on a target with fallbacks, from the upstream ext_proc in Envoy's aggregate cluster.
   const attemptProcessor = new AttemptProcessor({
     families: API_FAMILIES,
+    defaultFamily: DEFAULT_FAMILY,
     routes,
     translators: TRANSLATORS,
     credentials,

@@ -39,6 +39,8 @@ export const CREDENTIAL_HEADER_NAMES = ['authorization', 'x-api-key', 'api-key']
 
 export interface AttemptDeps {
   readonly families: readonly ApiFamily[];
+  /** Formats the refusal of an attempt whose ticket names no family it knows. */
+  readonly defaultFamily: ApiFamily;
   readonly routes: RouteResolver;
   readonly translators: Translators;
   readonly credentials: UpstreamCredentials;
@@ -84,7 +86,7 @@ export class AttemptProcessor {
       this.#d.log.error({ requestId, ticket: raw }, 'upstream attempt with an unreadable fallback ticket');
       return {
         state: null,
-        result: this.#refuse(this.#d.families[0], memberCluster, 1, new GatewayError('internal_error', 'The gateway could not route this attempt.')),
+        result: this.#refuse(this.#d.defaultFamily, memberCluster, 1, new GatewayError('internal_error', 'The gateway could not route this attempt.')),
       };
     }
     const counted = Number(headers.get(ENVOY_ATTEMPT_COUNT));
@@ -150,10 +152,10 @@ export class AttemptProcessor {
    * error envelope, marked so the downstream phase records the code. Envoy
    * does not retry a reply of the upstream filter itself.
    */
-  #refuse(family: ApiFamily | undefined, cluster: string | null, n: number, err: unknown): PhaseResult {
+  #refuse(family: ApiFamily, cluster: string | null, n: number, err: unknown): PhaseResult {
     if (!(err instanceof GatewayError)) this.#d.log.error({ err: errorMessage(err) }, 'upstream attempt failed inside the sidecar');
     const gw = err instanceof GatewayError ? err : new GatewayError('internal_error', 'The gateway failed while preparing this attempt.');
-    const body = family === undefined ? { error: { message: gw.message, type: gw.type, code: gw.code } } : family.errorBody(gw);
+    const body = family.errorBody(gw);
     return {
       kind: 'respond',
       status: gw.status,

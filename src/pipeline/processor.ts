@@ -276,7 +276,7 @@ export class RequestProcessor {
         if (this.#d.options.extAuthzRedact === 'deny') {
           throw new GatewayError(
             'data_policy_denied',
-            `The request contains data the policy redacts (${Object.keys(inspection.counts).join(', ')}), which cannot be redacted on this path (ext_authz); it is refused (policy ${inspection.decision.version}).`,
+            `The request contains data the policy redacts, which cannot be redacted on this path (ext_authz); it is refused (found: ${Object.keys(inspection.counts).join(', ')}; policy ${inspection.decision.version}).`,
           );
         }
         ctx.content.unredacted = true;
@@ -333,10 +333,7 @@ export class RequestProcessor {
     if (endOfStream) {
       if (state.endpoint?.kind === 'inference' && ctx.status !== null && ctx.errorCode === null) {
         // No body at all: an empty error is put in the gateway's envelope, an empty success is no answer.
-        const empty =
-          ctx.status >= 300
-            ? this.#upstreamError(state, ctx.status, Buffer.alloc(0))
-            : new GatewayError('upstream_response_invalid', "The model server's answer is not a valid response for this endpoint.");
+        const empty = ctx.status >= 300 ? this.#upstreamError(state, ctx.status, Buffer.alloc(0)) : notAnAnswer();
         if (empty !== null) return this.#fail(state, empty);
       }
       await this.#finish(state, responseOutcome(ctx.status));
@@ -574,7 +571,7 @@ export class RequestProcessor {
         const parsed = state.family.parseResponse(state.endpoint, body);
         // A success whose body is not the endpoint's JSON is no answer: the client gets our 502, not a broken 200.
         if (parsed === null && state.endpoint.kind === 'inference') {
-          throw new GatewayError('upstream_response_invalid', "The model server's answer is not a valid response for this endpoint.");
+          throw notAnAnswer();
         }
         if (parsed?.usage != null) ctx.usage = { ...parsed.usage, source: 'counted' };
         let changed = false;
@@ -807,6 +804,11 @@ function formatCounts(counts: Readonly<Record<string, number>>): string {
 /** A response the model server (or Envoy's router) failed counts as failed, not completed. */
 function responseOutcome(status: number | null): 'completed' | 'failed' {
   return status !== null && status >= 500 ? 'failed' : 'completed';
+}
+
+/** A success that is no answer: no body, or a body that is not the endpoint's JSON. */
+function notAnAnswer(): GatewayError {
+  return new GatewayError('upstream_response_invalid', "The model server's answer is not a valid response for this endpoint.");
 }
 
 function modelNotFound(model: string): GatewayError {

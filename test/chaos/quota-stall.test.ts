@@ -17,7 +17,7 @@ import { renderGatewayConfig } from '../../src/envoy/config.ts';
 import { startEnvoy, type EnvoyProcess } from '../../src/envoy/process.ts';
 import { writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
-import { startSidecarProcess, type SidecarProcess } from '../helpers/stack.ts';
+import { replica, startSidecarProcess, type SidecarProcess } from '../helpers/stack.ts';
 
 let redis: TestRedis;
 let upstream: DemoUpstream;
@@ -25,7 +25,7 @@ let files: GatewayFiles;
 let envoy: EnvoyProcess;
 let url: string;
 const sidecars: SidecarProcess[] = [];
-const socket = (i: number) => join(files.dir, `sidecar-${i}.sock`);
+const socket = (i: number) => replica(files.dir, i).socket;
 
 before(async () => {
   redis = await startRedis();
@@ -39,14 +39,7 @@ before(async () => {
     },
   });
   for (const i of [0, 1]) {
-    sidecars.push(
-      await startSidecarProcess(files.configFile, {
-        INFERENCE_GATEWAY_SERVER__GRPC__SOCKET: socket(i),
-        INFERENCE_GATEWAY_SERVER__ADMIN__PORT: '0',
-        INFERENCE_GATEWAY_AUDIT__FILE: join(files.dir, `audit-${i}.jsonl`),
-        INFERENCE_GATEWAY_AUDIT__SIGNING_KEY_FILE: join(files.dir, `audit-key-${i}.pem`),
-      }),
-    );
+    sidecars.push(await startSidecarProcess(files.configFile, replica(files.dir, i).env));
   }
   envoy = await startEnvoy({
     workDir: join(files.dir, 'envoy'),

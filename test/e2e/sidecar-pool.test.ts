@@ -14,7 +14,7 @@ import { renderGatewayConfig } from '../../src/envoy/config.ts';
 import { startEnvoy, type EnvoyProcess } from '../../src/envoy/process.ts';
 import { readAudit, writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
-import { startSidecarProcess, type SidecarProcess } from '../helpers/stack.ts';
+import { replica, startSidecarProcess, type SidecarProcess } from '../helpers/stack.ts';
 
 let redis: TestRedis;
 let upstream: DemoUpstream;
@@ -22,16 +22,9 @@ let files: GatewayFiles;
 let envoy: EnvoyProcess;
 let client: OpenAI;
 const sidecars: SidecarProcess[] = [];
-const socket = (i: number) => join(files.dir, `sidecar-${i}.sock`);
-const auditFile = (i: number) => join(files.dir, `audit-${i}.jsonl`);
-
-/** The second process on the same config: its own socket, admin port, audit file and key. */
-const processEnv = (i: number): Record<string, string> => ({
-  INFERENCE_GATEWAY_SERVER__GRPC__SOCKET: socket(i),
-  INFERENCE_GATEWAY_SERVER__ADMIN__PORT: '0',
-  INFERENCE_GATEWAY_AUDIT__FILE: auditFile(i),
-  INFERENCE_GATEWAY_AUDIT__SIGNING_KEY_FILE: join(files.dir, `audit-key-${i}.pem`),
-});
+const socket = (i: number) => replica(files.dir, i).socket;
+const auditFile = (i: number) => replica(files.dir, i).auditFile;
+const processEnv = (i: number): Record<string, string> => replica(files.dir, i).env;
 
 before(async () => {
   redis = await startRedis();

@@ -59,6 +59,22 @@ export interface StackOptions {
   tls?: { certChainFile: string; privateKeyFile: string; clientCaFile: string; requireClientCertificate: boolean };
 }
 
+/** Sidecar process `i` of several on one config: its own socket, audit file and signing key, any admin port. */
+export function replica(dir: string, i: number): { socket: string; auditFile: string; env: Record<string, string> } {
+  const socket = join(dir, `sidecar-${i}.sock`);
+  const auditFile = join(dir, `audit-${i}.jsonl`);
+  return {
+    socket,
+    auditFile,
+    env: {
+      INFERENCE_GATEWAY_SERVER__GRPC__SOCKET: socket,
+      INFERENCE_GATEWAY_SERVER__ADMIN__PORT: '0',
+      INFERENCE_GATEWAY_AUDIT__FILE: auditFile,
+      INFERENCE_GATEWAY_AUDIT__SIGNING_KEY_FILE: join(dir, `audit-key-${i}.pem`),
+    },
+  };
+}
+
 /** `env`: extra environment, e.g. INFERENCE_GATEWAY_* overrides for a second process on the same config. */
 export async function startSidecarProcess(configFile: string, env: Record<string, string> = {}): Promise<SidecarProcess> {
   const child: ChildProcess = spawn(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'serve', '--config', configFile], {

@@ -292,6 +292,7 @@ export function rig(
   });
   const attempts = new AttemptProcessor({
     families,
+    defaultFamily: openAIFamily,
     routes,
     translators,
     credentials,
