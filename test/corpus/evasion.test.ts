@@ -19,7 +19,7 @@ import type { ApiFamily } from '../../src/pipeline/ports.ts';
 import { Classifier } from '../../src/stages/classify/classifier.ts';
 import { ContentGuard } from '../../src/stages/policy/content.ts';
 import { Policy, type PolicySubject } from '../../src/stages/policy/policy.ts';
-import { ENCODINGS, NEAR_MISSES, SECRETS, SENSITIVE, type Sample } from './samples.ts';
+import { ENCODINGS, leaks, NEAR_MISSES, SECRETS, SENSITIVE, type Sample } from './samples.ts';
 
 const classifier = new Classifier();
 const guard = new ContentGuard(
@@ -69,23 +69,6 @@ async function request(family: ApiFamily, endpoint: string, body: object, g = gu
     throw err;
   }
   return { kind: 'passed', body: JSON.stringify(req.rewrite('up', null)) };
-}
-
-/** Whether the value is still recognisable in what went on: its significant characters in order, with every encoding folded back. */
-function leaks(out: string, sample: Sample): boolean {
-  const folded = out
-    .normalize('NFKC')
-    .replace(/\p{Nd}/gu, (d) => String(digitValue(d)))
-    .replace(/[^A-Za-z0-9@._-]/g, '');
-  return folded.includes(sample.core);
-}
-
-/** A Unicode decimal digit's value: digits come in runs of ten starting at zero. */
-function digitValue(d: string): number {
-  const cp = d.codePointAt(0) ?? 0x30;
-  let start = cp;
-  while (/\p{Nd}/u.test(String.fromCodePoint(start - 1))) start--;
-  return (cp - start) % 10;
 }
 
 function expectHandled(sample: Sample, outcome: Outcome, what: string): void {

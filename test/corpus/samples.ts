@@ -91,3 +91,20 @@ export const NEAR_MISSES: readonly string[] = [
   'AKIA is a prefix alone',
   'sk-learn is a library',
 ];
+
+/** Whether the value is still recognisable in what went on: its significant characters in order, with every encoding folded back. */
+export function leaks(out: string, sample: Sample): boolean {
+  const folded = out
+    .normalize('NFKC')
+    .replace(/\p{Nd}/gu, (d) => String(digitValue(d)))
+    .replace(/[^A-Za-z0-9@._-]/g, '');
+  return folded.includes(sample.core);
+}
+
+/** A Unicode decimal digit's value: digits come in runs of ten starting at zero. */
+function digitValue(d: string): number {
+  const cp = d.codePointAt(0) ?? 0x30;
+  let start = cp;
+  while (/\p{Nd}/u.test(String.fromCodePoint(start - 1))) start--;
+  return (cp - start) % 10;
+}

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
-import { ENCODINGS, NEAR_MISSES, SECRETS, SENSITIVE, type Sample } from '../corpus/samples.ts';
+import { ENCODINGS, leaks, NEAR_MISSES, SECRETS, SENSITIVE, type Sample } from '../corpus/samples.ts';
 
 const POLICY = {
   responses: true,
@@ -39,19 +39,6 @@ after(async () => {
   await stack?.stop();
   await authz?.stop();
 });
-
-function leaks(text: string, sample: Sample): boolean {
-  const folded = text
-    .normalize('NFKC')
-    .replace(/\p{Nd}/gu, (d) => {
-      const cp = d.codePointAt(0) ?? 0x30;
-      let start = cp;
-      while (/\p{Nd}/u.test(String.fromCodePoint(start - 1))) start--;
-      return String((cp - start) % 10);
-    })
-    .replace(/[^A-Za-z0-9@._-]/g, '');
-  return folded.includes(sample.core);
-}
 
 const encodings = (s: Sample): Array<[string, string]> => [
   ['plain', s.value],
