@@ -306,7 +306,9 @@ test('three members (429, then 500, then an answer): Envoy makes as many attempt
 test('a stream that breaks after its first bytes is never retried: the model does not run twice', async () => {
   stack.upstream.clearRequests();
   const stream = await stack
-    .client('alice', { 'x-demo-drop-after': '2', 'x-demo-words': '50', 'x-demo-chunk-delay-ms': '5' })
+    // The break comes 200 ms into the stream, well after the response head reached the client even on a loaded machine
+    // (an earlier break can land before it, and then Envoy answers the reset itself).
+    .client('alice', { 'x-demo-drop-after': '5', 'x-demo-words': '50', 'x-demo-chunk-delay-ms': '40' })
     .chat.completions.create({ model: 'ha-healthy', stream: true, messages: [{ role: 'user', content: 'long answer' }] });
   await assert.rejects(async () => {
     for await (const chunk of stream) void chunk;
