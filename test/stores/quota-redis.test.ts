@@ -3,7 +3,7 @@
  * stores race on the same limits, a dead or stalled Redis fails a decision
  * within commandTimeoutMs (never queued), the same store works again once
  * Redis is back (script reloaded after NOSCRIPT), one admit is one round
- * trip, and the semantics hold on Redis' own clock (`TIME`, real waiting).
+ * trip (the settlements of one turn one per tag), and the semantics hold on Redis' own clock (`TIME`, real waiting).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -175,6 +175,23 @@ test('one admit = one round trip (a single EVALSHA); EVAL only after NOSCRIPT', 
     assert.deepEqual(afterFlush, ['evalsha', 'eval']);
     await store.admit('r3', tag, limits);
     assert.deepEqual(await commandsUntilMarker(), ['evalsha']);
+
+    // Settlements handed in during one turn of the event loop: one EVALSHA per tag, however many requests.
+    const other = `org-${n++}`;
+    for (let i = 0; i < 6; i++) await store.admit(`b${i}`, i < 4 ? tag : other, limits);
+    await commandsUntilMarker();
+    const before = await store.admit('probe-1', tag, limits);
+    await store.settle('never-admitted', tag, { tokenDelta: 0 }); // loads the settle script again (flushed above)
+    await commandsUntilMarker();
+    await Promise.all([0, 1, 2, 3, 4, 5].map((i) => store.settle(`b${i}`, i < 4 ? tag : other, { tokenDelta: -500 })));
+    const batched = await commandsUntilMarker();
+    t.diagnostic(`six settlements of two tags in one turn → ${JSON.stringify(batched)}`);
+    assert.deepEqual(batched, ['evalsha', 'evalsha']);
+    // Each one took effect: four leases released and 4 × 500 tokens given back under `tag`.
+    const after = await store.admit('probe-2', tag, limits);
+    const state = (d: Decision, name: string): number => d.states.find((s) => s.name === name)?.remaining ?? -1;
+    assert.equal(state(after, 'requests:concurrent'), state(before, 'requests:concurrent') + 4 - 1);
+    assert.equal(state(after, 'tokens:tpm'), state(before, 'tokens:tpm') + 4 * 500 - 500);
   } finally {
     mon.disconnect();
     await store.close();

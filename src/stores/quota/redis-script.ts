@@ -1,5 +1,5 @@
 /**
- * The two Lua scripts of the Redis quota store. Their arithmetic mirrors
+ * The Lua scripts of the Redis quota store. Their arithmetic mirrors
  * MemoryQuotaStore (src/stores/quota/memory.ts) operation for operation, so
  * both adapters give the same numbers; see that file for the semantics.
  *
@@ -219,38 +219,46 @@ return out
 `;
 
 /**
- * KEYS[1] = reservation record. ARGV[1] = request id, ARGV[2] = token delta.
- * The record names the bucket hashes (field `t:<key>` = bucket index) and
- * lease sets (field `l:<key>`) the admission charged. Those keys are not in
- * KEYS (settle() only knows the request), but they were built from the same
- * `{tag}` as KEYS[1], so they live in the same cluster slot. Reply: 1 when a
- * record was settled, 0 when there was none.
+ * Settles the reservations of several requests of one tag at once (the
+ * settlements handed in during one turn of the sidecar's event loop):
+ * KEYS[k] = reservation record of request k, ARGV[2k - 1] = its request id,
+ * ARGV[2k] = its token delta. Each record names the bucket hashes (field
+ * `t:<key>` = bucket index) and lease sets (field `l:<key>`) its admission
+ * charged. Those keys are not in KEYS (settle() only knows the request), but
+ * they were built from the same `{tag}` as the records, so they live in the
+ * same cluster slot. Reply: how many records were settled (a missing record,
+ * already settled or expired, counts 0).
  */
 export const SETTLE_LUA = `
-local rec = redis.call('HGETALL', KEYS[1])
-if #rec == 0 then return 0 end
-local rid = ARGV[1]
-local delta = tonumber(ARGV[2])
-for i = 1, #rec, 2 do
-  local f = rec[i]
-  local v = rec[i + 1]
-  local t = string.sub(f, 1, 2)
-  local key = string.sub(f, 3)
-  if t == 't:' then
-    if delta ~= 0 then
-      local cur = redis.call('HGET', key, v)
-      if cur then
-        local nv = tonumber(cur) + delta
-        if nv < 0 then nv = 0 end
-        redis.call('HSET', key, v, string.format('%d', nv))
+local settled = 0
+for k = 1, #KEYS do
+  local rec = redis.call('HGETALL', KEYS[k])
+  if #rec > 0 then
+    local rid = ARGV[2 * k - 1]
+    local delta = tonumber(ARGV[2 * k])
+    for i = 1, #rec, 2 do
+      local f = rec[i]
+      local v = rec[i + 1]
+      local t = string.sub(f, 1, 2)
+      local key = string.sub(f, 3)
+      if t == 't:' then
+        if delta ~= 0 then
+          local cur = redis.call('HGET', key, v)
+          if cur then
+            local nv = tonumber(cur) + delta
+            if nv < 0 then nv = 0 end
+            redis.call('HSET', key, v, string.format('%d', nv))
+          end
+        end
+      elseif t == 'l:' then
+        redis.call('ZREM', key, rid)
       end
     end
-  elseif t == 'l:' then
-    redis.call('ZREM', key, rid)
+    redis.call('DEL', KEYS[k])
+    settled = settled + 1
   end
 end
-redis.call('DEL', KEYS[1])
-return 1
+return settled
 `;
 
 /**

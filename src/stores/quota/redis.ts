@@ -1,6 +1,6 @@
 /**
  * The quota store on Redis (standalone or Cluster): one Lua script call per
- * admit and one per settle (EVALSHA, falling back to EVAL when the server
+ * admit, and one per tag for the settlements of a turn of the event loop (EVALSHA, falling back to EVAL when the server
  * does not know the script, e.g. after a restart). Semantics: see memory.ts;
  * the scripts are in redis-script.ts.
  *
@@ -34,6 +34,7 @@ import { isTokenLimit, validateLimits, wholeCost } from './memory.ts';
 import { ADMIT_LUA, RENEW_LUA, SETTLE_LUA } from './redis-script.ts';
 import { describeRedisUrl, type RedisClientOptions, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
 import { errorMessage } from '../../shared/values.ts';
+import { CallDeadlines } from '../call-deadlines.ts';
 
 export interface RedisClusterNode {
   readonly host: string;
@@ -58,6 +59,13 @@ export interface RedisQuotaStoreOptions {
 /** The store could not decide (Redis unreachable, slow, or erroring). */
 export class QuotaStoreUnavailableError extends Error {
   override readonly name = 'QuotaStoreUnavailableError';
+}
+
+interface PendingSettlement {
+  readonly requestId: string;
+  readonly delta: number;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
 }
 
 interface Script {
@@ -97,12 +105,17 @@ export class RedisQuotaStore implements QuotaStore {
   readonly #timeoutMs: number;
   readonly #now: (() => number) | undefined;
   readonly #conn: RedisConnectionState;
+  readonly #deadlines: CallDeadlines;
+  /** Settlements waiting for the end of this turn of the event loop, by hash tag. */
+  #settling = new Map<string, PendingSettlement[]>();
+  #settleFlush: NodeJS.Immediate | null = null;
   #closed = false;
 
   constructor(opts: RedisQuotaStoreOptions) {
     this.description = describeRedisUrl(opts.url);
     this.#prefix = opts.keyPrefix;
     this.#timeoutMs = opts.commandTimeoutMs;
+    this.#deadlines = new CallDeadlines(opts.commandTimeoutMs);
     this.#now = opts.now;
     const node: RedisClientOptions = {
       connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
@@ -181,10 +194,41 @@ export class RedisQuotaStore implements QuotaStore {
     return { admitted: false, now, states, deniedBy: denied.name, retryAfterMs: at(3) };
   }
 
-  async settle(requestId: string, tag: string, settlement: Settlement): Promise<void> {
+  /**
+   * Settlements handed in during one turn of the event loop go out together, one script call per tag (all of a
+   * tag's keys share a cluster slot): at saturation most requests end alongside others, and one call instead of
+   * one each saves a command, a reply and a timer per request. Each caller still waits for its own settlement.
+   */
+  settle(requestId: string, tag: string, settlement: Settlement): Promise<void> {
     const delta = Math.round(settlement.tokenDelta);
-    if (!Number.isSafeInteger(delta)) throw new RangeError(`tokenDelta ${settlement.tokenDelta} is not a finite number`);
-    await this.#run(SETTLE, [`${this.#prefix}{${hashTag(tag)}}:res:${requestId}`], [requestId, delta]);
+    if (!Number.isSafeInteger(delta)) return Promise.reject(new RangeError(`tokenDelta ${settlement.tokenDelta} is not a finite number`));
+    return new Promise<void>((resolve, reject) => {
+      const t = hashTag(tag);
+      const batch = this.#settling.get(t);
+      const item = { requestId, delta, resolve, reject };
+      if (batch === undefined) this.#settling.set(t, [item]);
+      else batch.push(item);
+      if (this.#settleFlush === null) this.#settleFlush = setImmediate(() => this.#flushSettlements());
+    });
+  }
+
+  #flushSettlements(): void {
+    this.#settleFlush = null;
+    const groups = this.#settling;
+    this.#settling = new Map();
+    for (const [t, items] of groups) {
+      const base = `${this.#prefix}{${t}}:res:`;
+      const keys: string[] = [];
+      const args: Array<string | number> = [];
+      for (const i of items) {
+        keys.push(base + i.requestId);
+        args.push(i.requestId, i.delta);
+      }
+      this.#run(SETTLE, keys, args).then(
+        () => items.forEach((i) => i.resolve()),
+        (err: unknown) => items.forEach((i) => i.reject(err instanceof Error ? err : new Error(String(err)))),
+      );
+    }
   }
 
   async renew(tag: string, requestIds: readonly string[], leaseMs: number): Promise<boolean[]> {
@@ -206,41 +250,37 @@ export class RedisQuotaStore implements QuotaStore {
     this.#client.disconnect();
   }
 
-  /** EVALSHA, then EVAL on NOSCRIPT; the whole call bounded by the command timeout. */
-  async #run(s: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
-    let timer: NodeJS.Timeout | undefined;
-    let arm: NodeJS.Immediate | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      const fail = (): void =>
+  /** EVALSHA, then EVAL on NOSCRIPT; the whole call bounded by the command timeout (see CallDeadlines). */
+  #run(s: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      let over = false;
+      const deadline = this.#deadlines.track(() => {
+        over = true;
         reject(new QuotaStoreUnavailableError(`Redis (${this.description}) did not answer within ${this.#timeoutMs} ms${this.#conn.why()}`));
-      // The bound is on Redis, not on this process. The clock starts once this turn's synchronous work is done and
-      // the command has been written (auto-pipelining writes at the end of the turn): a burst that keeps this process
-      // busy does not eat Redis' time. And when the timer fires, timers run before I/O in an event loop turn:
-      // setImmediate runs after the I/O phase, so a reply already waiting in the socket buffer is read first and wins.
-      arm = setImmediate(() => {
-        timer = setTimeout(() => setImmediate(fail), this.#timeoutMs);
       });
+      this.#call(s, keys, args).then(
+        (reply) => {
+          if (over) return;
+          deadline.done();
+          resolve(reply);
+        },
+        (err: unknown) => {
+          if (over) return; // after the deadline nobody waits for it any more
+          deadline.done();
+          if (err instanceof QuotaStoreUnavailableError || err instanceof RangeError) reject(err);
+          else reject(new QuotaStoreUnavailableError(`Redis (${this.description}) quota call failed: ${errorMessage(err)}`, { cause: err }));
+        },
+      );
     });
-    const call = async (): Promise<unknown> => {
-      await this.#ready();
-      try {
-        return await this.#client.evalsha(s.sha, keys.length, ...keys, ...args);
-      } catch (err) {
-        if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await this.#client.eval(s.lua, keys.length, ...keys, ...args);
-        throw err;
-      }
-    };
-    const work = call();
-    work.catch(() => undefined); // after a deadline, nobody awaits it any more
+  }
+
+  async #call(s: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+    await this.#ready();
     try {
-      return await Promise.race([work, deadline]);
+      return await this.#client.evalsha(s.sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (err instanceof QuotaStoreUnavailableError || err instanceof RangeError) throw err;
-      const msg = errorMessage(err);
-      throw new QuotaStoreUnavailableError(`Redis (${this.description}) quota call failed: ${msg}`, { cause: err });
-    } finally {
-      clearImmediate(arm);
-      clearTimeout(timer);
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await this.#client.eval(s.lua, keys.length, ...keys, ...args);
+      throw err;
     }
   }
 
