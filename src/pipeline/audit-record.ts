@@ -63,20 +63,26 @@ export interface AuditRecord {
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
+/**
+ * Every object here is written with its keys in canonical (code-unit) order, so the chain can serialize the record
+ * with the native JSON.stringify (see canonicalJson); a key out of order only costs speed, never correctness.
+ */
 export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now: bigint = process.hrtime.bigint()): AuditRecord {
   const id = ctx.identity;
   const totalMs = elapsedMs(ctx.startedHr, now);
+  const usage = ctx.usage;
+  const quota = ctx.quota;
   return {
-    v: 1,
-    requestId: ctx.requestId,
-    traceId: ctx.trace.traceId,
-    startedAt: new Date(ctx.startedAt).toISOString(),
-    endedAt: new Date(ctx.startedAt + totalMs).toISOString(),
-    method: ctx.method,
-    path: ctx.path.length > 256 ? ctx.path.slice(0, 256) : ctx.path,
-    endpoint: ctx.endpoint,
-    identity: id === null ? null : { methods: id.methods, principal: id.principal, keyId: id.keyId, jwt: id.jwt, mtls: id.mtls },
-    authorization: id === null ? null : { org: id.org, tenant: id.tenant, tier: id.tier, roles: id.roles },
+    attempts:
+      ctx.attempts?.map((a) => ({
+        cluster: a.deployment?.cluster ?? null,
+        latencyMs: a.latencyMs === null ? null : round(a.latencyMs),
+        model: a.deployment?.upstreamModel ?? null,
+        n: a.n,
+        provider: a.deployment?.provider ?? null,
+        status: a.status,
+      })) ?? null,
+    authorization: id === null ? null : { org: id.org, roles: id.roles, tenant: id.tenant, tier: id.tier },
     classification: { request: ctx.content?.request ?? {}, response: ctx.content?.response ?? {} },
     decision: {
       action: ctx.outcome === 'denied' ? 'deny' : (ctx.content?.action ?? 'permit'),
@@ -84,29 +90,29 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
       policyVersion,
       unredacted: ctx.content?.unredacted ?? false,
     },
-    model: ctx.route?.id ?? null,
     deployment:
       ctx.deployment === null
         ? null
-        : { cluster: ctx.deployment.cluster, model: ctx.deployment.upstreamModel, provider: ctx.deployment.provider, labels: ctx.deployment.labels },
-    attempts:
-      ctx.attempts?.map((a) => ({
-        n: a.n,
-        cluster: a.deployment?.cluster ?? null,
-        model: a.deployment?.upstreamModel ?? null,
-        provider: a.deployment?.provider ?? null,
-        status: a.status,
-        latencyMs: a.latencyMs === null ? null : round(a.latencyMs),
-      })) ?? null,
-    snapshotVersion: ctx.snapshot.version,
-    status: ctx.status,
-    outcome: ctx.outcome ?? 'aborted',
+        : { cluster: ctx.deployment.cluster, labels: ctx.deployment.labels, model: ctx.deployment.upstreamModel, provider: ctx.deployment.provider },
+    endedAt: new Date(ctx.startedAt + totalMs).toISOString(),
+    endpoint: ctx.endpoint,
+    identity: id === null ? null : { jwt: id.jwt, keyId: id.keyId, methods: id.methods, mtls: id.mtls, principal: id.principal },
     latencyMs: {
-      total: round(totalMs),
       firstByte: ctx.firstByteHr === null ? null : round(elapsedMs(ctx.startedHr, ctx.firstByteHr)),
       firstToken: ctx.firstTokenHr === null ? null : round(elapsedMs(ctx.startedHr, ctx.firstTokenHr)),
+      total: round(totalMs),
     },
-    usage: ctx.usage,
-    quota: ctx.quota,
+    method: ctx.method,
+    model: ctx.route?.id ?? null,
+    outcome: ctx.outcome ?? 'aborted',
+    path: ctx.path.length > 256 ? ctx.path.slice(0, 256) : ctx.path,
+    quota: quota === null ? null : { mode: quota.mode, plan: quota.plan, reservedTokens: quota.reservedTokens },
+    requestId: ctx.requestId,
+    snapshotVersion: ctx.snapshot.version,
+    startedAt: new Date(ctx.startedAt).toISOString(),
+    status: ctx.status,
+    traceId: ctx.trace.traceId,
+    usage: usage === null ? null : { completionTokens: usage.completionTokens, promptTokens: usage.promptTokens, source: usage.source },
+    v: 1,
   };
 }

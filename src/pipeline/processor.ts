@@ -703,17 +703,12 @@ export class RequestProcessor {
       ctx.usage = { promptTokens: estimateTokens(state.request?.promptChars ?? 0), completionTokens: 0, source: 'estimated' };
     }
     if (ctx.usage !== null && ctx.identity !== null) {
-      const base = { org: ctx.identity.org, tenant: ctx.identity.tenant, model, source: ctx.usage.source };
-      m.tokens.inc({ ...base, kind: 'prompt' }, ctx.usage.promptTokens);
-      if (ctx.usage.completionTokens > 0) m.tokens.inc({ ...base, kind: 'completion' }, ctx.usage.completionTokens);
+      const { org, tenant } = ctx.identity;
+      m.countTokens(org, tenant, model, 'prompt', ctx.usage.source, ctx.usage.promptTokens);
+      if (ctx.usage.completionTokens > 0) m.countTokens(org, tenant, model, 'completion', ctx.usage.source, ctx.usage.completionTokens);
     }
     if (ctx.firstTokenHr !== null) m.timeToFirstToken.observe({ model }, elapsedMs(ctx.startedHr, ctx.firstTokenHr) / 1000);
-    m.requests.inc({
-      endpoint: ctx.endpoint ?? 'unknown',
-      model,
-      decision: outcome === 'denied' ? 'deny' : 'permit',
-      status: ctx.status === null ? 'none' : String(ctx.status),
-    });
+    m.countRequest(ctx.endpoint ?? 'unknown', model, outcome === 'denied' ? 'deny' : 'permit', ctx.status === null ? 'none' : String(ctx.status));
     const record = buildAuditRecord(ctx, this.#d.content.policyVersion);
     const t0 = process.hrtime.bigint();
     // Settle the reservation with what was really used (leases released) alongside the audit commit.

@@ -131,6 +131,35 @@ export class Metrics {
     for (const source of SNAPSHOT_SOURCES) this.snapshotRejections.inc({ source }, 0);
   }
 
+  /**
+   * The hot-path series, through children bound once per label tuple: prom-client hashes a label object on every
+   * call otherwise (sorting its names), several times per request. Label values are bounded (see above), so the
+   * caches are too.
+   */
+  readonly #phaseChildren = new Map<string, { observe(v: number): void }>();
+  readonly #requestChildren = new Map<string, { inc(v?: number): void }>();
+  readonly #tokenChildren = new Map<string, { inc(v?: number): void }>();
+
+  observePhase(phase: string, seconds: number): void {
+    let child = this.#phaseChildren.get(phase);
+    if (child === undefined) this.#phaseChildren.set(phase, (child = this.phaseSeconds.labels(phase)));
+    child.observe(seconds);
+  }
+
+  countRequest(endpoint: string, model: string, decision: string, status: string): void {
+    const key = `${endpoint}\0${model}\0${decision}\0${status}`;
+    let child = this.#requestChildren.get(key);
+    if (child === undefined) this.#requestChildren.set(key, (child = this.requests.labels(endpoint, model, decision, status)));
+    child.inc();
+  }
+
+  countTokens(org: string, tenant: string, model: string, kind: 'prompt' | 'completion', source: string, n: number): void {
+    const key = `${org}\0${tenant}\0${model}\0${kind}\0${source}`;
+    let child = this.#tokenChildren.get(key);
+    if (child === undefined) this.#tokenChildren.set(key, (child = this.tokens.labels(org, tenant, model, kind, source)));
+    child.inc(n);
+  }
+
   setSnapshot(version: string, loadedAt: number): void {
     this.snapshotInfo.reset();
     this.snapshotInfo.set({ version }, 1);

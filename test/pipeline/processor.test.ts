@@ -14,6 +14,8 @@ import { anthropicFamily } from '../../src/families/anthropic/family.ts';
 import { TRANSLATORS } from '../../src/families/translate/port.ts';
 import { deployment, drive, identity, rig, route, snapshot, streamedText, USER_KEY, type Rig, type Run, type Step } from './fakes.ts';
 import { tinyFamily } from './tiny-family.ts';
+import { canonicalJson } from '../../src/crypto/canonical.ts';
+import { chainedRecord } from '../../src/stores/audit/chain.ts';
 
 const AUTH = { authorization: `Bearer ${USER_KEY}` };
 const chatHead = (extra: Record<string, string> = {}): Step => ({
@@ -98,6 +100,9 @@ const cases: Case[] = [
       assert.equal(rec.status, 200);
       assert.deepEqual(rec.usage, { promptTokens: 7, completionTokens: 3, source: 'counted' });
       assert.deepEqual(rec.deployment, { cluster: 'c1', model: 'up-gpt', provider: 'openai', labels: {} });
+      // Built in canonical key order, also once chained: the audit chain serializes it with the native JSON.stringify.
+      const framed = chainedRecord(rec, { id: 'chain-1', prev: '0'.repeat(64), seq: 1 });
+      assert.equal(JSON.stringify(framed), canonicalJson(framed));
       assert.deepEqual(g.quota.settled, [{ requestId: 'client-request-0001', usedTokens: 10 }]);
       assert.equal(g.quota.admitted[0]?.generates, true);
     },

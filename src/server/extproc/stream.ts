@@ -125,7 +125,7 @@ export class ExtProcStream {
     }
     if (this.#state === 'closed') return; // cancelled while we worked: nobody to answer
     this.#call.write(answer);
-    if (phase !== undefined) this.#d.metrics.phaseSeconds.observe({ phase }, Number(process.hrtime.bigint() - started) / 1e9);
+    if (phase !== undefined) this.#d.metrics.observePhase(phase, Number(process.hrtime.bigint() - started) / 1e9);
     // The exchange is over (final answer sent, audit committed): close with OK now. Waiting for
     // Envoy instead makes it reset every stream, and Node's HTTP/2 rapid-reset guard then drops
     // the whole connection after ~1000 resets — failing every request in flight on it.

@@ -92,8 +92,7 @@ export class AuditChain implements AuditSink {
 
   /** The record's line: its canonical JSON, which is also exactly what its hash covers (serialized once). */
   #frame(record: object): string {
-    const chained = { type: 'request', ...record, chain: { id: this.#id, seq: ++this.#seq, prev: this.#prev } };
-    const line = canonicalJson(chained);
+    const line = canonicalJson(chainedRecord(record, { id: this.#id, prev: this.#prev, seq: ++this.#seq }));
     this.#prev = sha256Hex(line);
     return line;
   }
@@ -125,4 +124,30 @@ export class AuditChain implements AuditSink {
       await this.#o.sink.close();
     }
   }
+}
+
+/**
+ * `{ type: 'request', ...record, chain }` with `chain` and `type` placed where their names sort among the record's
+ * keys: a record built in canonical key order (buildAuditRecord) stays in order, and canonicalJson can take its
+ * native path.
+ */
+export function chainedRecord(record: object, chain: { id: string; prev: string; seq: number }): Record<string, unknown> {
+  const src = record as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  let chainPlaced = false;
+  let typePlaced = Object.hasOwn(src, 'type');
+  for (const k of Object.keys(src)) {
+    if (!chainPlaced && k > 'chain') {
+      out.chain = chain;
+      chainPlaced = true;
+    }
+    if (!typePlaced && k > 'type') {
+      out.type = 'request';
+      typePlaced = true;
+    }
+    if (k !== 'chain') out[k] = src[k];
+  }
+  if (!chainPlaced) out.chain = chain;
+  if (!typePlaced) out.type = 'request';
+  return out;
 }
