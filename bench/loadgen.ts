@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { Http1Connection } from './lib/http1.ts';
 import type { Http1Response } from './lib/http1.ts';
-import type { BodyCheck, ClosedPhaseSpec, ErrorTally, FromChild, OpenPhaseSpec, PhaseResult, PhaseSpec, ToChild } from './lib/protocol.ts';
+import type { BodyCheck, ClosedPhaseSpec, ErrorTally, FromChild, HoldPhaseSpec, OpenPhaseSpec, PhaseResult, PhaseSpec, ToChild } from './lib/protocol.ts';
 import { Samples } from './lib/stats.ts';
 
 const now = (): number => performance.now();
@@ -142,6 +142,8 @@ async function runOpen(spec: OpenPhaseSpec): Promise<PhaseResult> {
   const latency = new Samples();
   const lateness = new Samples();
   const service = new Samples();
+  const gaps = new Samples();
+  let reads = 0;
   const errors = newTally();
   const interval = 1000 / spec.rate;
   const warmCount = Math.round((spec.warmupMs * spec.rate) / 1000);
@@ -154,6 +156,7 @@ async function runOpen(spec: OpenPhaseSpec): Promise<PhaseResult> {
   let queued = 0;
   let sentTotal = 0;
   let okTotal = 0;
+  let measuredOk = 0;
   let done = 0;
   let windowStart = 0;
 
@@ -162,7 +165,7 @@ async function runOpen(spec: OpenPhaseSpec): Promise<PhaseResult> {
     return conns.size;
   };
   const connect = (): Http1Connection => {
-    const c = new Http1Connection(spec.host, spec.port, spec.timeoutMs);
+    const c = new Http1Connection(spec.host, spec.port, spec.timeoutMs, { trackArrivals: spec.chunkGaps === true });
     conns.add(c);
     maxOpen = Math.max(maxOpen, conns.size);
     return c;
@@ -197,6 +200,7 @@ async function runOpen(spec: OpenPhaseSpec): Promise<PhaseResult> {
         serviceTime: service.summary(),
         maxConnections: maxOpen,
         queued,
+        ...(spec.chunkGaps === true ? { chunkGap: gaps.summary(), readsPerResponse: measuredOk > 0 ? reads / measuredOk : Number.NaN } : {}),
         errors,
       });
     };
@@ -227,6 +231,12 @@ async function runOpen(spec: OpenPhaseSpec): Promise<PhaseResult> {
               latency.add(t - sched(i));
               lateness.add(sentAt - sched(i));
               service.add(t - sentAt);
+              const arrivals = res.arrivals;
+              if (arrivals !== undefined) {
+                measuredOk++;
+                reads += arrivals.length;
+                for (let k = 1; k < arrivals.length; k++) gaps.add((arrivals[k] ?? 0) - (arrivals[k - 1] ?? 0));
+              }
             }
           }
         }
@@ -262,8 +272,80 @@ async function runOpen(spec: OpenPhaseSpec): Promise<PhaseResult> {
   });
 }
 
+/** Holds `spec.streams` streams open at once (see HoldPhaseSpec); latency = time to each stream's first bytes. */
+function runHold(spec: HoldPhaseSpec): Promise<PhaseResult> {
+  const request = Buffer.from(spec.requestBase64, 'base64');
+  const firstBytes = new Samples();
+  const errors = newTally();
+  const conns: Http1Connection[] = [];
+  const t0 = now();
+  let started = 0;
+  let opened = 0;
+  let holding = false;
+  let over = false;
+
+  return new Promise((resolve) => {
+    const finish = (): void => {
+      if (over) return;
+      over = true;
+      clearTimeout(openLimit);
+      const windowMs = now() - t0;
+      for (const c of conns) c.destroy();
+      resolve({
+        kind: 'hold',
+        windowMs,
+        requests: opened,
+        okTotal: opened,
+        sentTotal: started,
+        latency: firstBytes.summary(),
+        maxConnections: conns.length,
+        errors,
+      });
+    };
+    const hold = (): void => {
+      holding = true;
+      mark('start');
+      setTimeout(() => {
+        mark('end');
+        finish();
+      }, spec.holdMs);
+    };
+    // Streams not open in time are errors; the phase ends anyway.
+    const openLimit = setTimeout(() => {
+      for (let i = opened; i < spec.streams; i++) addError(errors, 'not open in time', `stream not open after ${spec.durationMs} ms`);
+      if (!holding) hold();
+    }, spec.durationMs);
+
+    const openOne = (): void => {
+      if (over || started >= spec.streams) return;
+      started++;
+      const sentAt = now();
+      let seen = false;
+      const conn = new Http1Connection(spec.host, spec.port, spec.timeoutMs, {
+        onData: () => {
+          if (seen) return;
+          seen = true;
+          opened++;
+          firstBytes.add(now() - sentAt);
+          if (opened === spec.streams && !holding) hold();
+          else openOne();
+        },
+      });
+      conns.push(conn);
+      conn.send(request, (err, res) => {
+        if (over) return;
+        // Any end before the hold is over (the stream should still be running) is an error.
+        if (err !== null || res === null) addError(errors, err?.message ?? 'no response', err?.message ?? 'no response');
+        else addError(errors, 'ended during the hold', describe(res));
+        if (!seen) openOne();
+      });
+    };
+    for (let i = 0; i < Math.min(spec.openConcurrency, spec.streams); i++) openOne();
+  });
+}
+
 function run(spec: PhaseSpec): Promise<PhaseResult> {
-  return spec.kind === 'closed' ? runClosed(spec) : runOpen(spec);
+  return spec.kind === 'closed' ? runClosed(spec) : spec.kind === 'open' ? runOpen(spec) : runHold(spec);
 }
 
 if (process.send === undefined) {

@@ -1,16 +1,20 @@
 /**
- * `npm run bench`: plain Envoy (A) against the gateway (B: Envoy + ext_proc
- * sidecar) in one run, on the same machine, with the same requests.
+ * `npm run bench`: plain Envoy (A), Envoy with a zero-work ext_proc server
+ * (F, the floor) and the gateway (B: Envoy + ext_proc sidecar) in one run, on
+ * the same machine, with the same requests.
  *
- *   A  load generator → Envoy (no ext_proc)            → demo upstream
- *   B  load generator → Envoy (ext_proc) ⇄ sidecar     → demo upstream
+ *   A  load generator → Envoy (no ext_proc)                 → demo upstream
+ *   F  load generator → Envoy (ext_proc) ⇄ zero-work server → demo upstream
+ *   B  load generator → Envoy (ext_proc) ⇄ sidecar          → demo upstream
  *
- * The demo upstream, the sidecar and the load generator are separate
+ * The demo upstream, the ext_proc servers and the load generator are separate
  * processes; Envoy runs with --concurrency 1. Per system and scenario it
  * measures latency at a fixed request rate (open loop, latency from each
- * request's scheduled send time), throughput at saturation (closed loop), and
- * the CPU time each process spent per request (from /proc). See
- * docs/benchmarks.md for how to read the output.
+ * request's scheduled send time), throughput at saturation (closed loop), the
+ * CPU time each process spent per request (from /proc), and for streams the
+ * gaps between chunks and the ext_proc server's CPU per chunk; then the ext_proc
+ * servers' RSS with many streams open. See docs/benchmarks.md for how to read
+ * the output.
  */
 import { once } from 'node:events';
 import { createReadStream, existsSync, rmSync } from 'node:fs';
@@ -30,25 +34,46 @@ import { cpuDeltaMs, machineBusyPercentOfCore, readAllProcesses, readMachineCpu,
 import type { MachineCpu, ProcCpu } from './lib/cpu.ts';
 import { buildRequest } from './lib/http1.ts';
 import { machineInfo } from './lib/machine.ts';
-import { freePort, killAllChildren, runLoadgen, startSidecarProcess, startUpstreamProcess } from './lib/procs.ts';
+import { freePort, killAllChildren, runLoadgen, startFloorProcess, startSidecarProcess, startUpstreamProcess } from './lib/procs.ts';
 import type { BodyCheck, PhaseSpec } from './lib/protocol.ts';
 import { markdownSection, textReport } from './lib/report.ts';
-import type { BenchOptions, BenchResults, Check, CpuFigure, MeasuredPhase, ProcessName, ScenarioResults, SystemResults } from './lib/results.ts';
+import { RESULTS_SCHEMA, SYSTEM_KEYS } from './lib/results.ts';
+import type {
+  BenchOptions,
+  BenchResults,
+  Check,
+  CpuFigure,
+  HeldRss,
+  MeasuredPhase,
+  ProcessName,
+  ScenarioResults,
+  SystemKey,
+  SystemResults,
+} from './lib/results.ts';
+import { readRssMb } from './lib/rss.ts';
 
 const HELP = `Usage: npm run bench -- [options]     (or: node bench/run.ts [options])
 
-Compares plain Envoy (A) with the gateway (B: Envoy + sidecar) in one run.
+Compares plain Envoy (A), Envoy + a zero-work ext_proc server (F, the floor)
+and the gateway (B: Envoy + sidecar) in one run.
 
 Options:
-  --quick                 ~20 s smoke run (0.3 s warm-up, 1.5 s phases); does not touch docs/
+  --quick                 ~1 min smoke run (0.3 s warm-up, 1.5 s phases, 200 held streams); does not touch docs/
   --check                 CI mode: verify the whole set-up works (every response 200,
                           the sidecar audited every request, ...); exit 0 only if so.
                           Writes no files unless --out/--docs are given.
   --connections N         saturation phase connections (default 32)
   --warmup S              warm-up before each phase, seconds (default 2; quick 0.3)
   --duration S            saturation phase, seconds (default 8; quick 1.5)
-  --rate R                fixed-rate phase, requests/s (default 200)
-  --rate-duration S       fixed-rate phase, seconds (default 10; quick 1.5)
+  --rate R                fixed-rate phase, requests/s (default 300)
+  --rate-duration S       fixed-rate and paced phases, seconds (default 10; quick 1.5)
+  --paced-rate R          streaming scenarios' paced phases, requests/s (default 100)
+  --chunk-delay MS        paced phases: the upstream's pause between stream events (default 5)
+  --short-words N         paced phases: the short reply, tokens (default 12)
+  --long-words N          paced phases: the long reply, tokens (default 60); per-chunk CPU is the
+                          difference between the two divided by the extra events
+  --hold-streams N        streams held open at once for the loaded RSS (default 1000; quick 200; 0: skip)
+  --hold S                how long they are held, seconds (default 1)
   --timeout S             per-request timeout, seconds (default 10)
   --scenarios LIST        comma-separated: chat,chat-stream,chat-translated,chat-stream-translated,chat-chain
                           (default chat,chat-stream)
@@ -171,6 +196,12 @@ function parseOptions(argv: string[]): BenchOptions | null {
       duration: { type: 'string' },
       rate: { type: 'string' },
       'rate-duration': { type: 'string' },
+      'paced-rate': { type: 'string' },
+      'chunk-delay': { type: 'string' },
+      'short-words': { type: 'string' },
+      'long-words': { type: 'string' },
+      'hold-streams': { type: 'string' },
+      hold: { type: 'string' },
       timeout: { type: 'string' },
       scenarios: { type: 'string' },
       out: { type: 'string' },
@@ -204,14 +235,20 @@ function parseOptions(argv: string[]): BenchOptions | null {
   }
   if (scenarios.length === 0) throw new UsageError('--scenarios: name at least one scenario');
   const writeResults = values['no-results'] !== true && (!check || values.out !== undefined);
-  return {
+  const opts: BenchOptions = {
     quick,
     check,
     connections: Math.round(num('connections', values.connections, 32, 1, 1000)),
     warmupS: num('warmup', values.warmup, quick ? 0.3 : 2, 0, 60),
     durationS: num('duration', values.duration, quick ? 1.5 : 8, 0.5, 600),
-    rate: num('rate', values.rate, 200, 1, 100_000),
+    rate: num('rate', values.rate, 300, 1, 100_000),
     rateDurationS: num('rate-duration', values['rate-duration'], quick ? 1.5 : 10, 0.5, 600),
+    pacedRate: num('paced-rate', values['paced-rate'], 100, 1, 10_000),
+    chunkDelayMs: Math.round(num('chunk-delay', values['chunk-delay'], 5, 1, 1000)),
+    shortWords: Math.round(num('short-words', values['short-words'], 12, 1, 8192)),
+    longWords: Math.round(num('long-words', values['long-words'], 60, 2, 8192)),
+    holdStreams: Math.round(num('hold-streams', values['hold-streams'], quick ? 200 : 1000, 0, 5000)),
+    holdMs: num('hold', values.hold, 1, 0.1, 60) * 1000,
     timeoutS: num('timeout', values.timeout, 10, 0.1, 120),
     scenarios,
     out: writeResults ? (values.out ?? '') : null,
@@ -220,6 +257,8 @@ function parseOptions(argv: string[]): BenchOptions | null {
     from: values.from ?? null,
     quota: parseQuota(values.quota),
   };
+  if (opts.longWords <= opts.shortWords) throw new UsageError('--long-words must be more than --short-words');
+  return opts;
 }
 
 // ---------------------------------------------------------------- clean-up
@@ -258,7 +297,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 // ---------------------------------------------------------------- measuring
 
 interface System {
-  key: 'plain' | 'gateway';
+  key: SystemKey;
   envoy: EnvoyProcess;
   port: number;
   /** Processes whose CPU is read for this system. */
@@ -355,6 +394,58 @@ async function measure(system: System, spec: PhaseSpec): Promise<MeasuredPhase> 
   };
 }
 
+/** How long opening the held streams may take before the ones still missing count as errors. */
+const HOLD_OPEN_LIMIT_S = 30;
+/** The demo upstream's longest pause between events: a held stream stays open ~15 × this, far beyond the hold. */
+const HOLD_CHUNK_DELAY_MS = 10_000;
+
+/**
+ * Opens `opts.holdStreams` streaming requests at once through `sys` (the
+ * upstream pausing 10 s between events, so they stay open), reads the
+ * ext_proc server's RSS once all are open and again `opts.holdMs` later, then
+ * the generator closes them all.
+ */
+async function holdStreams(
+  sys: System,
+  body: string,
+  headers: Record<string, string>,
+  pid: number,
+  opts: BenchOptions,
+): Promise<{ rss: HeldRss; errors: number; samples: string[] }> {
+  const beforeMb = readRssMb(pid);
+  const readings: number[] = [];
+  const spec: PhaseSpec = {
+    kind: 'hold',
+    host: '127.0.0.1',
+    port: sys.port,
+    requestBase64: buildRequest({
+      host: '127.0.0.1',
+      port: sys.port,
+      path: '/v1/chat/completions',
+      headers: { ...headers, 'x-demo-chunk-delay-ms': String(HOLD_CHUNK_DELAY_MS) },
+      body,
+    }).toString('base64'),
+    check: 'chat-sse',
+    warmupMs: 0,
+    durationMs: HOLD_OPEN_LIMIT_S * 1000,
+    timeoutMs: 60_000,
+    streams: opts.holdStreams,
+    openConcurrency: 64,
+    holdMs: opts.holdMs,
+  };
+  const run = runLoadgen(spec, () => readings.push(readRssMb(pid)));
+  cleanups.push(async () => run.kill());
+  const result = await run.result;
+  cleanups.pop();
+  const heldMb: [number, number] = [readings[0] ?? Number.NaN, readings[1] ?? Number.NaN];
+  const streams = result.requests;
+  return {
+    rss: { beforeMb, heldMb, streams, mbPer1000Streams: streams > 0 ? ((heldMb[1] - beforeMb) * 1000) / streams : Number.NaN },
+    errors: result.errors.total,
+    samples: result.errors.samples,
+  };
+}
+
 /** CPU each process burns while idle, in ms per second (timers, metrics collection, ...). */
 async function idleCpu(pids: Record<string, number>, ms: number): Promise<{ perProcess: Record<string, number>; machinePercentOfCore: number }> {
   const before = new Map(Object.entries(pids).map(([k, pid]) => [k, readProcCpu(pid)] as const));
@@ -442,8 +533,15 @@ async function appendToDocs(r: BenchResults): Promise<void> {
 
 /** --from FILE: re-print (and optionally append to the docs) a saved run. */
 async function fromFile(file: string, docs: boolean): Promise<number> {
-  const r = JSON.parse(await readFile(file, 'utf8')) as BenchResults;
-  if (r.schema !== 1) throw new Error(`${file}: not a bench results file (schema ${String(r.schema)})`);
+  const raw = JSON.parse(await readFile(file, 'utf8')) as { schema?: unknown };
+  if (raw.schema !== RESULTS_SCHEMA) {
+    warn(
+      `bench: ${file}: results schema ${String(raw.schema)}; this version reads schema ${String(RESULTS_SCHEMA)} only ` +
+        '(schema 1 files, from before the floor system F, cannot be re-printed: check out the commit that wrote them)',
+    );
+    return 1;
+  }
+  const r = raw as BenchResults;
   say(textReport(r));
   for (const w of r.warnings) warn(`bench: warning: ${w}`);
   if (r.errorCount > 0) warn(`bench: ${r.errorCount} requests failed in that run: its figures are NOT valid`);
@@ -458,14 +556,20 @@ async function main(argv: string[]): Promise<number> {
   const started = performance.now();
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const scenarios = opts.scenarios.map((n) => SCENARIOS.find((s) => s.name === n)).filter((s): s is Scenario => s !== undefined);
-  const phaseS = 2 * opts.warmupS + opts.durationS + opts.rateDurationS;
+  // Per scenario: fixed rate and saturation for A, F and B; streams also 5 paced phases (A, F, B short; F, B long).
+  const phases = scenarios.reduce((n, sc) => n + 6 + (sc.stream ? 5 : 0), 0);
+  const phaseS = scenarios.reduce(
+    (n, sc) => n + 3 * (2 * opts.warmupS + opts.durationS + opts.rateDurationS) + (sc.stream ? 5 * (opts.warmupS + opts.rateDurationS) : 0),
+    0,
+  );
+  const holdS = opts.holdStreams > 0 ? 2 * (opts.holdMs / 1000 + opts.holdStreams / 250 + 1) : 0;
   say(
     `bench: ${opts.quick ? 'quick' : 'full'} run${opts.check ? ' (check)' : ''}: ${scenarios.map((s) => s.name).join(', ')}; ` +
-      `~${Math.ceil(scenarios.length * 2 * (phaseS + 0.6) + 6)} s`,
+      `~${Math.ceil(phaseS + phases * 0.6 + holdS + 8)} s`,
   );
 
   // Whole-run watchdog: the benchmark always ends by itself.
-  const watchdogMs = (scenarios.length * 2 * (phaseS + 2 * opts.timeoutS + 5) + 180) * 1000;
+  const watchdogMs = (phaseS + phases * (2 * opts.timeoutS + 5) + (opts.holdStreams > 0 ? 2 * (HOLD_OPEN_LIMIT_S + opts.holdMs / 1000 + 30) : 0) + 180) * 1000;
   const watchdog = setTimeout(() => {
     warn(`bench: still running after ${Math.round(watchdogMs / 1000)} s: giving up`);
     killAllChildren();
@@ -521,6 +625,9 @@ async function main(argv: string[]): Promise<number> {
 
   const sidecar = await startSidecarProcess(files.configFile, adminPort, childLog('sidecar'));
   cleanups.push(() => sidecar.stop(3000));
+  const floorSocket = join(workDir, 'floor.sock');
+  const floor = await startFloorProcess(floorSocket, childLog('floor'));
+  cleanups.push(() => floor.stop(2000));
 
   const cluster = { name: DEMO_CLUSTER, host: '127.0.0.1', port: upstream.port };
   const envoyLog = childLog('envoy');
@@ -532,31 +639,38 @@ async function main(argv: string[]): Promise<number> {
     ...(envoyLog === undefined ? {} : { log: envoyLog }),
   });
   cleanups.push(() => envoyA.stop(2000));
-  const envoyB = await startEnvoy({
-    bin: envoyBin,
-    workDir: join(workDir, 'envoy-gateway'),
-    concurrency: 1,
-    configYaml: renderGatewayConfig({
-      listenerPort: 0,
-      adminPort: 0,
-      sidecarSocket: files.socketPath,
-      clusters: [cluster, { ...cluster, name: CHAIN_PRIMARY }, { name: CHAIN_AGGREGATE, aggregate: [CHAIN_PRIMARY, DEMO_CLUSTER] }],
-    }),
-    ...(envoyLog === undefined ? {} : { log: envoyLog }),
-  });
+  // F and B: the same gateway configuration; only the ext_proc cluster's socket differs.
+  const gatewayEnvoy = async (name: string, socket: string): Promise<EnvoyProcess> =>
+    startEnvoy({
+      bin: envoyBin,
+      workDir: join(workDir, name),
+      concurrency: 1,
+      configYaml: renderGatewayConfig({
+        listenerPort: 0,
+        adminPort: 0,
+        sidecarSocket: socket,
+        clusters: [cluster, { ...cluster, name: CHAIN_PRIMARY }, { name: CHAIN_AGGREGATE, aggregate: [CHAIN_PRIMARY, DEMO_CLUSTER] }],
+      }),
+      ...(envoyLog === undefined ? {} : { log: envoyLog }),
+    });
+  const envoyF = await gatewayEnvoy('envoy-floor', floorSocket);
+  cleanups.push(() => envoyF.stop(2000));
+  const envoyB = await gatewayEnvoy('envoy-gateway', files.socketPath);
   cleanups.push(() => envoyB.stop(2000));
 
   const systems: System[] = [
     { key: 'plain', envoy: envoyA, port: await envoyA.listenerPort(), pids: { envoy: envoyA.pid, upstream: upstream.pid } },
-    {
-      key: 'gateway',
-      envoy: envoyB,
-      port: await envoyB.listenerPort(),
-      pids: { envoy: envoyB.pid, sidecar: sidecar.pid, upstream: upstream.pid },
-    },
+    { key: 'floor', envoy: envoyF, port: await envoyF.listenerPort(), pids: { envoy: envoyF.pid, extproc: floor.pid, upstream: upstream.pid } },
+    { key: 'gateway', envoy: envoyB, port: await envoyB.listenerPort(), pids: { envoy: envoyB.pid, extproc: sidecar.pid, upstream: upstream.pid } },
   ];
+  const systemOf = (key: SystemKey): System => {
+    const sys = systems.find((x) => x.key === key);
+    if (sys === undefined) throw new Error(`internal: no system ${key}`);
+    return sys;
+  };
   say(
-    `bench: upstream pid ${upstream.pid}, sidecar pid ${sidecar.pid}, Envoy A pid ${envoyA.pid} (:${systems[0]?.port}), Envoy B pid ${envoyB.pid} (:${systems[1]?.port})`,
+    `bench: upstream pid ${upstream.pid}, floor pid ${floor.pid}, sidecar pid ${sidecar.pid}; ` +
+      systems.map((x) => `Envoy ${x.key} pid ${x.envoy.pid} (:${x.port})`).join(', '),
   );
 
   const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
@@ -567,7 +681,11 @@ async function main(argv: string[]): Promise<number> {
     throw new Error('preflight failed: the systems do not answer as expected (see above)');
   }
 
-  const idle = await idleCpu({ 'Envoy A': envoyA.pid, 'Envoy B': envoyB.pid, sidecar: sidecar.pid, upstream: upstream.pid }, opts.quick ? 500 : 2000);
+  const idleRssMb = { floor: readRssMb(floor.pid), gateway: readRssMb(sidecar.pid) };
+  const idle = await idleCpu(
+    { 'Envoy A': envoyA.pid, 'Envoy F': envoyF.pid, 'Envoy B': envoyB.pid, floor: floor.pid, sidecar: sidecar.pid, upstream: upstream.pid },
+    opts.quick ? 500 : 2000,
+  );
   const idleCpuMsPerS = idle.perProcess;
   if (idle.machinePercentOfCore > 20) {
     const msg = `before the load the machine was already ${Math.round(idle.machinePercentOfCore)} % of a core busy (other work): figures will be noisy`;
@@ -579,27 +697,59 @@ async function main(argv: string[]): Promise<number> {
   let errorCount = 0;
   const results: ScenarioResults[] = [];
   const common = { host: '127.0.0.1', warmupMs: opts.warmupS * 1000, timeoutMs: opts.timeoutS * 1000 };
+  type PhaseKind = 'fixedRate' | 'saturation' | 'pacedShort' | 'pacedLong';
+  const phaseLabel = (kind: PhaseKind): string =>
+    kind === 'fixedRate'
+      ? `${opts.rate} req/s`
+      : kind === 'saturation'
+        ? `saturation (${opts.connections} conns)`
+        : `paced ${opts.pacedRate} req/s, ${kind === 'pacedShort' ? opts.shortWords : opts.longWords} tokens`;
+  // --- memory: many streams open at once through F, then B, before any other load (so the RSS grows from
+  // the idle figure by what the open streams need, not by what a load phase left in the heap)
+  let held: { floor: HeldRss; gateway: HeldRss } | null = null;
+  if (opts.holdStreams > 0) {
+    const stream = scenarios.find((sc) => sc.stream) ?? SCENARIOS.find((sc) => sc.name === 'chat-stream');
+    if (stream === undefined) throw new Error('internal: no streaming scenario');
+    const heldFor = async (key: 'floor' | 'gateway', pid: number): Promise<HeldRss> => {
+      const sys = systemOf(key);
+      process.stdout.write(`bench: ${key} holding ${opts.holdStreams} streams open … `);
+      const h = await holdStreams(sys, stream.body, headers, pid, opts);
+      say(`${h.rss.streams} open, RSS ${h.rss.beforeMb.toFixed(1)} → ${h.rss.heldMb[1].toFixed(1)} MB${h.errors > 0 ? `, ${h.errors} ERRORS` : ''}`);
+      errorCount += h.errors;
+      checks.push({
+        name: `${key} held ${opts.holdStreams} streams open at once`,
+        ok: h.errors === 0 && h.rss.streams === opts.holdStreams,
+        detail: `${h.rss.streams} open, ${h.errors} errors${h.samples.length > 0 ? `: ${h.samples.join('; ')}` : ''}`,
+      });
+      await sleep(500);
+      return h.rss;
+    };
+    held = { floor: await heldFor('floor', floor.pid), gateway: await heldFor('gateway', sidecar.pid) };
+    await sleep(1000);
+  }
+
   for (const sc of scenarios) {
-    const partial: Partial<Record<'plain' | 'gateway', Partial<SystemResults>>> = { plain: {}, gateway: {} };
-    const requestFor = (sys: System): string =>
-      buildRequest({ host: '127.0.0.1', port: sys.port, path: '/v1/chat/completions', headers, body: sc.body }).toString('base64');
-    const phases: Array<{ kind: 'fixedRate' | 'saturation'; sys: System }> = [];
-    for (const kind of ['fixedRate', 'saturation'] as const) for (const sys of systems) phases.push({ kind, sys });
-    for (const { kind, sys } of phases) {
+    const partial: Record<SystemKey, Partial<Record<PhaseKind, MeasuredPhase>>> = { plain: {}, floor: {}, gateway: {} };
+    const requestFor = (sys: System, extra: Record<string, string> = {}, body = sc.body): string =>
+      buildRequest({ host: '127.0.0.1', port: sys.port, path: '/v1/chat/completions', headers: { ...headers, ...extra }, body }).toString('base64');
+    // Paced streams: the upstream pauses between events (one read each), the reply `words` tokens long.
+    const pacedRequest = (sys: System, words: number): string =>
+      requestFor(
+        sys,
+        { 'x-demo-chunk-delay-ms': String(opts.chunkDelayMs), 'x-demo-words': String(words) },
+        JSON.stringify({ ...(JSON.parse(sc.body) as Record<string, unknown>), max_tokens: Math.max(64, words) }),
+      );
+    // Fair interleaving: every kind of phase runs A, F, B back to back.
+    const plan: Array<{ kind: PhaseKind; sys: System }> = [];
+    for (const kind of ['fixedRate', 'saturation'] as const) for (const sys of systems) plan.push({ kind, sys });
+    if (sc.stream) {
+      for (const sys of systems) plan.push({ kind: 'pacedShort', sys });
+      for (const key of ['floor', 'gateway'] as const) plan.push({ kind: 'pacedLong', sys: systemOf(key) });
+    }
+    for (const { kind, sys } of plan) {
       const spec: PhaseSpec =
-        kind === 'fixedRate'
+        kind === 'saturation'
           ? {
-              ...common,
-              kind: 'open',
-              port: sys.port,
-              requestBase64: requestFor(sys),
-              check: sc.check,
-              durationMs: opts.rateDurationS * 1000,
-              rate: opts.rate,
-              initialConnections: 8,
-              maxConnections: 512,
-            }
-          : {
               ...common,
               kind: 'closed',
               port: sys.port,
@@ -607,24 +757,37 @@ async function main(argv: string[]): Promise<number> {
               check: sc.check,
               durationMs: opts.durationS * 1000,
               connections: opts.connections,
+            }
+          : {
+              ...common,
+              kind: 'open',
+              port: sys.port,
+              requestBase64: kind === 'fixedRate' ? requestFor(sys) : pacedRequest(sys, kind === 'pacedShort' ? opts.shortWords : opts.longWords),
+              check: sc.check,
+              durationMs: opts.rateDurationS * 1000,
+              rate: kind === 'fixedRate' ? opts.rate : opts.pacedRate,
+              initialConnections: 8,
+              maxConnections: 512,
+              chunkGaps: kind !== 'fixedRate',
             };
-      process.stdout.write(`bench: ${sc.name} ${sys.key} ${kind === 'fixedRate' ? `${opts.rate} req/s` : `saturation (${opts.connections} conns)`} … `);
+      process.stdout.write(`bench: ${sc.name} ${sys.key} ${phaseLabel(kind)} … `);
       const m = await measure(sys, spec);
       const r = m.result;
       say(
         `${Math.round(m.requestsPerSecond)} req/s, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms` +
+          (r.chunkGap === undefined ? '' : `, chunk gap p50 ${r.chunkGap.p50.toFixed(2)} ms`) +
           (r.errors.total > 0 ? `, ${r.errors.total} ERRORS` : ''),
       );
       errorCount += r.errors.total;
       if (r.errors.total > 0) {
         if ((m.envoyCounters['cluster.inference-gateway-sidecar.upstream_cx_destroy_remote_with_active_rq'] ?? 0) > 0) {
           hints.add(
-            'the sidecar closed its gRPC connection to Envoy while requests were in flight ' +
+            `the ${sys.key === 'floor' ? 'floor ext_proc server' : 'sidecar'} closed its gRPC connection to Envoy while requests were in flight ` +
               '(cluster.inference-gateway-sidecar.upstream_cx_destroy_remote_with_active_rq > 0): those requests failed with 503 gateway_unavailable',
           );
         }
         warn(`bench: errors in ${sc.name}/${sys.key}/${kind}: ${JSON.stringify(r.errors.byKind)}`);
-        for (const s of r.errors.samples) warn(`  ${s}`);
+        for (const e of r.errors.samples) warn(`  ${e}`);
         warn(`  Envoy counters over the phase: ${JSON.stringify(m.envoyCounters)}`);
       }
       if (m.otherPercentOfCore > 20) {
@@ -641,35 +804,38 @@ async function main(argv: string[]): Promise<number> {
       }
       if (r.requests === 0) checks.push({ name: `${sc.name} ${sys.key} ${kind} completed requests`, ok: false, detail: 'no request completed in the window' });
       if (r.queued !== undefined && r.queued > 0) {
-        warnings.push(`${sc.name} ${sys.key}: ${r.queued} fixed-rate requests waited for a free connection (rate near saturation?)`);
+        warnings.push(`${sc.name} ${sys.key} ${kind}: ${r.queued} open-loop requests waited for a free connection (rate near saturation?)`);
       }
       for (const [name, c] of Object.entries(m.cpu)) {
         if (c.source === 'stat' && name !== 'loadgen')
           warnings.push(`${sc.name} ${sys.key} ${kind}: ${name} CPU from /proc/<pid>/stat (10 ms resolution): a thread exited mid-window`);
       }
       if (sys.key === 'gateway') gatewayOk += r.okTotal;
-      const slot = partial[sys.key] ?? {};
-      slot[kind] = m;
-      partial[sys.key] = slot;
+      partial[sys.key][kind] = m;
       await sleep(300);
     }
-    const plain = partial.plain;
-    const gateway = partial.gateway;
-    if (plain?.fixedRate === undefined || plain.saturation === undefined || gateway?.fixedRate === undefined || gateway.saturation === undefined) {
-      throw new Error('internal: a phase is missing');
-    }
+    const systemResults = (key: SystemKey): SystemResults => {
+      const { fixedRate, saturation, pacedShort, pacedLong } = partial[key];
+      if (fixedRate === undefined || saturation === undefined) throw new Error('internal: a phase is missing');
+      return {
+        fixedRate,
+        saturation,
+        ...(pacedShort === undefined ? {} : { paced: { short: pacedShort, ...(pacedLong === undefined ? {} : { long: pacedLong }) } }),
+      };
+    };
     const res: ScenarioResults = {
       name: sc.name,
       description: sc.description,
       stream: sc.stream,
       requestBodyBytes: Buffer.byteLength(sc.body),
-      plain: { fixedRate: plain.fixedRate, saturation: plain.saturation },
-      gateway: { fixedRate: gateway.fixedRate, saturation: gateway.saturation },
+      plain: systemResults('plain'),
+      floor: systemResults('floor'),
+      gateway: systemResults('gateway'),
     };
-    const minSat = Math.min(res.plain.saturation.requestsPerSecond, res.gateway.saturation.requestsPerSecond);
+    const minSat = Math.min(...SYSTEM_KEYS.map((k) => res[k].saturation.requestsPerSecond));
     if (opts.rate > 0.5 * minSat) {
       warnings.push(
-        `${sc.name}: the fixed rate (${opts.rate} req/s) is over half the lower saturation throughput (${Math.round(minSat)} req/s); its latencies include queueing`,
+        `${sc.name}: the fixed rate (${opts.rate} req/s) is over half the lowest saturation throughput (${Math.round(minSat)} req/s); its latencies include queueing`,
       );
     }
     results.push(res);
@@ -694,7 +860,7 @@ async function main(argv: string[]): Promise<number> {
         : join(fileURLToPath(new URL('./results/', import.meta.url)), `${date.replace(/:/g, '-')}${opts.quick ? '-quick' : ''}.json`);
   const resultsRel = resultsFile === null ? null : relative(PROJECT_ROOT, resultsFile);
   const out: BenchResults = {
-    schema: 1,
+    schema: RESULTS_SCHEMA,
     date,
     mode: opts.quick ? 'quick' : 'full',
     options: { ...opts, out: resultsRel },
@@ -702,6 +868,7 @@ async function main(argv: string[]): Promise<number> {
     idleCpuMsPerS,
     idleMachinePercentOfCore: idle.machinePercentOfCore,
     scenarios: results,
+    rss: { idleMb: idleRssMb, held },
     checks,
     warnings,
     errorCount,

@@ -8,11 +8,21 @@
  * cores with the processes being measured.
  */
 import { connect } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 
 export interface Http1Response {
   status: number;
   body: Buffer;
+  /** With `trackArrivals`: performance.now() of each read of this response's bytes (the first holds the head). */
+  arrivals?: number[];
+}
+
+export interface Http1Options {
+  /** Timestamp every read while a response is in flight (for inter-chunk gaps). */
+  trackArrivals?: boolean;
+  /** Called on every read while a response is in flight (e.g. to see a stream's head arrive). */
+  onData?: () => void;
 }
 
 export type ResponseCallback = (err: Error | null, res: Http1Response | null) => void;
@@ -36,8 +46,11 @@ export class Http1Connection {
   #pending: ResponseCallback | null = null;
   #onConnect: Array<(err: Error | null) => void> = [];
   #closeReason: Error | null = null;
+  readonly #opts: Http1Options;
+  #arrivals: number[] = [];
 
-  constructor(host: string, port: number, idleTimeoutMs: number) {
+  constructor(host: string, port: number, idleTimeoutMs: number, opts: Http1Options = {}) {
+    this.#opts = opts;
     this.#socket = connect({ host, port, noDelay: true });
     this.#socket.setTimeout(idleTimeoutMs);
     this.#socket.once('connect', () => {
@@ -101,6 +114,10 @@ export class Http1Connection {
   }
 
   #onData(chunk: Buffer): void {
+    if (this.#pending !== null) {
+      if (this.#opts.trackArrivals === true) this.#arrivals.push(performance.now());
+      this.#opts.onData?.();
+    }
     this.#buf = this.#buf === null || this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
     try {
       this.#parse();
@@ -218,6 +235,10 @@ export class Http1Connection {
     const parts = this.#parts;
     const body = parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts);
     const res: Http1Response = { status: this.#status, body };
+    if (this.#opts.trackArrivals === true) {
+      res.arrivals = this.#arrivals;
+      this.#arrivals = [];
+    }
     this.#parts = [];
     this.#state = 'head';
     const cb = this.#pending;

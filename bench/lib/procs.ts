@@ -13,6 +13,7 @@ import type { FromChild, PhaseResult, PhaseSpec, ToChild } from './protocol.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const LOADGEN = fileURLToPath(new URL('../loadgen.ts', import.meta.url));
+const FLOOR = fileURLToPath(new URL('../floor-server.ts', import.meta.url));
 
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -40,10 +41,10 @@ export interface Child {
   stop(graceMs?: number): Promise<void>;
 }
 
-function spawnNode(args: string[], log?: (line: string) => void): { child: ChildProcess; handle: Child } {
+function spawnNode(args: string[], log?: (line: string) => void, stdin: 'ignore' | 'pipe' = 'ignore'): { child: ChildProcess; handle: Child } {
   // process.execPath is the real node binary (no wrapper process), so the
   // pid we read /proc for is the process doing the work.
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { stdio: [stdin, 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error(`could not start ${process.execPath} ${args.join(' ')}`);
   track(child);
   let out = '';
@@ -107,6 +108,35 @@ export async function startUpstreamProcess(log?: (line: string) => void): Promis
   try {
     const { port, url } = await listening;
     return { ...handle, port, url };
+  } catch (err) {
+    await handle.stop(1000);
+    throw err;
+  }
+}
+
+/**
+ * F, the zero-work ext_proc server (bench/floor-server.ts), on `socketPath`;
+ * resolves once it is listening. Its stdin is a pipe from us: if the
+ * benchmark dies, the pipe closes and F exits.
+ */
+export async function startFloorProcess(socketPath: string, log?: (line: string) => void): Promise<Child> {
+  const { child, handle } = spawnNode([FLOOR, socketPath], log, 'pipe');
+  const ready = new Promise<void>((resolve, reject) => {
+    let buf = '';
+    const onData = (chunk: Buffer): void => {
+      buf += chunk.toString('utf8');
+      if (buf.includes('"ready":true')) {
+        child.stdout?.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', () => reject(new Error(`floor ext_proc server exited before listening:\n${handle.output()}`)));
+    setTimeout(() => reject(new Error(`floor ext_proc server did not start within 20 s:\n${handle.output()}`)), 20_000).unref();
+  });
+  try {
+    await ready;
+    return handle;
   } catch (err) {
     await handle.stop(1000);
     throw err;

@@ -14,6 +14,8 @@ interface PhaseCommon {
   durationMs: number;
   /** A request without its response after this long is an error (and its connection is dropped). */
   timeoutMs: number;
+  /** Timestamp every read of a response and report the gaps between them (streams: inter-chunk latency). */
+  chunkGaps?: boolean;
 }
 
 /** Closed loop: `connections` keep-alive connections, each sending its next request as soon as the previous one ends. */
@@ -32,7 +34,21 @@ export interface OpenPhaseSpec extends PhaseCommon {
   maxConnections: number;
 }
 
-export type PhaseSpec = ClosedPhaseSpec | OpenPhaseSpec;
+/**
+ * Hold: open `streams` streaming requests at once (at most `openConcurrency`
+ * waiting for their first bytes at a time), mark 'start' once every one has
+ * received its first bytes, keep them open `holdMs`, mark 'end', close them
+ * all. The upstream must keep them open that long (a long chunk delay).
+ * `durationMs` bounds the opening: streams not open by then are errors.
+ */
+export interface HoldPhaseSpec extends PhaseCommon {
+  kind: 'hold';
+  streams: number;
+  openConcurrency: number;
+  holdMs: number;
+}
+
+export type PhaseSpec = ClosedPhaseSpec | OpenPhaseSpec | HoldPhaseSpec;
 
 export interface ErrorTally {
   total: number;
@@ -43,7 +59,7 @@ export interface ErrorTally {
 }
 
 export interface PhaseResult {
-  kind: 'closed' | 'open';
+  kind: 'closed' | 'open' | 'hold';
   /** Length of the measurement window (between the start and end marks). */
   windowMs: number;
   /** Requests counted in the window (closed: completed in it; open: scheduled in it). */
@@ -62,6 +78,10 @@ export interface PhaseResult {
   maxConnections: number;
   /** Open loop only: requests that had to wait for a free connection. */
   queued?: number;
+  /** With `chunkGaps`: time between consecutive reads of a response (ms), over the measured responses. */
+  chunkGap?: Summary;
+  /** With `chunkGaps`: reads per measured response (mean; the first carries the head). */
+  readsPerResponse?: number;
   errors: ErrorTally;
 }
 
