@@ -252,7 +252,7 @@ describe("Envoy's own errors arrive in our format", () => {
 describe('evidence', () => {
   test('token usage shows in Prometheus metrics by org, tenant and model', async () => {
     const m = await scrapeMetrics(stack.sidecar?.adminUrl ?? '');
-    const completion = m.get('inference_gateway_tokens_total{org="acme",tenant="research",model="gpt-demo",source="counted",kind="completion"}');
+    const completion = m.get('inference_gateway_tokens_total{org="acme",tenant="research",model="gpt-demo",kind="completion",source="counted"}');
     assert.ok(completion !== undefined && completion >= 36, `completion tokens: ${completion}`);
     assert.ok((m.get('inference_gateway_requests_total{endpoint="chat",model="gpt-demo",decision="deny",status="403"}') ?? 0) === 0);
     assert.equal(m.get('inference_gateway_requests_total{endpoint="chat",model="none",decision="deny",status="404"}'), 1);
