@@ -27,7 +27,10 @@ const RATE = Number(process.argv.find((a) => a.startsWith('--rate='))?.slice(7) 
 const SECONDS = Number(process.argv.find((a) => a.startsWith('--seconds='))?.slice(10) ?? 5);
 const MODES = ['fsync', 'write', 'redis-write', 'replicated'] as const;
 type Mode = (typeof MODES)[number];
-const only = process.argv.find((a) => a.startsWith('--modes='))?.slice(8).split(',');
+const only = process.argv
+  .find((a) => a.startsWith('--modes='))
+  ?.slice(8)
+  .split(',');
 for (const m of only ?? []) if (!(MODES as readonly string[]).includes(m)) throw new Error(`--modes: unknown mode ${m} (${MODES.join(', ')})`);
 const modes = MODES.filter((m) => only === undefined || only.includes(m));
 
@@ -72,7 +75,15 @@ function makeSink(mode: Mode, dir: string, redis: { single: string; replicated: 
     case 'redis-write':
       return new RedisStreamSink({ url: redis.single, stream: `bench:${streams++}`, commandTimeoutMs: 1000, durability: 'write', log });
     case 'replicated':
-      return new RedisStreamSink({ url: redis.replicated, stream: `bench:${streams++}`, commandTimeoutMs: 1000, durability: 'replicated', replicas: 1, replicaWaitMs: 1000, log });
+      return new RedisStreamSink({
+        url: redis.replicated,
+        stream: `bench:${streams++}`,
+        commandTimeoutMs: 1000,
+        durability: 'replicated',
+        replicas: 1,
+        replicaWaitMs: 1000,
+        log,
+      });
   }
 }
 
@@ -96,7 +107,12 @@ async function withChain<T>(mode: Mode, redis: { single: string; replicated: str
 }
 
 /** CPU per record and throughput: a closed loop of 32 concurrent appends (group commit at work), no timers. */
-function saturation(mode: Mode, redis: { single: string; replicated: string }, total = 20_000, concurrency = 32): Promise<{ cpuUs: number; perSecond: number }> {
+function saturation(
+  mode: Mode,
+  redis: { single: string; replicated: string },
+  total = 20_000,
+  concurrency = 32,
+): Promise<{ cpuUs: number; perSecond: number }> {
   return withChain(mode, redis, async (chain) => {
     let next = 0;
     const cpu0 = process.cpuUsage();
@@ -147,7 +163,9 @@ try {
     const [p50, p99] = await latency(mode, redis);
     const [durability, sink] =
       mode === 'redis-write' ? ['write', 'redis_stream'] : mode === 'replicated' ? ['replicated (1 replica)', 'redis_stream'] : [mode, 'file'];
-    process.stdout.write(`| ${durability} | ${sink} | ${cpuUs.toFixed(1)} | ${Math.round(perSecond).toLocaleString('en-US')} | ${p50.toFixed(2)} | ${p99.toFixed(2)} |\n`);
+    process.stdout.write(
+      `| ${durability} | ${sink} | ${cpuUs.toFixed(1)} | ${Math.round(perSecond).toLocaleString('en-US')} | ${p50.toFixed(2)} | ${p99.toFixed(2)} |\n`,
+    );
   }
 } finally {
   await single?.stop();

@@ -408,7 +408,11 @@ export const ConfigSchema = z
           .never({ error: 'was replaced by audit.durability: `fsync` (fdatasync per batch, what fsync: true did) or `write` (what fsync: false did)' })
           .optional(),
         /** durability write (file sink): fdatasync in the background this often, bounding what a machine crash loses; 0 = never. */
-        syncIntervalMs: z.number({ error: 'must be a non-negative integer' }).int('must be a non-negative integer').min(0, 'must be a non-negative integer').default(1000),
+        syncIntervalMs: z
+          .number({ error: 'must be a non-negative integer' })
+          .int('must be a non-negative integer')
+          .min(0, 'must be a non-negative integer')
+          .default(1000),
         /** durability replicated: how many replicas must have each batch (WAIT numreplicas). */
         replicas: positiveInt.default(1),
         /** durability replicated: how long WAIT may wait for them before the batch fails and its requests fail closed. */

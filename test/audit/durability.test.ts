@@ -4,8 +4,8 @@
  *   - SIGKILL under load, every mode: a child writing through the sidecar's
  *     own createAuditChain is killed while appends are in flight; every
  *     record whose append had resolved is there, and `audit verify` passes
- *     (the torn tail a kill can leave is cut off when the next process opens
- *     the file).
+ *     (a torn last line is cut off when the next process opens the file; a
+ *     kill rarely tears a write, so the test tears one itself once).
  *   - replicated: acknowledged records are on the replica (the primary is
  *     killed too and the replica alone is verified); with too few replicas
  *     appends fail within the wait, and succeed again once a replica is back.
@@ -17,7 +17,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { open, type FileHandle } from 'node:fs/promises';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { Redis } from 'ioredis';
@@ -156,10 +156,16 @@ for (const durability of ['fsync', 'write'] as const) {
       if (tornNow) torn++;
       const missing = [...w.acked].filter((id) => !ids.has(id));
       assert.deepEqual(missing, [], `round ${round}: acknowledged records missing from the file`);
+      if (round === 0 && !tornNow) {
+        // A SIGKILL lands between system calls, so it rarely tears a write of this size; a machine crash or a
+        // disk filling mid-write does. Tear one here: the next process must cut it before it appends.
+        appendFileSync(auditFile, '{"type":"request","v":1,"requestId":"never-acknowledged","chain":{"id');
+        torn++;
+      }
       // Readable by the verifier right after the kill, torn tail and all (not an error without --require-sealed).
       verify(join(dir, 'audit-key.pem'), [auditFile]);
     }
-    t.diagnostic(`${acked.size} acknowledged appends over 3 processes (2 SIGKILLed), ${torn} kill(s) left a torn tail`);
+    t.diagnostic(`${acked.size} acknowledged appends over 3 processes (2 SIGKILLed), ${torn} torn tail(s) cut by the next process`);
     const { ids, torn: tornAtEnd } = fileRecords(auditFile);
     assert.equal(tornAtEnd, false, 'a clean stop leaves no torn tail');
     assert.deepEqual(
@@ -222,14 +228,30 @@ test('replicated: too few replicas within replicaWaitMs fails the batch; a retur
   const waitMs = 200;
 
   // Acknowledged means on the replica, at once (no waiting for it to catch up).
-  const one = new RedisStreamSink({ url: set.primary.url, stream: 'r1', commandTimeoutMs: 1000, durability: 'replicated', replicas: 1, replicaWaitMs: waitMs, log });
+  const one = new RedisStreamSink({
+    url: set.primary.url,
+    stream: 'r1',
+    commandTimeoutMs: 1000,
+    durability: 'replicated',
+    replicas: 1,
+    replicaWaitMs: waitMs,
+    log,
+  });
   t.after(() => one.close());
   await Promise.all([one.append(['{"n":1}']), one.append(['{"n":2}', '{"n":3}'])]);
   const onReplica = await streamRecordsRaw(replica.url, 'r1');
   assert.deepEqual(onReplica, ['{"n":1}', '{"n":2}', '{"n":3}']);
 
   // replicas: 2 with one replica: every batch fails after the wait, never hangs.
-  const two = new RedisStreamSink({ url: set.primary.url, stream: 'r2', commandTimeoutMs: 1000, durability: 'replicated', replicas: 2, replicaWaitMs: waitMs, log });
+  const two = new RedisStreamSink({
+    url: set.primary.url,
+    stream: 'r2',
+    commandTimeoutMs: 1000,
+    durability: 'replicated',
+    replicas: 2,
+    replicaWaitMs: waitMs,
+    log,
+  });
   t.after(() => two.close());
   const t0 = performance.now();
   await assert.rejects(two.append(['{"n":1}']), /reached 1 of 2 required replica\(s\) within 200 ms \(WAIT\)/);

@@ -24,7 +24,12 @@ export async function createAuditChain(config: GatewayConfig, log: Logger): Prom
     });
   } else {
     // The schema allows only fsync or write with the file sink.
-    sink = new JsonlFileSink(a.file, { durability: a.durability === 'write' ? 'write' : 'fsync', syncIntervalMs: a.syncIntervalMs, maxBytes: a.maxFileBytes, log });
+    sink = new JsonlFileSink(a.file, {
+      durability: a.durability === 'write' ? 'write' : 'fsync',
+      syncIntervalMs: a.syncIntervalMs,
+      maxBytes: a.maxFileBytes,
+      log,
+    });
   }
   const chain = new AuditChain({ sink, key, checkpointEvery: a.checkpointEvery, checkpointMs: a.checkpointSeconds * 1000, log });
   log.info({ chain: chain.id, kid: key.kid, sink: a.sink, durability: a.durability }, 'audit chain started');
