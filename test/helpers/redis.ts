@@ -130,9 +130,24 @@ export async function replicaLinked(primary: TestRedis, replica: TestRedis): Pro
   }
 }
 
+/** Whether a write to `primary` now reaches `n` replicas within 100 ms (WAIT). */
+export async function replicasAcknowledging(primary: TestRedis, n: number): Promise<boolean> {
+  const client = new Redis(primary.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.set('igw:test:replication-probe', String(Date.now()));
+    return (await client.wait(n, 100)) >= n;
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
 /**
  * A primary and `replicas` replicas (`--replicaof`), each a private
- * redis-server like startRedis; resolves once every replica is online.
+ * redis-server like startRedis; resolves once every replica acknowledges writes.
  * A replica that is killed and started again re-attaches to the primary.
  */
 export async function startReplicatedRedis(replicas: number): Promise<{ primary: TestRedis; replicas: TestRedis[]; stop(): Promise<void> }> {
@@ -143,8 +158,12 @@ export async function startReplicatedRedis(replicas: number): Promise<{ primary:
     await Promise.all([...started, primary].map((r) => r.stop()));
   };
   try {
-    for (let i = 0; i < replicas; i++) started.push(await startRedis(['--replicaof', '127.0.0.1', String(primary.port)]));
+    // on-empty-db: a replica loads the primary's data from the socket, never writing dump.rdb into the working directory.
+    for (let i = 0; i < replicas; i++)
+      started.push(await startRedis(['--replicaof', '127.0.0.1', String(primary.port), '--repl-diskless-load', 'on-empty-db']));
     for (const r of started) await waitFor(() => replicaLinked(primary, r), { what: `replica on port ${r.port} online`, timeoutMs: 15_000 });
+    // Online is not yet acknowledging (a replica fresh from a diskless load reports its offset a little later).
+    await waitFor(() => replicasAcknowledging(primary, replicas), { what: `${replicas} replica(s) acknowledging writes`, timeoutMs: 15_000 });
   } catch (err) {
     await stop();
     throw err;
