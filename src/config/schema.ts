@@ -393,8 +393,30 @@ export const ConfigSchema = z
         file: nonEmpty.default('audit.jsonl'),
         /** The file is rotated (renamed with a timestamp) when it reaches this size. */
         maxFileBytes: positiveInt.default(256 * 1024 * 1024),
-        /** fdatasync every group-committed batch before the requests in it complete. */
-        fsync: z.boolean().default(true),
+        /**
+         * What "committed" means before a request completes (docs/audit.md#durability):
+         *   fsync      (file sink) write + fdatasync per group-committed batch: survives a machine crash or power loss;
+         *   write      (file sink) write() to the kernel per batch: survives the process dying (SIGKILL, OOM kill),
+         *              not a kernel crash or power loss (bounded by syncIntervalMs);
+         *              (redis_stream) acknowledged by the primary alone;
+         *   replicated (redis_stream) XADD then WAIT until `replicas` replicas have the batch, else fail closed.
+         * Default: the strongest the sink offers — fsync for the file sink, replicated for redis_stream.
+         */
+        durability: z.enum(['fsync', 'write', 'replicated'], { error: 'must be fsync, write or replicated' }).optional(),
+        /** Replaced by `durability` (fsync: true → durability: fsync, fsync: false → durability: write). */
+        fsync: z
+          .never({ error: 'was replaced by audit.durability: `fsync` (fdatasync per batch, what fsync: true did) or `write` (what fsync: false did)' })
+          .optional(),
+        /** durability write (file sink): fdatasync in the background this often, bounding what a machine crash loses; 0 = never. */
+        syncIntervalMs: z
+          .number({ error: 'must be a non-negative integer' })
+          .int('must be a non-negative integer')
+          .min(0, 'must be a non-negative integer')
+          .default(1000),
+        /** durability replicated: how many replicas must have each batch (WAIT numreplicas). */
+        replicas: positiveInt.default(1),
+        /** durability replicated: how long WAIT may wait for them before the batch fails and its requests fail closed. */
+        replicaWaitMs: positiveInt.default(500),
         /** Redis stream name for sink: redis_stream. */
         stream: nonEmpty.default('igw:audit'),
         /** Ed25519 private key (PKCS#8 PEM) that signs checkpoints; created (0600) if missing. */
@@ -402,6 +424,19 @@ export const ConfigSchema = z
         checkpointEvery: positiveInt.default(1000),
         checkpointSeconds: positiveInt.default(10),
       })
+      .refine((a) => a.durability !== 'replicated' || a.sink === 'redis_stream', {
+        message: 'replicated needs sink: redis_stream (XADD, then WAIT for audit.replicas replicas); the file sink offers fsync or write',
+        path: ['durability'],
+      })
+      .refine((a) => a.durability !== 'fsync' || a.sink === 'file', {
+        message:
+          'fsync applies to the file sink; with sink: redis_stream use replicated (WAIT for audit.replicas replicas) or write (acknowledged by the primary alone)',
+        path: ['durability'],
+      })
+      .transform(({ fsync: _removed, ...a }) => ({
+        ...a,
+        durability: a.durability ?? (a.sink === 'file' ? ('fsync' as const) : ('replicated' as const)),
+      }))
       .prefault({}),
     logging: z
       .strictObject({

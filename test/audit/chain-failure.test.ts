@@ -34,7 +34,7 @@ class FlakySink implements AuditLineSink {
 test('after a failed batch the chain restarts under a new id and everything verifies', async () => {
   const key = tmp.key('k.pem');
   const file = tmp.path('audit.jsonl');
-  const sink = new FlakySink(new JsonlFileSink(file, { fsync: false }));
+  const sink = new FlakySink(new JsonlFileSink(file, { durability: 'write' }));
   const chain = new AuditChain({ sink, key, checkpointEvery: 3, checkpointMs: 60_000, log: createLogger('silent') });
   await Promise.all([1, 2, 3, 4].map((i) => chain.append({ n: i })));
   const firstId = chain.id;
@@ -65,7 +65,7 @@ test('after a failed batch the chain restarts under a new id and everything veri
 test('one chain batch is one sink call: records queued behind a write share the next write', async () => {
   const calls: number[] = [];
   let release: () => void = () => undefined;
-  const inner = new JsonlFileSink(tmp.path('batched.jsonl'), { fsync: false });
+  const inner = new JsonlFileSink(tmp.path('batched.jsonl'), { durability: 'write' });
   const sink: AuditLineSink = {
     append: async (lines) => {
       calls.push(lines.length);

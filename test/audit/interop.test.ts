@@ -26,7 +26,7 @@ function strip(i: number): object {
 test('the gateway chain writer over the file sink (with rotation) verifies sealed', async () => {
   const dir = tmp.path('gw');
   let t = Date.UTC(2026, 10, 23);
-  const sink = new JsonlFileSink(`${dir}/audit.jsonl`, { fsync: false, maxBytes: 4096, log, now: () => (t += 1000) });
+  const sink = new JsonlFileSink(`${dir}/audit.jsonl`, { durability: 'write', maxBytes: 4096, log, now: () => (t += 1000) });
   const chain = new AuditChain({ sink, key, checkpointEvery: 7, checkpointMs: 60_000, log });
   await Promise.all(Array.from({ length: 40 }, (_, i) => chain.append(strip(i + 1))));
   await chain.close();

@@ -94,3 +94,42 @@ test('redis.url next to redis.clusterNodes: only when something besides quotas u
   const pub = write(`${cluster}routing:\n  redis: {}\n  publicKeys: [cp.pem.pub]\n`);
   assert.deepEqual(loadConfig(pub, {}).routing.redis, { key: 'igw:routing:snapshot', channel: 'igw:routing:snapshot:published' });
 });
+
+test('audit.durability: the strongest the sink offers by default; combinations the sink cannot keep, and the removed audit.fsync, are refused by name', () => {
+  const redis = 'redis:\n  url: redis://127.0.0.1:6379\n';
+  assert.equal(loadConfig(write(''), {}).audit.durability, 'fsync');
+  assert.equal(loadConfig(write('audit:\n  durability: write\n'), {}).audit.durability, 'write');
+  assert.equal(loadConfig(write(`${redis}audit:\n  sink: redis_stream\n`), {}).audit.durability, 'replicated');
+  assert.equal(loadConfig(write(`${redis}audit:\n  sink: redis_stream\n  durability: write\n`), {}).audit.durability, 'write');
+  const c = loadConfig(write(''), { INFERENCE_GATEWAY_AUDIT__DURABILITY: 'write', INFERENCE_GATEWAY_AUDIT__SYNC_INTERVAL_MS: '0' });
+  assert.equal(c.audit.durability, 'write');
+  assert.equal(c.audit.syncIntervalMs, 0);
+  assert.equal(c.audit.replicas, 1);
+  assert.equal(c.audit.replicaWaitMs, 500);
+  assert.ok(!('fsync' in c.audit));
+
+  assert.deepEqual(
+    problems(() => loadConfig(write('audit:\n  durability: replicated\n'), {})),
+    ['audit.durability: replicated needs sink: redis_stream (XADD, then WAIT for audit.replicas replicas); the file sink offers fsync or write'],
+  );
+  assert.deepEqual(
+    problems(() => loadConfig(write(`${redis}audit:\n  sink: redis_stream\n  durability: fsync\n`), {})),
+    [
+      'audit.durability: fsync applies to the file sink; with sink: redis_stream use replicated (WAIT for audit.replicas replicas) or write (acknowledged by the primary alone)',
+    ],
+  );
+  assert.deepEqual(
+    problems(() => loadConfig(write('audit:\n  durability: paranoid\n'), {})),
+    ['audit.durability: must be fsync, write or replicated'],
+  );
+  const removed = 'audit.fsync: was replaced by audit.durability: `fsync` (fdatasync per batch, what fsync: true did) or `write` (what fsync: false did)';
+  for (const value of ['true', 'false'])
+    assert.deepEqual(
+      problems(() => loadConfig(write(`audit:\n  fsync: ${value}\n`), {})),
+      [removed],
+    );
+  assert.deepEqual(
+    problems(() => loadConfig(write(''), { INFERENCE_GATEWAY_AUDIT__FSYNC: 'false' })),
+    [removed],
+  );
+});

@@ -1,15 +1,22 @@
 /**
  * Append-only JSON Lines audit file with group commit: records handed in
- * while a write is in flight are written together by the next single write
- * and made durable by one fdatasync, so concurrent requests share both.
- * `append()` resolves only once its bytes are on disk; a failed write (disk
- * full, file gone) rejects every record of that batch and the requests that
- * own them fail closed.
+ * while a write is in flight are written together by the next single write,
+ * so concurrent requests share it. `append()` resolves only once its batch is
+ * committed as `durability` says:
+ *   - `fsync`: written and fdatasync'd — on disk, survives a machine crash or
+ *     power loss (on a disk that honours flushes);
+ *   - `write`: written to the kernel (page cache) — survives the process
+ *     dying (SIGKILL, OOM kill), not a kernel crash or power loss. A
+ *     background fdatasync every `syncIntervalMs` (off the request path)
+ *     bounds what a machine crash can lose to about that long.
+ * A failed write (disk full, file gone) rejects every record of that batch
+ * and the requests that own them fail closed.
  *
  * Rotation: when the file reaches `maxBytes` it is renamed to
  * `<name>-<UTC timestamp>.jsonl` and a new file is started (the chain simply
- * continues). Recovery: a last line without its newline is a write torn by a
- * crash — never acknowledged — and is cut off when the file is opened again.
+ * continues); the old file is fdatasync'd first in either mode. Recovery: a
+ * last line without its newline is a write torn by a crash — never
+ * acknowledged — and is cut off when the file is opened again.
  */
 import { open, rename, type FileHandle } from 'node:fs/promises';
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, ftruncateSync } from 'node:fs';
@@ -21,8 +28,13 @@ import type { AuditLineSink } from './port.ts';
 
 export type { AuditLineSink };
 
+export type FileDurability = 'fsync' | 'write';
+
 export interface FileSinkOptions {
-  readonly fsync?: boolean;
+  /** Default `fsync`. */
+  readonly durability?: FileDurability;
+  /** durability `write`: background fdatasync period in ms; 0 = never (default 1000). */
+  readonly syncIntervalMs?: number;
   readonly maxBytes?: number;
   readonly log?: Logger;
   readonly now?: () => number;
@@ -31,6 +43,10 @@ export interface FileSinkOptions {
 export class JsonlFileSink implements AuditLineSink {
   readonly #path: string;
   readonly #fsync: boolean;
+  readonly #syncTimer: NodeJS.Timeout | null = null;
+  /** Bytes handed to the kernel in the current file, and how many of them are known to be on disk. */
+  #written = 0;
+  #synced = 0;
   readonly #maxBytes: number;
   readonly #log: Logger | undefined;
   readonly #now: () => number;
@@ -41,7 +57,12 @@ export class JsonlFileSink implements AuditLineSink {
 
   constructor(path: string, opts: FileSinkOptions = {}) {
     this.#path = path;
-    this.#fsync = opts.fsync ?? true;
+    this.#fsync = (opts.durability ?? 'fsync') === 'fsync';
+    const every = opts.syncIntervalMs ?? 1000;
+    if (!this.#fsync && every > 0) {
+      this.#syncTimer = setInterval(() => void this.#backgroundSync(), every);
+      this.#syncTimer.unref();
+    }
     this.#maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
     this.#log = opts.log;
     this.#now = opts.now ?? Date.now;
@@ -54,7 +75,7 @@ export class JsonlFileSink implements AuditLineSink {
     return this.#commits.add(lines);
   }
 
-  /** One batch: one write and (with fsync) one fdatasync. */
+  /** One batch: one write and (durability fsync) one fdatasync. */
   async #write(lines: readonly string[]): Promise<void> {
     if (lines.length === 0) return;
     const text = `${lines.join('\n')}\n`;
@@ -65,8 +86,13 @@ export class JsonlFileSink implements AuditLineSink {
       fh = await this.#handle();
       before = this.#size;
       await fh.write(text);
-      if (this.#fsync) await fh.datasync();
-      this.#size += Buffer.byteLength(text);
+      const bytes = Buffer.byteLength(text);
+      this.#written += bytes;
+      if (this.#fsync) {
+        await fh.datasync();
+        this.#synced = this.#written;
+      }
+      this.#size += bytes;
     } catch (err) {
       // A partly written batch (disk full mid-write) is cut off again so the next line starts clean.
       if (fh !== null) await fh.truncate(before).catch(() => undefined);
@@ -84,10 +110,29 @@ export class JsonlFileSink implements AuditLineSink {
     }
   }
 
+  /**
+   * durability `write`: fdatasync what was written since the last sync, beside
+   * the group commit (a request never waits for it). Node defers closing a
+   * handle (rotation, close) until this finishes; a failure is retried next tick.
+   */
+  async #backgroundSync(): Promise<void> {
+    const open = this.#fh;
+    if (open === null || this.#written === this.#synced) return;
+    const target = this.#written;
+    try {
+      await (await open).datasync();
+      if (this.#fh === open && this.#synced < target) this.#synced = target;
+    } catch (err) {
+      this.#log?.warn({ file: this.#path, err: err instanceof Error ? err.message : String(err) }, 'background fdatasync of the audit file failed');
+    }
+  }
+
   #handle(): Promise<FileHandle> {
     this.#fh ??= (async () => {
       const fh = await open(this.#path, 'a', 0o600);
       this.#size = (await fh.stat()).size;
+      this.#written = 0;
+      this.#synced = 0;
       return fh;
     })();
     return this.#fh;
@@ -96,7 +141,12 @@ export class JsonlFileSink implements AuditLineSink {
   async #rotate(): Promise<void> {
     const fh = this.#fh;
     this.#fh = null;
-    if (fh !== null) await (await fh).close();
+    if (fh !== null) {
+      const h = await fh;
+      // The rotated file is complete on disk before it is renamed away, in either mode.
+      if (!this.#fsync && this.#written > this.#synced) await h.datasync();
+      await h.close();
+    }
     const stamp = new Date(this.#now()).toISOString().replace(/[:.]/g, '-');
     const ext = extname(this.#path);
     const target = join(dirname(this.#path), `${basename(this.#path, ext)}-${stamp}${ext}`);
@@ -127,8 +177,14 @@ export class JsonlFileSink implements AuditLineSink {
   async close(): Promise<void> {
     await this.#commits.drained();
     this.#closed = true;
+    if (this.#syncTimer !== null) clearInterval(this.#syncTimer);
     const fh = this.#fh;
     this.#fh = null;
-    if (fh !== null) await (await fh).close().catch(() => undefined);
+    if (fh === null) return;
+    const h = await fh.catch(() => null);
+    if (h === null) return;
+    // A clean shutdown leaves the file on disk whatever the mode.
+    if (this.#written > this.#synced) await h.datasync().catch(() => undefined);
+    await h.close().catch(() => undefined);
   }
 }

@@ -13,11 +13,25 @@ export async function createAuditChain(config: GatewayConfig, log: Logger): Prom
   let sink: AuditLineSink;
   if (a.sink === 'redis_stream') {
     const { RedisStreamSink } = await import('./redis-stream-sink.ts');
-    sink = new RedisStreamSink({ url: config.redis.url ?? '', stream: a.stream, commandTimeoutMs: config.redis.commandTimeoutMs, log });
+    sink = new RedisStreamSink({
+      url: config.redis.url ?? '',
+      stream: a.stream,
+      commandTimeoutMs: config.redis.commandTimeoutMs,
+      durability: a.durability === 'replicated' ? 'replicated' : 'write',
+      replicas: a.replicas,
+      replicaWaitMs: a.replicaWaitMs,
+      log,
+    });
   } else {
-    sink = new JsonlFileSink(a.file, { fsync: a.fsync, maxBytes: a.maxFileBytes, log });
+    // The schema allows only fsync or write with the file sink.
+    sink = new JsonlFileSink(a.file, {
+      durability: a.durability === 'write' ? 'write' : 'fsync',
+      syncIntervalMs: a.syncIntervalMs,
+      maxBytes: a.maxFileBytes,
+      log,
+    });
   }
   const chain = new AuditChain({ sink, key, checkpointEvery: a.checkpointEvery, checkpointMs: a.checkpointSeconds * 1000, log });
-  log.info({ chain: chain.id, kid: key.kid, sink: a.sink }, 'audit chain started');
+  log.info({ chain: chain.id, kid: key.kid, sink: a.sink, durability: a.durability }, 'audit chain started');
   return chain;
 }
