@@ -167,7 +167,7 @@ function readValue(r: Reader): Obj {
         r.skip(tag);
         continue;
     }
-    const name = VALUE_KINDS[field]!;
+    const name = VALUE_KINDS[field];
     out[name] = value;
     if (field >= kind) {
       kind = field;
@@ -216,7 +216,7 @@ function readAny(r: Reader): Obj {
 /** One entry of the map field `name` of `holder`; the map appears with its first entry (an empty map is absent). */
 function readMapField(r: Reader, holder: Obj, name: string, readItem: (r: Reader) => unknown): void {
   const map = (holder[name] as Obj | undefined) ?? (holder[name] = {});
-  readMapEntry(r, map as Obj, readItem);
+  readMapEntry(r, map, readItem);
 }
 
 // envoy.config.core.v3.HeaderValue { string key = 1; string value = 2; bytes raw_value = 3; }
@@ -457,7 +457,7 @@ export function decodeProcessingRequest(bytes: Buffer): ProcessingRequest {
         r.skip(tag);
     }
   }
-  return out as ProcessingRequest;
+  return out;
 }
 
 // ===========================================================================
@@ -634,7 +634,7 @@ function writeHeaderMutationBody(w: Writer, o: Obj): void {
   if (!Array.isArray(remove)) fallback();
   for (const name of remove as unknown[]) {
     w.tag(2, LEN);
-    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- protobufjs's fromObject applies String() too
+    // String(), as protobufjs's fromObject does.
     w.string(typeof name === 'string' ? name : String(name));
   }
 }
