@@ -32,9 +32,9 @@ const REF = ExternalProcessorService.Process as MethodDefinition<ProcessingReque
 const REF_CLIENT = ExternalProcessorService.Process as MethodDefinition<ProcessingRequestInput, unknown>;
 
 const raw = (key: string, value: string): { key: string; raw_value: Buffer } => ({ key, raw_value: Buffer.from(value, 'latin1') });
-const BODY_200 = Buffer.from(
-  JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'Write one short sentence about latency benchmarks, please.'.padEnd(120, '.') }] }),
-).subarray(0, 200);
+/** A 200-byte chat request body (valid JSON). */
+const chatBody = (content: string): string => JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content }] });
+const BODY_200 = Buffer.from(chatBody('Write one short sentence about latency benchmarks. '.repeat(4).slice(0, 200 - chatBody('').length)));
 
 const requestHeaders: ProcessingRequestInput = {
   request_headers: {

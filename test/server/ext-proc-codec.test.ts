@@ -327,6 +327,22 @@ test('proto-loader quirks kept: a repeated embedded message replaces, two oneof 
   assert.equal(Object.getPrototypeOf(proto.attributes), Object.prototype);
 });
 
+test('interned header names: names that share a table slot, and repeats, decode to their own text', () => {
+  // Same length and the same bytes where the slot is computed from: only the full comparison tells them apart.
+  const names = ['x-abcXe', 'x-abcYe', 'x-abcXe', 'x-ab\u00e9e', '', 'a', 'x-abcYe', 'k'.repeat(32), 'k'.repeat(33)];
+  for (let round = 0; round < 3; round++) {
+    for (const name of names) {
+      const bytes = REF.requestSerialize({
+        request_headers: { headers: { headers: [{ key: name, raw_value: Buffer.from('v') }] } },
+        attributes: { [name]: {} },
+      });
+      const got = decodeProcessingRequest(bytes);
+      assert.deepStrictEqual(got, REF.requestDeserialize(bytes));
+      assert.equal(got.request === 'request_headers' && got.request_headers.headers?.headers?.[0]?.key, name);
+    }
+  }
+});
+
 test('an Envoy-shaped request_headers message (raw_value headers, connection attributes) decodes as proto-loader decodes it', () => {
   const raw = (key: string, value: string) => ({ key, raw_value: Buffer.from(value, 'latin1') });
   const input: ProcessingRequestInput = {

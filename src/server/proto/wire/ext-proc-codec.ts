@@ -89,7 +89,7 @@ function readMapEntry(r: Reader, map: Obj, readItem: (r: Reader) => unknown): vo
     switch (tag >>> 3) {
       case 1:
         r.expect(tag, LEN);
-        key = r.string();
+        key = r.internedString();
         break;
       case 2:
         r.expect(tag, LEN);
@@ -227,7 +227,7 @@ function readHeaderValue(r: Reader): Obj {
     switch (tag >>> 3) {
       case 1:
         r.expect(tag, LEN);
-        out.key = r.string();
+        out.key = r.internedString();
         break;
       case 2:
         r.expect(tag, LEN);

@@ -29,6 +29,21 @@ export const WireType = {
 /** Deeper nesting than this (Struct in ListValue in Struct …, or groups) is refused; C++ protobuf's default limit. */
 export const MAX_DEPTH = 100;
 
+/** Buffer's own UTF-8 decoder, without toString's argument handling (protobufjs calls it too). */
+interface Utf8Sliceable {
+  utf8Slice(start: number, end: number): string;
+}
+
+// Interned short strings: header names and attribute keys repeat on every
+// request, and decoding them again (and collecting the copies) was most of
+// what decoding request_headers cost. A direct-mapped table of 1024 slots
+// keyed by a hash of the bytes, checked byte for byte on a hit.
+const INTERN_SLOTS = 1024;
+const INTERN_MAX_BYTES = 32;
+const internBytes = new Uint8Array(INTERN_SLOTS * INTERN_MAX_BYTES);
+const internLengths = new Int8Array(INTERN_SLOTS).fill(-1);
+const internStrings: string[] = new Array<string>(INTERN_SLOTS).fill('');
+
 export class Reader {
   readonly buf: Buffer;
   pos: number;
@@ -138,7 +153,35 @@ export class Reader {
     const len = this.length();
     const start = this.pos;
     this.pos = start + len;
-    return this.buf.toString('utf8', start, start + len);
+    return (this.buf as unknown as Utf8Sliceable).utf8Slice(start, start + len);
+  }
+
+  /**
+   * A string that is likely to repeat from message to message (a header
+   * name, a map key): the same as `string()`, served from a small table when
+   * these bytes were decoded before.
+   */
+  internedString(): string {
+    const len = this.length();
+    const start = this.pos;
+    const end = start + len;
+    this.pos = end;
+    const buf = this.buf;
+    if (len > INTERN_MAX_BYTES) return (buf as unknown as Utf8Sliceable).utf8Slice(start, end);
+    // A few bytes are enough to spread names over the slots; the comparison below is what decides.
+    // (Every index read is inside [start, end) when len >= 1.)
+    const slot = len === 0 ? 0 : (len * 31 + buf[start]! * 7 + buf[start + (len >> 2)]! + buf[start + (len >> 1)]! * 131 + buf[end - 1]! * 17) % INTERN_SLOTS;
+    const base = slot * INTERN_MAX_BYTES;
+    if (internLengths[slot] === len) {
+      let i = 0;
+      while (i < len && internBytes[base + i] === buf[start + i]) i++;
+      if (i === len) return internStrings[slot]!;
+    }
+    const value = (buf as unknown as Utf8Sliceable).utf8Slice(start, end);
+    internBytes.set(buf.subarray(start, end), base);
+    internLengths[slot] = len;
+    internStrings[slot] = value;
+    return value;
   }
 
   /**
