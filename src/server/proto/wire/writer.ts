@@ -22,13 +22,14 @@ function varintSize(n: number): number {
 export class Writer {
   #buf: Buffer = Buffer.allocUnsafe(INITIAL_BYTES);
   #pos = 0;
-  /** Start offsets of the open `fork`s' content. */
+  /** Start offsets of the open `fork`s' content: a stack of #open entries (not push/pop: resetting is then free). */
   readonly #forks: number[] = [];
+  #open = 0;
 
-  /** Starts a new message (the previous one must have been finished). */
+  /** Starts a new message, dropping anything written since the last `finish`. */
   reset(): void {
     this.#pos = 0;
-    this.#forks.length = 0;
+    this.#open = 0;
   }
 
   #ensure(extra: number): void {
@@ -114,12 +115,12 @@ export class Writer {
   fork(): void {
     this.#ensure(1);
     this.#pos += 1;
-    this.#forks.push(this.#pos);
+    this.#forks[this.#open++] = this.#pos;
   }
 
   /** Closes the innermost `fork`, writing its length. */
   ldelim(): void {
-    const start = this.#forks.pop()!;
+    const start = this.#forks[--this.#open]!;
     const len = this.#pos - start;
     const size = varintSize(len);
     if (size > 1) {
