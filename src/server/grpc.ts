@@ -16,7 +16,8 @@ import { createCheckHandler } from './ext-authz.ts';
 import { ATTEMPT_ROLE, ROLE_METADATA, serveAttempt } from './extproc/attempt-stream.ts';
 import { ExtProcStream, type ExtProcCall } from './extproc/stream.ts';
 import { HealthService } from './health.ts';
-import { AuthorizationService, ExternalProcessorService, HealthService as HealthServiceDef } from './proto/load.ts';
+import { AuthorizationService, HealthService as HealthServiceDef } from './proto/load.ts';
+import { PROCESS_CODEC } from './proto/wire/ext-proc-codec.ts';
 import { GrpcStatus, Http2GrpcServer } from './transport/http2-server.ts';
 
 export interface GrpcServerOptions {
@@ -52,7 +53,9 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     maxReceiveBytes: o.maxReceiveBytes,
     onTransportError: (err) => log.warn({ err: err.message }, 'gRPC connection error'),
   });
-  server.bidi(ExternalProcessorService.Process, (call: ExtProcCall) => {
+  // The hot path: ext_proc messages go through the hand-written codec (wire/ext-proc-codec.ts),
+  // the rest through proto-loader.
+  server.bidi(PROCESS_CODEC, (call: ExtProcCall) => {
     if (draining) {
       call.fail(GrpcStatus.UNAVAILABLE, 'inference-gateway is draining');
       return;
