@@ -7,7 +7,8 @@
  *
  * It serves `envoy.service.ext_proc.v3.ExternalProcessor/Process` on the Unix
  * socket with the sidecar's transport (src/server/transport/http2-server.ts,
- * the sidecar's default receive limit) and codecs (proto-loader, protos/),
+ * the sidecar's default receive limit) and the sidecar's codec for this method
+ * (src/server/proto/wire/ext-proc-codec.ts),
  * answering each message with bench/lib/floor.ts's minimal answer; a call
  * ends with OK when Envoy half-closes. Once listening it prints one JSON line,
  * `{"ready":true}`, and it exits on SIGTERM or when stdin closes.
@@ -15,7 +16,7 @@
 import type { ProcessingRequest, ProcessingResponseInput } from '../src/server/proto/ext-proc.ts';
 import { Http2GrpcServer } from '../src/server/transport/http2-server.ts';
 import type { ServerCall } from '../src/server/transport/http2-server.ts';
-import { PROCESS_METHOD } from './lib/extproc-workload.ts';
+import { PROCESS_CODEC } from '../src/server/proto/wire/ext-proc-codec.ts';
 import { floorAnswer } from './lib/floor.ts';
 
 /** The sidecar's default `server.grpc.maxReceiveBytes`. */
@@ -31,7 +32,7 @@ const server = new Http2GrpcServer({
   maxReceiveBytes: MAX_RECEIVE_BYTES,
   onTransportError: (err) => process.stderr.write(`transport error: ${err.message}\n`),
 });
-server.bidi(PROCESS_METHOD, (call: ServerCall<ProcessingRequest, ProcessingResponseInput>) => {
+server.bidi(PROCESS_CODEC, (call: ServerCall<ProcessingRequest, ProcessingResponseInput>) => {
   call.on('data', (message) => call.write(floorAnswer(message)));
   call.on('end', () => call.end());
 });
