@@ -712,12 +712,13 @@ export class RequestProcessor {
     m.countRequest(ctx.endpoint ?? 'unknown', model, outcome === 'denied' ? 'deny' : 'permit', ctx.status === null ? 'none' : String(ctx.status));
     const record = buildAuditRecord(ctx, this.#d.content.policyVersion);
     const t0 = process.hrtime.bigint();
-    // Settle the reservation with what was really used (leases released) alongside the audit commit.
+    // Settle the reservation with what was really used (leases released). Not awaited: it never fails the request
+    // (a failed settlement is logged and its leases expire by TTL), and the Redis store sends it with its next
+    // admission (docs/quotas.md), so the response does not wait for a round trip of its own.
     const ticket = state.quota;
-    const settled = ticket === null ? null : this.#d.quota.settle(ticket, ctx.usage === null ? 0 : ctx.usage.promptTokens + ctx.usage.completionTokens);
+    if (ticket !== null) void this.#d.quota.settle(ticket, ctx.usage === null ? 0 : ctx.usage.promptTokens + ctx.usage.completionTokens);
     try {
       await this.#d.audit.append(record);
-      await settled;
       m.auditCommitSeconds.observe(elapsedMs(t0) / 1000);
     } catch (err) {
       m.auditFailures.inc();

@@ -128,7 +128,8 @@ test('one admit = one round trip (a single EVALSHA); EVAL only after NOSCRIPT', 
   // MONITOR reports commands in the order Redis ran them, so once a marker sent after the store's call shows up,
   // every command of that call has been reported: the commands seen before the marker are all of them.
   let marks = 0;
-  const commandsUntilMarker = async (): Promise<string[]> => {
+  const commandsUntilMarker = async (): Promise<string[]> => (await argsUntilMarker()).map((a) => a[0]?.toLowerCase() ?? '');
+  const argsUntilMarker = async (): Promise<string[][]> => {
     const mark = `marker-${++marks}`;
     await admin.echo(mark);
     const at = await waitFor(
@@ -138,10 +139,7 @@ test('one admit = one round trip (a single EVALSHA); EVAL only after NOSCRIPT', 
       },
       { what: `MONITOR to report ${mark}`, intervalMs: 5 },
     );
-    const cmds = seen
-      .slice(0, at)
-      .filter((a) => a[0]?.toLowerCase() !== 'monitor')
-      .map((a) => a[0]?.toLowerCase() ?? '');
+    const cmds = seen.slice(0, at).filter((a) => a[0]?.toLowerCase() !== 'monitor');
     seen.splice(0, at + 1);
     return cmds;
   };
@@ -192,6 +190,22 @@ test('one admit = one round trip (a single EVALSHA); EVAL only after NOSCRIPT', 
     const state = (d: Decision, name: string): number => d.states.find((s) => s.name === name)?.remaining ?? -1;
     assert.equal(state(after, 'requests:concurrent'), state(before, 'requests:concurrent') + 4 - 1);
     assert.equal(state(after, 'tokens:tpm'), state(before, 'tokens:tpm') + 4 * 500 - 500);
+    await commandsUntilMarker();
+
+    // A settlement still waiting when the next admission is made goes out first, in the same write, and what it
+    // releases counts for that admission: no round trip of its own.
+    const settling = store.settle('probe-2', tag, { tokenDelta: 0 });
+    const next = await store.admit('probe-3', tag, limits);
+    await settling;
+    const rode = await argsUntilMarker();
+    assert.deepEqual(
+      rode.map((a) => [a[0]?.toLowerCase(), a.find((x) => x.includes(':res:'))]),
+      [
+        ['evalsha', `qr:{${tag}}:res:probe-2`],
+        ['evalsha', `qr:{${tag}}:res:probe-3`],
+      ],
+    );
+    assert.equal(state(next, 'requests:concurrent'), state(after, 'requests:concurrent'), "probe-2's lease was free for probe-3");
   } finally {
     mon.disconnect();
     await store.close();

@@ -1,6 +1,7 @@
 /**
  * The quota store on Redis (standalone or Cluster): one Lua script call per
- * admit, and one per tag for the settlements of a turn of the event loop (EVALSHA, falling back to EVAL when the server
+ * admit; settlements ride along with the next admit, or go out per tag after
+ * at most settleDelayMs (EVALSHA, falling back to EVAL when the server
  * does not know the script, e.g. after a restart). Semantics: see memory.ts;
  * the scripts are in redis-script.ts.
  *
@@ -47,6 +48,8 @@ export interface RedisQuotaStoreOptions {
   readonly keyPrefix: string;
   /** Bound on a whole admit/settle call (connection wait included). */
   readonly commandTimeoutMs: number;
+  /** Longest a settlement waits for an admission to ride along with (default 10 ms). */
+  readonly settleDelayMs?: number;
   readonly log: Logger;
   /**
    * Tests only: decide at this time (ms) instead of Redis `TIME`, so a test
@@ -77,6 +80,9 @@ function script(lua: string): Script {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') };
 }
 
+/** A released lease or returned tokens reach Redis at most this long after the request ended (or with the next admission). */
+const DEFAULT_SETTLE_DELAY_MS = 10;
+
 const ADMIT = script(ADMIT_LUA);
 const SETTLE = script(SETTLE_LUA);
 const RENEW = script(RENEW_LUA);
@@ -106,9 +112,10 @@ export class RedisQuotaStore implements QuotaStore {
   readonly #now: (() => number) | undefined;
   readonly #conn: RedisConnectionState;
   readonly #deadlines: CallDeadlines;
-  /** Settlements waiting for the end of this turn of the event loop, by hash tag. */
+  /** Settlements waiting to go out (see settle()), by hash tag. */
   #settling = new Map<string, PendingSettlement[]>();
-  #settleFlush: NodeJS.Immediate | null = null;
+  #settleTimer: NodeJS.Timeout | null = null;
+  readonly #settleDelayMs: number;
   #closed = false;
 
   constructor(opts: RedisQuotaStoreOptions) {
@@ -116,6 +123,7 @@ export class RedisQuotaStore implements QuotaStore {
     this.#prefix = opts.keyPrefix;
     this.#timeoutMs = opts.commandTimeoutMs;
     this.#deadlines = new CallDeadlines(opts.commandTimeoutMs);
+    this.#settleDelayMs = opts.settleDelayMs ?? DEFAULT_SETTLE_DELAY_MS;
     this.#now = opts.now;
     const node: RedisClientOptions = {
       connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
@@ -159,6 +167,8 @@ export class RedisQuotaStore implements QuotaStore {
 
   async admit(requestId: string, tag: string, limits: readonly LimitSpec[]): Promise<Decision> {
     validateLimits(limits);
+    // Waiting settlements go first, in the same write: no round trip of their own, and what they free counts here.
+    if (this.#settling.size > 0) void this.#flushSettlements();
     const base = `${this.#prefix}{${hashTag(tag)}}:`;
     const keys = [`${base}res:${requestId}`];
     const args: Array<string | number> = [requestId, this.#now === undefined ? '' : String(Math.floor(this.#now())), limits.length];
@@ -195,9 +205,11 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   /**
-   * Settlements handed in during one turn of the event loop go out together, one script call per tag (all of a
-   * tag's keys share a cluster slot): at saturation most requests end alongside others, and one call instead of
-   * one each saves a command, a reply and a timer per request. Each caller still waits for its own settlement.
+   * Settlements are deferred a little and go out together, one script call per tag (all of a tag's keys share a
+   * cluster slot): with the next admission this store sends (same write, before it, so a lease released here is
+   * free for that admission), or `settleDelayMs` after the first one waiting, whichever comes first. At a steady
+   * rate a request's settlement then costs no round trip of its own, and at saturation one call settles many
+   * requests. The promise resolves once Redis applied it; nobody on the request path waits for it.
    */
   settle(requestId: string, tag: string, settlement: Settlement): Promise<void> {
     const delta = Math.round(settlement.tokenDelta);
@@ -208,14 +220,20 @@ export class RedisQuotaStore implements QuotaStore {
       const item = { requestId, delta, resolve, reject };
       if (batch === undefined) this.#settling.set(t, [item]);
       else batch.push(item);
-      if (this.#settleFlush === null) this.#settleFlush = setImmediate(() => this.#flushSettlements());
+      if (this.#settleTimer === null) this.#settleTimer = setTimeout(() => void this.#flushSettlements(), this.#settleDelayMs);
     });
   }
 
-  #flushSettlements(): void {
-    this.#settleFlush = null;
+  /** Sends every settlement waiting, one call per tag; resolves when all of them are answered (either way). */
+  #flushSettlements(): Promise<void> {
+    if (this.#settleTimer !== null) {
+      clearTimeout(this.#settleTimer);
+      this.#settleTimer = null;
+    }
+    if (this.#settling.size === 0) return Promise.resolve();
     const groups = this.#settling;
     this.#settling = new Map();
+    const calls: Array<Promise<void>> = [];
     for (const [t, items] of groups) {
       const base = `${this.#prefix}{${t}}:res:`;
       const keys: string[] = [];
@@ -224,11 +242,14 @@ export class RedisQuotaStore implements QuotaStore {
         keys.push(base + i.requestId);
         args.push(i.requestId, i.delta);
       }
-      this.#run(SETTLE, keys, args).then(
-        () => items.forEach((i) => i.resolve()),
-        (err: unknown) => items.forEach((i) => i.reject(err instanceof Error ? err : new Error(String(err)))),
+      calls.push(
+        this.#run(SETTLE, keys, args).then(
+          () => items.forEach((i) => i.resolve()),
+          (err: unknown) => items.forEach((i) => i.reject(err instanceof Error ? err : new Error(String(err)))),
+        ),
       );
     }
+    return Promise.all(calls).then(() => undefined);
   }
 
   async renew(tag: string, requestIds: readonly string[], leaseMs: number): Promise<boolean[]> {
@@ -246,6 +267,7 @@ export class RedisQuotaStore implements QuotaStore {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    await this.#flushSettlements(); // bounded by the command timeout
     this.#closed = true;
     this.#client.disconnect();
   }
