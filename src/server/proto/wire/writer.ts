@@ -73,7 +73,7 @@ export class Writer {
   }
 
   tag(field: number, wireType: number): void {
-    // Every field number we write is below 16: one byte.
+    // One byte for field numbers below 16, two for ProcessingResponse's field 16.
     this.uint32((field << 3) | wireType);
   }
 
