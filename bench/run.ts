@@ -85,6 +85,7 @@ Options:
                           concurrency, never reached) on every request, with the in-memory
                           store or a private redis-server (default redis: the full pipeline
                           issue #15 measures; none leaves the quota stage out)
+  --audit-durability M    the sidecar's audit.durability: fsync (the default, as shipped) or write
   --verbose               show Envoy/sidecar/upstream output
   --from FILE             run nothing: print the table of a saved results JSON
                           (with --docs: append its section to docs/benchmarks.md)
@@ -172,6 +173,11 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 /** Bad command line: reported without a stack trace. */
 class UsageError extends Error {}
 
+function parseDurability(raw: string | undefined): 'fsync' | 'write' {
+  if (raw === undefined || raw === 'fsync' || raw === 'write') return raw ?? 'fsync';
+  throw new UsageError(`--audit-durability must be fsync or write, got "${raw}"`);
+}
+
 function parseQuota(raw: string | undefined): 'none' | 'memory' | 'redis' {
   if (raw === undefined || raw === 'none' || raw === 'memory' || raw === 'redis') return raw ?? 'redis';
   throw new UsageError(`--quota must be none, memory or redis, got "${raw}"`);
@@ -211,6 +217,7 @@ function parseOptions(argv: string[]): BenchOptions | null {
       'no-docs': { type: 'boolean' },
       verbose: { type: 'boolean' },
       quota: { type: 'string' },
+      'audit-durability': { type: 'string' },
       from: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -257,6 +264,7 @@ function parseOptions(argv: string[]): BenchOptions | null {
     verbose: values.verbose === true,
     from: values.from ?? null,
     quota: parseQuota(values.quota),
+    auditDurability: parseDurability(values['audit-durability']),
   };
   if (opts.longWords <= opts.shortWords) throw new UsageError('--long-words must be more than --short-words');
   return opts;
@@ -617,7 +625,7 @@ async function main(argv: string[]): Promise<number> {
         fallback: { cluster: CHAIN_AGGREGATE, to: [{ cluster: DEMO_CLUSTER, model: 'demo-claude', provider: 'anthropic' }] },
       },
     ],
-    config: { server: { admin: { port: adminPort } }, ...quotaConfig },
+    config: { server: { admin: { port: adminPort } }, audit: { durability: opts.auditDurability ?? 'fsync' }, ...quotaConfig },
   });
   tempDirs.add(files.dir);
   cleanups.push(() => rm(files.dir, { recursive: true, force: true }));

@@ -114,6 +114,8 @@ export interface BenchOptions {
   from: string | null;
   /** --quota: the gateway also runs a quota plan (every request reserves and settles) in this store. */
   quota?: 'none' | 'memory' | 'redis';
+  /** The sidecar's audit.durability (absent in runs before it was an option: fsync). */
+  auditDurability?: 'fsync' | 'write';
 }
 
 export interface BenchResults {
