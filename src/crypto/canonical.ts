@@ -3,7 +3,7 @@
  * object keys sorted by UTF-16 code units at every level, no whitespace,
  * strings and numbers as JSON.stringify writes them.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * When every object in the value already holds its keys in canonical order,
@@ -62,7 +62,8 @@ function sortedJson(value: unknown): string {
 }
 
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  // The one-shot form: no Hash object per record.
+  return hash('sha256', text, 'hex');
 }
 
 /** The hash that the next record's `chain.prev` and checkpoints refer to. */
