@@ -9,7 +9,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { AuthorizationService, ExternalProcessorService, HealthService, LOADER_OPTIONS, clientConstructors } from '../../src/server/proto/load.ts';
+import { AuthorizationService, ExternalProcessorService, HealthService, LOADER_OPTIONS } from '../../src/server/proto/load.ts';
+import { clientConstructors } from '../../src/server/proto/clients.ts';
 import type {
   AuthorizationHandlers,
   CheckRequest,

@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { startSidecar } from '../../src/app.ts';
-import { clientConstructors } from '../../src/server/proto/load.ts';
+import { clientConstructors } from '../../src/server/proto/clients.ts';
 import type { ProcessingRequestInput, ProcessingResponse } from '../../src/server/proto/types.ts';
 import type { AuditSink } from '../../src/pipeline/ports.ts';
 import { canonicalJson, GENESIS, recordHash } from '../../src/crypto/canonical.ts';

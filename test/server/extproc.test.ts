@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { startSidecar, type Sidecar } from '../../src/app.ts';
-import { clientConstructors, type ExternalProcessorClient, type AuthorizationClient, type HealthClient } from '../../src/server/proto/load.ts';
+import { clientConstructors, type ExternalProcessorClient, type AuthorizationClient, type HealthClient } from '../../src/server/proto/clients.ts';
 import type { CheckResponse, ProcessingRequestInput, ProcessingResponse, HeaderValueOptionInput } from '../../src/server/proto/types.ts';
 import { writeGatewayFiles, readAudit, type GatewayFiles } from '../helpers/fixtures.ts';
 import { waitFor, withDeadline } from '../helpers/wait.ts';

@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { startSidecar } from '../../src/app.ts';
-import { clientConstructors } from '../../src/server/proto/load.ts';
+import { clientConstructors } from '../../src/server/proto/clients.ts';
 import type { ProcessingResponse } from '../../src/server/proto/types.ts';
 import { writeGatewayFiles, readAudit } from '../helpers/fixtures.ts';
 

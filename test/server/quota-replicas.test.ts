@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { startSidecar, type Sidecar } from '../../src/app.ts';
-import { clientConstructors, type ExternalProcessorClient } from '../../src/server/proto/load.ts';
+import { clientConstructors, type ExternalProcessorClient } from '../../src/server/proto/clients.ts';
 import type { ProcessingRequestInput, ProcessingResponse } from '../../src/server/proto/types.ts';
 import { writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';

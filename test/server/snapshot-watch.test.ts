@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.ts';
 import { startSidecar } from '../../src/app.ts';
-import { clientConstructors } from '../../src/server/proto/load.ts';
+import { clientConstructors } from '../../src/server/proto/clients.ts';
 import type { ProcessingResponse } from '../../src/server/proto/types.ts';
 import { writeGatewayFiles } from '../helpers/fixtures.ts';
 import { manualPoll } from '../helpers/clock.ts';

@@ -1,16 +1,19 @@
 // Loads the gateway's own .proto declarations (protos/ at the repository
 // root) once, at module import, and exposes the gRPC service definitions the
-// servers register plus typed client constructors for tests and tools.
+// servers register. Typed client constructors for tests and tools are in
+// clients.ts: they need @grpc/grpc-js at run time, which the sidecar (its own
+// HTTP/2 transport) does not load — ~17 MB of resident memory it would carry
+// for nothing (issue #15).
 //
 // Everything here is computed on the startup path; nothing is re-parsed per
 // call.
 
 import path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { AuthorizationHandlers, CheckRequestInput, CheckResponse } from './ext-authz.ts';
-import type { ExternalProcessorHandlers, ProcessingRequestInput, ProcessingResponse } from './ext-proc.ts';
-import type { HealthCheckRequestInput, HealthCheckResponse, HealthHandlers, HealthListRequestInput, HealthListResponse } from './health.ts';
+import type { AuthorizationHandlers } from './ext-authz.ts';
+import type { ExternalProcessorHandlers } from './ext-proc.ts';
+import type { HealthHandlers } from './health.ts';
 
 /** Absolute path of the directory holding our .proto files. */
 export const PROTOS_DIR: string = path.resolve(import.meta.dirname, '../../../protos');
@@ -45,94 +48,20 @@ export const SERVICE_NAMES = Object.freeze({
  */
 export const packageDefinition: protoLoader.PackageDefinition = protoLoader.loadSync([...PROTO_FILES], { ...LOADER_OPTIONS });
 
-const grpcObject: grpc.GrpcObject = grpc.loadPackageDefinition(packageDefinition);
-
-function isServiceClientConstructor(value: unknown): value is grpc.ServiceClientConstructor {
-  return typeof value === 'function' && 'service' in value && typeof value.service === 'object' && value.service !== null;
+/** A service's method definitions, as proto-loader made them (the same object grpc-js' client constructors carry). */
+function serviceDefinition<T>(fullName: string): grpc.ServiceDefinition<T> {
+  const def = packageDefinition[fullName];
+  if (def === undefined || typeof def !== 'object' || 'format' in def) throw new Error(`gRPC service ${fullName} not found in loaded protos`);
+  return def as unknown as grpc.ServiceDefinition<T>;
 }
-
-function lookupClientConstructor(fullName: string): grpc.ServiceClientConstructor {
-  let node: unknown = grpcObject;
-  for (const part of fullName.split('.')) {
-    if (typeof node !== 'object' || node === null || !Object.hasOwn(node, part)) {
-      throw new Error(`gRPC service ${fullName} not found in loaded protos`);
-    }
-    node = (node as Record<string, unknown>)[part];
-  }
-  if (!isServiceClientConstructor(node)) {
-    throw new Error(`${fullName} is not a gRPC service`);
-  }
-  return node;
-}
-
-const externalProcessorCtor = lookupClientConstructor(SERVICE_NAMES.ExternalProcessor);
-const authorizationCtor = lookupClientConstructor(SERVICE_NAMES.Authorization);
-const healthCtor = lookupClientConstructor(SERVICE_NAMES.Health);
 
 /** `envoy.service.ext_proc.v3.ExternalProcessor`, for `server.addService`. */
-export const ExternalProcessorService: grpc.ServiceDefinition<ExternalProcessorHandlers> =
-  externalProcessorCtor.service as grpc.ServiceDefinition<ExternalProcessorHandlers>;
+export const ExternalProcessorService: grpc.ServiceDefinition<ExternalProcessorHandlers> = serviceDefinition<ExternalProcessorHandlers>(
+  SERVICE_NAMES.ExternalProcessor,
+);
 
 /** `envoy.service.auth.v3.Authorization`, for `server.addService`. */
-export const AuthorizationService: grpc.ServiceDefinition<AuthorizationHandlers> = authorizationCtor.service as grpc.ServiceDefinition<AuthorizationHandlers>;
+export const AuthorizationService: grpc.ServiceDefinition<AuthorizationHandlers> = serviceDefinition<AuthorizationHandlers>(SERVICE_NAMES.Authorization);
 
 /** `grpc.health.v1.Health`, for `server.addService`. */
-export const HealthService: grpc.ServiceDefinition<HealthHandlers> = healthCtor.service as grpc.ServiceDefinition<HealthHandlers>;
-
-// ---------------------------------------------------------------------------
-// Typed clients (tests, tools)
-// ---------------------------------------------------------------------------
-
-export interface ExternalProcessorClient extends grpc.Client {
-  Process(metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<ProcessingRequestInput, ProcessingResponse>;
-  Process(options?: grpc.CallOptions): grpc.ClientDuplexStream<ProcessingRequestInput, ProcessingResponse>;
-}
-
-export interface AuthorizationClient extends grpc.Client {
-  Check(request: CheckRequestInput, callback: grpc.requestCallback<CheckResponse>): grpc.ClientUnaryCall;
-  Check(request: CheckRequestInput, metadata: grpc.Metadata, callback: grpc.requestCallback<CheckResponse>): grpc.ClientUnaryCall;
-  Check(request: CheckRequestInput, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<CheckResponse>): grpc.ClientUnaryCall;
-}
-
-export interface HealthClient extends grpc.Client {
-  Check(request: HealthCheckRequestInput, callback: grpc.requestCallback<HealthCheckResponse>): grpc.ClientUnaryCall;
-  Check(request: HealthCheckRequestInput, metadata: grpc.Metadata, callback: grpc.requestCallback<HealthCheckResponse>): grpc.ClientUnaryCall;
-  Check(
-    request: HealthCheckRequestInput,
-    metadata: grpc.Metadata,
-    options: grpc.CallOptions,
-    callback: grpc.requestCallback<HealthCheckResponse>,
-  ): grpc.ClientUnaryCall;
-  Watch(request: HealthCheckRequestInput, metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<HealthCheckResponse>;
-  Watch(request: HealthCheckRequestInput, options?: grpc.CallOptions): grpc.ClientReadableStream<HealthCheckResponse>;
-  List(request: HealthListRequestInput, callback: grpc.requestCallback<HealthListResponse>): grpc.ClientUnaryCall;
-  List(
-    request: HealthListRequestInput,
-    metadata: grpc.Metadata,
-    options: grpc.CallOptions,
-    callback: grpc.requestCallback<HealthListResponse>,
-  ): grpc.ClientUnaryCall;
-}
-
-/** Constructor signature shared by the typed clients. */
-export type ClientConstructor<C extends grpc.Client> = new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ChannelOptions>) => C;
-
-export interface ClientConstructors {
-  ExternalProcessor: ClientConstructor<ExternalProcessorClient>;
-  Authorization: ClientConstructor<AuthorizationClient>;
-  Health: ClientConstructor<HealthClient>;
-}
-
-const clientCtors: Readonly<ClientConstructors> = Object.freeze({
-  ExternalProcessor: externalProcessorCtor as unknown as ClientConstructor<ExternalProcessorClient>,
-  Authorization: authorizationCtor as unknown as ClientConstructor<AuthorizationClient>,
-  Health: healthCtor as unknown as ClientConstructor<HealthClient>,
-});
-
-/**
- * Client constructors for the three services, e.g.
- * `new (clientConstructors().Health)('127.0.0.1:9000', grpc.credentials.createInsecure())`.
- */
-export function clientConstructors(): Readonly<ClientConstructors> {
-  return clientCtors;
-}
+export const HealthService: grpc.ServiceDefinition<HealthHandlers> = serviceDefinition<HealthHandlers>(SERVICE_NAMES.Health);
