@@ -87,72 +87,13 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   // Serve the latest published snapshot from the first request when Redis is up; never hold start-up for a Redis that is down.
   await snapshotRedis?.firstAttempt(Math.max(1000, 4 * config.redis.commandTimeoutMs));
 
-  // Stores.
-  const audit = opts.audit ?? (await createAuditChain(config, log));
-  const keyStore = createKeyStore(config, log);
-  const quotaStores = createQuotaStores(config, log);
-
-  // Stages, then the processor over them.
-  const auth = new Authenticator(
-    {
-      apiKeys: new ApiKeyVerifier(keyStore, { unknownKeyCache: config.auth.unknownKeyCache, log }),
-      jwt: new JwtVerifier(config.auth.jwt, { onJwksFetch: (issuer, outcome) => metrics.jwksFetches.inc({ issuer, outcome }) }),
-      mtls: new MtlsVerifier(config.auth.mtls),
-    },
-    config.auth.require,
-  );
-  const quota = new QuotaStage(config.quotas, { primary: quotaStores.primary, local: quotaStores.local, breaker: quotaStores.breaker, metrics, log });
-  const classifierConfig = {
-    phiTerms: config.policy.phiTerms,
-    custom: config.policy.custom.map((c) => ({
-      name: c.name,
-      dataClass: c.dataClass,
-      ...(c.pattern === undefined ? {} : { pattern: c.pattern }),
-      ...(c.terms === undefined ? {} : { terms: c.terms }),
-    })),
-  };
-  // Large bodies are classified on worker threads with the same detectors.
-  const scanPool = config.policy.inspectWorkers === 0 ? null : new ScanPool(classifierConfig, config.policy.inspectWorkers);
-  const content = new ContentGuard(new Classifier(classifierConfig), new Policy(config.policy), {
-    responses: config.policy.responses,
-    pool: scanPool,
-    inlineChars: config.policy.inlineInspectChars,
-  });
-  const routes = new SnapshotRoutes(snapshots);
-  const credentials = new UpstreamCredentials(config.routing.credentialsDir ?? null);
-  const attempts = new MemoryAttemptLedger();
-  const processor = new RequestProcessor({
-    options: {
-      maxBodyBytes: config.limits.maxBodyBytes,
-      maxJsonDepth: config.policy.maxJsonDepth,
-      streamHoldBackChars: config.policy.streamHoldBackChars,
-      defaultMaxTokens: DEFAULT_MAX_TOKENS,
-      extAuthzRedact: config.policy.extAuthzRedact,
-    },
-    families: API_FAMILIES,
-    defaultFamily: DEFAULT_FAMILY,
-    auth,
-    routes,
-    quota,
-    content,
-    credentials,
-    translators: TRANSLATORS,
-    audit,
-    attempts,
+  const pipeline = await buildPipeline(config, {
+    log,
     metrics,
-    log,
+    routes: new SnapshotRoutes(snapshots),
+    ...(opts.audit === undefined ? {} : { audit: opts.audit }),
   });
-  // Each attempt on a target with fallbacks, from the upstream ext_proc in Envoy's aggregate cluster.
-  const attemptProcessor = new AttemptProcessor({
-    families: API_FAMILIES,
-    defaultFamily: DEFAULT_FAMILY,
-    routes,
-    translators: TRANSLATORS,
-    credentials,
-    ledger: attempts,
-    log,
-    options: { maxJsonDepth: config.policy.maxJsonDepth, defaultMaxTokens: DEFAULT_MAX_TOKENS },
-  });
+  const { processor, attempts: attemptProcessor } = pipeline;
 
   const grpc = await startGrpcServer({
     processor,
@@ -198,11 +139,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
       snapshotWatch.stop();
       snapshotRedis?.close();
       await admin.close();
-      await audit.close();
-      await keyStore.close();
-      quota.close();
-      await quotaStores.close();
-      await scanPool?.close();
+      await pipeline.close();
       log.info('stopped');
       resolveStopped();
     })();
@@ -210,4 +147,100 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   };
 
   return { socketPath: grpc.socketPath, tcpPort: grpc.tcpPort, adminPort: admin.port, metrics, stopped, shutdown };
+}
+
+export interface Pipeline {
+  readonly processor: RequestProcessor;
+  readonly attempts: AttemptProcessor;
+  /** Closes what the stages hold, the audit chain last (its final checkpoint). */
+  close(): Promise<void>;
+}
+
+/**
+ * Stores, stages and the request processor over them — everything a request goes through between the transport and
+ * the stores. The sidecar serves it over gRPC; `npm run bench:pipeline` drives it in-process.
+ */
+export async function buildPipeline(
+  config: GatewayConfig,
+  opts: { readonly log: Logger; readonly metrics: Metrics; readonly routes: SnapshotRoutes; readonly audit?: AuditSink },
+): Promise<Pipeline> {
+  const { log, metrics } = opts;
+  // Stores.
+  const audit = opts.audit ?? (await createAuditChain(config, log));
+  const keyStore = createKeyStore(config, log);
+  const quotaStores = createQuotaStores(config, log);
+
+  // Stages, then the processor over them.
+  const auth = new Authenticator(
+    {
+      apiKeys: new ApiKeyVerifier(keyStore, { unknownKeyCache: config.auth.unknownKeyCache, log }),
+      jwt: new JwtVerifier(config.auth.jwt, { onJwksFetch: (issuer, outcome) => metrics.jwksFetches.inc({ issuer, outcome }) }),
+      mtls: new MtlsVerifier(config.auth.mtls),
+    },
+    config.auth.require,
+  );
+  const quota = new QuotaStage(config.quotas, { primary: quotaStores.primary, local: quotaStores.local, breaker: quotaStores.breaker, metrics, log });
+  const classifierConfig = {
+    phiTerms: config.policy.phiTerms,
+    custom: config.policy.custom.map((c) => ({
+      name: c.name,
+      dataClass: c.dataClass,
+      ...(c.pattern === undefined ? {} : { pattern: c.pattern }),
+      ...(c.terms === undefined ? {} : { terms: c.terms }),
+    })),
+  };
+  // Large bodies are classified on worker threads with the same detectors.
+  const scanPool = config.policy.inspectWorkers === 0 ? null : new ScanPool(classifierConfig, config.policy.inspectWorkers);
+  const content = new ContentGuard(new Classifier(classifierConfig), new Policy(config.policy), {
+    responses: config.policy.responses,
+    pool: scanPool,
+    inlineChars: config.policy.inlineInspectChars,
+  });
+  const routes = opts.routes;
+  const credentials = new UpstreamCredentials(config.routing.credentialsDir ?? null);
+  const attempts = new MemoryAttemptLedger();
+  const processor = new RequestProcessor({
+    options: {
+      maxBodyBytes: config.limits.maxBodyBytes,
+      maxJsonDepth: config.policy.maxJsonDepth,
+      streamHoldBackChars: config.policy.streamHoldBackChars,
+      defaultMaxTokens: DEFAULT_MAX_TOKENS,
+      extAuthzRedact: config.policy.extAuthzRedact,
+    },
+    families: API_FAMILIES,
+    defaultFamily: DEFAULT_FAMILY,
+    auth,
+    routes,
+    quota,
+    content,
+    credentials,
+    translators: TRANSLATORS,
+    audit,
+    attempts,
+    metrics,
+    log,
+  });
+  // Each attempt on a target with fallbacks, from the upstream ext_proc in Envoy's aggregate cluster.
+  const attemptProcessor = new AttemptProcessor({
+    families: API_FAMILIES,
+    defaultFamily: DEFAULT_FAMILY,
+    routes,
+    translators: TRANSLATORS,
+    credentials,
+    ledger: attempts,
+    log,
+    options: { maxJsonDepth: config.policy.maxJsonDepth, defaultMaxTokens: DEFAULT_MAX_TOKENS },
+  });
+
+  return {
+    processor,
+    attempts: attemptProcessor,
+    close: async () => {
+      quota.close();
+      await quotaStores.close();
+      await keyStore.close();
+      await scanPool?.close();
+      await audit.close();
+    },
+  };
 }

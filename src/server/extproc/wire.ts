@@ -20,7 +20,11 @@ export function headerMapToView(map: HeaderMap | undefined | null): Map<string, 
     // raw_value carries the bytes; latin1 keeps every byte as one code unit.
     const raw = h.raw_value;
     const value =
-      raw === undefined || raw === null || raw.length === 0 ? (h.value ?? '') : Buffer.isBuffer(raw) ? raw.toString('latin1') : Buffer.from(raw).toString('latin1');
+      raw === undefined || raw === null || raw.length === 0
+        ? (h.value ?? '')
+        : Buffer.isBuffer(raw)
+          ? raw.toString('latin1')
+          : Buffer.from(raw).toString('latin1');
     const prev = out.get(key);
     // A repeated header is joined as HTTP does; a doubled credential then simply fails to parse.
     out.set(key, prev === undefined ? value : `${prev}, ${value}`);

@@ -198,5 +198,5 @@ export class JsonlFileSink implements AuditLineSink {
 
 /** write(2) until every byte is in (a regular file takes all at once unless the disk is full, which throws). */
 function writeAllSync(fd: number, data: Buffer): void {
-  for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+  for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off);
 }

@@ -11,8 +11,11 @@
 
 /**
  * KEYS[1] = reservation record, KEYS[1 + i] = the key of limit i.
- * ARGV[1] = request id, ARGV[2] = time override ('' = TIME), ARGV[3] = number
- * of limits, then 5 per limit: kind (r|w|d|c), p1, p2, p3, token flag (1|0):
+ * ARGV[1] = request id, ARGV[2] = time override ('' = TIME), ARGV[3] = the
+ * limits, one after the other, 5 space-separated words each (one argument
+ * instead of 5 per limit: every argument costs the client a length
+ * computation and RESP framing, issue #15): kind (r|w|d|c), p1, p2, p3, token
+ * flag (1|0):
  *   r: ratePerSec, burst          w: limit, windowMs, cost
  *   d: limit, utcOffsetMs, cost   c: limit, leaseMs
  * Reply: admitted (1|0), now, index of the first refusing limit (1-based, 0
@@ -32,7 +35,9 @@ else
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local rid = ARGV[1]
-local n = tonumber(ARGV[3])
+local spec = {}
+for w in string.gmatch(ARGV[3], '%S+') do spec[#spec + 1] = w end
+local n = #KEYS - 1
 local DAY = 86400000
 local GC = 1000
 local RETRY_C = 1000
@@ -60,12 +65,12 @@ end
 local checks = {}
 for i = 1, n do
   local key = KEYS[i + 1]
-  local b = 4 + (i - 1) * 5
-  local kind = ARGV[b]
-  local p1 = tonumber(ARGV[b + 1])
-  local p2 = tonumber(ARGV[b + 2])
-  local p3 = tonumber(ARGV[b + 3])
-  local c = { kind = kind, key = key, tok = (ARGV[b + 4] == '1') }
+  local b = 1 + (i - 1) * 5
+  local kind = spec[b]
+  local p1 = tonumber(spec[b + 1])
+  local p2 = tonumber(spec[b + 2])
+  local p3 = tonumber(spec[b + 3])
+  local c = { kind = kind, key = key, tok = (spec[b + 4] == '1') }
   if kind == 'r' then
     local rate, burst = p1, p2
     local tokens, ts = burst, now

@@ -127,8 +127,9 @@ export class RedisQuotaStore implements QuotaStore {
     this.#now = opts.now;
     const node: RedisClientOptions = {
       connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
-      // A backstop only: the call's own deadline (#run) decides, and it does not mistake this process's lag for Redis'.
-      commandTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
+      // No per-command timer (ioredis' commandTimeout): each call's own deadline decides (#run, one shared timer),
+      // and a Redis that stops answering altogether is cut off by socketTimeout below, which fails every command
+      // still waiting on that connection, so none is left behind.
       enableAutoPipelining: true,
       // A silent dead peer: destroy the socket so reconnection starts.
       socketTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
@@ -171,26 +172,26 @@ export class RedisQuotaStore implements QuotaStore {
     if (this.#settling.size > 0) void this.#flushSettlements();
     const base = `${this.#prefix}{${hashTag(tag)}}:`;
     const keys = [`${base}res:${requestId}`];
-    const args: Array<string | number> = [requestId, this.#now === undefined ? '' : String(Math.floor(this.#now())), limits.length];
+    let spec = '';
     for (const s of limits) {
       keys.push(base + s.key);
       const tok = isTokenLimit(s) ? '1' : '0';
       switch (s.kind) {
         case 'rate':
-          args.push(KIND_CODE.rate, String(s.ratePerSec), String(s.burst), '0', tok);
+          spec += `${KIND_CODE.rate} ${s.ratePerSec} ${s.burst} 0 ${tok} `;
           break;
         case 'window':
-          args.push(KIND_CODE.window, String(s.limit), String(s.windowMs), String(wholeCost(s.cost)), tok);
+          spec += `${KIND_CODE.window} ${s.limit} ${s.windowMs} ${wholeCost(s.cost)} ${tok} `;
           break;
         case 'day':
-          args.push(KIND_CODE.day, String(s.limit), String(s.utcOffsetMs), String(wholeCost(s.cost)), tok);
+          spec += `${KIND_CODE.day} ${s.limit} ${s.utcOffsetMs} ${wholeCost(s.cost)} ${tok} `;
           break;
         case 'concurrency':
-          args.push(KIND_CODE.concurrency, String(s.limit), String(s.leaseMs), '0', tok);
+          spec += `${KIND_CODE.concurrency} ${s.limit} ${s.leaseMs} 0 ${tok} `;
           break;
       }
     }
-    const reply = await this.#run(ADMIT, keys, args);
+    const reply = await this.#run(ADMIT, keys, [requestId, this.#now === undefined ? '' : String(Math.floor(this.#now())), spec]);
     if (!Array.isArray(reply) || reply.length !== 4 + 3 * limits.length) {
       throw new QuotaStoreUnavailableError('malformed quota script reply');
     }

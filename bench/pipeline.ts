@@ -1,0 +1,168 @@
+/**
+ * `npm run bench:pipeline`: the sidecar's own work per request, without
+ * Envoy, gRPC or HTTP/2 — the request processor with the real stages and
+ * stores (API key from a key file, the quota plan of `npm run bench` on the
+ * in-memory store or a private redis-server, classification, routing, the
+ * audit chain on a file with the configured durability), driven in-process
+ * through the four phases of a non-streaming chat request (request head,
+ * body, response head, buffered 12-token completion).
+ *
+ *   npm run bench:pipeline -- [--quota none|memory|redis] [--durability fsync|write]
+ *                             [--concurrency 32] [--seconds 5] [--cpu-prof DIR]
+ *
+ * Reports µs of this process's CPU (all threads: process.cpuUsage) per
+ * request, and requests/s, after a warm-up. `concurrency` requests are in
+ * flight at once (the saturation phase of `npm run bench` has 32). With
+ * --cpu-prof a V8 CPU profile of the measured part is written to DIR.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { buildPipeline } from '../src/app.ts';
+import { loadConfig } from '../src/config/load.ts';
+import { loadSnapshotFile, SnapshotHolder } from '../src/control/snapshot.ts';
+import { NO_CONNECTION_INFO } from '../src/pipeline/identity.ts';
+import type { PhaseResult } from '../src/pipeline/phase-result.ts';
+import { SnapshotRoutes } from '../src/stages/route/resolver.ts';
+import { Metrics } from '../src/telemetry/metrics.ts';
+import { writeGatewayFiles } from '../test/helpers/fixtures.ts';
+import { startRedis } from '../test/helpers/redis.ts';
+
+const { values } = parseArgs({
+  options: {
+    quota: { type: 'string', default: 'redis' },
+    durability: { type: 'string', default: 'fsync' },
+    concurrency: { type: 'string', default: '32' },
+    seconds: { type: 'string', default: '5' },
+    'cpu-prof': { type: 'string' },
+  },
+});
+const quota = values.quota;
+if (quota !== 'none' && quota !== 'memory' && quota !== 'redis') throw new Error('--quota must be none, memory or redis');
+const durability = values.durability;
+if (durability !== 'fsync' && durability !== 'write') throw new Error('--durability must be fsync or write');
+const concurrency = Number(values.concurrency);
+const seconds = Number(values.seconds);
+
+/** The plan `npm run bench` applies (bench/run.ts BENCH_PLAN): every limit checked and charged, none reached. */
+const PLAN = {
+  name: 'bench',
+  limits: [
+    { scope: 'key', rps: 1_000_000, rpm: 100_000_000, concurrency: 100_000 },
+    { scope: 'tenant', tpm: 1_000_000_000, tpd: 1_000_000_000 },
+  ],
+};
+
+const redis = quota === 'redis' ? await startRedis() : null;
+const files = writeGatewayFiles({
+  keys: [{ principal: 'bench', tier: 'bench' }],
+  config: {
+    logging: { level: 'warn' },
+    audit: { durability },
+    ...(quota === 'none' ? {} : { quotas: { plans: [PLAN] } }),
+    ...(redis === null ? {} : { redis: { url: redis.url } }),
+  },
+});
+const config = loadConfig(files.configFile);
+const log = pino({ level: 'warn' });
+const metrics = new Metrics({ processMetrics: false });
+const routes = new SnapshotRoutes(new SnapshotHolder(loadSnapshotFile(config.routing.snapshotFile, { keys: new Map() })));
+const pipeline = await buildPipeline(config, { log, metrics, routes });
+const { processor } = pipeline;
+
+const apiKey = files.keys.bench ?? '';
+const body = Buffer.from(
+  JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'Write one short sentence about latency benchmarks.' }], max_tokens: 64 }),
+);
+const completion = Buffer.from(
+  JSON.stringify({
+    id: 'chatcmpl-bench',
+    object: 'chat.completion',
+    created: 1_700_000_000,
+    model: 'demo-model',
+    choices: [
+      { index: 0, message: { role: 'assistant', content: 'Latency benchmarks measure how long each request really takes end to end.' }, finish_reason: 'stop' },
+    ],
+    usage: { prompt_tokens: 14, completion_tokens: 12, total_tokens: 26 },
+  }),
+);
+let n = 0;
+function requestHead(): Map<string, string> {
+  return new Map([
+    [':method', 'POST'],
+    [':path', '/v1/chat/completions'],
+    [':authority', 'gateway.local'],
+    [':scheme', 'http'],
+    ['content-type', 'application/json'],
+    ['authorization', `Bearer ${apiKey}`],
+    ['user-agent', 'bench'],
+    ['x-forwarded-for', '127.0.0.1'],
+    ['x-forwarded-proto', 'http'],
+    ['x-request-id', `bench-${process.pid}-${++n}`],
+    ['content-length', String(body.length)],
+  ]);
+}
+const RESPONSE_HEAD = new Map([
+  [':status', '200'],
+  ['content-type', 'application/json'],
+  ['content-length', String(completion.length)],
+]);
+
+function ok(r: PhaseResult, phase: string): void {
+  if (r.kind !== 'continue') throw new Error(`${phase}: the pipeline answered ${r.kind} ${'status' in r ? r.status : ''}`);
+}
+
+async function oneRequest(): Promise<void> {
+  const { state, result } = await processor.requestHeaders(requestHead(), false, NO_CONNECTION_INFO);
+  ok(result, 'request head');
+  ok(await processor.requestBody(state, body), 'request body');
+  ok(await processor.responseHeaders(state, RESPONSE_HEAD, false), 'response head');
+  ok(await processor.responseBody(state, completion, true), 'response body');
+}
+
+async function run(ms: number): Promise<{ requests: number; cpuUs: number; wallMs: number }> {
+  const until = performance.now() + ms;
+  let requests = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < until) {
+        await oneRequest();
+        requests++;
+      }
+    }),
+  );
+  const cpu = process.cpuUsage(cpu0);
+  return { requests, cpuUs: cpu.user + cpu.system, wallMs: performance.now() - t0 };
+}
+
+await run(1500); // warm-up: JIT, caches, the first Redis connection
+let session: Session | null = null;
+if (values['cpu-prof'] !== undefined) {
+  session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+}
+const r = await run(seconds * 1000);
+if (session !== null && values['cpu-prof'] !== undefined) {
+  const { profile } = await session.post('Profiler.stop');
+  const dir = values['cpu-prof'];
+  const file = join(dir, `pipeline-${Date.now()}.cpuprofile`);
+  writeFileSync(file, JSON.stringify(profile));
+  process.stdout.write(`profile: ${file}\n`);
+}
+await pipeline.close();
+await redis?.stop();
+rmSync(files.dir, { recursive: true, force: true });
+process.stdout.write(
+  `pipeline (quota ${quota}, audit ${durability}, ${concurrency} in flight): ${(r.cpuUs / r.requests).toFixed(1)} µs CPU per request, ` +
+    `${Math.round(r.requests / (r.wallMs / 1000))} requests/s, ${r.requests} requests; Node ${process.version}\n`,
+);
+void mkdtempSync;
+void tmpdir;
