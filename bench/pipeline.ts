@@ -15,11 +15,9 @@
  * flight at once (the saturation phase of `npm run bench` has 32). With
  * --cpu-prof a V8 CPU profile of the measured part is written to DIR.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Session } from 'node:inspector/promises';
-import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { buildPipeline } from '../src/app.ts';
@@ -164,5 +162,3 @@ process.stdout.write(
   `pipeline (quota ${quota}, audit ${durability}, ${concurrency} in flight): ${(r.cpuUs / r.requests).toFixed(1)} µs CPU per request, ` +
     `${Math.round(r.requests / (r.wallMs / 1000))} requests/s, ${r.requests} requests; Node ${process.version}\n`,
 );
-void mkdtempSync;
-void tmpdir;
