@@ -18,8 +18,9 @@
  * flag (1|0):
  *   r: ratePerSec, burst          w: limit, windowMs, cost
  *   d: limit, utcOffsetMs, cost   c: limit, leaseMs
- * Reply: admitted (1|0), now, index of the first refusing limit (1-based, 0
- * when admitted), retryAfterMs, then limit, remaining, resetMs per limit.
+ * Reply, as one string of space-separated integers: admitted (1|0), now,
+ * index of the first refusing limit (1-based, 0 when admitted), retryAfterMs,
+ * then limit, remaining, resetMs per limit.
  *
  * Window sub-windows and day buckets are fields of one hash per limit (field
  * = sub-window or day index), so every key the script touches is declared in
@@ -46,6 +47,12 @@ local RES_SLACK = 60000
 local SUB = 60
 
 local function fmt(x) return string.format('%d', x) end
+-- The reply as one string of integers (one bulk string for the client to read instead of 4 + 3n integers).
+local function packed(t)
+  local w = {}
+  for i = 1, #t do w[i] = fmt(t[i]) end
+  return table.concat(w, ' ')
+end
 local function nextToken(tokens, burst, rate)
   if tokens >= burst then return 0 end
   return math.ceil(((math.floor(tokens) + 1 - tokens) * 1000) / rate)
@@ -177,7 +184,7 @@ if denied > 0 then
     if c.ok then out[#out + 1] = c.remU else out[#out + 1] = 0 end
     out[#out + 1] = c.resetU
   end
-  return out
+  return packed(out)
 end
 
 local res = {}
@@ -220,7 +227,7 @@ for i = 1, n do
   out[#out + 1] = c.remC
   out[#out + 1] = c.resetC
 end
-return out
+return packed(out)
 `;
 
 /**

@@ -192,10 +192,10 @@ export class RedisQuotaStore implements QuotaStore {
       }
     }
     const reply = await this.#run(ADMIT, keys, [requestId, this.#now === undefined ? '' : String(Math.floor(this.#now())), spec]);
-    if (!Array.isArray(reply) || reply.length !== 4 + 3 * limits.length) {
+    const nums = typeof reply === 'string' ? reply.split(' ').map(Number) : [];
+    if (nums.length !== 4 + 3 * limits.length || !nums.every(Number.isFinite)) {
       throw new QuotaStoreUnavailableError('malformed quota script reply');
     }
-    const nums = reply.map(toNumber);
     const at = (i: number): number => nums[i] as number;
     const states: LimitState[] = limits.map((s, i) => ({ name: s.name, limit: at(4 + 3 * i), remaining: at(5 + 3 * i), resetMs: at(6 + 3 * i) }));
     const now = at(1);
