@@ -7,7 +7,13 @@ import type { RequestContext } from './context.ts';
 import { elapsedMs } from './context.ts';
 
 export interface AuditRecord {
+  readonly type: 'request';
   readonly v: 1;
+  /**
+   * Where the record sits in the audit chain (chain id, sequence number, hash of the previous record): null until
+   * the chain writes it, which fills it in place (src/stores/audit/chain.ts).
+   */
+  chain: { readonly id: string; readonly prev: string; readonly seq: number } | null;
   readonly requestId: string;
   readonly traceId: string;
   readonly startedAt: string;
@@ -83,6 +89,7 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
         status: a.status,
       })) ?? null,
     authorization: id === null ? null : { org: id.org, roles: id.roles, tenant: id.tenant, tier: id.tier },
+    chain: null,
     classification: { request: ctx.content?.request ?? {}, response: ctx.content?.response ?? {} },
     decision: {
       action: ctx.outcome === 'denied' ? 'deny' : (ctx.content?.action ?? 'permit'),
@@ -112,6 +119,7 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
     startedAt: new Date(ctx.startedAt).toISOString(),
     status: ctx.status,
     traceId: ctx.trace.traceId,
+    type: 'request',
     usage: usage === null ? null : { completionTokens: usage.completionTokens, promptTokens: usage.promptTokens, source: usage.source },
     v: 1,
   };

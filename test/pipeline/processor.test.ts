@@ -100,9 +100,14 @@ const cases: Case[] = [
       assert.equal(rec.status, 200);
       assert.deepEqual(rec.usage, { promptTokens: 7, completionTokens: 3, source: 'counted' });
       assert.deepEqual(rec.deployment, { cluster: 'c1', model: 'up-gpt', provider: 'openai', labels: {} });
-      // Built in canonical key order, also once chained: the audit chain serializes it with the native JSON.stringify.
-      const framed = chainedRecord(rec, { id: 'chain-1', prev: '0'.repeat(64), seq: 1 });
-      assert.equal(JSON.stringify(framed), canonicalJson(framed));
+      // Built in canonical key order with its chain slot, linked in place by the chain: serialized by the native
+      // JSON.stringify (and a record without the slot is copied around it, in order too).
+      assert.equal(rec.chain, null);
+      const linked = { ...rec, chain: { id: 'chain-1', prev: '0'.repeat(64), seq: 1 } };
+      assert.equal(JSON.stringify(linked), canonicalJson(linked));
+      const { chain: _chain, type: _type, ...bare } = linked;
+      const framed = chainedRecord(bare, linked.chain);
+      assert.equal(JSON.stringify(framed), JSON.stringify(linked));
       assert.deepEqual(g.quota.settled, [{ requestId: 'client-request-0001', usedTokens: 10 }]);
       assert.equal(g.quota.admitted[0]?.generates, true);
     },

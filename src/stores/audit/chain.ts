@@ -92,7 +92,12 @@ export class AuditChain implements AuditSink {
 
   /** The record's line: its canonical JSON, which is also exactly what its hash covers (serialized once). */
   #frame(record: object): string {
-    const line = canonicalJson(chainedRecord(record, { id: this.#id, prev: this.#prev, seq: ++this.#seq }));
+    const link = { id: this.#id, prev: this.#prev, seq: ++this.#seq };
+    // A record built with its `chain` slot (buildAuditRecord) is linked in place; anything else is copied around it.
+    const slot = record as { chain?: unknown; type?: unknown };
+    const linked =
+      Object.hasOwn(slot, 'chain') && slot.chain === null && Object.hasOwn(slot, 'type') ? Object.assign(slot, { chain: link }) : chainedRecord(record, link);
+    const line = canonicalJson(linked);
     this.#prev = sha256Hex(line);
     return line;
   }
