@@ -719,7 +719,7 @@ export class RequestProcessor {
     if (ticket !== null) void this.#d.quota.settle(ticket, ctx.usage === null ? 0 : ctx.usage.promptTokens + ctx.usage.completionTokens);
     try {
       await this.#d.audit.append(record);
-      m.auditCommitSeconds.observe(elapsedMs(t0) / 1000);
+      m.observeAuditCommit(elapsedMs(t0) / 1000);
     } catch (err) {
       m.auditFailures.inc();
       this.#d.log.error({ requestId: ctx.requestId, err: errorMessage(err) }, 'audit record could not be committed');
