@@ -86,6 +86,7 @@ Options:
                           store or a private redis-server (default redis: the full pipeline
                           issue #15 measures; none leaves the quota stage out)
   --audit-durability M    the sidecar's audit.durability: fsync (the default, as shipped) or write
+  --sidecar-node-args S   options for the sidecar's node, e.g. "--max-semi-space-size=4" (memory/CPU trade-off)
   --verbose               show Envoy/sidecar/upstream output
   --from FILE             run nothing: print the table of a saved results JSON
                           (with --docs: append its section to docs/benchmarks.md)
@@ -218,6 +219,7 @@ function parseOptions(argv: string[]): BenchOptions | null {
       verbose: { type: 'boolean' },
       quota: { type: 'string' },
       'audit-durability': { type: 'string' },
+      'sidecar-node-args': { type: 'string' },
       from: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -265,6 +267,7 @@ function parseOptions(argv: string[]): BenchOptions | null {
     from: values.from ?? null,
     quota: parseQuota(values.quota),
     auditDurability: parseDurability(values['audit-durability']),
+    sidecarNodeArgs: (values['sidecar-node-args'] ?? '').split(' ').filter((a) => a !== ''),
   };
   if (opts.longWords <= opts.shortWords) throw new UsageError('--long-words must be more than --short-words');
   return opts;
@@ -632,7 +635,7 @@ async function main(argv: string[]): Promise<number> {
   const apiKey = files.keys.bench;
   if (apiKey === undefined) throw new Error('fixture wrote no API key');
 
-  const sidecar = await startSidecarProcess(files.configFile, adminPort, childLog('sidecar'));
+  const sidecar = await startSidecarProcess(files.configFile, adminPort, childLog('sidecar'), opts.sidecarNodeArgs ?? []);
   cleanups.push(() => sidecar.stop(3000));
   const floorSocket = join(workDir, 'floor.sock');
   const floor = await startFloorProcess(floorSocket, childLog('floor'));

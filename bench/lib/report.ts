@@ -250,7 +250,7 @@ export function markdownSection(r: BenchResults, resultsFile: string | null): st
       `fixed rate ${o.rate} req/s, ${o.warmupS} s warm-up + ${o.rateDurationS} s; ` +
       `paced streams ${o.pacedRate} req/s, ${o.chunkDelayMs} ms between events, ${o.shortWords} and ${o.longWords} tokens; ` +
       `${o.holdStreams} streams held open for the RSS; Envoy \`--concurrency 1\`; ` +
-      `quota: ${o.quota === undefined || o.quota === 'none' ? 'none' : `a plan with rps/rpm/tpm/tpd/concurrency on every request, ${o.quota} store`}; audit durability: ${o.auditDurability ?? 'fsync'}.`,
+      `quota: ${o.quota === undefined || o.quota === 'none' ? 'none' : `a plan with rps/rpm/tpm/tpd/concurrency on every request, ${o.quota} store`}; audit durability: ${o.auditDurability ?? 'fsync'}${o.sidecarNodeArgs === undefined || o.sidecarNodeArgs.length === 0 ? '' : `; sidecar node options: \`${o.sidecarNodeArgs.join(' ')}\``}.`,
   );
   out.push(`- Idle CPU before the load (ms of CPU per second): ${idleText(r)}.`);
   out.push(

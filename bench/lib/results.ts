@@ -116,6 +116,8 @@ export interface BenchOptions {
   quota?: 'none' | 'memory' | 'redis';
   /** The sidecar's audit.durability (absent in runs before it was an option: fsync). */
   auditDurability?: 'fsync' | 'write';
+  /** Options given to the sidecar's node (none in runs before it was an option). */
+  sidecarNodeArgs?: readonly string[];
 }
 
 export interface BenchResults {
