@@ -8,12 +8,17 @@
  * body, response head, buffered 12-token completion).
  *
  *   npm run bench:pipeline -- [--quota none|memory|redis] [--durability fsync|write]
- *                             [--concurrency 32] [--seconds 5] [--cpu-prof DIR]
+ *                             [--concurrency 32] [--seconds 5] [--cpu-prof DIR] [--hold N]
  *
  * Reports µs of this process's CPU (all threads: process.cpuUsage) per
  * request, and requests/s, after a warm-up. `concurrency` requests are in
  * flight at once (the saturation phase of `npm run bench` has 32). With
  * --cpu-prof a V8 CPU profile of the measured part is written to DIR.
+ *
+ * With --hold N (run with `node --expose-gc`) it then opens N streaming
+ * requests and leaves them open after two chunks each, and reports the V8 heap
+ * they hold per request (after full collections): what the pipeline keeps
+ * for an open stream, without the transport's share.
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,6 +42,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     seconds: { type: 'string', default: '5' },
     'cpu-prof': { type: 'string' },
+    hold: { type: 'string', default: '0' },
   },
 });
 const quota = values.quota;
@@ -154,6 +160,46 @@ if (session !== null && values['cpu-prof'] !== undefined) {
   const file = join(dir, `pipeline-${Date.now()}.cpuprofile`);
   writeFileSync(file, JSON.stringify(profile));
   process.stdout.write(`profile: ${file}\n`);
+}
+const hold = Number(values.hold);
+if (hold > 0) {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('--hold needs node --expose-gc');
+  const streamBody = Buffer.from(
+    JSON.stringify({
+      model: 'gpt-demo',
+      messages: [{ role: 'user', content: 'Write one short sentence about latency benchmarks.' }],
+      max_tokens: 64,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  );
+  const chunk = (text: string): Buffer =>
+    Buffer.from(
+      `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'demo-model', choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })}\n\n`,
+    );
+  const SSE_HEAD = new Map([
+    [':status', '200'],
+    ['content-type', 'text/event-stream'],
+  ]);
+  const open = async (): Promise<unknown> => {
+    const { state, result } = await processor.requestHeaders(requestHead(), false, NO_CONNECTION_INFO);
+    ok(result, 'request head');
+    ok(await processor.requestBody(state, streamBody), 'request body');
+    ok(await processor.responseHeaders(state, SSE_HEAD, false), 'response head');
+    ok(await processor.responseBody(state, chunk('Hello'), false), 'chunk');
+    ok(await processor.responseBody(state, chunk(' world'), false), 'chunk');
+    return state;
+  };
+  const held: unknown[] = [];
+  gc();
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < hold; i++) held.push(await open());
+  gc();
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  process.stdout.write(`held ${held.length} open streaming requests: ${((after - before) / held.length / 1024).toFixed(1)} KB of heap each\n`);
 }
 await pipeline.close();
 await redis?.stop();

@@ -86,7 +86,8 @@ Options:
                           store or a private redis-server (default redis: the full pipeline
                           issue #15 measures; none leaves the quota stage out)
   --audit-durability M    the sidecar's audit.durability: fsync (the default, as shipped) or write
-  --sidecar-node-args S   options for the sidecar's node, e.g. "--max-semi-space-size=4" (memory/CPU trade-off)
+  --sidecar-node-args=S   options for the sidecar's node, e.g. --sidecar-node-args=--max-semi-space-size=4
+                          (the memory/CPU trade-off in docs/benchmarks.md)
   --verbose               show Envoy/sidecar/upstream output
   --from FILE             run nothing: print the table of a saved results JSON
                           (with --docs: append its section to docs/benchmarks.md)
