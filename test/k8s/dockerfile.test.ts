@@ -213,7 +213,9 @@ void test('every package the CLI can load at run time is a production dependency
   const graph = importGraph(entry);
   // Every command the CLI dispatches to is in the graph (they are dynamic imports).
   assert.ok([...graph.files].some((f) => f.endsWith(`${sep}serve.ts`)) && [...graph.files].some((f) => f.endsWith(`${sep}keys.ts`)));
-  assert.ok(graph.packages.has('@grpc/grpc-js') && graph.packages.has('zod'), 'the scan finds the runtime packages');
+  assert.ok(graph.packages.has('@grpc/proto-loader') && graph.packages.has('zod'), 'the scan finds the runtime packages');
+  // The sidecar serves gRPC on its own HTTP/2 transport: grpc-js' runtime is for clients (tests, tools) only.
+  assert.ok(!graph.packages.has('@grpc/grpc-js'), 'the CLI does not load @grpc/grpc-js at run time');
   assert.deepEqual(nonProductionImports(graph, pkgJson), []);
 
   const copied = contextCopies().flatMap((c) => c.sources);
