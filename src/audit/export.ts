@@ -1,14 +1,21 @@
 /**
- * Usage export from audit records: one row per UTC day × org × tenant ×
- * endpoint (logical model), with request count, prompt and completion tokens
- * (and how many requests / tokens were estimated rather than counted by the
- * upstream) and outcome counts. The day is the UTC date of `startedAt`.
+ * Usage and cost export from audit records: one row per UTC day × org ×
+ * tenant × API key × logical model × currency, with request count, prompt and
+ * completion tokens (and how many requests / tokens were estimated rather
+ * than counted by the upstream), cost, and outcome counts. The day is the UTC
+ * date of `startedAt`. Costs are summed exactly (integers of 10⁻¹² units,
+ * src/pipeline/cost.ts) and written as decimal strings; a row's currency is
+ * null when none of its requests had a price.
  *
  * Checkpoint lines are skipped; lines that are not JSON or not records are
  * counted as `skipped` (run `audit verify` to learn why). Export does not
  * verify the chain.
  */
+import { formatUnits, parseUnits } from '../pipeline/cost.ts';
 import type { SourceLine } from './verify.ts';
+
+/** A row while records are folded in: costs as integers until the report. */
+type Accumulating = Omit<UsageRow, 'cost' | 'estimatedCost'> & { costUnits: bigint; estimatedCostUnits: bigint };
 
 export interface UsageRow {
   /** UTC date, YYYY-MM-DD. */
@@ -16,8 +23,16 @@ export interface UsageRow {
   /** null: not authenticated (e.g. a denied request without credentials). */
   readonly org: string | null;
   readonly tenant: string | null;
+  /** The API key's public id; null for requests without one (JWT or mTLS only, or not authenticated). */
+  readonly key: string | null;
   /** Logical model (routing id); null when the request was not routed. */
   readonly model: string | null;
+  /** ISO 4217 code of `cost`; null when no request of the row had a price. */
+  readonly currency: string | null;
+  /** Sum of the requests' costs, an exact decimal string ("0" when none had a price). */
+  cost: string;
+  /** Of `cost`, what was computed from estimated usage. */
+  estimatedCost: string;
   requests: number;
   promptTokens: number;
   completionTokens: number;
@@ -38,6 +53,8 @@ export interface UsageReport {
     readonly completionTokens: number;
     readonly estimatedRequests: number;
     readonly estimatedTokens: number;
+    /** Cost per currency, exact decimal strings. */
+    readonly cost: Record<string, string>;
     readonly outcomes: Record<string, number>;
   };
   /** Request records read (in the time range). */
@@ -88,7 +105,7 @@ function obj(v: unknown): Record<string, unknown> | null {
 
 /** Folds records into usage rows. */
 export class UsageAccumulator {
-  readonly #rows = new Map<string, UsageRow>();
+  readonly #rows = new Map<string, Accumulating>();
   readonly #from: number;
   readonly #to: number;
   #records = 0;
@@ -125,13 +142,36 @@ export class UsageAccumulator {
     const org = str(authz?.org);
     const tenant = str(authz?.tenant);
     const model = str(rec.model);
-    const key = JSON.stringify([day, org, tenant, model]);
-    let row = this.#rows.get(key);
+    const apiKey = str(obj(rec.identity)?.keyId);
+    const cost = obj(rec.cost);
+    const costUnits = cost === null ? null : parseUnits(str(cost.amount) ?? '');
+    const currency = costUnits === null ? null : str(cost?.currency);
+    const rowKey = JSON.stringify([day, org, tenant, apiKey, model, currency]);
+    let row = this.#rows.get(rowKey);
     if (row === undefined) {
-      row = { day, org, tenant, model, requests: 0, promptTokens: 0, completionTokens: 0, estimatedRequests: 0, estimatedTokens: 0, outcomes: {} };
-      this.#rows.set(key, row);
+      row = {
+        day,
+        org,
+        tenant,
+        key: apiKey,
+        model,
+        currency,
+        costUnits: 0n,
+        estimatedCostUnits: 0n,
+        requests: 0,
+        promptTokens: 0,
+        completionTokens: 0,
+        estimatedRequests: 0,
+        estimatedTokens: 0,
+        outcomes: {},
+      };
+      this.#rows.set(rowKey, row);
     }
     row.requests++;
+    if (costUnits !== null && currency !== null) {
+      row.costUnits += costUnits;
+      if (cost?.estimated === true) row.estimatedCostUnits += costUnits;
+    }
     const usage = obj(rec.usage);
     if (usage !== null) {
       const p = num(usage.promptTokens);
@@ -161,8 +201,11 @@ export class UsageAccumulator {
 
   report(): UsageReport {
     const cmp = (a: string | null, b: string | null): number => (a === b ? 0 : a === null ? -1 : b === null ? 1 : a < b ? -1 : 1);
-    const rows = [...this.#rows.values()].sort((a, b) => cmp(a.day, b.day) || cmp(a.org, b.org) || cmp(a.tenant, b.tenant) || cmp(a.model, b.model));
+    const rows = [...this.#rows.values()].sort(
+      (a, b) => cmp(a.day, b.day) || cmp(a.org, b.org) || cmp(a.tenant, b.tenant) || cmp(a.key, b.key) || cmp(a.model, b.model) || cmp(a.currency, b.currency),
+    );
     const outcomes: Record<string, number> = {};
+    const costs = new Map<string, bigint>();
     let requests = 0;
     let promptTokens = 0;
     let completionTokens = 0;
@@ -174,11 +217,18 @@ export class UsageAccumulator {
       completionTokens += r.completionTokens;
       estimatedRequests += r.estimatedRequests;
       estimatedTokens += r.estimatedTokens;
+      if (r.currency !== null) costs.set(r.currency, (costs.get(r.currency) ?? 0n) + r.costUnits);
       for (const [k, v] of Object.entries(r.outcomes)) outcomes[k] = (outcomes[k] ?? 0) + v;
     }
+    const cost = Object.fromEntries([...costs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([c, u]) => [c, formatUnits(u)]));
     return {
-      rows: rows.map((r) => ({ ...r, outcomes: { ...r.outcomes } })),
-      totals: { requests, promptTokens, completionTokens, estimatedRequests, estimatedTokens, outcomes },
+      rows: rows.map(({ costUnits, estimatedCostUnits, ...r }) => ({
+        ...r,
+        cost: formatUnits(costUnits),
+        estimatedCost: formatUnits(estimatedCostUnits),
+        outcomes: { ...r.outcomes },
+      })),
+      totals: { requests, promptTokens, completionTokens, estimatedRequests, estimatedTokens, cost, outcomes },
       records: this.#records,
       outside: this.#outside,
       skipped: this.#skipped,
@@ -205,12 +255,16 @@ export const CSV_HEADER = [
   'day',
   'org',
   'tenant',
+  'key',
   'model',
   'requests',
   'prompt_tokens',
   'completion_tokens',
   'estimated_requests',
   'estimated_tokens',
+  'currency',
+  'cost',
+  'estimated_cost',
   ...CSV_OUTCOMES,
   'other',
 ] as const;
@@ -233,12 +287,16 @@ export function usageToCsv(report: UsageReport): string {
       r.day,
       r.org,
       r.tenant,
+      r.key,
       r.model,
       r.requests,
       r.promptTokens,
       r.completionTokens,
       r.estimatedRequests,
       r.estimatedTokens,
+      r.currency,
+      r.cost,
+      r.estimatedCost,
       ...known,
       other,
     ];

@@ -5,7 +5,7 @@
  * directories (their `*.jsonl`, rotated files first) or a Redis stream;
  * prints a summary and, on failure, the first broken position. Exit 0 ok,
  * 1 broken, 2 usage (or unreadable input).
- * export: usage per UTC day / org / tenant / model as JSON or CSV on stdout.
+ * export: usage and cost per UTC day / org / tenant / key / model / currency as JSON or CSV on stdout.
  * keygen: a new Ed25519 checkpoint signing key (FILE) and its public half (FILE.pub).
  */
 import { parseArgs } from 'node:util';
@@ -42,8 +42,8 @@ const AUDIT: CommandGroup = {
     },
     export: {
       usage: `  export [--format json|csv] [--from DATE] [--to DATE] (FILE|DIR)... | --redis URL [--stream NAME]
-      Usage per UTC day, org, tenant and model: requests, prompt/completion tokens
-      (estimated ones counted apart), outcomes. DATE: YYYY-MM-DD (whole UTC day, both
+      Usage and cost per UTC day, org, tenant, API key, model and currency: requests,
+      prompt/completion tokens and exact cost (estimated ones counted apart), outcomes. DATE: YYYY-MM-DD (whole UTC day, both
       ends included) or an ISO 8601 timestamp (--from inclusive, --to exclusive).
 `,
       run: exportCmd,

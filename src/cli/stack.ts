@@ -22,10 +22,24 @@ export const DEMO_SNAPSHOT = {
   version: 'local-demo-1',
   models: [
     // An OpenAI-compatible deployment: OpenAI clients as is, Anthropic clients (messages) translated.
-    { id: 'gpt-demo', endpoints: ['chat', 'completions', 'messages'], target: { cluster: 'demo-upstream', model: 'demo-model' } },
+    // Prices (per million tokens, USD) make every record carry a cost (docs/cost.md); they are examples, not anyone's list price.
+    {
+      id: 'gpt-demo',
+      endpoints: ['chat', 'completions', 'messages'],
+      target: { cluster: 'demo-upstream', model: 'demo-model', price: { inputPerMillion: '0.5', outputPerMillion: '1.5' } },
+    },
     { id: 'embed-demo', endpoints: ['embeddings'], target: { cluster: 'demo-upstream', model: 'demo-embedder' } },
     // An Anthropic Messages deployment: Anthropic clients as is, OpenAI clients (chat) translated.
-    { id: 'claude-demo', endpoints: ['messages', 'count_tokens', 'chat'], target: { cluster: 'demo-upstream', model: 'demo-claude', provider: 'anthropic' } },
+    {
+      id: 'claude-demo',
+      endpoints: ['messages', 'count_tokens', 'chat'],
+      target: {
+        cluster: 'demo-upstream',
+        model: 'demo-claude',
+        provider: 'anthropic',
+        price: { inputPerMillion: '3', cachedInputPerMillion: '0.3', outputPerMillion: '15' },
+      },
+    },
     // Fallback across providers: an Anthropic deployment that is always overloaded (529), then the OpenAI-compatible one.
     // Envoy retries the failed attempt on the next member of the aggregate cluster; the sidecar rewrites each attempt for its member.
     {

@@ -21,6 +21,7 @@ import type { KeyObject } from 'node:crypto';
 import { ConfigError, describeIssues } from '../config/errors.ts';
 import { canonicalJson } from '../crypto/canonical.ts';
 import { verifyText } from '../crypto/signing.ts';
+import { parseMicros, type Price } from '../pipeline/cost.ts';
 import type { Endpoint } from '../pipeline/endpoint.ts';
 import type { Deployment, ModelRoute, Snapshot } from '../pipeline/snapshot.ts';
 
@@ -29,6 +30,36 @@ const RoutedEndpoint = z.enum(ROUTED_ENDPOINT_NAMES);
 const LabelName = z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'must be a label name: a-z, then a-z 0-9 _ . - (max 63)');
 
 const ClusterName = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be an Envoy cluster name');
+
+/**
+ * A price: a decimal with at most 6 decimals, written as a string ("2.5") or a YAML number (2.5). Numbers are read
+ * through their shortest decimal form, so 0.1 is exactly 0.1; anything with more decimals is refused rather than rounded.
+ */
+const Amount = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const micros = parseMicros(typeof v === 'number' ? String(v) : v);
+  if (micros === null) {
+    ctx.addIssue({ code: 'custom', message: 'must be a non-negative decimal with at most 6 decimals (e.g. "2.5")' });
+    return z.NEVER;
+  }
+  return micros;
+});
+
+/** What a deployment charges (docs/cost.md). */
+const PriceFields = z.strictObject({
+  /** ISO 4217 code: every amount of this price is in it. */
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 currency code (e.g. USD)')
+    .default('USD'),
+  /** Per million prompt tokens. */
+  inputPerMillion: Amount,
+  /** Per million completion tokens. */
+  outputPerMillion: Amount,
+  /** Per million prompt tokens read from the provider's prompt cache; the input price when not set. */
+  cachedInputPerMillion: Amount.optional(),
+  /** A flat fee per request. */
+  perRequest: Amount.optional(),
+});
 
 /** A deployment as every target names it. */
 const DeploymentFields = {
@@ -43,6 +74,8 @@ const DeploymentFields = {
     .string()
     .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a credential file name')
     .optional(),
+  /** What the deployment charges; requests to a deployment without a price have no cost. */
+  price: PriceFields.optional(),
   /** Descriptive labels (tier, region, track…): reported in the audit record, never used for routing. */
   labels: z
     .record(LabelName, z.string().max(128))
@@ -229,7 +262,18 @@ function member(t: z.output<z.ZodObject<typeof DeploymentFields>>, weight: numbe
     credential: t.credential ?? null,
     weight,
     labels: Object.freeze({ ...t.labels }),
+    price: t.price === undefined ? null : toPrice(t.price),
     fallback: null,
+  });
+}
+
+function toPrice(p: z.output<typeof PriceFields>): Price {
+  return Object.freeze({
+    currency: p.currency,
+    inputMicrosPerMillion: p.inputPerMillion,
+    cachedInputMicrosPerMillion: p.cachedInputPerMillion ?? p.inputPerMillion,
+    outputMicrosPerMillion: p.outputPerMillion,
+    perRequestMicros: p.perRequest ?? 0n,
   });
 }
 

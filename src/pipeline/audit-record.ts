@@ -5,6 +5,7 @@
  */
 import type { RequestContext } from './context.ts';
 import { elapsedMs } from './context.ts';
+import { formatUnits } from './cost.ts';
 
 export interface AuditRecord {
   readonly type: 'request';
@@ -62,7 +63,18 @@ export interface AuditRecord {
   readonly status: number | null;
   readonly outcome: string;
   readonly latencyMs: { readonly total: number; readonly firstByte: number | null; readonly firstToken: number | null };
-  readonly usage: { readonly promptTokens: number; readonly completionTokens: number; readonly source: string } | null;
+  readonly usage: {
+    readonly promptTokens: number;
+    readonly completionTokens: number;
+    /** Of promptTokens, those read from the provider's prompt cache. */
+    readonly cachedPromptTokens: number;
+    readonly source: string;
+  } | null;
+  /**
+   * What the request cost at the answering deployment's price (docs/cost.md): an exact decimal string, its currency,
+   * and whether the usage behind it was estimated. null when that deployment has no price or nothing was used.
+   */
+  readonly cost: { readonly amount: string; readonly currency: string; readonly estimated: boolean } | null;
   /** Quota plan and how the decision was made; mode other than `store` flags a degraded decision. */
   readonly quota: { readonly plan: string; readonly mode: string; readonly reservedTokens: number } | null;
 }
@@ -91,6 +103,7 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
     authorization: id === null ? null : { org: id.org, roles: id.roles, tenant: id.tenant, tier: id.tier },
     chain: null,
     classification: { request: ctx.content?.request ?? {}, response: ctx.content?.response ?? {} },
+    cost: ctx.cost === null ? null : { amount: formatUnits(ctx.cost.units), currency: ctx.cost.currency, estimated: ctx.cost.estimated },
     decision: {
       action: ctx.outcome === 'denied' ? 'deny' : (ctx.content?.action ?? 'permit'),
       code: ctx.errorCode,
@@ -120,7 +133,10 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
     status: ctx.status,
     traceId: ctx.trace.traceId,
     type: 'request',
-    usage: usage === null ? null : { completionTokens: usage.completionTokens, promptTokens: usage.promptTokens, source: usage.source },
+    usage:
+      usage === null
+        ? null
+        : { cachedPromptTokens: usage.cachedPromptTokens, completionTokens: usage.completionTokens, promptTokens: usage.promptTokens, source: usage.source },
     v: 1,
   };
 }

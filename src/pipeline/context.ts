@@ -39,6 +39,11 @@ export interface RequestContext {
   /** The client asked for stream usage itself; if not, we add it and strip it again. */
   clientWantsStreamUsage: boolean;
   usage: Usage | null;
+  /**
+   * What the request cost, in 10⁻¹² units of the currency (src/pipeline/cost.ts): set when it ends, from the usage and
+   * the price of the deployment that answered; null when that deployment has no price or nothing was used.
+   */
+  cost: { readonly units: bigint; readonly currency: string; readonly estimated: boolean } | null;
   status: number | null;
   /** Error code when the gateway refused or failed the request. */
   errorCode: string | null;

@@ -46,6 +46,7 @@ import type { Deployment, Fallback, ModelRoute } from './snapshot.ts';
 import { ATTEMPT_HEADER, decodeMark, encodeTicket, FALLBACK_HEADER, fallbackReason } from './fallback.ts';
 import { continueTrace } from './trace.ts';
 import { refuseQueryCredentials, splitTarget } from './query.ts';
+import { costUnits } from './cost.ts';
 import { estimateTokens, type Usage } from './usage.ts';
 
 /** Request headers as Envoy delivers them: lower-case names, pseudo-headers included. */
@@ -182,6 +183,7 @@ export class RequestProcessor {
       stream: false,
       clientWantsStreamUsage: false,
       usage: null,
+      cost: null,
       status: null,
       errorCode: null,
       firstByteHr: null,
@@ -701,12 +703,16 @@ export class RequestProcessor {
     const m = this.#d.metrics;
     const model = ctx.route?.id ?? 'none';
     if (ctx.usage === null && outcome !== 'denied' && ctx.route !== null && ctx.status !== null && ctx.status < 300 && state.endpoint?.kind === 'inference') {
-      ctx.usage = { promptTokens: estimateTokens(state.request?.promptChars ?? 0), completionTokens: 0, source: 'estimated' };
+      ctx.usage = { promptTokens: estimateTokens(state.request?.promptChars ?? 0), completionTokens: 0, cachedPromptTokens: 0, source: 'estimated' };
     }
+    const price = ctx.deployment?.price ?? null;
+    if (price !== null && ctx.usage !== null)
+      ctx.cost = { units: costUnits(price, ctx.usage), currency: price.currency, estimated: ctx.usage.source === 'estimated' };
     if (ctx.usage !== null && ctx.identity !== null) {
       const { org, tenant } = ctx.identity;
       m.countTokens(org, tenant, model, 'prompt', ctx.usage.source, ctx.usage.promptTokens);
       if (ctx.usage.completionTokens > 0) m.countTokens(org, tenant, model, 'completion', ctx.usage.source, ctx.usage.completionTokens);
+      if (ctx.cost !== null && ctx.cost.units > 0n) m.countCost(org, tenant, model, ctx.cost.currency, ctx.cost.units);
     }
     if (ctx.firstTokenHr !== null) m.timeToFirstToken.observe({ model }, elapsedMs(ctx.startedHr, ctx.firstTokenHr) / 1000);
     m.countRequest(ctx.endpoint ?? 'unknown', model, outcome === 'denied' ? 'deny' : 'permit', ctx.status === null ? 'none' : String(ctx.status));
@@ -780,7 +786,12 @@ function streamUsage(state: RequestState, meter: StreamMeter, when: 'ended' | 'a
   const counted = meter.usage;
   if (counted !== null) return { ...counted, source: 'counted' };
   if (when === 'ended' && meter.contentChars === 0) return null;
-  return { promptTokens: estimateTokens(state.request?.promptChars ?? 0), completionTokens: estimateTokens(meter.contentChars), source: 'estimated' };
+  return {
+    promptTokens: estimateTokens(state.request?.promptChars ?? 0),
+    completionTokens: estimateTokens(meter.contentChars),
+    cachedPromptTokens: 0,
+    source: 'estimated',
+  };
 }
 
 /** The model name responses should carry: the one the client asked for, unless its route keeps the deployment's. */

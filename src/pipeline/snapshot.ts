@@ -4,6 +4,7 @@
  * them. Parsing, signatures and delivery are the control plane's side
  * (src/control); choosing among the targets is the route stage's.
  */
+import type { Price } from './cost.ts';
 import type { Endpoint } from './endpoint.ts';
 
 /** One deployment a request can be sent to. */
@@ -16,6 +17,8 @@ export interface Deployment {
   readonly credential: string | null;
   readonly weight: number;
   readonly labels: Readonly<Record<string, string>>;
+  /** What the deployment charges, or null (its requests have no cost). */
+  readonly price: Price | null;
   /** Where Envoy retries this deployment's failed attempts (another provider's, possibly), or null. */
   readonly fallback: Fallback | null;
 }

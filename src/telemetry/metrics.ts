@@ -37,6 +37,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly cost = new Counter({
+    name: `${PREFIX}cost_total`,
+    help: "What requests cost at their deployment's price, by org, tenant, logical model and currency (a float sum: the audit record holds the exact amounts).",
+    labelNames: ['org', 'tenant', 'model', 'currency'] as const,
+    registers: [this.registry],
+  });
+
   readonly timeToFirstToken = new Histogram({
     name: `${PREFIX}time_to_first_token_seconds`,
     help: 'From the request reaching the sidecar to the first generated token of a stream.',
@@ -143,6 +150,7 @@ export class Metrics {
   readonly #phaseChildren = new Map<string, Series>();
   readonly #requestChildren = new Map<string, { inc(v?: number): void }>();
   readonly #tokenChildren = new Map<string, { inc(v?: number): void }>();
+  readonly #costChildren = new Map<string, { inc(v?: number): void }>();
 
   observePhase(phase: string, seconds: number): void {
     let child = this.#phaseChildren.get(phase);
@@ -162,6 +170,14 @@ export class Metrics {
     let child = this.#tokenChildren.get(key);
     if (child === undefined) this.#tokenChildren.set(key, (child = this.tokens.labels(org, tenant, model, kind, source)));
     child.inc(n);
+  }
+
+  /** `units` in 10⁻¹² of the currency (src/pipeline/cost.ts). */
+  countCost(org: string, tenant: string, model: string, currency: string, units: bigint): void {
+    const key = `${org}\0${tenant}\0${model}\0${currency}`;
+    let child = this.#costChildren.get(key);
+    if (child === undefined) this.#costChildren.set(key, (child = this.cost.labels(org, tenant, model, currency)));
+    child.inc(Number(units) / 1e12);
   }
 
   observeAuditCommit(seconds: number): void {

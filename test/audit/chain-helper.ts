@@ -35,7 +35,7 @@ export function sampleRecord(i: number, over: Partial<Line> = {}): Line {
     status: 200,
     outcome: 'completed',
     latencyMs: { total: 12.5, firstByte: 3.25, firstToken: 4 },
-    usage: { promptTokens: 10, completionTokens: 5, source: 'counted' },
+    usage: { promptTokens: 10, completionTokens: 5, cachedPromptTokens: 0, source: 'counted' },
     quota: null,
     ...over,
   };

@@ -44,7 +44,7 @@ function record(requestId: string): object {
     status: 200,
     outcome: 'completed',
     latencyMs: { total: 4, firstByte: 2, firstToken: null },
-    usage: { promptTokens: 12, completionTokens: 12, source: 'counted' },
+    usage: { promptTokens: 12, completionTokens: 12, cachedPromptTokens: 0, source: 'counted' },
     quota: null,
   };
 }

@@ -115,7 +115,12 @@ test('messages.stream: text deltas and the final usage arrive; the record counts
   const records = readAudit(stack.files.auditFile).filter((r) => (r as unknown as { endpoint: string }).endpoint === 'messages');
   const rec = records.at(-1) as unknown as { outcome: string; usage: { promptTokens: number; completionTokens: number; source: string } };
   assert.equal(rec.outcome, 'completed');
-  assert.deepEqual(rec.usage, { promptTokens: final.usage.input_tokens, completionTokens: final.usage.output_tokens, source: 'counted' });
+  assert.deepEqual(rec.usage, {
+    promptTokens: final.usage.input_tokens,
+    completionTokens: final.usage.output_tokens,
+    cachedPromptTokens: 0,
+    source: 'counted',
+  });
 });
 
 test("tool use: the model's tool_use block comes back as the SDK expects", async () => {

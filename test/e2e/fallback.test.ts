@@ -172,7 +172,12 @@ test('OpenAI client: the Anthropic deployment answers 529, Envoy retries the Ope
     ],
   );
   assert.ok(rec.attempts?.every((a) => (a.latencyMs ?? -1) >= 0));
-  assert.deepEqual(rec.usage, { promptTokens: res.usage?.prompt_tokens, completionTokens: res.usage?.completion_tokens, source: 'counted' });
+  assert.deepEqual(rec.usage, {
+    promptTokens: res.usage?.prompt_tokens,
+    completionTokens: res.usage?.completion_tokens,
+    cachedPromptTokens: 0,
+    source: 'counted',
+  });
   const metrics = await scrapeMetrics(stack.sidecar?.adminUrl ?? '');
   assert.ok((metrics.get('inference_gateway_fallbacks_total{model="ha-overloaded-claude",provider="anthropic",reason="server_error"}') ?? 0) >= 1);
 });

@@ -80,7 +80,12 @@ test("OpenAI client → Anthropic deployment: the request goes out as a Messages
   assert.equal(up.headers['x-api-key'], ANTHROPIC_KEY);
   assert.equal(up.headers['anthropic-version'], '2023-06-01');
   assert.equal(up.headers['authorization'], undefined);
-  assert.deepEqual(lastRecord().usage, { promptTokens: res.usage?.prompt_tokens, completionTokens: res.usage?.completion_tokens, source: 'counted' });
+  assert.deepEqual(lastRecord().usage, {
+    promptTokens: res.usage?.prompt_tokens,
+    completionTokens: res.usage?.completion_tokens,
+    cachedPromptTokens: 0,
+    source: 'counted',
+  });
 });
 
 test('OpenAI client → Anthropic deployment, streaming: chunks with the alias, then the usage the client asked for', async () => {
@@ -102,7 +107,7 @@ test('OpenAI client → Anthropic deployment, streaming: chunks with the alias, 
   assert.equal(lastUpstream().path, '/v1/messages');
   const rec = lastRecord();
   assert.equal(rec.outcome, 'completed');
-  assert.deepEqual(rec.usage, { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, source: 'counted' });
+  assert.deepEqual(rec.usage, { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, cachedPromptTokens: 0, source: 'counted' });
 });
 
 test('OpenAI client → Anthropic deployment: tools go out as Anthropic tools and the tool_use comes back as tool_calls', async () => {
@@ -152,7 +157,12 @@ test("Anthropic client → OpenAI deployment, streaming: Anthropic's events, tex
   assert.equal(final.model, 'gpt-for-anthropic');
   assert.ok(final.usage.output_tokens > 0);
   assert.equal((lastUpstream().body as { stream_options?: { include_usage?: boolean } }).stream_options?.include_usage, true);
-  assert.deepEqual(lastRecord().usage, { promptTokens: final.usage.input_tokens, completionTokens: final.usage.output_tokens, source: 'counted' });
+  assert.deepEqual(lastRecord().usage, {
+    promptTokens: final.usage.input_tokens,
+    completionTokens: final.usage.output_tokens,
+    cachedPromptTokens: 0,
+    source: 'counted',
+  });
 });
 
 test("errors cross over in the client's envelope: an upstream 429 is the SDK's RateLimitError; a parameter the provider cannot express is a 400 naming it", async () => {

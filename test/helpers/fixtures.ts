@@ -27,6 +27,8 @@ export interface ModelSpec {
   /** The API the deployment speaks (default openai). */
   readonly provider?: 'openai' | 'anthropic';
   readonly credential?: string;
+  /** The target's price (the snapshot's form: decimal strings). */
+  readonly price?: { currency?: string; inputPerMillion: string; outputPerMillion: string; cachedInputPerMillion?: string; perRequest?: string };
   readonly overrides?: Array<{ tenants: string[]; target: { cluster: string; model: string; credential?: string } }>;
   /** A weighted split instead of the single cluster/model target (which is then ignored). */
   readonly targets?: Array<{ cluster: string; model: string; weight: number; labels?: Record<string, string> }>;
@@ -91,6 +93,7 @@ export function writeGatewayFiles(
                 model: m.model,
                 ...(m.provider === undefined ? {} : { provider: m.provider }),
                 ...(m.credential === undefined ? {} : { credential: m.credential }),
+                ...(m.price === undefined ? {} : { price: m.price }),
                 ...(m.fallback === undefined ? {} : { fallback: m.fallback }),
               },
             }),

@@ -69,7 +69,7 @@ export class FakeAuth implements Authenticate {
 }
 
 export function deployment(cluster: string, upstreamModel: string, over: Partial<Deployment> = {}): Deployment {
-  return { cluster, upstreamModel, provider: 'openai', credential: null, weight: 1, labels: {}, fallback: null, ...over };
+  return { cluster, upstreamModel, provider: 'openai', credential: null, weight: 1, labels: {}, price: null, fallback: null, ...over };
 }
 
 export function route(

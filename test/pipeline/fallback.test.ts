@@ -143,7 +143,7 @@ test('an OpenAI client whose Anthropic primary answers 429 is served by the Open
   assert.ok(rec?.attempts?.every((a) => typeof a.latencyMs === 'number' && a.latencyMs >= 0));
   assert.equal(rec?.status, 200);
   assert.equal(rec?.outcome, 'completed');
-  assert.deepEqual(rec?.usage, { promptTokens: 3, completionTokens: 1, source: 'counted' });
+  assert.deepEqual(rec?.usage, { promptTokens: 3, completionTokens: 1, cachedPromptTokens: 0, source: 'counted' });
   const metrics = await g.metrics.registry.getSingleMetricAsString('inference_gateway_fallbacks_total');
   assert.match(metrics, /inference_gateway_fallbacks_total\{model="ha",provider="anthropic",reason="rate_limited"\} 1/);
 });
@@ -186,7 +186,7 @@ test('the answer of a translated member is translated back by the downstream pha
       [2, 'claude-pool', 200, false],
     ],
   );
-  assert.deepEqual(rec?.usage, { promptTokens: 5, completionTokens: 2, source: 'counted' });
+  assert.deepEqual(rec?.usage, { promptTokens: 5, completionTokens: 2, cachedPromptTokens: 0, source: 'counted' });
   assert.match(await g.metrics.registry.getSingleMetricAsString('inference_gateway_fallbacks_total'), /provider="openai",reason="unreachable"\} 1/);
 });
 

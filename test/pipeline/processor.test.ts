@@ -98,7 +98,7 @@ const cases: Case[] = [
       const rec = onlyRecord(g);
       assert.equal(rec.outcome, 'completed');
       assert.equal(rec.status, 200);
-      assert.deepEqual(rec.usage, { promptTokens: 7, completionTokens: 3, source: 'counted' });
+      assert.deepEqual(rec.usage, { promptTokens: 7, completionTokens: 3, cachedPromptTokens: 0, source: 'counted' });
       assert.deepEqual(rec.deployment, { cluster: 'c1', model: 'up-gpt', provider: 'openai', labels: {} });
       // Built in canonical key order with its chain slot, linked in place by the chain: serialized by the native
       // JSON.stringify (and a record without the slot is copied around it, in order too).
@@ -425,7 +425,7 @@ const cases: Case[] = [
       const client = streamedText(steps, results);
       assert.equal(client, sse(delta('Hel'), delta('lo')), 'the client sees its events and [DONE], not the usage chunk');
       const rec = onlyRecord(g);
-      assert.deepEqual(rec.usage, { promptTokens: 9, completionTokens: 2, source: 'counted' });
+      assert.deepEqual(rec.usage, { promptTokens: 9, completionTokens: 2, cachedPromptTokens: 0, source: 'counted' });
       assert.notEqual(rec.latencyMs.firstToken, null);
       assert.deepEqual(
         g.quota.settled.map((s) => s.usedTokens),
@@ -500,7 +500,7 @@ const cases: Case[] = [
     check: (_run, g) => {
       const rec = onlyRecord(g);
       assert.equal(rec.outcome, 'aborted');
-      assert.deepEqual(rec.usage, { promptTokens: 3, completionTokens: 2, source: 'estimated' });
+      assert.deepEqual(rec.usage, { promptTokens: 3, completionTokens: 2, cachedPromptTokens: 0, source: 'estimated' });
       assert.equal(g.quota.settled.length, 1);
     },
   },
@@ -707,7 +707,7 @@ test('a test-only family registered beside OpenAI serves its own path, body, usa
   assert.ok(cont(results[3]).body?.toString().includes('[REDACTED:CARD]'));
   const rec = onlyRecord(g);
   assert.equal(rec.endpoint, 'tiny_generate');
-  assert.deepEqual(rec.usage, { promptTokens: 4, completionTokens: 2, source: 'counted' });
+  assert.deepEqual(rec.usage, { promptTokens: 4, completionTokens: 2, cachedPromptTokens: 0, source: 'counted' });
   assert.equal(g.content.subjects[0]?.endpoint, 'tiny_generate');
 });
 
@@ -722,7 +722,7 @@ test('a test-only family: its stream is metered by its own meter, and its errors
     { phase: 'response_body', chunk: '8\n', endOfStream: true },
   ]);
   assert.equal(cont(results[2]).streamResponseBody, true);
-  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 3, completionTokens: 8, source: 'counted' });
+  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 3, completionTokens: 8, cachedPromptTokens: 0, source: 'counted' });
 
   const denied = await drive(g.processor, [
     { phase: 'request_headers', headers: { ':method': 'POST', ':path': '/tiny/v0/generate', 'content-type': 'application/json', ...TINY_AUTH } },
@@ -780,7 +780,7 @@ test('Anthropic: a Messages request is routed and rewritten, usage counts cache 
   assert.equal(setHeaders(results[1]).has('authorization'), false);
   const rec = onlyRecord(g);
   assert.equal(rec.endpoint, 'messages');
-  assert.deepEqual(rec.usage, { promptTokens: 45, completionTokens: 2, source: 'counted' });
+  assert.deepEqual(rec.usage, { promptTokens: 45, completionTokens: 2, cachedPromptTokens: 40, source: 'counted' });
   assert.deepEqual(
     g.quota.settled.map((s) => s.usedTokens),
     [47],
@@ -825,7 +825,7 @@ test("Anthropic: a streamed message is metered from message_start and message_de
     { phase: 'response_body', chunk: events.slice(0, 50), endOfStream: false },
     { phase: 'response_body', chunk: events.slice(50), endOfStream: true },
   ]);
-  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 7, completionTokens: 3, source: 'counted' });
+  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 7, completionTokens: 3, cachedPromptTokens: 0, source: 'counted' });
   const list = await drive(g.processor, [
     { phase: 'request_headers', headers: { ':method': 'GET', ':path': '/v1/models', 'anthropic-version': '2023-06-01', ...AUTH } },
   ]);
@@ -991,7 +991,7 @@ test('translated: an OpenAI chat request for an Anthropic deployment goes to /v1
   assert.equal(completion.model, 'claude');
   assert.equal(completion.choices[0]?.message.content, 'hello');
   assert.equal(new Map(out.headers?.set).get('content-length'), String(out.body?.length));
-  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 4, completionTokens: 2, source: 'counted' });
+  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 4, completionTokens: 2, cachedPromptTokens: 0, source: 'counted' });
   assert.equal(onlyRecord(g).deployment?.provider, 'anthropic', 'the record says which API the upstream spoke');
 });
 
@@ -1049,5 +1049,5 @@ test('translated: an Anthropic stream for an OpenAI client is re-framed and mete
   assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.model === 'claude'));
   assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), 'Hello');
   assert.ok(client.trimEnd().endsWith('data: [DONE]'));
-  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 6, completionTokens: 2, source: 'counted' });
+  assert.deepEqual(onlyRecord(g).usage, { promptTokens: 6, completionTokens: 2, cachedPromptTokens: 0, source: 'counted' });
 });

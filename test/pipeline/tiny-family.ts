@@ -65,7 +65,7 @@ class TinyMeter implements StreamMeter {
         this.sawContent = true;
       } else if (line.startsWith('u ')) {
         const [, p, c] = line.split(' ');
-        this.usage = { promptTokens: Number(p), completionTokens: Number(c) };
+        this.usage = { promptTokens: Number(p), completionTokens: Number(c), cachedPromptTokens: 0 };
         this.complete = true;
       } else if (line === 'done') this.complete = true;
     }
@@ -96,7 +96,7 @@ export const tinyFamily: ApiFamily = {
   parseResponse(_endpoint, body): ParsedResponse | null {
     const o = JSON.parse(body.toString('utf8')) as { said: string; used: [number, number] };
     return {
-      usage: { promptTokens: o.used[0], completionTokens: o.used[1] },
+      usage: { promptTokens: o.used[0], completionTokens: o.used[1], cachedPromptTokens: 0 },
       model: null,
       setModel: () => undefined,
       texts: () => [

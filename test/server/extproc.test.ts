@@ -142,7 +142,7 @@ test('the full buffered sequence: sanitize, route, rewrite, meter, audit — the
   assert.equal(closed.code, grpc.status.OK);
   envoy.call.end();
   const rec = readAudit(files.auditFile).find((r) => r.requestId === 'req-full-0000-0001');
-  assert.deepEqual(rec?.usage, { promptTokens: 5, completionTokens: 9, source: 'counted' });
+  assert.deepEqual(rec?.usage, { promptTokens: 5, completionTokens: 9, cachedPromptTokens: 0, source: 'counted' });
   assert.equal(rec?.outcome, 'completed');
 });
 
@@ -164,7 +164,7 @@ test('SSE: streamed mode from the response headers, usage read across chunks, th
   assert.equal(out, 'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: [DONE]\n\n');
   assert.equal((await envoy.end()).code, grpc.status.OK);
   const rec = readAudit(files.auditFile).find((r) => r.requestId === 'req-sse-0000-0001');
-  assert.deepEqual(rec?.usage, { promptTokens: 3, completionTokens: 1, source: 'counted' });
+  assert.deepEqual(rec?.usage, { promptTokens: 3, completionTokens: 1, cachedPromptTokens: 0, source: 'counted' });
 });
 
 test('a message out of order ends the stream with an error so Envoy fails closed', async () => {

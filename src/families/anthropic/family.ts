@@ -38,7 +38,7 @@ export function anthropicErrorBody(err: GatewayError): object {
   return { type: 'error', error: { type: anthropicErrorType(err.status), message: err.message } };
 }
 
-const NO_USAGE: ReportedUsage = Object.freeze({ promptTokens: 0, completionTokens: 0 });
+const NO_USAGE: ReportedUsage = Object.freeze({ promptTokens: 0, completionTokens: 0, cachedPromptTokens: 0 });
 
 function modelObject(route: ModelRoute, snapshot: Snapshot): object {
   return { type: 'model', id: route.id, display_name: route.id, created_at: new Date(snapshot.loadedAt).toISOString() };

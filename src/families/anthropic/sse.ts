@@ -10,7 +10,7 @@
  */
 import type { StreamMeter } from '../../pipeline/ports.ts';
 import type { ReportedUsage } from '../../pipeline/usage.ts';
-import { promptTokensOf } from './usage.ts';
+import { cachedTokensOf, promptTokensOf } from './usage.ts';
 
 const LF = 0x0a;
 
@@ -19,6 +19,7 @@ export class AnthropicStreamMeter implements StreamMeter {
   #partial: Buffer | null = null;
   #prompt: number | null = null;
   #completion: number | null = null;
+  #cached = 0;
   #contentChars = 0;
   #sawContent = false;
   #complete = false;
@@ -29,7 +30,9 @@ export class AnthropicStreamMeter implements StreamMeter {
 
   /** Known once the stream has said both: the prompt (message_start) and the final output (message_delta). */
   get usage(): ReportedUsage | null {
-    return this.#prompt === null || this.#completion === null ? null : { promptTokens: this.#prompt, completionTokens: this.#completion };
+    return this.#prompt === null || this.#completion === null
+      ? null
+      : { promptTokens: this.#prompt, completionTokens: this.#completion, cachedPromptTokens: this.#cached };
   }
   get contentChars(): number {
     return this.#contentChars;
@@ -81,6 +84,7 @@ export class AnthropicStreamMeter implements StreamMeter {
         if (typeof message !== 'object' || message === null) return raw;
         const m = message as Record<string, unknown>;
         this.#prompt = promptTokensOf(m['usage']);
+        this.#cached = cachedTokensOf(m['usage']);
         if (this.#model === null || typeof m['model'] !== 'string' || m['model'] === this.#model) return raw;
         m['model'] = this.#model;
         return Buffer.from(`data: ${JSON.stringify(ev)}${raw.toString('latin1', end)}`, 'utf8');
@@ -111,7 +115,10 @@ export class AnthropicStreamMeter implements StreamMeter {
         if (typeof out === 'number' && Number.isSafeInteger(out) && out >= 0) this.#completion = out;
         // Newer streams may restate the prompt here (cache tokens included).
         const prompt = promptTokensOf(usage);
-        if (prompt !== null) this.#prompt = prompt;
+        if (prompt !== null) {
+          this.#prompt = prompt;
+          this.#cached = cachedTokensOf(usage);
+        }
         return raw;
       }
     }

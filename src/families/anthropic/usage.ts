@@ -18,11 +18,16 @@ export function promptTokensOf(usage: unknown): number | null {
   return count(u['input_tokens']) + count(u['cache_read_input_tokens']) + count(u['cache_creation_input_tokens']);
 }
 
+/** Prompt tokens read from the prompt cache (`cache_read_input_tokens`); 0 when absent. */
+export function cachedTokensOf(usage: unknown): number {
+  return typeof usage === 'object' && usage !== null ? count((usage as Record<string, unknown>)['cache_read_input_tokens']) : 0;
+}
+
 /** Reads `usage` from a message; null when absent or malformed. */
 export function usageFromMessage(obj: unknown): ReportedUsage | null {
   if (typeof obj !== 'object' || obj === null) return null;
   const usage = (obj as Record<string, unknown>)['usage'];
   const prompt = promptTokensOf(usage);
   if (prompt === null) return null;
-  return { promptTokens: prompt, completionTokens: count((usage as Record<string, unknown>)['output_tokens']) };
+  return { promptTokens: prompt, completionTokens: count((usage as Record<string, unknown>)['output_tokens']), cachedPromptTokens: cachedTokensOf(usage) };
 }

@@ -1,4 +1,4 @@
-/** Token usage as OpenAI-compatible servers report it (`usage.prompt_tokens`, `usage.completion_tokens`). */
+/** Token usage as OpenAI-compatible servers report it (`usage.prompt_tokens`, `usage.completion_tokens`, `usage.prompt_tokens_details.cached_tokens`). */
 import type { ReportedUsage } from '../../pipeline/usage.ts';
 
 export type { ReportedUsage };
@@ -16,5 +16,7 @@ export function usageFrom(obj: unknown): ReportedUsage | null {
   const prompt = count(u['prompt_tokens']);
   if (prompt === null) return null;
   const completion = count(u['completion_tokens']) ?? 0; // embeddings report none
-  return { promptTokens: prompt, completionTokens: completion };
+  const details = u['prompt_tokens_details'];
+  const cached = typeof details === 'object' && details !== null ? (count((details as Record<string, unknown>)['cached_tokens']) ?? 0) : 0;
+  return { promptTokens: prompt, completionTokens: completion, cachedPromptTokens: Math.min(cached, prompt) };
 }

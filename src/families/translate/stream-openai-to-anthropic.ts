@@ -178,7 +178,8 @@ export class OpenAIToAnthropicSse implements StreamTranslator {
     const usage = anthropicUsageFromOpenAI(u);
     if (usage === null) return;
     this.#usage = usage;
-    this.#reported = { promptTokens: usage.input_tokens + (usage.cache_read_input_tokens ?? 0), completionTokens: usage.output_tokens };
+    const cached = usage.cache_read_input_tokens ?? 0;
+    this.#reported = { promptTokens: usage.input_tokens + cached, completionTokens: usage.output_tokens, cachedPromptTokens: cached };
   }
 
   /** Closes the message: the open block, the stop reason and usage, message_stop. */

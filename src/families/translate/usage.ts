@@ -39,7 +39,7 @@ export function openAIUsageFromCounts(c: AnthropicCounts): OpenAIUsage {
 }
 
 export function reportedFromCounts(c: AnthropicCounts): ReportedUsage {
-  return { promptTokens: c.input + c.cacheRead + c.cacheCreation, completionTokens: c.output };
+  return { promptTokens: c.input + c.cacheRead + c.cacheCreation, completionTokens: c.output, cachedPromptTokens: c.cacheRead };
 }
 
 /** OpenAI's usage object as Anthropic's; null when there is none to read. */

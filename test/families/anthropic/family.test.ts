@@ -126,12 +126,16 @@ test('a buffered message: usage counts cache reads and writes as prompt tokens; 
     usage: { input_tokens: 10, output_tokens: 5, cache_read_input_tokens: 100, cache_creation_input_tokens: 7 },
   };
   const parsed = anthropicFamily.parseResponse(MESSAGES, body(msg));
-  assert.deepEqual(parsed?.usage, { promptTokens: 117, completionTokens: 5 });
+  assert.deepEqual(parsed?.usage, { promptTokens: 117, completionTokens: 5, cachedPromptTokens: 100 });
   assert.deepEqual(
     parsed?.texts().map((t) => t.text),
     ['answer'],
   );
-  assert.deepEqual(anthropicFamily.parseResponse(COUNT_TOKENS, body({ input_tokens: 12 }))?.usage, { promptTokens: 0, completionTokens: 0 });
+  assert.deepEqual(anthropicFamily.parseResponse(COUNT_TOKENS, body({ input_tokens: 12 }))?.usage, {
+    promptTokens: 0,
+    completionTokens: 0,
+    cachedPromptTokens: 0,
+  });
   assert.equal(anthropicFamily.parseResponse(MESSAGES, Buffer.from('<html>')), null);
 });
 
@@ -176,7 +180,7 @@ test('property: the stream meter reads the same usage and text length however th
       const m = new AnthropicStreamMeter();
       const pieces = cutAt(bytes, cuts);
       pieces.forEach((p, i) => assert.equal(m.push(p, i === pieces.length - 1), null, 'the stream passes unchanged'));
-      assert.deepEqual(m.usage, { promptTokens: 12, completionTokens: 4 });
+      assert.deepEqual(m.usage, { promptTokens: 12, completionTokens: 4, cachedPromptTokens: 3 });
       assert.equal(m.contentChars, 'Hello wörld'.length);
       assert.equal(m.sawContent, true);
     }),

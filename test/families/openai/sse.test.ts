@@ -30,7 +30,7 @@ test('usage is read whatever the chunking, at every single split point', () => {
   for (let cut = 0; cut <= bytes.length; cut++) {
     const meter = new SseStreamMeter({ stripUsageChunk: false });
     const out = run(meter, bytes, [cut]);
-    assert.deepEqual(meter.usage, { promptTokens: 7, completionTokens: 3 }, `split at ${cut}`);
+    assert.deepEqual(meter.usage, { promptTokens: 7, completionTokens: 3, cachedPromptTokens: 0 }, `split at ${cut}`);
     assert.equal(meter.contentChars, 'Grüße ☃ snowman'.length);
     assert.equal(out.toString(), STREAM, 'pass-through mode leaves the bytes alone');
   }
@@ -42,7 +42,7 @@ test('the usage chunk the gateway asked for is stripped, framing intact, for eve
     const meter = new SseStreamMeter({ stripUsageChunk: true });
     const out = run(meter, bytes, [cut]);
     assert.equal(out.toString(), WITHOUT_USAGE, `split at ${cut}`);
-    assert.deepEqual(meter.usage, { promptTokens: 7, completionTokens: 3 });
+    assert.deepEqual(meter.usage, { promptTokens: 7, completionTokens: 3, cachedPromptTokens: 0 });
   }
 });
 
@@ -51,7 +51,7 @@ test('one byte per chunk', () => {
   const meter = new SseStreamMeter({ stripUsageChunk: true });
   const cuts = Array.from({ length: bytes.length - 1 }, (_, i) => i + 1);
   assert.equal(run(meter, bytes, cuts).toString(), WITHOUT_USAGE);
-  assert.deepEqual(meter.usage, { promptTokens: 7, completionTokens: 3 });
+  assert.deepEqual(meter.usage, { promptTokens: 7, completionTokens: 3, cachedPromptTokens: 0 });
 });
 
 test('CRLF line endings and comments pass; malformed data lines do not crash', () => {

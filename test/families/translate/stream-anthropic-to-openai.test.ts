@@ -65,14 +65,14 @@ const CASES: ReadonlyArray<{
   input: string;
   includeUsage?: boolean;
   want: unknown[];
-  usage?: { promptTokens: number; completionTokens: number } | null;
+  usage?: { promptTokens: number; completionTokens: number; cachedPromptTokens: number } | null;
   chars?: number;
 }> = [
   {
     name: 'text: a role chunk, content deltas, the finish chunk, [DONE]; ping dropped',
     input: START + sse('ping', {}) + textBlock(0, 'Hel', 'lo') + end('end_turn'),
     want: [ROLE, chunk({ content: 'Hel' }), chunk({ content: 'lo' }), chunk({}, 'stop'), '[DONE]'],
-    usage: { promptTokens: 12, completionTokens: 5 },
+    usage: { promptTokens: 12, completionTokens: 5, cachedPromptTokens: 0 },
     chars: 5,
   },
   {
@@ -80,7 +80,7 @@ const CASES: ReadonlyArray<{
     input: START + textBlock(0, 'Hi') + end('end_turn', 2),
     includeUsage: true,
     want: [ROLE, chunk({ content: 'Hi' }), chunk({}, 'stop'), usageChunk(12, 2), '[DONE]'],
-    usage: { promptTokens: 12, completionTokens: 2 },
+    usage: { promptTokens: 12, completionTokens: 2, cachedPromptTokens: 0 },
   },
   {
     name: 'cache reads and writes count as prompt tokens (cached_tokens = reads)',
@@ -92,7 +92,7 @@ const CASES: ReadonlyArray<{
       end('end_turn', 4),
     includeUsage: true,
     want: [ROLE, chunk({ content: 'x' }), chunk({}, 'stop'), usageChunk(123, 4, 100), '[DONE]'],
-    usage: { promptTokens: 123, completionTokens: 4 },
+    usage: { promptTokens: 123, completionTokens: 4, cachedPromptTokens: 100 },
   },
   {
     name: 'tool_use blocks: tool_calls deltas with index, id, name, then argument fragments; tool_use → tool_calls',

@@ -89,21 +89,21 @@ const CASES: ReadonlyArray<{
   name: string;
   input: string;
   want: unknown[];
-  usage?: { promptTokens: number; completionTokens: number } | null;
+  usage?: { promptTokens: number; completionTokens: number; cachedPromptTokens: number } | null;
   chars?: number;
 }> = [
   {
     name: 'text: message_start, one text block, message_delta with usage, message_stop',
     input: ROLE + chunk({ content: 'Hel' }) + chunk({ content: 'lo' }) + chunk({}, 'stop') + usage(12, 5) + DONE,
     want: [messageStart, textStart(0), textDelta(0, 'Hel'), textDelta(0, 'lo'), stop(0), messageDelta('end_turn', fullUsage(12, 5)), STOP],
-    usage: { promptTokens: 12, completionTokens: 5 },
+    usage: { promptTokens: 12, completionTokens: 5, cachedPromptTokens: 0 },
     chars: 5,
   },
   {
     name: 'cached prompt tokens are cache reads; the rest input_tokens',
     input: ROLE + chunk({ content: 'x' }) + chunk({}, 'length') + usage(120, 4, 100) + DONE,
     want: [messageStart, textStart(0), textDelta(0, 'x'), stop(0), messageDelta('max_tokens', fullUsage(20, 4, 100)), STOP],
-    usage: { promptTokens: 120, completionTokens: 4 },
+    usage: { promptTokens: 120, completionTokens: 4, cachedPromptTokens: 100 },
   },
   {
     name: 'tool calls: a tool_use block each, arguments as input_json_delta, blocks closed in order; tool_calls → tool_use',
