@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ENDPOINT_NAMES } from '../families/endpoints.ts';
+import { parseMicros } from '../shared/decimal.ts';
 
 const positiveInt = z.number({ error: 'must be a positive integer' }).int('must be a positive integer').positive('must be a positive integer');
 const port = z.number({ error: 'must be a port number' }).int('must be a port number').min(0, 'must be a port number').max(65535, 'must be a port number');
@@ -108,6 +109,19 @@ export const AuthRequirementSchema = z.strictObject({
   methods: z.array(AuthMethodName).min(1, 'must name at least one method'),
 });
 
+/**
+ * A spend budget: a decimal amount of the plan's currency with at most 6 decimals, as a string ("25.50") or a YAML
+ * number; read into micro units (at most 9 000 000 000 of the currency, so the counters stay exact integers).
+ */
+const Budget = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const micros = parseMicros(typeof v === 'number' ? String(v) : v);
+  if (micros === null || micros <= 0n || micros > BigInt(Number.MAX_SAFE_INTEGER)) {
+    ctx.addIssue({ code: 'custom', message: 'must be a positive decimal with at most 6 decimals, below 9000000000 (e.g. "25.50")' });
+    return z.NEVER;
+  }
+  return Number(micros);
+});
+
 /** One limit rule of a plan: the counters it sets, for one scope. */
 export const QuotaLimitSchema = z
   .strictObject({
@@ -124,15 +138,24 @@ export const QuotaLimitSchema = z
     tpd: positiveInt.optional(),
     /** Requests in flight at once (a stream counts until it ends). */
     concurrency: positiveInt.optional(),
+    /** Spend per calendar day in quotas.timeZone, in the plan's currency (docs/cost.md); exhausted → 429 budget_exceeded. */
+    budgetDaily: Budget.optional(),
+    /** Spend per calendar month in quotas.timeZone, in the plan's currency. */
+    budgetMonthly: Budget.optional(),
   })
-  .refine((l) => [l.rps, l.rpm, l.tpm, l.tpd, l.concurrency].some((v) => v !== undefined), {
-    message: 'must set at least one of rps, rpm, tpm, tpd, concurrency',
+  .refine((l) => [l.rps, l.rpm, l.tpm, l.tpd, l.concurrency, l.budgetDaily, l.budgetMonthly].some((v) => v !== undefined), {
+    message: 'must set at least one of rps, rpm, tpm, tpd, concurrency, budgetDaily, budgetMonthly',
   });
 
 export const QuotaPlanSchema = z.strictObject({
   /** Identities whose tier has this name use this plan. */
   name: label,
   limits: z.array(QuotaLimitSchema).default([]),
+  /** ISO 4217 currency of the plan's budgets: they count the cost of deployments priced in it. */
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 currency code (e.g. USD)')
+    .default('USD'),
   /** What happens while the quota store (Redis) is unavailable. */
   whenStoreDown: z.enum(['fail_closed', 'fail_open', 'local']).default('fail_closed'),
   /** With `local`: the share of each limit this replica enforces on its own (e.g. 1/replicas). */

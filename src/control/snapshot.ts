@@ -23,7 +23,7 @@ import { canonicalJson } from '../crypto/canonical.ts';
 import { verifyText } from '../crypto/signing.ts';
 import { parseMicros, type Price } from '../pipeline/cost.ts';
 import type { Endpoint } from '../pipeline/endpoint.ts';
-import type { Deployment, ModelRoute, Snapshot } from '../pipeline/snapshot.ts';
+import { pricesOf, type Deployment, type ModelRoute, type Snapshot } from '../pipeline/snapshot.ts';
 
 const RoutedEndpoint = z.enum(ROUTED_ENDPOINT_NAMES);
 
@@ -236,6 +236,7 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
         responseModel: m.responseModel,
         targets: Object.freeze(targets),
         cumulativeWeights: Object.freeze(cumulativeWeights),
+        prices: pricesOf(targets),
         overrides,
       });
     };

@@ -35,15 +35,7 @@ export interface Cost {
   readonly estimated: boolean;
 }
 
-const DECIMAL = /^(\d{1,12})(?:\.(\d{1,6}))?$/;
-
-/** "2.5" → 2 500 000 micro units; null when not a plain non-negative decimal with at most 6 decimals. */
-export function parseMicros(text: string): bigint | null {
-  const m = DECIMAL.exec(text);
-  if (m === null) return null;
-  const [, whole, frac = ''] = m;
-  return BigInt(whole as string) * 1_000_000n + BigInt(frac.padEnd(6, '0'));
-}
+export { parseMicros } from '../shared/decimal.ts';
 
 /** An amount in pico units as a decimal string without trailing zeros ("0.0000125", "3", "-1.5"). */
 export function formatUnits(units: bigint): string {

@@ -109,6 +109,20 @@ export const ERROR_CODES = {
     origin: 'sidecar',
     description: 'The daily token cap is exhausted until midnight in the configured time zone.',
   },
+  budget_exceeded: {
+    status: 429,
+    type: 'insufficient_quota',
+    origin: 'sidecar',
+    description:
+      'A spend budget (daily or monthly, per key, tenant, org or model) is used up until it resets in the configured time zone; retry-after says when.',
+  },
+  budget_currency_mismatch: {
+    status: 403,
+    type: 'permission_error',
+    origin: 'sidecar',
+    description:
+      "The model's deployments are priced in another currency than the caller's spend budget, so the budget cannot count it; the request is refused.",
+  },
   invalid_request_body: {
     status: 400,
     type: 'invalid_request_error',

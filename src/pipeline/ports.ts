@@ -12,6 +12,13 @@ import type { GatewayError } from './errors.ts';
 import type { ConnectionInfo, Identity } from './identity.ts';
 import type { Deployment, ModelRoute, Snapshot } from './snapshot.ts';
 import type { ReportedUsage } from './usage.ts';
+import type { Price } from './cost.ts';
+
+/** What a request cost: 10⁻¹² units of `currency` (src/pipeline/cost.ts). */
+export interface RequestCost {
+  readonly units: bigint;
+  readonly currency: string;
+}
 
 // ── Authentication ──────────────────────────────────────────────────────────
 
@@ -55,6 +62,8 @@ export interface QuotaRequest {
   readonly maxTokens: number | null;
   /** ext_authz never sees the response: request counts only. */
   readonly kinds: 'all' | 'requests_only';
+  /** Prices of every deployment that may answer (targets and fallbacks); spend budgets reserve the dearest. */
+  readonly prices: readonly Price[];
 }
 
 /** An admitted request's reservation; settled once when the request ends. */
@@ -76,8 +85,8 @@ export interface QuotaTicket {
 export interface QuotaGate<T extends QuotaTicket = QuotaTicket> {
   /** Reserves every limit of the caller's plan at once; a refusal is a 429/503 GatewayError; null: no plan applies. */
   admit(req: QuotaRequest): Promise<T | null>;
-  /** Real usage against the reservation; leases released. Never throws. */
-  settle(ticket: T, usedTokens: number): Promise<void>;
+  /** Real usage and cost (null: none) against the reservation; leases released. Never throws. */
+  settle(ticket: T, usedTokens: number, cost: RequestCost | null): Promise<void>;
 }
 
 // ── Content: classification and the data policy ───────────────────────────

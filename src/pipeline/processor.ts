@@ -267,6 +267,7 @@ export class RequestProcessor {
         promptTokens: estimateTokens(req.promptChars),
         maxTokens: req.maxTokens,
         kinds: state.protocol === 'ext_authz' ? 'requests_only' : 'all',
+        prices: ctx.route.prices,
       });
       state.quota = ticket;
       if (ticket !== null) ctx.quota = { plan: ticket.plan, mode: ticket.mode, reservedTokens: ticket.reservedTokens };
@@ -722,7 +723,7 @@ export class RequestProcessor {
     // (a failed settlement is logged and its leases expire by TTL), and the Redis store sends it with its next
     // admission (docs/quotas.md), so the response does not wait for a round trip of its own.
     const ticket = state.quota;
-    if (ticket !== null) void this.#d.quota.settle(ticket, ctx.usage === null ? 0 : ctx.usage.promptTokens + ctx.usage.completionTokens);
+    if (ticket !== null) void this.#d.quota.settle(ticket, ctx.usage === null ? 0 : ctx.usage.promptTokens + ctx.usage.completionTokens, ctx.cost);
     try {
       await this.#d.audit.append(record);
       m.observeAuditCommit(elapsedMs(t0) / 1000);

@@ -7,6 +7,13 @@
 import type { Price } from './cost.ts';
 import type { Endpoint } from './endpoint.ts';
 
+/** The distinct prices of the deployments that may answer a request for these targets (fallback chains included). */
+export function pricesOf(targets: readonly Deployment[]): readonly Price[] {
+  const out = new Set<Price>();
+  for (const t of targets) for (const d of t.fallback?.chain ?? [t]) if (d.price !== null) out.add(d.price);
+  return Object.freeze([...out]);
+}
+
 /** One deployment a request can be sent to. */
 export interface Deployment {
   readonly cluster: string;
@@ -47,6 +54,8 @@ export interface ModelRoute {
   readonly targets: readonly Deployment[];
   /** Running sums of the targets' weights, for the weighted pick. */
   readonly cumulativeWeights: readonly number[];
+  /** The prices of every deployment that may answer (targets and their fallbacks), for spend budgets to reserve. */
+  readonly prices: readonly Price[];
   /** tenant → that tenant's own deployment(s) of this model. */
   readonly overrides: ReadonlyMap<string, ModelRoute>;
 }

@@ -52,13 +52,14 @@ const request = (tier: string, keyId: string): QuotaRequest => ({
   promptTokens: 20,
   maxTokens: 100,
   kinds: 'all',
+  prices: [],
 });
 
 /** One request: admitted (then settled, like a short request) or the refusal's code. */
 async function attempt(stage: QuotaStage, req: QuotaRequest): Promise<string> {
   try {
     const ticket = await stage.admit(req);
-    if (ticket !== null) await stage.settle(ticket, 30);
+    if (ticket !== null) await stage.settle(ticket, 30, null);
     return ticket?.mode === 'store' ? 'ok' : `ok:${ticket?.mode ?? 'none'}`;
   } catch (err) {
     if (err instanceof GatewayError) return err.code;

@@ -29,7 +29,7 @@ import type {
   Translators,
   UpstreamCredentials,
 } from '../../src/pipeline/ports.ts';
-import type { Deployment, ModelRoute, Snapshot } from '../../src/pipeline/snapshot.ts';
+import { pricesOf, type Deployment, type ModelRoute, type Snapshot } from '../../src/pipeline/snapshot.ts';
 import { Metrics } from '../../src/telemetry/metrics.ts';
 import { openAIFamily } from '../../src/families/openai/family.ts';
 
@@ -86,6 +86,7 @@ export function route(
     responseModel: 'alias',
     targets,
     cumulativeWeights: targets.map((t) => (sum += t.weight)),
+    prices: pricesOf(targets),
     overrides,
   };
 }

@@ -33,7 +33,7 @@ test('limits: one spec per counter, keyed by scope, named by family', () => {
   });
   const plan = cfg.plans[0];
   assert.ok(plan);
-  const specs = buildLimits(plan, subject, { reservedTokens: 300, utcOffsetMs: 0, leaseMs: 1000, kinds: 'all', share: 1 });
+  const specs = buildLimits(plan, subject, { reservedTokens: 300, reservedCostMicros: 0, utcOffsetMs: 0, leaseMs: 1000, kinds: 'all', share: 1 });
   assert.deepEqual(
     specs.map((s) => [s.kind, s.name, s.key]),
     [
@@ -47,12 +47,19 @@ test('limits: one spec per counter, keyed by scope, named by family', () => {
   );
   const tpm = specs.find((s) => s.name === 'tokens:tpm:key');
   assert.equal(tpm?.kind === 'window' ? tpm.cost : -1, 300);
-  const onlyRequests = buildLimits(plan, subject, { reservedTokens: 300, utcOffsetMs: 0, leaseMs: 1000, kinds: 'requests_only', share: 1 });
+  const onlyRequests = buildLimits(plan, subject, {
+    reservedTokens: 300,
+    reservedCostMicros: 0,
+    utcOffsetMs: 0,
+    leaseMs: 1000,
+    kinds: 'requests_only',
+    share: 1,
+  });
   assert.deepEqual(
     onlyRequests.map((s) => s.name),
     ['requests:rps:key', 'requests:rpm:key', 'requests:rpm:tenant_endpoint'],
   );
-  const half = buildLimits(plan, subject, { reservedTokens: 300, utcOffsetMs: 0, leaseMs: 1000, kinds: 'all', share: 0.5 });
+  const half = buildLimits(plan, subject, { reservedTokens: 300, reservedCostMicros: 0, utcOffsetMs: 0, leaseMs: 1000, kinds: 'all', share: 0.5 });
   assert.equal(
     half.find((s) => s.name === 'requests:rpm:key')?.kind === 'window' ? (half.find((s) => s.name === 'requests:rpm:key') as { limit: number }).limit : 0,
     50,
@@ -127,6 +134,7 @@ const request = (tier: string, extra: Partial<QuotaRequest> = {}): QuotaRequest 
   promptTokens: 20,
   maxTokens: 100,
   kinds: 'all',
+  prices: [],
   ...extra,
 });
 
@@ -166,8 +174,8 @@ test('reservation = prompt estimate + max_tokens (or the plan default; embedding
   const t = await s.admit(request('std', { endpoint: 'embeddings', generates: false, maxTokens: null }));
   assert.equal(t?.reservedTokens, 20);
   assert.ok(t);
-  await s.settle(t, 5);
-  assert.deepEqual(store.settled.at(-1), ['r1', { tokenDelta: -15 }]);
+  await s.settle(t, 5, null);
+  assert.deepEqual(store.settled.at(-1), ['r1', { tokenDelta: -15, costDelta: 0 }]);
 });
 
 test('denials: 429 rate_limit_exceeded with retry-after and headers; daily cap → insufficient_quota', async () => {
@@ -321,7 +329,7 @@ test('lease heartbeat: leases of requests in flight are renewed while the sideca
     await beat();
     assert.equal(await code(b, `probe-${t}`), 'rate_limit_exceeded', `slot held at ${t} s`);
   }
-  await a.settle(ticket, 0);
+  await a.settle(ticket, 0, null);
   assert.equal(poll.running, 0, 'nothing held: the heartbeat stops');
   assert.equal(await code(b, 'after-end'), 'ok', 'released at the end');
 
@@ -336,7 +344,7 @@ test('lease heartbeat: leases of requests in flight are renewed while the sideca
   const reclaimed = await a.admit(request('c', { requestId: 'reclaimed' }));
   assert.ok(reclaimed, "the dead sidecar's slot is free again");
   assert.equal(clock.now() - lastBeat, 15_000);
-  await a.settle(reclaimed, 0);
+  await a.settle(reclaimed, 0, null);
 
   // A request that never ends (its ticket is never settled) is renewed up to leaseSeconds, then left to expire.
   const c = sidecar();
@@ -356,4 +364,93 @@ test('lease heartbeat: leases of requests in flight are renewed while the sideca
   assert.equal(await code(a, 'after-forever'), 'ok', 'its lease expired a TTL after the last renewal');
   a.close();
   c.close();
+});
+
+// ── Spend budgets ─────────────────────────────────────────────────────────
+
+const usd = (input: bigint, output: bigint, currency = 'USD') => ({
+  currency,
+  inputMicrosPerMillion: input,
+  cachedInputMicrosPerMillion: input,
+  outputMicrosPerMillion: output,
+  perRequestMicros: 0n,
+});
+const budgetPlan = (limit: Record<string, unknown> = { scope: 'tenant', budgetDaily: '1.5', budgetMonthly: 20 }) => ({
+  plans: [{ name: 'b', limits: [limit] }],
+  timeZone: 'Europe/Berlin',
+});
+
+test('budgets: limits in micro units of the plan currency, charged the most the request can cost at the dearest deployment', async () => {
+  const store = new FakeStore();
+  const s = stage(budgetPlan(), store);
+  // 20 prompt + 100 completion tokens: at 2 / 8 per million the cheap one costs 0.00084, the dear one (5 / 30) 0.0031.
+  const ticket = await s.admit(request('b', { prices: [usd(2_000_000n, 8_000_000n), usd(5_000_000n, 30_000_000n)] }));
+  const limits = store.admitted.at(-1) ?? [];
+  assert.deepEqual(
+    limits.map((l) => [l.kind, l.name, l.key, 'limit' in l ? l.limit : null, 'cost' in l ? l.cost : null]),
+    [
+      ['day', 'budget:daily:tenant', 'tenant:research:bpd', 1_500_000, 3100],
+      ['month', 'budget:monthly:tenant', 'tenant:research:bpm', 20_000_000, 3100],
+    ],
+  );
+  assert.equal(ticket?.reservedCostMicros, 3100);
+  assert.equal(ticket?.completionCap, null, 'max_tokens was set');
+  // Settled with the real cost, rounded up to a micro unit: 0.0012345 → 1235 micros.
+  assert.ok(ticket);
+  await s.settle(ticket, 50, { units: 1_234_500_000n, currency: 'USD' });
+  assert.deepEqual(store.settled.at(-1), ['r1', { tokenDelta: 50 - 120, costDelta: 1235 - 3100 }]);
+  // No price among the deployments: nothing reserved, the budget is still checked (an exhausted one refuses).
+  const free = await s.admit(request('b', { requestId: 'r2', prices: [] }));
+  assert.equal(free?.reservedCostMicros, 0);
+  assert.ok(free);
+  await s.settle(free, 10, null);
+  assert.deepEqual(store.settled.at(-1), ['r2', { tokenDelta: 10 - 120, costDelta: 0 }]);
+  // An unset max_tokens is capped (the reservation must bound the cost), as with token limits.
+  assert.equal((await s.admit(request('b', { requestId: 'r3', maxTokens: null, prices: [usd(1n, 1n)] })))?.completionCap, 1024);
+  // ext_authz never sees the cost: no budget limits there.
+  const before = store.admitted.length;
+  assert.equal(await s.admit(request('b', { requestId: 'r4', kinds: 'requests_only', prices: [usd(1n, 1n)] })), null);
+  assert.equal(store.admitted.length, before);
+});
+
+test('budgets: a deployment priced in another currency is refused, never let through unmetered', async () => {
+  const s = stage(budgetPlan(), new FakeStore());
+  await assert.rejects(
+    s.admit(request('b', { prices: [usd(1n, 1n), usd(1n, 1n, 'EUR')] })),
+    (err: unknown) => err instanceof GatewayError && err.code === 'budget_currency_mismatch' && err.status === 403 && /EUR/.test(err.message),
+  );
+});
+
+test('budgets: an exhausted budget is 429 budget_exceeded with retry-after and budget headers; counted as budget_daily', async () => {
+  const store = new FakeStore();
+  store.decide = (limits) => ({
+    admitted: false,
+    now: 0,
+    states: limits.map((l) => ({ name: l.name, limit: 1_500_000, remaining: l.name.startsWith('budget:daily') ? 0 : 700_000, resetMs: 3_600_000 })),
+    deniedBy: 'budget:daily:tenant',
+    retryAfterMs: 3_600_000,
+  });
+  const metrics = new Metrics({ processMetrics: false });
+  const s = new QuotaStage(quotas(budgetPlan()), { primary: store, local: new FakeStore(), breaker: null, metrics, log: pino({ level: 'silent' }) });
+  const err = await s.admit(request('b', { prices: [usd(1_000_000n, 1_000_000n)] })).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof GatewayError);
+  assert.equal(err.code, 'budget_exceeded');
+  assert.equal(err.status, 429);
+  assert.match(err.message, /daily spend budget per tenant, USD.*resets in 1h0m0s/);
+  assert.equal(err.headers['retry-after'], '3600');
+  assert.equal(err.headers['x-ratelimit-limit-budget'], '1.5');
+  assert.equal(err.headers['x-ratelimit-remaining-budget'], '0');
+  assert.equal(err.headers['x-ratelimit-budget-currency'], 'USD');
+  const denied = (await metrics.registry.getSingleMetric('inference_gateway_quota_decisions_total')?.get())?.values.find((v) => v.labels.outcome === 'denied');
+  assert.equal(denied?.labels.limit, 'budget_daily');
+});
+
+test('budgets: amounts with more than 6 decimals, zero or negative are refused by the config', () => {
+  for (const bad of ['0.0000001', '0', '-1', 1e-7, '10000000000']) {
+    assert.throws(() => quotas(budgetPlan({ scope: 'org', budgetDaily: bad })), /must be a positive decimal with at most 6 decimals/, String(bad));
+  }
+  assert.throws(() => quotas({ plans: [{ name: 'x', currency: 'dollars', limits: [{ scope: 'org', budgetDaily: '1' }] }] }), /currency/);
 });

@@ -99,7 +99,7 @@ test('orgs on all three nodes: 21 concurrent admits per org from two sidecars â†
     for (let round = 0; round < 2; round++) {
       await Promise.all(
         results.flatMap(({ org, ids, decisions }) =>
-          ids.filter((_, i) => decisions[i]?.admitted === true).map((id, i) => (i % 2 === 0 ? b : a).settle(id, org, { tokenDelta: -50 })),
+          ids.filter((_, i) => decisions[i]?.admitted === true).map((id, i) => (i % 2 === 0 ? b : a).settle(id, org, { tokenDelta: -50, costDelta: 0 })),
         ),
       );
     }
@@ -126,7 +126,7 @@ test('cluster mode: a store created before the first command connects lazily and
   try {
     const d = await s.admit('lazy-1', 'lazy-org', limits(1));
     assert.equal(d.admitted, true);
-    await s.settle('lazy-1', 'lazy-org', { tokenDelta: 0 });
+    await s.settle('lazy-1', 'lazy-org', { tokenDelta: 0, costDelta: 0 });
   } finally {
     await s.close();
   }

@@ -54,6 +54,7 @@ const harnesses: Record<'memory' | 'redis', () => Harness> = {
 
 const win = (name: string, key: string, limit: number, windowMs: number, cost = 1): LimitSpec => ({ kind: 'window', name, key, limit, windowMs, cost });
 const day = (name: string, key: string, limit: number, utcOffsetMs: number, cost = 1): LimitSpec => ({ kind: 'day', name, key, limit, utcOffsetMs, cost });
+const month = (name: string, key: string, limit: number, utcOffsetMs: number, cost = 1): LimitSpec => ({ kind: 'month', name, key, limit, utcOffsetMs, cost });
 const conc = (name: string, key: string, limit: number, leaseMs: number): LimitSpec => ({ kind: 'concurrency', name, key, limit, leaseMs });
 const rate = (name: string, key: string, ratePerSec: number, burst: number): LimitSpec => ({ kind: 'rate', name, key, ratePerSec, burst });
 
@@ -213,7 +214,7 @@ for (const kind of ['memory', 'redis'] as const) {
         // Settlements due by now, in time order, before the next decision.
         for (const c of charges.filter((x) => !x.settled && x.settleAt <= at).sort((x, y) => x.settleAt - y.settleAt)) {
           clock = c.settleAt;
-          await h.store.settle(c.rid, tag, { tokenDelta: c.delta });
+          await h.store.settle(c.rid, tag, { tokenDelta: c.delta, costDelta: 0 });
           // Settled within the window (≤ 20.5 s later), so on the sub-window it was charged to; clamped at 0.
           c.amount = Math.max(0, c.amount + c.delta);
           c.settled = true;
@@ -304,6 +305,51 @@ for (const kind of ['memory', 'redis'] as const) {
       }
     });
 
+    // Month ends in a zone east and west of UTC, a leap February and the turn of a year (the script's civil-calendar
+    // arithmetic against the memory store's Date).
+    for (const [label, offset, monthStartUtc] of [
+      ['UTC+01:00, Dec → Jan', 3_600_000, '2026-12-31T23:00:00.000Z'],
+      ['UTC-08:00, leap Feb → Mar', -8 * 3_600_000, '2028-03-01T08:00:00.000Z'],
+      ['UTC, Jan → Feb', 0, '2027-02-01T00:00:00.000Z'],
+      ['UTC+05:30, Feb → Mar (not leap)', 5.5 * 3_600_000, '2027-02-28T18:30:00.000Z'],
+    ] as const) {
+      test(`month: resets at the local start of the next calendar month (${label})`, async () => {
+        fresh();
+        const next = Date.parse(monthStartUtc);
+        const limits = [month('budget:monthly:org', 'bpm', 1000, offset, 400)];
+        clock = next - 20 * DAY; // well inside the month before
+        const first = await h.store.admit(id(), tag, limits);
+        assert.deepEqual(rem(first), [600]);
+        assert.equal(first.states[0]?.resetMs, next - clock);
+        clock = next - 1;
+        const second = await h.store.admit(id(), tag, limits);
+        assert.deepEqual(rem(second), [200]);
+        assert.equal(second.states[0]?.resetMs, 1);
+        assert.deepEqual(denied(await h.store.admit(id(), tag, limits)), { deniedBy: 'budget:monthly:org', retryAfterMs: 1 });
+        clock = next; // the new month: everything back
+        assert.deepEqual(rem(await h.store.admit(id(), tag, limits)), [600]);
+      });
+    }
+
+    test('settle: the cost delta lands on budget buckets, the token delta on token buckets, never the other way', async () => {
+      fresh();
+      const limits = [
+        day('tokens:tpd:org', 'tpd', 1000, 0, 100),
+        day('budget:daily:org', 'bpd', 5000, 0, 2000),
+        month('budget:monthly:org', 'bpm', 9000, 0, 2000),
+      ];
+      assert.deepEqual(rem(await h.store.admit('r1', tag, limits)), [900, 3000, 7000]);
+      await h.store.settle('r1', tag, { tokenDelta: -60, costDelta: -1500 }); // used 40 tokens, cost 500 of the 2000 reserved
+      const probe = [day('tokens:tpd:org', 'tpd', 1000, 0, 0), day('budget:daily:org', 'bpd', 5000, 0, 0), month('budget:monthly:org', 'bpm', 9000, 0, 0)];
+      assert.deepEqual(rem(await h.store.admit(id(), tag, probe)), [960, 4500, 8500]);
+      await h.store.settle('r1', tag, { tokenDelta: -60, costDelta: -1500 }); // twice: nothing more
+      assert.deepEqual(rem(await h.store.admit(id(), tag, probe)), [960, 4500, 8500]);
+      // More than reserved (a reservation is an estimate): charged afterwards.
+      await h.store.admit('r2', tag, limits);
+      await h.store.settle('r2', tag, { tokenDelta: 0, costDelta: 700 });
+      assert.deepEqual(rem(await h.store.admit(id(), tag, probe)), [860, 1800, 5800]);
+    });
+
     test('concurrency: N leases then deny; settle releases; expired leases are reclaimed', async () => {
       fresh();
       const limits = [conc('requests:concurrent', 'conc', 3, 30_000)];
@@ -315,7 +361,7 @@ for (const kind of ['memory', 'redis'] as const) {
       assert.deepEqual(rem(full), [0]);
       assert.equal(full.states[0]?.resetMs, 29_000, 'the earliest lease expires in 29 s');
       assert.deepEqual(denied(await h.store.admit(id(), tag, limits)), { deniedBy: 'requests:concurrent', retryAfterMs: 1000 });
-      await h.store.settle(ids[1] as string, tag, { tokenDelta: 0 });
+      await h.store.settle(ids[1] as string, tag, { tokenDelta: 0, costDelta: 0 });
       const late = id();
       assert.deepEqual(rem(await h.store.admit(late, tag, limits)), [0], 'the released slot is taken again');
       assert.equal((await h.store.admit(id(), tag, limits)).admitted, false);
@@ -362,7 +408,7 @@ for (const kind of ['memory', 'redis'] as const) {
       assert.deepEqual(await h.store.renew(tag, [b], 1000), [true]);
       clock = T0 + 39_999 + 14_999;
       assert.equal((await h.store.admit(id(), tag, limits)).admitted, false, 'still held: a shorter renewal did not shorten it');
-      await h.store.settle(b, tag, { tokenDelta: 0 });
+      await h.store.settle(b, tag, { tokenDelta: 0, costDelta: 0 });
       assert.deepEqual(await h.store.renew(tag, [b], 15_000), [false]);
       assert.deepEqual(await h.store.renew(tag, [], 15_000), []);
       // A request without a concurrency limit holds no lease to renew.
@@ -381,22 +427,22 @@ for (const kind of ['memory', 'redis'] as const) {
       const probe = async (): Promise<number[]> => rem(await h.store.admit(id(), tag, limits(0, 0)));
       const r1 = id();
       assert.deepEqual(rem(await h.store.admit(r1, tag, limits(100))), [99, 900, 9900]);
-      await h.store.settle(r1, tag, { tokenDelta: 50 });
+      await h.store.settle(r1, tag, { tokenDelta: 50, costDelta: 0 });
       assert.deepEqual(await probe(), [99, 850, 9850], '+50 on both token limits, requests untouched');
-      await h.store.settle(r1, tag, { tokenDelta: 50 });
+      await h.store.settle(r1, tag, { tokenDelta: 50, costDelta: 0 });
       assert.deepEqual(await probe(), [99, 850, 9850], 'a second settlement changes nothing');
       const r2 = id();
       assert.deepEqual(rem(await h.store.admit(r2, tag, limits(100))), [98, 750, 9750]);
-      await h.store.settle(r2, tag, { tokenDelta: -100 });
+      await h.store.settle(r2, tag, { tokenDelta: -100, costDelta: 0 });
       assert.deepEqual(await probe(), [98, 850, 9850], '−100 gives the reservation back');
-      await h.store.settle(r2, tag, { tokenDelta: -100 });
+      await h.store.settle(r2, tag, { tokenDelta: -100, costDelta: 0 });
       assert.deepEqual(await probe(), [98, 850, 9850]);
       const r3 = id();
       await h.store.admit(r3, tag, limits(100));
-      await h.store.settle(r3, tag, { tokenDelta: -1_000_000 });
+      await h.store.settle(r3, tag, { tokenDelta: -1_000_000, costDelta: 0 });
       assert.deepEqual(await probe(), [97, 1000, 10_000], 'clamped at 0, not negative');
       // Unknown request: nothing happens.
-      await h.store.settle('never-admitted', tag, { tokenDelta: 500 });
+      await h.store.settle('never-admitted', tag, { tokenDelta: 500, costDelta: 0 });
       assert.deepEqual(await probe(), [97, 1000, 10_000]);
 
       // The delta goes to the sub-window of the admission, even after the window moved on (and across a fixed-minute boundary).
@@ -407,12 +453,12 @@ for (const kind of ['memory', 'redis'] as const) {
       const p = async (): Promise<number[]> => rem(await h.store.admit(id(), tag, [win('tokens:tpm', 'tpm2', 1000, 60_000, 0)]));
       clock = T0 + 60_100;
       assert.equal(denied(await h.store.admit(id(), tag, tpm)).retryAfterMs, 119_999 - 60_100, 'the reservation holds the window');
-      await h.store.settle(r4, tag, { tokenDelta: -500 }); // used 100 of 600
+      await h.store.settle(r4, tag, { tokenDelta: -500, costDelta: 0 }); // used 100 of 600
       assert.deepEqual(await p(), [900]);
       const r5 = id();
       assert.deepEqual(rem(await h.store.admit(r5, tag, tpm)), [300], 'the settled-down reservation made room');
       clock = T0 + 90_000;
-      await h.store.settle(r5, tag, { tokenDelta: 100 }); // used 700 of 600
+      await h.store.settle(r5, tag, { tokenDelta: 100, costDelta: 0 }); // used 700 of 600
       assert.deepEqual(await p(), [200], 'charged to the sub-window of its admission');
       clock = T0 + 119_999; // r4's sub-window has left; r5's (60.1 s) has not
       assert.deepEqual(await p(), [300]);
@@ -428,8 +474,8 @@ for (const kind of ['memory', 'redis'] as const) {
       await h.store.admit(a, tag, limits);
       await h.store.admit(b, tag, limits);
       assert.equal((await h.store.admit(id(), tag, limits)).admitted, false);
-      await h.store.settle(a, tag, { tokenDelta: 0 });
-      await h.store.settle(a, tag, { tokenDelta: 0 });
+      await h.store.settle(a, tag, { tokenDelta: 0, costDelta: 0 });
+      await h.store.settle(a, tag, { tokenDelta: 0, costDelta: 0 });
       const c = await h.store.admit(id(), tag, limits);
       assert.equal(c.admitted, true, 'one slot back, not two');
       assert.equal((await h.store.admit(id(), tag, limits)).admitted, false);
@@ -451,7 +497,7 @@ test('memory: the reservation expires after max(leaseMs) + 60 s; a later settlem
   const limits: LimitSpec[] = [conc('requests:concurrent', 'c', 5, 1000), win('tokens:tpm', 'tpm', 1000, 3_600_000, 100)];
   await store.admit('r', 'org', limits);
   now += 61_000;
-  await store.settle('r', 'org', { tokenDelta: 500 });
+  await store.settle('r', 'org', { tokenDelta: 500, costDelta: 0 });
   const d = await store.admit('probe', 'org', [win('tokens:tpm', 'tpm', 1000, 3_600_000, 0)]);
   assert.deepEqual(rem(d), [900], 'the expired reservation did not apply its delta');
 });
@@ -466,7 +512,7 @@ test('memory: renewal keeps the reservation record past max(leaseMs) + 60 s, so 
     assert.deepEqual(await store.renew('org', ['r'], 15_000), [true]);
   }
   now += 5000; // 105 s after admission: without renewals the record would be gone (75 s)
-  await store.settle('r', 'org', { tokenDelta: 400 });
+  await store.settle('r', 'org', { tokenDelta: 400, costDelta: 0 });
   const d = await store.admit('probe', 'org', [win('tokens:tpm', 'tpm', 100_000, 3_600_000, 0)]);
   assert.deepEqual(rem(d), [99_500], 'reservation 100 + 400 used beyond it');
 });

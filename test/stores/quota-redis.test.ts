@@ -108,7 +108,7 @@ test('two sidecars, 51 concurrent admits against a concurrency limit of 50 → e
     const held = ids.filter((_, i) => decisions[i]?.admitted === true);
     assert.equal(await admin.zcard(`qr:{${tag}}:conc`), 50);
     // Settle 10 through the other sidecar, then 11 race for the 10 free slots.
-    await Promise.all(held.slice(0, 10).map((id, i) => (i % 2 === 0 ? b : a).settle(id, tag, { tokenDelta: 0 })));
+    await Promise.all(held.slice(0, 10).map((id, i) => (i % 2 === 0 ? b : a).settle(id, tag, { tokenDelta: 0, costDelta: 0 })));
     const second = await race([a, b], tag, limits, 11);
     assert.equal(second.filter((d) => d.admitted).length, 10);
     assert.equal(await admin.zcard(`qr:{${tag}}:conc`), 50);
@@ -160,7 +160,7 @@ test('one admit = one round trip (a single EVALSHA); EVAL only after NOSCRIPT', 
     t.diagnostic(`admit with 5 limits → client commands: ${JSON.stringify(admitCmds)}`);
     assert.deepEqual(admitCmds, ['evalsha']);
 
-    await store.settle('r1', tag, { tokenDelta: -200 });
+    await store.settle('r1', tag, { tokenDelta: -200, costDelta: 0 });
     const settleCmds = await commandsUntilMarker();
     t.diagnostic(`settle → client commands: ${JSON.stringify(settleCmds)}`);
     assert.deepEqual(settleCmds, ['evalsha']);
@@ -179,9 +179,9 @@ test('one admit = one round trip (a single EVALSHA); EVAL only after NOSCRIPT', 
     for (let i = 0; i < 6; i++) await store.admit(`b${i}`, i < 4 ? tag : other, limits);
     await commandsUntilMarker();
     const before = await store.admit('probe-1', tag, limits);
-    await store.settle('never-admitted', tag, { tokenDelta: 0 }); // loads the settle script again (flushed above)
+    await store.settle('never-admitted', tag, { tokenDelta: 0, costDelta: 0 }); // loads the settle script again (flushed above)
     await commandsUntilMarker();
-    await Promise.all([0, 1, 2, 3, 4, 5].map((i) => store.settle(`b${i}`, i < 4 ? tag : other, { tokenDelta: -500 })));
+    await Promise.all([0, 1, 2, 3, 4, 5].map((i) => store.settle(`b${i}`, i < 4 ? tag : other, { tokenDelta: -500, costDelta: 0 })));
     const batched = await commandsUntilMarker();
     t.diagnostic(`six settlements of two tags in one turn → ${JSON.stringify(batched)}`);
     assert.deepEqual(batched, ['evalsha', 'evalsha']);
@@ -194,7 +194,7 @@ test('one admit = one round trip (a single EVALSHA); EVAL only after NOSCRIPT', 
 
     // A settlement still waiting when the next admission is made goes out first, in the same write, and what it
     // releases counts for that admission: no round trip of its own.
-    const settling = store.settle('probe-2', tag, { tokenDelta: 0 });
+    const settling = store.settle('probe-2', tag, { tokenDelta: 0, costDelta: 0 });
     const next = await store.admit('probe-3', tag, limits);
     await settling;
     const rode = await argsUntilMarker();
@@ -308,7 +308,7 @@ test('Redis killed: admit/settle throw within commandTimeoutMs; restarted on the
       },
       { what: 'the store to report Redis unreachable', intervalMs: 10 },
     );
-    const s = await measure(() => store.settle('before', tag, { tokenDelta: 0 }));
+    const s = await measure(() => store.settle('before', tag, { tokenDelta: 0, costDelta: 0 }));
     t.diagnostic(`Redis down → settle threw in ${s.ms.toFixed(1)} ms`);
     assert.ok(s.err instanceof Error && s.ms <= TIMEOUT_MS + 100);
     await redis.start();

@@ -1,5 +1,6 @@
 /** OpenAI-style rate-limit headers from a decision's limit states. */
 import type { LimitState } from '../../stores/quota/port.ts';
+import { formatMicros } from '../../shared/decimal.ts';
 
 /** Durations as OpenAI writes them: `20ms`, `1s`, `6m0s`, `1h2m3s`. */
 export function formatReset(ms: number): string {
@@ -22,7 +23,7 @@ function tightest(states: readonly LimitState[], prefix: string): LimitState | n
   return best;
 }
 
-export function rateLimitHeaders(states: readonly LimitState[]): Array<[string, string]> {
+export function rateLimitHeaders(states: readonly LimitState[], currency = 'USD'): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   const r = tightest(states, 'requests:');
   if (r !== null) {
@@ -38,6 +39,16 @@ export function rateLimitHeaders(states: readonly LimitState[]): Array<[string, 
       ['x-ratelimit-limit-tokens', String(t.limit)],
       ['x-ratelimit-remaining-tokens', String(Math.max(0, t.remaining))],
       ['x-ratelimit-reset-tokens', formatReset(t.resetMs)],
+    );
+  }
+  // Spend budgets (micro units in the store) as decimal amounts of the plan's currency.
+  const b = tightest(states, 'budget:');
+  if (b !== null) {
+    out.push(
+      ['x-ratelimit-limit-budget', formatMicros(b.limit)],
+      ['x-ratelimit-remaining-budget', formatMicros(Math.max(0, b.remaining))],
+      ['x-ratelimit-reset-budget', formatReset(b.resetMs)],
+      ['x-ratelimit-budget-currency', currency],
     );
   }
   return out;

@@ -12,6 +12,8 @@ export type { QuotaSubject };
 export interface LimitOptions {
   /** Tokens reserved at admission (prompt estimate + completion allowance); 0 = no token limits apply. */
   readonly reservedTokens: number;
+  /** Cost reserved at admission in micro units of the plan's currency: the most the request can cost (0: unpriced). */
+  readonly reservedCostMicros: number;
   readonly utcOffsetMs: number;
   readonly leaseMs: number;
   /** Which kinds of limits to build (ext_authz sees no responses: request counts only). */
@@ -39,7 +41,9 @@ const scaled = (limit: number, share: number): number => Math.max(1, Math.floor(
 
 /**
  * Limit names say what a limit counts (`requests:…`, `tokens:…`,
- * `concurrency:…`) — the store settles only `tokens:` limits, the stage
+ * `budget:…`, `concurrency:…`) — the store settles `tokens:` limits with the
+ * token delta and `budget:` limits (micro units of the plan's currency) with
+ * the cost delta, the stage
  * reports headers and picks the error from them.
  */
 export function buildLimits(plan: QuotaPlan, s: QuotaSubject, o: LimitOptions): LimitSpec[] {
@@ -65,6 +69,26 @@ export function buildLimits(plan: QuotaPlan, s: QuotaSubject, o: LimitOptions): 
         limit: scaled(rule.tpd, o.share),
         utcOffsetMs: o.utcOffsetMs,
         cost: o.reservedTokens,
+      });
+    }
+    if (rule.budgetDaily !== undefined) {
+      out.push({
+        kind: 'day',
+        name: `budget:daily:${sc}`,
+        key: `${k}:bpd`,
+        limit: scaled(rule.budgetDaily, o.share),
+        utcOffsetMs: o.utcOffsetMs,
+        cost: o.reservedCostMicros,
+      });
+    }
+    if (rule.budgetMonthly !== undefined) {
+      out.push({
+        kind: 'month',
+        name: `budget:monthly:${sc}`,
+        key: `${k}:bpm`,
+        limit: scaled(rule.budgetMonthly, o.share),
+        utcOffsetMs: o.utcOffsetMs,
+        cost: o.reservedCostMicros,
       });
     }
     if (rule.concurrency !== undefined) {

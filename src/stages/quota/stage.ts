@@ -24,11 +24,16 @@ import { ZoneOffset } from './clock.ts';
 import { formatReset, rateLimitHeaders } from './headers.ts';
 import { buildLimits } from './limits.ts';
 import { errorMessage } from '../../shared/values.ts';
+import { maxCostUnits, unitsToMicrosCeil } from '../../pipeline/cost.ts';
+import type { RequestCost } from '../../pipeline/ports.ts';
 
 /** The stage's ticket: what the pipeline sees, plus where the reservation is held. */
 export interface QuotaTicket extends PortTicket {
   readonly requestId: string;
   readonly tag: string;
+  /** Spend reserved in micro units of `currency` (0: the plan has no budget, or nothing is priced). */
+  readonly reservedCostMicros: number;
+  readonly currency: string;
   /** The store that holds the reservation (null when nothing was reserved: fail open). */
   readonly store: QuotaStore | null;
 }
@@ -76,8 +81,8 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
   readonly #now: () => number;
   readonly #schedule: (tick: () => void, intervalMs: number) => () => void;
   #lastDegradedLog = 0;
-  /** `<tag>\0<limit key>` → when the store said the caller may retry, and whether it was the daily cap. */
-  readonly #denials = new Map<string, { until: number; daily: boolean; name: string }>();
+  /** `<tag>\0<limit key>` → when the store said the caller may retry, and the refusing limit's name. */
+  readonly #denials = new Map<string, { until: number; name: string }>();
   readonly #held = new Map<string, Held>();
   #stopHeartbeat: (() => void) | null = null;
   #renewing: Promise<void> | null = null;
@@ -102,10 +107,20 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
     if (plan === null || plan.limits.length === 0) return null;
     const completion = req.generates ? (req.maxTokens ?? plan.defaultMaxTokens) : 0;
     const reservedTokens = req.promptTokens + completion;
-    const limitsTokens = plan.limits.some((l) => l.tpm !== undefined || l.tpd !== undefined);
+    const budgets = req.kinds === 'all' && plan.limits.some((l) => l.budgetDaily !== undefined || l.budgetMonthly !== undefined);
+    // Budgets need a bound on the completion as much as token limits do: an unset max_tokens is capped for both.
+    const limitsTokens = budgets || plan.limits.some((l) => l.tpm !== undefined || l.tpd !== undefined);
     const completionCap = req.generates && req.maxTokens === null && limitsTokens && plan.capUnsetMaxTokens ? plan.defaultMaxTokens : null;
+    const reservedCostMicros = budgets ? reserveCost(plan, req, completion) : 0;
     const tag = req.subject.org;
-    const options = { reservedTokens, utcOffsetMs: this.#zone.at(this.#now()), leaseMs: this.#cfg.leaseTtlSeconds * 1000, kinds: req.kinds, share: 1 };
+    const options = {
+      reservedTokens,
+      reservedCostMicros,
+      utcOffsetMs: this.#zone.at(this.#now()),
+      leaseMs: this.#cfg.leaseTtlSeconds * 1000,
+      kinds: req.kinds,
+      share: 1,
+    };
     const limits = buildLimits(plan, req.subject, options);
     if (limits.length === 0) return null;
     const m = this.#d.metrics;
@@ -121,7 +136,8 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
       m.quotaStoreErrors.inc({ operation: 'admit' });
       // A timed-out admit may still have run on Redis: undo it when Redis answers again (a no-op if it did not).
       // A call the breaker skipped never reached Redis: nothing to undo, and no extra load on a sick store.
-      if (!(err instanceof CircuitOpenError)) this.#d.primary.settle(req.requestId, tag, { tokenDelta: -reservedTokens }).catch(() => undefined);
+      if (!(err instanceof CircuitOpenError))
+        this.#d.primary.settle(req.requestId, tag, { tokenDelta: -reservedTokens, costDelta: -reservedCostMicros }).catch(() => undefined);
       this.#refuseIfRecentlyDenied(plan, tag, limits);
       this.#logDegraded(plan, err);
       m.quotaDegraded.inc({ plan: plan.name, policy: plan.whenStoreDown });
@@ -129,37 +145,57 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
         throw new GatewayError('quota_unavailable', 'The quota service is unavailable; the request was not admitted.', { headers: { 'retry-after': '1' } });
       }
       if (plan.whenStoreDown === 'fail_open') {
-        return { plan: plan.name, soft: null, mode: 'fail_open', reservedTokens, completionCap, headers: [], requestId: req.requestId, tag, store: null };
+        return {
+          plan: plan.name,
+          soft: null,
+          mode: 'fail_open',
+          reservedTokens,
+          reservedCostMicros,
+          currency: plan.currency,
+          completionCap,
+          headers: [],
+          requestId: req.requestId,
+          tag,
+          store: null,
+        };
       }
       mode = 'local';
       store = this.#d.local;
       decision = await store.admit(req.requestId, tag, buildLimits(plan, req.subject, { ...options, share: plan.localShare }));
     }
-    const headers = rateLimitHeaders(decision.states);
+    const headers = rateLimitHeaders(decision.states, plan.currency);
     if (!decision.admitted) {
-      const daily = decision.deniedBy.startsWith('tokens:tpd');
-      if (mode === 'store') this.#rememberDenial(tag, limits, decision.deniedBy, decision.retryAfterMs, daily);
+      if (mode === 'store') this.#rememberDenial(tag, limits, decision.deniedBy, decision.retryAfterMs);
       m.quotaDecisions.inc({ plan: plan.name, outcome: 'denied', limit: limitKind(decision.deniedBy) });
       const retryAfter = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
-      throw new GatewayError(
-        daily ? 'insufficient_quota' : 'rate_limit_exceeded',
-        daily
-          ? `Daily token quota exhausted (${describe(decision.deniedBy)}); it resets in ${formatReset(decision.retryAfterMs)}.`
-          : `Rate limit reached (${describe(decision.deniedBy)}); retry in ${formatReset(decision.retryAfterMs)}.`,
-        { headers: Object.fromEntries([...headers, ['retry-after', retryAfter]]) },
-      );
+      throw refusal(decision.deniedBy, decision.retryAfterMs, plan, Object.fromEntries([...headers, ['retry-after', retryAfter]]));
     }
     m.quotaDecisions.inc({ plan: plan.name, outcome: 'admitted', limit: 'none' });
     if (limits.some((l) => l.kind === 'concurrency')) this.#hold(req.requestId, store, tag);
-    return { plan: plan.name, soft: softAction(plan, decision), mode, reservedTokens, completionCap, headers, requestId: req.requestId, tag, store };
+    return {
+      plan: plan.name,
+      soft: softAction(plan, decision),
+      mode,
+      reservedTokens,
+      reservedCostMicros,
+      currency: plan.currency,
+      completionCap,
+      headers,
+      requestId: req.requestId,
+      tag,
+      store,
+    };
   }
 
-  /** Real usage against the reservation, leases released. Never throws: a failed settlement is logged and counted. */
-  async settle(ticket: QuotaTicket, usedTokens: number): Promise<void> {
+  /** Real usage and cost against the reservation, leases released. Never throws: a failed settlement is logged and counted. */
+  async settle(ticket: QuotaTicket, usedTokens: number, cost: RequestCost | null): Promise<void> {
     if (ticket.store === null) return;
     this.#release(ticket.requestId);
+    // Budgets count whole micro units, rounded up: a request is never charged less than it cost.
+    const spent = cost !== null && cost.currency === ticket.currency ? Number(unitsToMicrosCeil(cost.units)) : 0;
+    const costDelta = ticket.reservedCostMicros === 0 && spent === 0 ? 0 : spent - ticket.reservedCostMicros;
     try {
-      await ticket.store.settle(ticket.requestId, ticket.tag, { tokenDelta: usedTokens - ticket.reservedTokens });
+      await ticket.store.settle(ticket.requestId, ticket.tag, { tokenDelta: usedTokens - ticket.reservedTokens, costDelta });
     } catch (err) {
       this.#d.metrics.quotaStoreErrors.inc({ operation: 'settle' });
       this.#d.log.warn({ requestId: ticket.requestId, err: errorMessage(err) }, 'quota settlement failed; leases expire by TTL');
@@ -238,7 +274,7 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
     }
   }
 
-  #rememberDenial(tag: string, limits: readonly LimitSpec[], deniedBy: string, retryAfterMs: number, daily: boolean): void {
+  #rememberDenial(tag: string, limits: readonly LimitSpec[], deniedBy: string, retryAfterMs: number): void {
     const spec = limits.find((l) => l.name === deniedBy);
     if (spec === undefined) return;
     const key = `${tag}\0${spec.key}`;
@@ -248,7 +284,7 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
       for (const [k, d] of this.#denials) if (d.until <= now) this.#denials.delete(k);
       if (this.#denials.size >= MAX_DENIALS) this.#denials.delete(this.#denials.keys().next().value as string);
     }
-    this.#denials.set(key, { until: this.#now() + retryAfterMs, daily, name: deniedBy });
+    this.#denials.set(key, { until: this.#now() + retryAfterMs, name: deniedBy });
   }
 
   /** While the store cannot decide: a caller it refused is still refused (429), until the retry time it gave. */
@@ -264,13 +300,7 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
       }
       const waitMs = d.until - now;
       this.#d.metrics.quotaDecisions.inc({ plan: plan.name, outcome: 'denied', limit: limitKind(d.name) });
-      throw new GatewayError(
-        d.daily ? 'insufficient_quota' : 'rate_limit_exceeded',
-        d.daily
-          ? `Daily token quota exhausted (${describe(d.name)}); it resets in ${formatReset(waitMs)}.`
-          : `Rate limit reached (${describe(d.name)}); retry in ${formatReset(waitMs)}.`,
-        { headers: { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))) } },
-      );
+      throw refusal(d.name, waitMs, plan, { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))) });
     }
   }
 
@@ -289,15 +319,48 @@ function softAction(plan: QuotaPlan, decision: Decision): SoftAction | null {
   return crossed ? { fallbackModel: soft.fallbackModel ?? null, maxTokens: soft.maxTokens ?? null } : null;
 }
 
-/** `requests:rpm:tenant` → `rpm` (a bounded metric label). */
+/** `requests:rpm:tenant` → `rpm`, `budget:daily:org` → `budget_daily` (a bounded metric label). */
 function limitKind(name: string): string {
-  return name.split(':')[1] ?? 'concurrency';
+  const [family, kind] = name.split(':');
+  if (family === 'budget') return `budget_${kind ?? 'unknown'}`;
+  return kind ?? 'concurrency';
 }
 
 function describe(name: string): string {
   const [family, kind, scope] = name.split(':');
   if (family === 'concurrency') return `concurrent requests per ${kind ?? 'scope'}`;
+  if (family === 'budget') return `${kind ?? ''} spend budget per ${scope ?? 'scope'}`;
   return `${kind ?? family} per ${scope ?? 'scope'}`;
+}
+
+/** The client's error for a refusing limit: a spend budget, the daily token cap, or a rate. */
+function refusal(name: string, waitMs: number, plan: QuotaPlan, headers: Record<string, string>): GatewayError {
+  if (name.startsWith('budget:'))
+    return new GatewayError('budget_exceeded', `Spend budget exhausted (${describe(name)}, ${plan.currency}); it resets in ${formatReset(waitMs)}.`, {
+      headers,
+    });
+  if (name.startsWith('tokens:tpd'))
+    return new GatewayError('insufficient_quota', `Daily token quota exhausted (${describe(name)}); it resets in ${formatReset(waitMs)}.`, { headers });
+  return new GatewayError('rate_limit_exceeded', `Rate limit reached (${describe(name)}); retry in ${formatReset(waitMs)}.`, { headers });
+}
+
+/**
+ * The spend a budget reserves: the most the request can cost at the dearest deployment that may answer it (every
+ * prompt token uncached, the whole completion allowance used), in micro units rounded up. A deployment priced in
+ * another currency cannot be counted against the budget: the request is refused rather than let through unmetered.
+ */
+function reserveCost(plan: QuotaPlan, req: QuotaRequest, completion: number): number {
+  let most = 0n;
+  for (const p of req.prices) {
+    if (p.currency !== plan.currency)
+      throw new GatewayError(
+        'budget_currency_mismatch',
+        `The model '${req.subject.model}' is priced in ${p.currency}, but your spend budget counts ${plan.currency}; the request was not admitted.`,
+      );
+    const units = maxCostUnits(p, req.promptTokens, completion);
+    if (units > most) most = units;
+  }
+  return Number(unitsToMicrosCeil(most));
 }
 
 export type { LimitSpec };

@@ -23,6 +23,10 @@
  *   day          one counter per local day, index floor((now + utcOffsetMs) /
  *                86 400 000); admits when count + cost ≤ limit. resetMs = time
  *                to the next local midnight.
+ *   month        one counter per local calendar month, index year × 12 +
+ *                month − 1 of the local date at now + utcOffsetMs; admits when
+ *                count + cost ≤ limit. resetMs = time to the first local
+ *                midnight of the next month (at the same offset).
  *   concurrency  leases (requestId → expiry); expired leases are dropped first
  *                (reclaims the leases of a dead sidecar); admits when the live
  *                leases < limit; takes a lease for leaseMs. resetMs = time to
@@ -39,9 +43,11 @@
  * remaining 0; the others report what is left without a charge.
  *
  * Reservation: an admitted request records the token buckets it charged
- * (window/day limits whose name starts with `tokens:`) and its leases, for
- * max(leaseMs) (10 min without leases) + 60 s, extended by renew(). settle() adds tokenDelta to
- * those same buckets (never below 0; skipped when the bucket is already gone),
+ * (window/day limits whose name starts with `tokens:`), the budget buckets it
+ * charged (day/month limits whose name starts with `budget:`) and its leases,
+ * for max(leaseMs) (10 min without leases) + 60 s, extended by renew().
+ * settle() adds tokenDelta to those token buckets and costDelta to those
+ * budget buckets (never below 0; skipped when the bucket is already gone),
  * releases the leases and deletes the record; without a record it does
  * nothing, so settling twice is harmless.
  *
@@ -80,6 +86,22 @@ export function isTokenLimit(spec: LimitSpec): boolean {
   return (spec.kind === 'window' || spec.kind === 'day') && spec.name.startsWith('tokens:');
 }
 
+/** Spend budgets are marked by the quota stage with this name prefix (`budget:daily`, `budget:monthly`); they count cost. */
+export function isBudgetLimit(spec: LimitSpec): boolean {
+  return (spec.kind === 'day' || spec.kind === 'month') && spec.name.startsWith('budget:');
+}
+
+/**
+ * The calendar month of a local time (epoch ms shifted by the zone's offset): its index (year × 12 + month − 1) and
+ * when the next month starts, in the same shifted ms. Mirrors the script's civil-date arithmetic.
+ */
+export function localMonth(localMs: number): { readonly idx: number; readonly nextStart: number } {
+  const d = new Date(localMs);
+  const y = d.getUTCFullYear();
+  const m = d.getUTCMonth();
+  return { idx: y * 12 + m, nextStart: Date.UTC(y, m + 1, 1) };
+}
+
 /** Rejects specs no store could decide on (a configuration bug, not a denial). */
 export function validateLimits(limits: readonly LimitSpec[]): void {
   const bad = (spec: LimitSpec, what: string): never => {
@@ -93,7 +115,7 @@ export function validateLimits(limits: readonly LimitSpec[]): void {
       if (!Number.isSafeInteger(s.windowMs) || s.windowMs < 1) bad(s, 'windowMs must be a positive integer');
       if (!Number.isFinite(s.limit) || s.limit < 0) bad(s, 'limit must be ≥ 0');
       if (!Number.isFinite(s.cost) || s.cost < 0) bad(s, 'cost must be ≥ 0');
-    } else if (s.kind === 'day') {
+    } else if (s.kind === 'day' || s.kind === 'month') {
       if (!Number.isSafeInteger(s.utcOffsetMs) || Math.abs(s.utcOffsetMs) > DAY_MS) bad(s, 'utcOffsetMs must be an integer within a day');
       if (!Number.isFinite(s.limit) || s.limit < 0) bad(s, 'limit must be ≥ 0');
       if (!Number.isFinite(s.cost) || s.cost < 0) bad(s, 'cost must be ≥ 0');
@@ -150,6 +172,7 @@ interface LeasesEntry {
 interface ReservationEntry {
   readonly type: 'reservation';
   readonly tokens: ReadonlyArray<{ readonly key: string; readonly bucket: number }>;
+  readonly costs: ReadonlyArray<{ readonly key: string; readonly bucket: number }>;
   readonly leases: readonly string[];
   expiresAt: number;
 }
@@ -207,16 +230,18 @@ export class MemoryQuotaStore implements QuotaStore {
     const resKey = `{${tag}}:res:${requestId}`;
     const res = this.#get(resKey, now);
     if (res === undefined || res.type !== 'reservation') return;
-    const delta = Math.round(settlement.tokenDelta);
-    if (delta !== 0) {
-      for (const { key, bucket } of res.tokens) {
+    const apply = (buckets: ReservationEntry['tokens'], delta: number): void => {
+      if (delta === 0) return;
+      for (const { key, bucket } of buckets) {
         const e = this.#get(key, now);
         if (e === undefined || e.type !== 'buckets') continue;
         const v = e.counts.get(bucket);
         if (v === undefined) continue;
         e.counts.set(bucket, Math.max(0, v + delta));
       }
-    }
+    };
+    apply(res.tokens, Math.round(settlement.tokenDelta));
+    apply(res.costs, Math.round(settlement.costDelta));
     for (const key of res.leases) {
       const e = this.#get(key, now);
       if (e !== undefined && e.type === 'leases') e.leases.delete(requestId);
@@ -341,6 +366,24 @@ export class MemoryQuotaStore implements QuotaStore {
           charge: () => this.#chargeBucket(key, idx, cost, reset + DAY_MS + GC_SLACK_MS, now, idx - 1),
         };
       }
+      case 'month': {
+        const { limit, utcOffsetMs: off } = spec;
+        const cost = wholeCost(spec.cost);
+        const { idx, nextStart } = localMonth(now + off);
+        const reset = nextStart - off - now;
+        const count = e !== undefined && e.type === 'buckets' ? (e.counts.get(idx) ?? 0) : 0;
+        const ok = count + cost <= limit;
+        return {
+          ok,
+          limit,
+          remainingIfCharged: Math.max(0, Math.floor(limit - count - cost)),
+          resetIfCharged: reset,
+          remainingUncharged: Math.max(0, Math.floor(limit - count)),
+          resetUncharged: reset,
+          retryMs: reset,
+          charge: () => this.#chargeBucket(key, idx, cost, reset + DAY_MS + GC_SLACK_MS, now, idx - 1),
+        };
+      }
       case 'concurrency': {
         const { limit, leaseMs } = spec;
         const leases = e !== undefined && e.type === 'leases' ? e.leases : new Map<string, number>();
@@ -383,6 +426,7 @@ export class MemoryQuotaStore implements QuotaStore {
 
   #record(requestId: string, tag: string, limits: readonly LimitSpec[], now: number): void {
     const tokens: Array<{ key: string; bucket: number }> = [];
+    const costs: Array<{ key: string; bucket: number }> = [];
     const leases: string[] = [];
     let maxLease = 0;
     for (const spec of limits) {
@@ -394,12 +438,16 @@ export class MemoryQuotaStore implements QuotaStore {
         const bucket =
           spec.kind === 'window' ? Math.floor(now / subWindowMs(spec.windowMs)) : spec.kind === 'day' ? Math.floor((now + spec.utcOffsetMs) / DAY_MS) : 0;
         tokens.push({ key, bucket });
+      } else if (isBudgetLimit(spec)) {
+        const bucket =
+          spec.kind === 'month' ? localMonth(now + spec.utcOffsetMs).idx : Math.floor((now + (spec as { utcOffsetMs: number }).utcOffsetMs) / DAY_MS);
+        costs.push({ key, bucket });
       }
     }
     const resKey = `{${tag}}:res:${requestId}`;
     this.#data.delete(resKey);
-    if (tokens.length === 0 && leases.length === 0) return;
+    if (tokens.length === 0 && costs.length === 0 && leases.length === 0) return;
     const ttl = (maxLease > 0 ? maxLease : RESERVATION_DEFAULT_MS) + RESERVATION_SLACK_MS;
-    this.#data.set(resKey, { type: 'reservation', tokens, leases, expiresAt: now + ttl });
+    this.#data.set(resKey, { type: 'reservation', tokens, costs, leases, expiresAt: now + ttl });
   }
 }

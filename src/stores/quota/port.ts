@@ -23,6 +23,11 @@ export type LimitSpec =
    * with the offset valid at the decision time; costs `cost` units.
    */
   | { readonly kind: 'day'; readonly name: string; readonly key: string; readonly limit: number; readonly utcOffsetMs: number; readonly cost: number }
+  /**
+   * Calendar month in a time zone: the month of the local date at (now + utcOffsetMs), with the offset valid at the
+   * decision time (as for `day`); costs `cost` units.
+   */
+  | { readonly kind: 'month'; readonly name: string; readonly key: string; readonly limit: number; readonly utcOffsetMs: number; readonly cost: number }
   /** In-flight leases: at most `limit` unexpired leases; a lease expires after `leaseMs` unless released. */
   | { readonly kind: 'concurrency'; readonly name: string; readonly key: string; readonly limit: number; readonly leaseMs: number };
 
@@ -47,8 +52,10 @@ export type Decision =
     };
 
 export interface Settlement {
-  /** Tokens actually used minus tokens reserved (negative gives tokens back). */
+  /** Tokens actually used minus tokens reserved (negative gives tokens back): applied to `tokens:` limits. */
   readonly tokenDelta: number;
+  /** Cost actually incurred minus cost reserved, in budget units (micro units of the currency): applied to `budget:` limits. */
+  readonly costDelta: number;
 }
 
 export interface QuotaStore {
@@ -60,7 +67,8 @@ export interface QuotaStore {
   admit(requestId: string, tag: string, limits: readonly LimitSpec[]): Promise<Decision>;
   /**
    * Applies `tokenDelta` to the same token windows/days the reservation
-   * charged and releases the request's leases. Idempotent per request id: a
+   * charged and `costDelta` to the same budget days/months, and releases the
+   * request's leases. Idempotent per request id: a
    * second settlement (or one after the reservation expired) changes nothing.
    */
   settle(requestId: string, tag: string, settlement: Settlement): Promise<void>;

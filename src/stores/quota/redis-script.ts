@@ -14,16 +14,18 @@
  * ARGV[1] = request id, ARGV[2] = time override ('' = TIME), ARGV[3] = the
  * limits, one after the other, 5 space-separated words each (one argument
  * instead of 5 per limit: every argument costs the client a length
- * computation and RESP framing, issue #15): kind (r|w|d|c), p1, p2, p3, token
- * flag (1|0):
+ * computation and RESP framing, issue #15): kind (r|w|d|m|c), p1, p2, p3,
+ * settle class (0: none, 1: tokens, 2: cost):
  *   r: ratePerSec, burst          w: limit, windowMs, cost
- *   d: limit, utcOffsetMs, cost   c: limit, leaseMs
+ *   d: limit, utcOffsetMs, cost   m: limit, utcOffsetMs, cost
+ *   c: limit, leaseMs
  * Reply, as one string of space-separated integers: admitted (1|0), now,
  * index of the first refusing limit (1-based, 0 when admitted), retryAfterMs,
  * then limit, remaining, resetMs per limit.
  *
- * Window sub-windows and day buckets are fields of one hash per limit (field
- * = sub-window or day index), so every key the script touches is declared in
+ * Window sub-windows, day and month buckets are fields of one hash per limit
+ * (field = sub-window, day or month index; month = year × 12 + month − 1 of
+ * the local date, from days-since-epoch by civil-calendar arithmetic), so every key the script touches is declared in
  * KEYS. A window hash holds at most 61 live fields (60 sub-windows + the
  * current one); older ones are deleted whenever the limit is charged.
  */
@@ -53,6 +55,28 @@ local function packed(t)
   for i = 1, #t do w[i] = fmt(t[i]) end
   return table.concat(w, ' ')
 end
+-- Days since 1970-01-01 → (year, month 1..12) and back (proleptic Gregorian calendar, integer arithmetic).
+local function civil(days)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m
+end
+local function daysFrom(y, m)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5)
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
 local function nextToken(tokens, burst, rate)
   if tokens >= burst then return 0 end
   return math.ceil(((math.floor(tokens) + 1 - tokens) * 1000) / rate)
@@ -77,7 +101,7 @@ for i = 1, n do
   local p1 = tonumber(spec[b + 1])
   local p2 = tonumber(spec[b + 2])
   local p3 = tonumber(spec[b + 3])
-  local c = { kind = kind, key = key, tok = (spec[b + 4] == '1') }
+  local c = { kind = kind, key = key, cls = spec[b + 4] }
   if kind == 'r' then
     local rate, burst = p1, p2
     local tokens, ts = burst, now
@@ -147,6 +171,25 @@ for i = 1, n do
     c.keep = idx - 1
     c.cost = cost
     c.ttl = reset + DAY + GC
+  elseif kind == 'm' then
+    local limit, off, cost = p1, p2, p3
+    local y, m = civil(math.floor((now + off) / DAY))
+    local idx = y * 12 + m - 1
+    local ny, nm = y, m + 1
+    if nm > 12 then ny, nm = y + 1, 1 end
+    local reset = daysFrom(ny, nm) * DAY - off - now
+    local count = tonumber(redis.call('HGET', key, fmt(idx))) or 0
+    c.ok = count + cost <= limit
+    c.limit = limit
+    c.remC = math.max(0, math.floor(limit - count - cost))
+    c.resetC = reset
+    c.remU = math.max(0, math.floor(limit - count))
+    c.resetU = reset
+    c.retry = reset
+    c.idx = idx
+    c.keep = idx - 1
+    c.cost = cost
+    c.ttl = reset + DAY + GC
   else
     local limit, lease = p1, p2
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
@@ -194,7 +237,7 @@ for i = 1, n do
   if c.kind == 'r' then
     redis.call('HSET', c.key, 'tokens', string.format('%.17g', c.after), 'ts', fmt(c.ts))
     redis.call('PEXPIRE', c.key, c.ttl)
-  elseif c.kind == 'w' or c.kind == 'd' then
+  elseif c.kind == 'w' or c.kind == 'd' or c.kind == 'm' then
     local field = fmt(c.idx)
     redis.call('HINCRBY', c.key, field, c.cost)
     local fields = redis.call('HKEYS', c.key)
@@ -202,8 +245,11 @@ for i = 1, n do
       if tonumber(f) < c.keep then redis.call('HDEL', c.key, f) end
     end
     if redis.call('PTTL', c.key) < c.ttl then redis.call('PEXPIRE', c.key, c.ttl) end
-    if c.tok then
+    if c.cls == '1' then
       res[#res + 1] = 't:' .. c.key
+      res[#res + 1] = field
+    elseif c.cls == '2' then
+      res[#res + 1] = 'b:' .. c.key
       res[#res + 1] = field
     end
   else
@@ -233,10 +279,10 @@ return packed(out)
 /**
  * Settles the reservations of several requests of one tag at once (the
  * settlements handed in during one turn of the sidecar's event loop):
- * KEYS[k] = reservation record of request k, ARGV[2k - 1] = its request id,
- * ARGV[2k] = its token delta. Each record names the bucket hashes (field
- * `t:<key>` = bucket index) and lease sets (field `l:<key>`) its admission
- * charged. Those keys are not in KEYS (settle() only knows the request), but
+ * KEYS[k] = reservation record of request k, ARGV[3k - 2] = its request id,
+ * ARGV[3k - 1] = its token delta, ARGV[3k] = its cost delta. Each record
+ * names the token bucket hashes (field `t:<key>` = bucket index), budget
+ * bucket hashes (`b:<key>`) and lease sets (`l:<key>`) its admission charged. Those keys are not in KEYS (settle() only knows the request), but
  * they were built from the same `{tag}` as the records, so they live in the
  * same cluster slot. Reply: how many records were settled (a missing record,
  * already settled or expired, counts 0).
@@ -246,14 +292,17 @@ local settled = 0
 for k = 1, #KEYS do
   local rec = redis.call('HGETALL', KEYS[k])
   if #rec > 0 then
-    local rid = ARGV[2 * k - 1]
-    local delta = tonumber(ARGV[2 * k])
+    local rid = ARGV[3 * k - 2]
+    local tokenDelta = tonumber(ARGV[3 * k - 1])
+    local costDelta = tonumber(ARGV[3 * k])
     for i = 1, #rec, 2 do
       local f = rec[i]
       local v = rec[i + 1]
       local t = string.sub(f, 1, 2)
       local key = string.sub(f, 3)
-      if t == 't:' then
+      if t == 't:' or t == 'b:' then
+        local delta = tokenDelta
+        if t == 'b:' then delta = costDelta end
         if delta ~= 0 then
           local cur = redis.call('HGET', key, v)
           if cur then

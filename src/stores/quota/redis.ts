@@ -8,10 +8,11 @@
  * Keys (all under `keyPrefix`, all with the hash tag `{<tag>}` so one
  * decision touches one cluster slot; see hashTag() for tags with braces):
  *   <prefix>{<tag>}:<limit key>        rate: hash {tokens, ts}
- *                                      window/day: hash bucket index → count
+ *                                      window/day/month: hash bucket index → count
  *                                      concurrency: sorted set requestId → expiry ms
  *   <prefix>{<tag>}:res:<requestId>    reservation: hash `t:<key>` → bucket
- *                                      index (token buckets charged),
+ *                                      index (token buckets charged), `b:<key>`
+ *                                      → bucket index (budget buckets charged),
  *                                      `l:<key>` → 1 (leases held)
  *
  * Failure behaviour (as the key store): the connection never queues commands
@@ -31,7 +32,7 @@ import { createHash } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Decision, LimitSpec, LimitState, QuotaStore, Settlement } from './port.ts';
-import { isTokenLimit, validateLimits, wholeCost } from './memory.ts';
+import { isBudgetLimit, isTokenLimit, validateLimits, wholeCost } from './memory.ts';
 import { ADMIT_LUA, RENEW_LUA, SETTLE_LUA } from './redis-script.ts';
 import { describeRedisUrl, type RedisClientOptions, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
 import { errorMessage } from '../../shared/values.ts';
@@ -67,6 +68,7 @@ export class QuotaStoreUnavailableError extends Error {
 interface PendingSettlement {
   readonly requestId: string;
   readonly delta: number;
+  readonly costDelta: number;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
 }
@@ -86,7 +88,7 @@ const DEFAULT_SETTLE_DELAY_MS = 10;
 const ADMIT = script(ADMIT_LUA);
 const SETTLE = script(SETTLE_LUA);
 const RENEW = script(RENEW_LUA);
-const KIND_CODE = { rate: 'r', window: 'w', day: 'd', concurrency: 'c' } as const;
+const KIND_CODE = { rate: 'r', window: 'w', day: 'd', month: 'm', concurrency: 'c' } as const;
 
 /**
  * The tag as it goes between the braces: never empty (`{}` would hash the
@@ -175,7 +177,7 @@ export class RedisQuotaStore implements QuotaStore {
     let spec = '';
     for (const s of limits) {
       keys.push(base + s.key);
-      const tok = isTokenLimit(s) ? '1' : '0';
+      const tok = isTokenLimit(s) ? '1' : isBudgetLimit(s) ? '2' : '0';
       switch (s.kind) {
         case 'rate':
           spec += `${KIND_CODE.rate} ${s.ratePerSec} ${s.burst} 0 ${tok} `;
@@ -185,6 +187,9 @@ export class RedisQuotaStore implements QuotaStore {
           break;
         case 'day':
           spec += `${KIND_CODE.day} ${s.limit} ${s.utcOffsetMs} ${wholeCost(s.cost)} ${tok} `;
+          break;
+        case 'month':
+          spec += `${KIND_CODE.month} ${s.limit} ${s.utcOffsetMs} ${wholeCost(s.cost)} ${tok} `;
           break;
         case 'concurrency':
           spec += `${KIND_CODE.concurrency} ${s.limit} ${s.leaseMs} 0 ${tok} `;
@@ -215,10 +220,12 @@ export class RedisQuotaStore implements QuotaStore {
   settle(requestId: string, tag: string, settlement: Settlement): Promise<void> {
     const delta = Math.round(settlement.tokenDelta);
     if (!Number.isSafeInteger(delta)) return Promise.reject(new RangeError(`tokenDelta ${settlement.tokenDelta} is not a finite number`));
+    const costDelta = Math.round(settlement.costDelta);
+    if (!Number.isSafeInteger(costDelta)) return Promise.reject(new RangeError(`costDelta ${settlement.costDelta} is not a finite number`));
     return new Promise<void>((resolve, reject) => {
       const t = hashTag(tag);
       const batch = this.#settling.get(t);
-      const item = { requestId, delta, resolve, reject };
+      const item = { requestId, delta, costDelta, resolve, reject };
       if (batch === undefined) this.#settling.set(t, [item]);
       else batch.push(item);
       if (this.#settleTimer === null) this.#settleTimer = setTimeout(() => void this.#flushSettlements(), this.#settleDelayMs);
@@ -241,7 +248,7 @@ export class RedisQuotaStore implements QuotaStore {
       const args: Array<string | number> = [];
       for (const i of items) {
         keys.push(base + i.requestId);
-        args.push(i.requestId, i.delta);
+        args.push(i.requestId, i.delta, i.costDelta);
       }
       calls.push(
         this.#run(SETTLE, keys, args).then(

@@ -252,6 +252,7 @@ test("the model catalogue in Anthropic's shape", () => {
     responseModel: 'alias' as const,
     targets: [],
     cumulativeWeights: [],
+    prices: [],
     overrides: new Map(),
   };
   const snap = { version: 'v', loadedAt: Date.UTC(2026, 0, 2), issuedAt: null, signedBy: null, models: new Map([['claude-alias', route]]) };
