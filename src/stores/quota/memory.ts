@@ -102,6 +102,16 @@ export function localMonth(localMs: number): { readonly idx: number; readonly ne
   return { idx: y * 12 + m, nextStart: Date.UTC(y, m + 1, 1) };
 }
 
+/** The bucket of a calendar limit at `now`: the local day or month index, and the time until the next one starts. */
+export function calendarBucket(kind: 'day' | 'month', now: number, utcOffsetMs: number): { readonly idx: number; readonly reset: number } {
+  if (kind === 'day') {
+    const idx = Math.floor((now + utcOffsetMs) / DAY_MS);
+    return { idx, reset: (idx + 1) * DAY_MS - utcOffsetMs - now };
+  }
+  const { idx, nextStart } = localMonth(now + utcOffsetMs);
+  return { idx, reset: nextStart - utcOffsetMs - now };
+}
+
 /** Rejects specs no store could decide on (a configuration bug, not a denial). */
 export function validateLimits(limits: readonly LimitSpec[]): void {
   const bad = (spec: LimitSpec, what: string): never => {
@@ -348,29 +358,11 @@ export class MemoryQuotaStore implements QuotaStore {
           charge: () => this.#chargeBucket(key, idx, cost, subWindowLeavesAt(idx, w) - now + GC_SLACK_MS, now, oldest),
         };
       }
-      case 'day': {
-        const { limit, utcOffsetMs: off } = spec;
-        const cost = wholeCost(spec.cost);
-        const idx = Math.floor((now + off) / DAY_MS);
-        const reset = (idx + 1) * DAY_MS - off - now;
-        const count = e !== undefined && e.type === 'buckets' ? (e.counts.get(idx) ?? 0) : 0;
-        const ok = count + cost <= limit;
-        return {
-          ok,
-          limit,
-          remainingIfCharged: Math.max(0, Math.floor(limit - count - cost)),
-          resetIfCharged: reset,
-          remainingUncharged: Math.max(0, Math.floor(limit - count)),
-          resetUncharged: reset,
-          retryMs: reset,
-          charge: () => this.#chargeBucket(key, idx, cost, reset + DAY_MS + GC_SLACK_MS, now, idx - 1),
-        };
-      }
+      case 'day':
       case 'month': {
         const { limit, utcOffsetMs: off } = spec;
         const cost = wholeCost(spec.cost);
-        const { idx, nextStart } = localMonth(now + off);
-        const reset = nextStart - off - now;
+        const { idx, reset } = calendarBucket(spec.kind, now, off);
         const count = e !== undefined && e.type === 'buckets' ? (e.counts.get(idx) ?? 0) : 0;
         const ok = count + cost <= limit;
         return {
@@ -438,10 +430,8 @@ export class MemoryQuotaStore implements QuotaStore {
         const bucket =
           spec.kind === 'window' ? Math.floor(now / subWindowMs(spec.windowMs)) : spec.kind === 'day' ? Math.floor((now + spec.utcOffsetMs) / DAY_MS) : 0;
         tokens.push({ key, bucket });
-      } else if (isBudgetLimit(spec)) {
-        const bucket =
-          spec.kind === 'month' ? localMonth(now + spec.utcOffsetMs).idx : Math.floor((now + (spec as { utcOffsetMs: number }).utcOffsetMs) / DAY_MS);
-        costs.push({ key, bucket });
+      } else if (isBudgetLimit(spec) && (spec.kind === 'day' || spec.kind === 'month')) {
+        costs.push({ key, bucket: calendarBucket(spec.kind, now, spec.utcOffsetMs).idx });
       }
     }
     const resKey = `{${tag}}:res:${requestId}`;

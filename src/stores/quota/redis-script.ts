@@ -155,29 +155,19 @@ for i = 1, n do
     c.keep = oldest
     c.cost = cost
     c.ttl = leaves(idx, w, b) - now + GC
-  elseif kind == 'd' then
+  elseif kind == 'd' or kind == 'm' then
     local limit, off, cost = p1, p2, p3
-    local idx = math.floor((now + off) / DAY)
-    local reset = (idx + 1) * DAY - off - now
-    local count = tonumber(redis.call('HGET', key, fmt(idx))) or 0
-    c.ok = count + cost <= limit
-    c.limit = limit
-    c.remC = math.max(0, math.floor(limit - count - cost))
-    c.resetC = reset
-    c.remU = math.max(0, math.floor(limit - count))
-    c.resetU = reset
-    c.retry = reset
-    c.idx = idx
-    c.keep = idx - 1
-    c.cost = cost
-    c.ttl = reset + DAY + GC
-  elseif kind == 'm' then
-    local limit, off, cost = p1, p2, p3
-    local y, m = civil(math.floor((now + off) / DAY))
-    local idx = y * 12 + m - 1
-    local ny, nm = y, m + 1
-    if nm > 12 then ny, nm = y + 1, 1 end
-    local reset = daysFrom(ny, nm) * DAY - off - now
+    local idx, reset
+    if kind == 'd' then
+      idx = math.floor((now + off) / DAY)
+      reset = (idx + 1) * DAY - off - now
+    else
+      local y, m = civil(math.floor((now + off) / DAY))
+      idx = y * 12 + m - 1
+      local ny, nm = y, m + 1
+      if nm > 12 then ny, nm = y + 1, 1 end
+      reset = daysFrom(ny, nm) * DAY - off - now
+    end
     local count = tonumber(redis.call('HGET', key, fmt(idx))) or 0
     c.ok = count + cost <= limit
     c.limit = limit
