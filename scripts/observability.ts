@@ -106,7 +106,8 @@ export const ROWS: readonly RowSpec[] = [
       },
       {
         title: 'Upstream responses by deployment and status class',
-        description: 'Attempts per second on each deployment cluster by status class (2xx/4xx/5xx, none: no response); every attempt of a fallback chain counts.',
+        description:
+          'Attempts per second on each deployment cluster by status class (2xx/4xx/5xx, none: no response); every attempt of a fallback chain counts.',
         type: 'timeseries',
         unit: 'reqps',
         targets: [
@@ -177,10 +178,7 @@ export const ROWS: readonly RowSpec[] = [
         type: 'timeseries',
         unit: 'short',
         targets: [
-          q(
-            `sum by (kind, source) (rate(inference_gateway_tokens_total{${J}, model=~"$model", tenant=~"$tenant"}[$__rate_interval]))`,
-            '{{kind}} {{source}}',
-          ),
+          q(`sum by (kind, source) (rate(inference_gateway_tokens_total{${J}, model=~"$model", tenant=~"$tenant"}[$__rate_interval]))`, '{{kind}} {{source}}'),
         ],
       },
       {
@@ -188,7 +186,9 @@ export const ROWS: readonly RowSpec[] = [
         description: 'All tokens (prompt and completion) per second, by org and tenant.',
         type: 'timeseries',
         unit: 'short',
-        targets: [q(`sum by (org, tenant) (rate(inference_gateway_tokens_total{${J}, model=~"$model", tenant=~"$tenant"}[$__rate_interval]))`, '{{org}}/{{tenant}}')],
+        targets: [
+          q(`sum by (org, tenant) (rate(inference_gateway_tokens_total{${J}, model=~"$model", tenant=~"$tenant"}[$__rate_interval]))`, '{{org}}/{{tenant}}'),
+        ],
       },
       {
         title: 'Spend per hour by tenant',
@@ -208,7 +208,10 @@ export const ROWS: readonly RowSpec[] = [
         type: 'table',
         unit: 'short',
         targets: [
-          q(`sum by (org, tenant, model, currency) (increase(inference_gateway_cost_total{${J}, model=~"$model", tenant=~"$tenant"}[24h]))`, '{{org}}/{{tenant}} {{model}}'),
+          q(
+            `sum by (org, tenant, model, currency) (increase(inference_gateway_cost_total{${J}, model=~"$model", tenant=~"$tenant"}[24h]))`,
+            '{{org}}/{{tenant}} {{model}}',
+          ),
         ],
       },
       {
@@ -390,7 +393,8 @@ export function dashboard(): object {
   return {
     uid: 'inference-gateway',
     title: 'Inference Gateway',
-    description: 'Traffic, errors, latency (TTFT, inter-token, tokens/s), tokens, cost and budgets, quotas, audit, the sidecar process and routing snapshots. docs/observability.md describes each panel.',
+    description:
+      'Traffic, errors, latency (TTFT, inter-token, tokens/s), tokens, cost and budgets, quotas, audit, the sidecar process and routing snapshots. docs/observability.md describes each panel.',
     tags: ['inference-gateway'],
     editable: true,
     graphTooltip: 1,
@@ -475,7 +479,7 @@ if (import.meta.main) {
   const stale: string[] = [];
   for (const [name, text] of outputs()) {
     const file = join(OBSERVABILITY_DIR, name);
-    let current: string | null = null;
+    let current: string | null;
     try {
       current = readFileSync(file, 'utf8');
     } catch {

@@ -99,7 +99,10 @@ test('promtool check rules: the rules file and the PrometheusRule spec', { skip 
   // A broken expression is refused (the check bites).
   const dir = mkdtempSync(join(tmpdir(), 'igw-rules-'));
   const broken = join(dir, 'broken.yml');
-  writeFileSync(broken, YAML.stringify({ groups: [{ name: 'x', rules: [{ alert: 'Broken', expr: 'sum by (job) (rate(inference_gateway_requests_total[5m])' }] }] }));
+  writeFileSync(
+    broken,
+    YAML.stringify({ groups: [{ name: 'x', rules: [{ alert: 'Broken', expr: 'sum by (job) (rate(inference_gateway_requests_total[5m])' }] }] }),
+  );
   await assert.rejects(run('promtool', ['check', 'rules', broken]), /parse error|unclosed/i);
   rmSync(dir, { recursive: true, force: true });
 });

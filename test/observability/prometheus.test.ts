@@ -52,12 +52,7 @@ const SIGNAL_WITHOUT_DATA = new Set(['InferenceGatewayBudgetExhausted']);
 
 /** The dashboard's variables as Grafana substitutes them (All = .*). */
 function substitute(expr: string): string {
-  return expr
-    .replaceAll('$__rate_interval', '1m')
-    .replaceAll('$__range', '1h')
-    .replaceAll('$job', JOB)
-    .replaceAll('$model', '.*')
-    .replaceAll('$tenant', '.*');
+  return expr.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '1h').replaceAll('$job', JOB).replaceAll('$model', '.*').replaceAll('$tenant', '.*');
 }
 
 let stack: TestStack;
@@ -71,7 +66,10 @@ interface Vector {
 before(async () => {
   if (skip !== false) return;
   stack = await startTestStack({
-    keys: [{ principal: 'alice', org: 'acme', tenant: 'research' }, { principal: 'limited', tier: 'one-rpm' }],
+    keys: [
+      { principal: 'alice', org: 'acme', tenant: 'research' },
+      { principal: 'limited', tier: 'one-rpm' },
+    ],
     config: { quotas: { plans: [{ name: 'one-rpm', limits: [{ scope: 'key', rpm: 1 }] }] } },
   });
   const alice = stack.client('alice');
@@ -131,23 +129,27 @@ test('every dashboard query is accepted by Prometheus; each one whose metrics th
   assert.deepEqual(empty, [], 'queries without data');
 });
 
-test('the new metrics carry what the run did: ITL and tokens/s for the streams, upstream 2xx and 5xx on the demo cluster, the 429 by limit', { skip }, async () => {
-  const value = async (query: string): Promise<number> => {
-    const r = await prom.api<Vector>('query', { query });
-    assert.equal(r.result.length, 1, query);
-    return Number(r.result[0]?.value[1]);
-  };
-  assert.equal(await value('sum(inference_gateway_inter_token_latency_seconds_count{model="gpt-demo"})'), 2);
-  assert.equal(await value('sum(inference_gateway_output_tokens_per_second_count{model="gpt-demo"})'), 2);
-  assert.ok((await value('sum(inference_gateway_inter_token_latency_seconds_sum)')) > 0);
-  // 3 + 2 + 1 (limited) answered, 1 failed with 500; the refused and unknown-model requests never went upstream.
-  assert.equal(await value('sum(inference_gateway_upstream_responses_total{cluster="demo-upstream",status_class="2xx"})'), 6);
-  assert.equal(await value('sum(inference_gateway_upstream_responses_total{cluster="demo-upstream",status_class="5xx"})'), 1);
-  assert.equal(await value('sum(inference_gateway_upstream_latency_seconds_count{cluster="demo-upstream"})'), 7);
-  assert.equal(await value('sum(inference_gateway_quota_decisions_total{outcome="denied",limit="rpm"})'), 1);
-  assert.ok((await value('inference_gateway_routing_snapshot_age_seconds')) >= 0);
-  assert.ok((await value('rate(inference_gateway_process_cpu_seconds_total[1m])')) >= 0);
-});
+test(
+  'the new metrics carry what the run did: ITL and tokens/s for the streams, upstream 2xx and 5xx on the demo cluster, the 429 by limit',
+  { skip },
+  async () => {
+    const value = async (query: string): Promise<number> => {
+      const r = await prom.api<Vector>('query', { query });
+      assert.equal(r.result.length, 1, query);
+      return Number(r.result[0]?.value[1]);
+    };
+    assert.equal(await value('sum(inference_gateway_inter_token_latency_seconds_count{model="gpt-demo"})'), 2);
+    assert.equal(await value('sum(inference_gateway_output_tokens_per_second_count{model="gpt-demo"})'), 2);
+    assert.ok((await value('sum(inference_gateway_inter_token_latency_seconds_sum)')) > 0);
+    // 3 + 2 + 1 (limited) answered, 1 failed with 500; the refused and unknown-model requests never went upstream.
+    assert.equal(await value('sum(inference_gateway_upstream_responses_total{cluster="demo-upstream",status_class="2xx"})'), 6);
+    assert.equal(await value('sum(inference_gateway_upstream_responses_total{cluster="demo-upstream",status_class="5xx"})'), 1);
+    assert.equal(await value('sum(inference_gateway_upstream_latency_seconds_count{cluster="demo-upstream"})'), 7);
+    assert.equal(await value('sum(inference_gateway_quota_decisions_total{outcome="denied",limit="rpm"})'), 1);
+    assert.ok((await value('inference_gateway_routing_snapshot_age_seconds')) >= 0);
+    assert.ok((await value('rate(inference_gateway_process_cpu_seconds_total[1m])')) >= 0);
+  },
+);
 
 test('every alerting rule is loaded and evaluated without error, and the signal each alert watches has data', { skip }, async () => {
   const rules = (YAML.parse(readFileSync(RULES_FILE, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }).groups.flatMap(
