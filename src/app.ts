@@ -69,7 +69,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   // Routing snapshots: the file (followed), admin pushes and Redis pub/sub, all signed when keys are configured.
   const trust = { keys: loadPublicKeys(config.routing.publicKeys) };
   const snapshots = new SnapshotHolder(loadSnapshotFile(config.routing.snapshotFile, trust));
-  metrics.setSnapshot(snapshots.current().version, snapshots.current().loadedAt);
+  metrics.setSnapshot(snapshots.current().version, snapshots.current().loadedAt, snapshots.current().issuedAt);
   const snapshotWatch = watchSnapshotFile(config.routing.snapshotFile, snapshots, { log, metrics, trust });
   const redisUrl = config.redis.url;
   const snapshotRedis =

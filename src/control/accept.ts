@@ -34,7 +34,7 @@ export function acceptSnapshot(source: SnapshotSource, load: () => Snapshot, dep
     const problem = replacementProblem(previous, next);
     if (problem === null) {
       deps.holder.replace(next);
-      deps.metrics.setSnapshot(next.version, next.loadedAt);
+      deps.metrics.setSnapshot(next.version, next.loadedAt, next.issuedAt);
       deps.log.info(
         { source, ...fields, from: previous.version, to: next.version, signedBy: next.signedBy, models: next.models.size },
         'routing snapshot replaced',

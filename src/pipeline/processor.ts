@@ -113,6 +113,8 @@ export interface ProcessorDeps {
   readonly log: Logger;
   /** A new request id when Envoy sent none (tests make it deterministic). */
   readonly newRequestId?: () => string;
+  /** The monotonic clock (ns) of the request's timings: start, first byte, content chunks, end (tests drive it). */
+  readonly hrClock?: () => bigint;
 }
 
 /** Which Envoy protocol carries the request: ext_authz sees no body rewrite and no response. */
@@ -140,6 +142,13 @@ export interface RequestState {
   quota: QuotaTicket | null;
   /** The model server's retry-after, kept when its own 429 is put into the gateway's envelope. */
   upstreamRetryAfter: string | null;
+  /** When the request left the sidecar for the upstream (the body phase continued), for the upstream latency. */
+  sentHr: bigint | null;
+  /** The status the response headers carried (ctx.status may become the gateway's own error status later). */
+  upstreamStatus: number | null;
+  /** Response chunks of a stream that carried generated text, and when the last of them arrived (inter-token latency). */
+  contentChunks: number;
+  lastContentHr: bigint | null;
   finished: boolean;
 }
 
@@ -148,11 +157,13 @@ const JSON_HEADERS: ReadonlyArray<readonly [string, string]> = [['content-type',
 export class RequestProcessor {
   readonly #d: ProcessorDeps;
   readonly #newRequestId: () => string;
+  readonly #clock: () => bigint;
 
   constructor(deps: ProcessorDeps) {
     if (deps.families.length === 0) throw new Error('RequestProcessor needs at least one API family');
     this.#d = deps;
     this.#newRequestId = deps.newRequestId ?? randomUUID;
+    this.#clock = deps.hrClock ?? (() => process.hrtime.bigint());
   }
 
   /** Phase 1. Always returns a state, so a denial is audited like any request. */
@@ -171,7 +182,7 @@ export class RequestProcessor {
       requestId: incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : this.#newRequestId(),
       trace: continueTrace(headers.get('traceparent')),
       startedAt: Date.now(),
-      startedHr: process.hrtime.bigint(),
+      startedHr: this.#clock(),
       method,
       path,
       endpoint: match.ok ? match.endpoint.name : null,
@@ -204,6 +215,10 @@ export class RequestProcessor {
       fallback: null,
       quota: null,
       upstreamRetryAfter: null,
+      sentHr: null,
+      upstreamStatus: null,
+      contentChunks: 0,
+      lastContentHr: null,
       finished: false,
     };
     try {
@@ -315,6 +330,7 @@ export class RequestProcessor {
         ],
         remove: upstream.remove,
       };
+      state.sentHr = this.#clock();
       return { kind: 'continue', headers, body: newBody, clearRouteCache: true };
     } catch (err) {
       return this.#fail(state, err);
@@ -324,9 +340,10 @@ export class RequestProcessor {
   /** Phase 3: the model server's (or Envoy's) response head. */
   async responseHeaders(state: RequestState, headers: HeaderView, endOfStream: boolean): Promise<PhaseResult> {
     const { ctx } = state;
-    ctx.firstByteHr = process.hrtime.bigint();
+    ctx.firstByteHr = this.#clock();
     const status = Number(headers.get(':status') ?? '0');
     ctx.status = Number.isInteger(status) && status > 0 ? status : null;
+    state.upstreamStatus = ctx.status;
     state.upstreamRetryAfter = headers.get('retry-after') ?? null;
     const set: Array<readonly [string, string]> = [['x-request-id', ctx.requestId], ...(state.quota?.headers ?? [])];
     const remove: string[] = [];
@@ -362,9 +379,15 @@ export class RequestProcessor {
     const meter = state.meter;
     if (meter === null) return endOfStream ? this.#bufferedResponse(state, chunk) : CONTINUE;
     const { ctx } = state;
-    const hadContent = meter.sawContent;
+    const charsBefore = meter.contentChars;
     const replaced = meter.push(chunk, endOfStream);
-    if (!hadContent && meter.sawContent) ctx.firstTokenHr = process.hrtime.bigint();
+    if (meter.contentChars > charsBefore) {
+      // A chunk that carried generated text: the first one is the first token; the gaps between them, the inter-token latency.
+      const now = this.#clock();
+      if (ctx.firstTokenHr === null) ctx.firstTokenHr = now;
+      state.contentChunks++;
+      state.lastContentHr = now;
+    }
     // Generated text is redacted across chunk boundaries (a bounded hold-back), after the meter has read it.
     const out = state.redactor === null ? replaced : state.redactor.push(replaced ?? chunk, endOfStream);
     const result: PhaseResult = out === null ? CONTINUE : { kind: 'continue', body: out };
@@ -406,6 +429,30 @@ export class RequestProcessor {
   /** Turns any error into the request's local reply, audited first. */
   async fail(state: RequestState, err: unknown): Promise<PhaseResult> {
     return this.#fail(state, err);
+  }
+
+  /**
+   * Per deployment: every attempt of a fallback chain (an attempt another
+   * sidecar process saw has no deployment here and is left out), otherwise the
+   * picked deployment once the request left for it (no response headers: status
+   * class none). An Envoy local reply (e.g. 503 when the cluster has no healthy
+   * host) arrives as response headers and counts under its status.
+   */
+  #upstreamMetrics(state: RequestState, model: string): void {
+    const { ctx } = state;
+    const m = this.#d.metrics;
+    if (ctx.attempts !== null) {
+      for (const a of ctx.attempts) {
+        if (a.deployment === null) continue;
+        m.countUpstreamResponse(model, a.deployment.cluster, a.deployment.provider, a.status);
+        if (a.latencyMs !== null) m.observeUpstreamLatency(a.deployment.cluster, a.latencyMs / 1000);
+      }
+      return;
+    }
+    const target = ctx.deployment;
+    if (target === null || state.sentHr === null) return;
+    m.countUpstreamResponse(model, target.cluster, target.provider, ctx.firstByteHr === null ? null : state.upstreamStatus);
+    if (ctx.firstByteHr !== null) m.observeUpstreamLatency(target.cluster, elapsedMs(state.sentHr, ctx.firstByteHr) / 1000);
   }
 
   /** A deployment without fallbacks: its API (translated when it is another provider's), its path, its credential. */
@@ -715,7 +762,16 @@ export class RequestProcessor {
       if (ctx.usage.completionTokens > 0) m.countTokens(org, tenant, model, 'completion', ctx.usage.source, ctx.usage.completionTokens);
       if (ctx.cost !== null && ctx.cost.units > 0n) m.countCost(org, tenant, model, ctx.cost.currency, ctx.cost.units);
     }
-    if (ctx.firstTokenHr !== null) m.timeToFirstToken.observe({ model }, elapsedMs(ctx.startedHr, ctx.firstTokenHr) / 1000);
+    if (ctx.firstTokenHr !== null) {
+      m.timeToFirstToken.observe({ model }, elapsedMs(ctx.startedHr, ctx.firstTokenHr) / 1000);
+      if (state.contentChunks >= 2 && state.lastContentHr !== null) {
+        m.observeInterTokenLatency(model, elapsedMs(ctx.firstTokenHr, state.lastContentHr) / 1000 / (state.contentChunks - 1));
+        const completion = ctx.usage?.source === 'counted' ? ctx.usage.completionTokens : 0;
+        const generating = elapsedMs(ctx.firstTokenHr, this.#clock()) / 1000;
+        if (completion > 0 && generating > 0) m.observeOutputTokensPerSecond(model, completion / generating);
+      }
+    }
+    if (state.protocol === 'ext_proc' && ctx.route !== null) this.#upstreamMetrics(state, model);
     m.countRequest(ctx.endpoint ?? 'unknown', model, outcome === 'denied' ? 'deny' : 'permit', ctx.status === null ? 'none' : String(ctx.status));
     const record = buildAuditRecord(ctx, this.#d.content.policyVersion);
     const t0 = process.hrtime.bigint();

@@ -52,6 +52,48 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * One observation per streamed request: the mean gap between successive
+   * response chunks that carried generated text, (last − first) / (chunks − 1),
+   * for streams with two or more such chunks. The per-request mean rather than
+   * one observation per gap: every request weighs the same (a long answer does
+   * not drown the short ones), it is what other gateways export as ITL, and it
+   * costs one observation per request instead of one per chunk on the hot
+   * path. A chunk is what Envoy hands the sidecar: it may carry several tokens
+   * (a server or proxy batching), so this is the gap between deliveries, the
+   * latency a client actually sees between pieces of text.
+   */
+  readonly interTokenLatency = new FastHistogram({
+    name: `${PREFIX}inter_token_latency_seconds`,
+    help: 'Per streamed request, the mean time between successive response chunks carrying generated text (streams with 2 or more such chunks), by model.',
+    labelName: 'model',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly outputTokensPerSecond = new FastHistogram({
+    name: `${PREFIX}output_tokens_per_second`,
+    help: "Per completed streamed request with 2 or more content chunks and the server's completion token count: completion tokens / (end of stream − first token), by model.",
+    labelName: 'model',
+    buckets: [1, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 2500],
+    registers: [this.registry],
+  });
+
+  readonly upstreamResponses = new Counter({
+    name: `${PREFIX}upstream_responses_total`,
+    help: 'Upstream attempts by logical model, deployment cluster, provider and status class (2xx|3xx|4xx|5xx|none: no response came). Every attempt of a fallback chain counts.',
+    labelNames: ['model', 'cluster', 'provider', 'status_class'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamLatency = new FastHistogram({
+    name: `${PREFIX}upstream_latency_seconds`,
+    help: "From the request leaving the sidecar (or a fallback attempt starting) to the deployment's response headers, by deployment cluster.",
+    labelName: 'cluster',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
   readonly activeStreams = new Gauge({
     name: `${PREFIX}active_streams`,
     help: 'ext_proc streams (one per HTTP request) currently open.',
@@ -134,7 +176,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(opts: { processMetrics?: boolean } = {}) {
+  /** When the snapshot in use was issued (or, without an issue time, loaded), epoch ms; read at scrape time. */
+  #snapshotBornMs: number | null = null;
+  readonly #now: () => number;
+
+  readonly snapshotAge = new Gauge({
+    name: `${PREFIX}routing_snapshot_age_seconds`,
+    help: 'Seconds since the routing snapshot in use was issued by the control plane (its issuedAt; its load time when it carries none). Computed at scrape time.',
+    registers: [this.registry],
+    collect: () => {
+      if (this.#snapshotBornMs !== null) this.snapshotAge.set(Math.max(0, (this.#now() - this.#snapshotBornMs) / 1000));
+    },
+  });
+
+  constructor(opts: { processMetrics?: boolean; now?: () => number } = {}) {
+    this.#now = opts.now ?? Date.now;
     // Event-loop delay sampled every 100 ms, not prom-client's default 10 ms: its timer woke the process 100 times a
     // second for a gauge scraped every ~15 s (idle CPU, and wake-ups that add to every request at a steady rate).
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX, eventLoopMonitoringPrecision: 100 });
@@ -151,6 +207,10 @@ export class Metrics {
   readonly #requestChildren = new Map<string, { inc(v?: number): void }>();
   readonly #tokenChildren = new Map<string, { inc(v?: number): void }>();
   readonly #costChildren = new Map<string, { inc(v?: number): void }>();
+  readonly #itlChildren = new Map<string, Series>();
+  readonly #tpsChildren = new Map<string, Series>();
+  readonly #upstreamChildren = new Map<string, { inc(v?: number): void }>();
+  readonly #upstreamLatencyChildren = new Map<string, Series>();
 
   observePhase(phase: string, seconds: number): void {
     let child = this.#phaseChildren.get(phase);
@@ -180,13 +240,42 @@ export class Metrics {
     child.inc(Number(units) / 1e12);
   }
 
+  observeInterTokenLatency(model: string, seconds: number): void {
+    let child = this.#itlChildren.get(model);
+    if (child === undefined) this.#itlChildren.set(model, (child = this.interTokenLatency.series(model)));
+    child.observe(seconds);
+  }
+
+  observeOutputTokensPerSecond(model: string, rate: number): void {
+    let child = this.#tpsChildren.get(model);
+    if (child === undefined) this.#tpsChildren.set(model, (child = this.outputTokensPerSecond.series(model)));
+    child.observe(rate);
+  }
+
+  /** One upstream attempt: `status` null when no response came. */
+  countUpstreamResponse(model: string, cluster: string, provider: string, status: number | null): void {
+    const statusClass = status === null || status < 100 || status > 599 ? 'none' : `${Math.floor(status / 100)}xx`;
+    const key = `${model}\0${cluster}\0${provider}\0${statusClass}`;
+    let child = this.#upstreamChildren.get(key);
+    if (child === undefined) this.#upstreamChildren.set(key, (child = this.upstreamResponses.labels(model, cluster, provider, statusClass)));
+    child.inc();
+  }
+
+  observeUpstreamLatency(cluster: string, seconds: number): void {
+    let child = this.#upstreamLatencyChildren.get(cluster);
+    if (child === undefined) this.#upstreamLatencyChildren.set(cluster, (child = this.upstreamLatency.series(cluster)));
+    child.observe(seconds);
+  }
+
   observeAuditCommit(seconds: number): void {
     this.#auditCommit.observe(seconds);
   }
 
-  setSnapshot(version: string, loadedAt: number): void {
+  /** `issuedAt`: the control plane's issue time (epoch ms) when the snapshot carries one. */
+  setSnapshot(version: string, loadedAt: number, issuedAt: number | null = null): void {
     this.snapshotInfo.reset();
     this.snapshotInfo.set({ version }, 1);
     this.snapshotLoadedAt.set(loadedAt / 1000);
+    this.#snapshotBornMs = issuedAt ?? loadedAt;
   }
 }

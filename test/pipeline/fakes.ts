@@ -253,6 +253,8 @@ export function rig(
     /** A real content guard instead of the fake (the rig's `content` stays the fake, unused). */
     content?: ContentInspector;
     maxBodyBytes?: number;
+    /** The processor's monotonic clock (ns), for timings a test asserts exactly. */
+    hrClock?: () => bigint;
   } = {},
 ): Rig {
   const auth = new FakeAuth(over.ids ?? { [USER_KEY]: identity() });
@@ -290,6 +292,7 @@ export function rig(
     metrics,
     log: pino({ enabled: false }),
     newRequestId: () => `req-${String(++n).padStart(4, '0')}`,
+    ...(over.hrClock === undefined ? {} : { hrClock: over.hrClock }),
   });
   const attempts = new AttemptProcessor({
     families,

@@ -188,6 +188,14 @@ test('the answer of a translated member is translated back by the downstream pha
   );
   assert.deepEqual(rec?.usage, { promptTokens: 5, completionTokens: 2, cachedPromptTokens: 0, source: 'counted' });
   assert.match(await g.metrics.registry.getSingleMetricAsString('inference_gateway_fallbacks_total'), /provider="openai",reason="unreachable"\} 1/);
+  // Per deployment, every attempt: the refused connection as status class none (and no latency), the answer as 2xx.
+  const upstream = await g.metrics.registry.getSingleMetricAsString('inference_gateway_upstream_responses_total');
+  assert.match(upstream, /\{model="ha",cluster="gpt-pool",provider="openai",status_class="none"\} 1$/m);
+  assert.match(upstream, /\{model="ha",cluster="claude-pool",provider="anthropic",status_class="2xx"\} 1$/m);
+  assert.equal(upstream.match(/status_class=/g)?.length, 2);
+  const latency = await g.metrics.registry.getSingleMetricAsString('inference_gateway_upstream_latency_seconds');
+  assert.match(latency, /inference_gateway_upstream_latency_seconds_count\{cluster="claude-pool"\} 1$/m);
+  assert.doesNotMatch(latency, /cluster="gpt-pool"/);
 });
 
 test('three members: every attempt numbered, the last member answers; every failed member is counted', async () => {
