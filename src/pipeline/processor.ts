@@ -36,6 +36,8 @@ import type {
   QuotaGate,
   ProviderTranslator,
   QuotaTicket,
+  RequestSpan,
+  RequestTracer,
   RouteResolver,
   StreamMeter,
   StreamRedactor,
@@ -110,6 +112,8 @@ export interface ProcessorDeps {
   readonly attempts: AttemptLedger;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Request spans (OpenTelemetry) when tracing is configured; without one the client's trace is continued, nothing recorded. */
+  readonly tracer?: RequestTracer | null;
   /** A new request id when Envoy sent none (tests make it deterministic). */
   readonly newRequestId?: () => string;
 }
@@ -139,6 +143,8 @@ export interface RequestState {
   quota: QuotaTicket | null;
   /** The model server's retry-after, kept when its own 429 is put into the gateway's envelope. */
   upstreamRetryAfter: string | null;
+  /** The request's span, ended once its audit record is written; null when tracing is off or the request not sampled. */
+  readonly span: RequestSpan | null;
   finished: boolean;
 }
 
@@ -147,11 +153,13 @@ const JSON_HEADERS: ReadonlyArray<readonly [string, string]> = [['content-type',
 export class RequestProcessor {
   readonly #d: ProcessorDeps;
   readonly #newRequestId: () => string;
+  readonly #tracer: RequestTracer | null;
 
   constructor(deps: ProcessorDeps) {
     if (deps.families.length === 0) throw new Error('RequestProcessor needs at least one API family');
     this.#d = deps;
     this.#newRequestId = deps.newRequestId ?? randomUUID;
+    this.#tracer = deps.tracer ?? null;
   }
 
   /** Phase 1. Always returns a state, so a denial is audited like any request. */
@@ -166,10 +174,13 @@ export class RequestProcessor {
     // The query string goes no further than this line: not into the record, not upstream (requestHeaderEdits).
     const { path, query } = splitTarget(headers.get(':path') ?? '');
     const { family, match } = this.#match(method, path, headers);
+    const startedAt = Date.now();
+    // With tracing, the request's span starts here and its ids are the trace context sent upstream.
+    const started = this.#tracer === null ? null : this.#tracer.start(headers.get('traceparent'), startedAt);
     const ctx: RequestContext = {
       requestId: incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : this.#newRequestId(),
-      trace: continueTrace(headers.get('traceparent')),
-      startedAt: Date.now(),
+      trace: started === null ? continueTrace(headers.get('traceparent')) : started.trace,
+      startedAt,
       startedHr: process.hrtime.bigint(),
       method,
       path,
@@ -202,6 +213,7 @@ export class RequestProcessor {
       fallback: null,
       quota: null,
       upstreamRetryAfter: null,
+      span: started?.span ?? null,
       finished: false,
     };
     try {
@@ -724,6 +736,9 @@ export class RequestProcessor {
       m.auditFailures.inc();
       this.#d.log.error({ requestId: ctx.requestId, err: errorMessage(err) }, 'audit record could not be committed');
       throw err;
+    } finally {
+      // The span ends with the audit record (committed or not); it only queues the span, never waits on an export.
+      state.span?.end(ctx);
     }
   }
 }
