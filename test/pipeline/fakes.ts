@@ -24,6 +24,7 @@ import type {
   QuotaRequest,
   QuotaTicket,
   RedactFn,
+  RequestTracer,
   RouteResolver,
   TextRef,
   Translators,
@@ -252,6 +253,10 @@ export function rig(
     /** A real content guard instead of the fake (the rig's `content` stays the fake, unused). */
     content?: ContentInspector;
     maxBodyBytes?: number;
+    /** Request spans (src/tracing); without one, none. */
+    tracer?: RequestTracer;
+    /** The metrics the processor counts into (a fresh registry by default). */
+    metrics?: Metrics;
   } = {},
 ): Rig {
   const auth = new FakeAuth(over.ids ?? { [USER_KEY]: identity() });
@@ -262,7 +267,7 @@ export function rig(
   const quota = new FakeQuota();
   const content = new FakeContent();
   const audit = new FakeAudit();
-  const metrics = new Metrics({ processMetrics: false });
+  const metrics = over.metrics ?? new Metrics({ processMetrics: false });
   const ledger = new MemoryAttemptLedger();
   const credentials = new FakeCredentials(over.credentials);
   const translators = over.translators ?? { between: () => null };
@@ -289,6 +294,7 @@ export function rig(
     metrics,
     log: pino({ enabled: false }),
     newRequestId: () => `req-${String(++n).padStart(4, '0')}`,
+    tracer: over.tracer ?? null,
   });
   const attempts = new AttemptProcessor({
     families,
