@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { writeGatewayFiles } from '../helpers/fixtures.ts';
 import { startSidecarProcess } from '../helpers/stack.ts';
 import { startOtlpReceiver } from '../helpers/otlp-receiver.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const HOOK = `
 import { registerHooks } from 'node:module';
@@ -35,6 +36,8 @@ async function loadedBySidecar(config: Record<string, unknown>): Promise<string[
   const out = join(files.dir, 'loaded.json');
   writeFileSync(hook, HOOK);
   const sidecar = await startSidecarProcess(files.configFile, { NODE_OPTIONS: `--import ${hook}`, IGW_TEST_LOADED: out });
+  // The SIGTERM handler is set just after the ready line; an answer from the admin server comes after it (a later turn of the event loop).
+  await waitFor(async () => (await fetch(`${sidecar.adminUrl}/healthz`)).ok, { what: 'the admin server to answer' });
   await sidecar.stop();
   assert.ok(existsSync(out), `the hook wrote no list at exit:\n${sidecar.output()}`);
   return JSON.parse(readFileSync(out, 'utf8')) as string[];
