@@ -6,7 +6,8 @@
  *
  * Shutdown (SIGTERM): readiness turns false, the gRPC server drains
  * (src/server/grpc.ts), then snapshot delivery, the admin server and the
- * stores close, the audit chain last.
+ * stores close, the audit chain last, then queued trace spans are flushed
+ * (bounded by tracing.exportTimeoutMs).
  */
 import type { Logger } from 'pino';
 import { startAdminServer } from './admin/server.ts';
@@ -38,6 +39,7 @@ import { createAuditChain } from './stores/audit/index.ts';
 import { createKeyStore } from './stores/keys/index.ts';
 import { createQuotaStores } from './stores/quota/index.ts';
 import { Metrics } from './telemetry/metrics.ts';
+import type { Tracing } from './tracing/otel.ts';
 
 /**
  * max_tokens for a request translated to a provider that requires one (Anthropic) when neither the client nor its quota plan set
@@ -165,6 +167,8 @@ export async function buildPipeline(
   opts: { readonly log: Logger; readonly metrics: Metrics; readonly routes: SnapshotRoutes; readonly audit?: AuditSink },
 ): Promise<Pipeline> {
   const { log, metrics } = opts;
+  // Request spans: the OpenTelemetry SDK is loaded only when tracing is on (off, the request path imports none of it).
+  const tracing = config.tracing.enabled ? await startTracing(config, metrics, log) : null;
   // Stores.
   const audit = opts.audit ?? (await createAuditChain(config, log));
   const keyStore = createKeyStore(config, log);
@@ -219,6 +223,7 @@ export async function buildPipeline(
     attempts,
     metrics,
     log,
+    tracer: tracing?.tracer ?? null,
   });
   // Each attempt on a target with fallbacks, from the upstream ext_proc in Envoy's aggregate cluster.
   const attemptProcessor = new AttemptProcessor({
@@ -241,6 +246,16 @@ export async function buildPipeline(
       await keyStore.close();
       await scanPool?.close();
       await audit.close();
+      await tracing?.shutdown();
     },
   };
+}
+
+async function startTracing(config: GatewayConfig, metrics: Metrics, log: Logger): Promise<Tracing> {
+  const { startTracing: start } = await import('./tracing/otel.ts');
+  const tracing = start(config.tracing, { metrics, log });
+  const url = new URL(config.tracing.endpoint ?? '');
+  // The endpoint without any user:password it might carry.
+  log.info({ endpoint: `${url.origin}${url.pathname}`, sampleRatio: config.tracing.sampleRatio }, 'tracing: request spans exported over OTLP/HTTP');
+  return tracing;
 }

@@ -55,6 +55,7 @@ function resolvePaths(config: GatewayConfig, base: string): GatewayConfig {
       jwt: { ...config.auth.jwt, issuers: config.auth.jwt.issuers.map((i) => (i.jwksFile === undefined ? i : { ...i, jwksFile: resolve(base, i.jwksFile) })) },
     },
     audit: { ...config.audit, file: resolve(base, config.audit.file), signingKeyFile: resolve(base, config.audit.signingKeyFile) },
+    tracing: config.tracing.headersFile === undefined ? config.tracing : { ...config.tracing, headersFile: resolve(base, config.tracing.headersFile) },
   };
 }
 

@@ -11,6 +11,8 @@ const positiveInt = z.number({ error: 'must be a positive integer' }).int('must 
 const port = z.number({ error: 'must be a port number' }).int('must be a port number').min(0, 'must be a port number').max(65535, 'must be a port number');
 const nonEmpty = z.string({ error: 'must be a non-empty string' }).min(1, 'must be a non-empty string');
 /** Identifiers that end up in headers and metric labels: short and boring on purpose. */
+/** An HTTP header name (RFC 9110 token). */
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name');
 const label = z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -');
 
 const EndpointName = z.enum(ENDPOINT_NAMES);
@@ -466,6 +468,35 @@ export const ConfigSchema = z
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       })
       .prefault({}),
+    /** OpenTelemetry spans, one per request, sent as OTLP/HTTP protobuf (docs/tracing.md). Off: the SDK is not even loaded. */
+    tracing: z
+      .strictObject({
+        enabled: z.boolean({ error: 'must be true or false' }).default(false),
+        /** The collector's OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces. Required when enabled. */
+        endpoint: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. http://127.0.0.1:4318/v1/traces' }).optional(),
+        /** Headers sent with every export (e.g. a collector's credential); values may also come from headersFile or the environment. */
+        headers: z.record(headerName, z.string({ error: 'must be a string' })).default({}),
+        /** A YAML/JSON file of more headers (name: value), e.g. a mounted Secret; read at start, wins over `headers`. */
+        headersFile: nonEmpty.optional(),
+        /** Share of new traces recorded (trace id ratio); a request under a client's trace follows the client's sampled flag. */
+        sampleRatio: z
+          .number({ error: 'must be a number from 0 to 1' })
+          .min(0, 'must be a number from 0 to 1')
+          .max(1, 'must be a number from 0 to 1')
+          .default(1),
+        serviceName: nonEmpty.default('inference-gateway'),
+        /** Spans waiting for export; once full, new spans are dropped and counted (inference_gateway_trace_spans_dropped_total). */
+        maxQueueSize: positiveInt.default(2048),
+        /** How long a batch may wait before it is sent (a full batch of 512 goes at once). */
+        scheduledDelayMs: positiveInt.default(1000),
+        /** Bound on one export request, and on the flush at shutdown. */
+        exportTimeoutMs: positiveInt.default(10000),
+      })
+      .refine((t) => !t.enabled || t.endpoint !== undefined, {
+        message: 'tracing.enabled needs tracing.endpoint (the OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces)',
+        path: ['endpoint'],
+      })
+      .prefault({}),
   })
   .refine((c) => c.quotas.defaultPlan === undefined || c.quotas.plans.some((p) => p.name === c.quotas.defaultPlan), {
     message: 'must name one of quotas.plans',
@@ -508,3 +539,4 @@ export type QuotaConfig = GatewayConfig['quotas'];
 export type PolicyConfig = GatewayConfig['policy'];
 export type QuotaPlan = z.output<typeof QuotaPlanSchema>;
 export type QuotaLimitRule = z.output<typeof QuotaLimitSchema>;
+export type TracingConfig = GatewayConfig['tracing'];

@@ -11,6 +11,8 @@ import type { Endpoint, EndpointMatch, EndpointSpec } from './endpoint.ts';
 import type { GatewayError } from './errors.ts';
 import type { ConnectionInfo, Identity } from './identity.ts';
 import type { Deployment, ModelRoute, Snapshot } from './snapshot.ts';
+import type { RequestContext } from './context.ts';
+import type { TraceContext } from './trace.ts';
 import type { ReportedUsage } from './usage.ts';
 import type { Price } from './cost.ts';
 
@@ -340,4 +342,26 @@ export interface ProviderTranslator {
 export interface Translators {
   /** The translator from a client family to a provider; null when they are the same API. */
   between(clientFamily: string, provider: string): ProviderTranslator | null;
+}
+
+// ── Request spans ──────────────────────────────────────────────────────────
+
+/**
+ * Spans of requests (OpenTelemetry, src/tracing, when `tracing.enabled`).
+ * Without one, the processor continues the client's trace itself
+ * (pipeline/trace.ts) and records nothing.
+ */
+export interface RequestTracer {
+  /**
+   * Starts the request's span under the client's `traceparent` (or a new trace): its ids are the request's
+   * trace context, so the traceparent sent upstream names this span as the parent. `span` is null when the
+   * request is not sampled (nothing to end). Must not throw (a failure there answers a context of its own).
+   */
+  start(incomingTraceparent: string | undefined, startedAt: number): { readonly trace: TraceContext; readonly span: RequestSpan | null };
+}
+
+/** A started request span; ended once, when the request's audit record has been written (or failed to be). */
+export interface RequestSpan {
+  /** Reads the attributes from the request's context (never a prompt, completion or credential). Must not throw. */
+  end(ctx: RequestContext): void;
 }

@@ -36,6 +36,8 @@ import type {
   QuotaGate,
   ProviderTranslator,
   QuotaTicket,
+  RequestSpan,
+  RequestTracer,
   RouteResolver,
   StreamMeter,
   StreamRedactor,
@@ -111,6 +113,8 @@ export interface ProcessorDeps {
   readonly attempts: AttemptLedger;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Request spans (OpenTelemetry) when tracing is configured; without one the client's trace is continued, nothing recorded. */
+  readonly tracer?: RequestTracer | null;
   /** A new request id when Envoy sent none (tests make it deterministic). */
   readonly newRequestId?: () => string;
   /** The monotonic clock (ns) of the request's timings: start, first byte, content chunks, end (tests drive it). */
@@ -149,6 +153,8 @@ export interface RequestState {
   /** Response chunks of a stream that carried generated text, and when the last of them arrived (inter-token latency). */
   contentChunks: number;
   lastContentHr: bigint | null;
+  /** The request's span, ended once its audit record is written; null when tracing is off or the request not sampled. */
+  readonly span: RequestSpan | null;
   finished: boolean;
 }
 
@@ -158,12 +164,14 @@ export class RequestProcessor {
   readonly #d: ProcessorDeps;
   readonly #newRequestId: () => string;
   readonly #clock: () => bigint;
+  readonly #tracer: RequestTracer | null;
 
   constructor(deps: ProcessorDeps) {
     if (deps.families.length === 0) throw new Error('RequestProcessor needs at least one API family');
     this.#d = deps;
     this.#newRequestId = deps.newRequestId ?? randomUUID;
     this.#clock = deps.hrClock ?? (() => process.hrtime.bigint());
+    this.#tracer = deps.tracer ?? null;
   }
 
   /** Phase 1. Always returns a state, so a denial is audited like any request. */
@@ -178,10 +186,13 @@ export class RequestProcessor {
     // The query string goes no further than this line: not into the record, not upstream (requestHeaderEdits).
     const { path, query } = splitTarget(headers.get(':path') ?? '');
     const { family, match } = this.#match(method, path, headers);
+    const startedAt = Date.now();
+    // With tracing, the request's span starts here and its ids are the trace context sent upstream.
+    const started = this.#tracer === null ? null : this.#tracer.start(headers.get('traceparent'), startedAt);
     const ctx: RequestContext = {
       requestId: incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : this.#newRequestId(),
-      trace: continueTrace(headers.get('traceparent')),
-      startedAt: Date.now(),
+      trace: started === null ? continueTrace(headers.get('traceparent')) : started.trace,
+      startedAt,
       startedHr: this.#clock(),
       method,
       path,
@@ -219,6 +230,7 @@ export class RequestProcessor {
       upstreamStatus: null,
       contentChunks: 0,
       lastContentHr: null,
+      span: started?.span ?? null,
       finished: false,
     };
     try {
@@ -787,6 +799,9 @@ export class RequestProcessor {
       m.auditFailures.inc();
       this.#d.log.error({ requestId: ctx.requestId, err: errorMessage(err) }, 'audit record could not be committed');
       throw err;
+    } finally {
+      // The span ends with the audit record (committed or not); it only queues the span, never waits on an export.
+      state.span?.end(ctx);
     }
   }
 }

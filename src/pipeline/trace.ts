@@ -39,18 +39,31 @@ function randomId(bytes: number, zero: string): string {
   }
 }
 
+/** The parts of a valid W3C `traceparent` (lower-cased), or null for a missing or malformed one. */
+export interface ParentTrace {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly flags: string;
+}
+
+export function parseTraceparent(incoming: string | undefined): ParentTrace | null {
+  if (incoming === undefined) return null;
+  const m = TRACEPARENT.exec(incoming.trim().toLowerCase());
+  // Version ff is forbidden; all-zero ids are invalid.
+  if (m === null || m[1] === 'ff' || m[2] === ZERO_TRACE || m[3] === ZERO_SPAN) return null;
+  return { traceId: m[2] as string, spanId: m[3] as string, flags: m[4] as string };
+}
+
 export function continueTrace(incoming: string | undefined): TraceContext {
-  let traceId: string | null = null;
-  let flags = '01';
-  if (incoming !== undefined) {
-    const m = TRACEPARENT.exec(incoming.trim().toLowerCase());
-    // Version ff is forbidden; all-zero ids are invalid.
-    if (m !== null && m[1] !== 'ff' && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN) {
-      traceId = m[2] ?? null;
-      flags = m[4] ?? '01';
-    }
-  }
-  traceId ??= randomId(16, ZERO_TRACE);
+  const parent = parseTraceparent(incoming);
+  const traceId = parent?.traceId ?? randomId(16, ZERO_TRACE);
+  const flags = parent?.flags ?? '01';
   const spanId = randomId(8, ZERO_SPAN);
+  return { traceId, spanId, flags, traceparent: `00-${traceId}-${spanId}-${flags}` };
+}
+
+/** The context of a span someone else made (an OpenTelemetry span: src/tracing), in the form the pipeline carries. */
+export function traceContextOf(traceId: string, spanId: string, sampled: boolean): TraceContext {
+  const flags = sampled ? '01' : '00';
   return { traceId, spanId, flags, traceparent: `00-${traceId}-${spanId}-${flags}` };
 }

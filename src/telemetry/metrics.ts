@@ -156,6 +156,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly traceSpansDropped = new Counter({
+    name: `${PREFIX}trace_spans_dropped_total`,
+    help: 'Request spans that never reached the trace collector, by reason (queue_full: the export queue was full; export_failed: the collector refused, failed or timed out).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly snapshotInfo = new Gauge({
     name: `${PREFIX}routing_snapshot_info`,
     help: 'The routing snapshot in use (value 1, version as label).',

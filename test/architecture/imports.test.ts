@@ -140,6 +140,11 @@ const LAYERS: ReadonlyArray<{ readonly layer: string; readonly may: readonly str
     why: 'snapshot delivery feeds the route stage, it does not use it',
   },
   {
+    layer: 'tracing',
+    may: ['pipeline', 'config', 'telemetry', 'shared'],
+    why: 'request spans read the request context behind the RequestTracer port; only the composition root loads them',
+  },
+  {
     layer: 'config',
     may: ['families/endpoints.ts', 'families/openai/endpoints.ts', 'pipeline/endpoint.ts', 'shared'],
     why: "the schema names endpoints from the families' tables, nothing else",
@@ -164,6 +169,17 @@ test('a stage imports no other stage (stages meet only in the pipeline)', () => 
     bad.map(([f, t]) => `${f} → ${t}`),
     [],
   );
+});
+
+test('only the composition root loads the tracing SDK, and only with a dynamic import (tracing off loads none of it)', () => {
+  const importers = edges.filter(([from, to]) => to.startsWith('tracing/') && !from.startsWith('tracing/'));
+  assert.deepEqual(
+    importers.map(([f, t]) => `${f} → ${t}`),
+    ['app.ts → tracing/otel.ts', 'app.ts → tracing/otel.ts'],
+  );
+  const app = readFileSync(join(SRC, 'app.ts'), 'utf8');
+  assert.match(app, /import type \{ Tracing \} from '\.\/tracing\/otel\.ts'/, 'the static import is type-only (erased)');
+  assert.match(app, /await import\('\.\/tracing\/otel\.ts'\)/, 'the value import is dynamic');
 });
 
 test('only the composition root and the CLI import across every layer', () => {

@@ -24,6 +24,7 @@ import type {
   QuotaRequest,
   QuotaTicket,
   RedactFn,
+  RequestTracer,
   RouteResolver,
   TextRef,
   Translators,
@@ -255,6 +256,10 @@ export function rig(
     maxBodyBytes?: number;
     /** The processor's monotonic clock (ns), for timings a test asserts exactly. */
     hrClock?: () => bigint;
+    /** Request spans (src/tracing); without one, none. */
+    tracer?: RequestTracer;
+    /** The metrics the processor counts into (a fresh registry by default). */
+    metrics?: Metrics;
   } = {},
 ): Rig {
   const auth = new FakeAuth(over.ids ?? { [USER_KEY]: identity() });
@@ -265,7 +270,7 @@ export function rig(
   const quota = new FakeQuota();
   const content = new FakeContent();
   const audit = new FakeAudit();
-  const metrics = new Metrics({ processMetrics: false });
+  const metrics = over.metrics ?? new Metrics({ processMetrics: false });
   const ledger = new MemoryAttemptLedger();
   const credentials = new FakeCredentials(over.credentials);
   const translators = over.translators ?? { between: () => null };
@@ -293,6 +298,7 @@ export function rig(
     log: pino({ enabled: false }),
     newRequestId: () => `req-${String(++n).padStart(4, '0')}`,
     ...(over.hrClock === undefined ? {} : { hrClock: over.hrClock }),
+    tracer: over.tracer ?? null,
   });
   const attempts = new AttemptProcessor({
     families,

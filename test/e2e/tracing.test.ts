@@ -1,0 +1,80 @@
+/**
+ * Request spans through real Envoy: the official openai client sends a chat
+ * request inside a trace of its own (a traceparent header); the sidecar,
+ * configured with tracing on, exports one span to our OTLP/HTTP receiver
+ * (test/helpers/otlp-receiver.ts decodes it) whose trace is the client's and
+ * whose parent is the client's span (Envoy does not trace in this config, so
+ * the traceparent reaches the sidecar as the client sent it); the demo model
+ * server receives a traceparent naming that span as its parent.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { startOtlpReceiver } from '../helpers/otlp-receiver.ts';
+import { scrapeMetrics, startTestStack } from '../helpers/stack.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+test('the openai client in a trace: one span under its span, GenAI attributes and usage, and the model server a child of ours', async (t) => {
+  const receiver = await startOtlpReceiver();
+  t.after(() => receiver.close());
+  const stack = await startTestStack({ config: { tracing: { enabled: true, endpoint: receiver.url, scheduledDelayMs: 50, serviceName: 'igw-e2e' } } });
+  t.after(() => stack.stop());
+
+  const traceId = randomBytes(16).toString('hex');
+  const clientSpan = randomBytes(8).toString('hex');
+  const marker = `MARKER-${randomBytes(6).toString('hex')}`;
+  const client = stack.client('alice', { traceparent: `00-${traceId}-${clientSpan}-01` });
+  const reply = await client.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: `please repeat ${marker}` }] }).withResponse();
+  const usage = reply.data.usage;
+  assert.ok(usage !== undefined && usage.prompt_tokens > 0 && usage.completion_tokens > 0);
+
+  await waitFor(() => receiver.spans.length >= 1, { what: 'the span at the receiver', timeoutMs: 10_000 });
+  assert.equal(receiver.spans.length, 1);
+  const span = receiver.spans[0];
+  assert.ok(span !== undefined);
+  assert.equal(span.traceId, traceId, "the client's trace");
+  assert.equal(span.parentSpanId, clientSpan, "the client's span is the parent");
+  assert.equal(span.resource['service.name'], 'igw-e2e');
+  assert.equal(span.attributes['gen_ai.operation.name'], 'chat');
+  assert.equal(span.attributes['gen_ai.request.model'], 'gpt-demo');
+  assert.equal(typeof span.attributes['gen_ai.response.model'], 'string');
+  assert.equal(span.attributes['gen_ai.provider.name'], 'openai');
+  assert.equal(span.attributes['gen_ai.usage.input_tokens'], usage.prompt_tokens);
+  assert.equal(span.attributes['gen_ai.usage.output_tokens'], usage.completion_tokens);
+  assert.equal(span.attributes['gateway.request_id'], reply.response.headers.get('x-request-id'));
+  assert.equal(span.attributes['gateway.status'], 200);
+  assert.equal(span.attributes['gateway.outcome'], 'completed');
+
+  // What the model server received: the same trace, our span as its parent.
+  const upstream = stack.upstream.requests.find((r) => r.path === '/v1/chat/completions');
+  assert.ok(upstream !== undefined, 'the model server saw the request');
+  const parts = String(upstream.headers.traceparent).split('-');
+  assert.deepEqual(parts, ['00', traceId, span.spanId, '01']);
+
+  // The marker (in the prompt, and echoed in the demo server's completion) is in no export.
+  for (const e of receiver.exports) assert.equal(e.body.includes(marker), false, 'prompt or completion text in an export');
+
+  const sidecar = stack.sidecar;
+  assert.ok(sidecar !== null);
+  const metrics = await scrapeMetrics(sidecar.adminUrl);
+  assert.equal(metrics.get('inference_gateway_trace_spans_dropped_total{reason="queue_full"}'), 0);
+  assert.equal(metrics.get('inference_gateway_trace_spans_dropped_total{reason="export_failed"}'), 0);
+});
+
+test('collector down: requests through Envoy still succeed, and the failed exports are counted', async (t) => {
+  const gone = await startOtlpReceiver();
+  await gone.close(); // nothing listens on its port now
+  const stack = await startTestStack({ config: { tracing: { enabled: true, endpoint: gone.url, scheduledDelayMs: 50, exportTimeoutMs: 1000 } } });
+  t.after(() => stack.stop());
+  const client = stack.client();
+  for (let i = 0; i < 5; i++) {
+    const r = await client.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] });
+    assert.ok(r.choices.length > 0);
+  }
+  const sidecar = stack.sidecar;
+  assert.ok(sidecar !== null);
+  await waitFor(async () => (await scrapeMetrics(sidecar.adminUrl)).get('inference_gateway_trace_spans_dropped_total{reason="export_failed"}') === 5, {
+    what: 'five spans counted as export_failed',
+    timeoutMs: 15_000,
+  });
+});
