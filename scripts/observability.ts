@@ -215,6 +215,19 @@ export const ROWS: readonly RowSpec[] = [
         ],
       },
       {
+        title: 'Budget used by tenant',
+        description:
+          'Share of each spend budget used (reservations included) at the last decision that checked it, by plan, period, scope and tenant; the near-exhaustion alert fires above 0.8.',
+        type: 'timeseries',
+        unit: 'percentunit',
+        targets: [
+          q(
+            `max by (plan, budget, scope, tenant) (inference_gateway_budget_used_ratio{${J}, tenant=~"$tenant"})`,
+            '{{tenant}} {{budget}} {{scope}} ({{plan}})',
+          ),
+        ],
+      },
+      {
         title: 'Budget refusals by plan',
         description: 'Requests refused by a spend budget (limit budget_daily or budget_monthly), per second, by quota plan and limit.',
         type: 'timeseries',

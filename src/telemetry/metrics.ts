@@ -149,6 +149,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly budgetUsed = new Gauge({
+    name: `${PREFIX}budget_used_ratio`,
+    help: "Share of a spend budget used (reservations included) at the last decision that checked it, by plan, period (daily|monthly), scope and tenant (the requester's tenant).",
+    labelNames: ['plan', 'budget', 'scope', 'tenant'] as const,
+    registers: [this.registry],
+  });
+
   readonly quotaDegraded = new Counter({
     name: `${PREFIX}quota_degraded_decisions_total`,
     help: "Requests decided by a plan's store-down policy (fail_closed|fail_open|local) instead of the store.",

@@ -164,6 +164,7 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
       decision = await store.admit(req.requestId, tag, buildLimits(plan, req.subject, { ...options, share: plan.localShare }));
     }
     const headers = rateLimitHeaders(decision.states, plan.currency);
+    if (reservedCostMicros > 0 || budgets) this.#observeBudgets(plan, req.subject.tenant, decision);
     if (!decision.admitted) {
       if (mode === 'store') this.#rememberDenial(tag, limits, decision.deniedBy, decision.retryAfterMs);
       m.quotaDecisions.inc({ plan: plan.name, outcome: 'denied', limit: limitKind(decision.deniedBy) });
@@ -301,6 +302,16 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
       const waitMs = d.until - now;
       this.#d.metrics.quotaDecisions.inc({ plan: plan.name, outcome: 'denied', limit: limitKind(d.name) });
       throw refusal(d.name, waitMs, plan, { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))) });
+    }
+  }
+
+  /** How much of each budget the decision saw used (the budget_used_ratio gauge: the near-exhaustion alert). */
+  #observeBudgets(plan: QuotaPlan, tenant: string, decision: Decision): void {
+    for (const st of decision.states) {
+      if (!st.name.startsWith('budget:') || st.limit <= 0) continue;
+      const [, period = '', scope = ''] = st.name.split(':');
+      // A refused decision reports remaining 0 on its refusing limit: fully used as far as the caller is concerned.
+      this.#d.metrics.budgetUsed.set({ plan: plan.name, budget: period, scope, tenant }, Math.min(1, (st.limit - st.remaining) / st.limit));
     }
   }
 
