@@ -12,7 +12,8 @@ import OpenAI from 'openai';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.ts';
 import { renderGatewayConfig } from '../../src/envoy/config.ts';
 import { startEnvoy, type EnvoyProcess } from '../../src/envoy/process.ts';
-import { readAudit, writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';
+import { DEFAULT_MODELS, readAudit, writeGatewayFiles, type GatewayFiles } from '../helpers/fixtures.ts';
+import { formatUnits, parseUnits } from '../../src/pipeline/cost.ts';
 import { adminClient, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { replica, startSidecarProcess, type SidecarProcess } from '../helpers/stack.ts';
 
@@ -30,10 +31,29 @@ before(async () => {
   redis = await startRedis();
   upstream = await startDemoUpstream({ port: 0 });
   files = writeGatewayFiles({
-    keys: [{ principal: 'alice', tier: 'metered' }],
+    keys: [
+      { principal: 'alice', tier: 'metered' },
+      { principal: 'bob', tier: 'budgeted', tenant: 'spenders' },
+    ],
+    models: [
+      ...DEFAULT_MODELS,
+      // A flat fee and no token price: the most a request can cost is what it costs, so a budget admits an exact count.
+      {
+        id: 'fee-demo',
+        endpoints: ['chat'],
+        cluster: 'demo-upstream',
+        model: 'demo-model',
+        price: { inputPerMillion: '0', outputPerMillion: '0', perRequest: '0.01' },
+      },
+    ],
     config: {
       redis: { url: redis.url },
-      quotas: { plans: [{ name: 'metered', limits: [{ scope: 'key', rpm: 40 }] }] },
+      quotas: {
+        plans: [
+          { name: 'metered', limits: [{ scope: 'key', rpm: 40 }] },
+          { name: 'budgeted', limits: [{ scope: 'tenant', budgetDaily: '0.4' }] },
+        ],
+      },
     },
   });
   for (const i of [0, 1]) sidecars.push(await startSidecarProcess(files.configFile, processEnv(i)));
@@ -67,6 +87,22 @@ test('streams are spread over both processes, and the Redis quota is exact acros
   const per = [0, 1].map((i) => readAudit(auditFile(i)).length);
   assert.equal(per[0]! + per[1]!, 60, 'every request audited once, by the process that handled it');
   assert.ok(per[0]! >= 15 && per[1]! >= 15, `both processes took a share: ${per.join(' / ')}`);
+});
+
+test('a spend budget is exact across both processes: 0.4 admits 40 requests of 0.01 out of 60 sent at once, then budget_exceeded', async () => {
+  const bob = new OpenAI({ baseURL: client.baseURL, apiKey: files.keys['bob'] ?? '', maxRetries: 0 });
+  const outcomes = await Promise.allSettled(
+    Array.from({ length: 60 }, () => bob.chat.completions.create({ model: 'fee-demo', messages: [{ role: 'user', content: 'hi' }] })),
+  );
+  const ok = outcomes.filter((o) => o.status === 'fulfilled').length;
+  const refused = outcomes.filter((o) => o.status === 'rejected' && o.reason instanceof OpenAI.APIError && o.reason.code === 'budget_exceeded').length;
+  assert.equal(ok, 40, 'a budget of 0.4 admits exactly 40 requests of 0.01, whichever process decided');
+  assert.equal(refused, 20);
+  const spent = [0, 1]
+    .flatMap((i) => readAudit(auditFile(i)) as unknown as Array<{ authorization: { tenant: string } | null; cost: { amount: string } | null }>)
+    .filter((r) => r.authorization?.tenant === 'spenders' && r.cost !== null)
+    .reduce((sum, r) => sum + (parseUnits(r.cost?.amount ?? '0') ?? 0n), 0n);
+  assert.equal(formatUnits(spent), '0.4', 'the audited costs add up to the budget exactly');
 });
 
 test('a dead process is ejected after a few failures; the other serves the rest', async () => {
