@@ -9,6 +9,11 @@
  *
  *   npm run bench:pipeline -- [--quota none|memory|redis] [--durability fsync|write]
  *                             [--concurrency 32] [--seconds 5] [--cpu-prof DIR] [--hold N]
+ *                             [--tracing off|RATIO --tracing-endpoint URL]
+ *
+ * With --tracing RATIO the pipeline exports request spans (the OpenTelemetry
+ * SDK, OTLP/HTTP protobuf) to the collector at --tracing-endpoint, sampling
+ * RATIO of the requests; `npm run bench:tracing` compares it with tracing off.
  *
  * Reports µs of this process's CPU (all threads: process.cpuUsage) per
  * request, and requests/s, after a warm-up. `concurrency` requests are in
@@ -43,8 +48,13 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     'cpu-prof': { type: 'string' },
     hold: { type: 'string', default: '0' },
+    tracing: { type: 'string', default: 'off' },
+    'tracing-endpoint': { type: 'string' },
   },
 });
+const tracing = values.tracing === 'off' ? null : Number(values.tracing);
+if (tracing !== null && !(tracing >= 0 && tracing <= 1)) throw new Error('--tracing must be off or a ratio between 0 and 1');
+if (tracing !== null && values['tracing-endpoint'] === undefined) throw new Error('--tracing needs --tracing-endpoint URL');
 const quota = values.quota;
 if (quota !== 'none' && quota !== 'memory' && quota !== 'redis') throw new Error('--quota must be none, memory or redis');
 const durability = values.durability;
@@ -69,6 +79,7 @@ const files = writeGatewayFiles({
     audit: { durability },
     ...(quota === 'none' ? {} : { quotas: { plans: [PLAN] } }),
     ...(redis === null ? {} : { redis: { url: redis.url } }),
+    ...(tracing === null ? {} : { tracing: { enabled: true, endpoint: values['tracing-endpoint'], sampleRatio: tracing } }),
   },
 });
 const config = loadConfig(files.configFile);
@@ -205,6 +216,6 @@ await pipeline.close();
 await redis?.stop();
 rmSync(files.dir, { recursive: true, force: true });
 process.stdout.write(
-  `pipeline (quota ${quota}, audit ${durability}, ${concurrency} in flight): ${(r.cpuUs / r.requests).toFixed(1)} µs CPU per request, ` +
+  `pipeline (quota ${quota}, audit ${durability}, tracing ${tracing ?? 'off'}, ${concurrency} in flight): ${(r.cpuUs / r.requests).toFixed(1)} µs CPU per request, ` +
     `${Math.round(r.requests / (r.wallMs / 1000))} requests/s, ${r.requests} requests; Node ${process.version}\n`,
 );

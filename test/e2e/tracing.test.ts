@@ -78,3 +78,34 @@ test('collector down: requests through Envoy still succeed, and the failed expor
     timeoutMs: 15_000,
   });
 });
+
+test('a collector that never answers adds no latency: every request through Envoy is as fast as with tracing off', async (t) => {
+  const hung = await startOtlpReceiver();
+  hung.mode = 'hold'; // accepts each export and never answers it
+  t.after(() => hung.close());
+  const traced = await startTestStack({ config: { tracing: { enabled: true, endpoint: hung.url, scheduledDelayMs: 20, exportTimeoutMs: 5000 } } });
+  t.after(() => traced.stop());
+  const plain = await startTestStack();
+  t.after(() => plain.stop());
+  // Interleaved, so both stacks see the same machine; the medians must be within 2 ms of each other, and no request may
+  // come near the 5 s an export can hang (a request that waited on the collector would).
+  const time = async (client: ReturnType<typeof plain.client>): Promise<number> => {
+    const t0 = performance.now();
+    await client.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] });
+    return performance.now() - t0;
+  };
+  const a = traced.client();
+  const b = plain.client();
+  for (let i = 0; i < 5; i++) await Promise.all([time(a), time(b)]); // warm-up
+  const on: number[] = [];
+  const off: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    on.push(await time(a));
+    off.push(await time(b));
+  }
+  await waitFor(() => hung.spans.length > 0, { what: 'the hung collector received exports' });
+  const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number;
+  t.diagnostic(`median ${median(on).toFixed(2)} ms traced to a hung collector, ${median(off).toFixed(2)} ms without tracing; slowest ${Math.max(...on).toFixed(1)} ms`);
+  assert.ok(median(on) - median(off) < 2, `median ${median(on).toFixed(2)} ms vs ${median(off).toFixed(2)} ms`);
+  assert.ok(Math.max(...on) < 1000, `slowest traced request ${Math.max(...on).toFixed(1)} ms`);
+});
