@@ -9,9 +9,13 @@
  *
  *   npm run bench:tracing -- [--ratio 0.1] [--rounds 3] [--seconds 5] [--quota none|memory|redis] [--target-us 15]
  *
- * Prints each run, the medians and the difference (on − off) in µs per
- * request; with --check exits 1 when the difference is above --target-us
- * (issue #16: within +15 µs at 10% sampling).
+ * Prints each run, then the medians and the minimums of each side and their
+ * differences (on − off) in µs per request. The minimum is the figure to
+ * compare on a shared machine: other processes can only add CPU time to a
+ * run (cache and frequency effects), never take it away, so the least a run
+ * took is the closest to the code's own cost; the median shows the spread.
+ * With --check exits 1 when the difference of the minimums is above
+ * --target-us (issue #16: within +15 µs at 10% sampling).
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -71,10 +75,13 @@ const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] as number;
 };
-const diff = median(on) - median(off);
+const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
+const diffMedian = median(on) - median(off);
+const diffMin = Math.min(...on) - Math.min(...off);
 process.stdout.write(
-  `${new Date().toISOString()} tracing at ${values.ratio} vs off (quota ${values.quota}, ${values.rounds} rounds of ${values.seconds} s): ` +
-    `off ${median(off).toFixed(1)} µs, on ${median(on).toFixed(1)} µs, difference ${diff >= 0 ? '+' : ''}${diff.toFixed(1)} µs per request ` +
+  `${new Date().toISOString()} tracing at ${values.ratio} vs off (quota ${values.quota}, ${values.rounds} rounds of ${values.seconds} s, Node ${process.version}): ` +
+    `minimum off ${Math.min(...off).toFixed(1)} µs, on ${Math.min(...on).toFixed(1)} µs, difference ${signed(diffMin)} µs per request; ` +
+    `median off ${median(off).toFixed(1)} µs, on ${median(on).toFixed(1)} µs, difference ${signed(diffMedian)} µs ` +
     `(target ≤ +${values['target-us']} µs); the collector received ${exports} exports\n`,
 );
-if (values.check && (diff > Number(values['target-us']) || exports === 0)) process.exit(1);
+if (values.check && (diffMin > Number(values['target-us']) || exports === 0)) process.exit(1);

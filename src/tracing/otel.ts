@@ -3,26 +3,16 @@
  * Loaded by the composition root (src/app.ts) only when `tracing.enabled`:
  * with tracing off no OpenTelemetry package is imported at all.
  *
- * The export never holds up a request: a span is queued when the request's
- * audit record is written and a BatchSpanProcessor sends batches in the
- * background. The queue is bounded; what does not fit is dropped and counted,
- * as is every span of a batch the collector refused, failed or timed out on
- * (`inference_gateway_trace_spans_dropped_total{reason}`).
+ * The export never holds up a request: a span is encoded and queued when the
+ * request's audit record is written, and batches go out in the background
+ * (src/tracing/export.ts). The queue is bounded; what does not fit is dropped
+ * and counted, as is every span of a batch the collector refused, failed or
+ * timed out on (`inference_gateway_trace_spans_dropped_total{reason}`).
  */
 import { readFileSync } from 'node:fs';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Span } from '@opentelemetry/api';
-import { ExportResultCode } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  TracerProvider,
-  type ReadableSpan,
-  type SpanExporter,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace';
+import { ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
@@ -34,102 +24,12 @@ import { continueTrace, parseTraceparent, traceContextOf } from '../pipeline/tra
 import { errorMessage } from '../shared/values.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { spanAttributes, spanFailed, spanName } from './attributes.ts';
-
-/** A batch is sent once this many spans wait (or after scheduledDelayMs); never more than the queue holds. */
-const MAX_BATCH = 512;
-/** An export failure is logged at most this often (each failed span is counted regardless). */
-const FAILURE_LOG_INTERVAL_MS = 30_000;
+import { EncodingSpanProcessor } from './export.ts';
 
 export interface Tracing {
   readonly tracer: RequestTracer;
   /** Sends what is queued (bounded by exportTimeoutMs) and stops the exporter. */
   shutdown(): Promise<void>;
-}
-
-type ExportCallback = Parameters<SpanExporter['export']>[1];
-
-/**
- * Keeps the count of spans waiting in the batch processor's queue and refuses (counts) one that would overflow it:
- * the SDK's BatchSpanProcessor drops silently when full. A span leaves the queue when the processor hands its batch
- * to the exporter (CountingExporter reports it), so the count is exact and the inner queue never overflows.
- */
-class BoundedProcessor implements SpanProcessor {
-  #queued = 0;
-  readonly #inner: SpanProcessor;
-  readonly #max: number;
-  readonly #metrics: Metrics;
-
-  constructor(inner: SpanProcessor, max: number, metrics: Metrics) {
-    this.#inner = inner;
-    this.#max = max;
-    this.#metrics = metrics;
-  }
-
-  left(n: number): void {
-    this.#queued = Math.max(0, this.#queued - n);
-  }
-
-  onStart(): void {}
-
-  onEnd(span: ReadableSpan): void {
-    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
-    if (this.#queued >= this.#max) {
-      this.#metrics.traceSpansDropped.inc({ reason: 'queue_full' });
-      return;
-    }
-    this.#queued++;
-    this.#inner.onEnd(span);
-  }
-
-  forceFlush(): Promise<void> {
-    return this.#inner.forceFlush();
-  }
-
-  shutdown(): Promise<void> {
-    return this.#inner.shutdown();
-  }
-}
-
-/** Counts the spans of every failed export, and tells the processor which spans left its queue. */
-class CountingExporter implements SpanExporter {
-  readonly #inner: SpanExporter;
-  readonly #metrics: Metrics;
-  readonly #log: Logger;
-  readonly #left: (n: number) => void;
-  #lastLog = 0;
-
-  constructor(inner: SpanExporter, metrics: Metrics, log: Logger, left: (n: number) => void) {
-    this.#inner = inner;
-    this.#metrics = metrics;
-    this.#log = log;
-    this.#left = left;
-  }
-
-  export(spans: ReadableSpan[], done: ExportCallback): void {
-    this.#left(spans.length);
-    this.#inner.export(spans, (result) => {
-      if (result.code !== ExportResultCode.SUCCESS) {
-        this.#metrics.traceSpansDropped.inc({ reason: 'export_failed' }, spans.length);
-        const now = Date.now();
-        if (now - this.#lastLog >= FAILURE_LOG_INTERVAL_MS) {
-          this.#lastLog = now;
-          this.#log.warn(
-            { spans: spans.length, err: result.error === undefined ? 'unknown' : errorMessage(result.error) },
-            'trace export failed (spans dropped)',
-          );
-        }
-      }
-      done(result);
-    });
-  }
-
-  shutdown(): Promise<void> {
-    return this.#inner.shutdown();
-  }
-
-  forceFlush(): Promise<void> {
-    return this.#inner.forceFlush?.() ?? Promise.resolve();
-  }
 }
 
 class OtelRequestSpan implements RequestSpan {
@@ -175,22 +75,21 @@ export function startTracing(config: TracingConfig, deps: { readonly metrics: Me
   const { metrics, log } = deps;
   if (config.endpoint === undefined) throw new Error('tracing.endpoint is required when tracing is enabled');
   for (const reason of ['queue_full', 'export_failed']) metrics.traceSpansDropped.inc({ reason }, 0);
-  const otlp = new OTLPTraceExporter({ url: config.endpoint, headers: exportHeaders(config), timeoutMillis: config.exportTimeoutMs });
-  let bounded: BoundedProcessor | null = null;
-  const exporter = new CountingExporter(otlp, metrics, log, (n) => bounded?.left(n));
-  const batch = new BatchSpanProcessor({
-    exporter,
-    maxQueueSize: config.maxQueueSize,
-    maxExportBatchSize: Math.min(MAX_BATCH, config.maxQueueSize),
-    scheduledDelayMillis: config.scheduledDelayMs,
-    exportTimeoutMillis: config.exportTimeoutMs,
-  });
-  bounded = new BoundedProcessor(batch, config.maxQueueSize, metrics);
+  const exporter = new EncodingSpanProcessor(
+    {
+      endpoint: config.endpoint,
+      headers: exportHeaders(config),
+      maxQueueSize: config.maxQueueSize,
+      scheduledDelayMs: config.scheduledDelayMs,
+      exportTimeoutMs: config.exportTimeoutMs,
+    },
+    { metrics, log },
+  );
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName }),
     // A client's sampled flag decides for its trace; a new trace is sampled at the configured ratio.
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
-    spanProcessors: [bounded],
+    spanProcessors: [exporter],
   });
   const otelTracer = provider.getTracer('inference-gateway');
 

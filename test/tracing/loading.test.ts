@@ -53,5 +53,5 @@ test('with tracing off the sidecar loads no OpenTelemetry module; with it on, it
   const r = await startOtlpReceiver();
   t.after(() => r.close());
   const on = await loadedBySidecar({ tracing: { enabled: true, endpoint: r.url } });
-  for (const pkg of ['api', 'sdk-trace', 'exporter-trace-otlp-proto']) assert.ok(on.includes(pkg), `${pkg} in ${on.join(', ')}`);
+  for (const pkg of ['api', 'sdk-trace', 'otlp-transformer']) assert.ok(on.includes(pkg), `${pkg} in ${on.join(', ')}`);
 });
