@@ -74,8 +74,11 @@ function pack(type: protobuf.Type, typeUrl: string, object: Record<string, unkno
   return { type_url: typeUrl, value: Buffer.from(type.encode(type.fromObject(object)).finish()) };
 }
 
-function duration(ms: number): { seconds: number; nanos: number } {
-  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+/** A google.protobuf.Duration; zero parts are left out (protobufjs would write an explicit 0). */
+function duration(ms: number): { seconds?: number; nanos?: number } {
+  const seconds = Math.floor(ms / 1000);
+  const nanos = (ms % 1000) * 1_000_000;
+  return { ...(seconds === 0 ? {} : { seconds }), ...(nanos === 0 ? {} : { nanos }) };
 }
 
 function fail(field: string, problem: string): never {
@@ -176,7 +179,7 @@ export function assignmentResource(c: XdsCluster): AnyMessage {
   const endpoints = [...byPriority.entries()]
     .sort(([a], [b]) => a - b)
     .map(([priority, list]) => ({
-      priority,
+      ...(priority === 0 ? {} : { priority }),
       lb_endpoints: list.map((e) => ({
         endpoint: { address: { socket_address: { address: e.host, port_value: e.port } } },
         ...(e.weight === undefined ? {} : { load_balancing_weight: { value: e.weight } }),
