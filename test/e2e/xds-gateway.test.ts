@@ -34,7 +34,7 @@ async function chat(): Promise<{ ok: true; content: string } | { ok: false; stat
     return { ok: true, content: r.choices[0]?.message.content ?? '' };
   } catch (err) {
     if (!(err instanceof OpenAI.APIError)) throw err;
-    return { ok: false, status: err.status, code: typeof err.code === 'string' ? err.code : null };
+    return { ok: false, status: typeof err.status === 'number' ? err.status : undefined, code: typeof err.code === 'string' ? err.code : null };
   }
 }
 
