@@ -146,7 +146,7 @@ const LAYERS: ReadonlyArray<{ readonly layer: string; readonly may: readonly str
   },
   {
     layer: 'control-plane',
-    may: ['envoy/config.ts', 'shared', 'telemetry'],
+    may: ['shared', 'telemetry'],
     why: 'the control plane process (xDS server, admin API) is never on the request path and builds nothing of the sidecar',
   },
   {
