@@ -145,6 +145,11 @@ const LAYERS: ReadonlyArray<{ readonly layer: string; readonly may: readonly str
     why: 'request spans read the request context behind the RequestTracer port; only the composition root loads them',
   },
   {
+    layer: 'control-plane',
+    may: ['shared', 'telemetry'],
+    why: 'the control plane process (xDS server, admin API) is never on the request path and builds nothing of the sidecar',
+  },
+  {
     layer: 'config',
     may: ['families/endpoints.ts', 'families/openai/endpoints.ts', 'pipeline/endpoint.ts', 'shared'],
     why: "the schema names endpoints from the families' tables, nothing else",
