@@ -181,7 +181,7 @@ export class AdminServer {
           after: digest(audited.after),
           outcome: answer.status < 400 ? 'ok' : refused ? 'refused' : 'failed',
           status: answer.status,
-          code: answer.status < 400 ? null : (((answer.body as { error?: { code?: string } }).error?.code ?? null)),
+          code: answer.status < 400 ? null : ((answer.body as { error?: { code?: string } }).error?.code ?? null),
           revision: audited.revision,
         });
       } catch (err) {

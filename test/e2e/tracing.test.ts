@@ -105,7 +105,9 @@ test('a collector that never answers adds no latency: every request through Envo
   }
   await waitFor(() => hung.spans.length > 0, { what: 'the hung collector received exports' });
   const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number;
-  t.diagnostic(`median ${median(on).toFixed(2)} ms traced to a hung collector, ${median(off).toFixed(2)} ms without tracing; slowest ${Math.max(...on).toFixed(1)} ms`);
+  t.diagnostic(
+    `median ${median(on).toFixed(2)} ms traced to a hung collector, ${median(off).toFixed(2)} ms without tracing; slowest ${Math.max(...on).toFixed(1)} ms`,
+  );
   assert.ok(median(on) - median(off) < 2, `median ${median(on).toFixed(2)} ms vs ${median(off).toFixed(2)} ms`);
   assert.ok(Math.max(...on) < 1000, `slowest traced request ${Math.max(...on).toFixed(1)} ms`);
 });
