@@ -66,6 +66,17 @@ export const ControlPlaneConfigSchema = z.strictObject({
     checkpointEvery: positiveInt.default(100),
     checkpointSeconds: positiveInt.default(10),
   }),
+  /**
+   * The xDS server (ADS: CDS + EDS) Envoy takes its upstream clusters from (src/control-plane/xds, docs/xds.md):
+   * every deployment's backend reaches Envoy without a restart. Unset: no xDS (Envoy's clusters are static).
+   */
+  xds: z
+    .strictObject({
+      host: nonEmpty.default('127.0.0.1'),
+      /** 0 picks a free port (reported in the "control plane ready" line). */
+      port: z.number().int().min(0).max(65535).default(18000),
+    })
+    .optional(),
   logging: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info') }).prefault({}),
 });
 

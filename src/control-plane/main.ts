@@ -14,9 +14,39 @@ import { AdminServer } from './server.ts';
 import { snapshotProblems } from './snapshot.ts';
 import { DesiredStateStore } from './store.ts';
 import { DataPlaneSync } from './sync.ts';
+import { startXdsServer, type XdsServer } from './xds/server.ts';
+import type { XdsCluster } from './xds/types.ts';
+
+/**
+ * Passive health for every served cluster, as the static clusters of envoy/gateway.yaml have it: endpoints that fail
+ * 5 times in a row leave rotation for 10 s × the times they were ejected, at most half of a cluster at once.
+ */
+const OUTLIER_DETECTION = { consecutive5xx: 5, baseEjectionMs: 10_000, maxEjectionPercent: 50 } as const;
+
+/** The desired state's backends as xDS clusters, pushed to every connected Envoy. A state the server cannot encode is logged, and Envoy keeps the last good one. */
+function serveOverXds(xds: XdsServer, log: Logger): OnBackends {
+  return (backends, revision) => {
+    const clusters: XdsCluster[] = backends.map((b) => ({
+      name: b.cluster,
+      endpoints: b.endpoints.map((e) => ({ host: e.host, port: e.port, weight: e.weight, priority: e.priority })),
+      ...(b.healthCheck === null ? {} : { healthCheck: { ...b.healthCheck } }),
+      outlierDetection: { ...OUTLIER_DETECTION },
+    }));
+    try {
+      xds.update(clusters);
+    } catch (err) {
+      log.error(
+        { revision, err: err instanceof Error ? err.message : String(err) },
+        'backends could not be served over xDS; Envoy keeps the last good clusters',
+      );
+    }
+  };
+}
 
 export interface RunningControlPlane {
   readonly port: number;
+  /** The xDS server's port, when `xds` is configured. */
+  readonly xdsPort: number | null;
   stop(): Promise<void>;
 }
 
@@ -30,6 +60,15 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger, op
   const applied = await store.migrate();
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrations applied');
   const audit = new AdminAudit({ ...cfg.audit, log });
+  // Backends reach Envoy over xDS when configured; a caller's hook (tests) sees them too.
+  const xds = cfg.xds === undefined ? null : await startXdsServer({ host: cfg.xds.host, port: cfg.xds.port, log });
+  const hooks = [...(xds === null ? [] : [serveOverXds(xds, log)]), ...(opts.onBackends === undefined ? [] : [opts.onBackends])];
+  const onBackends: OnBackends | undefined =
+    hooks.length === 0
+      ? undefined
+      : async (backends, revision) => {
+          for (const h of hooks) await h(backends, revision);
+        };
   const sync = new DataPlaneSync({
     redisUrl: cfg.redis.url,
     keyPrefix: cfg.redis.keyPrefix,
@@ -39,17 +78,19 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger, op
     signingKey,
     ownedBy: cfg.routing.ownedBy,
     log,
-    ...(opts.onBackends === undefined ? {} : { onBackends: opts.onBackends }),
+    ...(onBackends === undefined ? {} : { onBackends }),
   });
   // Whatever is committed reaches Redis, even what a previous run could not push.
   sync.push(await store.state());
   const server = new AdminServer({ store, auth: new AdminAuth(cfg.auth), audit, sync, log });
   const port = await server.listen(cfg.listen.host, cfg.listen.port);
-  log.info({ port, host: cfg.listen.host, snapshotKid: signingKey.kid, auditKid: audit.kid }, 'control plane ready');
+  log.info({ port, host: cfg.listen.host, xdsPort: xds?.port ?? null, snapshotKid: signingKey.kid, auditKid: audit.kid }, 'control plane ready');
   return {
     port,
+    xdsPort: xds?.port ?? null,
     stop: async () => {
       await server.close();
+      await xds?.close();
       await sync.close();
       await audit.close();
       await store.close();

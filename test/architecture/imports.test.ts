@@ -142,17 +142,12 @@ const LAYERS: ReadonlyArray<{ readonly layer: string; readonly may: readonly str
   {
     layer: 'control-plane',
     may: ['pipeline', 'config', 'control', 'crypto', 'stores', 'stages/auth', 'families/endpoints.ts', 'shared', 'telemetry'],
-    why: 'a separate process: it writes what the data plane reads, and reuses the JWT verifier for its own callers',
+    why: 'a separate process, never on the request path (admin API, xDS server): it writes what the data plane reads, and reuses the JWT verifier for its own callers',
   },
   {
     layer: 'tracing',
     may: ['pipeline', 'config', 'telemetry', 'shared'],
     why: 'request spans read the request context behind the RequestTracer port; only the composition root loads them',
-  },
-  {
-    layer: 'control-plane',
-    may: ['shared', 'telemetry'],
-    why: 'the control plane process (xDS server, admin API) is never on the request path and builds nothing of the sidecar',
   },
   {
     layer: 'config',

@@ -136,6 +136,9 @@ export function clusterResource(c: XdsCluster): AnyMessage {
     eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: c.name },
     connect_timeout: duration(CONNECT_TIMEOUT_MS),
     lb_policy: 'ROUND_ROBIN',
+    // A backend removed from the desired state stops taking traffic now: by default Envoy keeps a removed host for
+    // as long as it passes its active health checks (test/e2e/control-plane-xds.test.ts found it).
+    ignore_health_on_host_removal: true,
     typed_extension_protocol_options: {
       [HTTP_OPTIONS_NAME]: pack(HttpOptionsType, HTTP_OPTIONS_TYPE_URL, {
         common_http_protocol_options: { idle_timeout: duration(IDLE_TIMEOUT_MS) },

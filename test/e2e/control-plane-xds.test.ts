@@ -1,0 +1,233 @@
+/**
+ * Backends through the control plane and xDS, end to end: Envoy starts with
+ * no upstream cluster at all and takes them from the control plane's ADS
+ * server (`xds` in its config). A model and two deployments created over the
+ * admin API — a cluster Envoy has never heard of — serve the official OpenAI
+ * client within 2 s, nothing restarted; traffic is spread over both
+ * backends; a deployment deleted over the API stops receiving traffic; with
+ * an active health check a backend that dies is taken out and every request
+ * reaches the healthy one; with the control plane killed Envoy keeps the
+ * last clusters it was given.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { stringify } from 'yaml';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.ts';
+import { generateSigningKey, signText } from '../../src/crypto/signing.ts';
+import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
+import { signedContent } from '../../src/control/snapshot.ts';
+import { makeKeyPair, mintFor, standardClaims, writeJwksFile, type TestKeyPair } from '../helpers/jwt.ts';
+import { freePort } from '../helpers/ports.ts';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const ISSUER = 'https://idp.test';
+let redis: TestRedis;
+let postgres: TestPostgres;
+let stack: TestStack;
+let idp: TestKeyPair;
+let cp: ChildProcess;
+let cpOut = '';
+let adminUrl: string;
+let backendA: DemoUpstream;
+let backendB: DemoUpstream;
+
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  ifMatch?: string,
+): Promise<{ status: number; etag: string | null; body: Record<string, unknown> }> {
+  const token = await mintFor(idp, standardClaims({ iss: ISSUER, aud: 'igw-admin', sub: 'ops', nowMs: Date.now() }, { roles: ['igw:admin:write'] }));
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (ifMatch !== undefined) headers['if-match'] = ifMatch;
+  const res = await fetch(`${adminUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const text = await res.text();
+  return { status: res.status, etag: res.headers.get('etag'), body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
+}
+
+/** Envoy's admin stats, name → value. */
+async function envoyStats(): Promise<Map<string, string>> {
+  const text = await (await fetch(`http://127.0.0.1:${stack.envoy.adminPort}/stats`)).text();
+  return new Map(text.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)] as [string, string]));
+}
+
+before(async () => {
+  [redis, postgres, backendA, backendB] = await Promise.all([startRedis(), startPostgres(), startDemoUpstream({ port: 0 }), startDemoUpstream({ port: 0 })]);
+  const dbUrl = await postgres.createDatabase('control_plane');
+  const xdsPort = await freePort();
+  stack = await startTestStack({
+    withoutSidecar: true,
+    xds: { port: xdsPort },
+    config: { redis: { url: redis.url }, routing: { publicKeys: ['cp.pem.pub'], redis: {} }, auth: { redisKeys: true } },
+  });
+  const dir = stack.files.dir;
+  const cpKey = generateSigningKey(join(dir, 'cp.pem'));
+  const doc: Record<string, unknown> = {
+    version: 'file-1',
+    issuedAt: '2026-01-01T00:00:00Z',
+    models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'file-model' } }],
+  };
+  doc['signature'] = { kid: cpKey.kid, sig: signText(cpKey, signedContent(doc)) };
+  writeFileSync(stack.files.snapshotFile, stringify(doc));
+  await stack.startSidecar();
+
+  idp = await makeKeyPair('ES256');
+  writeJwksFile(join(dir, 'admin-jwks.json'), [idp]);
+  const cfgFile = join(dir, 'control-plane.yaml');
+  writeFileSync(
+    cfgFile,
+    stringify({
+      listen: { host: '127.0.0.1', port: 0 },
+      postgres: { url: dbUrl },
+      redis: { url: redis.url },
+      routing: { signingKeyFile: 'cp.pem' },
+      auth: { jwt: { issuers: [{ issuer: ISSUER, audiences: ['igw-admin'], jwksFile: 'admin-jwks.json', algorithms: ['ES256'] }] } },
+      audit: { file: 'admin-audit.jsonl', signingKeyFile: 'admin-audit.pem' },
+      xds: { host: '127.0.0.1', port: xdsPort },
+    }),
+  );
+  cp = spawn(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'control-plane', '--config', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  cp.stdout?.on('data', (d: Buffer) => (cpOut += d.toString()));
+  cp.stderr?.on('data', (d: Buffer) => (cpOut += d.toString()));
+  const port = await waitFor(
+    () => {
+      const line = cpOut.split('\n').find((l) => l.includes('"control plane ready"'));
+      return line === undefined ? null : (JSON.parse(line) as { port: number }).port;
+    },
+    { what: () => `the control plane to be ready:\n${cpOut}`, timeoutMs: 20_000 },
+  );
+  adminUrl = `http://127.0.0.1:${port}`;
+  // Envoy retries its ADS stream with a backoff: wait until it is connected before timing anything.
+  await waitFor(async () => (await envoyStats()).get('control_plane.connected_state') === '1', {
+    what: () => `Envoy connected to the control plane's xDS server:\n${cpOut}`,
+    timeoutMs: 30_000,
+    intervalMs: 100,
+  });
+});
+
+after(async () => {
+  if (cp !== undefined && cp.exitCode === null && cp.signalCode === null) cp.kill('SIGKILL');
+  await stack?.stop();
+  await Promise.all([redis?.stop(), postgres?.stop(), backendA?.close(), backendB?.close()]);
+});
+
+async function chat(key: string): Promise<number> {
+  try {
+    await new OpenAI({ baseURL: stack.baseURL, apiKey: key, maxRetries: 0, timeout: 10_000 }).chat.completions.create({
+      model: 'pool-model',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    return 200;
+  } catch (err) {
+    if (err instanceof OpenAI.APIError) return Number(err.status ?? 0);
+    throw err;
+  }
+}
+
+const served = (u: DemoUpstream): number => u.requests.filter((r) => r.path === '/v1/chat/completions').length;
+
+test('backends created, deleted and health-checked over the admin API reach Envoy over xDS; Envoy keeps them without the control plane', async () => {
+  assert.equal((await call('POST', '/v1/models', { id: 'pool-model', endpoints: ['chat'] })).status, 201);
+  const health = { path: '/v1/models', intervalMs: 200, timeoutMs: 100, unhealthyThreshold: 2, healthyThreshold: 1 };
+  for (const [id, b] of [
+    ['pool-a', backendA],
+    ['pool-b', backendB],
+  ] as const) {
+    const r = await call('POST', '/v1/deployments', {
+      id,
+      model: 'pool-model',
+      cluster: 'cp-pool', // a cluster no Envoy config names: it exists only over xDS
+      upstreamModel: 'pool-upstream',
+      address: `127.0.0.1:${b.port}`,
+      healthCheck: health,
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+  }
+  assert.equal((await call('POST', '/v1/tenants', { id: 'research', org: 'acme' })).status, 201);
+  const created = await call('POST', '/v1/keys', { principal: 'carol', org: 'acme', tenant: 'research', models: ['pool-model'] });
+  const key = String(created.body['key']);
+
+  const t0 = performance.now();
+  await waitFor(async () => (await chat(key)) === 200, { what: 'the new backend cluster to serve through Envoy', timeoutMs: 2000, intervalMs: 50 });
+  assert.ok(performance.now() - t0 < 2000);
+  // Both endpoints of the cluster take traffic.
+  await waitFor(
+    async () => {
+      assert.equal(await chat(key), 200);
+      return served(backendA) > 0 && served(backendB) > 0;
+    },
+    // A host added to a health-checked cluster takes traffic once its first check passed.
+    { what: 'both backends of the cluster to take traffic', timeoutMs: 5000, intervalMs: 10 },
+  ).catch(() => undefined);
+  if (served(backendA) === 0 || served(backendB) === 0) {
+    const clusters = await (await fetch(`http://127.0.0.1:${stack.envoy.adminPort}/clusters`)).text();
+    assert.fail(
+      `a ${served(backendA)}, b ${served(backendB)}; Envoy: ${clusters
+        .split('\n')
+        .filter((l) => l.startsWith('cp-pool'))
+        .join('\n')}`,
+    );
+  }
+
+  // Deleted over the API: B receives nothing more.
+  const b = await call('GET', '/v1/deployments/pool-b');
+  assert.equal((await call('DELETE', '/v1/deployments/pool-b', undefined, b.etag ?? '')).status, 204);
+  await waitFor(
+    async () => {
+      const before = served(backendB);
+      for (let i = 0; i < 10; i++) await chat(key);
+      return served(backendB) === before;
+    },
+    { what: 'traffic to stop reaching the deleted backend', timeoutMs: 5000, intervalMs: 50 },
+  );
+  const bAfterDelete = served(backendB);
+  for (let i = 0; i < 20; i++) assert.equal(await chat(key), 200);
+  assert.equal(served(backendB), bAfterDelete, 'the deleted deployment receives no request');
+
+  // Back, then dead: the active health check takes it out, every request reaches A.
+  assert.equal(
+    (
+      await call('POST', '/v1/deployments', {
+        id: 'pool-b',
+        model: 'pool-model',
+        cluster: 'cp-pool',
+        upstreamModel: 'pool-upstream',
+        address: `127.0.0.1:${backendB.port}`,
+        healthCheck: health,
+      })
+    ).status,
+    201,
+  );
+  await waitFor(
+    async () => {
+      await chat(key);
+      return served(backendB) > bAfterDelete;
+    },
+    { what: 'the re-added backend to take traffic', timeoutMs: 5000, intervalMs: 20 },
+  );
+  await backendB.close();
+  await waitFor(
+    async () =>
+      (await envoyStats()).get('cluster.cp-pool.health_check.failure') !== '0' && (await envoyStats()).get('cluster.cp-pool.membership_healthy') === '1',
+    {
+      what: 'the health check to take the dead backend out',
+      timeoutMs: 5000,
+      intervalMs: 50,
+    },
+  );
+  for (let i = 0; i < 20; i++) assert.equal(await chat(key), 200, `request ${i} with one backend dead`);
+
+  // The control plane dies: Envoy keeps the clusters it was given.
+  const exited = new Promise((resolve) => cp.once('exit', resolve));
+  cp.kill('SIGKILL');
+  await exited;
+  for (let i = 0; i < 5; i++) assert.equal(await chat(key), 200);
+});
