@@ -365,8 +365,9 @@ export async function verifyAudit(
       continue;
     }
     if (value.type === 'checkpoint') onCheckpoint(value, pos);
-    else if (value.type === 'request') onRecord(value, pos);
-    else fail('invalid_line', pos, `unknown line type ${JSON.stringify(value.type) ?? 'undefined'} (expected "request" or "checkpoint")`);
+    // `admin`: the control plane's admin audit log (src/control-plane/audit.ts), chained the same way.
+    else if (value.type === 'request' || value.type === 'admin') onRecord(value, pos);
+    else fail('invalid_line', pos, `unknown line type ${JSON.stringify(value.type) ?? 'undefined'} (expected "request", "admin" or "checkpoint")`);
   }
 
   const warnings: VerifyIssue[] = [];

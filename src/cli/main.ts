@@ -23,6 +23,10 @@ Commands:
       usage: '  stack [--port N]           run the local stack: Envoy + sidecar + demo model server, embedded defaults\n',
       run: async (argv) => (await import('./stack.ts')).stackCommand(argv),
     },
+    'control-plane': {
+      usage: '  control-plane --config FILE  run the control plane: admin API, desired state in PostgreSQL, pushes to sidecars\n',
+      run: async (argv) => (await import('./control-plane.ts')).controlPlaneCommand(argv),
+    },
     'demo-upstream': {
       usage: '  demo-upstream [--port N]   run the demo OpenAI-compatible model server\n',
       run: async (argv) => {

@@ -10,6 +10,7 @@ import { ConfigError } from '../config/errors.ts';
 import { loadPublicKeys, loadSigningKey, signText } from '../crypto/signing.ts';
 import { type CommandGroup, dispatch, usage } from './dispatch.ts';
 import { describeRedisUrl } from '../stores/redis-connection.ts';
+import { publishSnapshot } from '../control/publish.ts';
 import { NO_TRUST, parseSnapshot, signedContent } from '../control/snapshot.ts';
 import type { Snapshot } from '../pipeline/snapshot.ts';
 import { errorMessage } from '../shared/values.ts';
@@ -147,32 +148,19 @@ async function publish(argv: string[]): Promise<number> {
   });
   try {
     await redis.connect();
-    // WATCH makes the newer-snapshot check and the write one step: a concurrent publish aborts this one.
-    await redis.watch(key);
-    const existing = await redis.get(key);
-    if (existing !== null) {
-      let current: Snapshot | null = null;
-      try {
-        current = parseSnapshot(existing, `Redis key ${key}`);
-      } catch {
-        // Not a valid snapshot: nothing a sidecar would have accepted, so it may be overwritten.
-      }
-      if (current?.issuedAt != null && current.issuedAt > (snapshot.issuedAt ?? 0)) {
-        process.stderr.write(
-          `${file}: not published: ${where} key ${key} holds version ${current.version} issued ${new Date(current.issuedAt).toISOString()}, newer than this one (${new Date(snapshot.issuedAt ?? 0).toISOString()}); sidecars would refuse it as a rollback\n`,
-        );
-        return 1;
-      }
+    const outcome = await publishSnapshot(redis, { key, channel, text, snapshot });
+    if (!outcome.published && outcome.reason === 'newer') {
+      const current = outcome.current;
+      process.stderr.write(
+        `${file}: not published: ${where} key ${key} holds version ${current.version} issued ${new Date(current.issuedAt ?? 0).toISOString()}, newer than this one (${new Date(snapshot.issuedAt ?? 0).toISOString()}); sidecars would refuse it as a rollback\n`,
+      );
+      return 1;
     }
-    // The message is only a notification: sidecars re-read the key (see src/control/pubsub.ts).
-    const result = await redis.multi().set(key, text).publish(channel, snapshot.version).exec();
-    if (result === null) {
+    if (!outcome.published) {
       process.stderr.write(`${file}: not published: ${where} key ${key} changed while publishing (another publish?); run again\n`);
       return 1;
     }
-    const failed = result.find(([err]) => err !== null);
-    if (failed !== undefined) throw failed[0] as Error;
-    const receivers = Number(result[1]?.[1] ?? 0);
+    const receivers = outcome.receivers;
     process.stdout.write(
       `published ${file} (version ${snapshot.version}, issuedAt ${new Date(snapshot.issuedAt ?? 0).toISOString()}, kid ${kid}) to ${where}: SET ${key}, PUBLISH ${channel} (${receivers} subscriber${receivers === 1 ? '' : 's'} notified)\n`,
     );

@@ -19,6 +19,8 @@ export const SIDECAR_CLUSTER = 'inference-gateway-sidecar';
 export const DEMO_CLUSTER = 'demo-upstream';
 /** The template's aggregate cluster: every aggregate copies its upstream filter chain (the per-attempt ext_proc). */
 export const DEMO_AGGREGATE = 'demo-failover';
+/** The static cluster through which Envoy reaches the control plane's ADS server (renderGatewayConfig's `xds`). */
+export const XDS_CLUSTER = 'xds-control-plane';
 /** Request header through which the sidecar picks the upstream cluster. */
 export const TARGET_CLUSTER_HEADER = 'x-gateway-target-cluster';
 const EXT_PROC_FILTER = 'envoy.filters.http.ext_proc';
@@ -68,6 +70,22 @@ export interface GatewayConfigOptions {
   accessLogPath?: string;
   /** Terminates TLS (1.2+) on the gateway listener, optionally requiring client certificates (mTLS). */
   tls?: ListenerTlsOptions;
+  /**
+   * Upstream clusters also come from a control plane over ADS (CDS + EDS):
+   * Envoy gets a static `xds-control-plane` cluster (HTTP/2) at this address
+   * and `dynamic_resources` naming it. `clusters` may then be empty; the
+   * sidecar's cluster stays static.
+   */
+  xds?: XdsSourceOptions;
+}
+
+/** Where Envoy finds the control plane's ADS server. */
+export interface XdsSourceOptions {
+  /** IP literal (STATIC cluster) or DNS name (STRICT_DNS cluster), e.g. the control plane's Service. */
+  host: string;
+  port: number;
+  /** Envoy's node id, as the control plane sees it (default "inference-gateway"). */
+  nodeId?: string;
 }
 
 /** Files for the gateway listener's DownstreamTlsContext (paths as Envoy sees them). */
@@ -230,6 +248,7 @@ function withUpstreams(doc: Obj, upstreams: Array<UpstreamCluster | AggregateClu
   const names = new Set<string>();
   for (const c of upstreams) {
     if (c.name === SIDECAR_CLUSTER) throw new Error(`cluster name "${c.name}" is reserved for the sidecar`);
+    if (c.name === XDS_CLUSTER) throw new Error(`cluster name "${c.name}" is reserved for the control plane`);
     if (names.has(c.name)) throw new Error(`duplicate cluster name "${c.name}"`);
     names.add(c.name);
   }
@@ -354,8 +373,61 @@ export function renderGatewayConfig(opts: GatewayConfigOptions): string {
     cluster_name: SIDECAR_CLUSTER,
     endpoints: [{ lb_endpoints: sockets.map((path) => ({ endpoint: { address: { pipe: { path } } } })) }],
   };
+  if (opts.xds !== undefined) addAds(doc, clusters, opts.xds);
   obj(doc.static_resources, 'static_resources').clusters = clusters;
   return YAML.stringify(doc);
+}
+
+/**
+ * Dynamic clusters over ADS: a static cluster for the control plane (gRPC,
+ * so HTTP/2), `dynamic_resources` with one ADS stream and CDS over it (the
+ * clusters it serves are EDS clusters whose endpoints come over the same
+ * stream), and the node identity the control plane sees. When the control
+ * plane is unreachable Envoy keeps the clusters it last accepted and retries
+ * the stream with backoff.
+ */
+function addAds(doc: Obj, clusters: Json[], xds: XdsSourceOptions): void {
+  const ads = adsBootstrap(xds);
+  clusters.unshift(ads.cluster);
+  doc.node = ads.node;
+  doc.dynamic_resources = ads.dynamic_resources;
+}
+
+/** The bootstrap pieces of an ADS client: the control plane's static cluster, the node, `dynamic_resources`. */
+export function adsBootstrap(xds: XdsSourceOptions): { cluster: Obj; node: Obj; dynamic_resources: Obj } {
+  if (xds.host === '') throw new Error('xds.host must not be empty');
+  checkPort(xds.port, 'xds.port');
+  const isStatic = isIP(xds.host) !== 0;
+  return {
+    cluster: {
+      name: XDS_CLUSTER,
+      type: isStatic ? 'STATIC' : 'STRICT_DNS',
+      ...(isStatic ? {} : { dns_lookup_family: 'V4_PREFERRED' }),
+      connect_timeout: '1s',
+      load_assignment: {
+        cluster_name: XDS_CLUSTER,
+        endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: xds.host, port_value: xds.port } } } }] }],
+      },
+      typed_extension_protocol_options: {
+        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+          '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+          explicit_http_config: { http2_protocol_options: {} },
+        },
+      },
+      // The ADS stream is long-lived and mostly idle: TCP keepalive notices a control plane that vanished without a FIN.
+      upstream_connection_options: { tcp_keepalive: {} },
+    },
+    node: { id: xds.nodeId ?? 'inference-gateway', cluster: 'inference-gateway' },
+    dynamic_resources: {
+      ads_config: {
+        api_type: 'GRPC',
+        transport_api_version: 'V3',
+        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER } }],
+        set_node_on_first_message_only: true,
+      },
+      cds_config: { ads: {}, resource_api_version: 'V3' },
+    },
+  };
 }
 
 /**

@@ -54,4 +54,23 @@ export const VARIANTS: readonly Variant[] = [
         },
       }),
   },
+  {
+    file: 'envoy/gateway-xds.yaml',
+    header: `# GENERATED from envoy/gateway.yaml by src/envoy/variants.ts (node scripts/gen-envoy-variants.ts).
+# The gateway with its upstream clusters from the control plane over xDS: one
+# ADS stream (gRPC, HTTP/2) to the xds-control-plane cluster (127.0.0.1:18000
+# here; in Kubernetes the control plane's Service), CDS and EDS over it. No
+# upstream cluster is static: a backend added, changed or removed through the
+# control plane reaches Envoy without a restart or a new file. The sidecar's
+# cluster stays static. See envoy/README.md "Upstream clusters over xDS".
+`,
+    render: () =>
+      renderGatewayConfig({
+        listenerPort: 8080,
+        adminPort: 9901,
+        sidecarSocket: '/tmp/inference-gateway/sidecar.sock',
+        clusters: [],
+        xds: { host: '127.0.0.1', port: 18000 },
+      }),
+  },
 ];

@@ -140,9 +140,19 @@ const LAYERS: ReadonlyArray<{ readonly layer: string; readonly may: readonly str
     why: "snapshot delivery feeds the route stage, it does not use it; the snapshot format names endpoints and transform parameters from the families' plain tables",
   },
   {
+    layer: 'control-plane',
+    may: ['pipeline', 'config', 'control', 'crypto', 'stores', 'stages/auth', 'families/endpoints.ts', 'shared', 'telemetry'],
+    why: 'a separate process: it writes what the data plane reads, and reuses the JWT verifier for its own callers',
+  },
+  {
     layer: 'tracing',
     may: ['pipeline', 'config', 'telemetry', 'shared'],
     why: 'request spans read the request context behind the RequestTracer port; only the composition root loads them',
+  },
+  {
+    layer: 'control-plane',
+    may: ['shared', 'telemetry'],
+    why: 'the control plane process (xDS server, admin API) is never on the request path and builds nothing of the sidecar',
   },
   {
     layer: 'config',
@@ -184,5 +194,5 @@ test('only the composition root loads the tracing SDK, and only with a dynamic i
 
 test('only the composition root and the CLI import across every layer', () => {
   const importsStages = new Set(edges.filter(([, to]) => to.startsWith('stages/')).map(([from]) => from.split('/')[0] as string));
-  for (const f of importsStages) assert.ok(['stages', 'app.ts', 'cli'].includes(f), `${f} imports a stage`);
+  for (const f of importsStages) assert.ok(['stages', 'app.ts', 'cli', 'control-plane'].includes(f), `${f} imports a stage`);
 });

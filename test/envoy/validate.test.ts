@@ -95,6 +95,16 @@ void test('rendered gateway and plain configs pass envoy --mode validate', async
         accessLogPath: join(dir, 'access.log'),
       }),
     ],
+    [
+      'gateway (clusters over xDS, the control plane by DNS name)',
+      renderGatewayConfig({
+        listenerPort: 0,
+        adminPort: 0,
+        sidecarSocket: '/tmp/x.sock',
+        clusters: [{ name: 'static-one', host: '127.0.0.1', port: 8001 }],
+        xds: { host: 'inference-gateway-control-plane.default.svc', port: 18000, nodeId: 'gateway-0' },
+      }),
+    ],
     ['gateway (no upstream clusters)', renderGatewayConfig({ listenerPort: 0, adminPort: 0, sidecarSocket: '/tmp/x.sock', clusters: [] })],
     ['plain', renderPlainConfig({ listenerPort: 0, adminPort: 0, cluster: { name: 'upstream', host: '127.0.0.1', port: 8000 } })],
     [

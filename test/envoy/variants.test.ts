@@ -26,3 +26,16 @@ test('the mTLS variant requires client certificates and sanitizes x-forwarded-cl
   assert.ok(text.includes('"require_client_certificate":true'));
   assert.ok(text.includes('"forward_client_cert_details":"SANITIZE"'));
 });
+
+test('the xDS variant takes its upstream clusters from ADS (CDS over ADS, the control plane over HTTP/2) and keeps the sidecar static', () => {
+  const doc = YAML.parse(readFileSync(join(PROJECT_ROOT, 'envoy/gateway-xds.yaml'), 'utf8')) as {
+    dynamic_resources: { ads_config: { api_type: string; grpc_services: Array<{ envoy_grpc: { cluster_name: string } }> }; cds_config: unknown };
+    static_resources: { clusters: Array<{ name: string; typed_extension_protocol_options?: unknown }> };
+  };
+  assert.equal(doc.dynamic_resources.ads_config.api_type, 'GRPC');
+  assert.equal(doc.dynamic_resources.ads_config.grpc_services[0]?.envoy_grpc.cluster_name, 'xds-control-plane');
+  assert.deepEqual(doc.dynamic_resources.cds_config, { ads: {}, resource_api_version: 'V3' });
+  assert.deepEqual(doc.static_resources.clusters.map((c) => c.name).sort(), ['inference-gateway-sidecar', 'xds-control-plane']);
+  const xds = doc.static_resources.clusters.find((c) => c.name === 'xds-control-plane');
+  assert.ok(JSON.stringify(xds?.typed_extension_protocol_options).includes('"http2_protocol_options":{}'));
+});

@@ -57,6 +57,11 @@ export interface StackOptions {
   accessLog?: boolean;
   /** Serve the gateway listener over TLS, optionally requiring client certificates. */
   tls?: { certChainFile: string; privateKeyFile: string; clientCaFile: string; requireClientCertificate: boolean };
+  /**
+   * Envoy takes its upstream clusters from an ADS server at this port on 127.0.0.1 (renderGatewayConfig's `xds`):
+   * no static `demo-upstream` then (the test serves it over xDS, pointing at TestStack.upstream), only extraClusters.
+   */
+  xds?: { port: number };
 }
 
 /** Sidecar process `i` of several on one config: its own socket, audit file and signing key, any admin port. */
@@ -140,9 +145,10 @@ export async function startTestStack(opts: StackOptions = {}): Promise<TestStack
         adminPort: 0,
         sidecarSocket: files.socketPath,
         clusters: [
-          { name: 'demo-upstream', host: '127.0.0.1', port: upstream.port },
+          ...(opts.xds === undefined ? [{ name: 'demo-upstream', host: '127.0.0.1', port: upstream.port }] : []),
           ...(typeof opts.extraClusters === 'function' ? opts.extraClusters(upstream.port) : (opts.extraClusters ?? [])),
         ],
+        ...(opts.xds === undefined ? {} : { xds: { host: '127.0.0.1', port: opts.xds.port } }),
         ...(opts.messageTimeoutMs === undefined ? {} : { messageTimeoutMs: opts.messageTimeoutMs }),
         ...(opts.tls === undefined ? {} : { tls: opts.tls }),
         ...(accessLog === null ? {} : { accessLogPath: accessLog }),

@@ -1,0 +1,99 @@
+/**
+ * The control plane's config (`inference-gateway control-plane --config FILE`):
+ * one YAML file, validated whole at start; each error names its path.
+ * Relative file paths are resolved against the config file's folder.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, describeIssues } from '../config/errors.ts';
+import { JwtIssuerSchema } from '../config/schema.ts';
+
+const positiveInt = z.number({ error: 'must be a positive integer' }).int('must be a positive integer').positive('must be a positive integer');
+const nonEmpty = z.string({ error: 'must be a non-empty string' }).min(1, 'must be a non-empty string');
+const role = z.string().regex(/^[A-Za-z0-9._:/-]{1,128}$/, 'must be a role name');
+
+export const ControlPlaneConfigSchema = z.strictObject({
+  listen: z
+    .strictObject({
+      host: nonEmpty.default('127.0.0.1'),
+      /** 0 picks a free port (reported in the "control plane ready" line). */
+      port: z.number().int().min(0).max(65535).default(9470),
+    })
+    .prefault({}),
+  /** The desired state. Migrations run at start. */
+  postgres: z.strictObject({
+    url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+    poolSize: positiveInt.default(5),
+  }),
+  /** Where sidecars read snapshots and keys (their redis.url, routing.redis and redis.keyPrefix). */
+  redis: z.strictObject({
+    url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+    keyPrefix: z.string().default('igw:'),
+    commandTimeoutMs: positiveInt.default(2000),
+  }),
+  routing: z
+    .strictObject({
+      /** The key and channel sidecars follow (their routing.redis.key / .channel). */
+      key: nonEmpty.default('igw:routing:snapshot'),
+      channel: nonEmpty.default('igw:routing:snapshot:published'),
+      /** Ed25519 key the snapshots are signed with; sidecars list its .pub in routing.publicKeys. */
+      signingKeyFile: nonEmpty,
+      ownedBy: z.string().max(64).default('inference-gateway'),
+    })
+    .prefault({ signingKeyFile: '' }),
+  auth: z
+    .strictObject({
+      /** Trusted issuers of admin tokens (the sidecar's auth.jwt.issuers form). */
+      jwt: z
+        .strictObject({
+          issuers: z.array(JwtIssuerSchema).min(1, 'must list at least one issuer'),
+          clockSkewSeconds: z.number().int().min(0).default(30),
+          maxTokenBytes: positiveInt.default(8192),
+        })
+        .optional(),
+      /** A token with either role (or scope) may read; write implies read. */
+      readRole: role.default('igw:admin:read'),
+      writeRole: role.default('igw:admin:write'),
+    })
+    .prefault({}),
+  audit: z.strictObject({
+    /** The admin audit log (JSON Lines, hash-chained, signed checkpoints): `inference-gateway audit verify`. */
+    file: nonEmpty,
+    /** Ed25519 key for the checkpoints; created on first use. */
+    signingKeyFile: nonEmpty,
+    checkpointEvery: positiveInt.default(100),
+    checkpointSeconds: positiveInt.default(10),
+  }),
+  logging: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info') }).prefault({}),
+});
+
+export type ControlPlaneConfig = z.output<typeof ControlPlaneConfigSchema>;
+
+export function parseControlPlaneConfig(raw: unknown, source: string, base: string): ControlPlaneConfig {
+  const parsed = ControlPlaneConfigSchema.safeParse(raw ?? {});
+  if (!parsed.success) throw new ConfigError(source, describeIssues(parsed.error));
+  const c = parsed.data;
+  if (c.routing.signingKeyFile === '') throw new ConfigError(source, ['routing.signingKeyFile: is required (the Ed25519 key snapshots are signed with)']);
+  if (c.auth.jwt === undefined) throw new ConfigError(source, ['auth.jwt: is required: admin callers authenticate with a JWT']);
+  return {
+    ...c,
+    routing: { ...c.routing, signingKeyFile: resolve(base, c.routing.signingKeyFile) },
+    audit: { ...c.audit, file: resolve(base, c.audit.file), signingKeyFile: resolve(base, c.audit.signingKeyFile) },
+    auth: {
+      ...c.auth,
+      jwt: { ...c.auth.jwt, issuers: c.auth.jwt.issuers.map((i) => (i.jwksFile === undefined ? i : { ...i, jwksFile: resolve(base, i.jwksFile) })) },
+    },
+  };
+}
+
+export function loadControlPlaneConfig(file: string): ControlPlaneConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(file, 'utf8'), { maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(file, [`cannot be read: ${(err as Error).message}`]);
+  }
+  return parseControlPlaneConfig(raw, file, dirname(resolve(file)));
+}

@@ -1,0 +1,91 @@
+/**
+ * The routing snapshot of a desired state (the format of
+ * src/control/snapshot.ts): every model with at least one deployment of
+ * weight above 0, its targets one per (cluster, upstream model) pair. Several
+ * deployments on one cluster and model are endpoints of one Envoy cluster
+ * (see backends.ts): they make one target whose weight is the sum of their
+ * priority-0 weights, and whose provider, credential, price and labels come
+ * from the first of them (by priority, then id).
+ */
+import { describeIssues } from '../config/errors.ts';
+import { SnapshotSchema, signedContent } from '../control/snapshot.ts';
+import { signText, type SigningKey } from '../crypto/signing.ts';
+import { stringify } from 'yaml';
+import { fieldProblems, type FieldProblem } from './errors.ts';
+import type { DesiredState } from './store.ts';
+
+export interface SnapshotDoc {
+  version: string;
+  issuedAt?: string;
+  signature?: { kid: string; sig: string };
+  models: Array<Record<string, unknown>>;
+}
+
+export function snapshotVersion(revision: number): string {
+  return `cp-${revision}`;
+}
+
+export function buildSnapshot(state: DesiredState, ownedBy: string): SnapshotDoc {
+  const models: Array<Record<string, unknown>> = [];
+  for (const m of state.models) {
+    const deps = state.deployments
+      .filter((d) => d.spec.model === m.id)
+      .sort((a, b) => a.spec.priority - b.spec.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const targets = new Map<string, Record<string, unknown> & { weight: number }>();
+    for (const d of deps) {
+      const s = d.spec;
+      const key = JSON.stringify([s.cluster, s.upstreamModel]);
+      const w = s.priority === 0 ? s.weight : 0;
+      const t = targets.get(key);
+      if (t !== undefined) {
+        t.weight += w;
+        continue;
+      }
+      targets.set(key, {
+        cluster: s.cluster,
+        model: s.upstreamModel,
+        provider: s.provider,
+        ...(s.credential === undefined ? {} : { credential: s.credential }),
+        ...(s.price === undefined ? {} : { price: s.price }),
+        labels: {
+          ...s.labels,
+          deployment: d.id
+            .toLowerCase()
+            .replace(/[^a-z0-9_.-]/g, '-')
+            .slice(0, 128),
+        },
+        weight: w,
+      });
+    }
+    const list = [...targets.values()];
+    if (!list.some((t) => t.weight > 0)) continue; // nothing to route to: not in the snapshot
+    models.push({
+      id: m.id,
+      endpoints: m.spec.endpoints,
+      ownedBy: m.spec.ownedBy ?? ownedBy,
+      responseModel: m.spec.responseModel,
+      targets: list,
+    });
+  }
+  return { version: snapshotVersion(state.revision), models };
+}
+
+/** Why sidecars would refuse this state's snapshot (fields named after the models), or null. */
+export function snapshotProblems(state: DesiredState, ownedBy: string): FieldProblem[] | null {
+  const doc = buildSnapshot(state, ownedBy);
+  if (doc.models.length === 0) return null; // nothing to publish yet; not an error
+  const parsed = SnapshotSchema.safeParse(doc);
+  if (parsed.success) return null;
+  return fieldProblems(describeIssues(parsed.error)).map((p) => ({
+    field: p.field.replace(/^models\[(\d+)\]/, (all, i: string) => `models[${String(doc.models[Number(i)]?.['id'])}]`),
+    message: p.message,
+  }));
+}
+
+/** The signed document (YAML text) sidecars accept: issuedAt set, Ed25519 signature over the rest. */
+export function signSnapshot(doc: SnapshotDoc, key: SigningKey, issuedAt: Date): string {
+  const body: Record<string, unknown> = { ...doc, issuedAt: issuedAt.toISOString() };
+  delete body['signature'];
+  body['signature'] = { kid: key.kid, sig: signText(key, signedContent(body)) };
+  return stringify(body);
+}
