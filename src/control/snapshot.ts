@@ -17,13 +17,14 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PROVIDERS, providerServes, ROUTED_ENDPOINT_NAMES } from '../families/endpoints.ts';
+import { TRANSFORM_PARAM_NAMES, TRANSFORM_PARAMS, type TransformValue } from '../families/common/transform-params.ts';
 import type { KeyObject } from 'node:crypto';
 import { ConfigError, describeIssues } from '../config/errors.ts';
 import { canonicalJson } from '../crypto/canonical.ts';
 import { verifyText } from '../crypto/signing.ts';
 import { parseMicros, type Price } from '../pipeline/cost.ts';
 import type { Endpoint } from '../pipeline/endpoint.ts';
-import { pricesOf, type Deployment, type ModelRoute, type Snapshot } from '../pipeline/snapshot.ts';
+import { pricesOf, type Deployment, type ModelRoute, type RequestTransforms, type Snapshot } from '../pipeline/snapshot.ts';
 
 const RoutedEndpoint = z.enum(ROUTED_ENDPOINT_NAMES);
 
@@ -155,6 +156,93 @@ function checkFallback(
   if (clusters.has(fb.cluster)) ctx.addIssue({ code: 'custom', message: 'must be the aggregate cluster, not one of its members', path: [...at, 'cluster'] });
 }
 
+/** Parameters by their name in the client's API, from the allowlist (src/families/common/transform-params.ts); each value checked. */
+const TransformParams = z.strictObject(
+  Object.fromEntries(TRANSFORM_PARAM_NAMES.map((p) => [p, TRANSFORM_PARAMS[p].value.optional()])) as {
+    [P in keyof typeof TRANSFORM_PARAMS]: z.ZodOptional<(typeof TRANSFORM_PARAMS)[P]['value']>;
+  },
+);
+
+/**
+ * What the sidecar changes in every request for the model, in the client's API before anything reads the body
+ * (docs/configuration.md "Request transforms"): defaults where the client sent nothing, forced values over the
+ * client's, a system prompt prefix.
+ */
+const Transforms = z.strictObject({
+  defaults: TransformParams.optional(),
+  forced: TransformParams.optional(),
+  systemPrefix: z.string().min(1).max(65_536).optional(),
+});
+
+type ModelInput = {
+  endpoints: readonly string[];
+  transforms?: z.output<typeof Transforms> | undefined;
+} & TargetsInput & { overrides: TargetsInput[] };
+
+/** Every deployment that may answer a request for the model: targets, overrides, fallbacks. */
+function providersOf(m: ModelInput): Set<string> {
+  const out = new Set<string>();
+  for (const t of [m, ...m.overrides])
+    for (const x of t.targets ?? (t.target === undefined ? [] : [t.target])) {
+      out.add(x.provider);
+      for (const f of x.fallback?.to ?? []) out.add(f.provider);
+    }
+  return out;
+}
+
+/**
+ * A transform that could not apply to any request, or that every request would be refused for, is refused here:
+ * a parameter none of the model's endpoints takes, a default that is also forced, and a value an Anthropic body
+ * cannot carry when the model serves `messages` or an OpenAI chat request may be translated to an Anthropic deployment.
+ */
+function checkTransforms(m: ModelInput, ctx: z.RefinementCtx, at: (string | number)[]): void {
+  const t = m.transforms;
+  if (t === undefined) return;
+  const anthropicChat = m.endpoints.includes('chat') && providersOf(m).has('anthropic');
+  for (const kind of ['defaults', 'forced'] as const) {
+    for (const [name, value] of Object.entries(t[kind] ?? {}) as Array<[keyof typeof TRANSFORM_PARAMS, TransformValue | undefined]>) {
+      if (value === undefined) continue;
+      const where = [...at, 'transforms', kind, name];
+      const spec = TRANSFORM_PARAMS[name];
+      const applies = (spec.endpoints as readonly string[]).filter((e) => m.endpoints.includes(e));
+      if (applies.length === 0) {
+        ctx.addIssue({ code: 'custom', message: `applies to none of the model's endpoints (only to ${spec.endpoints.join(', ')})`, path: where });
+        continue;
+      }
+      if (kind === 'defaults' && t.forced?.[name] !== undefined)
+        ctx.addIssue({ code: 'custom', message: 'is also forced: the default would never apply', path: where });
+      if (spec.anthropic(value)) continue;
+      if (applies.includes('messages'))
+        ctx.addIssue({
+          code: 'custom',
+          message: `${JSON.stringify(value)} is not accepted by the Anthropic Messages API, which this model serves`,
+          path: where,
+        });
+      else if (applies.includes('chat') && anthropicChat)
+        ctx.addIssue({
+          code: 'custom',
+          message: `${JSON.stringify(value)} cannot be sent to this model's Anthropic deployment (chat requests to it are translated)`,
+          path: where,
+        });
+    }
+  }
+  if (t.systemPrefix !== undefined && !m.endpoints.some((e) => e === 'chat' || e === 'messages' || e === 'count_tokens'))
+    ctx.addIssue({
+      code: 'custom',
+      message: "applies to none of the model's endpoints (only to chat, messages, count_tokens)",
+      path: [...at, 'transforms', 'systemPrefix'],
+    });
+}
+
+function toTransforms(t: z.output<typeof Transforms> | undefined): RequestTransforms | null {
+  if (t === undefined) return null;
+  const params = (p: z.output<typeof TransformParams> | undefined): Readonly<Record<string, TransformValue>> =>
+    Object.freeze(Object.fromEntries(Object.entries(p ?? {}).filter(([, v]) => v !== undefined)) as Record<string, TransformValue>);
+  const out = { defaults: params(t.defaults), forced: params(t.forced), systemPrefix: t.systemPrefix ?? null };
+  if (Object.keys(out.defaults).length === 0 && Object.keys(out.forced).length === 0 && out.systemPrefix === null) return null;
+  return Object.freeze(out);
+}
+
 export const SnapshotSchema = z
   .strictObject({
     version: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -'),
@@ -176,6 +264,8 @@ export const SnapshotSchema = z
           ...Targets,
           /** Per-tenant deployments: these tenants' requests for this model go to their own target(s). */
           overrides: z.array(z.strictObject({ tenants: z.array(z.string().min(1).max(64)).min(1), ...Targets })).default([]),
+          /** Request transforms (a tenant's override has the model's). */
+          transforms: Transforms.optional(),
         }),
       )
       .min(1, 'must list at least one model'),
@@ -187,6 +277,7 @@ export const SnapshotSchema = z
       seen.add(m.id);
       checkTargets(m, m.endpoints, ctx, ['models', i]);
       m.overrides.forEach((o, j) => checkTargets(o, m.endpoints, ctx, ['models', i, 'overrides', j]));
+      checkTransforms(m, ctx, ['models', i]);
     });
   });
 
@@ -225,6 +316,7 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
   const models = new Map<string, ModelRoute>();
   for (const m of parsed.data.models) {
     const endpoints = new Set<Endpoint>(m.endpoints);
+    const transforms = toTransforms(m.transforms);
     const make = (t: TargetsInput, overrides: ReadonlyMap<string, ModelRoute>): ModelRoute => {
       const targets = (t.targets ?? (t.target === undefined ? [] : [t.target])).map(toDeployment);
       let sum = 0;
@@ -238,6 +330,7 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
         cumulativeWeights: Object.freeze(cumulativeWeights),
         prices: pricesOf(targets),
         overrides,
+        transforms,
       });
     };
     const overrides = new Map<string, ModelRoute>();

@@ -77,6 +77,12 @@ export interface AuditRecord {
   readonly cost: { readonly amount: string; readonly currency: string; readonly estimated: boolean } | null;
   /** Quota plan and how the decision was made; mode other than `store` flags a degraded decision. */
   readonly quota: { readonly plan: string; readonly mode: string; readonly reservedTokens: number } | null;
+  /**
+   * The model's request transforms that changed the body: parameter names set as defaults and as forced values
+   * (sorted), and whether the system prompt was prefixed. Names only, never a value or the prefix's text. null when
+   * none did (the model has none, none applies to the endpoint, or the request was refused before).
+   */
+  readonly transforms: { readonly defaults: readonly string[]; readonly forced: readonly string[]; readonly systemPrefix: boolean } | null;
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
@@ -132,6 +138,10 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
     startedAt: new Date(ctx.startedAt).toISOString(),
     status: ctx.status,
     traceId: ctx.trace.traceId,
+    transforms:
+      ctx.transforms === null
+        ? null
+        : { defaults: [...ctx.transforms.defaults], forced: [...ctx.transforms.forced], systemPrefix: ctx.transforms.systemPrefix },
     type: 'request',
     usage:
       usage === null

@@ -52,6 +52,8 @@ export interface RequestContext {
   outcome: Outcome | null;
   /** The quota plan applied and how it was decided (store, or a store-down policy). */
   quota: { readonly plan: string; readonly mode: QuotaMode; readonly reservedTokens: number } | null;
+  /** The model's request transforms that changed the body (names only), or null when none did. */
+  transforms: AppliedTransforms | null;
   /** Data found (detector names → counts, never values) and what the data policy decided. */
   content: {
     request: Record<string, number>;
@@ -60,6 +62,13 @@ export interface RequestContext {
     /** The policy said redact, but the request went on as sent (ext_authz with policy.extAuthzRedact: permit). */
     unredacted: boolean;
   } | null;
+}
+
+/** Which of a model's request transforms a request's body took: parameter names (sorted), and whether the system prompt was prefixed. */
+export interface AppliedTransforms {
+  readonly defaults: readonly string[];
+  readonly forced: readonly string[];
+  readonly systemPrefix: boolean;
 }
 
 /** One attempt of a request with fallbacks, for the audit record. */

@@ -73,6 +73,13 @@ export const ERROR_CODES = {
     origin: 'sidecar',
     description: 'The data policy refuses a data class found in the request or the response (the class is named, never the value).',
   },
+  transforms_unsupported: {
+    status: 403,
+    type: 'permission_error',
+    origin: 'sidecar',
+    description:
+      "The model's request transforms (defaults, forced parameters, a system prompt prefix) would change the request, and this path (ext_authz) cannot rewrite a body; the request is refused rather than sent without them.",
+  },
   model_not_allowed: {
     status: 403,
     type: 'permission_error',

@@ -10,8 +10,8 @@ import type { AuditRecord } from './audit-record.ts';
 import type { Endpoint, EndpointMatch, EndpointSpec } from './endpoint.ts';
 import type { GatewayError } from './errors.ts';
 import type { ConnectionInfo, Identity } from './identity.ts';
-import type { Deployment, ModelRoute, Snapshot } from './snapshot.ts';
-import type { RequestContext } from './context.ts';
+import type { Deployment, ModelRoute, RequestTransforms, Snapshot } from './snapshot.ts';
+import type { AppliedTransforms, RequestContext } from './context.ts';
 import type { TraceContext } from './trace.ts';
 import type { ReportedUsage } from './usage.ts';
 import type { Price } from './cost.ts';
@@ -228,6 +228,13 @@ export interface ParsedRequest {
   readonly maxTokens: number | null;
   /** Every text the model reads (the data policy's input; `set` redacts in the body to send). */
   texts(): TextRef[];
+  /**
+   * A copy of the body with a model's transforms applied in this family's terms (defaults where the client sent
+   * nothing, forced values over the client's, the system prompt prefixed), and which of them applied; null when none
+   * applies to this endpoint. The processor parses the result again, so it is validated, measured, reserved and
+   * classified like a body the client sent.
+   */
+  transform(t: RequestTransforms): { readonly json: Record<string, unknown>; readonly applied: AppliedTransforms } | null;
   /** The body for the chosen deployment, as an object: its model name, a completion cap, what metering needs. */
   rewrite(upstreamModel: string, maxTokensCap: number | null): Record<string, unknown>;
 }

@@ -213,6 +213,7 @@ export class RequestProcessor {
       outcome: null,
       quota: null,
       content: null,
+      transforms: null,
     };
     const state: RequestState = {
       ctx,
@@ -277,9 +278,13 @@ export class RequestProcessor {
       if (body.length > maxBodyBytes) {
         throw new GatewayError('request_too_large', `The request body is ${body.length} bytes; the limit is ${maxBodyBytes}.`);
       }
-      const req = state.family.parseRequest(endpoint, body, { maxJsonDepth });
+      const parsed = state.family.parseRequest(endpoint, body, { maxJsonDepth });
+      state.request = parsed;
+      const route = this.#routableModel(ctx, identity, endpoint, parsed.model);
+      // The model's transforms, before anything else reads the body: the quota reserves their max_tokens, the data
+      // policy reads their system prompt prefix.
+      const req = this.#transformed(state, endpoint, parsed, route);
       state.request = req;
-      const route = this.#routableModel(ctx, identity, endpoint, req.model);
       // A tenant with its own deployment of this model goes there.
       ctx.route = this.#d.routes.forTenant(route, identity.tenant);
       ctx.stream = req.stream;
@@ -567,6 +572,37 @@ export class RequestProcessor {
     }
     const family = this.#d.families.find((f) => f.isClient(headers)) ?? this.#d.defaultFamily;
     return { family, match: { ok: false, reason: 'unknown_url' } };
+  }
+
+  /**
+   * The request with its model's transforms applied (src/pipeline/snapshot.ts RequestTransforms), or as it was when
+   * none applies. They are applied in the client's API, before translation: the parameters are named as the client
+   * names them, the transformed body is parsed again by the client's family (validated, measured for the quota,
+   * every text classified by the data policy, the system prompt prefix included), and a fallback chain's attempts
+   * are each translated from that one body. The body limit holds for the transformed body too. ext_authz cannot
+   * rewrite a body, so a request a transform would change is refused there rather than sent without it.
+   */
+  #transformed(state: RequestState, endpoint: EndpointSpec, req: ParsedRequest, route: ModelRoute): ParsedRequest {
+    if (route.transforms === null) return req;
+    const out = req.transform(route.transforms);
+    if (out === null) return req;
+    if (state.protocol === 'ext_authz') {
+      throw new GatewayError(
+        'transforms_unsupported',
+        `The model '${route.id}' has request transforms, which cannot be applied on this path (ext_authz cannot rewrite a body); the request is refused.`,
+      );
+    }
+    const { maxBodyBytes, maxJsonDepth } = this.#d.options;
+    const body = Buffer.from(JSON.stringify(out.json), 'utf8');
+    if (body.length > maxBodyBytes) {
+      throw new GatewayError(
+        'request_too_large',
+        `With the model's request transforms the request body is ${body.length} bytes; the limit is ${maxBodyBytes}.`,
+      );
+    }
+    const next = state.family.parseRequest(endpoint, body, { maxJsonDepth });
+    state.ctx.transforms = out.applied;
+    return next;
   }
 
   /** The model named in the body: in the snapshot, allowed for this caller, served on this endpoint. */

@@ -58,6 +58,24 @@ export interface ModelRoute {
   readonly prices: readonly Price[];
   /** tenant → that tenant's own deployment(s) of this model. */
   readonly overrides: ReadonlyMap<string, ModelRoute>;
+  /** What the sidecar changes in every request for this model (a tenant's override has the model's), or null. */
+  readonly transforms: RequestTransforms | null;
+}
+
+/**
+ * A model's request transforms, applied by the client's family to the
+ * client's body before anything reads it (quota, data policy, translation):
+ * parameters by their name in the client's API, from the allowlist in
+ * src/families/common/transform-params.ts; one that does not apply to the endpoint
+ * is left out.
+ */
+export interface RequestTransforms {
+  /** Set only when the client did not send the parameter (absent or null). */
+  readonly defaults: Readonly<Record<string, number | string>>;
+  /** Always set, replacing the client's value. */
+  readonly forced: Readonly<Record<string, number | string>>;
+  /** Put before the system prompt (chat and messages); null: none. */
+  readonly systemPrefix: string | null;
 }
 
 export interface Snapshot {

@@ -136,8 +136,8 @@ const LAYERS: ReadonlyArray<{ readonly layer: string; readonly may: readonly str
   { layer: 'stores', may: ['pipeline', 'config', 'crypto', 'families/endpoints.ts', 'shared', 'telemetry'], why: 'stores are below the stages' },
   {
     layer: 'control',
-    may: ['pipeline', 'config', 'crypto', 'families/endpoints.ts', 'stores/redis-connection.ts', 'shared', 'telemetry'],
-    why: 'snapshot delivery feeds the route stage, it does not use it',
+    may: ['pipeline', 'config', 'crypto', 'families/endpoints.ts', 'families/common/transform-params.ts', 'stores/redis-connection.ts', 'shared', 'telemetry'],
+    why: "snapshot delivery feeds the route stage, it does not use it; the snapshot format names endpoints and transform parameters from the families' plain tables",
   },
   {
     layer: 'control-plane',

@@ -34,6 +34,12 @@ export interface ModelSpec {
   readonly targets?: Array<{ cluster: string; model: string; weight: number; labels?: Record<string, string> }>;
   /** The target's fallback chain: an aggregate cluster and the deployments after the target, in order. */
   readonly fallback?: { cluster: string; to: Array<{ cluster: string; model: string; provider?: 'openai' | 'anthropic'; credential?: string }> };
+  /** The model's request transforms, as the snapshot writes them (docs/configuration.md "Request transforms"). */
+  readonly transforms?: {
+    defaults?: Record<string, number | string>;
+    forced?: Record<string, number | string>;
+    systemPrefix?: string;
+  };
 }
 
 export interface GatewayFiles {
@@ -98,6 +104,7 @@ export function writeGatewayFiles(
               },
             }),
         ...(m.overrides === undefined ? {} : { overrides: m.overrides }),
+        ...(m.transforms === undefined ? {} : { transforms: m.transforms }),
       })),
     }),
   );

@@ -30,7 +30,7 @@ import type {
   Translators,
   UpstreamCredentials,
 } from '../../src/pipeline/ports.ts';
-import { pricesOf, type Deployment, type ModelRoute, type Snapshot } from '../../src/pipeline/snapshot.ts';
+import { pricesOf, type Deployment, type ModelRoute, type RequestTransforms, type Snapshot } from '../../src/pipeline/snapshot.ts';
 import { Metrics } from '../../src/telemetry/metrics.ts';
 import { openAIFamily } from '../../src/families/openai/family.ts';
 
@@ -78,6 +78,7 @@ export function route(
   endpoints: readonly string[],
   targets: readonly Deployment[],
   overrides: ReadonlyMap<string, ModelRoute> = new Map(),
+  transforms: RequestTransforms | null = null,
 ): ModelRoute {
   let sum = 0;
   return {
@@ -89,6 +90,7 @@ export function route(
     cumulativeWeights: targets.map((t) => (sum += t.weight)),
     prices: pricesOf(targets),
     overrides,
+    transforms,
   };
 }
 

@@ -378,3 +378,26 @@ test('the client leaves while the fallback is being tried: the record lists the 
     ],
   );
 });
+
+test("a model's transforms reach every attempt of a fallback chain: applied once in the client's API, each member's body translated from it", async () => {
+  const g = rig({
+    families: [anthropicFamily, openAIFamily],
+    translators: TRANSLATORS,
+    credentials: { 'anthropic-key': 'sk-ant-secret', 'openai-key': 'sk-oai-secret' },
+    snapshot: snapshot([
+      route('ha', ['chat', 'messages'], [withChain([claude, gpt])], new Map(), { defaults: {}, forced: { max_tokens: 77 }, systemPrefix: 'Be brief.' }),
+    ]),
+  });
+  const { headers, result } = await downstream(g, { model: 'ha', messages: [{ role: 'user', content: 'hello' }], max_tokens: 5000 });
+  const body = cont(result).body ?? Buffer.alloc(0);
+  const a1 = attempt(g, headers, body, 1, 'claude-pool', 503);
+  assert.equal(a1.sent.body['system'], 'Be brief.');
+  assert.equal(a1.sent.body['max_tokens'], 77);
+  const a2 = attempt(g, headers, body, 2, 'gpt-pool', 200);
+  assert.deepEqual(a2.sent.body['messages'], [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'hello' },
+  ]);
+  assert.equal(a2.sent.body['max_tokens'], 77);
+  assert.equal(g.quota.admitted[0]?.maxTokens, 77);
+});

@@ -44,6 +44,10 @@ class TinyRequest implements ParsedRequest {
       },
     ];
   }
+  /** The tiny protocol has none of the allowlisted parameters and no system prompt: no transform applies. */
+  transform(): null {
+    return null;
+  }
   rewrite(upstreamModel: string, cap: number | null): Record<string, unknown> {
     return { model: upstreamModel, say: this.say, ...(cap === null ? {} : { limit: cap }) };
   }

@@ -3,13 +3,17 @@
  * the schema, then what routing, metering and the data policy need.
  */
 import type { EndpointSpec } from '../../pipeline/endpoint.ts';
+import type { AppliedTransforms } from '../../pipeline/context.ts';
 import type { ParsedRequest, TextRef } from '../../pipeline/ports.ts';
+import type { RequestTransforms } from '../../pipeline/snapshot.ts';
+import { applyTransforms, paramFields, prefixedSystem, type SystemPrefixer } from '../common/transforms.ts';
 import { checkSchema, parseJsonObject } from '../common/json-body.ts';
 import { COUNT_TOKENS_SCHEMA, MESSAGES_SCHEMA } from './schemas.ts';
 import { requestTexts } from './texts.ts';
 
 /** A validated Messages (or count_tokens) body; the gateway owns `json` (redaction edits it in place). */
 export class AnthropicRequest implements ParsedRequest {
+  readonly endpoint: string;
   readonly json: Record<string, unknown>;
   readonly model: string;
   readonly stream: boolean;
@@ -18,7 +22,8 @@ export class AnthropicRequest implements ParsedRequest {
   readonly promptChars: number;
   readonly maxTokens: number | null;
 
-  constructor(json: Record<string, unknown>) {
+  constructor(endpoint: string, json: Record<string, unknown>) {
+    this.endpoint = endpoint;
     this.json = json;
     this.model = json['model'] as string;
     this.stream = json['stream'] === true;
@@ -32,6 +37,14 @@ export class AnthropicRequest implements ParsedRequest {
     return requestTexts(this.json);
   }
 
+  /**
+   * Messages: parameters (`max_tokens` is required by the API, so only a forced one can apply) and the prefix in
+   * `system`. count_tokens: the prefix only, so the count includes what messages will send.
+   */
+  transform(t: RequestTransforms): { readonly json: Record<string, unknown>; readonly applied: AppliedTransforms } | null {
+    return applyTransforms(this.json, t, this.endpoint === 'messages' ? MESSAGES_FIELDS : {}, prefixSystem);
+  }
+
   /** The deployment's model name; `max_tokens` (always present here) no higher than the cap. */
   rewrite(upstreamModel: string, maxTokensCap: number | null): Record<string, unknown> {
     const out: Record<string, unknown> = { ...this.json, model: upstreamModel };
@@ -40,8 +53,14 @@ export class AnthropicRequest implements ParsedRequest {
   }
 }
 
+const MESSAGES_FIELDS = paramFields('messages');
+
+const prefixSystem: SystemPrefixer = (out, prefix) => {
+  out['system'] = prefixedSystem(out['system'], prefix);
+};
+
 export function parseRequestBody(endpoint: EndpointSpec, body: Buffer, maxDepth: number): AnthropicRequest {
   const json = parseJsonObject(body, { maxDepth });
   checkSchema(endpoint.name === 'count_tokens' ? COUNT_TOKENS_SCHEMA : MESSAGES_SCHEMA, json);
-  return new AnthropicRequest(json);
+  return new AnthropicRequest(endpoint.name, json);
 }

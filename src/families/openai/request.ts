@@ -4,7 +4,11 @@
  */
 import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
+import type { AppliedTransforms } from '../../pipeline/context.ts';
 import type { ParsedRequest, TextRef } from '../../pipeline/ports.ts';
+import type { RequestTransforms } from '../../pipeline/snapshot.ts';
+import { isObject } from '../../shared/values.ts';
+import { applyTransforms, paramFields, prefixedSystem, type ParamFields, type SystemPrefixer } from '../common/transforms.ts';
 import { requestTexts } from './texts.ts';
 import { validateRequest } from './validate.ts';
 
@@ -38,10 +42,36 @@ export class OpenAIRequest implements ParsedRequest {
     return requestTexts(this.endpoint, this.json);
   }
 
+  /**
+   * Chat: parameters, and the prefix in a first system (or developer) message, one put first when there is none.
+   * Completions: parameters only; a raw prompt (possibly token ids) has no system prompt to prefix, and text put
+   * before it would change what the client asked to complete. Embeddings: nothing applies.
+   */
+  transform(t: RequestTransforms): { readonly json: Record<string, unknown>; readonly applied: AppliedTransforms } | null {
+    const fields = FIELDS[this.endpoint];
+    if (fields === undefined) return null;
+    return applyTransforms(this.json, t, fields, this.endpoint === 'chat' ? prefixChat : null);
+  }
+
   rewrite(upstreamModel: string, maxTokensCap: number | null): Record<string, unknown> {
     return rewriteRequestBody(this, upstreamModel, this.endpoint === 'embeddings' ? null : maxTokensCap);
   }
 }
+
+/** The completion allowance in chat is whichever of the two fields the client sent (max_tokens when neither). */
+const FIELDS: Partial<Record<Endpoint, ParamFields>> = {
+  chat: paramFields('chat', { max_tokens: ['max_tokens', 'max_completion_tokens'] }),
+  completions: paramFields('completions'),
+};
+
+const prefixChat: SystemPrefixer = (out, prefix) => {
+  const messages = Array.isArray(out['messages']) ? (out['messages'] as unknown[]) : [];
+  const first = messages[0];
+  out['messages'] =
+    isObject(first) && (first['role'] === 'system' || first['role'] === 'developer')
+      ? [{ ...first, content: prefixedSystem(first['content'], prefix) }, ...messages.slice(1)]
+      : [{ role: 'system', content: prefix }, ...messages];
+};
 
 function invalid(message: string, param: string | null = null): GatewayError {
   return new GatewayError('invalid_request_body', message, { param });

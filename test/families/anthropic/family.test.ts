@@ -254,6 +254,7 @@ test("the model catalogue in Anthropic's shape", () => {
     cumulativeWeights: [],
     prices: [],
     overrides: new Map(),
+    transforms: null,
   };
   const snap = { version: 'v', loadedAt: Date.UTC(2026, 0, 2), issuedAt: null, signedBy: null, models: new Map([['claude-alias', route]]) };
   assert.deepEqual(anthropicFamily.modelList([route], snap), {
