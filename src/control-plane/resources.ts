@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { ApiKeyEntrySchema, QuotaPlanSchema } from '../config/schema.ts';
 import { PROVIDERS, ROUTED_ENDPOINT_NAMES } from '../families/endpoints.ts';
+import { TransformsSchema } from '../control/snapshot.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -');
 const name = z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -');
@@ -19,6 +20,8 @@ export const ModelSchema = z.strictObject({
   endpoints: z.array(z.enum(ROUTED_ENDPOINT_NAMES)).min(1, 'must name at least one endpoint'),
   responseModel: z.enum(['alias', 'upstream']).default('alias'),
   ownedBy: z.string().max(64).optional(),
+  /** Request transforms the sidecars apply (the snapshot's form: docs/configuration.md "Request transforms"). */
+  transforms: TransformsSchema.optional(),
 });
 
 export const HealthCheckSchema = z.strictObject({

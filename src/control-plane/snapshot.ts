@@ -64,6 +64,7 @@ export function buildSnapshot(state: DesiredState, ownedBy: string): SnapshotDoc
       endpoints: m.spec.endpoints,
       ownedBy: m.spec.ownedBy ?? ownedBy,
       responseModel: m.spec.responseModel,
+      ...(m.spec.transforms === undefined ? {} : { transforms: m.spec.transforms }),
       targets: list,
     });
   }

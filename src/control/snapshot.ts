@@ -168,7 +168,7 @@ const TransformParams = z.strictObject(
  * (docs/configuration.md "Request transforms"): defaults where the client sent nothing, forced values over the
  * client's, a system prompt prefix.
  */
-const Transforms = z.strictObject({
+export const TransformsSchema = z.strictObject({
   defaults: TransformParams.optional(),
   forced: TransformParams.optional(),
   systemPrefix: z.string().min(1).max(65_536).optional(),
@@ -176,7 +176,7 @@ const Transforms = z.strictObject({
 
 type ModelInput = {
   endpoints: readonly string[];
-  transforms?: z.output<typeof Transforms> | undefined;
+  transforms?: z.output<typeof TransformsSchema> | undefined;
 } & TargetsInput & { overrides: TargetsInput[] };
 
 /** Every deployment that may answer a request for the model: targets, overrides, fallbacks. */
@@ -234,7 +234,7 @@ function checkTransforms(m: ModelInput, ctx: z.RefinementCtx, at: (string | numb
     });
 }
 
-function toTransforms(t: z.output<typeof Transforms> | undefined): RequestTransforms | null {
+function toTransforms(t: z.output<typeof TransformsSchema> | undefined): RequestTransforms | null {
   if (t === undefined) return null;
   const params = (p: z.output<typeof TransformParams> | undefined): Readonly<Record<string, TransformValue>> =>
     Object.freeze(Object.fromEntries(Object.entries(p ?? {}).filter(([, v]) => v !== undefined)) as Record<string, TransformValue>);
@@ -265,7 +265,7 @@ export const SnapshotSchema = z
           /** Per-tenant deployments: these tenants' requests for this model go to their own target(s). */
           overrides: z.array(z.strictObject({ tenants: z.array(z.string().min(1).max(64)).min(1), ...Targets })).default([]),
           /** Request transforms (a tenant's override has the model's). */
-          transforms: Transforms.optional(),
+          transforms: TransformsSchema.optional(),
         }),
       )
       .min(1, 'must list at least one model'),

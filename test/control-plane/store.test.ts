@@ -173,6 +173,27 @@ test('the snapshot and the backends of the state', async () => {
   ]);
 });
 
+test('model transforms reach the snapshot as written; one the sidecars would refuse is refused with its field', async () => {
+  const m = await store.get('models', 'chat-a');
+  const transforms = { defaults: { temperature: 0.2 }, forced: { max_tokens: 256 }, systemPrefix: 'Answer briefly.' };
+  await store.replace('models', 'chat-a', m.version, { id: 'chat-a', endpoints: ['chat'], responseModel: 'alias', transforms });
+  const doc = buildSnapshot(await store.state(), 'test');
+  assert.deepEqual(doc.models[0]?.['transforms'], transforms);
+  const again = await store.get('models', 'chat-a');
+  await assert.rejects(
+    store.replace('models', 'chat-a', again.version, { id: 'chat-a', endpoints: ['chat'], responseModel: 'alias', transforms: { forced: { top_k: 5 } } }),
+    (err: unknown) => {
+      assert.ok(err instanceof ApiError);
+      assert.equal(err.status, 422);
+      assert.ok(
+        err.details.some((p) => p.field.includes('transforms') && p.field.includes('top_k')),
+        JSON.stringify(err.details),
+      );
+      return true;
+    },
+  );
+});
+
 test('keys: only the hash is stored; revoke and rotate move versions; a tenant must exist', async () => {
   const grants = { principal: 'bob', org: 'acme', tenant: 'team-a', tier: 'standard', roles: [], models: ['*'], endpoints: ['*'] };
   await assert.rejects(store.createKey(grants, null), refusedWith(422, 'invalid_reference'));
