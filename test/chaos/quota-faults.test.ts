@@ -127,7 +127,10 @@ test('a 350 ms Redis stall at 120 req/s (fail_closed) costs ≤ 2% of the reques
         `breaker window at the end ${JSON.stringify(stores.breaker?.window())}`,
     );
     assert.ok(refused.length > 0, 'the stall was felt (else this test measures nothing)');
-    assert.ok(pct <= 2, `${pct.toFixed(2)}% refused`);
+    // 2% for a 350 ms stall; on a loaded machine the timers that stop and resume Redis run late and the stall lasts
+    // longer: the bound grows with the stall as it really was.
+    const allowedPct = 2 * Math.max(1, stalledFor / STALL_MS);
+    assert.ok(pct <= allowedPct, `${pct.toFixed(2)}% refused (a ${stalledFor.toFixed(0)} ms stall allows ${allowedPct.toFixed(2)}%)`);
     assert.ok(recoveryMs <= 1000, `recovered ${recoveryMs.toFixed(0)} ms after the stall`);
     // Refused only what was waiting on the stalled Redis for longer than commandTimeoutMs: started while it was stopped.
     for (const r of refused)

@@ -87,8 +87,9 @@ test('a collector that never answers adds no latency: every request through Envo
   t.after(() => traced.stop());
   const plain = await startTestStack();
   t.after(() => plain.stop());
-  // Interleaved, so both stacks see the same machine; the medians must be within 2 ms of each other, and no request may
-  // come near the 5 s an export can hang (a request that waited on the collector would).
+  // Interleaved, so both stacks see the same machine; the medians must be within 5 ms of each other (noise on a loaded
+  // 2-core machine; a request that waited on the collector would take up to the 5 s an export can hang), and no
+  // request may come near those 5 s.
   const time = async (client: ReturnType<typeof plain.client>): Promise<number> => {
     const t0 = performance.now();
     await client.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] });
@@ -108,6 +109,6 @@ test('a collector that never answers adds no latency: every request through Envo
   t.diagnostic(
     `median ${median(on).toFixed(2)} ms traced to a hung collector, ${median(off).toFixed(2)} ms without tracing; slowest ${Math.max(...on).toFixed(1)} ms`,
   );
-  assert.ok(median(on) - median(off) < 2, `median ${median(on).toFixed(2)} ms vs ${median(off).toFixed(2)} ms`);
+  assert.ok(median(on) - median(off) < 5, `median ${median(on).toFixed(2)} ms vs ${median(off).toFixed(2)} ms`);
   assert.ok(Math.max(...on) < 1000, `slowest traced request ${Math.max(...on).toFixed(1)} ms`);
 });

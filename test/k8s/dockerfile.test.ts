@@ -214,8 +214,10 @@ void test('every package the CLI can load at run time is a production dependency
   // Every command the CLI dispatches to is in the graph (they are dynamic imports).
   assert.ok([...graph.files].some((f) => f.endsWith(`${sep}serve.ts`)) && [...graph.files].some((f) => f.endsWith(`${sep}keys.ts`)));
   assert.ok(graph.packages.has('@grpc/proto-loader') && graph.packages.has('zod'), 'the scan finds the runtime packages');
-  // The sidecar serves gRPC on its own HTTP/2 transport: grpc-js' runtime is for clients (tests, tools) only.
-  assert.ok(!graph.packages.has('@grpc/grpc-js'), 'the CLI does not load @grpc/grpc-js at run time');
+  // The sidecar serves gRPC on its own HTTP/2 transport: grpc-js' runtime is for the control plane's xDS server (and
+  // clients in tests and tools) only — `serve` never loads it.
+  assert.ok(!importGraph(join(PROJECT_ROOT, 'src', 'cli', 'serve.ts')).packages.has('@grpc/grpc-js'), 'the sidecar does not load @grpc/grpc-js');
+  assert.match(graph.packages.get('@grpc/grpc-js') ?? 'src/control-plane/', /^src\/control-plane\//, 'only the control plane loads @grpc/grpc-js');
   assert.deepEqual(nonProductionImports(graph, pkgJson), []);
 
   const copied = contextCopies().flatMap((c) => c.sources);
