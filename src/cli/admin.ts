@@ -35,7 +35,7 @@ Verbs:
   keys create prints the new key once on stdout and its record on stderr; so does
   keys rotate for the key it makes.
   --set k=v: the value is JSON when it parses as JSON (3, true, ["chat"]), else a string;
-  a dotted key sets a nested field (price.inputPerMillion=2.5). --set after --file
+  a dotted key sets a nested field (price.inputPerMillion='"2.5"': quoted, a string). --set after --file
   overrides the file's fields.
 
 Connection:
