@@ -17,7 +17,7 @@ import type { TLSSocket } from 'node:tls';
 import type { ControlPlaneConfig } from './config.ts';
 import { JwtVerifier } from '../stages/auth/jwt.ts';
 import { MtlsVerifier, parseSpiffeId } from '../stages/auth/mtls.ts';
-import { parsePeerCertificate } from '../server/extproc/attributes.ts';
+import { parsePeerCertificate } from '../shared/peer-certificate.ts';
 import { GatewayError } from '../pipeline/errors.ts';
 import { ApiError } from './errors.ts';
 import type { AdminActor } from './audit.ts';
