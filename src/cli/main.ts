@@ -27,6 +27,12 @@ Commands:
       usage: '  control-plane --config FILE  run the control plane: admin API, desired state in PostgreSQL, pushes to sidecars\n',
       run: async (argv) => (await import('./control-plane.ts')).controlPlaneCommand(argv),
     },
+    admin: {
+      usage: `  admin <resource> <verb>    call the control plane's admin API: models, deployments, plans, tenants, keys ×
+                             list, get, create, update, delete (keys: revoke, rotate)
+`,
+      run: async (argv) => (await import('./admin.ts')).adminCommand(argv),
+    },
     'demo-upstream': {
       usage: '  demo-upstream [--port N]   run the demo OpenAI-compatible model server\n',
       run: async (argv) => {

@@ -14,13 +14,23 @@ import { loadOrCreateSigningKey } from '../crypto/signing.ts';
 import { AuditChain } from '../stores/audit/chain.ts';
 import { JsonlFileSink } from '../stores/audit/file-sink.ts';
 
-export interface AdminActor {
-  readonly method: 'jwt';
-  readonly principal: string;
-  readonly issuer: string;
-  readonly subject: string;
-  readonly roles: readonly string[];
-}
+export type AdminActor =
+  | {
+      readonly method: 'jwt';
+      readonly principal: string;
+      readonly issuer: string;
+      readonly subject: string;
+      readonly roles: readonly string[];
+    }
+  | {
+      /** A verified client certificate (auth.mtls): its SPIFFE ID or subject, and its digest. */
+      readonly method: 'mtls';
+      readonly principal: string;
+      readonly spiffeId: string | null;
+      readonly subject: string | null;
+      readonly certDigest: string;
+      readonly roles: readonly string[];
+    };
 
 export interface AdminAuditRecord {
   readonly type: 'admin';

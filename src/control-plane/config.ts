@@ -20,6 +20,19 @@ export const ControlPlaneConfigSchema = z.strictObject({
       host: nonEmpty.default('127.0.0.1'),
       /** 0 picks a free port (reported in the "control plane ready" line). */
       port: z.number().int().min(0).max(65535).default(9470),
+      /**
+       * HTTPS instead of HTTP (node:https). Client certificates are requested and verified against clientCaFile;
+       * a verified one authenticates through auth.mtls. requireClientCertificate: the TLS handshake itself fails
+       * without a certificate from that CA (then no JWT caller can connect without one either).
+       */
+      tls: z
+        .strictObject({
+          certFile: nonEmpty,
+          keyFile: nonEmpty,
+          clientCaFile: nonEmpty,
+          requireClientCertificate: z.boolean().default(false),
+        })
+        .optional(),
     })
     .prefault({}),
   /** The desired state. Migrations run at start. */
@@ -53,7 +66,33 @@ export const ControlPlaneConfigSchema = z.strictObject({
           maxTokenBytes: positiveInt.default(8192),
         })
         .optional(),
-      /** A token with either role (or scope) may read; write implies read. */
+      /**
+       * Admin callers with a client certificate (needs listen.tls): the verified certificate's SPIFFE URI SAN
+       * (exact, or a `spiffe://…/*` prefix) or subject (RFC 2253, e.g. `CN=ops,O=Acme`) names the principal and its
+       * roles, mapped as the sidecar maps them (src/stages/auth/mtls.ts). trustDomains defaults to the domains of the
+       * listed spiffeIds.
+       */
+      mtls: z
+        .strictObject({
+          trustDomains: z.array(z.string().regex(/^[a-z0-9._-]+$/, 'must be a trust domain name')).optional(),
+          identities: z
+            .array(
+              z
+                .strictObject({
+                  spiffeId: z
+                    .string()
+                    .regex(/^spiffe:\/\/[^/]+(\/.*)?$/, 'must be a spiffe:// URI (a trailing /* matches a prefix)')
+                    .optional(),
+                  subject: nonEmpty.optional(),
+                  principal: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -'),
+                  roles: z.array(role).default([]),
+                })
+                .refine((m) => (m.spiffeId === undefined) !== (m.subject === undefined), { message: 'must set exactly one of spiffeId and subject' }),
+            )
+            .min(1, 'must map at least one certificate'),
+        })
+        .optional(),
+      /** A token or certificate with either role (or scope) may read; write implies read. */
       readRole: role.default('igw:admin:read'),
       writeRole: role.default('igw:admin:write'),
     })
@@ -87,14 +126,33 @@ export function parseControlPlaneConfig(raw: unknown, source: string, base: stri
   if (!parsed.success) throw new ConfigError(source, describeIssues(parsed.error));
   const c = parsed.data;
   if (c.routing.signingKeyFile === '') throw new ConfigError(source, ['routing.signingKeyFile: is required (the Ed25519 key snapshots are signed with)']);
-  if (c.auth.jwt === undefined) throw new ConfigError(source, ['auth.jwt: is required: admin callers authenticate with a JWT']);
+  if (c.auth.jwt === undefined && c.auth.mtls === undefined) {
+    throw new ConfigError(source, ['auth: set auth.jwt, auth.mtls or both: admin callers authenticate with a JWT or a client certificate']);
+  }
+  if (c.auth.mtls !== undefined && c.listen.tls === undefined) {
+    throw new ConfigError(source, ['auth.mtls: needs listen.tls (client certificates are only seen over HTTPS)']);
+  }
+  const tls = c.listen.tls;
   return {
     ...c,
+    listen: {
+      ...c.listen,
+      ...(tls === undefined
+        ? {}
+        : { tls: { ...tls, certFile: resolve(base, tls.certFile), keyFile: resolve(base, tls.keyFile), clientCaFile: resolve(base, tls.clientCaFile) } }),
+    },
     routing: { ...c.routing, signingKeyFile: resolve(base, c.routing.signingKeyFile) },
     audit: { ...c.audit, file: resolve(base, c.audit.file), signingKeyFile: resolve(base, c.audit.signingKeyFile) },
     auth: {
       ...c.auth,
-      jwt: { ...c.auth.jwt, issuers: c.auth.jwt.issuers.map((i) => (i.jwksFile === undefined ? i : { ...i, jwksFile: resolve(base, i.jwksFile) })) },
+      ...(c.auth.jwt === undefined
+        ? {}
+        : {
+            jwt: {
+              ...c.auth.jwt,
+              issuers: c.auth.jwt.issuers.map((i) => (i.jwksFile === undefined ? i : { ...i, jwksFile: resolve(base, i.jwksFile) })),
+            },
+          }),
     },
   };
 }

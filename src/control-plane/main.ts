@@ -52,6 +52,8 @@ export interface RunningControlPlane {
 
 export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger, opts: { onBackends?: OnBackends } = {}): Promise<RunningControlPlane> {
   const signingKey = loadSigningKey(cfg.routing.signingKeyFile);
+  // Before anything opens: a mapping the mTLS rules refuse fails the start here.
+  const auth = new AdminAuth(cfg.auth);
   const store = new DesiredStateStore({
     url: cfg.postgres.url,
     poolSize: cfg.postgres.poolSize,
@@ -82,9 +84,26 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger, op
   });
   // Whatever is committed reaches Redis, even what a previous run could not push.
   sync.push(await store.state());
-  const server = new AdminServer({ store, auth: new AdminAuth(cfg.auth), audit, sync, log });
+  const server = new AdminServer({
+    store,
+    auth,
+    audit,
+    sync,
+    log,
+    ...(cfg.listen.tls === undefined ? {} : { tls: cfg.listen.tls }),
+  });
   const port = await server.listen(cfg.listen.host, cfg.listen.port);
-  log.info({ port, host: cfg.listen.host, xdsPort: xds?.port ?? null, snapshotKid: signingKey.kid, auditKid: audit.kid }, 'control plane ready');
+  log.info(
+    {
+      port,
+      host: cfg.listen.host,
+      scheme: cfg.listen.tls === undefined ? 'http' : 'https',
+      xdsPort: xds?.port ?? null,
+      snapshotKid: signingKey.kid,
+      auditKid: audit.kid,
+    },
+    'control plane ready',
+  );
   return {
     port,
     xdsPort: xds?.port ?? null,

@@ -85,10 +85,14 @@ export function openApiDocument(): Record<string, unknown> {
       version: 'v1',
       description: 'Models, deployments, plans, tenants and API keys of the inference gateway (docs/control-plane.md).',
     },
-    security: [{ bearerJwt: [] }],
+    // Either credential: a bearer JWT (auth.jwt) or a client certificate over HTTPS (listen.tls + auth.mtls).
+    security: [{ bearerJwt: [] }, { clientCertificate: [] }],
     paths,
     components: {
-      securitySchemes: { bearerJwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      securitySchemes: {
+        bearerJwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        clientCertificate: { type: 'mutualTLS', description: 'A client certificate mapped by auth.mtls (SPIFFE ID or subject) to a principal and roles' },
+      },
       schemas: { Error: ERROR },
     },
   };

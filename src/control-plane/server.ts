@@ -8,8 +8,11 @@
  * whether it landed (`x-igw-sync: pushed | pending`).
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { describeIssues } from '../config/errors.ts';
 import { keyStatus } from '../stores/keys/port.ts';
@@ -34,6 +37,8 @@ export interface AdminServerDeps {
   readonly audit: AdminAudit;
   readonly sync: DataPlaneSync;
   readonly log: Logger;
+  /** HTTPS (listen.tls): client certificates are requested and verified against clientCaFile. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string; readonly requireClientCertificate: boolean };
 }
 
 interface Answer {
@@ -124,7 +129,23 @@ export class AdminServer {
 
   constructor(deps: AdminServerDeps) {
     this.#d = deps;
-    this.#server = createServer((req, res) => void this.#handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.#handle(req, res);
+    const tls = deps.tls;
+    this.#server =
+      tls === undefined
+        ? createServer(handler)
+        : createHttpsServer(
+            {
+              cert: readFileSync(tls.certFile),
+              key: readFileSync(tls.keyFile),
+              ca: readFileSync(tls.clientCaFile),
+              requestCert: true,
+              // Optional certificates: the handshake lets an unverified one through and auth refuses it (401, audited).
+              rejectUnauthorized: tls.requireClientCertificate,
+              minVersion: 'TLSv1.2',
+            },
+            handler,
+          );
   }
 
   async listen(host: string, port: number): Promise<number> {
@@ -156,7 +177,10 @@ export class AdminServer {
       route = m.route;
       id = m.id;
       if (route.access !== null) {
-        actor = await this.#d.auth.authenticate(req.headers.authorization);
+        actor = await this.#d.auth.authenticate({
+          authorization: req.headers.authorization,
+          tls: req.socket instanceof TLSSocket ? req.socket : null,
+        });
         this.#d.auth.authorize(actor, route.access);
       }
       answer = await this.#dispatch(route, id, req, audited);

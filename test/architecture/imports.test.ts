@@ -142,7 +142,7 @@ const LAYERS: ReadonlyArray<{ readonly layer: string; readonly may: readonly str
   {
     layer: 'control-plane',
     may: ['pipeline', 'config', 'control', 'crypto', 'stores', 'stages/auth', 'families/endpoints.ts', 'shared', 'telemetry'],
-    why: 'a separate process, never on the request path (admin API, xDS server): it writes what the data plane reads, and reuses the JWT verifier for its own callers',
+    why: 'a separate process, never on the request path (admin API, xDS server): it writes what the data plane reads, and reuses the JWT and mTLS verifiers for its own callers',
   },
   {
     layer: 'tracing',
