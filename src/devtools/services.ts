@@ -98,10 +98,10 @@ export function spawnRedis(port: number, extraArgs: readonly string[] = []): { p
   );
 }
 
-/** The folder of PostgreSQL's server binaries: PG_BIN, else the newest /usr/lib/postgresql/N/bin; null when there is none. */
+/** The folder of PostgreSQL's server binaries: PG_BIN, else the newest /usr/lib/postgresql/N/bin; null when it holds no initdb. */
 export function findPostgresBinDir(): string | null {
   const fromEnv = process.env['PG_BIN'];
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  if (fromEnv !== undefined && fromEnv !== '') return existsSync(join(fromEnv, 'initdb')) ? fromEnv : null;
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root)
     ? readdirSync(root)

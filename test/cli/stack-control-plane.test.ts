@@ -58,6 +58,26 @@ test('the README shows the walkthrough this test runs', () => {
   assert.ok(readme.includes(renderWalkthrough(README_PLACES)), 'README.md holds renderWalkthrough(README_PLACES) verbatim');
 });
 
+test('stack --control-plane without PostgreSQL or redis-server says what is missing and exits 1', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'igw-cpstack-missing-'));
+  try {
+    // PATH without redis-server (node is started by its full path), PG_BIN without initdb.
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'stack', '--control-plane', '--dir', join(dir, 'stack')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PATH: dir, PG_BIN: join(dir, 'no-postgres') },
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    assert.equal(code, 1, err);
+    assert.match(err, /PostgreSQL server binaries not found/);
+    assert.match(err, /redis-server not found/);
+    assert.deepEqual(readdirSync(dir), [], 'nothing was started or written');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('stack --control-plane: a model, a backend over xDS and a key created at runtime serve a completion; SIGINT stops every process', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'igw-cpstack-'));
   chmodSync(dir, 0o755); // PostgreSQL runs as the postgres user when we are root: it must reach its folder inside
