@@ -223,12 +223,17 @@ Try it:
 
 Press Ctrl+C to stop.`);
   if (cp !== null) {
-    const places = { adminUrl: cp.adminUrl, baseUrl: base, upstreamAddress: `127.0.0.1:${upstream.port}`, dir: relative(process.cwd(), dir) || '.' };
+    // Paths as the reader's shell sees them: relative below the working directory, else absolute.
+    const shown = (p: string): string => {
+      const r = relative(process.cwd(), p);
+      return r === '' ? '.' : r.startsWith('..') ? p : r;
+    };
+    const places = { adminUrl: cp.adminUrl, baseUrl: base, upstreamAddress: `127.0.0.1:${upstream.port}`, dir: shown(dir) };
     say(`
-The control plane is running too (PostgreSQL and Redis under ${relative(process.cwd(), dir) || '.'}):
+The control plane is running too (PostgreSQL and Redis under ${shown(dir)}):
 
   admin API    ${cp.adminUrl}/v1  (OpenAPI: ${cp.adminUrl}/v1/openapi.json)
-  admin token  ${relative(process.cwd(), cp.tokenFile)}  (valid 12 h, a new one at every start; send it as "Authorization: Bearer …")
+  admin token  ${shown(cp.tokenFile)}  (valid 12 h, a new one at every start; send it as "Authorization: Bearer …")
   models       gpt-demo, claude-demo and embed-demo are control plane resources now; ha-demo is not served in this mode
 
 Register a model, add a backend and create a key at runtime, then call it:
