@@ -5,7 +5,7 @@
  * Files go to .run/stack/; the demo API key is kept there across restarts.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { loadConfig } from '../config/load.ts';
@@ -16,6 +16,8 @@ import { startEnvoy } from '../envoy/process.ts';
 import { startSidecar } from '../app.ts';
 import { generateApiKey, hashApiKey, parseApiKey } from '../crypto/api-key-format.ts';
 import { createLogger } from '../telemetry/logger.ts';
+import { missingServices, seedDemoModels, startStackControlPlane, type StackControlPlane } from './stack-control-plane.ts';
+import { renderWalkthrough } from './stack-walkthrough.ts';
 
 /** The local stack's routing snapshot: three logical models on the demo server, which speaks both APIs. */
 export const DEMO_SNAPSHOT = {
@@ -65,7 +67,13 @@ export function demoClusters(upstreamPort: number): Array<UpstreamCluster | Aggr
 }
 
 const HELP = `Usage: inference-gateway stack [--port 8080] [--upstream-port 8000] [--admin-port 9464] [--envoy-admin-port 9901]
+                              [--dir .run/stack]
+                              [--control-plane [--control-plane-port 9470] [--xds-port 18000] [--redis-port 6380] [--postgres-port 5433]]
   Starts Envoy, the sidecar and the demo model server; Ctrl+C stops all three.
+  --dir            where the stack keeps its files (the demo key, configs, audit logs)
+  --control-plane  also starts a private PostgreSQL and redis-server and the control plane (admin API, xDS for Envoy);
+                   the sidecar takes snapshots and keys from Redis, Envoy its clusters from the control plane, and
+                   <dir>/admin-token holds an admin token (12 h). Needs PostgreSQL and redis-server installed.
 `;
 
 export async function stackCommand(argv: string[]): Promise<number> {
@@ -76,6 +84,12 @@ export async function stackCommand(argv: string[]): Promise<number> {
       'upstream-port': { type: 'string', default: '8000' },
       'admin-port': { type: 'string', default: '9464' },
       'envoy-admin-port': { type: 'string', default: '9901' },
+      dir: { type: 'string', default: join(PROJECT_ROOT, '.run', 'stack') },
+      'control-plane': { type: 'boolean', default: false },
+      'control-plane-port': { type: 'string', default: '9470' },
+      'xds-port': { type: 'string', default: '18000' },
+      'redis-port': { type: 'string', default: '6380' },
+      'postgres-port': { type: 'string', default: '5433' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -84,14 +98,44 @@ export async function stackCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const port = Number(values.port);
-  const dir = join(PROJECT_ROOT, '.run', 'stack');
-  mkdirSync(dir, { recursive: true });
+  const dir = resolve(values.dir);
   const say = (msg: string) => process.stdout.write(`${msg}\n`);
+  const withControlPlane = values['control-plane'];
+  if (withControlPlane) {
+    // No silent fallback to the in-memory stack: the operator asked for the control plane.
+    const missing = missingServices();
+    if (missing.length > 0) {
+      process.stderr.write(`stack --control-plane cannot start:\n${missing.map((m) => `  - ${m}\n`).join('')}`);
+      return 1;
+    }
+  }
+  mkdirSync(dir, { recursive: true });
 
   const envoyBin = await findEnvoy({ install: true, log: (m) => say(`[stack] ${m}`) });
   const key = demoKey(join(dir, 'demo-api-key'));
   const snapshotFile = join(dir, 'routing.yaml');
-  writeFileSync(snapshotFile, stringify(DEMO_SNAPSHOT));
+  const upstream = await startDemoUpstream({ host: '127.0.0.1', port: Number(values['upstream-port']), record: false });
+  const log = createLogger('info');
+  let cp: StackControlPlane | null = null;
+  if (withControlPlane) {
+    try {
+      cp = await startStackControlPlane({
+        dir,
+        redisPort: Number(values['redis-port']),
+        postgresPort: Number(values['postgres-port']),
+        adminPort: Number(values['control-plane-port']),
+        xdsPort: Number(values['xds-port']),
+        staticClusters: demoClusters(upstream.port).map((c) => c.name),
+        demoSnapshot: DEMO_SNAPSHOT,
+        log,
+        say,
+      });
+    } catch (err) {
+      await upstream.close();
+      throw err;
+    }
+  }
+  writeFileSync(snapshotFile, cp === null ? stringify(DEMO_SNAPSHOT) : cp.signedDemoSnapshot);
   const socket = join(dir, 'sidecar.sock');
   const configFile = join(dir, 'gateway.yaml');
   writeFileSync(
@@ -102,8 +146,12 @@ export async function stackCommand(argv: string[]): Promise<number> {
         apiKeys: [
           { id: parseKeyId(key), hash: hashApiKey(key), principal: 'demo-user', org: 'demo-org', tenant: 'demo-tenant', tier: 'standard', models: ['*'] },
         ],
+        // With the control plane, the keys it creates reach the sidecar through Redis.
+        ...(cp === null ? {} : { redisKeys: true }),
       },
-      routing: { snapshotFile },
+      ...(cp === null ? {} : { redis: { url: cp.redisUrl } }),
+      // With the control plane, snapshots signed by it arrive over Redis; the file holds the demo one until then.
+      routing: cp === null ? { snapshotFile } : { snapshotFile, publicKeys: [cp.snapshotPublicKey], redis: {} },
       audit: { file: join(dir, 'audit.jsonl') },
       logging: { level: 'info' },
       // A demo plan and policy so the stack shows quotas and the data policy at work.
@@ -128,9 +176,9 @@ export async function stackCommand(argv: string[]): Promise<number> {
     }),
   );
 
-  const upstream = await startDemoUpstream({ host: '127.0.0.1', port: Number(values['upstream-port']), record: false });
   const config = loadConfig(configFile);
   const sidecar = await startSidecar(config, { log: createLogger(config.logging.level) });
+  if (cp !== null) await seedDemoModels(cp.adminUrl, cp.token, `127.0.0.1:${upstream.port}`);
   const envoy = await startEnvoy({
     bin: envoyBin,
     workDir: join(dir, 'envoy'),
@@ -139,6 +187,8 @@ export async function stackCommand(argv: string[]): Promise<number> {
       adminPort: Number(values['envoy-admin-port']),
       sidecarSocket: socket,
       clusters: demoClusters(upstream.port),
+      // With the control plane, Envoy also takes clusters from it over xDS (the demo clusters stay static).
+      ...(cp === null ? {} : { xds: { host: '127.0.0.1', port: cp.xdsPort } }),
     }),
     log: (line) => process.stderr.write(`[envoy] ${line}\n`),
   });
@@ -172,6 +222,25 @@ Try it:
   or with the Anthropic SDK: new Anthropic({ baseURL: '${base}', apiKey: '${key}' })
 
 Press Ctrl+C to stop.`);
+  if (cp !== null) {
+    // Paths as the reader's shell sees them: relative below the working directory, else absolute.
+    const shown = (p: string): string => {
+      const r = relative(process.cwd(), p);
+      return r === '' ? '.' : r.startsWith('..') ? p : r;
+    };
+    const places = { adminUrl: cp.adminUrl, baseUrl: base, upstreamAddress: `127.0.0.1:${upstream.port}`, dir: shown(dir) };
+    say(`
+The control plane is running too (PostgreSQL and Redis under ${shown(dir)}):
+
+  admin API    ${cp.adminUrl}/v1  (OpenAPI: ${cp.adminUrl}/v1/openapi.json)
+  admin token  ${shown(cp.tokenFile)}  (valid 12 h, a new one at every start; send it as "Authorization: Bearer …")
+  models       gpt-demo, claude-demo and embed-demo are control plane resources now; ha-demo is not served in this mode
+
+Register a model, add a backend and create a key at runtime, then call it:
+
+${renderWalkthrough(places)}
+`);
+  }
 
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());
@@ -180,6 +249,7 @@ Press Ctrl+C to stop.`);
   say('\nstopping…');
   await envoy.stop();
   await sidecar.shutdown('stack stopped');
+  await cp?.stop();
   await upstream.close();
   return 0;
 }

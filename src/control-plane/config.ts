@@ -114,6 +114,11 @@ export const ControlPlaneConfigSchema = z.strictObject({
       host: nonEmpty.default('127.0.0.1'),
       /** 0 picks a free port (reported in the "control plane ready" line). */
       port: z.number().int().min(0).max(65535).default(18000),
+      /**
+       * Clusters Envoy already has in its static config (e.g. the local stack's demo-upstream): deployments on them route
+       * as usual, but they are not served over xDS (Envoy refuses a dynamic cluster named like a static one).
+       */
+      staticClusters: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be an Envoy cluster name')).default([]),
     })
     .optional(),
   logging: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info') }).prefault({}),

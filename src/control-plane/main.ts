@@ -24,14 +24,16 @@ import type { XdsCluster } from './xds/types.ts';
 const OUTLIER_DETECTION = { consecutive5xx: 5, baseEjectionMs: 10_000, maxEjectionPercent: 50 } as const;
 
 /** The desired state's backends as xDS clusters, pushed to every connected Envoy. A state the server cannot encode is logged, and Envoy keeps the last good one. */
-function serveOverXds(xds: XdsServer, log: Logger): OnBackends {
+function serveOverXds(xds: XdsServer, log: Logger, staticClusters: ReadonlySet<string>): OnBackends {
   return (backends, revision) => {
-    const clusters: XdsCluster[] = backends.map((b) => ({
-      name: b.cluster,
-      endpoints: b.endpoints.map((e) => ({ host: e.host, port: e.port, weight: e.weight, priority: e.priority })),
-      ...(b.healthCheck === null ? {} : { healthCheck: { ...b.healthCheck } }),
-      outlierDetection: { ...OUTLIER_DETECTION },
-    }));
+    const clusters: XdsCluster[] = backends
+      .filter((b) => !staticClusters.has(b.cluster))
+      .map((b) => ({
+        name: b.cluster,
+        endpoints: b.endpoints.map((e) => ({ host: e.host, port: e.port, weight: e.weight, priority: e.priority })),
+        ...(b.healthCheck === null ? {} : { healthCheck: { ...b.healthCheck } }),
+        outlierDetection: { ...OUTLIER_DETECTION },
+      }));
     try {
       xds.update(clusters);
     } catch (err) {
@@ -64,7 +66,10 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger, op
   const audit = new AdminAudit({ ...cfg.audit, log });
   // Backends reach Envoy over xDS when configured; a caller's hook (tests) sees them too.
   const xds = cfg.xds === undefined ? null : await startXdsServer({ host: cfg.xds.host, port: cfg.xds.port, log });
-  const hooks = [...(xds === null ? [] : [serveOverXds(xds, log)]), ...(opts.onBackends === undefined ? [] : [opts.onBackends])];
+  const hooks = [
+    ...(xds === null ? [] : [serveOverXds(xds, log, new Set(cfg.xds?.staticClusters))]),
+    ...(opts.onBackends === undefined ? [] : [opts.onBackends]),
+  ];
   const onBackends: OnBackends | undefined =
     hooks.length === 0
       ? undefined

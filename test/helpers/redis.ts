@@ -3,9 +3,12 @@
  * for why not port 0), no persistence, killed at the end. `kill()` +
  * `start()` restart it on the same port (an outage the clients must survive).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { killProcess, spawnRedis } from '../../src/devtools/services.ts';
 import { withFreePort } from './ports.ts';
+
+export { killProcess, spawnRedis };
 import { waitFor } from './wait.ts';
 
 export interface TestRedis {
@@ -19,52 +22,6 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Stops it for good. */
   stop(): Promise<void>;
-}
-
-/**
- * Starts redis-server on `port` and resolves once that process says it is
- * ready. Readiness comes from the process's own output, not from a PING:
- * a PING could be answered by some other server that took the port first.
- * A start that fails (e.g. the port was taken) rejects with the output.
- */
-export function spawnRedis(port: number, extraArgs: readonly string[] = []): { proc: ChildProcess; ready: Promise<void> } {
-  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs, '--loglevel', 'notice'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  // Never leave a server behind, even when the test process dies early.
-  const reap = (): void => {
-    p.kill('SIGKILL');
-  };
-  process.once('exit', reap);
-  p.once('exit', () => process.off('exit', reap));
-  const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server on port ${port} not ready within 10 s:\n${out}`)), 10_000);
-    const collect = (d: Buffer): void => {
-      out += d.toString();
-      if (out.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    p.stdout?.on('data', collect);
-    p.stderr?.on('data', collect);
-    p.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server on port ${port} exited (${code}):\n${out}`));
-    });
-  });
-  ready.catch(() => undefined);
-  return { proc: p, ready };
-}
-
-/** SIGKILL, resolves once the process is gone. */
-export async function killProcess(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    p.once('exit', () => resolve());
-    p.kill('SIGKILL');
-  });
 }
 
 /** `extraArgs`: more redis-server arguments, kept across restarts (e.g. `--replicaof 127.0.0.1 PORT`). */
