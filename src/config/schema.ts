@@ -88,13 +88,13 @@ export const JwtIssuerSchema = z
   })
   .refine((i) => (i.jwksUri === undefined) !== (i.jwksFile === undefined), { message: 'must set exactly one of jwksUri and jwksFile' });
 
+/** A SPIFFE ID a certificate must carry (`spiffe://domain/path`), or a prefix ending in `/*`. */
+export const SpiffeIdPattern = z.string().regex(/^spiffe:\/\/[^/]+(\/.*)?$/, 'must be a spiffe:// URI (a trailing /* matches a prefix)');
+
 export const MtlsIdentitySchema = z
   .strictObject({
     /** Exact SPIFFE ID (`spiffe://domain/path`), or a prefix ending in `/*`. One of spiffeId / subject. */
-    spiffeId: z
-      .string()
-      .regex(/^spiffe:\/\/[^/]+(\/.*)?$/, 'must be a spiffe:// URI (a trailing /* matches a prefix)')
-      .optional(),
+    spiffeId: SpiffeIdPattern.optional(),
     /** Exact certificate subject as Envoy reports it (RFC 2253, e.g. `CN=batch,O=Acme`). */
     subject: nonEmpty.optional(),
     ...grantFields,

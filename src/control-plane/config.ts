@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, describeIssues } from '../config/errors.ts';
-import { JwtIssuerSchema } from '../config/schema.ts';
+import { JwtIssuerSchema, SpiffeIdPattern } from '../config/schema.ts';
 
 const positiveInt = z.number({ error: 'must be a positive integer' }).int('must be a positive integer').positive('must be a positive integer');
 const nonEmpty = z.string({ error: 'must be a non-empty string' }).min(1, 'must be a non-empty string');
@@ -79,10 +79,7 @@ export const ControlPlaneConfigSchema = z.strictObject({
             .array(
               z
                 .strictObject({
-                  spiffeId: z
-                    .string()
-                    .regex(/^spiffe:\/\/[^/]+(\/.*)?$/, 'must be a spiffe:// URI (a trailing /* matches a prefix)')
-                    .optional(),
+                  spiffeId: SpiffeIdPattern.optional(),
                   subject: nonEmpty.optional(),
                   principal: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -'),
                   roles: z.array(role).default([]),

@@ -10,7 +10,7 @@
  */
 import pg from 'pg';
 import type { PoolClient } from 'pg';
-import { issueKey } from '../stores/keys/admin.ts';
+import { issueKey, type KeyGrants } from '../stores/keys/admin.ts';
 import type { KeyRecord } from '../stores/keys/port.ts';
 import type { Endpoint } from '../pipeline/endpoint.ts';
 import { ApiError, type FieldProblem, notFound } from './errors.ts';
@@ -25,15 +25,8 @@ export interface Stored<T = Record<string, unknown>> {
   readonly updatedAt: string;
 }
 
-export interface KeyGrantsSpec {
-  readonly principal: string;
-  readonly org: string;
-  readonly tenant: string;
-  readonly tier: string;
-  readonly roles: readonly string[];
-  readonly models: readonly string[];
-  readonly endpoints: readonly string[];
-}
+/** What a key grants: the sidecars' key store form (src/stores/keys/admin.ts). */
+export type KeyGrantsSpec = KeyGrants;
 
 export interface StoredKey {
   readonly id: string;
