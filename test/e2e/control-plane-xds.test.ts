@@ -11,29 +11,19 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import OpenAI from 'openai';
-import { stringify } from 'yaml';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.ts';
-import { generateSigningKey, signText } from '../../src/crypto/signing.ts';
-import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
-import { signedContent } from '../../src/control/snapshot.ts';
-import { makeKeyPair, mintFor, standardClaims, writeJwksFile, type TestKeyPair } from '../helpers/jwt.ts';
+import { controlledSidecar, startControlPlaneFor, type TestControlPlane } from '../helpers/control-plane.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-const ISSUER = 'https://idp.test';
 let redis: TestRedis;
 let postgres: TestPostgres;
 let stack: TestStack;
-let idp: TestKeyPair;
-let cp: ChildProcess;
-let cpOut = '';
+let cp: TestControlPlane;
 let adminUrl: string;
 let backendA: DemoUpstream;
 let backendB: DemoUpstream;
@@ -44,7 +34,7 @@ async function call(
   body?: unknown,
   ifMatch?: string,
 ): Promise<{ status: number; etag: string | null; body: Record<string, unknown> }> {
-  const token = await mintFor(idp, standardClaims({ iss: ISSUER, aud: 'igw-admin', sub: 'ops', nowMs: Date.now() }, { roles: ['igw:admin:write'] }));
+  const token = await cp.token('ops', ['igw:admin:write']);
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (ifMatch !== undefined) headers['if-match'] = ifMatch;
@@ -61,60 +51,20 @@ async function envoyStats(): Promise<Map<string, string>> {
 
 before(async () => {
   [redis, postgres, backendA, backendB] = await Promise.all([startRedis(), startPostgres(), startDemoUpstream({ port: 0 }), startDemoUpstream({ port: 0 })]);
-  const dbUrl = await postgres.createDatabase('control_plane');
   const xdsPort = await freePort();
-  stack = await startTestStack({
-    withoutSidecar: true,
-    xds: { port: xdsPort },
-    config: { redis: { url: redis.url }, routing: { publicKeys: ['cp.pem.pub'], redis: {} }, auth: { redisKeys: true } },
-  });
-  const dir = stack.files.dir;
-  const cpKey = generateSigningKey(join(dir, 'cp.pem'));
-  const doc: Record<string, unknown> = {
-    version: 'file-1',
-    issuedAt: '2026-01-01T00:00:00Z',
-    models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'file-model' } }],
-  };
-  doc['signature'] = { kid: cpKey.kid, sig: signText(cpKey, signedContent(doc)) };
-  writeFileSync(stack.files.snapshotFile, stringify(doc));
-  await stack.startSidecar();
-
-  idp = await makeKeyPair('ES256');
-  writeJwksFile(join(dir, 'admin-jwks.json'), [idp]);
-  const cfgFile = join(dir, 'control-plane.yaml');
-  writeFileSync(
-    cfgFile,
-    stringify({
-      listen: { host: '127.0.0.1', port: 0 },
-      postgres: { url: dbUrl },
-      redis: { url: redis.url },
-      routing: { signingKeyFile: 'cp.pem' },
-      auth: { jwt: { issuers: [{ issuer: ISSUER, audiences: ['igw-admin'], jwksFile: 'admin-jwks.json', algorithms: ['ES256'] }] } },
-      audit: { file: 'admin-audit.jsonl', signingKeyFile: 'admin-audit.pem' },
-      xds: { host: '127.0.0.1', port: xdsPort },
-    }),
-  );
-  cp = spawn(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'control-plane', '--config', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  cp.stdout?.on('data', (d: Buffer) => (cpOut += d.toString()));
-  cp.stderr?.on('data', (d: Buffer) => (cpOut += d.toString()));
-  const port = await waitFor(
-    () => {
-      const line = cpOut.split('\n').find((l) => l.includes('"control plane ready"'));
-      return line === undefined ? null : (JSON.parse(line) as { port: number }).port;
-    },
-    { what: () => `the control plane to be ready:\n${cpOut}`, timeoutMs: 20_000 },
-  );
-  adminUrl = `http://127.0.0.1:${port}`;
+  stack = await startTestStack({ withoutSidecar: true, xds: { port: xdsPort }, config: controlledSidecar(redis.url) });
+  cp = await startControlPlaneFor(stack, { postgresUrl: await postgres.createDatabase('control_plane'), redisUrl: redis.url, xds: { port: xdsPort } });
+  adminUrl = cp.adminUrl;
   // Envoy retries its ADS stream with a backoff: wait until it is connected before timing anything.
   await waitFor(async () => (await envoyStats()).get('control_plane.connected_state') === '1', {
-    what: () => `Envoy connected to the control plane's xDS server:\n${cpOut}`,
+    what: () => `Envoy connected to the control plane's xDS server:\n${cp.output()}`,
     timeoutMs: 30_000,
     intervalMs: 100,
   });
 });
 
 after(async () => {
-  if (cp !== undefined && cp.exitCode === null && cp.signalCode === null) cp.kill('SIGKILL');
+  if (cp !== undefined && cp.process.exitCode === null && cp.process.signalCode === null) cp.process.kill('SIGKILL');
   await stack?.stop();
   await Promise.all([redis?.stop(), postgres?.stop(), backendA?.close(), backendB?.close()]);
 });
@@ -226,8 +176,8 @@ test('backends created, deleted and health-checked over the admin API reach Envo
   for (let i = 0; i < 20; i++) assert.equal(await chat(key), 200, `request ${i} with one backend dead`);
 
   // The control plane dies: Envoy keeps the clusters it was given.
-  const exited = new Promise((resolve) => cp.once('exit', resolve));
-  cp.kill('SIGKILL');
+  const exited = new Promise((resolve) => cp.process.once('exit', resolve));
+  cp.process.kill('SIGKILL');
   await exited;
   for (let i = 0; i < 5; i++) assert.equal(await chat(key), 200);
 });

@@ -9,36 +9,27 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
-import { stringify } from 'yaml';
-import { generateSigningKey, signText, type SigningKey } from '../../src/crypto/signing.ts';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
-import { signedContent } from '../../src/control/snapshot.ts';
-import { makeKeyPair, mintFor, standardClaims, writeJwksFile, type TestKeyPair } from '../helpers/jwt.ts';
+import { controlledSidecar, startControlPlaneFor, type TestControlPlane } from '../helpers/control-plane.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
-const ISSUER = 'https://idp.test';
 let redis: TestRedis;
 let postgres: TestPostgres;
 let stack: TestStack;
-let cpKey: SigningKey;
-let idp: TestKeyPair;
-let cp: ChildProcess;
-let cpOut = '';
+let cp: TestControlPlane;
 let adminUrl: string;
 let auditFile: string;
 
-async function token(sub: string, roles: string[]): Promise<string> {
-  return mintFor(idp, standardClaims({ iss: ISSUER, aud: 'igw-admin', sub, nowMs: Date.now() }, { roles }));
-}
+const token = (sub: string, roles: string[]): Promise<string> => cp.token(sub, roles);
 
 interface Body {
   error?: { code: string; details: Array<{ field: string; message: string }> };
@@ -75,53 +66,14 @@ async function call(
 
 before(async () => {
   [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
-  const dbUrl = await postgres.createDatabase('control_plane');
-  stack = await startTestStack({
-    withoutSidecar: true,
-    config: { redis: { url: redis.url }, routing: { publicKeys: ['cp.pem.pub'], redis: {} }, auth: { redisKeys: true } },
-  });
-  const dir = stack.files.dir;
-  cpKey = generateSigningKey(join(dir, 'cp.pem'));
-  // With routing.publicKeys the file snapshot must be signed too.
-  const doc: Record<string, unknown> = {
-    version: 'file-1',
-    issuedAt: '2026-01-01T00:00:00Z',
-    models: [{ id: 'gpt-demo', endpoints: ['chat'], target: { cluster: 'demo-upstream', model: 'file-model' } }],
-  };
-  doc['signature'] = { kid: cpKey.kid, sig: signText(cpKey, signedContent(doc)) };
-  writeFileSync(stack.files.snapshotFile, stringify(doc));
-  await stack.startSidecar();
-
-  idp = await makeKeyPair('ES256');
-  writeJwksFile(join(dir, 'admin-jwks.json'), [idp]);
-  auditFile = join(dir, 'admin-audit.jsonl');
-  const cfgFile = join(dir, 'control-plane.yaml');
-  writeFileSync(
-    cfgFile,
-    stringify({
-      listen: { host: '127.0.0.1', port: 0 },
-      postgres: { url: dbUrl },
-      redis: { url: redis.url },
-      routing: { signingKeyFile: 'cp.pem' },
-      auth: { jwt: { issuers: [{ issuer: ISSUER, audiences: ['igw-admin'], jwksFile: 'admin-jwks.json', algorithms: ['ES256'] }] } },
-      audit: { file: 'admin-audit.jsonl', signingKeyFile: 'admin-audit.pem' },
-    }),
-  );
-  cp = spawn(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'control-plane', '--config', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  cp.stdout?.on('data', (d: Buffer) => (cpOut += d.toString()));
-  cp.stderr?.on('data', (d: Buffer) => (cpOut += d.toString()));
-  const port = await waitFor(
-    () => {
-      const line = cpOut.split('\n').find((l) => l.includes('"control plane ready"'));
-      return line === undefined ? null : (JSON.parse(line) as { port: number }).port;
-    },
-    { what: () => `the control plane to be ready:\n${cpOut}`, timeoutMs: 20_000 },
-  );
-  adminUrl = `http://127.0.0.1:${port}`;
+  stack = await startTestStack({ withoutSidecar: true, config: controlledSidecar(redis.url) });
+  cp = await startControlPlaneFor(stack, { postgresUrl: await postgres.createDatabase('control_plane'), redisUrl: redis.url });
+  adminUrl = cp.adminUrl;
+  auditFile = cp.auditFile;
 });
 
 after(async () => {
-  if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGKILL');
+  if (cp !== undefined && cp.process.exitCode === null && cp.process.signalCode === null) cp.process.kill('SIGKILL');
   await stack.stop();
   await Promise.all([redis.stop(), postgres.stop()]);
 });
@@ -204,19 +156,15 @@ test('model, deployment and key created over the admin API serve requests; revok
   assert.ok(performance.now() - revokedAt < 1000);
 
   // The control plane dies: the data plane keeps serving what it has.
-  const exited = new Promise((resolve) => cp.once('exit', resolve));
-  cp.kill('SIGKILL');
+  const exited = new Promise((resolve) => cp.process.once('exit', resolve));
+  cp.process.kill('SIGKILL');
   await exited;
   assert.equal(await chat(second.body.key ?? '', 'cp-model'), 200);
 
   // The admin audit log verifies, and holds the refused call and the mutations.
-  const verified = await run(
-    process.execPath,
-    [join(PROJECT_ROOT, 'src/cli/main.ts'), 'audit', 'verify', '--keys', join(stack.files.dir, 'admin-audit.pem.pub'), auditFile],
-    {
-      encoding: 'utf8',
-    },
-  );
+  const verified = await run(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'audit', 'verify', '--keys', cp.auditPublicKey, auditFile], {
+    encoding: 'utf8',
+  });
   assert.match(verified.stdout + verified.stderr, /ok/i);
   const records = readFileSync(auditFile, 'utf8')
     .split('\n')
