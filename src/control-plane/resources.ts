@@ -76,19 +76,24 @@ export const PlanSchema = QuotaPlanSchema;
 export const TenantSchema = z.strictObject({
   id: name,
   org: name,
-  /** A plan's name (informational: sidecars pick the plan by the key's tier). */
+  /** A plan's name: the tier of the tenant's keys that set none of their own (sidecars pick the plan by the tier). */
   plan: name.optional(),
   labels: z.record(z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'must be a label name'), z.string().max(128)).default({}),
 });
 
 const grants = ApiKeyEntrySchema.pick({ principal: true, org: true, tenant: true, tier: true, roles: true, models: true, endpoints: true, expiresAt: true });
 
-/** What a new key may do; the key itself is generated. */
-export const KeyCreateSchema = grants;
+const tier = grants.shape.tier.unwrap();
 
-/** What may change on a key (JSON merge patch; expiresAt null removes the expiry). */
+/**
+ * What a new key may do; the key itself is generated. Without a `tier` the key's tier is its tenant's plan (followed
+ * when the tenant changes plan), or `standard` when the tenant has none.
+ */
+export const KeyCreateSchema = grants.extend({ tier: tier.optional() });
+
+/** What may change on a key (JSON merge patch; expiresAt null removes the expiry, tier null makes it follow the tenant's plan). */
 export const KeyPatchSchema = z.strictObject({
-  tier: grants.shape.tier.unwrap().optional(),
+  tier: tier.nullable().optional(),
   roles: grants.shape.roles.unwrap().optional(),
   models: grants.shape.models.unwrap().optional(),
   endpoints: grants.shape.endpoints.unwrap().optional(),
