@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ApiKeyEntrySchema, QuotaPlanSchema } from '../config/schema.ts';
 import { PROVIDERS, ROUTED_ENDPOINT_NAMES } from '../families/endpoints.ts';
 import { TransformsSchema } from '../control/snapshot.ts';
+import { parseHostPort } from '../shared/hosts.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -');
 const name = z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -');
@@ -41,8 +42,8 @@ export const DeploymentSchema = z.strictObject({
   provider: z.enum(PROVIDERS).default('openai'),
   /** The model name the deployment expects in the body. */
   upstreamModel: z.string().min(1).max(256),
-  /** Where the model server listens. */
-  address: z.string().regex(/^[A-Za-z0-9.-]{1,253}:\d{1,5}$/, 'must be host:port'),
+  /** Where the model server listens: an IPv4 address (an EDS endpoint) or a DNS name Envoy resolves (a STRICT_DNS cluster). */
+  address: z.string().refine((a) => parseHostPort(a) !== null, 'must be host:port: an IPv4 address or a DNS name, and a port from 1 to 65535'),
   weight: z.int().min(0).max(1_000_000).default(1),
   /** Envoy priority of this endpoint in its cluster: 0 is tried first, higher ones are fallbacks. */
   priority: z.int().min(0).max(7).default(0),
