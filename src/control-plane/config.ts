@@ -116,6 +116,25 @@ export const ControlPlaneConfigSchema = z.strictObject({
        * as usual, but they are not served over xDS (Envoy refuses a dynamic cluster named like a static one).
        */
       staticClusters: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be an Envoy cluster name')).default([]),
+      /**
+       * ADS over mutual TLS: Envoy must present a certificate that chains to clientCaFile (else the handshake fails)
+       * and whose SPIFFE ID (its one URI SAN: exact, or a `spiffe://…/*` prefix) or subject (RFC 2253) is listed in
+       * allowedClients (else its stream is refused with PERMISSION_DENIED). Unset: plaintext, any client.
+       */
+      tls: z
+        .strictObject({
+          certFile: nonEmpty,
+          keyFile: nonEmpty,
+          clientCaFile: nonEmpty,
+          allowedClients: z
+            .array(
+              z
+                .strictObject({ spiffeId: SpiffeIdPattern.optional(), subject: nonEmpty.optional() })
+                .refine((m) => (m.spiffeId === undefined) !== (m.subject === undefined), { message: 'must set exactly one of spiffeId and subject' }),
+            )
+            .min(1, 'must list at least one client'),
+        })
+        .optional(),
     })
     .optional(),
   logging: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info') }).prefault({}),
@@ -143,6 +162,23 @@ export function parseControlPlaneConfig(raw: unknown, source: string, base: stri
         ? {}
         : { tls: { ...tls, certFile: resolve(base, tls.certFile), keyFile: resolve(base, tls.keyFile), clientCaFile: resolve(base, tls.clientCaFile) } }),
     },
+    ...(c.xds === undefined
+      ? {}
+      : {
+          xds: {
+            ...c.xds,
+            ...(c.xds.tls === undefined
+              ? {}
+              : {
+                  tls: {
+                    ...c.xds.tls,
+                    certFile: resolve(base, c.xds.tls.certFile),
+                    keyFile: resolve(base, c.xds.tls.keyFile),
+                    clientCaFile: resolve(base, c.xds.tls.clientCaFile),
+                  },
+                }),
+          },
+        }),
     routing: { ...c.routing, signingKeyFile: resolve(base, c.routing.signingKeyFile) },
     audit: { ...c.audit, file: resolve(base, c.audit.file), signingKeyFile: resolve(base, c.audit.signingKeyFile) },
     auth: {

@@ -16,6 +16,7 @@ import { DesiredStateStore } from './store.ts';
 import { DataPlaneSync } from './sync.ts';
 import { startXdsServer, type XdsServer } from './xds/server.ts';
 import { xdsClustersOf } from './xds-clusters.ts';
+import { allowedXdsClients, xdsClientCheck } from './xds-clients.ts';
 
 /** The desired state's backends as xDS clusters, pushed to every connected Envoy. A state the server cannot encode is logged, and Envoy keeps the last good one. */
 function serveOverXds(xds: XdsServer, log: Logger, staticClusters: ReadonlySet<string>): OnBackends {
@@ -52,7 +53,16 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger, op
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrations applied');
   const audit = new AdminAudit({ ...cfg.audit, log });
   // Backends reach Envoy over xDS when configured; a caller's hook (tests) sees them too.
-  const xds = cfg.xds === undefined ? null : await startXdsServer({ host: cfg.xds.host, port: cfg.xds.port, log });
+  const xdsTls = cfg.xds?.tls;
+  const xds =
+    cfg.xds === undefined
+      ? null
+      : await startXdsServer({
+          host: cfg.xds.host,
+          port: cfg.xds.port,
+          log,
+          ...(xdsTls === undefined ? {} : { tls: { ...xdsTls, authorize: xdsClientCheck(allowedXdsClients(xdsTls.allowedClients)) } }),
+        });
   const hooks = [
     ...(xds === null ? [] : [serveOverXds(xds, log, new Set(cfg.xds?.staticClusters))]),
     ...(opts.onBackends === undefined ? [] : [opts.onBackends]),

@@ -86,6 +86,20 @@ export interface XdsSourceOptions {
   port: number;
   /** Envoy's node id, as the control plane sees it (default "inference-gateway"). */
   nodeId?: string;
+  /** ADS over mutual TLS (the control plane's `xds.tls`); unset: plaintext. */
+  tls?: XdsClientTlsOptions;
+}
+
+/** Envoy's side of mTLS to the control plane (paths as Envoy sees them). */
+export interface XdsClientTlsOptions {
+  /** PEM certificate chain Envoy presents: its identity, listed in the control plane's xds.tls.allowedClients. */
+  certChainFile: string;
+  /** PEM private key of that certificate. */
+  privateKeyFile: string;
+  /** PEM CA bundle the control plane's server certificate must chain to. */
+  caFile: string;
+  /** When set: sent as SNI, and the control plane's certificate must carry this DNS SAN. */
+  serverName?: string;
 }
 
 /** Files for the gateway listener's DownstreamTlsContext (paths as Envoy sees them). */
@@ -416,6 +430,7 @@ export function adsBootstrap(xds: XdsSourceOptions): { cluster: Obj; node: Obj; 
       },
       // The ADS stream is long-lived and mostly idle: TCP keepalive notices a control plane that vanished without a FIN.
       upstream_connection_options: { tcp_keepalive: {} },
+      ...(xds.tls === undefined ? {} : { transport_socket: xdsTlsSocket(xds.tls) }),
     },
     node: { id: xds.nodeId ?? 'inference-gateway', cluster: 'inference-gateway' },
     dynamic_resources: {
@@ -426,6 +441,35 @@ export function adsBootstrap(xds: XdsSourceOptions): { cluster: Obj; node: Obj; 
         set_node_on_first_message_only: true,
       },
       cds_config: { ads: {}, resource_api_version: 'V3' },
+    },
+  };
+}
+
+/**
+ * Envoy's client side of mTLS to the control plane: its own certificate, the CA the control plane's must chain to
+ * (and, with serverName, the DNS SAN it must carry), and ALPN h2 — a gRPC server over TLS (Node's HTTP/2) drops a
+ * connection that does not negotiate h2.
+ */
+function xdsTlsSocket(tls: XdsClientTlsOptions): Obj {
+  return {
+    name: TLS_SOCKET,
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      ...(tls.serverName === undefined ? {} : { sni: tls.serverName }),
+      common_tls_context: {
+        tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
+        alpn_protocols: ['h2'],
+        tls_certificates: [
+          {
+            certificate_chain: { filename: nonEmptyPath(tls.certChainFile, 'certChainFile') },
+            private_key: { filename: nonEmptyPath(tls.privateKeyFile, 'privateKeyFile') },
+          },
+        ],
+        validation_context: {
+          trusted_ca: { filename: nonEmptyPath(tls.caFile, 'caFile') },
+          ...(tls.serverName === undefined ? {} : { match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: tls.serverName } }] }),
+        },
+      },
     },
   };
 }

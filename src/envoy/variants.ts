@@ -62,7 +62,10 @@ export const VARIANTS: readonly Variant[] = [
 # here; in Kubernetes the control plane's Service), CDS and EDS over it. No
 # upstream cluster is static: a backend added, changed or removed through the
 # control plane reaches Envoy without a restart or a new file. The sidecar's
-# cluster stays static. See envoy/README.md "Upstream clusters over xDS".
+# cluster stays static. The ADS stream is mutual TLS: Envoy presents
+# ${TLS_MOUNT}/tls.crt (its identity, listed in the control plane's
+# xds.tls.allowedClients) and trusts ${TLS_MOUNT}/ca.crt for the control
+# plane's certificate. See docs/xds.md.
 `,
     render: () =>
       renderGatewayConfig({
@@ -70,7 +73,11 @@ export const VARIANTS: readonly Variant[] = [
         adminPort: 9901,
         sidecarSocket: '/tmp/inference-gateway/sidecar.sock',
         clusters: [],
-        xds: { host: '127.0.0.1', port: 18000 },
+        xds: {
+          host: '127.0.0.1',
+          port: 18000,
+          tls: { certChainFile: `${TLS_MOUNT}/tls.crt`, privateKeyFile: `${TLS_MOUNT}/tls.key`, caFile: `${TLS_MOUNT}/ca.crt` },
+        },
       }),
   },
 ];

@@ -42,3 +42,16 @@ test('refused: no admin auth at all, mTLS without TLS, a mapping naming both or 
   assert.match(refusal({ ...base, listen: { tls }, auth: { mtls: { identities: [] } } }), /auth\.mtls\.identities.*at least one/);
   assert.match(refusal({ ...base, listen: { tls: { certFile: 'a' } }, auth: { mtls } }), /listen\.tls\.keyFile/);
 });
+
+test('xds.tls: files resolve against the config folder; allowedClients need exactly one of spiffeId and subject, and at least one', () => {
+  const xdsTls = { ...tls, allowedClients: [{ spiffeId: 'spiffe://prod.example.org/ns/gw/*' }, { subject: 'CN=envoy,O=Acme' }] };
+  const c = parseControlPlaneConfig({ ...base, auth: { mtls }, listen: { tls }, xds: { tls: xdsTls } }, 'cp.yaml', '/etc/igw');
+  assert.equal(c.xds?.tls?.keyFile, '/etc/igw/tls/server.key');
+  assert.equal(c.xds?.tls?.clientCaFile, '/etc/igw/tls/ca.pem');
+  assert.deepEqual(c.xds?.tls?.allowedClients, xdsTls.allowedClients);
+  assert.match(
+    refusal({ ...base, auth: { mtls }, listen: { tls }, xds: { tls: { ...tls, allowedClients: [{}] } } }),
+    /xds\.tls\.allowedClients\[0\]: must set exactly one of spiffeId and subject/,
+  );
+  assert.match(refusal({ ...base, auth: { mtls }, listen: { tls }, xds: { tls: { ...tls, allowedClients: [] } } }), /xds\.tls\.allowedClients.*at least one/);
+});

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { adsBootstrap } from '../../src/envoy/config.ts';
+import { adsBootstrap, type XdsClientTlsOptions } from '../../src/envoy/config.ts';
 import { startEnvoy, type EnvoyProcess } from '../../src/envoy/process.ts';
 import { startXdsServer, type XdsServer } from '../../src/control-plane/xds/server.ts';
 import type { XdsLog } from '../../src/control-plane/xds/types.ts';
@@ -28,9 +28,14 @@ export function recordingLog(): XdsLog & { lines: Array<{ level: string; msg: st
   return { lines, info: at('info'), warn: at('warn'), debug: at('debug') };
 }
 
-/** A bootstrap with one header-routed listener and the ADS client pieces of the gateway's own render. */
-export function probeEnvoyConfig(xdsPort: number): string {
-  const ads = adsBootstrap({ host: '127.0.0.1', port: xdsPort, nodeId: 'xds-test' });
+/**
+ * A bootstrap with one header-routed listener and the ADS client pieces of the gateway's own render (`tls`: ADS over
+ * mTLS; `initialFetchTimeout`: how long Envoy waits for its first clusters before opening the listener, 15 s by default).
+ */
+export function probeEnvoyConfig(xdsPort: number, opts: { tls?: XdsClientTlsOptions; initialFetchTimeout?: string } = {}): string {
+  const ads = adsBootstrap({ host: '127.0.0.1', port: xdsPort, nodeId: 'xds-test', ...(opts.tls === undefined ? {} : { tls: opts.tls }) });
+  if (opts.initialFetchTimeout !== undefined)
+    (ads.dynamic_resources['cds_config'] as Record<string, unknown>)['initial_fetch_timeout'] = opts.initialFetchTimeout;
   return YAML.stringify({
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
     node: ads.node,

@@ -25,7 +25,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { parsePeerCertificate, type PeerCertificate } from '../../shared/peer-certificate.ts';
 import {
   assignmentResource,
   clusterResource,
@@ -110,8 +112,21 @@ export interface XdsStatus {
   acks: number;
   nacks: number;
   lastNack: XdsNack | null;
+  /** Streams refused because the client's certificate is not allowed (mTLS). */
+  refused: number;
   /** Per stream and type, the version that Envoy reports running (its last ACK, or NACK's kept version). */
   applied: Array<{ peer: string; typeUrl: string; version: string }>;
+}
+
+/**
+ * ADS over mutual TLS. The handshake requires a client certificate that chains to `clientCaFile`; `authorize` then
+ * names what allows the certificate, or null to refuse the stream (PERMISSION_DENIED, nothing sent).
+ */
+export interface XdsTlsOptions {
+  certFile: string;
+  keyFile: string;
+  clientCaFile: string;
+  authorize: (cert: PeerCertificate) => string | null;
 }
 
 export interface XdsServerOptions {
@@ -119,6 +134,8 @@ export interface XdsServerOptions {
   /** 0: any free port (the bound one is XdsServer.port). */
   port: number;
   log: XdsLog;
+  /** Unset: plaintext, any client (keep the port on a private network). */
+  tls?: XdsTlsOptions;
 }
 
 export interface XdsServer {
@@ -146,6 +163,24 @@ function sameResources(a: Map<string, AnyMessage>, b: Map<string, AnyMessage>): 
   return true;
 }
 
+function credentials(tls: XdsTlsOptions | undefined): grpc.ServerCredentials {
+  if (tls === undefined) return grpc.ServerCredentials.createInsecure();
+  // checkClientCertificate: a client without a certificate from the CA fails the handshake and never opens a stream.
+  return grpc.ServerCredentials.createSsl(
+    readFileSync(tls.clientCaFile),
+    [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }],
+    true,
+  );
+}
+
+/** Who the verified client certificate names (SPIFFE ID or subject) and which allowedClients entry allows it (null: none). */
+function allowedClient(call: AdsCall, tls: XdsTlsOptions): { who: string | null; allowedBy: string | null } {
+  const raw = call.getAuthContext().sslPeerCertificate?.raw;
+  const cert = raw === undefined ? null : parsePeerCertificate(`-----BEGIN CERTIFICATE-----\n${raw.toString('base64')}\n-----END CERTIFICATE-----\n`);
+  if (cert === null) return { who: null, allowedBy: null };
+  return { who: cert.uriSans.join(',') || cert.subject, allowedBy: tls.authorize(cert) };
+}
+
 export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServer> {
   const { log } = opts;
   const server = new grpc.Server();
@@ -156,6 +191,7 @@ export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServer>
   let acks = 0;
   let nacks = 0;
   let lastNack: XdsNack | null = null;
+  let refused = 0;
   /** Whether update() has been called: before that there is no state to serve. */
   let loaded = false;
   const state = new Map<string, TypeState>([
@@ -222,9 +258,16 @@ export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServer>
 
   server.addService(adsService, {
     StreamAggregatedResources: (call: AdsCall) => {
+      const client = opts.tls === undefined ? null : allowedClient(call, opts.tls);
+      if (client !== null && client.allowedBy === null) {
+        refused++;
+        log.warn({ peer: call.getPeer(), client: client.who }, 'xds stream refused: the client certificate is not in xds.tls.allowedClients');
+        call.destroy(Object.assign(new Error('this client may not take configuration from this control plane'), { code: grpc.status.PERMISSION_DENIED }));
+        return;
+      }
       const s: Stream = { id: ++streamSeq, peer: call.getPeer(), call, subs: new Map() };
       streams.add(s);
-      log.info({ stream: s.id, peer: s.peer }, 'xds stream opened');
+      log.info({ stream: s.id, peer: s.peer, ...(client === null ? {} : { client: client.who, allowedBy: client.allowedBy }) }, 'xds stream opened');
       const done = (why: string): void => {
         if (!streams.delete(s)) return;
         log.info({ stream: s.id, peer: s.peer, why }, 'xds stream closed');
@@ -249,9 +292,9 @@ export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServer>
 
   const bindHost = isIP(opts.host) === 6 ? `[${opts.host}]` : opts.host;
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${bindHost}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err === null ? resolve(bound) : reject(err)));
+    server.bindAsync(`${bindHost}:${opts.port}`, credentials(opts.tls), (err, bound) => (err === null ? resolve(bound) : reject(err)));
   });
-  log.info({ host: opts.host, port }, 'xds server listening');
+  log.info({ host: opts.host, port, mtls: opts.tls !== undefined }, 'xds server listening');
 
   const update = (backends: readonly XdsCluster[]): void => {
     validateClusters(backends);
@@ -290,6 +333,7 @@ export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServer>
       acks,
       nacks,
       lastNack,
+      refused,
       applied: [...streams].flatMap((s) => [...s.subs].map(([typeUrl, sub]) => ({ peer: s.peer, typeUrl, version: sub.appliedVersion }))),
     }),
     close: async () => {
