@@ -34,8 +34,35 @@ export interface Backend {
   readonly healthCheck: ActiveHealthCheck | null;
 }
 
-/** Called with every backend after each committed change (revision = the desired state's revision). */
-export type OnBackends = (backends: readonly Backend[], revision: number) => void | Promise<void>;
+/**
+ * A deployment's fallback chain as Envoy sees it: an aggregate cluster over the deployment's cluster and then each
+ * fallback deployment's, in order.
+ */
+export interface FallbackCluster {
+  readonly name: string;
+  readonly members: readonly string[];
+}
+
+/** Called with every backend and fallback chain after each committed change (revision = the desired state's revision). */
+export type OnBackends = (backends: readonly Backend[], revision: number, fallbacks: readonly FallbackCluster[]) => void | Promise<void>;
+
+/** The aggregate cluster of a deployment's fallback chain (a valid Envoy cluster name: deployment ids may hold ':'). */
+export function fallbackClusterName(deploymentId: string): string {
+  return `fallback.${deploymentId.replace(/[^A-Za-z0-9._-]/g, '-')}`;
+}
+
+/** Every deployment's fallback chain whose deployments all exist (the state check refuses one that names a missing one). */
+export function fallbacksOf(state: DesiredState): FallbackCluster[] {
+  const byId = new Map(state.deployments.map((d) => [d.id, d]));
+  const out = new Map<string, FallbackCluster>();
+  for (const d of state.deployments) {
+    const chain = d.spec.fallback?.map((id) => byId.get(id));
+    if (chain === undefined || chain.some((x) => x === undefined)) continue;
+    const name = fallbackClusterName(d.id);
+    out.set(name, { name, members: [d.spec.cluster, ...chain.map((x) => x?.spec.cluster ?? '')] });
+  }
+  return [...out.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
 
 export function backendsOf(state: DesiredState): Backend[] {
   const byCluster = new Map<string, { endpoints: BackendEndpoint[]; healthCheck: ActiveHealthCheck | null }>();

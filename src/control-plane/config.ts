@@ -116,6 +116,11 @@ export const ControlPlaneConfigSchema = z.strictObject({
        * as usual, but they are not served over xDS (Envoy refuses a dynamic cluster named like a static one).
        */
       staticClusters: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be an Envoy cluster name')).default([]),
+      /** The sidecar's cluster in Envoy's config: a fallback chain's aggregate cluster sends each attempt's ext_proc there. */
+      sidecarCluster: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be an Envoy cluster name')
+        .default('inference-gateway-sidecar'),
       /**
        * ADS over mutual TLS: Envoy must present a certificate that chains to clientCaFile (else the handshake fails)
        * and whose SPIFFE ID (its one URI SAN: exact, or a `spiffe://…/*` prefix) or subject (RFC 2253) is listed in

@@ -19,11 +19,14 @@ import { xdsClustersOf } from './xds-clusters.ts';
 import { allowedXdsClients, xdsClientCheck } from './xds-clients.ts';
 
 /** The desired state's backends as xDS clusters, pushed to every connected Envoy. A state the server cannot encode is logged, and Envoy keeps the last good one. */
-function serveOverXds(xds: XdsServer, log: Logger, staticClusters: ReadonlySet<string>): OnBackends {
-  return (backends, revision) => {
-    const clusters = xdsClustersOf(backends, staticClusters);
+function serveOverXds(xds: XdsServer, log: Logger, staticClusters: ReadonlySet<string>, sidecarCluster: string): OnBackends {
+  return (backends, revision, fallbacks) => {
+    const clusters = xdsClustersOf(backends, staticClusters, new Set(fallbacks.flatMap((f) => f.members.slice(1))));
     try {
-      xds.update(clusters);
+      xds.update(
+        clusters,
+        fallbacks.map((f) => ({ name: f.name, members: [...f.members], sidecarCluster })),
+      );
     } catch (err) {
       log.error(
         { revision, err: err instanceof Error ? err.message : String(err) },
@@ -64,14 +67,14 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger, op
           ...(xdsTls === undefined ? {} : { tls: { ...xdsTls, authorize: xdsClientCheck(allowedXdsClients(xdsTls.allowedClients)) } }),
         });
   const hooks = [
-    ...(xds === null ? [] : [serveOverXds(xds, log, new Set(cfg.xds?.staticClusters))]),
+    ...(xds === null || cfg.xds === undefined ? [] : [serveOverXds(xds, log, new Set(cfg.xds.staticClusters), cfg.xds.sidecarCluster)]),
     ...(opts.onBackends === undefined ? [] : [opts.onBackends]),
   ];
   const onBackends: OnBackends | undefined =
     hooks.length === 0
       ? undefined
-      : async (backends, revision) => {
-          for (const h of hooks) await h(backends, revision);
+      : async (backends, revision, fallbacks) => {
+          for (const h of hooks) await h(backends, revision, fallbacks);
         };
   const sync = new DataPlaneSync({
     redisUrl: cfg.redis.url,

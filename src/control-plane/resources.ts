@@ -69,6 +69,11 @@ export const DeploymentSchema = z.strictObject({
     .refine((l) => Object.keys(l).length <= 16, 'must have at most 16 labels')
     .default({}),
   healthCheck: HealthCheckSchema.optional(),
+  /**
+   * Deployments (ids) Envoy retries this one's failed attempts on, in order, each on its own cluster and possibly of
+   * another provider: an aggregate cluster over xDS, each attempt rewritten for its deployment by the sidecar.
+   */
+  fallback: z.array(name).min(1, 'must name at least one deployment').max(7).optional(),
 });
 
 /** A quota plan, exactly the sidecar config's `quotas.plans[]` form; its name is its id. */

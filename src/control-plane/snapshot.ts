@@ -5,7 +5,8 @@
  * deployments on one cluster and model are endpoints of one Envoy cluster
  * (see backends.ts): they make one target whose weight is the sum of their
  * priority-0 weights, and whose provider, credential, price and labels come
- * from the first of them (by priority, then id). Every quota plan goes in as
+ * from the first of them (by priority, then id), and so does its `fallback`
+ * chain (the deployment's aggregate cluster, backends.ts). Every quota plan goes in as
  * written (`plans[]`): the sidecars look a key's tier up there before their
  * own config's plans.
  */
@@ -14,7 +15,9 @@ import { SnapshotSchema, signedContent } from '../control/snapshot.ts';
 import { signText, type SigningKey } from '../crypto/signing.ts';
 import { stringify } from 'yaml';
 import { fieldProblems, type FieldProblem } from './errors.ts';
-import type { DesiredState } from './store.ts';
+import { fallbackClusterName } from './backends.ts';
+import type { DeploymentSpec } from './resources.ts';
+import type { DesiredState, Stored } from './store.ts';
 
 export interface SnapshotDoc {
   version: string;
@@ -28,8 +31,28 @@ export function snapshotVersion(revision: number): string {
   return `cp-${revision}`;
 }
 
+/** A deployment as a snapshot target (or fallback member) names it. */
+function deploymentFields(d: Stored<DeploymentSpec>): Record<string, unknown> {
+  const s = d.spec;
+  return {
+    cluster: s.cluster,
+    model: s.upstreamModel,
+    provider: s.provider,
+    ...(s.credential === undefined ? {} : { credential: s.credential }),
+    ...(s.price === undefined ? {} : { price: s.price }),
+    labels: {
+      ...s.labels,
+      deployment: d.id
+        .toLowerCase()
+        .replace(/[^a-z0-9_.-]/g, '-')
+        .slice(0, 128),
+    },
+  };
+}
+
 export function buildSnapshot(state: DesiredState, ownedBy: string): SnapshotDoc {
   const models: Array<Record<string, unknown>> = [];
+  const byId = new Map(state.deployments.map((d) => [d.id, d]));
   for (const m of state.models) {
     const deps = state.deployments
       .filter((d) => d.spec.model === m.id)
@@ -44,20 +67,14 @@ export function buildSnapshot(state: DesiredState, ownedBy: string): SnapshotDoc
         t.weight += w;
         continue;
       }
+      const chain = s.fallback?.map((id) => byId.get(id));
       targets.set(key, {
-        cluster: s.cluster,
-        model: s.upstreamModel,
-        provider: s.provider,
-        ...(s.credential === undefined ? {} : { credential: s.credential }),
-        ...(s.price === undefined ? {} : { price: s.price }),
-        labels: {
-          ...s.labels,
-          deployment: d.id
-            .toLowerCase()
-            .replace(/[^a-z0-9_.-]/g, '-')
-            .slice(0, 128),
-        },
+        ...deploymentFields(d),
         weight: w,
+        // Through the deployment's aggregate cluster (fallbacksOf); a chain naming a missing deployment is refused by snapshotProblems.
+        ...(chain === undefined || chain.some((x) => x === undefined)
+          ? {}
+          : { fallback: { cluster: fallbackClusterName(d.id), to: chain.map((x) => deploymentFields(x as Stored<DeploymentSpec>)) } }),
       });
     }
     const list = [...targets.values()];
@@ -77,6 +94,15 @@ export function buildSnapshot(state: DesiredState, ownedBy: string): SnapshotDoc
 
 /** Why sidecars would refuse this state's snapshot (fields named after the models), or null. */
 export function snapshotProblems(state: DesiredState, ownedBy: string): FieldProblem[] | null {
+  const ids = new Set(state.deployments.map((d) => d.id));
+  const missing = state.deployments.flatMap((d) =>
+    (d.spec.fallback ?? []).flatMap((id, i) =>
+      ids.has(id) && id !== d.id
+        ? []
+        : [{ field: `deployments[${d.id}].fallback[${i}]`, message: id === d.id ? 'must not be the deployment itself' : `no deployment "${id}"` }],
+    ),
+  );
+  if (missing.length > 0) return missing;
   const doc = buildSnapshot(state, ownedBy);
   if (doc.models.length === 0) return null; // nothing to publish yet; not an error
   const parsed = SnapshotSchema.safeParse(doc);

@@ -18,7 +18,7 @@ import { parseSnapshot } from '../control/snapshot.ts';
 import type { SigningKey } from '../crypto/signing.ts';
 import { redisFieldsFromRecord } from '../stores/keys/record.ts';
 import { errorMessage } from '../shared/values.ts';
-import { backendsOf, type OnBackends } from './backends.ts';
+import { backendsOf, fallbacksOf, type OnBackends } from './backends.ts';
 import { buildSnapshot, signSnapshot } from './snapshot.ts';
 import { keyRecordOf, type DesiredState } from './store.ts';
 
@@ -77,7 +77,7 @@ export class DataPlaneSync {
     if (keyIds === undefined) this.#dirtyKeys = null;
     else if (this.#dirtyKeys !== null) for (const id of keyIds) this.#dirtyKeys.add(id);
     try {
-      void this.#o.onBackends?.(backendsOf(this.#latest), this.#latest.revision);
+      void this.#o.onBackends?.(backendsOf(this.#latest), this.#latest.revision, fallbacksOf(this.#latest));
     } catch (err) {
       this.#o.log.error({ err: errorMessage(err) }, 'onBackends failed');
     }

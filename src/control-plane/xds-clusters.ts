@@ -8,7 +8,8 @@
  * of 0 (it NACKs the whole update and keeps the previous endpoints, as
  * test/control-plane/xds-envoy.test.ts shows), while for a deployment it
  * means "drained, no traffic". A cluster whose every endpoint is drained is
- * served without endpoints.
+ * served without endpoints, unless a fallback chain names it (a backup that
+ * takes only failed-over attempts): then every endpoint, with equal weights.
  */
 import type { Backend } from './backends.ts';
 import type { XdsCluster } from './xds/types.ts';
@@ -19,13 +20,28 @@ import type { XdsCluster } from './xds/types.ts';
  */
 export const OUTLIER_DETECTION = { consecutive5xx: 5, baseEjectionMs: 10_000, maxEjectionPercent: 50 } as const;
 
-export function xdsClustersOf(backends: readonly Backend[], staticClusters: ReadonlySet<string>): XdsCluster[] {
+export function xdsClustersOf(
+  backends: readonly Backend[],
+  staticClusters: ReadonlySet<string>,
+  fallbackMembers: ReadonlySet<string> = new Set(),
+): XdsCluster[] {
   return backends
     .filter((b) => !staticClusters.has(b.cluster))
     .map((b) => ({
       name: b.cluster,
-      endpoints: b.endpoints.filter((e) => e.weight > 0).map((e) => ({ host: e.host, port: e.port, weight: e.weight, priority: e.priority })),
+      endpoints: endpointsOf(b, fallbackMembers.has(b.cluster)),
       ...(b.healthCheck === null ? {} : { healthCheck: { ...b.healthCheck } }),
       outlierDetection: { ...OUTLIER_DETECTION },
     }));
+}
+
+/**
+ * A backup cluster that only fallback chains use (every deployment on it has weight 0, so no request is routed to it
+ * directly) still serves the chains: its endpoints with equal weights.
+ */
+function endpointsOf(b: Backend, fallbackMember: boolean): XdsCluster['endpoints'] {
+  const backupOnly = fallbackMember && b.endpoints.every((e) => e.weight === 0);
+  return b.endpoints
+    .filter((e) => backupOnly || e.weight > 0)
+    .map((e) => ({ host: e.host, port: e.port, weight: backupOnly ? 1 : e.weight, priority: e.priority }));
 }

@@ -29,3 +29,22 @@ test('weight 0 endpoints are left out (Envoy refuses them), static clusters are 
     { name: 'all-drained', endpoints: [], outlierDetection: { ...OUTLIER_DETECTION } },
   ]);
 });
+
+test('a cluster only fallback chains use (every endpoint weight 0) is served with equal weights; drained otherwise', () => {
+  const backup = {
+    cluster: 'backup',
+    endpoints: [
+      { host: '10.0.0.5', port: 80, weight: 0, priority: 0, deployment: 'b1' },
+      { host: '10.0.0.6', port: 80, weight: 0, priority: 0, deployment: 'b2' },
+    ],
+    healthCheck: null,
+  };
+  assert.deepEqual(
+    xdsClustersOf([backup], new Set(), new Set(['backup']))[0]?.endpoints.map((e) => [e.host, e.weight]),
+    [
+      ['10.0.0.5', 1],
+      ['10.0.0.6', 1],
+    ],
+  );
+  assert.deepEqual(xdsClustersOf([backup], new Set())[0]?.endpoints, [], 'not a fallback member: drained');
+});

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.ts';
 import { controlledSidecar, startControlPlaneFor, type TestControlPlane } from '../helpers/control-plane.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort, unusedPort } from '../helpers/ports.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
@@ -149,6 +149,63 @@ test('a deployment addressed by DNS name reaches Envoy as a STRICT_DNS cluster a
   const bBefore = served(backendB);
   for (let i = 0; i < 10; i++) assert.equal(await ask(), 200);
   assert.equal(served(backendB) - bBefore, 10, 'every request reaches the endpoint left');
+  assert.equal((await envoyStats()).get('cluster_manager.cds.update_rejected'), '0', 'Envoy rejected no cluster update');
+});
+
+test("a deployment's fallback over the admin API: an aggregate cluster over xDS, a refused connection retried on the backup, the attempt rewritten for it", async () => {
+  assert.equal((await call('POST', '/v1/models', { id: 'fb-model', endpoints: ['chat'] })).status, 201);
+  const closed = await unusedPort();
+  const backup = await call('POST', '/v1/deployments', {
+    id: 'fb-backup',
+    model: 'fb-model',
+    cluster: 'cp-fb-backup',
+    upstreamModel: 'backup-upstream',
+    address: `127.0.0.1:${backendA.port}`,
+    weight: 0, // only failed-over attempts reach it
+  });
+  assert.equal(backup.status, 201, JSON.stringify(backup.body));
+  const missing = await call('POST', '/v1/deployments', {
+    id: 'fb-primary',
+    model: 'fb-model',
+    cluster: 'cp-fb-primary',
+    upstreamModel: 'primary-upstream',
+    address: `127.0.0.1:${closed}`,
+    fallback: ['no-such-deployment'],
+  });
+  assert.equal(missing.status, 422);
+  assert.match(JSON.stringify(missing.body), /fallback\[0\].*no deployment/);
+  const primary = await call('POST', '/v1/deployments', {
+    id: 'fb-primary',
+    model: 'fb-model',
+    cluster: 'cp-fb-primary',
+    upstreamModel: 'primary-upstream',
+    address: `127.0.0.1:${closed}`, // refuses connections
+    fallback: ['fb-backup'],
+  });
+  assert.equal(primary.status, 201, JSON.stringify(primary.body));
+  assert.equal((await call('POST', '/v1/tenants', { id: 'fb-team', org: 'acme' })).status, 201);
+  const key = String((await call('POST', '/v1/keys', { principal: 'erin', org: 'acme', tenant: 'fb-team', models: ['fb-model'] })).body['key']);
+  const client = new OpenAI({ baseURL: stack.baseURL, apiKey: key, maxRetries: 0, timeout: 10_000 });
+  const ask = async (): Promise<number> => {
+    try {
+      await client.chat.completions.create({ model: 'fb-model', messages: [{ role: 'user', content: 'hi' }] });
+      return 200;
+    } catch (err) {
+      if (err instanceof OpenAI.APIError) return Number(err.status ?? 0);
+      throw err;
+    }
+  };
+  const before = served(backendA);
+  const t0 = performance.now();
+  await waitFor(async () => (await ask()) === 200, { what: 'the fallback chain to serve', timeoutMs: 2000, intervalMs: 50 });
+  assert.ok(performance.now() - t0 < 2000);
+  assert.ok(served(backendA) > before, 'the backup answered');
+  const attempt = backendA.requests.at(-1);
+  assert.equal((attempt?.body as { model?: string }).model, 'backup-upstream', 'the attempt was rewritten for the backup deployment');
+  const aggregate = await dynamicCluster('fallback.fb-primary');
+  assert.equal((aggregate?.['cluster_type'] as { name?: string } | undefined)?.name, 'envoy.clusters.aggregate');
+  assert.deepEqual((aggregate?.['cluster_type'] as { typed_config?: { clusters?: string[] } }).typed_config?.clusters, ['cp-fb-primary', 'cp-fb-backup']);
+  for (let i = 0; i < 5; i++) assert.equal(await ask(), 200, `request ${i} through the fallback`);
   assert.equal((await envoyStats()).get('cluster_manager.cds.update_rejected'), '0', 'Envoy rejected no cluster update');
 });
 

@@ -21,7 +21,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import { isDnsName } from '../../shared/hosts.ts';
-import type { XdsCluster, XdsEndpoint } from './types.ts';
+import type { XdsAggregateCluster, XdsCluster, XdsEndpoint } from './types.ts';
 
 export const CLUSTER_TYPE_URL = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 export const ENDPOINT_TYPE_URL = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
@@ -36,6 +36,9 @@ export const XDS_RESOURCE_PROTOS: readonly string[] = Object.freeze([
   'envoy/config/cluster/v3/cluster.proto',
   'envoy/config/endpoint/v3/endpoint.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/extensions/clusters/aggregate/v3/cluster.proto',
+  'envoy/extensions/filters/http/ext_proc/v3/ext_proc.proto',
+  'envoy/extensions/filters/http/upstream_codec/v3/upstream_codec.proto',
 ]);
 
 /** Connect timeout of every served cluster (as the static upstream clusters in envoy/gateway.yaml). */
@@ -68,6 +71,30 @@ const root = loadRoot();
 const ClusterType = root.lookupType('envoy.config.cluster.v3.Cluster');
 const AssignmentType = root.lookupType('envoy.config.endpoint.v3.ClusterLoadAssignment');
 const HttpOptionsType = root.lookupType(HTTP_OPTIONS_NAME);
+const AggregateType = root.lookupType('envoy.extensions.clusters.aggregate.v3.ClusterConfig');
+const ExtProcType = root.lookupType('envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor');
+const UpstreamCodecType = root.lookupType('envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec');
+const typeUrl = (t: protobuf.Type): string => `type.googleapis.com/${t.fullName.slice(1)}`;
+
+/**
+ * The per-attempt ext_proc of an aggregate cluster, as envoy/gateway.yaml's `demo-failover` has it (a test keeps the
+ * two equal): tells the sidecar each stream is one attempt, fails closed, sends the request head and body and the
+ * response head, and the picked endpoint's metadata (its `gateway.member`).
+ */
+const ATTEMPT_EXT_PROC = {
+  failure_mode_allow: false,
+  processing_mode: {
+    request_header_mode: 'SEND',
+    request_body_mode: 'BUFFERED',
+    response_header_mode: 'SEND',
+    response_body_mode: 'NONE',
+    request_trailer_mode: 'SKIP',
+    response_trailer_mode: 'SKIP',
+  },
+  message_timeout: duration(1000),
+  request_attributes: ['xds.upstream_host_metadata'],
+} as const;
+const ATTEMPT_METADATA = { key: 'x-gateway-ext-proc', value: 'upstream-attempt' } as const;
 
 /** A google.protobuf.Any as proto-loader (keepCase) writes it. */
 export interface AnyMessage {
@@ -207,10 +234,59 @@ function loadAssignment(c: XdsCluster): Record<string, unknown> {
       ...(priority === 0 ? {} : { priority }),
       lb_endpoints: list.map((e) => ({
         endpoint: { address: { socket_address: { address: e.host, port_value: e.port } } },
+        // Which member of an aggregate cluster an attempt went to, as the sidecar reads it (xds.upstream_host_metadata).
+        metadata: { filter_metadata: { gateway: { fields: { member: { stringValue: c.name } } } } },
         ...(e.weight === undefined ? {} : { load_balancing_weight: { value: e.weight } }),
       })),
     }));
   return { cluster_name: c.name, endpoints };
+}
+
+/**
+ * An aggregate cluster's CDS resource: its members tried in order (their priorities concatenated), and the upstream
+ * filter chain every attempt goes through — the sidecar's per-attempt ext_proc, reached over `sidecarCluster`, then
+ * the upstream codec — so each attempt is rewritten for the member Envoy picked.
+ */
+export function aggregateClusterResource(a: XdsAggregateCluster): AnyMessage {
+  return pack(ClusterType, CLUSTER_TYPE_URL, {
+    name: a.name,
+    connect_timeout: duration(CONNECT_TIMEOUT_MS),
+    lb_policy: 'CLUSTER_PROVIDED',
+    cluster_type: { name: 'envoy.clusters.aggregate', typed_config: pack(AggregateType, typeUrl(AggregateType), { clusters: [...a.members] }) },
+    typed_extension_protocol_options: {
+      [HTTP_OPTIONS_NAME]: pack(HttpOptionsType, HTTP_OPTIONS_TYPE_URL, {
+        explicit_http_config: { http_protocol_options: {} },
+        http_filters: [
+          {
+            name: 'envoy.filters.http.ext_proc',
+            typed_config: pack(ExtProcType, typeUrl(ExtProcType), {
+              grpc_service: { envoy_grpc: { cluster_name: a.sidecarCluster }, initial_metadata: [ATTEMPT_METADATA] },
+              ...ATTEMPT_EXT_PROC,
+            }),
+          },
+          { name: 'envoy.filters.http.upstream_codec', typed_config: pack(UpstreamCodecType, typeUrl(UpstreamCodecType), {}) },
+        ],
+      }),
+    },
+  });
+}
+
+/** Throws a TypeError naming the first invalid field of the aggregates (names unique among every served cluster). */
+export function validateAggregates(aggregates: readonly XdsAggregateCluster[], clusters: readonly XdsCluster[]): void {
+  const names = new Set(clusters.map((c) => c.name));
+  aggregates.forEach((a, i) => {
+    const at = `aggregates[${i}]`;
+    if (typeof a.name !== 'string' || !NAME.test(a.name)) fail(`${at}.name`, 'must be letters, digits and _ . : - only');
+    if (names.has(a.name)) fail(`${at}.name`, `"${a.name}" is used twice`);
+    names.add(a.name);
+    if (!Array.isArray(a.members) || a.members.length === 0) fail(`${at}.members`, 'must list at least one cluster');
+    a.members.forEach((m, j) => {
+      if (typeof m !== 'string' || !NAME.test(m)) fail(`${at}.members[${j}]`, 'must be a cluster name');
+      if (m === a.name) fail(`${at}.members[${j}]`, 'must not be the aggregate itself');
+    });
+    if (new Set(a.members).size !== a.members.length) fail(`${at}.members`, 'lists a cluster twice');
+    if (typeof a.sidecarCluster !== 'string' || !NAME.test(a.sidecarCluster)) fail(`${at}.sidecarCluster`, 'must be a cluster name');
+  });
 }
 
 /** Decodes a packed resource with our declarations (for logs and tests). */

@@ -29,16 +29,18 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parsePeerCertificate, type PeerCertificate } from '../../shared/peer-certificate.ts';
 import {
+  aggregateClusterResource,
   assignmentResource,
   clusterResource,
   CLUSTER_TYPE_URL,
   discoveryOf,
   ENDPOINT_TYPE_URL,
+  validateAggregates,
   validateClusters,
   XDS_PROTOS_DIR,
   type AnyMessage,
 } from './resources.ts';
-import type { XdsCluster, XdsLog } from './types.ts';
+import type { XdsAggregateCluster, XdsCluster, XdsLog } from './types.ts';
 
 export { CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL } from './resources.ts';
 
@@ -145,7 +147,7 @@ export interface XdsServer {
    * field when one is invalid (nothing changes then); otherwise pushes the new
    * version of every changed type to every connected Envoy.
    */
-  update(backends: readonly XdsCluster[]): void;
+  update(backends: readonly XdsCluster[], aggregates?: readonly XdsAggregateCluster[]): void;
   status(): XdsStatus;
   /** Stops at once: every ADS stream is cancelled. Envoy keeps the last state it accepted. */
   close(): Promise<void>;
@@ -296,12 +298,19 @@ export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServer>
   });
   log.info({ host: opts.host, port, mtls: opts.tls !== undefined }, 'xds server listening');
 
-  const update = (backends: readonly XdsCluster[]): void => {
+  const update = (backends: readonly XdsCluster[], aggregates: readonly XdsAggregateCluster[] = []): void => {
     validateClusters(backends);
+    validateAggregates(aggregates, backends);
     const first = !loaded;
     loaded = true;
     const next = new Map<string, Map<string, AnyMessage>>([
-      [CLUSTER_TYPE_URL, new Map(backends.map((c) => [c.name, clusterResource(c)]))],
+      [
+        CLUSTER_TYPE_URL,
+        new Map([
+          ...backends.map((c): [string, AnyMessage] => [c.name, clusterResource(c)]),
+          ...aggregates.map((a): [string, AnyMessage] => [a.name, aggregateClusterResource(a)]),
+        ]),
+      ],
       // A STRICT_DNS cluster carries its endpoints: only EDS clusters have an EDS resource.
       [ENDPOINT_TYPE_URL, new Map(backends.filter((c) => discoveryOf(c) === 'EDS').map((c) => [c.name, assignmentResource(c)]))],
     ]);

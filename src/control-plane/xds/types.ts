@@ -45,6 +45,19 @@ export interface XdsCluster {
   outlierDetection?: XdsOutlierDetection;
 }
 
+/**
+ * An aggregate cluster (Envoy's `envoy.clusters.aggregate`): a deployment's fallback chain. Its members — served
+ * clusters or static ones — are tried in order; every attempt goes through the sidecar's per-attempt ext_proc, which
+ * rewrites it for the member Envoy picked (told by the endpoint's `gateway.member` metadata).
+ */
+export interface XdsAggregateCluster {
+  name: string;
+  /** The member clusters, first tried first. */
+  members: string[];
+  /** The Envoy cluster of the sidecar's gRPC server (`inference-gateway-sidecar` in envoy/gateway.yaml). */
+  sidecarCluster: string;
+}
+
 /** Structured logging as pino's Logger offers it (fields first, then the message). */
 export interface XdsLog {
   info(fields: object, msg: string): void;
