@@ -30,7 +30,7 @@ import type {
   Translators,
   UpstreamCredentials,
 } from '../../src/pipeline/ports.ts';
-import { pricesOf, type Deployment, type ModelRoute, type RequestTransforms, type Snapshot } from '../../src/pipeline/snapshot.ts';
+import { pricesOf, type Deployment, type ModelRoute, type RequestTransforms, type Snapshot, type TrustAttributes } from '../../src/pipeline/snapshot.ts';
 import { Metrics } from '../../src/telemetry/metrics.ts';
 import { openAIFamily } from '../../src/families/openai/family.ts';
 
@@ -69,8 +69,24 @@ export class FakeAuth implements Authenticate {
   }
 }
 
+export const NO_TRUST_STATED: TrustAttributes = { region: null, residency: null, hosting: null, attestations: [], retention: null, provider: null };
+
 export function deployment(cluster: string, upstreamModel: string, over: Partial<Deployment> = {}): Deployment {
-  return { cluster, upstreamModel, provider: 'openai', credential: null, weight: 1, labels: {}, price: null, fallback: null, ...over };
+  const trust = over.trust ?? NO_TRUST_STATED;
+  return {
+    id: `${cluster}/${upstreamModel}`,
+    cluster,
+    upstreamModel,
+    provider: 'openai',
+    credential: null,
+    weight: 1,
+    labels: {},
+    trust,
+    priorities: [trust],
+    price: null,
+    fallback: null,
+    ...over,
+  };
 }
 
 export function route(
@@ -191,18 +207,26 @@ export class FakeContent implements ContentInspector {
     const counts: Record<string, number> = {};
     let redacted = false;
     let action: Inspection['decision']['action'] = 'permit';
+    const found = new Set<string>();
+    const sent = new Set<string>();
     for (const t of texts) {
+      // PHI-<word> is found and permitted (it stays in the text); a card is found and redacted.
+      if (/PHI-\w+/.test(t.text)) {
+        found.add('PHI');
+        sent.add('PHI');
+      }
       if (/SECRET-\w+/.test(t.text))
         throw new GatewayError('data_policy_denied', `The ${side} contains data the policy does not allow here: SECRET (policy p-test).`);
       const cards = t.text.match(/CARD-\d+/g);
       if (cards !== null) {
         counts['card'] = (counts['card'] ?? 0) + cards.length;
         t.set(t.text.replace(/CARD-\d+/g, '[REDACTED:CARD]'));
+        found.add('PCI');
         redacted = true;
         action = 'redact';
       }
     }
-    return { decision: { action, version: this.policyVersion }, counts, redacted };
+    return { decision: { action, version: this.policyVersion }, counts, redacted, classes: { found: [...found].sort(), sent: [...sent].sort() } };
   }
 }
 
