@@ -6,6 +6,7 @@
 import { pino } from 'pino';
 import { AttemptProcessor } from '../../src/pipeline/attempt.ts';
 import { MemoryAttemptLedger } from '../../src/stages/route/attempt-ledger.ts';
+import { pickAmong } from '../../src/stages/route/resolver.ts';
 import { RequestProcessor, type HeaderView, type RequestState } from '../../src/pipeline/processor.ts';
 import type { AuditRecord } from '../../src/pipeline/audit-record.ts';
 import { GatewayError } from '../../src/pipeline/errors.ts';
@@ -16,6 +17,7 @@ import type {
   Authenticate,
   AuditSink,
   ContentInspector,
+  DestinationGuard,
   CredentialHeaders,
   Finding,
   Inspection,
@@ -128,7 +130,9 @@ export class FakeRoutes implements RouteResolver {
   forTenant(r: ModelRoute, tenant: string): ModelRoute {
     return r.overrides.get(tenant) ?? r;
   }
-  pick(r: ModelRoute): Deployment {
+  /** Among authorized targets: the first with a weight (the real weighted pick at random 0). */
+  pick(r: ModelRoute, among?: ReadonlySet<Deployment>): Deployment {
+    if (among !== undefined) return pickAmong(r, among, 0);
     return r.targets[this.picks.shift() ?? 0] as Deployment;
   }
   visibleModels(s: Snapshot, id: Identity): readonly ModelRoute[] {
@@ -286,6 +290,8 @@ export function rig(
     tracer?: RequestTracer;
     /** The metrics the processor counts into (a fresh registry by default). */
     metrics?: Metrics;
+    /** The data policy's destination rules (none by default). */
+    destinations?: DestinationGuard;
   } = {},
 ): Rig {
   const auth = new FakeAuth(over.ids ?? { [USER_KEY]: identity() });
@@ -316,6 +322,7 @@ export function rig(
     routes,
     quota,
     content: over.content ?? content,
+    destinations: over.destinations ?? null,
     credentials,
     translators,
     audit,
