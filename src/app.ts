@@ -30,6 +30,7 @@ import { MtlsVerifier } from './stages/auth/mtls.ts';
 import { Classifier } from './stages/classify/classifier.ts';
 import { ScanPool } from './stages/classify/pool.ts';
 import { ContentGuard } from './stages/policy/content.ts';
+import { DestinationPolicy } from './stages/policy/destinations.ts';
 import { Policy } from './stages/policy/policy.ts';
 import { QuotaStage } from './stages/quota/stage.ts';
 import { UpstreamCredentials } from './stages/route/credentials.ts';
@@ -232,6 +233,7 @@ export async function buildPipeline(
     routes,
     quota,
     content,
+    destinations: new DestinationPolicy(config.policy),
     credentials,
     translators: TRANSLATORS,
     audit,
