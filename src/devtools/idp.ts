@@ -132,7 +132,8 @@ export async function startIdp(opts: IdpOptions = {}): Promise<DemoIdp> {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      revocation: { enabled: true },
+      // A client may revoke only its own tokens.
+      revocation: { enabled: true, allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId },
       introspection: {
         enabled: true,
         // Only the registered resource servers may ask about tokens.
@@ -154,6 +155,7 @@ export async function startIdp(opts: IdpOptions = {}): Promise<DemoIdp> {
         },
       },
     },
+    ttl: { ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 300 },
     // The caller's directory data, returned by introspection with the token.
     extraTokenClaims: (_ctx, token) => {
       const clientId = 'clientId' in token && typeof token.clientId === 'string' ? token.clientId : '';

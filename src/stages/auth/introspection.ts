@@ -156,7 +156,8 @@ export class IntrospectionVerifier {
       const c = issuer.cfg;
       const now = this.#now();
       if (answer.kind === 'active') {
-        const expMs = typeof claims['exp'] === 'number' ? claims['exp'] * 1000 + this.#skewMs : Number.POSITIVE_INFINITY;
+        // The skew tolerates the IdP's clock when judging; a cached answer still ends at the token's own exp.
+        const expMs = typeof claims['exp'] === 'number' ? claims['exp'] * 1000 : Number.POSITIVE_INFINITY;
         this.#cache.set(digest, answer, Math.min(expMs, now + c.cacheMaxSeconds * 1000, now + c.recheckSeconds * 1000));
         return answer;
       }
