@@ -25,11 +25,14 @@ import { RequestProcessor } from './pipeline/processor.ts';
 import { startGrpcServer } from './server/grpc.ts';
 import { ApiKeyVerifier } from './stages/auth/api-keys.ts';
 import { Authenticator } from './stages/auth/authenticate.ts';
+import { RedisTokenRevocations } from './stores/tokens/revocations.ts';
+import { IntrospectionVerifier } from './stages/auth/introspection.ts';
 import { JwtVerifier } from './stages/auth/jwt.ts';
 import { MtlsVerifier } from './stages/auth/mtls.ts';
 import { Classifier } from './stages/classify/classifier.ts';
 import { ScanPool } from './stages/classify/pool.ts';
 import { ContentGuard } from './stages/policy/content.ts';
+import { DestinationPolicy } from './stages/policy/destinations.ts';
 import { Policy } from './stages/policy/policy.ts';
 import { QuotaStage } from './stages/quota/stage.ts';
 import { UpstreamCredentials } from './stages/route/credentials.ts';
@@ -181,12 +184,24 @@ export async function buildPipeline(
   const audit = opts.audit ?? (await createAuditChain(config, log));
   const keyStore = createKeyStore(config, log);
   const quotaStores = createQuotaStores(config, log);
+  const revocations =
+    config.auth.tokenRevocation && config.redis.url !== undefined
+      ? new RedisTokenRevocations({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs, log })
+      : null;
+  // Start with the revocation list when Redis is up; until it is read, introspected tokens get 503, never acceptance.
+  if (revocations !== null && !(await revocations.start(Math.max(1000, 4 * config.redis.commandTimeoutMs)))) {
+    log.warn({ redis: revocations.description }, 'token revocation list not read yet: introspected tokens are refused with 503 until it is');
+  }
 
   // Stages, then the processor over them.
   const auth = new Authenticator(
     {
       apiKeys: new ApiKeyVerifier(keyStore, { unknownKeyCache: config.auth.unknownKeyCache, log }),
       jwt: new JwtVerifier(config.auth.jwt, { onJwksFetch: (issuer, outcome) => metrics.jwksFetches.inc({ issuer, outcome }) }),
+      introspection: new IntrospectionVerifier(config.auth.introspection, {
+        onCall: (issuer, outcome) => metrics.introspectionCalls.inc({ issuer, outcome }),
+        ...(revocations === null ? {} : { revocations }),
+      }),
       mtls: new MtlsVerifier(config.auth.mtls),
     },
     config.auth.require,
@@ -232,6 +247,7 @@ export async function buildPipeline(
     routes,
     quota,
     content,
+    destinations: new DestinationPolicy(config.policy),
     credentials,
     translators: TRANSLATORS,
     audit,
@@ -259,6 +275,7 @@ export async function buildPipeline(
       quota.close();
       await quotaStores.close();
       await keyStore.close();
+      await revocations?.close();
       await scanPool?.close();
       await audit.close();
       await tracing?.shutdown();

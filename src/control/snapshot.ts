@@ -22,10 +22,11 @@ import type { KeyObject } from 'node:crypto';
 import { ConfigError, describeIssues } from '../config/errors.ts';
 import { QuotaPlanSchema, type QuotaPlan } from '../config/schema.ts';
 import { canonicalJson } from '../crypto/canonical.ts';
+import { HOSTING_KINDS } from '../pipeline/destinations.ts';
 import { verifyText } from '../crypto/signing.ts';
 import { parseMicros, type Price } from '../pipeline/cost.ts';
 import type { Endpoint } from '../pipeline/endpoint.ts';
-import { pricesOf, type Deployment, type ModelRoute, type RequestTransforms, type Snapshot } from '../pipeline/snapshot.ts';
+import { pricesOf, type Deployment, type ModelRoute, type RequestTransforms, type Snapshot, type TrustAttributes } from '../pipeline/snapshot.ts';
 
 const RoutedEndpoint = z.enum(ROUTED_ENDPOINT_NAMES);
 
@@ -63,8 +64,26 @@ const PriceFields = z.strictObject({
   perRequest: Amount.optional(),
 });
 
+/** A trust attribute's value: lower-case, like a label value. */
+const TrustValue = z.string().regex(/^[a-z0-9][a-z0-9_.:-]{0,62}$/, 'must be 1-63 characters of a-z 0-9 _ . : - (lower case)');
+
+/** What a deployment can be trusted with (docs/configuration.md "Deployment trust"); the data policy routes on it. */
+const TrustSchema = z.strictObject({
+  region: TrustValue.optional(),
+  residency: TrustValue.optional(),
+  hosting: z.enum(HOSTING_KINDS).optional(),
+  attestations: z.array(TrustValue).max(16).default([]),
+  retention: TrustValue.optional(),
+  provider: TrustValue.optional(),
+});
+
 /** A deployment as every target names it. */
 const DeploymentFields = {
+  /** Names it in audit records and metrics (default: cluster/model); one id is one deployment across the snapshot. */
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -')
+    .optional(),
   /** The Envoy cluster; Envoy must define it (routing uses the cluster header). */
   cluster: ClusterName,
   /** The model name the deployment expects in the body. */
@@ -83,6 +102,13 @@ const DeploymentFields = {
     .record(LabelName, z.string().max(128))
     .refine((l) => Object.keys(l).length <= 16, 'must have at most 16 labels')
     .default({}),
+  /** Its trust attributes; what is not stated satisfies no destination rule. */
+  trust: TrustSchema.prefault({}),
+  /**
+   * The trust of its cluster's lower priorities (priority 1, 2, …) when they are other hosts than priority 0's:
+   * Envoy fails over to them without asking the sidecar, so every destination rule must hold for each.
+   */
+  priorities: z.array(TrustSchema).max(7).default([]),
 };
 
 /**
@@ -290,6 +316,7 @@ export const SnapshotSchema = z
       m.overrides.forEach((o, j) => checkTargets(o, m.endpoints, ctx, ['models', i, 'overrides', j]));
       checkTransforms(m, ctx, ['models', i]);
     });
+    checkDeploymentIds(s.models, ctx);
   });
 
 /**
@@ -298,6 +325,28 @@ export const SnapshotSchema = z
  */
 export interface RoutingSnapshot extends Snapshot {
   readonly plans: ReadonlyMap<string, QuotaPlan>;
+}
+
+type DeploymentInput = z.output<z.ZodObject<typeof DeploymentFields>>;
+
+function deploymentId(d: DeploymentInput): string {
+  return d.id ?? `${d.cluster}/${d.model}`;
+}
+
+/** One id, one deployment: the same id everywhere names the same cluster, model, provider and trust. */
+function checkDeploymentIds(models: ReadonlyArray<ModelInput & { id: string }>, ctx: z.RefinementCtx): void {
+  const seen = new Map<string, string>();
+  for (const m of models)
+    for (const t of [m, ...m.overrides])
+      for (const x of t.targets ?? (t.target === undefined ? [] : [t.target]))
+        for (const d of [x, ...(x.fallback?.to ?? [])]) {
+          const id = deploymentId(d);
+          const what = canonicalJson({ cluster: d.cluster, model: d.model, provider: d.provider, trust: d.trust, priorities: d.priorities });
+          const before = seen.get(id);
+          if (before !== undefined && before !== what)
+            ctx.addIssue({ code: 'custom', message: `deployment id "${id}" names two different deployments in model "${m.id}"`, path: ['models'] });
+          seen.set(id, what);
+        }
 }
 
 export interface SnapshotTrust {
@@ -368,16 +417,31 @@ function toDeployment(t: z.output<typeof Target>): Deployment {
   return Object.freeze({ ...self, fallback: Object.freeze({ cluster: t.fallback.cluster, chain }) });
 }
 
-function member(t: z.output<z.ZodObject<typeof DeploymentFields>>, weight: number): Deployment {
+function member(t: DeploymentInput, weight: number): Deployment {
+  const trust = toTrust(t.trust);
   return Object.freeze({
+    id: deploymentId(t),
     cluster: t.cluster,
     upstreamModel: t.model,
     provider: t.provider,
     credential: t.credential ?? null,
     weight,
     labels: Object.freeze({ ...t.labels }),
+    trust,
+    priorities: Object.freeze([trust, ...t.priorities.map(toTrust)]),
     price: t.price === undefined ? null : toPrice(t.price),
     fallback: null,
+  });
+}
+
+function toTrust(t: z.output<typeof TrustSchema>): TrustAttributes {
+  return Object.freeze({
+    region: t.region ?? null,
+    residency: t.residency ?? null,
+    hosting: t.hosting ?? null,
+    attestations: Object.freeze([...t.attestations]),
+    retention: t.retention ?? null,
+    provider: t.provider ?? null,
   });
 }
 

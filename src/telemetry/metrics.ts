@@ -121,6 +121,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly destinationRoutings = new Counter({
+    name: `${PREFIX}destination_routings_total`,
+    help: "Requests the data policy's destination rules acted on, by rule and result: constrained (some deployment of the route was excluded, an authorized one served), refused (none authorized: 403), unavailable (authorized ones drained or down: 503).",
+    labelNames: ['rule', 'result'] as const,
+    registers: [this.registry],
+  });
+
   readonly streamErrors = new Counter({
     name: `${PREFIX}stream_errors_total`,
     help: 'ext_proc streams that ended abnormally, by reason.',
@@ -131,6 +138,13 @@ export class Metrics {
   readonly jwksFetches = new Counter({
     name: `${PREFIX}jwks_fetches_total`,
     help: 'JWKS fetches by configured issuer and outcome (ok|error).',
+    labelNames: ['issuer', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly introspectionCalls = new Counter({
+    name: `${PREFIX}introspection_calls_total`,
+    help: 'Token introspection calls by configured issuer and outcome (active|inactive|error; circuit_open: refused without a call).',
     labelNames: ['issuer', 'outcome'] as const,
     registers: [this.registry],
   });
@@ -273,6 +287,10 @@ export class Metrics {
     let child = this.#upstreamChildren.get(key);
     if (child === undefined) this.#upstreamChildren.set(key, (child = this.upstreamResponses.labels(model, cluster, provider, statusClass)));
     child.inc();
+  }
+
+  countDestinationRouting(rule: string, result: 'constrained' | 'refused' | 'unavailable'): void {
+    this.destinationRoutings.inc({ rule, result });
   }
 
   observeUpstreamLatency(cluster: string, seconds: number): void {
