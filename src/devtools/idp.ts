@@ -6,7 +6,7 @@
  * introspection — as plain JSON, or signed (RFC 9701) for the resource
  * server client that asks for it. The gateway is that resource server.
  *
- *   node src/devtools/idp.ts            # prints the issuer, the secrets file and a token command
+ *   node src/devtools/idp.ts            # prints the issuer, the secret file and a token command
  *
  * Caller clients carry their directory data (org, tenant, groups, Keycloak-
  * style `realm_access.roles`) as extra token claims, which introspection
@@ -16,9 +16,8 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer, request as httpsRequest } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import Provider, { errors, type ClientMetadata } from 'oidc-provider';
 
@@ -248,10 +247,15 @@ export async function startIdp(opts: IdpOptions = {}): Promise<DemoIdp> {
   };
 }
 
-/** `node src/devtools/idp.ts`: the demo IdP on 127.0.0.1:4444 (or $IDP_PORT), until interrupted. */
+/**
+ * `node src/devtools/idp.ts`: the demo IdP on 127.0.0.1:4444 (or $IDP_PORT; 0 = any free port), until interrupted.
+ * The gateway's client secret is written to .idp/introspection-secret (or under $IDP_DIR), where docs/identity.md's
+ * config reads it.
+ */
 async function main(): Promise<void> {
   const idp = await startIdp({ port: Number(process.env['IDP_PORT'] ?? 4444) });
-  const dir = mkdtempSync(join(tmpdir(), 'igw-idp-'));
+  const dir = resolve(process.env['IDP_DIR'] ?? '.idp');
+  mkdirSync(dir, { recursive: true });
   const secretFile = join(dir, 'introspection-secret');
   writeFileSync(secretFile, `${DEMO_RESOURCE_SERVER.secret ?? ''}\n`, { mode: 0o600 });
   const caller = DEMO_CALLERS[0] as DemoCaller;
@@ -260,6 +264,7 @@ async function main(): Promise<void> {
       `issuer:            ${idp.issuer}`,
       `introspection:     ${idp.introspectionUrl} (client ${DEMO_RESOURCE_SERVER.id}, secret in ${secretFile})`,
       `audience:          ${GATEWAY_RESOURCE}`,
+      `callers:           ${DEMO_CALLERS.map((c) => `${c.id}:${c.secret}`).join(' ')}`,
       `a token:           curl -s -u ${caller.id}:${caller.secret} -d grant_type=client_credentials -d resource=${GATEWAY_RESOURCE} -d scope=inference ${idp.tokenUrl}`,
       '',
     ].join('\n'),
