@@ -191,7 +191,14 @@ export function introspectionClient(cfg: IntrospectionIssuerConfig): Introspect 
   };
 
   return async (token) => {
-    const { form, headers } = await auth();
+    let prepared: Awaited<ReturnType<ClientAuth>>;
+    try {
+      prepared = await auth();
+    } catch (err) {
+      // E.g. a private key that does not import: no call can be made, so the token's state stays unknown.
+      throw new IdpUnavailable(`client authentication could not be prepared: ${errorMessage(err)}`, { cause: err });
+    }
+    const { form, headers } = prepared;
     const body = new URLSearchParams({ token, token_type_hint: 'access_token', ...form }).toString();
     let res: { status: number; type: string; text: string };
     try {
