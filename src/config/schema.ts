@@ -162,7 +162,11 @@ export const IntrospectionIssuerSchema = z.strictObject({
       algorithms: z.array(JwtAlgorithm).min(1).default(['RS256', 'ES256']),
     })
     .optional(),
-  timeoutMs: positiveInt.default(2000),
+  /**
+   * Bound on one call. Below Envoy's ext_proc message_timeout (1s in envoy/gateway.yaml), so a slow IdP is our
+   * 503 authentication_unavailable rather than Envoy's timeout.
+   */
+  timeoutMs: positiveInt.default(800),
   /** An accepted token is asked about again at most this often (revocation at the IdP reaches the gateway within it). */
   recheckSeconds: positiveInt.default(30),
   /** Upper bound on how long an active answer is cached (it never outlives the token's exp either). */

@@ -12,6 +12,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { exportJWK, exportPKCS8, generateKeyPair } from 'jose';
 import { ConfigSchema, type AuthConfig } from '../../src/config/schema.ts';
@@ -226,6 +227,21 @@ test('circuit breaker: opens after breakerFailures, fails closed without calls, 
   assert.equal(await code(v.verify(token)), 'authentication_unavailable');
   assert.equal(await code(v.verify(token)), 'authentication_unavailable');
   assert.deepEqual(outcomes.slice(4), ['error', 'circuit_open'], 'one trial call after the open period, then open again');
+});
+
+test('an IdP that accepts the connection and never answers: 503 within timeoutMs', async () => {
+  const silent = createServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const { port } = silent.address() as AddressInfo;
+  try {
+    const v = new IntrospectionVerifier(config({ introspectionUri: `http://127.0.0.1:${port}/token/introspection`, timeoutMs: 300 }));
+    const started = performance.now();
+    assert.equal(await code(v.verify('any-token')), 'authentication_unavailable');
+    const took = performance.now() - started;
+    assert.ok(took >= 250 && took < 2000, `gave up after ${Math.round(took)} ms`);
+  } finally {
+    silent.close();
+  }
 });
 
 describe('claims → grants, and the checks on an answer', () => {
