@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { startAdminServer } from './admin/server.ts';
-import type { GatewayConfig } from './config/schema.ts';
+import type { GatewayConfig, QuotaPlan } from './config/schema.ts';
 import { RedisSnapshotSubscriber } from './control/pubsub.ts';
 import { pushSnapshot } from './control/push.ts';
 import { loadSnapshotFile, SnapshotHolder } from './control/snapshot.ts';
@@ -32,6 +32,7 @@ import { MtlsVerifier } from './stages/auth/mtls.ts';
 import { Classifier } from './stages/classify/classifier.ts';
 import { ScanPool } from './stages/classify/pool.ts';
 import { ContentGuard } from './stages/policy/content.ts';
+import { DestinationPolicy } from './stages/policy/destinations.ts';
 import { Policy } from './stages/policy/policy.ts';
 import { QuotaStage } from './stages/quota/stage.ts';
 import { UpstreamCredentials } from './stages/route/credentials.ts';
@@ -95,6 +96,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     log,
     metrics,
     routes: new SnapshotRoutes(snapshots),
+    snapshotPlans: () => snapshots.current().plans,
     ...(opts.audit === undefined ? {} : { audit: opts.audit }),
   });
   const { processor, attempts: attemptProcessor } = pipeline;
@@ -166,7 +168,14 @@ export interface Pipeline {
  */
 export async function buildPipeline(
   config: GatewayConfig,
-  opts: { readonly log: Logger; readonly metrics: Metrics; readonly routes: SnapshotRoutes; readonly audit?: AuditSink },
+  opts: {
+    readonly log: Logger;
+    readonly metrics: Metrics;
+    readonly routes: SnapshotRoutes;
+    /** The quota plans of the snapshot in use (looked up before config.quotas.plans). */
+    readonly snapshotPlans?: () => ReadonlyMap<string, QuotaPlan>;
+    readonly audit?: AuditSink;
+  },
 ): Promise<Pipeline> {
   const { log, metrics } = opts;
   // Request spans: the OpenTelemetry SDK is loaded only when tracing is on (off, the request path imports none of it).
@@ -197,7 +206,14 @@ export async function buildPipeline(
     },
     config.auth.require,
   );
-  const quota = new QuotaStage(config.quotas, { primary: quotaStores.primary, local: quotaStores.local, breaker: quotaStores.breaker, metrics, log });
+  const quota = new QuotaStage(config.quotas, {
+    primary: quotaStores.primary,
+    local: quotaStores.local,
+    breaker: quotaStores.breaker,
+    metrics,
+    log,
+    ...(opts.snapshotPlans === undefined ? {} : { snapshotPlans: opts.snapshotPlans }),
+  });
   const classifierConfig = {
     phiTerms: config.policy.phiTerms,
     custom: config.policy.custom.map((c) => ({
@@ -231,6 +247,7 @@ export async function buildPipeline(
     routes,
     quota,
     content,
+    destinations: new DestinationPolicy(config.policy),
     credentials,
     translators: TRANSLATORS,
     audit,

@@ -315,6 +315,51 @@ export const PolicyRuleSchema = z.strictObject({
   action: PolicyAction,
 });
 
+/** A trust attribute value as the snapshot writes it (lower case). */
+const TrustValue = z.string().regex(/^[a-z0-9][a-z0-9_.:-]{0,62}$/, 'must be 1-63 characters of a-z 0-9 _ . : - (lower case)');
+
+/** Per trust attribute, the values a destination rule accepts (require) or refuses (forbid). */
+const TrustLabelValues = z
+  .strictObject({
+    region: z.array(TrustValue).min(1).optional(),
+    residency: z.array(TrustValue).min(1).optional(),
+    hosting: z
+      .array(z.enum(['on-prem', 'private', 'hosted']))
+      .min(1)
+      .optional(),
+    attestations: z.array(TrustValue).min(1).optional(),
+    retention: z.array(TrustValue).min(1).optional(),
+    provider: z.array(TrustValue).min(1).optional(),
+  })
+  .prefault({});
+
+/**
+ * A destination rule (docs/content-policy.md "Destination rules"): when it applies to a request, only deployments
+ * whose trust attributes satisfy `require` and `forbid` may serve it.
+ */
+export const DestinationRuleSchema = z
+  .strictObject({
+    name: label,
+    /** Every given filter must match; an absent filter matches everything. */
+    match: z
+      .strictObject({
+        /** The rule applies when one of these classes is still in the request after redaction. */
+        classes: z.array(DataClassName).min(1).optional(),
+        endpoints: z.array(EndpointName).optional(),
+        models: z.array(nonEmpty).optional(),
+        /** Tenant names, or patterns where `*` stands for any characters (`eu-*`). */
+        tenants: z.array(z.string().regex(/^[A-Za-z0-9._:*-]{1,64}$/, 'must be a tenant name or pattern (A-Z a-z 0-9 . _ : - and *)')).optional(),
+        orgs: z.array(label).optional(),
+        roles: z.array(label).optional(),
+      })
+      .prefault({}),
+    require: TrustLabelValues,
+    forbid: TrustLabelValues,
+  })
+  .refine((r) => Object.keys(r.require).length > 0 || Object.keys(r.forbid).length > 0, {
+    message: 'must require or forbid at least one trust attribute',
+  });
+
 export const ConfigSchema = z
   .strictObject({
     server: z
@@ -437,6 +482,17 @@ export const ConfigSchema = z
         rules: z.array(PolicyRuleSchema).default([]),
         /** Action for data classes no rule covers. */
         defaultAction: PolicyAction.default('permit'),
+        /** Where a request may go: every applicable rule must hold for the deployment that serves it. */
+        destinations: z
+          .array(DestinationRuleSchema)
+          .default([])
+          .refine((rs) => new Set(rs.map((r) => r.name)).size === rs.length, 'rule names must be unique'),
+        /**
+         * A destination rule no deployment of a model it applies to can satisfy, or a new routing snapshot that
+         * leaves a rule with no deployment it had before: `warn` (logged, counted) or `refuse` (config validate
+         * fails; the snapshot is not accepted).
+         */
+        destinationCheck: z.enum(['warn', 'refuse']).default('warn'),
         /** Classify model responses as well, and redact what the policy says to redact. */
         responses: z.boolean().default(true),
         /**

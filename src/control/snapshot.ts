@@ -20,11 +20,13 @@ import { PROVIDERS, providerServes, ROUTED_ENDPOINT_NAMES } from '../families/en
 import { TRANSFORM_PARAM_NAMES, TRANSFORM_PARAMS, type TransformValue } from '../families/common/transform-params.ts';
 import type { KeyObject } from 'node:crypto';
 import { ConfigError, describeIssues } from '../config/errors.ts';
+import { QuotaPlanSchema, type QuotaPlan } from '../config/schema.ts';
 import { canonicalJson } from '../crypto/canonical.ts';
+import { HOSTING_KINDS } from '../pipeline/destinations.ts';
 import { verifyText } from '../crypto/signing.ts';
 import { parseMicros, type Price } from '../pipeline/cost.ts';
 import type { Endpoint } from '../pipeline/endpoint.ts';
-import { pricesOf, type Deployment, type ModelRoute, type RequestTransforms, type Snapshot } from '../pipeline/snapshot.ts';
+import { pricesOf, type Deployment, type ModelRoute, type RequestTransforms, type Snapshot, type TrustAttributes } from '../pipeline/snapshot.ts';
 
 const RoutedEndpoint = z.enum(ROUTED_ENDPOINT_NAMES);
 
@@ -62,8 +64,26 @@ const PriceFields = z.strictObject({
   perRequest: Amount.optional(),
 });
 
+/** A trust attribute's value: lower-case, like a label value. */
+const TrustValue = z.string().regex(/^[a-z0-9][a-z0-9_.:-]{0,62}$/, 'must be 1-63 characters of a-z 0-9 _ . : - (lower case)');
+
+/** What a deployment can be trusted with (docs/configuration.md "Deployment trust"); the data policy routes on it. */
+const TrustSchema = z.strictObject({
+  region: TrustValue.optional(),
+  residency: TrustValue.optional(),
+  hosting: z.enum(HOSTING_KINDS).optional(),
+  attestations: z.array(TrustValue).max(16).default([]),
+  retention: TrustValue.optional(),
+  provider: TrustValue.optional(),
+});
+
 /** A deployment as every target names it. */
 const DeploymentFields = {
+  /** Names it in audit records and metrics (default: cluster/model); one id is one deployment across the snapshot. */
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -')
+    .optional(),
   /** The Envoy cluster; Envoy must define it (routing uses the cluster header). */
   cluster: ClusterName,
   /** The model name the deployment expects in the body. */
@@ -82,6 +102,13 @@ const DeploymentFields = {
     .record(LabelName, z.string().max(128))
     .refine((l) => Object.keys(l).length <= 16, 'must have at most 16 labels')
     .default({}),
+  /** Its trust attributes; what is not stated satisfies no destination rule. */
+  trust: TrustSchema.prefault({}),
+  /**
+   * The trust of its cluster's lower priorities (priority 1, 2, …) when they are other hosts than priority 0's:
+   * Envoy fails over to them without asking the sidecar, so every destination rule must hold for each.
+   */
+  priorities: z.array(TrustSchema).max(7).default([]),
 };
 
 /**
@@ -269,8 +296,18 @@ export const SnapshotSchema = z
         }),
       )
       .min(1, 'must list at least one model'),
+    /**
+     * Quota plans (the sidecar config's `quotas.plans[]` form): the quota stage looks a tier up here first, then in
+     * its own config, so the control plane can change a plan without a sidecar restart.
+     */
+    plans: z.array(QuotaPlanSchema).default([]),
   })
   .superRefine((s, ctx) => {
+    const planNames = new Set<string>();
+    s.plans.forEach((p, i) => {
+      if (planNames.has(p.name)) ctx.addIssue({ code: 'custom', message: `duplicate plan name "${p.name}"`, path: ['plans', i, 'name'] });
+      planNames.add(p.name);
+    });
     const seen = new Set<string>();
     s.models.forEach((m, i) => {
       if (seen.has(m.id)) ctx.addIssue({ code: 'custom', message: `duplicate model id "${m.id}"`, path: ['models', i, 'id'] });
@@ -279,7 +316,38 @@ export const SnapshotSchema = z
       m.overrides.forEach((o, j) => checkTargets(o, m.endpoints, ctx, ['models', i, 'overrides', j]));
       checkTransforms(m, ctx, ['models', i]);
     });
+    checkDeploymentIds(s.models, ctx);
   });
+
+/**
+ * A parsed snapshot as delivery keeps it: what requests route by, plus the quota plans it carries (by name). The
+ * plans are the quota stage's, which reads them from the holder; the request pipeline never sees them.
+ */
+export interface RoutingSnapshot extends Snapshot {
+  readonly plans: ReadonlyMap<string, QuotaPlan>;
+}
+
+type DeploymentInput = z.output<z.ZodObject<typeof DeploymentFields>>;
+
+function deploymentId(d: DeploymentInput): string {
+  return d.id ?? `${d.cluster}/${d.model}`;
+}
+
+/** One id, one deployment: the same id everywhere names the same cluster, model, provider and trust. */
+function checkDeploymentIds(models: ReadonlyArray<ModelInput & { id: string }>, ctx: z.RefinementCtx): void {
+  const seen = new Map<string, string>();
+  for (const m of models)
+    for (const t of [m, ...m.overrides])
+      for (const x of t.targets ?? (t.target === undefined ? [] : [t.target]))
+        for (const d of [x, ...(x.fallback?.to ?? [])]) {
+          const id = deploymentId(d);
+          const what = canonicalJson({ cluster: d.cluster, model: d.model, provider: d.provider, trust: d.trust, priorities: d.priorities });
+          const before = seen.get(id);
+          if (before !== undefined && before !== what)
+            ctx.addIssue({ code: 'custom', message: `deployment id "${id}" names two different deployments in model "${m.id}"`, path: ['models'] });
+          seen.set(id, what);
+        }
+}
 
 export interface SnapshotTrust {
   /** Control-plane public keys by kid; when non-empty every snapshot must carry a valid signature by one of them. */
@@ -294,7 +362,7 @@ export function signedContent(doc: Record<string, unknown>): string {
   return canonicalJson(rest);
 }
 
-export function parseSnapshot(text: string, source: string, trust: SnapshotTrust = NO_TRUST, now = Date.now()): Snapshot {
+export function parseSnapshot(text: string, source: string, trust: SnapshotTrust = NO_TRUST, now = Date.now()): RoutingSnapshot {
   let raw: unknown;
   try {
     raw = parseYaml(text, { maxAliasCount: 100 });
@@ -338,7 +406,8 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
     models.set(m.id, make(m, overrides));
   }
   const issuedAt = parsed.data.issuedAt === undefined ? null : Date.parse(parsed.data.issuedAt);
-  return Object.freeze({ version: parsed.data.version, loadedAt: now, issuedAt, signedBy, models });
+  const plans = new Map(parsed.data.plans.map((p) => [p.name, Object.freeze(p)]));
+  return Object.freeze({ version: parsed.data.version, loadedAt: now, issuedAt, signedBy, models, plans });
 }
 
 function toDeployment(t: z.output<typeof Target>): Deployment {
@@ -348,16 +417,31 @@ function toDeployment(t: z.output<typeof Target>): Deployment {
   return Object.freeze({ ...self, fallback: Object.freeze({ cluster: t.fallback.cluster, chain }) });
 }
 
-function member(t: z.output<z.ZodObject<typeof DeploymentFields>>, weight: number): Deployment {
+function member(t: DeploymentInput, weight: number): Deployment {
+  const trust = toTrust(t.trust);
   return Object.freeze({
+    id: deploymentId(t),
     cluster: t.cluster,
     upstreamModel: t.model,
     provider: t.provider,
     credential: t.credential ?? null,
     weight,
     labels: Object.freeze({ ...t.labels }),
+    trust,
+    priorities: Object.freeze([trust, ...t.priorities.map(toTrust)]),
     price: t.price === undefined ? null : toPrice(t.price),
     fallback: null,
+  });
+}
+
+function toTrust(t: z.output<typeof TrustSchema>): TrustAttributes {
+  return Object.freeze({
+    region: t.region ?? null,
+    residency: t.residency ?? null,
+    hosting: t.hosting ?? null,
+    attestations: Object.freeze([...t.attestations]),
+    retention: t.retention ?? null,
+    provider: t.provider ?? null,
   });
 }
 
@@ -371,7 +455,7 @@ function toPrice(p: z.output<typeof PriceFields>): Price {
   });
 }
 
-export function loadSnapshotFile(file: string, trust: SnapshotTrust = NO_TRUST): Snapshot {
+export function loadSnapshotFile(file: string, trust: SnapshotTrust = NO_TRUST): RoutingSnapshot {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -391,14 +475,14 @@ export function replacementProblem(current: Snapshot, next: Snapshot): string | 
 
 /** Holds the current snapshot; swapping is a single reference assignment. */
 export class SnapshotHolder {
-  #current: Snapshot;
-  constructor(initial: Snapshot) {
+  #current: RoutingSnapshot;
+  constructor(initial: RoutingSnapshot) {
     this.#current = initial;
   }
-  current(): Snapshot {
+  current(): RoutingSnapshot {
     return this.#current;
   }
-  replace(next: Snapshot): void {
+  replace(next: RoutingSnapshot): void {
     this.#current = next;
   }
 }

@@ -97,6 +97,20 @@ export class AttemptProcessor {
       const err = new GatewayError('upstream_unavailable', `No deployment of '${ticket.model}' is available for this attempt.`);
       return { state: null, result: this.#refuse(family, memberCluster, envoyN ?? 1, err) };
     }
+    if (ticket.allowed !== null && !ticket.allowed.includes(member.cluster)) {
+      // Envoy failed over to a member the data policy's destination rules do not authorize: this attempt never
+      // leaves, and the request ends here with our error (Envoy does not retry the upstream filter's own reply).
+      const n = this.#d.ledger.started(requestId, envoyN, member, true);
+      this.#d.log.warn(
+        { requestId, model: ticket.model, memberCluster, rules: ticket.rules },
+        'attempt on a member the destination rules do not authorize: vetoed',
+      );
+      const err = new GatewayError(
+        'authorized_deployment_unavailable',
+        `No deployment of '${ticket.model}' that the data policy authorizes for this request is available (destination rules: ${ticket.rules.join(', ')}).`,
+      );
+      return { state: null, result: this.#refuse(family, memberCluster, n, err) };
+    }
     const n = this.#d.ledger.started(requestId, envoyN, member);
     return { state: { requestId, n, ticket, family, endpoint, member }, result: CONTINUE };
   }

@@ -33,7 +33,21 @@ export interface AuditRecord {
     readonly mtls: { readonly spiffeId: string | null; readonly subject: string | null; readonly certDigest: string } | null;
   } | null;
   readonly authorization: { readonly org: string; readonly tenant: string; readonly tier: string; readonly roles: readonly string[] } | null;
-  readonly classification: { readonly request: Readonly<Record<string, number>>; readonly response: Readonly<Record<string, number>> };
+  /**
+   * Findings by detector (counts only), and the data classes found in the request and those sent on after redaction
+   * (`classes` is null when the request was refused before classification).
+   */
+  readonly classification: {
+    readonly classes: { readonly found: readonly string[]; readonly sent: readonly string[] } | null;
+    readonly request: Readonly<Record<string, number>>;
+    readonly response: Readonly<Record<string, number>>;
+  };
+  /**
+   * Where the data policy let the request go (docs/content-policy.md "Destination rules"): the destination rules that
+   * applied, those that excluded a deployment of the route, and the ids of every deployment they authorized. null when
+   * no rule applied (any deployment of the route could serve).
+   */
+  readonly destinations: { readonly authorized: readonly string[]; readonly constraining: readonly string[]; readonly rules: readonly string[] } | null;
   /** `unredacted`: the policy said redact but the request reached the model as sent (ext_authz, by the deployer's choice). */
   readonly decision: {
     readonly action: 'permit' | 'redact' | 'deny';
@@ -44,6 +58,7 @@ export interface AuditRecord {
   readonly model: string | null;
   readonly deployment: {
     readonly cluster: string;
+    readonly id: string;
     readonly model: string;
     readonly provider: string;
     readonly labels: Readonly<Record<string, string>>;
@@ -55,11 +70,14 @@ export interface AuditRecord {
    */
   readonly attempts: ReadonlyArray<{
     readonly n: number;
+    readonly id: string | null;
     readonly cluster: string | null;
     readonly model: string | null;
     readonly provider: string | null;
     readonly status: number | null;
     readonly latencyMs: number | null;
+    /** The sidecar vetoed the attempt: its deployment is not authorized for the request (it never received it). */
+    readonly refused: boolean;
   }> | null;
   readonly snapshotVersion: string;
   readonly status: number | null;
@@ -102,15 +120,21 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
     attempts:
       ctx.attempts?.map((a) => ({
         cluster: a.deployment?.cluster ?? null,
+        id: a.deployment?.id ?? null,
         latencyMs: a.latencyMs === null ? null : round(a.latencyMs),
         model: a.deployment?.upstreamModel ?? null,
         n: a.n,
         provider: a.deployment?.provider ?? null,
+        refused: a.refused,
         status: a.status,
       })) ?? null,
     authorization: id === null ? null : { org: id.org, roles: id.roles, tenant: id.tenant, tier: id.tier },
     chain: null,
-    classification: { request: ctx.content?.request ?? {}, response: ctx.content?.response ?? {} },
+    classification: {
+      classes: ctx.content === null ? null : { found: ctx.content.classes.found, sent: ctx.content.classes.sent },
+      request: ctx.content?.request ?? {},
+      response: ctx.content?.response ?? {},
+    },
     cost: ctx.cost === null ? null : { amount: formatUnits(ctx.cost.units), currency: ctx.cost.currency, estimated: ctx.cost.estimated },
     decision: {
       action: ctx.outcome === 'denied' ? 'deny' : (ctx.content?.action ?? 'permit'),
@@ -121,7 +145,17 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
     deployment:
       ctx.deployment === null
         ? null
-        : { cluster: ctx.deployment.cluster, labels: ctx.deployment.labels, model: ctx.deployment.upstreamModel, provider: ctx.deployment.provider },
+        : {
+            cluster: ctx.deployment.cluster,
+            id: ctx.deployment.id,
+            labels: ctx.deployment.labels,
+            model: ctx.deployment.upstreamModel,
+            provider: ctx.deployment.provider,
+          },
+    destinations:
+      ctx.destinations === null
+        ? null
+        : { authorized: ctx.destinations.authorized, constraining: ctx.destinations.constraining, rules: ctx.destinations.rules },
     endedAt: new Date(ctx.startedAt + totalMs).toISOString(),
     endpoint: ctx.endpoint,
     identity:

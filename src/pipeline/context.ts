@@ -4,7 +4,7 @@
  */
 import type { Endpoint } from './endpoint.ts';
 import type { Identity } from './identity.ts';
-import type { PolicyAction, QuotaMode } from './ports.ts';
+import type { DataClasses, PolicyAction, QuotaMode } from './ports.ts';
 import type { Deployment, ModelRoute, Snapshot } from './snapshot.ts';
 import type { TraceContext } from './trace.ts';
 import type { Usage } from './usage.ts';
@@ -61,7 +61,14 @@ export interface RequestContext {
     action: PolicyAction;
     /** The policy said redact, but the request went on as sent (ext_authz with policy.extAuthzRedact: permit). */
     unredacted: boolean;
+    /** Data classes found in the request, and those sent on (after redaction): destination rules decide on the latter. */
+    classes: DataClasses;
   } | null;
+  /**
+   * Where the data policy let the request go (src/pipeline/destinations.ts): the destination rules that applied and
+   * the ids of every deployment of the route they authorize. null before the decision, or when no rule applied.
+   */
+  destinations: { readonly rules: readonly string[]; readonly constraining: readonly string[]; readonly authorized: readonly string[] } | null;
 }
 
 /** Which of a model's request transforms a request's body took: parameter names (sorted), and whether the system prompt was prefixed. */
@@ -79,6 +86,8 @@ export interface AttemptSummary {
   /** The member's status; null when none came (connection refused or reset) or the attempt was not seen. */
   readonly status: number | null;
   readonly latencyMs: number | null;
+  /** The sidecar vetoed the attempt: its member is not authorized by the data policy's destination rules. */
+  readonly refused: boolean;
 }
 
 export function elapsedMs(from: bigint, to: bigint = process.hrtime.bigint()): number {

@@ -74,6 +74,13 @@ export const ERROR_CODES = {
     origin: 'sidecar',
     description: 'The data policy refuses a data class found in the request or the response (the class is named, never the value).',
   },
+  no_authorized_deployment: {
+    status: 403,
+    type: 'permission_error',
+    origin: 'sidecar',
+    description:
+      "The data policy's destination rules authorize no deployment of the model for this request (its data classes, tenant, org, role); the message names the rules, never a deployment.",
+  },
   transforms_unsupported: {
     status: 403,
     type: 'permission_error',
@@ -198,6 +205,13 @@ export const ERROR_CODES = {
     type: 'rate_limit_error',
     origin: 'sidecar',
     description: 'The model server refused the request for its own rate limit, with a body that is not an API error; its retry-after is kept.',
+  },
+  authorized_deployment_unavailable: {
+    status: 503,
+    type: 'server_error',
+    origin: 'sidecar',
+    description:
+      "Deployments the data policy's destination rules authorize exist, but none could serve the request (unreachable, unhealthy or drained); no other deployment was tried. The message names the rules.",
   },
   upstream_unavailable: {
     status: 503,

@@ -33,12 +33,28 @@ export interface FallbackTicket {
   readonly target: number;
   /** The completion cap the downstream phase applied (an Anthropic upstream requires max_tokens). */
   readonly cap: number | null;
+  /**
+   * The member clusters the data policy's destination rules authorize (src/pipeline/destinations.ts); an attempt on
+   * any other is vetoed. null: no rule applied, every member may be tried.
+   */
+  readonly allowed: readonly string[] | null;
+  /** The destination rules that constrained the request, named in a veto. */
+  readonly rules: readonly string[];
 }
 
-const TICKET_VERSION = 'v1';
+const TICKET_VERSION = 'v2';
 
 export function encodeTicket(t: FallbackTicket): string {
-  const fields = [t.family, t.endpoint, t.model, t.tenant, String(t.target), t.cap === null ? '-' : String(t.cap)];
+  const fields = [
+    t.family,
+    t.endpoint,
+    t.model,
+    t.tenant,
+    String(t.target),
+    t.cap === null ? '-' : String(t.cap),
+    t.allowed === null ? '*' : t.allowed.join(','),
+    t.rules.join(','),
+  ];
   return [TICKET_VERSION, ...fields.map(encodeURIComponent)].join(';');
 }
 
@@ -46,18 +62,19 @@ export function encodeTicket(t: FallbackTicket): string {
 export function decodeTicket(value: string | undefined): FallbackTicket | null {
   if (value === undefined) return null;
   const parts = value.split(';');
-  if (parts.length !== 7 || parts[0] !== TICKET_VERSION) return null;
+  if (parts.length !== 9 || parts[0] !== TICKET_VERSION) return null;
   let f: string[];
   try {
     f = parts.slice(1).map(decodeURIComponent);
   } catch {
     return null;
   }
-  const [family, endpoint, model, tenant, target, cap] = f as [string, string, string, string, string, string];
+  const [family, endpoint, model, tenant, target, cap, allowed, rules] = f as [string, string, string, string, string, string, string, string];
   const index = Number(target);
   const capN = cap === '-' ? null : Number(cap);
   if (!Number.isSafeInteger(index) || index < 0 || (capN !== null && (!Number.isSafeInteger(capN) || capN < 0))) return null;
-  return { family, endpoint, model, tenant, target: index, cap: capN };
+  const list = (v: string): string[] => (v === '' ? [] : v.split(','));
+  return { family, endpoint, model, tenant, target: index, cap: capN, allowed: allowed === '*' ? null : list(allowed), rules: list(rules) };
 }
 
 /**

@@ -15,6 +15,7 @@ import type { AppliedTransforms, RequestContext } from './context.ts';
 import type { TraceContext } from './trace.ts';
 import type { ReportedUsage } from './usage.ts';
 import type { Price } from './cost.ts';
+import type { DestinationRule } from './destinations.ts';
 
 /** What a request cost: 10⁻¹² units of `currency` (src/pipeline/cost.ts). */
 export interface RequestCost {
@@ -143,6 +144,24 @@ export interface Inspection {
   readonly counts: Readonly<Record<string, number>>;
   /** Spans were replaced in the texts. */
   readonly redacted: boolean;
+  /**
+   * Data classes found, and those still in the texts once redaction replaced its classes (the ones destination
+   * rules decide on). Sorted.
+   */
+  readonly classes: DataClasses;
+}
+
+export interface DataClasses {
+  readonly found: readonly string[];
+  readonly sent: readonly string[];
+}
+
+// ── Destinations ───────────────────────────────────────────────────────────
+
+/** The data policy's destination rules (src/pipeline/destinations.ts evaluates them against deployments). */
+export interface DestinationGuard {
+  /** The rules that apply to this request, given the classes it sends; empty when none does. */
+  rulesFor(subject: PolicySubject, sent: ReadonlySet<string>): readonly DestinationRule[];
 }
 
 export interface ContentInspector {
@@ -164,8 +183,11 @@ export interface RouteResolver {
   current(): Snapshot;
   /** The tenant's own deployment of the model when the snapshot has one. */
   forTenant(route: ModelRoute, tenant: string): ModelRoute;
-  /** One of the route's weighted targets. */
-  pick(route: ModelRoute): Deployment;
+  /**
+   * One of the route's weighted targets; with `among`, one of those only (non-empty, at least one with a weight
+   * above 0: the destination rules' authorized targets).
+   */
+  pick(route: ModelRoute, among?: ReadonlySet<Deployment>): Deployment;
   /** The models this caller may use. */
   visibleModels(snapshot: Snapshot, identity: Identity): readonly ModelRoute[];
 }
@@ -190,6 +212,8 @@ export interface AttemptEntry {
   /** The member's response status; null while none came (a refused connection never gets one). */
   status: number | null;
   answeredHr: bigint | null;
+  /** The sidecar vetoed the attempt (its member is not authorized for the request). */
+  refused: boolean;
 }
 
 /**
@@ -198,7 +222,7 @@ export interface AttemptEntry {
  */
 export interface AttemptLedger {
   /** Notes attempt `n` (null: Envoy sent no attempt count, the next number this process has seen); returns its number. */
-  started(requestId: string, n: number | null, deployment: Deployment): number;
+  started(requestId: string, n: number | null, deployment: Deployment, refused?: boolean): number;
   answered(requestId: string, n: number, status: number): void;
   /** The request's attempts seen in this process, by number; forgets them. */
   take(requestId: string): AttemptEntry[];

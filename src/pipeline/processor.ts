@@ -31,6 +31,7 @@ import type {
   Authenticate,
   AuditSink,
   ContentInspector,
+  DestinationGuard,
   ParsedRequest,
   PolicySubject,
   QuotaGate,
@@ -47,6 +48,7 @@ import type {
 import type { Deployment, Fallback, ModelRoute } from './snapshot.ts';
 import { ATTEMPT_HEADER, decodeMark, encodeTicket, FALLBACK_HEADER, fallbackReason } from './fallback.ts';
 import { continueTrace } from './trace.ts';
+import { authorizeRoute, type RouteAuthorization } from './destinations.ts';
 import { refuseQueryCredentials, splitTarget } from './query.ts';
 import { costUnits } from './cost.ts';
 import { estimateTokens, type Usage } from './usage.ts';
@@ -105,6 +107,8 @@ export interface ProcessorDeps {
   readonly routes: RouteResolver;
   readonly quota: QuotaGate;
   readonly content: ContentInspector;
+  /** The data policy's destination rules; none given: no rule applies, any deployment of the route may serve. */
+  readonly destinations?: DestinationGuard | null;
   readonly credentials: UpstreamCredentials;
   /** Serves a client of one family from a deployment of another provider. */
   readonly translators: Translators;
@@ -142,6 +146,8 @@ export interface RequestState {
   translator: ProviderTranslator | null;
   /** The picked target's fallback chain: Envoy's attempts are rewritten per member (src/pipeline/attempt.ts). */
   fallback: Fallback | null;
+  /** What the data policy's destination rules authorize of the chosen route; null when no rule applied. */
+  authorization: RouteAuthorization | null;
   /** The quota reservation to settle when the request ends. */
   quota: QuotaTicket | null;
   /** The model server's retry-after, kept when its own 429 is put into the gateway's envelope. */
@@ -213,6 +219,7 @@ export class RequestProcessor {
       outcome: null,
       quota: null,
       content: null,
+      destinations: null,
       transforms: null,
     };
     const state: RequestState = {
@@ -225,6 +232,7 @@ export class RequestProcessor {
       redactor: null,
       translator: null,
       fallback: null,
+      authorization: null,
       quota: null,
       upstreamRetryAfter: null,
       sentHr: null,
@@ -306,7 +314,14 @@ export class RequestProcessor {
       // Then classify every string the model will read (after the quota: a flood of large bodies is refused before it costs
       // classification); the data policy permits, redacts (in the body sent upstream) or refuses.
       const inspection = await this.#d.content.inspectRequest(req.texts(), policySubject(identity, route.id, endpoint));
-      ctx.content = { request: inspection.counts, response: {}, action: inspection.decision.action, unredacted: false };
+      const content: NonNullable<RequestContext['content']> = {
+        request: inspection.counts,
+        response: {},
+        action: inspection.decision.action,
+        unredacted: false,
+        classes: inspection.classes,
+      };
+      ctx.content = content;
       if (state.protocol === 'ext_authz' && inspection.redacted) {
         // The redacted body cannot reach the model through ext_authz: refuse, unless the deployer chose to let it pass as is.
         if (this.#d.options.extAuthzRedact === 'deny') {
@@ -315,14 +330,21 @@ export class RequestProcessor {
             `The request contains data the policy redacts, which cannot be redacted on this path (ext_authz); it is refused (found: ${Object.keys(inspection.counts).join(', ')}; policy ${inspection.decision.version}).`,
           );
         }
-        ctx.content.unredacted = true;
+        // Sent as it is: every class found reaches the model, and the destination rules decide on all of them.
+        content.unredacted = true;
+        content.classes = { found: inspection.classes.found, sent: inspection.classes.found };
       }
       // Past the plan's soft threshold: a cheaper deployment and/or a smaller completion, before the hard limit refuses.
       const soft = ticket?.soft ?? null;
-      const fallback = soft?.fallbackModel == null ? undefined : ctx.snapshot.models.get(soft.fallbackModel);
-      if (fallback !== undefined && fallback.endpoints.has(endpoint.name)) ctx.route = this.#d.routes.forTenant(fallback, identity.tenant);
-      // The weighted split (canary) happens here; failing over to another deployment is Envoy's job.
-      const target = this.#d.routes.pick(ctx.route);
+      const degradeTo = soft?.fallbackModel == null ? undefined : ctx.snapshot.models.get(soft.fallbackModel);
+      const degradable = degradeTo !== undefined && degradeTo.endpoints.has(endpoint.name) ? degradeTo : null;
+      // Where the data may go (classes still sent after redaction, the caller, the request): the route and the targets
+      // the destination rules authorize; the weighted split (canary) picks among those only.
+      const chosen = this.#authorizedRoute(state, identity, route, degradable, policySubject(identity, route.id, endpoint));
+      ctx.route = chosen.route;
+      const fallback = chosen.route.id === degradable?.id && degradable.id !== route.id ? degradable : undefined;
+      // Failing over to another deployment is Envoy's job (every attempt on a member the rules forbid is vetoed).
+      const target = this.#d.routes.pick(ctx.route, chosen.auth?.targets);
       ctx.deployment = target;
       // The tighter of the soft threshold's cap and the reservation's own (a request without max_tokens).
       const cap = minOrNull(soft?.maxTokens ?? null, ticket?.completionCap ?? null);
@@ -472,6 +494,62 @@ export class RequestProcessor {
     if (ctx.firstByteHr !== null) m.observeUpstreamLatency(target.cluster, elapsedMs(state.sentHr, ctx.firstByteHr) / 1000);
   }
 
+  /**
+   * The route the request takes and what the destination rules authorize of it. Without an applicable rule: the
+   * tenant's route (the soft threshold's cheaper model when crossed), as before. With rules, the first of these with
+   * an authorized target: the cheaper model's route for the tenant, its route for everyone, the model's route for the
+   * tenant, its route for everyone — the data policy outranks a tenant override and a degradation, never the reverse.
+   * None: 403 no_authorized_deployment; authorized targets that are all drained (weight 0): 503
+   * authorized_deployment_unavailable. Both name the rules, never a deployment.
+   */
+  #authorizedRoute(
+    state: RequestState,
+    identity: Identity,
+    route: ModelRoute,
+    degradable: ModelRoute | null,
+    subject: PolicySubject,
+  ): { route: ModelRoute; auth: RouteAuthorization | null } {
+    const { ctx } = state;
+    const sent = new Set(ctx.content?.classes.sent ?? []);
+    const rules = this.#d.destinations?.rulesFor(subject, sent) ?? [];
+    const preferred = this.#d.routes.forTenant(degradable ?? route, identity.tenant);
+    if (rules.length === 0) return { route: preferred, auth: null };
+    const candidates: ModelRoute[] = [];
+    for (const r of degradable === null ? [route] : [degradable, route])
+      for (const c of [this.#d.routes.forTenant(r, identity.tenant), r]) if (!candidates.includes(c)) candidates.push(c);
+    const names = rules.map((r) => r.name);
+    let drained: RouteAuthorization | null = null;
+    const constraining = new Set<string>();
+    for (const c of candidates) {
+      const auth = authorizeRoute(c, rules);
+      for (const n of auth.constraining) constraining.add(n);
+      if (auth.targets.size === 0) continue;
+      if (![...auth.targets].some((t) => t.weight > 0)) {
+        drained ??= auth;
+        continue;
+      }
+      state.authorization = auth;
+      ctx.destinations = { rules: names, constraining: auth.constraining, authorized: auth.deployments.map((d) => d.id) };
+      for (const n of auth.constraining) this.#d.metrics.countDestinationRouting(n, 'constrained');
+      return { route: c, auth };
+    }
+    const blamed = constraining.size > 0 ? [...constraining] : names;
+    ctx.destinations = { rules: names, constraining: blamed, authorized: drained?.deployments.map((d) => d.id) ?? [] };
+    const list = blamed.join(', ');
+    if (drained !== null) {
+      for (const n of blamed) this.#d.metrics.countDestinationRouting(n, 'unavailable');
+      throw new GatewayError(
+        'authorized_deployment_unavailable',
+        `No deployment of '${route.id}' that the data policy authorizes for this request is in service (destination rules: ${list}).`,
+      );
+    }
+    for (const n of blamed) this.#d.metrics.countDestinationRouting(n, 'refused');
+    throw new GatewayError(
+      'no_authorized_deployment',
+      `The data policy authorizes no deployment of '${route.id}' for this request (destination rules: ${list}).`,
+    );
+  }
+
   /** A deployment without fallbacks: its API (translated when it is another provider's), its path, its credential. */
   #forDeployment(state: RequestState, target: Deployment, rewritten: Record<string, unknown>, defaultMaxTokens: number): UpstreamRequest {
     const translator = this.#d.translators.between(state.family.name, target.provider);
@@ -499,7 +577,9 @@ export class RequestProcessor {
    */
   #forChain(state: RequestState, fallback: Fallback, rewritten: Record<string, unknown>, cap: number | null, defaultMaxTokens: number): UpstreamRequest {
     const { ctx } = state;
-    for (const member of fallback.chain) {
+    const auth = state.authorization;
+    const allowed = auth === null ? null : fallback.chain.filter((d) => auth.deployments.includes(d));
+    for (const member of allowed ?? fallback.chain) {
       this.#d.translators.between(state.family.name, member.provider)?.request(rewritten, member.upstreamModel, { defaultMaxTokens });
       if (member.credential !== null) this.#d.credentials.headers(member.credential, member.provider);
     }
@@ -508,21 +588,28 @@ export class RequestProcessor {
     const route = ctx.route;
     const target = route === null ? -1 : route.targets.indexOf(ctx.deployment as Deployment);
     if (route === null || target < 0 || state.endpoint === null || ctx.identity === null) throw new Error('fallback chain without a picked target');
+    // The ticket's tenant finds the route again upstream: none when the rules sent a tenant with an override elsewhere.
+    const model = ctx.snapshot.models.get(route.id);
+    const tenant = model !== undefined && this.#d.routes.forTenant(model, ctx.identity.tenant) === route ? ctx.identity.tenant : '';
     const ticket = encodeTicket({
       family: state.family.name,
       endpoint: state.endpoint.name,
       model: route.id,
-      tenant: ctx.identity.tenant,
+      tenant,
       target,
       cap,
+      allowed: allowed === null ? null : allowed.map((d) => d.cluster),
+      rules: ctx.destinations?.constraining ?? [],
     });
+    // Envoy need not try past the last authorized member (one after it would only be vetoed).
+    const last = allowed === null ? fallback.chain.length - 1 : Math.max(0, ...allowed.map((d) => fallback.chain.indexOf(d)));
     return {
       body: rewritten,
       set: [
         ['x-gateway-target-cluster', fallback.cluster],
         [FALLBACK_HEADER, ticket],
         // One attempt per member: Envoy's route default is a single retry, and a retry past the last member would go back to the first.
-        ['x-envoy-max-retries', String(fallback.chain.length - 1)],
+        ['x-envoy-max-retries', String(last)],
       ],
       remove: [],
     };
@@ -559,7 +646,7 @@ export class RequestProcessor {
     for (let n = 1; n <= last; n++) {
       const a = seen.find((x) => x.n === n);
       const latencyMs = a?.answeredHr == null ? null : elapsedMs(a.startedHr, a.answeredHr);
-      attempts.push({ n, deployment: a?.deployment ?? null, status: a?.status ?? null, latencyMs });
+      attempts.push({ n, deployment: a?.deployment ?? null, status: a?.status ?? null, latencyMs, refused: a?.refused ?? false });
     }
     ctx.attempts = attempts;
     return attempts;
@@ -636,6 +723,18 @@ export class RequestProcessor {
   /** A buffered response: usage, then the data policy over the generated text; the record is committed before it goes out. */
   async #bufferedResponse(state: RequestState, upstreamBody: Buffer): Promise<PhaseResult> {
     const { ctx } = state;
+    const constrained = ctx.destinations?.constraining ?? [];
+    if (constrained.length > 0 && ctx.status === 503 && ctx.errorCode === null && isEnvoyUnavailable(upstreamBody)) {
+      // Envoy could reach no authorized deployment (and, the rules being what they are, tried no other): say so.
+      for (const n of constrained) this.#d.metrics.countDestinationRouting(n, 'unavailable');
+      return this.#fail(
+        state,
+        new GatewayError(
+          'authorized_deployment_unavailable',
+          `No deployment of '${ctx.route?.id ?? ''}' that the data policy authorizes for this request is available (destination rules: ${constrained.join(', ')}).`,
+        ),
+      );
+    }
     let result: PhaseResult = CONTINUE;
     let body = upstreamBody;
     if (state.translator !== null) {
@@ -917,6 +1016,22 @@ function policySubject(identity: Identity, model: string, endpoint: EndpointSpec
 function formatCounts(counts: Readonly<Record<string, number>>): string {
   const parts = Object.entries(counts).map(([k, v]) => `${k}=${v}`);
   return parts.length === 0 ? 'none' : parts.join(',');
+}
+
+/**
+ * Envoy's own reply for an upstream it could not use (no healthy host, connection failure, reset): its raw text, or
+ * the envelope local_reply_config (envoy/gateway.yaml) puts it in — code upstream_unavailable, or Anthropic's message.
+ */
+function isEnvoyUnavailable(body: Buffer): boolean {
+  if (body.length > 1024) return false;
+  const text = body.toString('utf8');
+  if (text.startsWith('no healthy upstream') || text.startsWith('upstream connect error')) return true;
+  try {
+    const err = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
+    return err?.code === 'upstream_unavailable' || err?.message === 'The upstream service is unavailable.';
+  } catch {
+    return false;
+  }
 }
 
 /** A response the model server (or Envoy's router) failed counts as failed, not completed. */

@@ -14,8 +14,29 @@ export function pricesOf(targets: readonly Deployment[]): readonly Price[] {
   return Object.freeze([...out]);
 }
 
+/**
+ * What a deployment can be trusted with, as the signed snapshot states it: the
+ * data policy's destination rules (src/pipeline/destinations.ts) decide on
+ * these alone. null (or an empty list): not stated, which satisfies no rule.
+ */
+export interface TrustAttributes {
+  /** Where it runs (e.g. eu-west-1). */
+  readonly region: string | null;
+  /** Where the data stays (e.g. eu). */
+  readonly residency: string | null;
+  readonly hosting: 'on-prem' | 'private' | 'hosted' | null;
+  /** Compliance attestations (e.g. hipaa, pci). */
+  readonly attestations: readonly string[];
+  /** What the operator keeps of a request (e.g. zero). */
+  readonly retention: string | null;
+  /** Who operates it (e.g. a cloud or the deployer itself); not the API it speaks. */
+  readonly provider: string | null;
+}
+
 /** One deployment a request can be sent to. */
 export interface Deployment {
+  /** Names the deployment in audit records and metrics; unique in the snapshot. */
+  readonly id: string;
   readonly cluster: string;
   readonly upstreamModel: string;
   /** The API the deployment speaks (an API family's name): its credential goes in that API's header. */
@@ -24,6 +45,13 @@ export interface Deployment {
   readonly credential: string | null;
   readonly weight: number;
   readonly labels: Readonly<Record<string, string>>;
+  /** Its trust attributes (its cluster's first priority). */
+  readonly trust: TrustAttributes;
+  /**
+   * The trust of every priority of its Envoy cluster, the first being `trust`: Envoy fails over between them
+   * without the sidecar, so a rule must hold at each.
+   */
+  readonly priorities: readonly TrustAttributes[];
   /** What the deployment charges, or null (its requests have no cost). */
   readonly price: Price | null;
   /** Where Envoy retries this deployment's failed attempts (another provider's, possibly), or null. */

@@ -121,6 +121,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly destinationRoutings = new Counter({
+    name: `${PREFIX}destination_routings_total`,
+    help: "Requests the data policy's destination rules acted on, by rule and result: constrained (some deployment of the route was excluded, an authorized one served), refused (none authorized: 403), unavailable (authorized ones drained or down: 503).",
+    labelNames: ['rule', 'result'] as const,
+    registers: [this.registry],
+  });
+
   readonly streamErrors = new Counter({
     name: `${PREFIX}stream_errors_total`,
     help: 'ext_proc streams that ended abnormally, by reason.',
@@ -280,6 +287,10 @@ export class Metrics {
     let child = this.#upstreamChildren.get(key);
     if (child === undefined) this.#upstreamChildren.set(key, (child = this.upstreamResponses.labels(model, cluster, provider, statusClass)));
     child.inc();
+  }
+
+  countDestinationRouting(rule: string, result: 'constrained' | 'refused' | 'unavailable'): void {
+    this.destinationRoutings.inc({ rule, result });
   }
 
   observeUpstreamLatency(cluster: string, seconds: number): void {

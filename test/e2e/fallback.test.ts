@@ -163,7 +163,7 @@ test('OpenAI client: the Anthropic deployment answers 529, Envoy retries the Ope
   const rec = lastRecord();
   assert.equal(rec.requestId, response.headers.get('x-request-id'));
   assert.equal(rec.outcome, 'completed');
-  assert.deepEqual(rec.deployment, { cluster: 'member-openai', model: 'demo-model', provider: 'openai', labels: {} });
+  assert.deepEqual(rec.deployment, { cluster: 'member-openai', id: 'member-openai/demo-model', model: 'demo-model', provider: 'openai', labels: {} });
   assert.deepEqual(
     rec.attempts?.map((a) => [a.n, a.cluster, a.provider, a.status]),
     [

@@ -34,6 +34,11 @@ export interface ModelSpec {
   readonly targets?: Array<{ cluster: string; model: string; weight: number; labels?: Record<string, string> }>;
   /** The target's fallback chain: an aggregate cluster and the deployments after the target, in order. */
   readonly fallback?: { cluster: string; to: Array<{ cluster: string; model: string; provider?: 'openai' | 'anthropic'; credential?: string }> };
+  /**
+   * The model's target(s) and overrides exactly as the snapshot writes them (trust attributes, ids, priorities…):
+   * replaces cluster, model, targets, overrides and fallback above.
+   */
+  readonly routing?: Record<string, unknown>;
   /** The model's request transforms, as the snapshot writes them (docs/configuration.md "Request transforms"). */
   readonly transforms?: {
     defaults?: Record<string, number | string>;
@@ -91,19 +96,21 @@ export function writeGatewayFiles(
       models: (opts.models ?? DEFAULT_MODELS).map((m) => ({
         id: m.id,
         endpoints: m.endpoints,
-        ...(m.targets !== undefined
-          ? { targets: m.targets }
-          : {
-              target: {
-                cluster: m.cluster,
-                model: m.model,
-                ...(m.provider === undefined ? {} : { provider: m.provider }),
-                ...(m.credential === undefined ? {} : { credential: m.credential }),
-                ...(m.price === undefined ? {} : { price: m.price }),
-                ...(m.fallback === undefined ? {} : { fallback: m.fallback }),
-              },
-            }),
-        ...(m.overrides === undefined ? {} : { overrides: m.overrides }),
+        ...(m.routing !== undefined
+          ? m.routing
+          : m.targets !== undefined
+            ? { targets: m.targets }
+            : {
+                target: {
+                  cluster: m.cluster,
+                  model: m.model,
+                  ...(m.provider === undefined ? {} : { provider: m.provider }),
+                  ...(m.credential === undefined ? {} : { credential: m.credential }),
+                  ...(m.price === undefined ? {} : { price: m.price }),
+                  ...(m.fallback === undefined ? {} : { fallback: m.fallback }),
+                },
+              }),
+        ...(m.overrides === undefined || m.routing !== undefined ? {} : { overrides: m.overrides }),
         ...(m.transforms === undefined ? {} : { transforms: m.transforms }),
       })),
     }),

@@ -6,6 +6,7 @@
 import { pino } from 'pino';
 import { AttemptProcessor } from '../../src/pipeline/attempt.ts';
 import { MemoryAttemptLedger } from '../../src/stages/route/attempt-ledger.ts';
+import { pickAmong } from '../../src/stages/route/resolver.ts';
 import { RequestProcessor, type HeaderView, type RequestState } from '../../src/pipeline/processor.ts';
 import type { AuditRecord } from '../../src/pipeline/audit-record.ts';
 import { GatewayError } from '../../src/pipeline/errors.ts';
@@ -16,6 +17,7 @@ import type {
   Authenticate,
   AuditSink,
   ContentInspector,
+  DestinationGuard,
   CredentialHeaders,
   Finding,
   Inspection,
@@ -30,7 +32,7 @@ import type {
   Translators,
   UpstreamCredentials,
 } from '../../src/pipeline/ports.ts';
-import { pricesOf, type Deployment, type ModelRoute, type RequestTransforms, type Snapshot } from '../../src/pipeline/snapshot.ts';
+import { pricesOf, type Deployment, type ModelRoute, type RequestTransforms, type Snapshot, type TrustAttributes } from '../../src/pipeline/snapshot.ts';
 import { Metrics } from '../../src/telemetry/metrics.ts';
 import { openAIFamily } from '../../src/families/openai/family.ts';
 
@@ -70,8 +72,24 @@ export class FakeAuth implements Authenticate {
   }
 }
 
+export const NO_TRUST_STATED: TrustAttributes = { region: null, residency: null, hosting: null, attestations: [], retention: null, provider: null };
+
 export function deployment(cluster: string, upstreamModel: string, over: Partial<Deployment> = {}): Deployment {
-  return { cluster, upstreamModel, provider: 'openai', credential: null, weight: 1, labels: {}, price: null, fallback: null, ...over };
+  const trust = over.trust ?? NO_TRUST_STATED;
+  return {
+    id: `${cluster}/${upstreamModel}`,
+    cluster,
+    upstreamModel,
+    provider: 'openai',
+    credential: null,
+    weight: 1,
+    labels: {},
+    trust,
+    priorities: [trust],
+    price: null,
+    fallback: null,
+    ...over,
+  };
 }
 
 export function route(
@@ -113,7 +131,9 @@ export class FakeRoutes implements RouteResolver {
   forTenant(r: ModelRoute, tenant: string): ModelRoute {
     return r.overrides.get(tenant) ?? r;
   }
-  pick(r: ModelRoute): Deployment {
+  /** Among authorized targets: the first with a weight (the real weighted pick at random 0). */
+  pick(r: ModelRoute, among?: ReadonlySet<Deployment>): Deployment {
+    if (among !== undefined) return pickAmong(r, among, 0);
     return r.targets[this.picks.shift() ?? 0] as Deployment;
   }
   visibleModels(s: Snapshot, id: Identity): readonly ModelRoute[] {
@@ -192,18 +212,26 @@ export class FakeContent implements ContentInspector {
     const counts: Record<string, number> = {};
     let redacted = false;
     let action: Inspection['decision']['action'] = 'permit';
+    const found = new Set<string>();
+    const sent = new Set<string>();
     for (const t of texts) {
+      // PHI-<word> is found and permitted (it stays in the text); a card is found and redacted.
+      if (/PHI-\w+/.test(t.text)) {
+        found.add('PHI');
+        sent.add('PHI');
+      }
       if (/SECRET-\w+/.test(t.text))
         throw new GatewayError('data_policy_denied', `The ${side} contains data the policy does not allow here: SECRET (policy p-test).`);
       const cards = t.text.match(/CARD-\d+/g);
       if (cards !== null) {
         counts['card'] = (counts['card'] ?? 0) + cards.length;
         t.set(t.text.replace(/CARD-\d+/g, '[REDACTED:CARD]'));
+        found.add('PCI');
         redacted = true;
         action = 'redact';
       }
     }
-    return { decision: { action, version: this.policyVersion }, counts, redacted };
+    return { decision: { action, version: this.policyVersion }, counts, redacted, classes: { found: [...found].sort(), sent: [...sent].sort() } };
   }
 }
 
@@ -263,6 +291,8 @@ export function rig(
     tracer?: RequestTracer;
     /** The metrics the processor counts into (a fresh registry by default). */
     metrics?: Metrics;
+    /** The data policy's destination rules (none by default). */
+    destinations?: DestinationGuard;
   } = {},
 ): Rig {
   const auth = new FakeAuth(over.ids ?? { [USER_KEY]: identity() });
@@ -293,6 +323,7 @@ export function rig(
     routes,
     quota,
     content: over.content ?? content,
+    destinations: over.destinations ?? null,
     credentials,
     translators,
     audit,

@@ -87,7 +87,16 @@ test('an OpenAI client whose Anthropic primary answers 429 is served by the Open
   assert.equal(set.get('x-envoy-max-retries'), '1');
   assert.equal(set.has(':path'), false);
   assert.equal(set.has('authorization'), false, 'no credential before the attempt knows its member');
-  assert.deepEqual(decodeTicket(set.get(FALLBACK_HEADER)), { family: 'openai', endpoint: 'chat', model: 'ha', tenant: 'research', target: 0, cap: null });
+  assert.deepEqual(decodeTicket(set.get(FALLBACK_HEADER)), {
+    family: 'openai',
+    endpoint: 'chat',
+    model: 'ha',
+    tenant: 'research',
+    target: 0,
+    cap: null,
+    allowed: null,
+    rules: [],
+  });
   const body = down.body ?? Buffer.alloc(0);
   assert.equal((JSON.parse(body.toString()) as { messages: unknown[] }).messages.length, 1);
 
@@ -132,7 +141,7 @@ test('an OpenAI client whose Anthropic primary answers 429 is served by the Open
 
   const rec = g.audit.records[0];
   assert.equal(g.audit.records.length, 1);
-  assert.deepEqual(rec?.deployment, { cluster: 'gpt-pool', model: 'gpt-x', provider: 'openai', labels: {} });
+  assert.deepEqual(rec?.deployment, { cluster: 'gpt-pool', id: 'gpt-pool/gpt-x', model: 'gpt-x', provider: 'openai', labels: {} });
   assert.deepEqual(
     rec?.attempts?.map((a) => [a.n, a.cluster, a.provider, a.status]),
     [
@@ -333,9 +342,22 @@ test('a target without fallbacks records no attempts and sends no ticket', async
 });
 
 test('ticket and mark codecs: round trip, and anything else is refused', () => {
-  const t = { family: 'anthropic', endpoint: 'messages' as const, model: 'a;b/c@d', tenant: 'ten ant;x', target: 3, cap: 512 };
+  const t = { family: 'anthropic', endpoint: 'messages' as const, model: 'a;b/c@d', tenant: 'ten ant;x', target: 3, cap: 512, allowed: null, rules: [] };
   assert.deepEqual(decodeTicket(encodeTicket(t)), t);
-  for (const bad of [undefined, '', 'v2;a;b;c;d;0;-', 'v1;a;b;c;d;-1;-', 'v1;a;b;c;d;0;x', 'v1;a;b;c;d;0', 'v1;%E0%A4%A;b;c;d;0;-'])
+  const constrained = { ...t, allowed: ['eu-1', 'eu-2'], rules: ['eu-residency', 'phi-hipaa'] };
+  assert.deepEqual(decodeTicket(encodeTicket(constrained)), constrained);
+  const none = { ...t, allowed: [], rules: ['phi-hipaa'] };
+  assert.deepEqual(decodeTicket(encodeTicket(none)), none);
+  for (const bad of [
+    undefined,
+    '',
+    'v1;a;b;c;d;0;-',
+    'v2;a;b;c;d;0;-;*',
+    'v2;a;b;c;d;-1;-;*;',
+    'v2;a;b;c;d;0;x;*;',
+    'v2;a;b;c;d;0;-',
+    'v2;%E0%A4%A;b;c;d;0;-;*;',
+  ])
     assert.equal(decodeTicket(bad), null, String(bad));
   assert.deepEqual(decodeMark('2 gpt-pool'), { n: 2, cluster: 'gpt-pool', error: null });
   for (const bad of [undefined, '', '0 x', 'x y', '2 a b c', '2 a Bad-Code']) assert.equal(decodeMark(bad), null, String(bad));

@@ -99,7 +99,7 @@ const cases: Case[] = [
       assert.equal(rec.outcome, 'completed');
       assert.equal(rec.status, 200);
       assert.deepEqual(rec.usage, { promptTokens: 7, completionTokens: 3, cachedPromptTokens: 0, source: 'counted' });
-      assert.deepEqual(rec.deployment, { cluster: 'c1', model: 'up-gpt', provider: 'openai', labels: {} });
+      assert.deepEqual(rec.deployment, { cluster: 'c1', id: 'c1/up-gpt', model: 'up-gpt', provider: 'openai', labels: {} });
       // Built in canonical key order with its chain slot, linked in place by the chain: serialized by the native
       // JSON.stringify (and a record without the slot is copied around it, in order too).
       assert.equal(rec.chain, null);

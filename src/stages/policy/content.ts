@@ -5,7 +5,7 @@
  * placeholders, or permit. Only detector names and counts leave this module.
  */
 import { GatewayError } from '../../pipeline/errors.ts';
-import type { ContentInspector, RedactFn, Span, TextRef } from '../../pipeline/ports.ts';
+import type { ContentInspector, DataClasses, RedactFn, Span, TextRef } from '../../pipeline/ports.ts';
 import type { DataClassName, Policy, PolicyDecision, PolicySubject } from './policy.ts';
 
 export interface FindingLike {
@@ -31,6 +31,7 @@ export interface Inspection {
   readonly counts: Readonly<Record<string, number>>;
   /** Spans were replaced. */
   readonly redacted: boolean;
+  readonly classes: DataClasses;
 }
 
 const ALL_CLASSES: ReadonlySet<DataClassName> = new Set(['PII', 'PCI', 'PHI', 'SECRET']);
@@ -137,7 +138,10 @@ export class ContentGuard implements ContentInspector {
         `The ${side} contains data the policy does not allow here: ${denied.join(', ')} (policy ${decision.version}).`,
       );
     }
-    if (decision.action !== 'redact') return { decision, counts, redacted: false };
+    const found = [...classes].sort();
+    if (decision.action !== 'redact') return { decision, counts, redacted: false, classes: { found, sent: found } };
+    // Every finding of a class the policy redacts is replaced (or the request refused below): only permitted classes remain.
+    const sent = found.filter((c) => decision.byClass.get(c)?.action === 'permit');
     // Each finding to redact, cut into the pieces that fall in each text.
     const pieces = new Map<number, FindingLike[]>();
     for (const f of findings) {
@@ -163,7 +167,7 @@ export class ContentGuard implements ContentInspector {
       const ref = texts[i] as TextRef;
       ref.set(this.#classifier.redact(ref.text, hit).text);
     }
-    return { decision, counts, redacted: pieces.size > 0 };
+    return { decision, counts, redacted: pieces.size > 0, classes: { found, sent } };
   }
 
   /**

@@ -23,11 +23,11 @@ export class MemoryAttemptLedger implements AttemptLedger {
     this.#hr = opts.hr ?? (() => process.hrtime.bigint());
   }
 
-  started(requestId: string, n: number | null, deployment: Deployment): number {
+  started(requestId: string, n: number | null, deployment: Deployment, refused = false): number {
     const now = this.#now();
     const list = this.#byRequest.get(requestId, now) ?? [];
     const number = n ?? (list.at(-1)?.n ?? 0) + 1;
-    const entry: AttemptEntry = { n: number, deployment, startedHr: this.#hr(), status: null, answeredHr: null };
+    const entry: AttemptEntry = { n: number, deployment, startedHr: this.#hr(), status: null, answeredHr: null, refused };
     const at = list.findIndex((e) => e.n === number);
     if (at >= 0) list[at] = entry;
     else list.push(entry);

@@ -30,6 +30,26 @@ export function pickDeployment(route: ModelRoute, random: number = Math.random()
   throw new Error(`model ${route.id}: no target has a weight above 0`);
 }
 
+/**
+ * The same weighted pick among some of the route's targets only (the ones the data policy's destination rules
+ * authorize): their weights keep their proportions. A target with weight 0 is drained and never picked here either.
+ */
+export function pickAmong(route: ModelRoute, among: ReadonlySet<Deployment>, random: number = Math.random()): Deployment {
+  let total = 0;
+  for (const t of route.targets) if (among.has(t)) total += t.weight;
+  if (total <= 0) throw new Error(`model ${route.id}: no authorized target has a weight above 0`);
+  let point = random * total;
+  let last: Deployment | null = null;
+  for (const t of route.targets) {
+    if (!among.has(t) || t.weight <= 0) continue;
+    if (point < t.weight) return t;
+    point -= t.weight;
+    last = t;
+  }
+  // Only reached through rounding at random → 1.
+  return last as Deployment;
+}
+
 /** The models a caller may use (what `/v1/models` lists). */
 export function visibleModels(snapshot: Snapshot, identity: Identity): ModelRoute[] {
   const out: ModelRoute[] = [];
@@ -55,8 +75,8 @@ export class SnapshotRoutes implements RouteResolver {
     return routeForTenant(route, tenant);
   }
 
-  pick(route: ModelRoute): Deployment {
-    return pickDeployment(route, this.#random());
+  pick(route: ModelRoute, among?: ReadonlySet<Deployment>): Deployment {
+    return among === undefined ? pickDeployment(route, this.#random()) : pickAmong(route, among, this.#random());
   }
 
   visibleModels(snapshot: Snapshot, identity: Identity): readonly ModelRoute[] {
