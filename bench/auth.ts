@@ -2,11 +2,14 @@
  * `npm run bench:auth`: the sidecar CPU each authentication method adds to a
  * request, measured in-process on the real verifiers (no network): API key
  * (in-memory store), JWT RS256 and ES256 (keys cached from a JWKS file),
- * mTLS (Envoy's connection attributes with the PEM, identity mapping), and
+ * mTLS (Envoy's connection attributes with the PEM, identity mapping), an
+ * opaque OAuth token from a local oidc-provider (src/devtools/idp.ts) by
+ * introspection — first use (one call over loopback; the IdP runs in this
+ * process, so its CPU is counted too) and reused (cache hit) — and
  * combinations through the Authenticator. The end-to-end overhead of the
  * sidecar as a whole is `npm run bench`.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigSchema } from '../src/config/schema.ts';
@@ -17,6 +20,7 @@ import { generateApiKey } from '../src/crypto/api-key-format.ts';
 import { Authenticator } from '../src/stages/auth/authenticate.ts';
 import { NO_CONNECTION_INFO } from '../src/pipeline/identity.ts';
 import { JwtVerifier } from '../src/stages/auth/jwt.ts';
+import { DEMO_RESOURCE_SERVER, GATEWAY_RESOURCE, startIdp } from '../src/devtools/idp.ts';
 import { IntrospectionVerifier } from '../src/stages/auth/introspection.ts';
 import { MtlsVerifier } from '../src/stages/auth/mtls.ts';
 import { StaticKeyStore } from '../src/stores/keys/static.ts';
@@ -43,6 +47,9 @@ const jwksFile = join(dir, 'jwks.json');
 writeJwksFile(jwksFile, [rsa, ec]);
 const key = generateApiKey();
 
+const idp = await startIdp();
+const secretFile = join(dir, 'introspection-secret');
+writeFileSync(secretFile, DEMO_RESOURCE_SERVER.secret ?? '');
 const config = ConfigSchema.parse({
   auth: {
     apiKeys: [{ id: key.id, hash: key.hash, principal: 'alice', org: 'acme', tenant: 'research' }],
@@ -53,7 +60,29 @@ const config = ConfigSchema.parse({
 const apiKeys = new ApiKeyVerifier(new StaticKeyStore(config.auth.apiKeys), { unknownKeyCache: config.auth.unknownKeyCache });
 const jwt = new JwtVerifier(config.auth.jwt);
 const mtls = new MtlsVerifier(config.auth.mtls);
+// Introspection gets its own Authenticator: with auth.jwt configured, bearer JWTs are verified locally, and opaque tokens
+// are what this one is for.
+const introspectionConfig = ConfigSchema.parse({
+  auth: {
+    introspection: {
+      issuers: [
+        {
+          issuer: idp.issuer,
+          introspectionUri: idp.introspectionUrl,
+          audiences: [GATEWAY_RESOURCE],
+          client: { method: 'client_secret_basic', id: DEMO_RESOURCE_SERVER.id, secretFile },
+          recheckSeconds: 3600,
+          cacheMaxSeconds: 3600,
+        },
+      ],
+    },
+  },
+}).auth.introspection;
 const introspection = new IntrospectionVerifier(config.auth.introspection);
+const opaqueAuth = new Authenticator(
+  { apiKeys, jwt: new JwtVerifier(ConfigSchema.parse({}).auth.jwt), introspection: new IntrospectionVerifier(introspectionConfig), mtls },
+  [],
+);
 const auth = new Authenticator({ apiKeys, jwt, introspection, mtls }, []);
 
 const claims = standardClaims({ iss: 'https://idp.bench', aud: 'gw', nowMs: Date.now(), ttlSeconds: 3600 }, { org: 'acme', tenant: 'research' });
@@ -92,7 +121,26 @@ async function measureFresh(name: string, tokens: string[]): Promise<{ name: str
   return { name, cpuUs: (cpu.user + cpu.system) / rest.length, wallUs: wall };
 }
 
+const opaque = (await idp.token('research-app')).token;
+// 900: oidc-provider's development store keeps its last 1,000 tokens only.
+const freshOpaque = await Promise.all(Array.from({ length: 900 }, async () => (await idp.token('research-app')).token));
+async function measureFreshOpaque(name: string, tokens: string[]): Promise<{ name: string; cpuUs: number; wallUs: number }> {
+  const run = (t: string) => opaqueAuth.authenticate({ authorization: `Bearer ${t}`, xApiKey: undefined }, NO_CONNECTION_INFO, 'chat');
+  for (const t of tokens.slice(0, 200)) await run(t);
+  const rest = tokens.slice(200);
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  for (const t of rest) await run(t);
+  const wall = Number(process.hrtime.bigint() - t0) / 1000 / rest.length;
+  const cpu = process.cpuUsage(cpu0);
+  return { name, cpuUs: (cpu.user + cpu.system) / rest.length, wallUs: wall };
+}
+
 const rows = [
+  await measureFreshOpaque('Opaque token, first use (introspection call to a local oidc-provider; its CPU included)', freshOpaque),
+  await measure('Opaque token reused (introspection cache)', () =>
+    opaqueAuth.authenticate({ authorization: `Bearer ${opaque}`, xApiKey: undefined }, NO_CONNECTION_INFO, 'chat'),
+  ),
   await measureFresh('JWT RS256, first use of each token', freshRs),
   await measureFresh('JWT ES256, first use of each token', freshEs),
   await measure('API key (in-memory store)', () => auth.authenticate({ authorization: `Bearer ${key.key}`, xApiKey: undefined }, NO_CONNECTION_INFO, 'chat')),
@@ -112,3 +160,4 @@ process.stdout.write(`Authentication cost per request (${N} iterations each, ${n
 process.stdout.write('| method | sidecar CPU µs / request | wall µs / request |\n|---|--:|--:|\n');
 for (const r of rows) process.stdout.write(`| ${r.name} | ${r.cpuUs.toFixed(1)} | ${r.wallUs.toFixed(1)} |\n`);
 await pki.cleanup();
+await idp.close();

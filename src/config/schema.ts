@@ -48,6 +48,17 @@ const JwtAlgorithm = z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512
   error: 'must be an asymmetric JWS algorithm (RS*, PS*, ES*, EdDSA)',
 });
 
+/** A group or scope that grants roles (and optionally models) to the caller. Exactly one of group / scope. */
+const ClaimGrantSchema = z
+  .strictObject({
+    group: nonEmpty.optional(),
+    scope: nonEmpty.optional(),
+    roles: z.array(label).default([]),
+    /** Models this group or scope allows (added to the other matching grants'); absent = no change. */
+    models: z.array(nonEmpty).optional(),
+  })
+  .refine((g) => (g.group === undefined) !== (g.scope === undefined), { message: 'must set exactly one of group and scope' });
+
 /** Where each authorization field comes from in a JWT: a claim name (dot path for nested claims). */
 const ClaimMapping = z.strictObject({
   principal: nonEmpty.default('sub'),
@@ -55,6 +66,10 @@ const ClaimMapping = z.strictObject({
   tenant: nonEmpty.default('tenant'),
   tier: nonEmpty.default('tier'),
   roles: nonEmpty.default('roles'),
+  /** Group names, matched against grants[].group. */
+  groups: nonEmpty.default('groups'),
+  /** Scopes (`scope` string, or `scp` string or array), matched against grants[].scope. */
+  scopes: nonEmpty.default('scope'),
   models: nonEmpty.default('models'),
 });
 
@@ -75,6 +90,8 @@ export const JwtIssuerSchema = z
     jwksMaxAgeSeconds: positiveInt.default(600),
     jwksTimeoutMs: positiveInt.default(2000),
     claims: ClaimMapping.prefault({}),
+    /** Roles (and models) granted by a group or scope the token has. */
+    grants: z.array(ClaimGrantSchema).default([]),
     /** Used when a token lacks the claim. */
     defaults: z
       .strictObject({
@@ -115,17 +132,6 @@ const IntrospectionClientSchema = z.discriminatedUnion('method', [
   }),
 ]);
 
-/** A group or scope that grants roles (and optionally models) to the caller. Exactly one of group / scope. */
-const ClaimGrantSchema = z
-  .strictObject({
-    group: nonEmpty.optional(),
-    scope: nonEmpty.optional(),
-    roles: z.array(label).default([]),
-    /** Models this group or scope allows (added to the other matching grants'); absent = no change. */
-    models: z.array(nonEmpty).optional(),
-  })
-  .refine((g) => (g.group === undefined) !== (g.scope === undefined), { message: 'must set exactly one of group and scope' });
-
 /** Where each authorization field comes from in an introspection answer: a member name, or a dot path (`realm_access.roles`). */
 const IntrospectionClaimMapping = z.strictObject({
   /** Default: the subject (`sub`, else `client_id` for client-credentials tokens). */
@@ -162,7 +168,11 @@ export const IntrospectionIssuerSchema = z.strictObject({
       algorithms: z.array(JwtAlgorithm).min(1).default(['RS256', 'ES256']),
     })
     .optional(),
-  timeoutMs: positiveInt.default(2000),
+  /**
+   * Bound on one call. Below Envoy's ext_proc message_timeout (1s in envoy/gateway.yaml), so a slow IdP is our
+   * 503 authentication_unavailable rather than Envoy's timeout.
+   */
+  timeoutMs: positiveInt.default(800),
   /** An accepted token is asked about again at most this often (revocation at the IdP reaches the gateway within it). */
   recheckSeconds: positiveInt.default(30),
   /** Upper bound on how long an active answer is cached (it never outlives the token's exp either). */

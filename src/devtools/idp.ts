@@ -6,17 +6,18 @@
  * introspection — as plain JSON, or signed (RFC 9701) for the resource
  * server client that asks for it. The gateway is that resource server.
  *
- *   node src/devtools/idp.ts            # prints the issuer, the secrets file and a token command
+ *   node src/devtools/idp.ts            # prints the issuer, the secret file and a token command
  *
  * Caller clients carry their directory data (org, tenant, groups, Keycloak-
  * style `realm_access.roles`) as extra token claims, which introspection
  * returns. oidc-provider is a devDependency: nothing in the sidecar imports
  * this module.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, request as httpsRequest } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import Provider, { errors, type ClientMetadata } from 'oidc-provider';
 
@@ -46,7 +47,9 @@ export const DEMO_CALLERS: readonly DemoCaller[] = [
 
 export interface ResourceServerClient {
   readonly id: string;
-  readonly auth: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  readonly auth: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'tls_client_auth';
+  /** For tls_client_auth (RFC 8705): the subject DN its certificate must carry, as Node prints it (`CN=team-a-app`). */
+  readonly subjectDn?: string;
   /** For the secret methods. */
   readonly secret?: string;
   /** For private_key_jwt: the public key the gateway signs its assertions with. */
@@ -62,6 +65,12 @@ export interface IdpOptions {
   readonly port?: number;
   readonly callers?: readonly DemoCaller[];
   readonly resourceServers?: readonly ResourceServerClient[];
+  /**
+   * Serve https (PEM strings) and ask for client certificates signed by `clientCa` (which also signed `cert`: the
+   * demo callers trust it), for tls_client_auth. A client
+   * without a certificate is still served (token requests); tls_client_auth clients are refused without one.
+   */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly clientCa: string };
 }
 
 export interface DemoIdp {
@@ -97,6 +106,7 @@ function resourceServerMetadata(r: ResourceServerClient): ClientMetadata {
     ...(r.secret === undefined ? {} : { client_secret: r.secret }),
     ...(r.publicJwk === undefined ? {} : { jwks: { keys: [r.publicJwk] } }),
     ...(r.signedIntrospection === true ? { introspection_signed_response_alg: 'RS256' } : {}),
+    ...(r.subjectDn === undefined ? {} : { tls_client_auth_subject_dn: r.subjectDn }),
     // A resource server only introspects; it is given no grant it could use to mint tokens.
     grant_types: [],
     response_types: [],
@@ -112,14 +122,18 @@ export async function startIdp(opts: IdpOptions = {}): Promise<DemoIdp> {
 
   // The issuer names its port, so the server listens before the provider exists.
   let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.writeHead(503).end();
-  const server: Server = createServer((req, res) => handler(req, res));
+  const tls = opts.tls;
+  const server: Server =
+    tls === undefined
+      ? createServer((req, res) => handler(req, res))
+      : createTlsServer({ cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false }, (req, res) => handler(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
   });
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('the IdP has no TCP address');
-  const issuer = `http://127.0.0.1:${address.port}`;
+  const issuer = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${address.port}`;
 
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const signingKey = { ...(await exportJWK(privateKey)), kid: 'idp-1', alg: 'RS256', use: 'sig' };
@@ -129,6 +143,7 @@ export async function startIdp(opts: IdpOptions = {}): Promise<DemoIdp> {
     jwks: { keys: [signingKey] },
     cookies: { keys: [crypto.randomUUID()] },
     scopes: SCOPES,
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', ...(tls === undefined ? [] : ['tls_client_auth' as const])],
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -140,6 +155,14 @@ export async function startIdp(opts: IdpOptions = {}): Promise<DemoIdp> {
         allowedPolicy: (_ctx, client) => introspectors.has(client.clientId),
       },
       jwtIntrospection: { enabled: true },
+      mTLS: {
+        enabled: tls !== undefined,
+        tlsClientAuth: true,
+        getCertificate: (ctx) => (ctx.socket as TLSSocket).getPeerX509Certificate?.()?.toString(),
+        certificateAuthorized: (ctx) => (ctx.socket as TLSSocket).authorized,
+        certificateSubjectMatches: (ctx, property, expected) =>
+          property === 'tls_client_auth_subject_dn' && (ctx.socket as TLSSocket).getPeerX509Certificate?.()?.subject.split('\n').join(',') === expected,
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => GATEWAY_RESOURCE,
@@ -170,6 +193,26 @@ export async function startIdp(opts: IdpOptions = {}): Promise<DemoIdp> {
   const callback = provider.callback();
   handler = (req, res) => void callback(req, res);
 
+  /** A form POST as a demo caller; over https the IdP's own certificate is trusted (it is the test CA's). */
+  const postForm = (url: string, authorization: string, form: Record<string, string>): Promise<{ status: number; text: string }> =>
+    new Promise((resolve, reject) => {
+      const body = new URLSearchParams(form).toString();
+      const headers = { authorization, 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)) };
+      const onResponse = (res: IncomingMessage): void => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      };
+      const req =
+        tls === undefined
+          ? httpRequest(url, { method: 'POST', headers }, onResponse)
+          : httpsRequest(url, { method: 'POST', headers, ca: tls.clientCa }, onResponse);
+      req.on('error', reject);
+      req.end(body);
+    });
+
   const basic = (caller: string): string => {
     const c = callers.get(caller);
     if (c === undefined) throw new Error(`no demo caller ${caller}`);
@@ -184,21 +227,17 @@ export async function startIdp(opts: IdpOptions = {}): Promise<DemoIdp> {
     jwksUrl: `${issuer}/jwks`,
     introspectionCalls: () => calls,
     token: async (caller, o = {}) => {
-      const res = await fetch(`${issuer}/token`, {
-        method: 'POST',
-        headers: { authorization: basic(caller), 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'client_credentials', resource: o.resource ?? GATEWAY_RESOURCE, scope: o.scope ?? 'inference' }),
+      const res = await postForm(`${issuer}/token`, basic(caller), {
+        grant_type: 'client_credentials',
+        resource: o.resource ?? GATEWAY_RESOURCE,
+        scope: o.scope ?? 'inference',
       });
-      const body = (await res.json()) as { access_token?: string; expires_in?: number; error?: string };
-      if (res.status !== 200 || body.access_token === undefined) throw new Error(`token request failed: HTTP ${res.status} ${JSON.stringify(body)}`);
+      const body = JSON.parse(res.text) as { access_token?: string; expires_in?: number };
+      if (res.status !== 200 || body.access_token === undefined) throw new Error(`token request failed: HTTP ${res.status} ${res.text}`);
       return { token: body.access_token, expiresIn: body.expires_in ?? 0 };
     },
     revoke: async (caller, token) => {
-      const res = await fetch(`${issuer}/token/revocation`, {
-        method: 'POST',
-        headers: { authorization: basic(caller), 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
-      });
+      const res = await postForm(`${issuer}/token/revocation`, basic(caller), { token, token_type_hint: 'access_token' });
       if (res.status !== 200) throw new Error(`revocation failed: HTTP ${res.status}`);
     },
     close: async () => {
@@ -208,10 +247,15 @@ export async function startIdp(opts: IdpOptions = {}): Promise<DemoIdp> {
   };
 }
 
-/** `node src/devtools/idp.ts`: the demo IdP on 127.0.0.1:4444 (or $IDP_PORT), until interrupted. */
+/**
+ * `node src/devtools/idp.ts`: the demo IdP on 127.0.0.1:4444 (or $IDP_PORT; 0 = any free port), until interrupted.
+ * The gateway's client secret is written to .idp/introspection-secret (or under $IDP_DIR), where docs/identity.md's
+ * config reads it.
+ */
 async function main(): Promise<void> {
   const idp = await startIdp({ port: Number(process.env['IDP_PORT'] ?? 4444) });
-  const dir = mkdtempSync(join(tmpdir(), 'igw-idp-'));
+  const dir = resolve(process.env['IDP_DIR'] ?? '.idp');
+  mkdirSync(dir, { recursive: true });
   const secretFile = join(dir, 'introspection-secret');
   writeFileSync(secretFile, `${DEMO_RESOURCE_SERVER.secret ?? ''}\n`, { mode: 0o600 });
   const caller = DEMO_CALLERS[0] as DemoCaller;
@@ -220,6 +264,7 @@ async function main(): Promise<void> {
       `issuer:            ${idp.issuer}`,
       `introspection:     ${idp.introspectionUrl} (client ${DEMO_RESOURCE_SERVER.id}, secret in ${secretFile})`,
       `audience:          ${GATEWAY_RESOURCE}`,
+      `callers:           ${DEMO_CALLERS.map((c) => `${c.id}:${c.secret}`).join(' ')}`,
       `a token:           curl -s -u ${caller.id}:${caller.secret} -d grant_type=client_credentials -d resource=${GATEWAY_RESOURCE} -d scope=inference ${idp.tokenUrl}`,
       '',
     ].join('\n'),

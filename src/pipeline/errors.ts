@@ -41,7 +41,8 @@ export const ERROR_CODES = {
     status: 401,
     type: 'authentication_error',
     origin: 'sidecar',
-    description: 'The bearer JWT is malformed, unsigned, expired, not yet valid, or from an untrusted issuer or audience.',
+    description:
+      'The bearer JWT is malformed, unsigned, expired, not yet valid, or from an untrusted issuer or audience; or the IdP does not call the opaque token active, it is for another audience, or it was revoked.',
   },
   untrusted_client_certificate: {
     status: 401,
@@ -165,7 +166,8 @@ export const ERROR_CODES = {
     status: 503,
     type: 'server_error',
     origin: 'sidecar',
-    description: 'A credential could not be checked because its key source (JWKS, key store) is unreachable; it is not accepted.',
+    description:
+      'A credential could not be checked because its key source (JWKS, key store, introspection endpoint, token revocation list) is unreachable; it is not accepted.',
   },
   quota_unavailable: {
     status: 503,

@@ -19,47 +19,60 @@ import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { DEMO_RESOURCE_SERVER, GATEWAY_RESOURCE, OTHER_RESOURCE, startIdp, type DemoIdp } from '../../src/devtools/idp.ts';
 import { readAudit } from '../helpers/fixtures.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
-import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { scrapeMetrics, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const RECHECK_SECONDS = 15;
+
+function gatewayConfig(secretFile: string): Record<string, unknown> {
+  return {
+    redis: { url: redis.url },
+    auth: {
+      tokenRevocation: true,
+      introspection: {
+        clockSkewSeconds: 0,
+        issuers: [
+          {
+            issuer: idp.issuer,
+            introspectionUri: idp.introspectionUrl,
+            audiences: [GATEWAY_RESOURCE],
+            client: { method: 'client_secret_basic', id: DEMO_RESOURCE_SERVER.id, secretFile },
+            recheckSeconds: RECHECK_SECONDS,
+            claims: { roles: 'realm_access.roles' },
+            grants: [
+              { group: 'ml-engineers', roles: ['ml-engineer'] },
+              { group: 'support-agents', roles: ['support'], models: ['gpt-demo'] },
+            ],
+          },
+        ],
+      },
+    },
+  };
+}
 
 let idp: DemoIdp;
 let redis: TestRedis;
 let stack: TestStack;
 let dir: string;
+let secretFile: string;
+/** Every token the IdP issued in this file: none may show up in the audit file or the sidecar's logs. */
+const issued: string[] = [];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'igw-introspection-'));
-  const secretFile = join(dir, 'introspection-secret');
+  secretFile = join(dir, 'introspection-secret');
   writeFileSync(secretFile, DEMO_RESOURCE_SERVER.secret ?? '');
-  idp = await startIdp();
-  redis = await startRedis();
-  stack = await startTestStack({
-    config: {
-      redis: { url: redis.url },
-      auth: {
-        tokenRevocation: true,
-        introspection: {
-          clockSkewSeconds: 0,
-          issuers: [
-            {
-              issuer: idp.issuer,
-              introspectionUri: idp.introspectionUrl,
-              audiences: [GATEWAY_RESOURCE],
-              client: { method: 'client_secret_basic', id: DEMO_RESOURCE_SERVER.id, secretFile },
-              recheckSeconds: RECHECK_SECONDS,
-              claims: { roles: 'realm_access.roles' },
-              grants: [
-                { group: 'ml-engineers', roles: ['ml-engineer'] },
-                { group: 'support-agents', roles: ['support'], models: ['gpt-demo'] },
-              ],
-            },
-          ],
-        },
-      },
+  const started = await startIdp();
+  idp = {
+    ...started,
+    token: async (caller, opts) => {
+      const t = await started.token(caller, opts);
+      issued.push(t.token);
+      return t;
     },
-  });
+  };
+  redis = await startRedis();
+  stack = await startTestStack({ config: gatewayConfig(secretFile) });
 });
 
 after(async () => {
@@ -196,6 +209,24 @@ describe('refused in our error format, nothing reaching the model server', () =>
   });
 });
 
+test('through ext_authz (Envoy asks Check): the same identity and refusals', async () => {
+  const authz = await startTestStack({ filter: 'ext_authz', config: gatewayConfig(secretFile) });
+  try {
+    const { token } = await idp.token('research-app');
+    const c = new OpenAI({ baseURL: authz.baseURL, apiKey: token, maxRetries: 0, timeout: 30_000 });
+    const r = await c.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] });
+    assert.match(r.choices[0]?.message.content ?? '', /Demo reply/);
+    assert.equal(authz.upstream.requests.at(-1)?.headers['x-gateway-auth-method'], 'introspection');
+    const bad = new OpenAI({ baseURL: authz.baseURL, apiKey: 'made-up-token-for-ext-authz', maxRetries: 0, timeout: 30_000 });
+    await assert.rejects(
+      bad.chat.completions.create({ model: 'gpt-demo', messages: [{ role: 'user', content: 'hi' }] }),
+      (e: unknown) => e instanceof OpenAI.APIError && e.status === 401 && e.code === 'invalid_token',
+    );
+  } finally {
+    await authz.stop();
+  }
+});
+
 test('1,000 concurrent requests with one token make one introspection call', async () => {
   const { token } = await idp.token('research-app');
   const before = idp.introspectionCalls();
@@ -206,6 +237,11 @@ test('1,000 concurrent requests with one token make one introspection call', asy
   const failed = results.filter((r) => r.status === 'rejected');
   assert.equal(failed.length, 0, String(failed[0]?.status === 'rejected' ? failed[0].reason : ''));
   assert.equal(idp.introspectionCalls() - before, 1);
+  const metrics = await scrapeMetrics(stack.sidecar?.adminUrl ?? '');
+  assert.ok(
+    (metrics.get(`inference_gateway_introspection_calls_total{issuer="${idp.issuer}",outcome="active"}`) ?? 0) >= 1,
+    'calls are counted by issuer and outcome',
+  );
 });
 
 test('with the IdP down: a cached token works until its entry expires, an uncached one gets 503', async () => {
@@ -224,4 +260,14 @@ test('with the IdP down: a cached token works until its entry expires, an uncach
     intervalMs: 500,
   });
   assert.ok(Date.now() - cachedAt >= RECHECK_SECONDS * 1000 - 1000, 'the cached token kept working until its entry expired');
+});
+
+test('no token issued in this file is in the audit file or the sidecar logs', () => {
+  const audit = readFileSync(stack.files.auditFile, 'utf8');
+  const logs = stack.sidecar?.output() ?? '';
+  assert.ok(issued.length >= 10);
+  for (const token of issued) {
+    assert.ok(!audit.includes(token), 'not in the audit file');
+    assert.ok(!logs.includes(token), 'not in the logs');
+  }
 });

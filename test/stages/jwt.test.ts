@@ -129,6 +129,28 @@ test('accepts an RS256 token from a remote JWKS; claims and defaults map to gran
   assert.ok(Object.isFrozen(c));
 });
 
+test('grants: groups (many, as in a directory) and scp (array) give roles and models; an issuer without grants reads neither', async () => {
+  const grants = [
+    { group: 'ml-engineers', roles: ['ml-engineer'], models: ['gpt-demo'] },
+    { scope: 'inference:admin', roles: ['admin'] },
+  ];
+  const v = verifier([{ issuer: ISS, audiences: [AUD], jwksFile: jwksFile([ec]), algorithms: ['ES256'], claims: { scopes: 'scp' }, grants }]);
+  const groups = [...Array.from({ length: 300 }, (_, i) => `team-${i}`), 'ml-engineers', 42];
+  const c = await v.verify(await mintFor(ec, claims({ roles: ['reader'], groups, scp: ['inference', 'inference:admin'] })));
+  assert.deepEqual(c.roles, ['reader', 'ml-engineer', 'admin']);
+  assert.deepEqual(c.models, new Set(['gpt-demo']));
+  const none = await v.verify(await mintFor(ec, claims({ groups: ['other'], scp: 'inference' })));
+  assert.deepEqual(none.roles, []);
+  assert.equal(none.models, '*', 'no grant matched: defaults.models');
+
+  const plain = verifier([{ issuer: ISS, audiences: [AUD], jwksFile: jwksFile([ec]), algorithms: ['ES256'] }]);
+  assert.deepEqual((await plain.verify(await mintFor(ec, claims({ groups: { unexpected: 'shape' } })))).roles, []);
+  await assert.rejects(
+    v.verify(await mintFor(ec, claims({ groups: { unexpected: 'shape' } }))),
+    (e: unknown) => e instanceof GatewayError && e.code === 'invalid_token',
+  );
+});
+
 test('accepts an ES256 token from a JWKS file with a custom claim mapping (dot paths, namespaced names, scope string)', async () => {
   const v = verifier([
     {

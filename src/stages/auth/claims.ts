@@ -58,6 +58,59 @@ export function list(claims: Claims, claim: string, issuer: string): readonly st
   return [...new Set(items)];
 }
 
+/** Group and scope lists are only looked up, never copied out: many entries are fine (directory users can be in hundreds of groups), up to this bound on the work per token. */
+const MAX_LOOKUP_ITEMS = 1000;
+
+export interface ClaimGrant {
+  readonly group?: string | undefined;
+  readonly scope?: string | undefined;
+  readonly roles: readonly string[];
+  readonly models?: readonly string[] | undefined;
+}
+
+/** What the matching grants give: their roles, and their models (null when none of them names models). */
+export interface GrantMatch {
+  readonly roles: readonly string[];
+  readonly models: readonly string[] | null;
+}
+
+/** Strings of a member that is an array or a space-separated string; other entries are ignored (they match no grant). */
+function lookupItems(claims: Claims, claim: string, issuer: string): readonly string[] {
+  const v = claimAt(claims, claim);
+  if (v === undefined || v === null) return [];
+  const items: unknown = typeof v === 'string' ? v.split(' ') : v;
+  if (!Array.isArray(items) || items.length > MAX_LOOKUP_ITEMS)
+    throw refused(issuer, claim, `a list (array or space-separated string) of at most ${MAX_LOOKUP_ITEMS} values`);
+  return items.filter((i): i is string => typeof i === 'string');
+}
+
+/**
+ * Compiles an issuer's `grants` (group → roles, scope → roles, optionally models). Without grants nothing is read,
+ * so a token whose groups member has an unexpected shape is not refused by an issuer that does not use it.
+ */
+export function grantMatcher(
+  grants: readonly ClaimGrant[],
+  paths: { readonly groups: string; readonly scopes: string },
+): (claims: Claims, issuer: string) => GrantMatch {
+  const byGroup = new Map<string, ClaimGrant[]>();
+  const byScope = new Map<string, ClaimGrant[]>();
+  for (const g of grants) {
+    const [index, key] = g.group !== undefined ? [byGroup, g.group] : [byScope, g.scope ?? ''];
+    index.set(key, [...(index.get(key) ?? []), g]);
+  }
+  return (claims, issuer) => {
+    if (grants.length === 0) return { roles: [], models: null };
+    const matched = [
+      ...(byGroup.size === 0 ? [] : lookupItems(claims, paths.groups, issuer).flatMap((g) => byGroup.get(g) ?? [])),
+      ...(byScope.size === 0 ? [] : lookupItems(claims, paths.scopes, issuer).flatMap((s) => byScope.get(s) ?? [])),
+    ];
+    return {
+      roles: [...new Set(matched.flatMap((g) => g.roles))],
+      models: matched.some((g) => g.models !== undefined) ? [...new Set(matched.flatMap((g) => g.models ?? []))] : null,
+    };
+  };
+}
+
 function allow<T extends string>(values: readonly T[]): Allow<T> {
   return values.includes('*' as T) ? '*' : new Set(values);
 }
@@ -67,12 +120,7 @@ export function claimMapper(cfg: IntrospectionIssuerConfig): ClaimMapper {
   const map = cfg.claims;
   const defaults = cfg.defaults;
   const endpoints: Allow<Endpoint> = defaults.endpoints.includes('*') ? '*' : new Set(defaults.endpoints.filter((e): e is Endpoint => e !== '*'));
-  const byGroup = new Map<string, Array<(typeof cfg.grants)[number]>>();
-  const byScope = new Map<string, Array<(typeof cfg.grants)[number]>>();
-  for (const g of cfg.grants) {
-    const [index, key] = g.group !== undefined ? [byGroup, g.group] : [byScope, g.scope ?? ''];
-    index.set(key, [...(index.get(key) ?? []), g]);
-  }
+  const match = grantMatcher(cfg.grants, map);
   return {
     grants(claims) {
       // RFC 7662: `sub` is the resource owner; a client-credentials token has none, and its client is the caller.
@@ -83,17 +131,12 @@ export function claimMapper(cfg: IntrospectionIssuerConfig): ClaimMapper {
       if (principal === undefined)
         throw new GatewayError('invalid_token', `Invalid token from issuer ${issuer}: missing the required "${map.principal}" claim.`);
 
-      const matched = [
-        ...list(claims, map.groups, issuer).flatMap((g) => byGroup.get(g) ?? []),
-        ...list(claims, map.scopes, issuer).flatMap((s) => byScope.get(s) ?? []),
-      ];
-      const roles = new Set(list(claims, map.roles, issuer));
-      for (const g of matched) for (const r of g.roles) roles.add(r);
+      const granted = match(claims, issuer);
+      const roles = new Set([...list(claims, map.roles, issuer), ...granted.roles]);
 
       // Models: the token's own list wins; else what the matching grants name; else the issuer's default.
       const tokenModels = list(claims, map.models, issuer);
-      const grantModels = matched.flatMap((g) => g.models ?? []);
-      const models = tokenModels.length > 0 ? tokenModels : matched.some((g) => g.models !== undefined) ? grantModels : defaults.models;
+      const models = tokenModels.length > 0 ? tokenModels : (granted.models ?? defaults.models);
 
       return Object.freeze({
         principal,

@@ -58,7 +58,7 @@ function readSecretFile(cfg: IntrospectionIssuerConfig, path: string): string {
 /** What each call adds to the form and the headers to authenticate the gateway as the issuer's client. */
 type ClientAuth = () => Promise<{ readonly form: Record<string, string>; readonly headers: Record<string, string> }>;
 
-function clientAuth(cfg: IntrospectionIssuerConfig, now: () => number): { auth: ClientAuth; tls: Pick<RequestOptions, 'cert' | 'key' | 'ca'> } {
+function clientAuth(cfg: IntrospectionIssuerConfig): { auth: ClientAuth; tls: Pick<RequestOptions, 'cert' | 'key' | 'ca'> } {
   const c = cfg.client;
   switch (c.method) {
     case 'client_secret_basic': {
@@ -77,7 +77,8 @@ function clientAuth(cfg: IntrospectionIssuerConfig, now: () => number): { auth: 
       return {
         auth: async () => {
           key ??= importPKCS8(pem, c.algorithm);
-          const iat = Math.floor(now() / 1000);
+          // The IdP judges the assertion on its clock: the wall clock, not an injected one.
+          const iat = Math.floor(Date.now() / 1000);
           const assertion = await new SignJWT({})
             .setProtectedHeader({ alg: c.algorithm, ...(c.keyId === undefined ? {} : { kid: c.keyId }) })
             .setIssuer(c.id)
@@ -154,14 +155,14 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-export function introspectionClient(cfg: IntrospectionIssuerConfig, now: () => number = Date.now): Introspect {
+export function introspectionClient(cfg: IntrospectionIssuerConfig): Introspect {
   const url = endpointUrl(cfg, cfg.introspectionUri, 'introspectionUri');
-  const { auth, tls } = clientAuth(cfg, now);
+  const { auth, tls } = clientAuth(cfg);
   const signed = cfg.signedResponse;
   const jwks = signed === undefined ? null : createRemoteJWKSet(endpointUrl(cfg, signed.jwksUri, 'signedResponse.jwksUri'), { timeoutDuration: cfg.timeoutMs });
 
   const answer = async (status: number, type: string, text: string): Promise<Claims> => {
-    if (status !== 200) throw new IdpUnavailable(`introspection endpoint answered HTTP ${status}`);
+    if (status !== 200) throw new IdpUnavailable(`introspection endpoint answered HTTP ${status}${oauthError(text)}`);
     if (jwks !== null && signed !== undefined) {
       if (!type.toLowerCase().startsWith(SIGNED)) throw new IdpUnavailable(`introspection answer is not signed (${type || 'no content-type'})`);
       try {
@@ -171,7 +172,6 @@ export function introspectionClient(cfg: IntrospectionIssuerConfig, now: () => n
           audience: [cfg.client.id, ...cfg.audiences],
           algorithms: signed.algorithms,
           typ: 'token-introspection+jwt',
-          currentDate: new Date(now()),
         });
         const inner: unknown = payload['token_introspection'];
         if (!isObject(inner)) throw new Error('no token_introspection member');
@@ -191,7 +191,14 @@ export function introspectionClient(cfg: IntrospectionIssuerConfig, now: () => n
   };
 
   return async (token) => {
-    const { form, headers } = await auth();
+    let prepared: Awaited<ReturnType<ClientAuth>>;
+    try {
+      prepared = await auth();
+    } catch (err) {
+      // E.g. a private key that does not import: no call can be made, so the token's state stays unknown.
+      throw new IdpUnavailable(`client authentication could not be prepared: ${errorMessage(err)}`, { cause: err });
+    }
+    const { form, headers } = prepared;
     const body = new URLSearchParams({ token, token_type_hint: 'access_token', ...form }).toString();
     let res: { status: number; type: string; text: string };
     try {
@@ -201,4 +208,15 @@ export function introspectionClient(cfg: IntrospectionIssuerConfig, now: () => n
     }
     return answer(res.status, res.type, res.text);
   };
+}
+
+/** The OAuth `error` code of an error answer (RFC 6749 § 5.2), for the log line; never its free text. */
+function oauthError(text: string): string {
+  try {
+    const body: unknown = JSON.parse(text);
+    const code = isObject(body) ? body['error'] : undefined;
+    return typeof code === 'string' && /^[\x20-\x7e]{1,64}$/.test(code) ? ` (${code})` : '';
+  } catch {
+    return '';
+  }
 }

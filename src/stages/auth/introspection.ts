@@ -106,7 +106,7 @@ export class IntrospectionVerifier {
     for (const issuer of cfg.issuers) {
       if (seen.has(issuer.issuer)) throw new Error(`auth.introspection: issuer ${issuer.issuer} is configured twice`);
       seen.add(issuer.issuer);
-      const introspect = opts.clientFor?.(issuer) ?? introspectionClient(issuer, this.#now);
+      const introspect = opts.clientFor?.(issuer) ?? introspectionClient(issuer);
       this.#issuers.push({ cfg: issuer, introspect, mapper: claimMapper(issuer), failures: 0, openUntil: 0 });
     }
   }

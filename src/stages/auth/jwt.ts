@@ -25,6 +25,7 @@ import { GatewayError } from '../../pipeline/errors.ts';
 import type { Allow, Credential } from '../../pipeline/identity.ts';
 import { errorMessage } from '../../shared/values.ts';
 import { BoundedCache } from '../../shared/bounded-cache.ts';
+import { grantMatcher, type GrantMatch } from './claims.ts';
 
 export type JwtCredential = Extract<Credential, { method: 'jwt' }>;
 
@@ -84,6 +85,8 @@ interface IssuerState {
   readonly keys: KeyResolver;
   readonly models: Allow<string>;
   readonly endpoints: Allow<Endpoint>;
+  /** The issuer's group / scope grants, compiled. */
+  readonly grants: (claims: JWTPayload, issuer: string) => GrantMatch;
 }
 
 export class JwtVerifier {
@@ -126,6 +129,7 @@ export class JwtVerifier {
         keys,
         models: issuer.defaults.models.includes('*') ? '*' : new Set(issuer.defaults.models),
         endpoints: issuer.defaults.endpoints.includes('*') ? '*' : new Set(issuer.defaults.endpoints.filter((e): e is Endpoint => e !== '*')),
+        grants: grantMatcher(issuer.grants, issuer.claims),
       });
     }
   }
@@ -502,10 +506,11 @@ function roles(payload: JWTPayload, claim: string, issuer: string): readonly str
   return textList(v, claim, issuer);
 }
 
-function models(payload: JWTPayload, claim: string, issuer: IssuerState): Allow<string> {
+/** The token's models claim wins; else the models of its matching grants, if any names some; else the issuer's default. */
+function models(payload: JWTPayload, claim: string, issuer: IssuerState, granted: readonly string[] | null): Allow<string> {
   const v = claimAt(payload, claim);
-  if (v === undefined || v === null) return issuer.models;
-  const list = textList(v, claim, issuer.cfg.issuer);
+  const list = v === undefined || v === null ? granted : textList(v, claim, issuer.cfg.issuer);
+  if (list === null) return issuer.models;
   return list.includes('*') ? '*' : new Set(list);
 }
 
@@ -515,6 +520,7 @@ function toCredential(payload: JWTPayload, issuer: IssuerState): JwtCredential {
   const defaults = issuer.cfg.defaults;
   const subject = requiredText(payload, 'sub', name);
   const principal = map.principal === 'sub' ? subject : requiredText(payload, map.principal, name);
+  const granted = issuer.grants(payload, name);
   return Object.freeze({
     method: 'jwt',
     principal,
@@ -523,8 +529,8 @@ function toCredential(payload: JWTPayload, issuer: IssuerState): JwtCredential {
     org: optionalText(payload, map.org, name) ?? defaults.org ?? null,
     tenant: optionalText(payload, map.tenant, name) ?? defaults.tenant ?? null,
     tier: optionalText(payload, map.tier, name) ?? defaults.tier,
-    roles: Object.freeze(roles(payload, map.roles, name)),
-    models: models(payload, map.models, issuer),
+    roles: Object.freeze([...new Set([...roles(payload, map.roles, name), ...granted.roles])]),
+    models: models(payload, map.models, issuer, granted.models),
     endpoints: issuer.endpoints,
   });
 }
