@@ -22,6 +22,7 @@ import type { KeyObject } from 'node:crypto';
 import { ConfigError, describeIssues } from '../config/errors.ts';
 import { canonicalJson } from '../crypto/canonical.ts';
 import { HOSTING_KINDS } from '../pipeline/destinations.ts';
+import type { DestinationCheck } from './destinations-check.ts';
 import { verifyText } from '../crypto/signing.ts';
 import { parseMicros, type Price } from '../pipeline/cost.ts';
 import type { Endpoint } from '../pipeline/endpoint.ts';
@@ -456,8 +457,11 @@ export function replacementProblem(current: Snapshot, next: Snapshot): string | 
 /** Holds the current snapshot; swapping is a single reference assignment. */
 export class SnapshotHolder {
   #current: Snapshot;
-  constructor(initial: Snapshot) {
+  /** The data policy's destination rules every replacement is reviewed against (src/control/destinations-check.ts). */
+  readonly destinations: DestinationCheck | null;
+  constructor(initial: Snapshot, destinations: DestinationCheck | null = null) {
     this.#current = initial;
+    this.destinations = destinations;
   }
   current(): Snapshot {
     return this.#current;

@@ -186,7 +186,7 @@ export class Metrics {
 
   readonly snapshotRejections = new Counter({
     name: `${PREFIX}routing_snapshot_rejections_total`,
-    help: 'Routing snapshots refused (invalid, untrusted or older than the one in use; the last good one kept serving), by how they arrived.',
+    help: 'Routing snapshots refused (invalid, untrusted, older than the one in use, or refused by policy.destinationCheck; the last good one kept serving), by how they arrived.',
     labelNames: ['source'] as const,
     registers: [this.registry],
   });
