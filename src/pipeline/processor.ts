@@ -630,7 +630,9 @@ export class RequestProcessor {
     // No mark: no member answered (Envoy's own reply, e.g. every member unreachable).
     ctx.deployment = member;
     if (mark?.error != null) {
-      // The sidecar refused the attempt itself; its reply is already in the client's envelope.
+      // The sidecar refused the attempt itself; its reply is already in the client's envelope. The member never got
+      // the request, so no deployment served it.
+      ctx.deployment = null;
       ctx.errorCode = mark.error;
       state.translator = null;
       return;
