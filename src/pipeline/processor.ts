@@ -524,7 +524,9 @@ export class RequestProcessor {
       const auth = authorizeRoute(c, rules);
       for (const n of auth.constraining) constraining.add(n);
       if (auth.targets.size === 0) continue;
-      if (![...auth.targets].some((t) => t.weight > 0)) {
+      let weighted = false;
+      for (const t of auth.targets) weighted ||= t.weight > 0;
+      if (!weighted) {
         drained ??= auth;
         continue;
       }
