@@ -41,9 +41,15 @@ export function buildSnapshot(state: DesiredState, ownedBy: string): SnapshotDoc
         t.weight += w;
         continue;
       }
+      // Envoy may send the target's requests to any endpoint of its cluster (other priorities, other deployments on
+      // it): the trust of each of those is stated too, so a destination rule must hold for all of them.
+      const others = state.deployments.filter((o) => o.id !== d.id && o.spec.cluster === s.cluster).sort((a, b) => (a.id < b.id ? -1 : 1));
       targets.set(key, {
+        id: d.id,
         cluster: s.cluster,
         model: s.upstreamModel,
+        ...(s.trust === undefined ? {} : { trust: s.trust }),
+        ...(others.length === 0 ? {} : { priorities: others.map((o) => o.spec.trust ?? {}) }),
         provider: s.provider,
         ...(s.credential === undefined ? {} : { credential: s.credential }),
         ...(s.price === undefined ? {} : { price: s.price }),

@@ -68,7 +68,7 @@ const PriceFields = z.strictObject({
 const TrustValue = z.string().regex(/^[a-z0-9][a-z0-9_.:-]{0,62}$/, 'must be 1-63 characters of a-z 0-9 _ . : - (lower case)');
 
 /** What a deployment can be trusted with (docs/configuration.md "Deployment trust"); the data policy routes on it. */
-const TrustSchema = z.strictObject({
+export const TrustSchema = z.strictObject({
   region: TrustValue.optional(),
   residency: TrustValue.optional(),
   hosting: z.enum(HOSTING_KINDS).optional(),
@@ -108,7 +108,7 @@ const DeploymentFields = {
    * The trust of its cluster's lower priorities (priority 1, 2, …) when they are other hosts than priority 0's:
    * Envoy fails over to them without asking the sidecar, so every destination rule must hold for each.
    */
-  priorities: z.array(TrustSchema).max(7).default([]),
+  priorities: z.array(TrustSchema).max(32).default([]),
 };
 
 /**
