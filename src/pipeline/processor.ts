@@ -307,7 +307,9 @@ export class RequestProcessor {
         promptTokens: estimateTokens(req.promptChars),
         maxTokens: req.maxTokens,
         kinds: state.protocol === 'ext_authz' ? 'requests_only' : 'all',
-        prices: ctx.route.prices,
+        // With destination rules a tenant's request may be served by the model's own route instead of its override
+        // (#authorizedRoute): budgets reserve for the dearest deployment of both.
+        prices: this.#d.destinations?.configured === true && ctx.route !== route ? [...new Set([...ctx.route.prices, ...route.prices])] : ctx.route.prices,
       });
       state.quota = ticket;
       if (ticket !== null) ctx.quota = { plan: ticket.plan, mode: ticket.mode, reservedTokens: ticket.reservedTokens };
