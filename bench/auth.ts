@@ -17,6 +17,7 @@ import { generateApiKey } from '../src/crypto/api-key-format.ts';
 import { Authenticator } from '../src/stages/auth/authenticate.ts';
 import { NO_CONNECTION_INFO } from '../src/pipeline/identity.ts';
 import { JwtVerifier } from '../src/stages/auth/jwt.ts';
+import { IntrospectionVerifier } from '../src/stages/auth/introspection.ts';
 import { MtlsVerifier } from '../src/stages/auth/mtls.ts';
 import { StaticKeyStore } from '../src/stores/keys/static.ts';
 import { createTestPki, SPIFFE_APP } from '../test/helpers/pki.ts';
@@ -52,7 +53,8 @@ const config = ConfigSchema.parse({
 const apiKeys = new ApiKeyVerifier(new StaticKeyStore(config.auth.apiKeys), { unknownKeyCache: config.auth.unknownKeyCache });
 const jwt = new JwtVerifier(config.auth.jwt);
 const mtls = new MtlsVerifier(config.auth.mtls);
-const auth = new Authenticator({ apiKeys, jwt, mtls }, []);
+const introspection = new IntrospectionVerifier(config.auth.introspection);
+const auth = new Authenticator({ apiKeys, jwt, introspection, mtls }, []);
 
 const claims = standardClaims({ iss: 'https://idp.bench', aud: 'gw', nowMs: Date.now(), ttlSeconds: 3600 }, { org: 'acme', tenant: 'research' });
 const rsToken = await mintFor(rsa, claims);

@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { startAdminServer } from './admin/server.ts';
-import type { GatewayConfig } from './config/schema.ts';
+import type { GatewayConfig, QuotaPlan } from './config/schema.ts';
 import { RedisSnapshotSubscriber } from './control/pubsub.ts';
 import { pushSnapshot } from './control/push.ts';
 import { loadSnapshotFile, SnapshotHolder } from './control/snapshot.ts';
@@ -27,6 +27,8 @@ import { RequestProcessor } from './pipeline/processor.ts';
 import { startGrpcServer } from './server/grpc.ts';
 import { ApiKeyVerifier } from './stages/auth/api-keys.ts';
 import { Authenticator } from './stages/auth/authenticate.ts';
+import { RedisTokenRevocations } from './stores/tokens/revocations.ts';
+import { IntrospectionVerifier } from './stages/auth/introspection.ts';
 import { JwtVerifier } from './stages/auth/jwt.ts';
 import { MtlsVerifier } from './stages/auth/mtls.ts';
 import { Classifier } from './stages/classify/classifier.ts';
@@ -102,6 +104,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
     log,
     metrics,
     routes: new SnapshotRoutes(snapshots),
+    snapshotPlans: () => snapshots.current().plans,
     ...(opts.audit === undefined ? {} : { audit: opts.audit }),
   });
   const { processor, attempts: attemptProcessor } = pipeline;
@@ -173,7 +176,14 @@ export interface Pipeline {
  */
 export async function buildPipeline(
   config: GatewayConfig,
-  opts: { readonly log: Logger; readonly metrics: Metrics; readonly routes: SnapshotRoutes; readonly audit?: AuditSink },
+  opts: {
+    readonly log: Logger;
+    readonly metrics: Metrics;
+    readonly routes: SnapshotRoutes;
+    /** The quota plans of the snapshot in use (looked up before config.quotas.plans). */
+    readonly snapshotPlans?: () => ReadonlyMap<string, QuotaPlan>;
+    readonly audit?: AuditSink;
+  },
 ): Promise<Pipeline> {
   const { log, metrics } = opts;
   // Request spans: the OpenTelemetry SDK is loaded only when tracing is on (off, the request path imports none of it).
@@ -182,17 +192,36 @@ export async function buildPipeline(
   const audit = opts.audit ?? (await createAuditChain(config, log));
   const keyStore = createKeyStore(config, log);
   const quotaStores = createQuotaStores(config, log);
+  const revocations =
+    config.auth.tokenRevocation && config.redis.url !== undefined
+      ? new RedisTokenRevocations({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs, log })
+      : null;
+  // Start with the revocation list when Redis is up; until it is read, introspected tokens get 503, never acceptance.
+  if (revocations !== null && !(await revocations.start(Math.max(1000, 4 * config.redis.commandTimeoutMs)))) {
+    log.warn({ redis: revocations.description }, 'token revocation list not read yet: introspected tokens are refused with 503 until it is');
+  }
 
   // Stages, then the processor over them.
   const auth = new Authenticator(
     {
       apiKeys: new ApiKeyVerifier(keyStore, { unknownKeyCache: config.auth.unknownKeyCache, log }),
       jwt: new JwtVerifier(config.auth.jwt, { onJwksFetch: (issuer, outcome) => metrics.jwksFetches.inc({ issuer, outcome }) }),
+      introspection: new IntrospectionVerifier(config.auth.introspection, {
+        onCall: (issuer, outcome) => metrics.introspectionCalls.inc({ issuer, outcome }),
+        ...(revocations === null ? {} : { revocations }),
+      }),
       mtls: new MtlsVerifier(config.auth.mtls),
     },
     config.auth.require,
   );
-  const quota = new QuotaStage(config.quotas, { primary: quotaStores.primary, local: quotaStores.local, breaker: quotaStores.breaker, metrics, log });
+  const quota = new QuotaStage(config.quotas, {
+    primary: quotaStores.primary,
+    local: quotaStores.local,
+    breaker: quotaStores.breaker,
+    metrics,
+    log,
+    ...(opts.snapshotPlans === undefined ? {} : { snapshotPlans: opts.snapshotPlans }),
+  });
   const classifierConfig = {
     phiTerms: config.policy.phiTerms,
     custom: config.policy.custom.map((c) => ({
@@ -254,6 +283,7 @@ export async function buildPipeline(
       quota.close();
       await quotaStores.close();
       await keyStore.close();
+      await revocations?.close();
       await scanPool?.close();
       await audit.close();
       await tracing?.shutdown();

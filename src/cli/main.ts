@@ -47,6 +47,10 @@ Commands:
 `,
       run: async (argv) => (await import('./keys.ts')).keysCommand(argv),
     },
+    tokens: {
+      usage: '  tokens revoke|list --redis URL  revoke OAuth tokens (by jti, subject or the token) on every gateway at once\n',
+      run: async (argv) => (await import('./tokens.ts')).tokensCommand(argv),
+    },
     snapshot: {
       usage: '  snapshot sign|verify|publish  sign a routing snapshot, check one, or publish a signed one over Redis\n',
       run: async (argv) => (await import('./snapshot.ts')).snapshotCommand(argv),

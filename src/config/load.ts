@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ConfigSchema, type GatewayConfig } from './schema.ts';
+import { ConfigSchema, type GatewayConfig, type IntrospectionIssuerConfig } from './schema.ts';
 import { ConfigError, describeIssues } from './errors.ts';
 
 /** `INFERENCE_GATEWAY_SERVER__ADMIN__PORT=9500` sets server.admin.port. */
@@ -38,6 +38,24 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   return resolvePaths(parsed.data, base);
 }
 
+/** The files an introspection client reads, relative to the config file. */
+function clientPaths(c: IntrospectionIssuerConfig['client'], base: string): IntrospectionIssuerConfig['client'] {
+  switch (c.method) {
+    case 'client_secret_basic':
+    case 'client_secret_post':
+      return { ...c, secretFile: resolve(base, c.secretFile) };
+    case 'private_key_jwt':
+      return { ...c, privateKeyFile: resolve(base, c.privateKeyFile) };
+    case 'tls_client_auth':
+      return {
+        ...c,
+        certFile: resolve(base, c.certFile),
+        keyFile: resolve(base, c.keyFile),
+        ...(c.caFile === undefined ? {} : { caFile: resolve(base, c.caFile) }),
+      };
+  }
+}
+
 function resolvePaths(config: GatewayConfig, base: string): GatewayConfig {
   const grpc = config.server.grpc;
   return {
@@ -53,6 +71,7 @@ function resolvePaths(config: GatewayConfig, base: string): GatewayConfig {
       ...config.auth,
       apiKeyFiles: config.auth.apiKeyFiles.map((f) => resolve(base, f)),
       jwt: { ...config.auth.jwt, issuers: config.auth.jwt.issuers.map((i) => (i.jwksFile === undefined ? i : { ...i, jwksFile: resolve(base, i.jwksFile) })) },
+      introspection: { ...config.auth.introspection, issuers: config.auth.introspection.issuers.map((i) => ({ ...i, client: clientPaths(i.client, base) })) },
     },
     audit: { ...config.audit, file: resolve(base, config.audit.file), signingKeyFile: resolve(base, config.audit.signingKeyFile) },
     tracing: config.tracing.headersFile === undefined ? config.tracing : { ...config.tracing, headersFile: resolve(base, config.tracing.headersFile) },

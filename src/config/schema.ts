@@ -88,6 +88,103 @@ export const JwtIssuerSchema = z
   })
   .refine((i) => (i.jwksUri === undefined) !== (i.jwksFile === undefined), { message: 'must set exactly one of jwksUri and jwksFile' });
 
+/** How the gateway authenticates itself to an introspection endpoint (RFC 7662 § 2.1 leaves it to OAuth client authentication). */
+const IntrospectionClientSchema = z.discriminatedUnion('method', [
+  z.strictObject({
+    method: z.enum(['client_secret_basic', 'client_secret_post']),
+    id: nonEmpty,
+    /** A file holding the client secret (a mounted Secret); never the secret inline. */
+    secretFile: nonEmpty,
+  }),
+  z.strictObject({
+    method: z.literal('private_key_jwt'),
+    id: nonEmpty,
+    /** PKCS#8 PEM private key whose public half the IdP has registered for this client. */
+    privateKeyFile: nonEmpty,
+    algorithm: JwtAlgorithm.default('RS256'),
+    keyId: nonEmpty.optional(),
+  }),
+  z.strictObject({
+    method: z.literal('tls_client_auth'),
+    id: nonEmpty,
+    /** The client certificate and key presented to the IdP (RFC 8705 mutual TLS). */
+    certFile: nonEmpty,
+    keyFile: nonEmpty,
+    /** CA bundle for the IdP's server certificate; the system CAs when unset. */
+    caFile: nonEmpty.optional(),
+  }),
+]);
+
+/** A group or scope that grants roles (and optionally models) to the caller. Exactly one of group / scope. */
+const ClaimGrantSchema = z
+  .strictObject({
+    group: nonEmpty.optional(),
+    scope: nonEmpty.optional(),
+    roles: z.array(label).default([]),
+    /** Models this group or scope allows (added to the other matching grants'); absent = no change. */
+    models: z.array(nonEmpty).optional(),
+  })
+  .refine((g) => (g.group === undefined) !== (g.scope === undefined), { message: 'must set exactly one of group and scope' });
+
+/** Where each authorization field comes from in an introspection answer: a member name, or a dot path (`realm_access.roles`). */
+const IntrospectionClaimMapping = z.strictObject({
+  /** Default: the subject (`sub`, else `client_id` for client-credentials tokens). */
+  principal: nonEmpty.optional(),
+  org: nonEmpty.default('org'),
+  tenant: nonEmpty.default('tenant'),
+  tier: nonEmpty.default('tier'),
+  /** Roles taken as they are (array or space-separated string). */
+  roles: nonEmpty.default('roles'),
+  /** Group names, matched against grants[].group. */
+  groups: nonEmpty.default('groups'),
+  /** Scopes (`scope` as a space-separated string, or `scp` as a string or array), matched against grants[].scope. */
+  scopes: nonEmpty.default('scope'),
+  models: nonEmpty.default('models'),
+});
+
+export const IntrospectionIssuerSchema = z.strictObject({
+  /** The issuer identifier; an answer's `iss`, when present, must equal it. */
+  issuer: nonEmpty,
+  /** The RFC 7662 endpoint (https, or http on loopback for tests). */
+  introspectionUri: z.url({ error: 'must be a URL' }),
+  /** Accepted `aud` values; an active answer must name at least one. */
+  audiences: z.array(nonEmpty).min(1, 'must list at least one audience'),
+  client: IntrospectionClientSchema,
+  /** Accepted `token_type` values when the answer has one (compared case-insensitively). */
+  tokenTypes: z.array(nonEmpty).min(1).default(['Bearer']),
+  /**
+   * RFC 9701: ask for signed answers (`application/token-introspection+jwt`) and verify them against this JWKS.
+   * Unset: plain JSON over the (TLS-protected) connection.
+   */
+  signedResponse: z
+    .strictObject({
+      jwksUri: z.url({ error: 'must be a URL' }),
+      algorithms: z.array(JwtAlgorithm).min(1).default(['RS256', 'ES256']),
+    })
+    .optional(),
+  timeoutMs: positiveInt.default(2000),
+  /** An accepted token is asked about again at most this often (revocation at the IdP reaches the gateway within it). */
+  recheckSeconds: positiveInt.default(30),
+  /** Upper bound on how long an active answer is cached (it never outlives the token's exp either). */
+  cacheMaxSeconds: positiveInt.default(300),
+  /** How long an inactive answer is remembered, so a replayed dead token does not reach the IdP each time. */
+  negativeCacheSeconds: positiveInt.default(5),
+  /** Consecutive IdP failures that open the circuit; while open, uncached tokens get 503 without a call. */
+  breakerFailures: positiveInt.default(5),
+  breakerOpenSeconds: positiveInt.default(10),
+  claims: IntrospectionClaimMapping.prefault({}),
+  grants: z.array(ClaimGrantSchema).default([]),
+  defaults: z
+    .strictObject({
+      org: label.optional(),
+      tenant: label.optional(),
+      tier: label.default('standard'),
+      models: z.array(nonEmpty).default(['*']),
+      endpoints: endpointAllowlist,
+    })
+    .prefault({}),
+});
+
 /** A SPIFFE ID a certificate must carry (`spiffe://domain/path`), or a prefix ending in `/*`. */
 export const SpiffeIdPattern = z.string().regex(/^spiffe:\/\/[^/]+(\/.*)?$/, 'must be a spiffe:// URI (a trailing /* matches a prefix)');
 
@@ -101,7 +198,7 @@ export const MtlsIdentitySchema = z
   })
   .refine((m) => (m.spiffeId === undefined) !== (m.subject === undefined), { message: 'must set exactly one of spiffeId and subject' });
 
-const AuthMethodName = z.enum(['api_key', 'jwt', 'mtls']);
+const AuthMethodName = z.enum(['api_key', 'jwt', 'introspection', 'mtls']);
 
 /** Which credentials a request must present, by tenant and/or endpoint; the first matching rule applies. */
 export const AuthRequirementSchema = z.strictObject({
@@ -298,6 +395,21 @@ export const ConfigSchema = z
             maxTokenBytes: positiveInt.default(8192),
           })
           .prefault({}),
+        introspection: z
+          .strictObject({
+            issuers: z.array(IntrospectionIssuerSchema).default([]),
+            clockSkewSeconds: z.number().int().min(0).max(300).default(30),
+            /** Opaque tokens longer than this are refused without a call. */
+            maxTokenBytes: positiveInt.default(4096),
+            /** Introspection answers cached (by SHA-256 of the token), across issuers. */
+            cacheMaxEntries: positiveInt.default(10_000),
+          })
+          .prefault({}),
+        /**
+         * Token revocations pushed by operators (`inference-gateway tokens revoke`): a Redis set per kind plus a
+         * pub/sub channel, so every replica stops accepting the token id or subject at once. Needs redis.url.
+         */
+        tokenRevocation: z.boolean().default(false),
         mtls: z
           .strictObject({
             /** SPIFFE trust domains accepted (e.g. `prod.example.org`); a URI SAN from any other is refused. */
@@ -562,10 +674,15 @@ export const ConfigSchema = z
   })
   .refine(
     (c) =>
-      c.redis.url === undefined || c.redis.clusterNodes.length === 0 || c.auth.redisKeys || c.routing.redis !== undefined || c.audit.sink === 'redis_stream',
+      c.redis.url === undefined ||
+      c.redis.clusterNodes.length === 0 ||
+      c.auth.redisKeys ||
+      c.auth.tokenRevocation ||
+      c.routing.redis !== undefined ||
+      c.audit.sink === 'redis_stream',
     {
       message:
-        'redis.url is unused: with redis.clusterNodes the quotas use the cluster; keep redis.url only for auth.redisKeys, routing.redis or the redis_stream audit sink',
+        'redis.url is unused: with redis.clusterNodes the quotas use the cluster; keep redis.url only for auth.redisKeys, auth.tokenRevocation, routing.redis or the redis_stream audit sink',
       path: ['redis'],
     },
   )
@@ -576,6 +693,10 @@ export const ConfigSchema = z
   .refine((c) => c.routing.redis === undefined || c.redis.url !== undefined, {
     message: 'routing.redis needs redis.url',
     path: ['routing', 'redis'],
+  })
+  .refine((c) => !c.auth.tokenRevocation || c.redis.url !== undefined, {
+    message: 'auth.tokenRevocation needs redis.url',
+    path: ['auth', 'tokenRevocation'],
   })
   .refine((c) => !c.auth.redisKeys || c.redis.url !== undefined, {
     message: 'auth.redisKeys needs redis.url',
@@ -589,6 +710,7 @@ export const ConfigSchema = z
 export type GatewayConfig = z.output<typeof ConfigSchema>;
 export type ApiKeyEntry = z.output<typeof ApiKeyEntrySchema>;
 export type JwtIssuerConfig = z.output<typeof JwtIssuerSchema>;
+export type IntrospectionIssuerConfig = z.output<typeof IntrospectionIssuerSchema>;
 export type MtlsIdentityConfig = z.output<typeof MtlsIdentitySchema>;
 export type AuthConfig = GatewayConfig['auth'];
 export type QuotaConfig = GatewayConfig['quotas'];

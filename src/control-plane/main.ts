@@ -15,25 +15,12 @@ import { snapshotProblems } from './snapshot.ts';
 import { DesiredStateStore } from './store.ts';
 import { DataPlaneSync } from './sync.ts';
 import { startXdsServer, type XdsServer } from './xds/server.ts';
-import type { XdsCluster } from './xds/types.ts';
-
-/**
- * Passive health for every served cluster, as the static clusters of envoy/gateway.yaml have it: endpoints that fail
- * 5 times in a row leave rotation for 10 s × the times they were ejected, at most half of a cluster at once.
- */
-const OUTLIER_DETECTION = { consecutive5xx: 5, baseEjectionMs: 10_000, maxEjectionPercent: 50 } as const;
+import { xdsClustersOf } from './xds-clusters.ts';
 
 /** The desired state's backends as xDS clusters, pushed to every connected Envoy. A state the server cannot encode is logged, and Envoy keeps the last good one. */
 function serveOverXds(xds: XdsServer, log: Logger, staticClusters: ReadonlySet<string>): OnBackends {
   return (backends, revision) => {
-    const clusters: XdsCluster[] = backends
-      .filter((b) => !staticClusters.has(b.cluster))
-      .map((b) => ({
-        name: b.cluster,
-        endpoints: b.endpoints.map((e) => ({ host: e.host, port: e.port, weight: e.weight, priority: e.priority })),
-        ...(b.healthCheck === null ? {} : { healthCheck: { ...b.healthCheck } }),
-        outlierDetection: { ...OUTLIER_DETECTION },
-      }));
+    const clusters = xdsClustersOf(backends, staticClusters);
     try {
       xds.update(clusters);
     } catch (err) {

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ApiKeyEntrySchema, QuotaPlanSchema } from '../config/schema.ts';
 import { PROVIDERS, ROUTED_ENDPOINT_NAMES } from '../families/endpoints.ts';
 import { TransformsSchema, TrustSchema } from '../control/snapshot.ts';
+import { parseHostPort } from '../shared/hosts.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -');
 const name = z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ : -');
@@ -41,8 +42,8 @@ export const DeploymentSchema = z.strictObject({
   provider: z.enum(PROVIDERS).default('openai'),
   /** The model name the deployment expects in the body. */
   upstreamModel: z.string().min(1).max(256),
-  /** Where the model server listens. */
-  address: z.string().regex(/^[A-Za-z0-9.-]{1,253}:\d{1,5}$/, 'must be host:port'),
+  /** Where the model server listens: an IPv4 address (an EDS endpoint) or a DNS name Envoy resolves (a STRICT_DNS cluster). */
+  address: z.string().refine((a) => parseHostPort(a) !== null, 'must be host:port: an IPv4 address or a DNS name, and a port from 1 to 65535'),
   weight: z.int().min(0).max(1_000_000).default(1),
   /** Envoy priority of this endpoint in its cluster: 0 is tried first, higher ones are fallbacks. */
   priority: z.int().min(0).max(7).default(0),
@@ -81,19 +82,24 @@ export const PlanSchema = QuotaPlanSchema;
 export const TenantSchema = z.strictObject({
   id: name,
   org: name,
-  /** A plan's name (informational: sidecars pick the plan by the key's tier). */
+  /** A plan's name: the tier of the tenant's keys that set none of their own (sidecars pick the plan by the tier). */
   plan: name.optional(),
   labels: z.record(z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'must be a label name'), z.string().max(128)).default({}),
 });
 
 const grants = ApiKeyEntrySchema.pick({ principal: true, org: true, tenant: true, tier: true, roles: true, models: true, endpoints: true, expiresAt: true });
 
-/** What a new key may do; the key itself is generated. */
-export const KeyCreateSchema = grants;
+const tier = grants.shape.tier.unwrap();
 
-/** What may change on a key (JSON merge patch; expiresAt null removes the expiry). */
+/**
+ * What a new key may do; the key itself is generated. Without a `tier` the key's tier is its tenant's plan (followed
+ * when the tenant changes plan), or `standard` when the tenant has none.
+ */
+export const KeyCreateSchema = grants.extend({ tier: tier.optional() });
+
+/** What may change on a key (JSON merge patch; expiresAt null removes the expiry, tier null makes it follow the tenant's plan). */
 export const KeyPatchSchema = z.strictObject({
-  tier: grants.shape.tier.unwrap().optional(),
+  tier: tier.nullable().optional(),
   roles: grants.shape.roles.unwrap().optional(),
   models: grants.shape.models.unwrap().optional(),
   endpoints: grants.shape.endpoints.unwrap().optional(),

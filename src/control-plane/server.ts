@@ -25,7 +25,7 @@ import { openApiDocument } from './openapi.ts';
 import { KINDS, type Kind } from './resources.ts';
 import { matchRoute, type Route } from './routes.ts';
 import { snapshotVersion } from './snapshot.ts';
-import { keyRecordOf, type Change, type DesiredStateStore, type Stored, type StoredKey } from './store.ts';
+import { keyRecordOf, type Change, type DesiredState, type DesiredStateStore, type Stored, type StoredKey } from './store.ts';
 import type { DataPlaneSync } from './sync.ts';
 
 const MAX_BODY = 1024 * 1024;
@@ -54,6 +54,11 @@ interface Audited {
   after: unknown;
   revision: number | null;
   resourceId: string | null;
+}
+
+/** The keys whose record a change to this resource changes: a tenant's keys take their tier from its plan. */
+function keysFollowing(kind: Kind, state: DesiredState, id: string | null): string[] {
+  return kind === 'tenants' ? state.keys.filter((k) => k.spec.tenant === id).map((k) => k.id) : [];
 }
 
 export function resourceView(s: Stored): Record<string, unknown> {
@@ -258,7 +263,7 @@ export class AdminServer {
         const spec = kind === 'plans' ? (raw as Record<string, unknown>) : parsed;
         audited.resourceId = String(spec[info.idField]);
         const c = await store.create(kind, spec);
-        return this.#committed(c, audited, (s, h) => one(s, 201, h));
+        return this.#committed(c, audited, (s, h) => one(s, 201, h), keysFollowing(kind, c.state, audited.resourceId));
       }
       case 'replace':
       case 'patch': {
@@ -270,7 +275,7 @@ export class AdminServer {
         const parsed = validate(info.schema, body);
         const spec = kind === 'plans' ? (body as Record<string, unknown>) : parsed;
         const c = await store.replace(kind, id ?? '', version, spec);
-        return this.#committed(c, audited, (s, h) => one(s, 200, h));
+        return this.#committed(c, audited, (s, h) => one(s, 200, h), keysFollowing(kind, c.state, id));
       }
       case 'delete': {
         const c = await store.delete(kind, id ?? '', version);

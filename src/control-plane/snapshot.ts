@@ -5,7 +5,9 @@
  * deployments on one cluster and model are endpoints of one Envoy cluster
  * (see backends.ts): they make one target whose weight is the sum of their
  * priority-0 weights, and whose provider, credential, price and labels come
- * from the first of them (by priority, then id).
+ * from the first of them (by priority, then id). Every quota plan goes in as
+ * written (`plans[]`): the sidecars look a key's tier up there before their
+ * own config's plans.
  */
 import { describeIssues } from '../config/errors.ts';
 import { SnapshotSchema, signedContent } from '../control/snapshot.ts';
@@ -19,6 +21,7 @@ export interface SnapshotDoc {
   issuedAt?: string;
   signature?: { kid: string; sig: string };
   models: Array<Record<string, unknown>>;
+  plans?: Array<Record<string, unknown>>;
 }
 
 export function snapshotVersion(revision: number): string {
@@ -74,7 +77,8 @@ export function buildSnapshot(state: DesiredState, ownedBy: string): SnapshotDoc
       targets: list,
     });
   }
-  return { version: snapshotVersion(state.revision), models };
+  const plans = state.plans.map((p) => p.spec);
+  return { version: snapshotVersion(state.revision), models, ...(plans.length === 0 ? {} : { plans }) };
 }
 
 /** Why sidecars would refuse this state's snapshot (fields named after the models), or null. */
@@ -84,7 +88,9 @@ export function snapshotProblems(state: DesiredState, ownedBy: string): FieldPro
   const parsed = SnapshotSchema.safeParse(doc);
   if (parsed.success) return null;
   return fieldProblems(describeIssues(parsed.error)).map((p) => ({
-    field: p.field.replace(/^models\[(\d+)\]/, (all, i: string) => `models[${String(doc.models[Number(i)]?.['id'])}]`),
+    field: p.field
+      .replace(/^models\[(\d+)\]/, (all, i: string) => `models[${String(doc.models[Number(i)]?.['id'])}]`)
+      .replace(/^plans\[(\d+)\]/, (all, i: string) => `plans[${String(doc.plans?.[Number(i)]?.['name'])}]`),
     message: p.message,
   }));
 }

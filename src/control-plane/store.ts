@@ -25,8 +25,11 @@ export interface Stored<T = Record<string, unknown>> {
   readonly updatedAt: string;
 }
 
-/** What a key grants: the sidecars' key store form (src/stores/keys/admin.ts). */
-export type KeyGrantsSpec = KeyGrants;
+/** What a key grants: the sidecars' key store form (src/stores/keys/admin.ts), except that the tier may be left to the tenant's plan. */
+export type KeyGrantsSpec = Omit<KeyGrants, 'tier'> & { readonly tier?: string };
+
+/** A key's tier when neither it nor its tenant's plan names one (the key store's default). */
+export const DEFAULT_TIER = 'standard';
 
 export interface StoredKey {
   readonly id: string;
@@ -96,15 +99,15 @@ function storedKey(r: KeyRow): StoredKey {
   };
 }
 
-/** The sidecars' key record (src/stores/keys) of a stored key. */
-export function keyRecordOf(k: StoredKey): KeyRecord {
+/** The sidecars' key record (src/stores/keys) of a stored key; `tenantPlan` is its tenant's plan, if any (the tier it falls back to). */
+export function keyRecordOf(k: StoredKey, tenantPlan: string | null = null): KeyRecord {
   return {
     id: k.id,
     hash: k.hash,
     principal: k.spec.principal,
     org: k.spec.org,
     tenant: k.spec.tenant,
-    tier: k.spec.tier,
+    tier: k.spec.tier ?? tenantPlan ?? DEFAULT_TIER,
     roles: [...k.spec.roles],
     models: [...k.spec.models],
     endpoints: [...k.spec.endpoints] as Endpoint[],
@@ -243,7 +246,8 @@ export class DesiredStateStore {
 
   /** A new key: the key itself is returned once, only its hash is stored. */
   async createKey(grants: KeyGrantsSpec, expiresAt: string | null): Promise<Change<StoredKey> & { key: string }> {
-    const issued = issueKey({ ...grants, endpoints: grants.endpoints }, { now: Date.now(), expiresAt: null });
+    // Only the new key and its hash are used from this record; the tier in it is not stored.
+    const issued = issueKey({ ...grants, tier: grants.tier ?? DEFAULT_TIER }, { now: Date.now(), expiresAt: null });
     const change = await this.#mutate(async (c) => {
       let row: KeyRow | undefined;
       try {
@@ -265,11 +269,17 @@ export class DesiredStateStore {
   }
 
   /** Changes a key's grants or expiry; revocation and rotation have their own verbs. */
-  async updateKey(id: string, ifVersion: number, change: Partial<KeyGrantsSpec> & { expiresAt?: string | null }): Promise<Change<StoredKey>> {
+  async updateKey(
+    id: string,
+    ifVersion: number,
+    change: Partial<Omit<KeyGrantsSpec, 'tier'>> & { tier?: string | null; expiresAt?: string | null },
+  ): Promise<Change<StoredKey>> {
     return this.#mutate(async (c) => {
       const before = await lockKey(c, id, ifVersion);
       const { expiresAt, ...grants } = change;
-      const spec = { ...before.spec, ...Object.fromEntries(Object.entries(grants).filter(([, v]) => v !== undefined)) };
+      // null (merge patch) removes the field: a tier of null means "follow the tenant's plan" again.
+      const spec: Record<string, unknown> = { ...before.spec, ...Object.fromEntries(Object.entries(grants).filter(([, v]) => v !== undefined)) };
+      for (const [k, v] of Object.entries(grants)) if (v === null) delete spec[k];
       const row = (
         await c.query<KeyRow>('UPDATE api_keys SET version = version + 1, spec = $2, expires_at = $3, updated_at = now() WHERE id = $1 RETURNING *', [
           id,
@@ -301,7 +311,7 @@ export class DesiredStateStore {
     const change = await this.#mutate(async (c) => {
       const before = await lockKey(c, id, ifVersion);
       if (before.revokedAt !== null) throw new ApiError(409, 'revoked', `key ${id} is revoked; create a new key instead of rotating it`);
-      const issued = issueKey({ ...before.spec, endpoints: before.spec.endpoints }, { now: Date.now(), expiresAt: null });
+      const issued = issueKey({ ...before.spec, tier: before.spec.tier ?? DEFAULT_TIER }, { now: Date.now(), expiresAt: null });
       key = issued.key;
       const newRow = (
         await c.query<KeyRow>('INSERT INTO api_keys (id, hash, tenant, version, spec, expires_at) VALUES ($1, $2, $3, 1, $4, $5) RETURNING *', [

@@ -152,13 +152,14 @@ export class DataPlaneSync {
     const prefix = this.#o.keyPrefix;
     const channel = `${prefix}keys:revoked`;
     const keys = ids === null ? state.keys : state.keys.filter((k) => ids.has(k.id));
+    const plans = new Map(state.tenants.map((t) => [t.id, t.spec.plan ?? null]));
     for (const k of keys) {
       const redisKey = `${prefix}key:${k.id}`;
       // The whole record replaced at once, then announced: every replica drops its cached copy (and any "unknown id" memory).
       const r = await this.#redis
         .multi()
         .del(redisKey)
-        .hset(redisKey, ...redisFieldsFromRecord(keyRecordOf(k)))
+        .hset(redisKey, ...redisFieldsFromRecord(keyRecordOf(k, plans.get(k.spec.tenant) ?? null)))
         .publish(channel, k.id)
         .exec();
       const failed = r?.find(([err]) => err !== null);

@@ -10,9 +10,8 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.ts';
 import type { Metrics, SnapshotSource } from '../telemetry/metrics.ts';
-import type { Snapshot } from '../pipeline/snapshot.ts';
 import { reviewSnapshot } from './destinations-check.ts';
-import { replacementProblem, type SnapshotHolder } from './snapshot.ts';
+import { replacementProblem, type RoutingSnapshot as Snapshot, type SnapshotHolder } from './snapshot.ts';
 
 export interface AcceptDeps {
   readonly holder: SnapshotHolder;

@@ -20,6 +20,7 @@ import { PROVIDERS, providerServes, ROUTED_ENDPOINT_NAMES } from '../families/en
 import { TRANSFORM_PARAM_NAMES, TRANSFORM_PARAMS, type TransformValue } from '../families/common/transform-params.ts';
 import type { KeyObject } from 'node:crypto';
 import { ConfigError, describeIssues } from '../config/errors.ts';
+import { QuotaPlanSchema, type QuotaPlan } from '../config/schema.ts';
 import { canonicalJson } from '../crypto/canonical.ts';
 import { HOSTING_KINDS } from '../pipeline/destinations.ts';
 import type { DestinationCheck } from './destinations-check.ts';
@@ -296,8 +297,18 @@ export const SnapshotSchema = z
         }),
       )
       .min(1, 'must list at least one model'),
+    /**
+     * Quota plans (the sidecar config's `quotas.plans[]` form): the quota stage looks a tier up here first, then in
+     * its own config, so the control plane can change a plan without a sidecar restart.
+     */
+    plans: z.array(QuotaPlanSchema).default([]),
   })
   .superRefine((s, ctx) => {
+    const planNames = new Set<string>();
+    s.plans.forEach((p, i) => {
+      if (planNames.has(p.name)) ctx.addIssue({ code: 'custom', message: `duplicate plan name "${p.name}"`, path: ['plans', i, 'name'] });
+      planNames.add(p.name);
+    });
     const seen = new Set<string>();
     s.models.forEach((m, i) => {
       if (seen.has(m.id)) ctx.addIssue({ code: 'custom', message: `duplicate model id "${m.id}"`, path: ['models', i, 'id'] });
@@ -308,6 +319,14 @@ export const SnapshotSchema = z
     });
     checkDeploymentIds(s.models, ctx);
   });
+
+/**
+ * A parsed snapshot as delivery keeps it: what requests route by, plus the quota plans it carries (by name). The
+ * plans are the quota stage's, which reads them from the holder; the request pipeline never sees them.
+ */
+export interface RoutingSnapshot extends Snapshot {
+  readonly plans: ReadonlyMap<string, QuotaPlan>;
+}
 
 type DeploymentInput = z.output<z.ZodObject<typeof DeploymentFields>>;
 
@@ -344,7 +363,7 @@ export function signedContent(doc: Record<string, unknown>): string {
   return canonicalJson(rest);
 }
 
-export function parseSnapshot(text: string, source: string, trust: SnapshotTrust = NO_TRUST, now = Date.now()): Snapshot {
+export function parseSnapshot(text: string, source: string, trust: SnapshotTrust = NO_TRUST, now = Date.now()): RoutingSnapshot {
   let raw: unknown;
   try {
     raw = parseYaml(text, { maxAliasCount: 100 });
@@ -388,7 +407,8 @@ export function parseSnapshot(text: string, source: string, trust: SnapshotTrust
     models.set(m.id, make(m, overrides));
   }
   const issuedAt = parsed.data.issuedAt === undefined ? null : Date.parse(parsed.data.issuedAt);
-  return Object.freeze({ version: parsed.data.version, loadedAt: now, issuedAt, signedBy, models });
+  const plans = new Map(parsed.data.plans.map((p) => [p.name, Object.freeze(p)]));
+  return Object.freeze({ version: parsed.data.version, loadedAt: now, issuedAt, signedBy, models, plans });
 }
 
 function toDeployment(t: z.output<typeof Target>): Deployment {
@@ -436,7 +456,7 @@ function toPrice(p: z.output<typeof PriceFields>): Price {
   });
 }
 
-export function loadSnapshotFile(file: string, trust: SnapshotTrust = NO_TRUST): Snapshot {
+export function loadSnapshotFile(file: string, trust: SnapshotTrust = NO_TRUST): RoutingSnapshot {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -456,17 +476,17 @@ export function replacementProblem(current: Snapshot, next: Snapshot): string | 
 
 /** Holds the current snapshot; swapping is a single reference assignment. */
 export class SnapshotHolder {
-  #current: Snapshot;
+  #current: RoutingSnapshot;
   /** The data policy's destination rules every replacement is reviewed against (src/control/destinations-check.ts). */
   readonly destinations: DestinationCheck | null;
-  constructor(initial: Snapshot, destinations: DestinationCheck | null = null) {
+  constructor(initial: RoutingSnapshot, destinations: DestinationCheck | null = null) {
     this.#current = initial;
     this.destinations = destinations;
   }
-  current(): Snapshot {
+  current(): RoutingSnapshot {
     return this.#current;
   }
-  replace(next: Snapshot): void {
+  replace(next: RoutingSnapshot): void {
     this.#current = next;
   }
 }

@@ -28,6 +28,8 @@ export interface AuditRecord {
     readonly principal: string;
     readonly keyId: string | null;
     readonly jwt: { readonly issuer: string; readonly subject: string } | null;
+    /** The introspected token's issuer and subject; the token itself is never recorded. */
+    readonly introspection: { readonly issuer: string; readonly subject: string } | null;
     readonly mtls: { readonly spiffeId: string | null; readonly subject: string | null; readonly certDigest: string } | null;
   } | null;
   readonly authorization: { readonly org: string; readonly tenant: string; readonly tier: string; readonly roles: readonly string[] } | null;
@@ -156,7 +158,8 @@ export function buildAuditRecord(ctx: RequestContext, policyVersion: string, now
         : { authorized: ctx.destinations.authorized, constraining: ctx.destinations.constraining, rules: ctx.destinations.rules },
     endedAt: new Date(ctx.startedAt + totalMs).toISOString(),
     endpoint: ctx.endpoint,
-    identity: id === null ? null : { jwt: id.jwt, keyId: id.keyId, methods: id.methods, mtls: id.mtls, principal: id.principal },
+    identity:
+      id === null ? null : { introspection: id.introspection, jwt: id.jwt, keyId: id.keyId, methods: id.methods, mtls: id.mtls, principal: id.principal },
     latencyMs: {
       firstByte: ctx.firstByteHr === null ? null : round(elapsedMs(ctx.startedHr, ctx.firstByteHr)),
       firstToken: ctx.firstTokenHr === null ? null : round(elapsedMs(ctx.startedHr, ctx.firstTokenHr)),

@@ -5,7 +5,7 @@
  */
 import type { Endpoint } from './endpoint.ts';
 
-export type AuthMethod = 'api_key' | 'jwt' | 'mtls';
+export type AuthMethod = 'api_key' | 'jwt' | 'introspection' | 'mtls';
 
 /** An allowlist; `'*'` allows everything. */
 export type Allow<T> = ReadonlySet<T> | '*';
@@ -31,6 +31,14 @@ export type Credential =
       readonly method: 'jwt';
       readonly principal: string;
       readonly issuer: string;
+      readonly subject: string;
+    })
+  | (Grants & {
+      /** An opaque (or any) OAuth access token, declared active by its issuer's RFC 7662 endpoint. */
+      readonly method: 'introspection';
+      readonly principal: string;
+      readonly issuer: string;
+      /** `sub`, else `client_id` (client-credentials tokens have no user). */
       readonly subject: string;
     })
   | (Grants & {
@@ -71,6 +79,8 @@ export interface Identity {
   /** Loggable references to each credential (never the secret). */
   readonly keyId: string | null;
   readonly jwt: { readonly issuer: string; readonly subject: string } | null;
+  /** The introspected token's issuer and subject (never the token). */
+  readonly introspection: { readonly issuer: string; readonly subject: string } | null;
   readonly mtls: { readonly spiffeId: string | null; readonly subject: string | null; readonly certDigest: string } | null;
 }
 

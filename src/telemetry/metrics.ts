@@ -142,6 +142,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly introspectionCalls = new Counter({
+    name: `${PREFIX}introspection_calls_total`,
+    help: 'Token introspection calls by configured issuer and outcome (active|inactive|error; circuit_open: refused without a call).',
+    labelNames: ['issuer', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly quotaDecisions = new Counter({
     name: `${PREFIX}quota_decisions_total`,
     help: 'Quota decisions by plan, outcome (admitted|denied) and the refusing limit kind (rps|rpm|tpm|tpd|concurrency).',

@@ -86,10 +86,11 @@ test('redis.url next to redis.clusterNodes: only when something besides quotas u
   assert.deepEqual(
     problems(() => loadConfig(write(cluster), {})),
     [
-      'redis: redis.url is unused: with redis.clusterNodes the quotas use the cluster; keep redis.url only for auth.redisKeys, routing.redis or the redis_stream audit sink',
+      'redis: redis.url is unused: with redis.clusterNodes the quotas use the cluster; keep redis.url only for auth.redisKeys, auth.tokenRevocation, routing.redis or the redis_stream audit sink',
     ],
   );
   assert.equal(loadConfig(write(`${cluster}auth:\n  redisKeys: true\n`), {}).auth.redisKeys, true);
+  assert.equal(loadConfig(write(`${cluster}auth:\n  tokenRevocation: true\n`), {}).auth.tokenRevocation, true);
   assert.equal(loadConfig(write(`${cluster}audit:\n  sink: redis_stream\n`), {}).audit.sink, 'redis_stream');
   const pub = write(`${cluster}routing:\n  redis: {}\n  publicKeys: [cp.pem.pub]\n`);
   assert.deepEqual(loadConfig(pub, {}).routing.redis, { key: 'igw:routing:snapshot', channel: 'igw:routing:snapshot:published' });

@@ -255,12 +255,35 @@ void test('(f) a NACK keeps the previous version: Envoy runs it, the server logs
   assert.equal(await hit(rig.url, 'stable'), 200);
 });
 
+void test(
+  '(g) a cluster with a DNS name is a STRICT_DNS cluster: Envoy resolves it and serves; it has no EDS resource',
+  { skip: bin === undefined },
+  async () => {
+    const nacks = rig.xds.status().nacks;
+    rig.xds.update([
+      { name: 'model-a', endpoints: [{ host: '127.0.0.1', port: a.port }] },
+      { name: 'by-name', endpoints: [{ host: 'localhost', port: b.port }] },
+    ]);
+    await waitFor(async () => (await hit(rig.url, 'by-name')) === 200, { what: 'the DNS-named cluster serves', timeoutMs: 5000 });
+    const cds = await cdsState(rig.envoy.adminUrl);
+    assert.equal(cds.clusters.get('by-name')?.cluster['type'], 'STRICT_DNS');
+    assert.equal(cds.clusters.get('model-a')?.cluster['type'], 'EDS');
+    assert.deepEqual(
+      (await clusterHosts(rig.envoy.adminUrl, 'by-name'))?.map((h) => h.port),
+      [b.port],
+    );
+    await waitFor(() => acked(rig, 'ClusterLoadAssignment') === rig.xds.status().versions.endpoints, { what: 'EDS ACKed' });
+    assert.equal(rig.xds.status().nacks, nacks, 'no NACK');
+  },
+);
+
 void test('update() refuses what cannot be encoded, naming the field, and changes nothing', { skip: bin === undefined }, async () => {
   const version = rig.xds.status().versions;
   assert.throws(
-    () => rig.xds.update([{ name: 'x', endpoints: [{ host: 'model.internal', port: 80 }] }]),
-    /clusters\[0\]\.endpoints\[0\]\.host must be an IP address/,
+    () => rig.xds.update([{ name: 'x', endpoints: [{ host: 'model_internal', port: 80 }] }]),
+    /clusters\[0\]\.endpoints\[0\]\.host must be an IP address or a DNS name/,
   );
+  assert.throws(() => rig.xds.update([{ name: 'x', endpoints: [{ host: '10.0.0.256', port: 80 }] }]), /clusters\[0\]\.endpoints\[0\]\.host/);
   assert.throws(() => rig.xds.update([{ name: 'x', endpoints: [{ host: '10.0.0.1', port: 70000 }] }]), /clusters\[0\]\.endpoints\[0\]\.port/);
   assert.throws(
     () =>

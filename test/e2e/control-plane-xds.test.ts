@@ -84,6 +84,74 @@ async function chat(key: string): Promise<number> {
 
 const served = (u: DemoUpstream): number => u.requests.filter((r) => r.path === '/v1/chat/completions').length;
 
+/** Envoy's dynamic cluster of that name, as /config_dump shows it (null when it has none). */
+async function dynamicCluster(name: string): Promise<Record<string, unknown> | null> {
+  const body = (await (await fetch(`http://127.0.0.1:${stack.envoy.adminPort}/config_dump?resource=dynamic_active_clusters`)).json()) as {
+    configs?: Array<{ cluster?: Record<string, unknown> }>;
+  };
+  return body.configs?.find((c) => c.cluster?.['name'] === name)?.cluster ?? null;
+}
+
+test('a deployment addressed by DNS name reaches Envoy as a STRICT_DNS cluster and serves; weight 0 drains an endpoint without a NACK', async () => {
+  assert.equal((await call('POST', '/v1/models', { id: 'dns-model', endpoints: ['chat'] })).status, 201);
+  const bad = await call('POST', '/v1/deployments', { id: 'bad', model: 'dns-model', cluster: 'cp-dns', upstreamModel: 'u', address: 'under_score.local:80' });
+  assert.equal(bad.status, 422);
+  assert.match(JSON.stringify(bad.body), /"field":\s*"address"/);
+  const byName = await call('POST', '/v1/deployments', {
+    id: 'dns-a',
+    model: 'dns-model',
+    cluster: 'cp-dns',
+    upstreamModel: 'dns-upstream',
+    address: `localhost:${backendA.port}`,
+  });
+  assert.equal(byName.status, 201, JSON.stringify(byName.body));
+  assert.equal((await call('POST', '/v1/tenants', { id: 'dns-team', org: 'acme' })).status, 201);
+  const key = String((await call('POST', '/v1/keys', { principal: 'dana', org: 'acme', tenant: 'dns-team', models: ['dns-model'] })).body['key']);
+  const ask = async (): Promise<number> => {
+    try {
+      await new OpenAI({ baseURL: stack.baseURL, apiKey: key, maxRetries: 0, timeout: 10_000 }).chat.completions.create({
+        model: 'dns-model',
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      return 200;
+    } catch (err) {
+      if (err instanceof OpenAI.APIError) return Number(err.status ?? 0);
+      throw err;
+    }
+  };
+  const t0 = performance.now();
+  await waitFor(async () => (await ask()) === 200, { what: 'the DNS-named backend to serve', timeoutMs: 2000, intervalMs: 50 });
+  assert.ok(performance.now() - t0 < 2000);
+  const cluster = await dynamicCluster('cp-dns');
+  assert.equal(cluster?.['type'], 'STRICT_DNS');
+  assert.equal(cluster?.['eds_cluster_config'], undefined);
+
+  // A second endpoint by address on the same cluster, then the first drained with weight 0: Envoy (which refuses
+  // an endpoint of weight 0) is given the cluster without it, and every request reaches the other.
+  const second = await call('POST', '/v1/deployments', {
+    id: 'dns-b',
+    model: 'dns-model',
+    cluster: 'cp-dns',
+    upstreamModel: 'dns-upstream',
+    address: `127.0.0.1:${backendB.port}`,
+  });
+  assert.equal(second.status, 201, JSON.stringify(second.body));
+  const a = await call('GET', '/v1/deployments/dns-a');
+  assert.equal((await call('PATCH', '/v1/deployments/dns-a', { weight: 0 }, a.etag ?? '')).status, 200);
+  await waitFor(
+    async () => {
+      const before = served(backendA);
+      for (let i = 0; i < 10; i++) assert.equal(await ask(), 200);
+      return served(backendA) === before;
+    },
+    { what: 'the drained endpoint to receive nothing', timeoutMs: 5000, intervalMs: 50 },
+  );
+  const bBefore = served(backendB);
+  for (let i = 0; i < 10; i++) assert.equal(await ask(), 200);
+  assert.equal(served(backendB) - bBefore, 10, 'every request reaches the endpoint left');
+  assert.equal((await envoyStats()).get('cluster_manager.cds.update_rejected'), '0', 'Envoy rejected no cluster update');
+});
+
 test('backends created, deleted and health-checked over the admin API reach Envoy over xDS; Envoy keeps them without the control plane', async () => {
   assert.equal((await call('POST', '/v1/models', { id: 'pool-model', endpoints: ['chat'] })).status, 201);
   const health = { path: '/v1/models', intervalMs: 200, timeoutMs: 100, unhealthyThreshold: 2, healthyThreshold: 1 };

@@ -156,6 +156,7 @@ export interface AuditLine {
     keyId: string | null;
     methods: string[];
     jwt: { issuer: string; subject: string } | null;
+    introspection: { issuer: string; subject: string } | null;
     mtls: { spiffeId: string | null; subject: string | null; certDigest: string } | null;
   } | null;
   usage: { promptTokens: number; completionTokens: number; source: string } | null;

@@ -48,6 +48,7 @@ export function identity(over: Partial<Identity> = {}): Identity {
     endpoints: '*',
     keyId: 'k1',
     jwt: null,
+    introspection: null,
     mtls: null,
     ...over,
   };

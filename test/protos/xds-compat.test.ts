@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import protobuf from 'protobufjs';
-import { assignmentResource, clusterResource, XDS_PROTOS_DIR, XDS_RESOURCE_PROTOS } from '../../src/control-plane/xds/resources.ts';
+import { assignmentResource, clusterResource, discoveryOf, XDS_PROTOS_DIR, XDS_RESOURCE_PROTOS } from '../../src/control-plane/xds/resources.ts';
 
 const XDS_DEPS = path.resolve(import.meta.dirname, '../../node_modules/@grpc/grpc-js-xds/deps');
 // protobufjs ships google/protobuf/descriptor.proto, which the upstream annotations import.
@@ -163,4 +163,28 @@ test('a served ClusterLoadAssignment decodes with the upstream definition: prior
       { priority: 1, lb_endpoints: [sa('10.0.0.2', 8000)] },
     ],
   });
+});
+
+test('a cluster with a DNS name among its hosts decodes as STRICT_DNS with its endpoints inline (no EDS config)', () => {
+  const any = clusterResource({
+    name: 'hosted',
+    endpoints: [
+      { host: 'vllm.models.svc', port: 8000, weight: 2 },
+      { host: '10.0.0.9', port: 8000, priority: 1 },
+    ],
+  });
+  const Cluster = upstream.lookupType('envoy.config.cluster.v3.Cluster');
+  const c = Cluster.toObject(Cluster.decode(any.value), TO_OBJECT);
+  assert.equal(c.type, 'STRICT_DNS');
+  assert.equal(c.dns_lookup_family, 'V4_PREFERRED');
+  assert.equal(c.eds_cluster_config, undefined);
+  const sa = (address: string, port_value: number) => ({ endpoint: { address: { socket_address: { address, port_value } } } });
+  assert.deepEqual(c.load_assignment, {
+    cluster_name: 'hosted',
+    endpoints: [
+      { lb_endpoints: [{ ...sa('vllm.models.svc', 8000), load_balancing_weight: { value: 2 } }] },
+      { priority: 1, lb_endpoints: [sa('10.0.0.9', 8000)] },
+    ],
+  });
+  assert.equal(discoveryOf({ name: 'ips', endpoints: [{ host: '10.0.0.1', port: 80 }] }), 'EDS');
 });

@@ -94,9 +94,9 @@ test('requirement rules demand combinations, by tenant and endpoint, first match
 });
 
 test('presented credentials: API key by prefix, JWT by shape, anything else refused', async (t) => {
-  assert.deepEqual(presentedCredentials('Bearer igw_abc', undefined), { apiKey: 'igw_abc', jwt: null });
-  assert.deepEqual(presentedCredentials('Bearer aaa.bbb.ccc', 'igw_k'), { apiKey: 'igw_k', jwt: 'aaa.bbb.ccc' });
-  assert.deepEqual(presentedCredentials(undefined, undefined), { apiKey: null, jwt: null });
+  assert.deepEqual(presentedCredentials('Bearer igw_abc', undefined), { apiKey: 'igw_abc', jwt: null, opaque: null });
+  assert.deepEqual(presentedCredentials('Bearer aaa.bbb.ccc', 'igw_k'), { apiKey: 'igw_k', jwt: 'aaa.bbb.ccc', opaque: null });
+  assert.deepEqual(presentedCredentials(undefined, undefined), { apiKey: null, jwt: null, opaque: null });
   for (const bad of ['Basic Zm9v', 'Bearer sk-openai-style', 'Bearer a b', `Bearer ${'a'.repeat(70_000)}`]) {
     await t.test(`refused: ${bad.slice(0, 30)}`, () => {
       assert.equal(
@@ -108,6 +108,16 @@ test('presented credentials: API key by prefix, JWT by shape, anything else refu
   }
   assert.equal(
     refusal(() => presentedCredentials('Bearer igw_a', 'igw_b')),
+    'invalid_api_key',
+  );
+});
+
+test('presented credentials: with introspection configured, a non-key non-JWT bearer is an opaque token (b64token shape only)', () => {
+  assert.deepEqual(presentedCredentials('Bearer sk-opaque_Tok.en~+/==', undefined, true), { apiKey: null, jwt: null, opaque: 'sk-opaque_Tok.en~+/==' });
+  assert.deepEqual(presentedCredentials('Bearer aaa.bbb.ccc', undefined, true), { apiKey: null, jwt: 'aaa.bbb.ccc', opaque: null }, 'a JWT stays a JWT');
+  assert.deepEqual(presentedCredentials('Bearer igw_abc', undefined, true), { apiKey: 'igw_abc', jwt: null, opaque: null });
+  assert.equal(
+    refusal(() => presentedCredentials('Bearer a=b', undefined, true)),
     'invalid_api_key',
   );
 });

@@ -454,3 +454,37 @@ test('budgets: amounts with more than 6 decimals, zero or negative are refused b
   }
   assert.throws(() => quotas({ plans: [{ name: 'x', currency: 'dollars', limits: [{ scope: 'org', budgetDaily: '1' }] }] }), /currency/);
 });
+
+test("plans from the routing snapshot come before the config's, for the tier and for the default plan", () => {
+  let fromSnapshot = new Map<string, ReturnType<typeof quotas>['plans'][number]>();
+  const cfg = quotas({
+    plans: [
+      { name: 'gold', limits: [{ scope: 'key', rpm: 10 }] },
+      { name: 'base', limits: [{ scope: 'key', rpm: 1 }] },
+    ],
+    defaultPlan: 'base',
+  });
+  const s = new QuotaStage(cfg, {
+    primary: new FakeStore(),
+    local: new FakeStore(),
+    breaker: null,
+    metrics: new Metrics({ processMetrics: false }),
+    log: pino({ level: 'silent' }),
+    snapshotPlans: () => fromSnapshot,
+  });
+  assert.equal(s.planFor('gold')?.limits[0]?.rpm, 10);
+  assert.equal(s.planFor('nobody')?.name, 'base');
+  const snapshotPlans = quotas({
+    plans: [
+      { name: 'gold', limits: [{ scope: 'key', rpm: 500 }] },
+      { name: 'base', limits: [{ scope: 'key', rpm: 5 }] },
+      { name: 'new', limits: [{ scope: 'tenant', rpm: 7 }] },
+    ],
+  }).plans;
+  fromSnapshot = new Map(snapshotPlans.map((p) => [p.name, p]));
+  assert.equal(s.planFor('gold')?.limits[0]?.rpm, 500, "the snapshot's plan wins over the config's of the same name");
+  assert.equal(s.planFor('new')?.limits[0]?.rpm, 7, 'a plan only the snapshot has');
+  assert.equal(s.planFor('nobody')?.limits[0]?.rpm, 5, "the default plan's name is looked up in the snapshot first too");
+  fromSnapshot = new Map();
+  assert.equal(s.planFor('new')?.name, 'base', "a plan gone from the snapshot no longer applies: the config's default does");
+});

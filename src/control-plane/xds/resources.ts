@@ -1,10 +1,14 @@
 /**
  * XdsCluster → the xDS resources Envoy receives: an EDS `Cluster` (CDS) and
- * its `ClusterLoadAssignment` (EDS), each encoded with protobufjs from our
- * own declarations in protos/ and packed in a google.protobuf.Any.
+ * its `ClusterLoadAssignment` (EDS) when every endpoint is an IP address, or
+ * a STRICT_DNS `Cluster` with its endpoints inline when one is a DNS name
+ * (EDS hands Envoy addresses, never names: Envoy resolves a STRICT_DNS
+ * cluster's names itself and follows their changes), each encoded with
+ * protobufjs from our own declarations in protos/ and packed in a
+ * google.protobuf.Any.
  *
  * `validateClusters` refuses what cannot be encoded, naming the field: names
- * (Envoy cluster names, unique), IP addresses (EDS endpoints are addresses),
+ * (Envoy cluster names, unique), hosts (an IP address or a DNS name),
  * ports, and integers in the range of their wire fields (uint32). Envoy's own
  * rules on values are left to Envoy, the one authority on them: a duration of
  * 0, a percentage over 100, a weight of 0, an empty health-check path. Envoy
@@ -16,6 +20,7 @@ import fs from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import protobuf from 'protobufjs';
+import { isDnsName } from '../../shared/hosts.ts';
 import type { XdsCluster, XdsEndpoint } from './types.ts';
 
 export const CLUSTER_TYPE_URL = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
@@ -102,7 +107,7 @@ export function validateClusters(clusters: readonly XdsCluster[]): void {
     const addresses = new Set<string>();
     c.endpoints.forEach((e, j) => {
       const ep = `${at}.endpoints[${j}]`;
-      if (typeof e.host !== 'string' || isIP(e.host) === 0) fail(`${ep}.host`, 'must be an IP address');
+      if (typeof e.host !== 'string' || (isIP(e.host) === 0 && !isDnsName(e.host))) fail(`${ep}.host`, 'must be an IP address or a DNS name');
       integer(e.port, `${ep}.port`, 1, 65535);
       if (e.weight !== undefined) integer(e.weight, `${ep}.weight`, 0, UINT32_MAX);
       // A uint32 on the wire, but Envoy keeps one host set per level up to the highest: a guard, not Envoy's rule.
@@ -128,12 +133,24 @@ export function validateClusters(clusters: readonly XdsCluster[]): void {
   });
 }
 
-/** The CDS resource: an EDS cluster fed over ADS, HTTP/1.1 upstream. */
+/** How Envoy learns a cluster's hosts: over EDS when every endpoint is an IP address, else by resolving the names itself. */
+export function discoveryOf(c: XdsCluster): 'EDS' | 'STRICT_DNS' {
+  return c.endpoints.every((e) => isIP(e.host) !== 0) ? 'EDS' : 'STRICT_DNS';
+}
+
+/**
+ * The CDS resource, HTTP/1.1 upstream: an EDS cluster fed over ADS, or a STRICT_DNS cluster carrying its endpoints
+ * (an IP address among the names resolves to itself). Each name's IPv4 addresses are used when it has any (Envoy
+ * resolves every name again each 5 s by default, and a name's addresses are all hosts of its priority level).
+ */
 export function clusterResource(c: XdsCluster): AnyMessage {
+  const discovery =
+    discoveryOf(c) === 'EDS'
+      ? { type: 'EDS', eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: c.name } }
+      : { type: 'STRICT_DNS', dns_lookup_family: 'V4_PREFERRED', load_assignment: loadAssignment(c) };
   const cluster: Record<string, unknown> = {
     name: c.name,
-    type: 'EDS',
-    eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: c.name },
+    ...discovery,
     connect_timeout: duration(CONNECT_TIMEOUT_MS),
     lb_policy: 'ROUND_ROBIN',
     // A backend removed from the desired state stops taking traffic now: by default Envoy keeps a removed host for
@@ -172,8 +189,13 @@ export function clusterResource(c: XdsCluster): AnyMessage {
   return pack(ClusterType, CLUSTER_TYPE_URL, cluster);
 }
 
-/** The EDS resource: one LocalityLbEndpoints per priority, in priority order. */
+/** The EDS resource of an EDS cluster (discoveryOf): its load assignment. */
 export function assignmentResource(c: XdsCluster): AnyMessage {
+  return pack(AssignmentType, ENDPOINT_TYPE_URL, loadAssignment(c));
+}
+
+/** One LocalityLbEndpoints per priority, in priority order. */
+function loadAssignment(c: XdsCluster): Record<string, unknown> {
   const byPriority = new Map<number, XdsEndpoint[]>();
   for (const e of c.endpoints) {
     const p = e.priority ?? 0;
@@ -188,7 +210,7 @@ export function assignmentResource(c: XdsCluster): AnyMessage {
         ...(e.weight === undefined ? {} : { load_balancing_weight: { value: e.weight } }),
       })),
     }));
-  return pack(AssignmentType, ENDPOINT_TYPE_URL, { cluster_name: c.name, endpoints });
+  return { cluster_name: c.name, endpoints };
 }
 
 /** Decodes a packed resource with our declarations (for logs and tests). */

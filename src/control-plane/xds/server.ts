@@ -1,7 +1,8 @@
 /**
  * The control plane's xDS server: Envoy's Aggregated Discovery Service
- * (state of the world) over @grpc/grpc-js, serving CDS (EDS clusters) and EDS
- * (their endpoints) on one stream per Envoy.
+ * (state of the world) over @grpc/grpc-js, serving CDS (EDS clusters, and
+ * STRICT_DNS clusters for backends known by name) and EDS (the EDS clusters'
+ * endpoints) on one stream per Envoy.
  *
  * Protocol, per stream and resource type:
  * - every response carries the type's current version_info and a fresh nonce;
@@ -25,7 +26,16 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { isIP } from 'node:net';
-import { assignmentResource, clusterResource, CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, validateClusters, XDS_PROTOS_DIR, type AnyMessage } from './resources.ts';
+import {
+  assignmentResource,
+  clusterResource,
+  CLUSTER_TYPE_URL,
+  discoveryOf,
+  ENDPOINT_TYPE_URL,
+  validateClusters,
+  XDS_PROTOS_DIR,
+  type AnyMessage,
+} from './resources.ts';
 import type { XdsCluster, XdsLog } from './types.ts';
 
 export { CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL } from './resources.ts';
@@ -249,7 +259,8 @@ export async function startXdsServer(opts: XdsServerOptions): Promise<XdsServer>
     loaded = true;
     const next = new Map<string, Map<string, AnyMessage>>([
       [CLUSTER_TYPE_URL, new Map(backends.map((c) => [c.name, clusterResource(c)]))],
-      [ENDPOINT_TYPE_URL, new Map(backends.map((c) => [c.name, assignmentResource(c)]))],
+      // A STRICT_DNS cluster carries its endpoints: only EDS clusters have an EDS resource.
+      [ENDPOINT_TYPE_URL, new Map(backends.filter((c) => discoveryOf(c) === 'EDS').map((c) => [c.name, assignmentResource(c)]))],
     ]);
     // Clusters first: a new cluster makes Envoy ask for its endpoints.
     for (const typeUrl of [CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL]) {

@@ -5,7 +5,10 @@
  */
 
 export interface XdsEndpoint {
-  /** An IP address (EDS endpoints are addresses; Envoy does not resolve names here). */
+  /**
+   * An IP address, or a DNS name: a cluster with a name among its hosts is a STRICT_DNS cluster (Envoy resolves the
+   * names itself), one with addresses only an EDS cluster.
+   */
   host: string;
   port: number;
   /** Share of traffic within its priority, an integer >= 1 (default 1). */

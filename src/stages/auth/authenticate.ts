@@ -18,6 +18,10 @@ export interface JwtVerifierPort {
   readonly enabled: boolean;
   verify(token: string): Promise<Credential>;
 }
+export interface IntrospectionVerifierPort {
+  readonly enabled: boolean;
+  verify(token: string): Promise<Credential>;
+}
 export interface MtlsVerifierPort {
   readonly enabled: boolean;
   /** null when the connection carries no client certificate. */
@@ -27,6 +31,7 @@ export interface MtlsVerifierPort {
 export interface Verifiers {
   readonly apiKeys: ApiKeyVerifierPort;
   readonly jwt: JwtVerifierPort;
+  readonly introspection: IntrospectionVerifierPort;
   readonly mtls: MtlsVerifierPort;
 }
 
@@ -42,13 +47,16 @@ export class Authenticator implements Authenticate {
   }
 
   async authenticate(headers: CredentialHeaders, conn: ConnectionInfo, endpoint: Endpoint | null): Promise<Identity> {
-    const presented = presentedCredentials(headers.authorization, headers.xApiKey);
+    const presented = presentedCredentials(headers.authorization, headers.xApiKey, this.#v.introspection.enabled);
     const pending: Array<Promise<Credential>> = [];
     if (presented.apiKey !== null) pending.push(this.#v.apiKeys.verify(presented.apiKey));
     if (presented.jwt !== null) {
-      if (!this.#v.jwt.enabled) throw new GatewayError('invalid_token', 'Bearer JWTs are not accepted by this gateway.');
-      pending.push(this.#v.jwt.verify(presented.jwt));
+      // A JWT-shaped token is verified locally where JWT issuers are configured; elsewhere it is an access token to introspect.
+      if (this.#v.jwt.enabled) pending.push(this.#v.jwt.verify(presented.jwt));
+      else if (this.#v.introspection.enabled) pending.push(this.#v.introspection.verify(presented.jwt));
+      else throw new GatewayError('invalid_token', 'Bearer JWTs are not accepted by this gateway.');
     }
+    if (presented.opaque !== null) pending.push(this.#v.introspection.verify(presented.opaque));
     const credentials = await Promise.all(pending);
     // mTLS is checked only where configured; elsewhere a client certificate carries no identity.
     if (this.#v.mtls.enabled) {

@@ -4,8 +4,9 @@
  * - Every credential presented must verify; a bad one is never skipped in
  *   favour of another (it is refused by its verifier before we get here).
  * - Credentials that name an org or tenant must agree (else credential_conflict).
- * - The principal is the most specific caller: JWT, then API key, then the
- *   mTLS workload. The tier comes from the same credential when it has one.
+ * - The principal is the most specific caller: a bearer token (JWT or an
+ *   introspected OAuth token — a request carries one bearer at most), then API
+ *   key, then the mTLS workload. The tier comes from the same credential when it has one.
  * - Roles are the union; model and endpoint allowlists the intersection —
  *   each credential's restrictions apply.
  * - Requirement rules (auth.require) may demand several methods at once.
@@ -20,7 +21,7 @@ export interface AuthRequirement {
   readonly methods: readonly AuthMethod[];
 }
 
-const PRECEDENCE: readonly AuthMethod[] = ['jwt', 'api_key', 'mtls'];
+const PRECEDENCE: readonly AuthMethod[] = ['jwt', 'introspection', 'api_key', 'mtls'];
 
 export function combineCredentials(credentials: readonly Credential[], endpoint: Endpoint | null, requirements: readonly AuthRequirement[]): Identity {
   if (credentials.length === 0) throw new GatewayError('missing_api_key', 'A credential is required: send "Authorization: Bearer <key or token>".');
@@ -51,6 +52,7 @@ export function combineCredentials(credentials: readonly Credential[], endpoint:
   }
   const apiKey = ordered.find((c) => c.method === 'api_key');
   const jwt = ordered.find((c) => c.method === 'jwt');
+  const introspected = ordered.find((c) => c.method === 'introspection');
   const mtls = ordered.find((c) => c.method === 'mtls');
   return Object.freeze({
     methods,
@@ -63,6 +65,7 @@ export function combineCredentials(credentials: readonly Credential[], endpoint:
     endpoints,
     keyId: apiKey?.method === 'api_key' ? apiKey.keyId : null,
     jwt: jwt?.method === 'jwt' ? { issuer: jwt.issuer, subject: jwt.subject } : null,
+    introspection: introspected?.method === 'introspection' ? { issuer: introspected.issuer, subject: introspected.subject } : null,
     mtls: mtls?.method === 'mtls' ? { spiffeId: mtls.spiffeId, subject: mtls.certSubject, certDigest: mtls.certDigest } : null,
   });
 }

@@ -53,6 +53,11 @@ export interface QuotaDeps {
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly now?: () => number;
+  /**
+   * The plans of the routing snapshot in use (delivered by the control plane), looked up before the config's
+   * `quotas.plans`; absent: the config's only.
+   */
+  readonly snapshotPlans?: () => ReadonlyMap<string, QuotaPlan>;
   /** Runs the lease heartbeat every intervalMs until stopped (default: an unref'd setInterval; tests tick it by hand). */
   readonly schedule?: (tick: () => void, intervalMs: number) => () => void;
 }
@@ -96,9 +101,14 @@ export class QuotaStage implements QuotaGate<QuotaTicket> {
     this.#schedule = deps.schedule ?? intervalSchedule;
   }
 
-  /** The plan for a tier: the plan of that name, else the default plan, else none (no quotas). */
+  /**
+   * The plan for a tier: the plan of that name (the snapshot's, else the config's), else the default plan (looked up
+   * the same way), else none (no quotas).
+   */
   planFor(tier: string): QuotaPlan | null {
-    return this.#plans.get(tier) ?? (this.#cfg.defaultPlan === undefined ? null : (this.#plans.get(this.#cfg.defaultPlan) ?? null));
+    const fromSnapshot = this.#d.snapshotPlans?.();
+    const named = (name: string): QuotaPlan | null => fromSnapshot?.get(name) ?? this.#plans.get(name) ?? null;
+    return named(tier) ?? (this.#cfg.defaultPlan === undefined ? null : named(this.#cfg.defaultPlan));
   }
 
   /** Reserves; throws a 429/503 GatewayError when refused. null when no plan applies. */
