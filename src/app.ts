@@ -16,6 +16,8 @@ import { RedisSnapshotSubscriber } from './control/pubsub.ts';
 import { pushSnapshot } from './control/push.ts';
 import { loadSnapshotFile, SnapshotHolder } from './control/snapshot.ts';
 import { watchSnapshotFile } from './control/watch.ts';
+import { ConfigError } from './config/errors.ts';
+import { reviewSnapshot } from './control/destinations-check.ts';
 import { loadPublicKeys } from './crypto/signing.ts';
 import { API_FAMILIES, DEFAULT_FAMILY } from './families/index.ts';
 import { TRANSLATORS } from './families/translate/port.ts';
@@ -73,7 +75,13 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
 
   // Routing snapshots: the file (followed), admin pushes and Redis pub/sub, all signed when keys are configured.
   const trust = { keys: loadPublicKeys(config.routing.publicKeys) };
-  const snapshots = new SnapshotHolder(loadSnapshotFile(config.routing.snapshotFile, trust));
+  // Every snapshot, the first included, is reviewed against the data policy's destination rules.
+  const destinationCheck = { rules: config.policy.destinations, mode: config.policy.destinationCheck };
+  const initial = loadSnapshotFile(config.routing.snapshotFile, trust);
+  const review = reviewSnapshot(destinationCheck, null, initial);
+  if (review.refuse) throw new ConfigError(config.routing.snapshotFile, review.problems);
+  if (review.problems.length > 0) log.warn({ snapshot: initial.version, problems: review.problems }, 'destination rules no deployment satisfies');
+  const snapshots = new SnapshotHolder(initial, destinationCheck);
   metrics.setSnapshot(snapshots.current().version, snapshots.current().loadedAt, snapshots.current().issuedAt);
   const snapshotWatch = watchSnapshotFile(config.routing.snapshotFile, snapshots, { log, metrics, trust });
   const redisUrl = config.redis.url;

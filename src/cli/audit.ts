@@ -11,6 +11,7 @@
 import { parseArgs } from 'node:util';
 import { generateSigningKey } from '../crypto/signing.ts';
 import { exportUsage, parseRange, usageToCsv, usageToJson } from '../audit/export.ts';
+import { exportDestinations } from '../audit/destinations.ts';
 import { asUsage, type CommandGroup, dispatch, usage, UsageError } from './dispatch.ts';
 import {
   fileSources,
@@ -22,6 +23,9 @@ import {
   type VerifyReport,
   verifyAudit,
 } from '../audit/verify.ts';
+
+/** What `--class` takes (the classifier's data classes). */
+const DATA_CLASSES: readonly string[] = ['PII', 'PCI', 'PHI', 'SECRET'];
 
 const AUDIT: CommandGroup = {
   name: 'audit',
@@ -45,6 +49,10 @@ const AUDIT: CommandGroup = {
       Usage and cost per UTC day, org, tenant, API key, model and currency: requests,
       prompt/completion tokens and exact cost (estimated ones counted apart), outcomes. DATE: YYYY-MM-DD (whole UTC day, both
       ends included) or an ISO 8601 timestamp (--from inclusive, --to exclusive).
+  export --by destination [--class PII|PCI|PHI|SECRET] [--from DATE] [--to DATE] (FILE|DIR)... | --redis URL
+      Where requests went (JSON): per UTC day, model and serving deployment id, the data classes
+      found and still sent, the destination rules that constrained them, vetoed attempts, outcomes
+      and error codes. --class: only requests in which that class was found.
 `,
       run: exportCmd,
     },
@@ -154,7 +162,14 @@ async function exportCmd(args: string[]): Promise<number> {
     parseArgs({
       args,
       allowPositionals: true,
-      options: { ...SOURCE_OPTIONS, format: { type: 'string', default: 'json' }, from: { type: 'string' }, to: { type: 'string' } },
+      options: {
+        ...SOURCE_OPTIONS,
+        format: { type: 'string', default: 'json' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        by: { type: 'string', default: 'usage' },
+        class: { type: 'string' },
+      },
     }),
   );
   if (v.help === true) {
@@ -164,6 +179,17 @@ async function exportCmd(args: string[]): Promise<number> {
   if (v.format !== 'json' && v.format !== 'csv') throw new UsageError(`--format must be json or csv, not ${v.format}`);
   const range = { ...(v.from === undefined ? {} : { from: v.from }), ...(v.to === undefined ? {} : { to: v.to }) };
   asUsage(() => parseRange(range));
+  if (v.by !== 'usage' && v.by !== 'destination') throw new UsageError(`--by must be usage or destination, not ${v.by}`);
+  if (v.by === 'destination') {
+    if (v.format !== 'json') throw new UsageError('--by destination writes JSON only');
+    const dataClass = v.class ?? null;
+    if (dataClass !== null && !DATA_CLASSES.includes(dataClass)) throw new UsageError(`--class must be one of ${DATA_CLASSES.join(', ')}, not ${dataClass}`);
+    const report = await exportDestinations(sourcesOf(positionals, v), range, dataClass);
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    if (report.skipped > 0) process.stderr.write(`audit export: skipped ${report.skipped} line(s) that are not audit records (run 'audit verify')\n`);
+    return 0;
+  }
+  if (v.class !== undefined) throw new UsageError('--class needs --by destination');
   const report = await exportUsage(sourcesOf(positionals, v), range);
   process.stdout.write(v.format === 'csv' ? usageToCsv(report) : usageToJson(report));
   if (report.skipped > 0) process.stderr.write(`audit export: skipped ${report.skipped} line(s) that are not audit records (run 'audit verify')\n`);

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { ApiKeyEntrySchema, QuotaPlanSchema } from '../config/schema.ts';
 import { PROVIDERS, ROUTED_ENDPOINT_NAMES } from '../families/endpoints.ts';
-import { TransformsSchema } from '../control/snapshot.ts';
+import { TransformsSchema, TrustSchema } from '../control/snapshot.ts';
 import { parseHostPort } from '../shared/hosts.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9._:/@-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : / @ -');
@@ -74,6 +74,11 @@ export const DeploymentSchema = z.strictObject({
    * another provider: an aggregate cluster over xDS, each attempt rewritten for its deployment by the sidecar.
    */
   fallback: z.array(name).min(1, 'must name at least one deployment').max(7).optional(),
+  /**
+   * What it can be trusted with (the snapshot's form, docs/configuration.md "Deployment trust"); the data policy's
+   * destination rules route on it. Unset: nothing stated, which satisfies no rule.
+   */
+  trust: TrustSchema.optional(),
 });
 
 /** A quota plan, exactly the sidecar config's `quotas.plans[]` form; its name is its id. */

@@ -35,8 +35,10 @@ export function snapshotVersion(revision: number): string {
 function deploymentFields(d: Stored<DeploymentSpec>): Record<string, unknown> {
   const s = d.spec;
   return {
+    id: d.id,
     cluster: s.cluster,
     model: s.upstreamModel,
+    ...(s.trust === undefined ? {} : { trust: s.trust }),
     provider: s.provider,
     ...(s.credential === undefined ? {} : { credential: s.credential }),
     ...(s.price === undefined ? {} : { price: s.price }),
@@ -68,8 +70,12 @@ export function buildSnapshot(state: DesiredState, ownedBy: string): SnapshotDoc
         continue;
       }
       const chain = s.fallback?.map((id) => byId.get(id));
+      // Envoy may send the target's requests to any endpoint of its cluster (other priorities, other deployments on
+      // it): the trust of each of those is stated too, so a destination rule must hold for all of them.
+      const others = state.deployments.filter((o) => o.id !== d.id && o.spec.cluster === s.cluster).sort((a, b) => (a.id < b.id ? -1 : 1));
       targets.set(key, {
         ...deploymentFields(d),
+        ...(others.length === 0 ? {} : { priorities: others.map((o) => o.spec.trust ?? {}) }),
         weight: w,
         // Through the deployment's aggregate cluster (fallbacksOf); a chain naming a missing deployment is refused by snapshotProblems.
         ...(chain === undefined || chain.some((x) => x === undefined)

@@ -1,13 +1,16 @@
 /**
  * The one place a new routing snapshot is let in, whatever delivered it (the
  * watched file, an admin push, Redis): parse and verify it, refuse one older
- * than the snapshot in use (no rollback), swap it in, and report it — or
+ * than the snapshot in use (no rollback), review it against the data policy's
+ * destination rules (src/control/destinations-check.ts: warn, or refuse when
+ * configured), swap it in, and report it — or
  * count and log the rejection, leaving the current snapshot serving.
  * Keeping this in one function keeps the rules identical for every channel.
  */
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.ts';
 import type { Metrics, SnapshotSource } from '../telemetry/metrics.ts';
+import { reviewSnapshot } from './destinations-check.ts';
 import { replacementProblem, type RoutingSnapshot as Snapshot, type SnapshotHolder } from './snapshot.ts';
 
 export interface AcceptDeps {
@@ -31,7 +34,10 @@ export function acceptSnapshot(source: SnapshotSource, load: () => Snapshot, dep
   try {
     const next = load();
     const problem = replacementProblem(previous, next);
-    if (problem === null) {
+    const review = deps.holder.destinations === null ? null : reviewSnapshot(deps.holder.destinations, previous, next);
+    if (problem === null && review?.refuse !== true) {
+      if (review !== null && review.problems.length > 0)
+        deps.log.warn({ source, ...fields, to: next.version, problems: review.problems }, 'routing snapshot accepted with destination rule warnings');
       deps.holder.replace(next);
       deps.metrics.setSnapshot(next.version, next.loadedAt, next.issuedAt);
       deps.log.info(
@@ -40,7 +46,7 @@ export function acceptSnapshot(source: SnapshotSource, load: () => Snapshot, dep
       );
       return { accepted: true, snapshot: next, previous };
     }
-    problems = [problem];
+    problems = problem === null ? (review?.problems ?? []) : [problem];
   } catch (err) {
     // Anything else thrown while parsing is still a bad snapshot, never a reason to stop serving.
     problems = err instanceof ConfigError ? err.problems : [String(err)];

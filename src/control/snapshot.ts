@@ -23,6 +23,7 @@ import { ConfigError, describeIssues } from '../config/errors.ts';
 import { QuotaPlanSchema, type QuotaPlan } from '../config/schema.ts';
 import { canonicalJson } from '../crypto/canonical.ts';
 import { HOSTING_KINDS } from '../pipeline/destinations.ts';
+import type { DestinationCheck } from './destinations-check.ts';
 import { verifyText } from '../crypto/signing.ts';
 import { parseMicros, type Price } from '../pipeline/cost.ts';
 import type { Endpoint } from '../pipeline/endpoint.ts';
@@ -68,7 +69,7 @@ const PriceFields = z.strictObject({
 const TrustValue = z.string().regex(/^[a-z0-9][a-z0-9_.:-]{0,62}$/, 'must be 1-63 characters of a-z 0-9 _ . : - (lower case)');
 
 /** What a deployment can be trusted with (docs/configuration.md "Deployment trust"); the data policy routes on it. */
-const TrustSchema = z.strictObject({
+export const TrustSchema = z.strictObject({
   region: TrustValue.optional(),
   residency: TrustValue.optional(),
   hosting: z.enum(HOSTING_KINDS).optional(),
@@ -108,7 +109,7 @@ const DeploymentFields = {
    * The trust of its cluster's lower priorities (priority 1, 2, …) when they are other hosts than priority 0's:
    * Envoy fails over to them without asking the sidecar, so every destination rule must hold for each.
    */
-  priorities: z.array(TrustSchema).max(7).default([]),
+  priorities: z.array(TrustSchema).max(32).default([]),
 };
 
 /**
@@ -476,8 +477,11 @@ export function replacementProblem(current: Snapshot, next: Snapshot): string | 
 /** Holds the current snapshot; swapping is a single reference assignment. */
 export class SnapshotHolder {
   #current: RoutingSnapshot;
-  constructor(initial: RoutingSnapshot) {
+  /** The data policy's destination rules every replacement is reviewed against (src/control/destinations-check.ts). */
+  readonly destinations: DestinationCheck | null;
+  constructor(initial: RoutingSnapshot, destinations: DestinationCheck | null = null) {
     this.#current = initial;
+    this.destinations = destinations;
   }
   current(): RoutingSnapshot {
     return this.#current;

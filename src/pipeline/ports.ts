@@ -160,6 +160,8 @@ export interface DataClasses {
 
 /** The data policy's destination rules (src/pipeline/destinations.ts evaluates them against deployments). */
 export interface DestinationGuard {
+  /** Whether any rule is configured: only then may a request leave its tenant's route for the model's own. */
+  readonly configured: boolean;
   /** The rules that apply to this request, given the classes it sends; empty when none does. */
   rulesFor(subject: PolicySubject, sent: ReadonlySet<string>): readonly DestinationRule[];
 }

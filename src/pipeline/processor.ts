@@ -307,7 +307,9 @@ export class RequestProcessor {
         promptTokens: estimateTokens(req.promptChars),
         maxTokens: req.maxTokens,
         kinds: state.protocol === 'ext_authz' ? 'requests_only' : 'all',
-        prices: ctx.route.prices,
+        // With destination rules a tenant's request may be served by the model's own route instead of its override
+        // (#authorizedRoute): budgets reserve for the dearest deployment of both.
+        prices: this.#d.destinations?.configured === true && ctx.route !== route ? [...new Set([...ctx.route.prices, ...route.prices])] : ctx.route.prices,
       });
       state.quota = ticket;
       if (ticket !== null) ctx.quota = { plan: ticket.plan, mode: ticket.mode, reservedTokens: ticket.reservedTokens };
@@ -524,7 +526,9 @@ export class RequestProcessor {
       const auth = authorizeRoute(c, rules);
       for (const n of auth.constraining) constraining.add(n);
       if (auth.targets.size === 0) continue;
-      if (![...auth.targets].some((t) => t.weight > 0)) {
+      let weighted = false;
+      for (const t of auth.targets) weighted ||= t.weight > 0;
+      if (!weighted) {
         drained ??= auth;
         continue;
       }
@@ -630,7 +634,9 @@ export class RequestProcessor {
     // No mark: no member answered (Envoy's own reply, e.g. every member unreachable).
     ctx.deployment = member;
     if (mark?.error != null) {
-      // The sidecar refused the attempt itself; its reply is already in the client's envelope.
+      // The sidecar refused the attempt itself; its reply is already in the client's envelope. The member never got
+      // the request, so no deployment served it.
+      ctx.deployment = null;
       ctx.errorCode = mark.error;
       state.translator = null;
       return;

@@ -193,7 +193,7 @@ export class Metrics {
 
   readonly snapshotRejections = new Counter({
     name: `${PREFIX}routing_snapshot_rejections_total`,
-    help: 'Routing snapshots refused (invalid, untrusted or older than the one in use; the last good one kept serving), by how they arrived.',
+    help: 'Routing snapshots refused (invalid, untrusted, older than the one in use, or refused by policy.destinationCheck; the last good one kept serving), by how they arrived.',
     labelNames: ['source'] as const,
     registers: [this.registry],
   });
@@ -238,6 +238,7 @@ export class Metrics {
   readonly #itlChildren = new Map<string, Series>();
   readonly #tpsChildren = new Map<string, Series>();
   readonly #upstreamChildren = new Map<string, { inc(v?: number): void }>();
+  readonly #destinationChildren = new Map<string, { inc(v?: number): void }>();
   readonly #upstreamLatencyChildren = new Map<string, Series>();
 
   observePhase(phase: string, seconds: number): void {
@@ -290,7 +291,11 @@ export class Metrics {
   }
 
   countDestinationRouting(rule: string, result: 'constrained' | 'refused' | 'unavailable'): void {
-    this.destinationRoutings.inc({ rule, result });
+    // Children cached as for the upstream counter: a constrained routing is counted on every such request.
+    const key = `${rule}\0${result}`;
+    let child = this.#destinationChildren.get(key);
+    if (child === undefined) this.#destinationChildren.set(key, (child = this.destinationRoutings.labels(rule, result)));
+    child.inc();
   }
 
   observeUpstreamLatency(cluster: string, seconds: number): void {

@@ -12,6 +12,8 @@ import { ApiError } from '../../src/control-plane/errors.ts';
 import { migrate, MIGRATIONS } from '../../src/control-plane/migrations.ts';
 import { backendsOf } from '../../src/control-plane/backends.ts';
 import { buildSnapshot, snapshotProblems } from '../../src/control-plane/snapshot.ts';
+import { parseSnapshot } from '../../src/control/snapshot.ts';
+import { deploymentSatisfies } from '../../src/pipeline/destinations.ts';
 import { DesiredStateStore } from '../../src/control-plane/store.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 
@@ -203,6 +205,28 @@ test('model transforms reach the snapshot as written; one the sidecars would ref
       return true;
     },
   );
+});
+
+test('deployment trust reaches the snapshot: the target has its id and trust, and the other hosts of its cluster as priorities', async () => {
+  const hipaa = { hosting: 'on-prem', attestations: ['hipaa'] };
+  const d1 = await store.get('deployments', 'dep-1');
+  await store.replace('deployments', 'dep-1', d1.version, { ...(d1.spec as object), trust: hipaa });
+  const doc = buildSnapshot(await store.state(), 'test');
+  const target = (doc.models[0]?.['targets'] as Array<Record<string, unknown>>)[0];
+  assert.equal(target?.['id'], 'dep-1');
+  assert.deepEqual(target?.['trust'], { ...hipaa });
+  // dep-2 (priority 1 on the same cluster) states no trust: the cluster is not authorized for a rule requiring hipaa.
+  assert.deepEqual(target?.['priorities'], [{}]);
+  const parsed = parseSnapshot(JSON.stringify(doc), 'cp');
+  const rule = { name: 'phi-hipaa', match: {}, require: { attestations: ['hipaa'] }, forbid: {} };
+  const deployment = parsed.models.get('chat-a')?.targets[0];
+  assert.ok(deployment !== undefined);
+  assert.equal(deploymentSatisfies(deployment, rule), false);
+  const d2 = await store.get('deployments', 'dep-2');
+  await store.replace('deployments', 'dep-2', d2.version, { ...(d2.spec as object), trust: hipaa });
+  const both = parseSnapshot(JSON.stringify(buildSnapshot(await store.state(), 'test')), 'cp').models.get('chat-a')?.targets[0];
+  assert.ok(both !== undefined);
+  assert.equal(deploymentSatisfies(both, rule), true);
 });
 
 test('keys: only the hash is stored; revoke and rotate move versions; a tenant must exist', async () => {

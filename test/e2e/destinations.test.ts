@@ -9,6 +9,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
 import { readAudit } from '../helpers/fixtures.ts';
 import { unusedPort } from '../helpers/ports.ts';
 import { scrapeMetrics, startTestStack, type TestStack } from '../helpers/stack.ts';
@@ -309,6 +312,38 @@ test('a redacted request may use a deployment the unredacted one could not: rule
   assert.deepEqual(rec.classification.classes, { found: ['PII'], sent: [] });
   assert.equal(rec.destinations, null);
   assert.equal(rec.deployment?.id, 'general');
+});
+
+test('audit export --by destination --class PHI answers which PHI requests went where', () => {
+  const r = spawnSync(
+    process.execPath,
+    [join(PROJECT_ROOT, 'src/cli/main.ts'), 'audit', 'export', '--by', 'destination', '--class', 'PHI', stack.files.auditFile],
+    { encoding: 'utf8' },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as {
+    dataClass: string;
+    rows: Array<{
+      model: string;
+      deployment: string | null;
+      requests: number;
+      sent: Record<string, number>;
+      vetoed: Record<string, number>;
+      codes: Record<string, number>;
+    }>;
+  };
+  assert.equal(report.dataClass, 'PHI');
+  const where = new Map(report.rows.map((row) => [`${row.model} → ${row.deployment}`, row]));
+  assert.equal(where.get('care → hipaa-onprem')?.requests, 5);
+  assert.equal(where.get('care → hipaa-onprem')?.sent['PHI'], 5);
+  assert.ok(!where.has('care → general'), 'no PHI request was served by the hosted deployment');
+  assert.equal(where.get('care-spill → null')?.codes['no_authorized_deployment'], 1);
+  assert.equal(
+    where.get('care-down → null')?.codes['authorized_deployment_unavailable'] ??
+      where.get('care-down → hipaa-down')?.codes['authorized_deployment_unavailable'],
+    1,
+  );
+  for (const row of report.rows) assert.notEqual(row.deployment, 'general', 'PHI never went to the hosted deployment');
 });
 
 test('metrics count constrained, refused and unavailable routings by rule', async () => {

@@ -19,6 +19,7 @@ import {
 import { ATTEMPT_HEADER, decodeMark, decodeTicket, FALLBACK_HEADER } from '../../src/pipeline/fallback.ts';
 import { NO_CONNECTION_INFO } from '../../src/pipeline/identity.ts';
 import type { PhaseResult } from '../../src/pipeline/phase-result.ts';
+import type { Price } from '../../src/pipeline/cost.ts';
 import type { Deployment, TrustAttributes } from '../../src/pipeline/snapshot.ts';
 import { DestinationPolicy } from '../../src/stages/policy/destinations.ts';
 import { pickAmong } from '../../src/stages/route/resolver.ts';
@@ -321,4 +322,25 @@ test('an Envoy "no healthy upstream" reply for a constrained request is our 503 
     const body = out.kind === 'respond' ? out.body : envoyReply;
     assert.equal((JSON.parse(body.toString()) as { error: { code: string } }).error.code, code, content);
   }
+});
+
+test('with destination rules configured, a tenant with an override reserves spend for the model route too (it may be served there)', async () => {
+  const price = (micros: bigint): Price => ({
+    currency: 'USD',
+    inputMicrosPerMillion: micros,
+    cachedInputMicrosPerMillion: micros,
+    outputMicrosPerMillion: micros,
+    perRequestMicros: 0n,
+  });
+  const cheap = price(1n);
+  const dear = price(1000n);
+  const own = deployment('tenant-own', 'own', { price: cheap });
+  const overrides = new Map([['research', route('care', ['chat'], [own])]]);
+  const snap = snapshot([route('care', ['chat'], [{ ...onPrem, price: dear }], overrides)]);
+  const withRules = rig({ snapshot: snap, destinations: guard(PHI_HIPAA) });
+  await send(withRules, 'plain');
+  assert.deepEqual(withRules.quota.admitted.at(-1)?.prices, [cheap, dear]);
+  const withoutRules = rig({ snapshot: snap, destinations: guard() });
+  await send(withoutRules, 'plain');
+  assert.deepEqual(withoutRules.quota.admitted.at(-1)?.prices, [cheap]);
 });

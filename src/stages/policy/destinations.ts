@@ -16,6 +16,10 @@ export class DestinationPolicy implements DestinationGuard {
     this.#rules = cfg.destinations;
   }
 
+  get configured(): boolean {
+    return this.#rules.length > 0;
+  }
+
   get rules(): readonly DestinationRule[] {
     return this.#rules;
   }
