@@ -73,6 +73,17 @@ const ClaimMapping = z.strictObject({
   models: nonEmpty.default('models'),
 });
 
+/** What an issuer's token grants when it lacks the claim (JWT and introspection issuers alike). */
+const IssuerDefaults = z
+  .strictObject({
+    org: label.optional(),
+    tenant: label.optional(),
+    tier: label.default('standard'),
+    models: z.array(nonEmpty).default(['*']),
+    endpoints: endpointAllowlist,
+  })
+  .prefault({});
+
 export const JwtIssuerSchema = z
   .strictObject({
     /** Exact `iss` value. */
@@ -93,15 +104,7 @@ export const JwtIssuerSchema = z
     /** Roles (and models) granted by a group or scope the token has. */
     grants: z.array(ClaimGrantSchema).default([]),
     /** Used when a token lacks the claim. */
-    defaults: z
-      .strictObject({
-        org: label.optional(),
-        tenant: label.optional(),
-        tier: label.default('standard'),
-        models: z.array(nonEmpty).default(['*']),
-        endpoints: endpointAllowlist,
-      })
-      .prefault({}),
+    defaults: IssuerDefaults,
   })
   .refine((i) => (i.jwksUri === undefined) !== (i.jwksFile === undefined), { message: 'must set exactly one of jwksUri and jwksFile' });
 
@@ -184,15 +187,7 @@ export const IntrospectionIssuerSchema = z.strictObject({
   breakerOpenSeconds: positiveInt.default(10),
   claims: IntrospectionClaimMapping.prefault({}),
   grants: z.array(ClaimGrantSchema).default([]),
-  defaults: z
-    .strictObject({
-      org: label.optional(),
-      tenant: label.optional(),
-      tier: label.default('standard'),
-      models: z.array(nonEmpty).default(['*']),
-      endpoints: endpointAllowlist,
-    })
-    .prefault({}),
+  defaults: IssuerDefaults,
 });
 
 /** A SPIFFE ID a certificate must carry (`spiffe://domain/path`), or a prefix ending in `/*`. */
