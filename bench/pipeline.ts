@@ -10,6 +10,12 @@
  *   npm run bench:pipeline -- [--quota none|memory|redis] [--durability fsync|write]
  *                             [--concurrency 32] [--seconds 5] [--cpu-prof DIR] [--hold N]
  *                             [--tracing off|RATIO --tracing-endpoint URL]
+ *                             [--model gpt-demo|demo-model] [--prompt-chars N]
+ *
+ * --model demo-model asks for the deployment by its own name, so a plain
+ * request's body goes upstream as sent (no re-serialization, no body
+ * mutation); gpt-demo (the default) is an alias the body is rewritten for.
+ * --prompt-chars sets the user message's length (default: one sentence).
  *
  * With --tracing RATIO the pipeline exports request spans (the OpenTelemetry
  * SDK, OTLP/HTTP protobuf) to the collector at --tracing-endpoint, sampling
@@ -37,7 +43,7 @@ import { NO_CONNECTION_INFO } from '../src/pipeline/identity.ts';
 import type { PhaseResult } from '../src/pipeline/phase-result.ts';
 import { SnapshotRoutes } from '../src/stages/route/resolver.ts';
 import { Metrics } from '../src/telemetry/metrics.ts';
-import { writeGatewayFiles } from '../test/helpers/fixtures.ts';
+import { DEFAULT_MODELS, writeGatewayFiles } from '../test/helpers/fixtures.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 
 const { values } = parseArgs({
@@ -50,6 +56,8 @@ const { values } = parseArgs({
     hold: { type: 'string', default: '0' },
     tracing: { type: 'string', default: 'off' },
     'tracing-endpoint': { type: 'string' },
+    model: { type: 'string', default: 'gpt-demo' },
+    'prompt-chars': { type: 'string' },
   },
 });
 const tracing = values.tracing === 'off' ? null : Number(values.tracing);
@@ -72,8 +80,11 @@ const PLAN = {
 };
 
 const redis = quota === 'redis' ? await startRedis() : null;
+const model = values.model;
+if (model !== 'gpt-demo' && model !== 'demo-model') throw new Error('--model must be gpt-demo or demo-model');
 const files = writeGatewayFiles({
   keys: [{ principal: 'bench', tier: 'bench' }],
+  models: [...DEFAULT_MODELS, { id: 'demo-model', endpoints: ['chat'], cluster: 'demo-upstream', model: 'demo-model' }],
   config: {
     logging: { level: 'warn' },
     audit: { durability },
@@ -90,9 +101,10 @@ const pipeline = await buildPipeline(config, { log, metrics, routes });
 const { processor } = pipeline;
 
 const apiKey = files.keys.bench ?? '';
-const body = Buffer.from(
-  JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'Write one short sentence about latency benchmarks.' }], max_tokens: 64 }),
-);
+const SENTENCE = 'Write one short sentence about latency benchmarks. ';
+const promptChars = values['prompt-chars'] === undefined ? SENTENCE.length - 1 : Number(values['prompt-chars']);
+const prompt = SENTENCE.repeat(Math.ceil(promptChars / SENTENCE.length)).slice(0, promptChars);
+const body = Buffer.from(JSON.stringify({ model, messages: [{ role: 'user', content: prompt }], max_tokens: 64 }));
 const completion = Buffer.from(
   JSON.stringify({
     id: 'chatcmpl-bench',
@@ -216,6 +228,6 @@ await pipeline.close();
 await redis?.stop();
 rmSync(files.dir, { recursive: true, force: true });
 process.stdout.write(
-  `pipeline (quota ${quota}, audit ${durability}, tracing ${tracing ?? 'off'}, ${concurrency} in flight): ${(r.cpuUs / r.requests).toFixed(1)} µs CPU per request, ` +
+  `pipeline (quota ${quota}, audit ${durability}, tracing ${tracing ?? 'off'}, model ${model}, ${body.length}-byte body, ${concurrency} in flight): ${(r.cpuUs / r.requests).toFixed(1)} µs CPU per request, ` +
     `${Math.round(r.requests / (r.wallMs / 1000))} requests/s, ${r.requests} requests; Node ${process.version}\n`,
 );

@@ -357,7 +357,11 @@ export class RequestProcessor {
         target.fallback === null
           ? this.#forDeployment(state, target, rewritten, defaultMaxTokens)
           : this.#forChain(state, target.fallback, rewritten, cap, defaultMaxTokens);
-      const newBody = Buffer.from(JSON.stringify(upstream.body), 'utf8');
+      // The client's bytes go upstream untouched when the body for the deployment says exactly what they say: no
+      // body mutation for Envoy to apply and no re-serialization here (issue #15). Safe because the strict parser
+      // admits only one reading of them (valid UTF-8, no duplicate keys, no lone surrogates), the one classified.
+      const asSent = upstream.body === rewritten && req === parsed && !inspection.redacted && sameMembers(rewritten, parsed.json);
+      const newBody = asSent ? null : Buffer.from(JSON.stringify(upstream.body), 'utf8');
       const headers: HeaderEdits = {
         set: [
           ...upstream.set,
@@ -367,12 +371,12 @@ export class RequestProcessor {
           ['x-gateway-data-classes', formatCounts(inspection.counts)],
           ['x-gateway-policy-decision', inspection.decision.action],
           ['x-gateway-policy-version', inspection.decision.version],
-          ['content-length', String(newBody.length)],
+          ...(newBody === null ? [] : [['content-length', String(newBody.length)] as const]),
         ],
         remove: upstream.remove,
       };
       state.sentHr = this.#clock();
-      return { kind: 'continue', headers, body: newBody, clearRouteCache: true };
+      return newBody === null ? { kind: 'continue', headers, clearRouteCache: true } : { kind: 'continue', headers, body: newBody, clearRouteCache: true };
     } catch (err) {
       return this.#fail(state, err);
     }
@@ -1057,6 +1061,19 @@ function modelNotFound(model: string): GatewayError {
 /** User-supplied text echoed in an error is bounded. */
 function clip(s: string): string {
   return s.length > 128 ? `${s.slice(0, 128)}…` : s;
+}
+
+/**
+ * Whether a rewrite left every top-level member as the client sent it (same names, the very same values): a rewrite
+ * copies the client's object and replaces what it changes (model, a capped max_tokens, a new stream_options object).
+ */
+function sameMembers(rewritten: Record<string, unknown>, sent: Record<string, unknown>): boolean {
+  let n = 0;
+  for (const k in rewritten) {
+    if (!Object.hasOwn(sent, k) || rewritten[k] !== sent[k]) return false;
+    n++;
+  }
+  return n === Object.keys(sent).length;
 }
 
 function minOrNull(a: number | null, b: number | null): number | null {

@@ -682,6 +682,68 @@ test('ext_authz: the same head and body decisions, request counts only, committe
   assert.equal(onlyRecord(g).outcome, 'completed');
 });
 
+// ── The client's body as sent, when the deployment's body would say the same ──
+
+/** A deployment whose model name is the alias itself: nothing in a plain request needs rewriting. */
+const sameNameRig = (): Rig => rig({ snapshot: snapshot([route('gpt', ['chat'], [deployment('c1', 'gpt')])]) });
+
+async function bodyAnswer(g: Rig, body: string): Promise<Extract<PhaseResult, { kind: 'continue' }>> {
+  const run = await drive(g.processor, [chatHead(), { phase: 'request_body', body }]);
+  return cont(run.results[1]);
+}
+
+test("a body the deployment takes as sent goes upstream as the client's bytes: no body mutation, no content-length", async () => {
+  const g = sameNameRig();
+  const answer = await bodyAnswer(g, '{ "model": "gpt",  "messages": [ {"role": "user", "content": "hello there"} ], "max_tokens": 20 }');
+  assert.equal(answer.body, undefined, 'nothing for Envoy to replace');
+  const set = new Map(answer.headers?.set ?? []);
+  assert.equal(set.has('content-length'), false, "the client's content-length stays right");
+  assert.equal(set.get('x-gateway-target-cluster'), 'c1', 'still routed');
+  assert.equal(answer.clearRouteCache, true);
+});
+
+test('any change to the body still replaces it: another model name, a stream without usage, a cap, a redaction, a transform', async () => {
+  const sent = (g: Rig, over: Record<string, unknown>): Promise<Extract<PhaseResult, { kind: 'continue' }>> =>
+    bodyAnswer(g, JSON.stringify({ model: 'gpt', messages: [{ role: 'user', content: 'hello there' }], ...over }));
+  const parsed = (a: Extract<PhaseResult, { kind: 'continue' }>): Record<string, unknown> => {
+    assert.ok(a.body !== undefined, 'the body is replaced');
+    assert.equal(new Map(a.headers?.set ?? []).get('content-length'), String(a.body.length));
+    return JSON.parse(a.body.toString()) as Record<string, unknown>;
+  };
+  // The deployment's own model name.
+  assert.equal(
+    parsed(
+      await bodyAnswer(
+        rig({ snapshot: snapshot([route('gpt', ['chat'], [deployment('c1', 'up-gpt')])]) }),
+        JSON.stringify({ model: 'gpt', messages: [{ role: 'user', content: 'hi' }] }),
+      ),
+    ).model,
+    'up-gpt',
+  );
+  // A stream: usage is asked for on the client's behalf (and one that asked itself is sent as it is).
+  assert.deepEqual(parsed(await sent(sameNameRig(), { stream: true })).stream_options, { include_usage: true });
+  assert.equal((await sent(sameNameRig(), { stream: true, stream_options: { include_usage: true } })).body, undefined);
+  // The reservation's completion cap, below what the client asked (and not when the client asked for less).
+  const capped = sameNameRig();
+  capped.quota.ticket = { completionCap: 50 };
+  assert.equal(parsed(await sent(capped, {})).max_tokens, 50);
+  const under = sameNameRig();
+  under.quota.ticket = { completionCap: 50 };
+  assert.equal((await sent(under, { max_tokens: 20 })).body, undefined);
+  // A redaction edits the body in place: the placeholder must be what goes upstream.
+  const redacted = parsed(await sent(sameNameRig(), { messages: [{ role: 'user', content: 'card CARD-4111 please' }] })) as {
+    messages: Array<{ content: string }>;
+  };
+  assert.equal(redacted.messages[0]?.content, 'card [REDACTED:CARD] please');
+  // A model's transforms change the body.
+  const transformed = rig({
+    snapshot: snapshot([
+      { ...route('gpt', ['chat'], [deployment('c1', 'gpt')]), transforms: { defaults: { temperature: 0.2 }, forced: {}, systemPrefix: null } },
+    ]),
+  });
+  assert.equal(parsed(await sent(transformed, {})).temperature, 0.2);
+});
+
 // ── A second API family through the same processor ──────────────────────────
 
 const TINY_AUTH = { authorization: `Bearer ${USER_KEY}` };
