@@ -196,16 +196,19 @@ export async function buildPipeline(
     config.auth.tokenRevocation && config.redis.url !== undefined
       ? new RedisTokenRevocations({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs, log })
       : null;
-  // Start with the revocation list when Redis is up; until it is read, introspected tokens get 503, never acceptance.
+  // Start with the revocation list when Redis is up; until it is read, OAuth tokens (JWT or introspected) get 503, never acceptance.
   if (revocations !== null && !(await revocations.start(Math.max(1000, 4 * config.redis.commandTimeoutMs)))) {
-    log.warn({ redis: revocations.description }, 'token revocation list not read yet: introspected tokens are refused with 503 until it is');
+    log.warn({ redis: revocations.description }, 'token revocation list not read yet: JWTs and introspected tokens are refused with 503 until it is');
   }
 
   // Stages, then the processor over them.
   const auth = new Authenticator(
     {
       apiKeys: new ApiKeyVerifier(keyStore, { unknownKeyCache: config.auth.unknownKeyCache, log }),
-      jwt: new JwtVerifier(config.auth.jwt, { onJwksFetch: (issuer, outcome) => metrics.jwksFetches.inc({ issuer, outcome }) }),
+      jwt: new JwtVerifier(config.auth.jwt, {
+        onJwksFetch: (issuer, outcome) => metrics.jwksFetches.inc({ issuer, outcome }),
+        ...(revocations === null ? {} : { revocations }),
+      }),
       introspection: new IntrospectionVerifier(config.auth.introspection, {
         onCall: (issuer, outcome) => metrics.introspectionCalls.inc({ issuer, outcome }),
         ...(revocations === null ? {} : { revocations }),

@@ -21,6 +21,12 @@ import { readAudit } from '../helpers/fixtures.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { scrapeMetrics, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { makeKeyPair, mintFor, standardClaims, writeJwksFile, type TestKeyPair } from '../helpers/jwt.ts';
+
+/** A JWT issuer beside the introspection one: operator revocations apply to its tokens too. */
+const JWT_ISS = 'https://jwt-idp.test';
+let jwtKey: TestKeyPair;
+let jwksFile: string;
 
 const RECHECK_SECONDS = 15;
 
@@ -29,6 +35,7 @@ function gatewayConfig(secretFile: string): Record<string, unknown> {
     redis: { url: redis.url },
     auth: {
       tokenRevocation: true,
+      jwt: { issuers: [{ issuer: JWT_ISS, audiences: [GATEWAY_RESOURCE], jwksFile, defaults: { org: 'acme', tenant: 'research' } }] },
       introspection: {
         clockSkewSeconds: 0,
         issuers: [
@@ -62,6 +69,9 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'igw-introspection-'));
   secretFile = join(dir, 'introspection-secret');
   writeFileSync(secretFile, DEMO_RESOURCE_SERVER.secret ?? '');
+  jwtKey = await makeKeyPair('ES256');
+  jwksFile = join(dir, 'jwks.json');
+  writeJwksFile(jwksFile, [jwtKey]);
   const started = await startIdp();
   idp = {
     ...started,
@@ -207,6 +217,28 @@ describe('refused in our error format, nothing reaching the model server', () =>
     await waitFor(async () => (await failure(research))?.code === 'invalid_token', { what: 'the token revocation to reach the gateway', timeoutMs: 10_000 });
     await accepted((await idp.token('research-app')).token);
   });
+});
+
+test('operator revocations apply to JWTs too: one token by its jti, then every token of a subject, while cached', async () => {
+  const jwt = (sub: string, jti: string): Promise<string> =>
+    mintFor(jwtKey, standardClaims({ iss: JWT_ISS, aud: GATEWAY_RESOURCE, sub, nowMs: Date.now() }, { jti }));
+  const first = await jwt('batch-job', 'run-1');
+  const second = await jwt('batch-job', 'run-2');
+  assert.equal((await accepted(first))['x-gateway-auth-method'], 'jwt');
+  await accepted(second);
+
+  const byJti = await tokensCli(['revoke', '--redis', redis.url, '--jti', 'run-1']);
+  assert.equal(byJti.code, 0, byJti.stderr);
+  await waitFor(async () => (await failure(first))?.code === 'invalid_token', { what: 'the jti revocation to reach the gateway', timeoutMs: 10_000 });
+  await refused(first, 401, 'invalid_token', /revoked/);
+  await accepted(second);
+
+  const bySubject = await tokensCli(['revoke', '--redis', redis.url, '--subject', 'batch-job']);
+  assert.equal(bySubject.code, 0, bySubject.stderr);
+  await waitFor(async () => (await failure(second))?.code === 'invalid_token', { what: 'the subject revocation to reach the gateway', timeoutMs: 10_000 });
+  await refused(second, 401, 'invalid_token', /revoked/);
+  await refused(await jwt('batch-job', 'run-3'), 401, 'invalid_token', /revoked/);
+  await accepted(await jwt('other-job', 'run-1b'));
 });
 
 test('through ext_authz (Envoy asks Check): the same identity and refusals', async () => {

@@ -1,5 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -716,4 +717,33 @@ test('no issuers: disabled, and every token is refused', async () => {
   assert.equal(v.enabled, false);
   const token = await mintFor(rsa, claims());
   await refused(v.verify(token), token, 'invalid_token', /not configured/);
+});
+
+test('operator revocations: by subject, jti or token digest, on every use (a cached verification too); an unread list is 503', async () => {
+  const entries = new Set<string>();
+  let loaded = true;
+  const revocations = {
+    isRevoked(ref: { issuer: string; subject: string; jti: string | null; tokenSha256: string }): boolean {
+      if (!loaded) throw new GatewayError('authentication_unavailable', 'The token revocation list has not been loaded yet; the token cannot be checked.');
+      return entries.has(`sub:${ref.subject}`) || entries.has(`sha256:${ref.tokenSha256}`) || (ref.jti !== null && entries.has(`jti:${ref.jti}`));
+    },
+  };
+  const v = verifier([baseIssuer], {}, { revocations });
+  const alice = await mintFor(rsa, claims({ sub: 'alice', jti: 'token-a1' }));
+  const bob = await mintFor(rsa, claims({ sub: 'bob', jti: 'token-b1' }));
+  const carol = await mintFor(rsa, claims({ sub: 'carol' }));
+  for (const t of [alice, bob, carol]) await v.verify(t); // all verified and cached
+
+  entries.add('sub:alice');
+  await refused(v.verify(alice), alice, 'invalid_token', /revoked/);
+  entries.add('jti:token-b1');
+  await refused(v.verify(bob), bob, 'invalid_token', /revoked/);
+  assert.equal((await v.verify(await mintFor(rsa, claims({ sub: 'bob', jti: 'token-b2' })))).principal, 'bob', 'another token of bob is fine');
+  entries.add(`sha256:${createHash('sha256').update(carol).digest('hex')}`);
+  await refused(v.verify(carol), carol, 'invalid_token', /revoked/);
+  assert.equal((await v.verify(await mintFor(rsa, claims({ sub: 'carol', jti: 'c2' })))).principal, 'carol', 'only that token of carol');
+
+  loaded = false;
+  const dave = await mintFor(rsa, claims({ sub: 'dave' }));
+  await refused(v.verify(dave), dave, 'authentication_unavailable', /revocation list/);
 });

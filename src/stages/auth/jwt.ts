@@ -6,8 +6,13 @@
  * Grants; claim values that would end up in headers or metric labels must be
  * short printable strings or the token is refused.
  *
+ * Operator revocations (`auth.tokenRevocation`, src/stores/tokens) apply to
+ * JWTs as to introspected tokens: by the token's digest, its `jti` or its
+ * subject, checked on every use (a cached verification included), so a
+ * revoked token stops working on every replica before it expires.
+ *
  * Failure modes:
- * - anything wrong with the token → `invalid_token` (401);
+ * - anything wrong with the token → `invalid_token` (401), a revoked one too;
  * - the issuer's keys cannot be obtained (JWKS down, slow, garbage) →
  *   `authentication_unavailable` (503). A token is never accepted without a
  *   verified signature.
@@ -26,6 +31,7 @@ import type { Allow, Credential } from '../../pipeline/identity.ts';
 import { errorMessage } from '../../shared/values.ts';
 import { BoundedCache } from '../../shared/bounded-cache.ts';
 import { grantMatcher, type GrantMatch } from './claims.ts';
+import type { RevocationList } from './introspection.ts';
 
 export type JwtCredential = Extract<Credential, { method: 'jwt' }>;
 
@@ -41,6 +47,8 @@ export interface JwtVerifierOptions {
   readonly now?: () => number;
   /** Called after every JWKS fetch (remote) or re-read (file), per issuer. */
   readonly onJwksFetch?: (issuer: string, outcome: JwksFetchOutcome) => void;
+  /** Operator revocations; while the list has never been loaded, every JWT is refused with 503 (never accepted unchecked). */
+  readonly revocations?: RevocationList;
 }
 
 /** Three base64url segments (the signature may be empty, so `alg: none` tokens reach verify() and are refused there). No decoding. */
@@ -101,12 +109,14 @@ export class JwtVerifier {
    * most VERIFIED_TTL_MS, so a key removed from the JWKS stops counting soon.
    */
   /** Verified tokens by digest, each valid until its exp (with the skew) and at most VERIFIED_TTL_MS. */
-  readonly #verified = new BoundedCache<string, { readonly credential: JwtCredential; readonly from: number }>(VERIFIED_MAX);
+  readonly #verified = new BoundedCache<string, Verified>(VERIFIED_MAX);
+  readonly #revocations: RevocationList | null;
 
   constructor(cfg: AuthConfig['jwt'], opts: JwtVerifierOptions = {}) {
     this.#clockSkewSeconds = cfg.clockSkewSeconds;
     this.#maxTokenBytes = cfg.maxTokenBytes;
     this.#now = opts.now ?? Date.now;
+    this.#revocations = opts.revocations ?? null;
     const onJwksFetch = opts.onJwksFetch;
     const report = (issuer: string, outcome: JwksFetchOutcome): void => {
       // New keys (a refetch or a changed file): tokens verified with the old ones are checked again.
@@ -145,11 +155,11 @@ export class JwtVerifier {
     // Size first: nothing is decoded from an oversized token.
     if (token.length > this.#maxTokenBytes) throw invalid(`Invalid token: longer than ${this.#maxTokenBytes} bytes.`);
     if (!looksLikeJwt(token)) throw invalid('Invalid token: not a compact JWS (three base64url segments).');
-    const cacheKey = createHash('sha256').update(token).digest('base64');
-    const hit = this.#verified.get(cacheKey, this.#now());
+    const digest = createHash('sha256').update(token).digest('hex');
+    const hit = this.#verified.get(digest, this.#now());
     if (hit !== undefined) {
-      if (this.#now() >= hit.from) return hit.credential;
-      this.#verified.delete(cacheKey);
+      if (this.#now() >= hit.from) return this.#unlessRevoked(hit, digest);
+      this.#verified.delete(digest);
     }
 
     let claims: JWTPayload;
@@ -188,9 +198,28 @@ export class JwtVerifier {
     const skewMs = this.#clockSkewSeconds * 1000;
     const exp = typeof payload.exp === 'number' ? payload.exp * 1000 + skewMs : 0;
     const from = typeof payload.nbf === 'number' ? payload.nbf * 1000 - skewMs : Number.NEGATIVE_INFINITY;
-    this.#verified.set(cacheKey, { credential, from }, Math.min(exp, this.#now() + VERIFIED_TTL_MS));
-    return credential;
+    // A jti that is not a short printable string cannot have been revoked by the CLI (entries are ≤ 512 characters).
+    const jti = typeof payload.jti === 'string' && payload.jti !== '' && payload.jti.length <= 512 ? payload.jti : null;
+    const verified: Verified = { credential, from, jti };
+    this.#verified.set(digest, verified, Math.min(exp, this.#now() + VERIFIED_TTL_MS));
+    return this.#unlessRevoked(verified, digest);
   }
+
+  /** The credential, unless an operator revoked the token (its digest, jti or subject); checked on every use. */
+  #unlessRevoked(v: Verified, digest: string): JwtCredential {
+    const c = v.credential;
+    if (this.#revocations?.isRevoked({ issuer: c.issuer, subject: c.subject, jti: v.jti, tokenSha256: digest }) === true) {
+      throw invalid(`Invalid token from issuer ${c.issuer}: revoked.`);
+    }
+    return c;
+  }
+}
+
+/** A verified token: what it grants, from when (nbf), and its jti for the revocation check. */
+interface Verified {
+  readonly credential: JwtCredential;
+  readonly from: number;
+  readonly jti: string | null;
 }
 
 /** Several keys match (typically: no kid, keys being rotated): the token is accepted if one of them verifies it. */
