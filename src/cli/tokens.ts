@@ -1,5 +1,5 @@
 /**
- * `inference-gateway tokens revoke|list`: operator revocations of OAuth
+ * `inference-gateway tokens revoke|unrevoke|list`: operator revocations of OAuth
  * tokens (auth.tokenRevocation). A revocation is written to Redis and
  * announced on its channel, so every gateway replica refuses the token id,
  * subject or token from then on, whatever its introspection cache holds.
@@ -23,6 +23,13 @@ const TOKENS: CommandGroup = {
       SHA-256 is stored).
 `,
       run: revoke,
+    },
+    unrevoke: {
+      usage: `  unrevoke --jti ID | --subject SUB | --token-stdin
+      Withdraws such a revocation (a mistake, a subject re-instated): every gateway accepts
+      those tokens again at once. Exits 1 if there was no such revocation.
+`,
+      run: unrevoke,
     },
     list: {
       usage: `  list
@@ -88,6 +95,29 @@ async function revoke(argv: string[]): Promise<number> {
     await store.close();
   }
   process.stderr.write(`Revoked ${r.kind}:${r.value} in ${store.description}; every gateway with auth.tokenRevocation refuses it now.\n`);
+  return 0;
+}
+
+async function unrevoke(argv: string[]): Promise<number> {
+  const { values, positionals } = asUsage(() => parseArgs({ args: argv, allowPositionals: true, options: OPTIONS }));
+  if (values.help === true) {
+    process.stdout.write(usage(TOKENS));
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0] ?? ''}'`);
+  const r = asUsage(() => target(values));
+  const store = open(values);
+  let removed: boolean;
+  try {
+    removed = await store.unrevoke(r);
+  } finally {
+    await store.close();
+  }
+  if (!removed) {
+    process.stderr.write(`No revocation ${r.kind}:${r.value} in ${store.description}; nothing changed.\n`);
+    return 1;
+  }
+  process.stderr.write(`Withdrew the revocation ${r.kind}:${r.value} in ${store.description}; every gateway accepts it again now.\n`);
   return 0;
 }
 

@@ -219,7 +219,7 @@ describe('refused in our error format, nothing reaching the model server', () =>
   });
 });
 
-test('operator revocations apply to JWTs too: one token by its jti, then every token of a subject, while cached', async () => {
+test('operator revocations apply to JWTs too: one token by its jti, then every token of a subject (while cached), then withdrawn', async () => {
   const jwt = (sub: string, jti: string): Promise<string> =>
     mintFor(jwtKey, standardClaims({ iss: JWT_ISS, aud: GATEWAY_RESOURCE, sub, nowMs: Date.now() }, { jti }));
   const first = await jwt('batch-job', 'run-1');
@@ -239,6 +239,12 @@ test('operator revocations apply to JWTs too: one token by its jti, then every t
   await refused(second, 401, 'invalid_token', /revoked/);
   await refused(await jwt('batch-job', 'run-3'), 401, 'invalid_token', /revoked/);
   await accepted(await jwt('other-job', 'run-1b'));
+
+  // The operator withdraws the subject's revocation: its tokens work again, except the one revoked by its jti.
+  const undone = await tokensCli(['unrevoke', '--redis', redis.url, '--subject', 'batch-job']);
+  assert.equal(undone.code, 0, undone.stderr);
+  await waitFor(async () => (await failure(second)) === null, { what: 'the withdrawal to reach the gateway', timeoutMs: 10_000 });
+  await refused(first, 401, 'invalid_token', /revoked/);
 });
 
 test('through ext_authz (Envoy asks Check): the same identity and refusals', async () => {

@@ -119,3 +119,52 @@ test('the CLI: revoke by subject, jti and a token from stdin (stored as its SHA-
   assert.equal((await cli(['revoke', '--redis', redis.url, '--subject', 'a', '--jti', 'b'])).code, 2);
   assert.equal((await cli(['revoke', '--subject', 'a'])).code, 2);
 });
+
+test('a withdrawn revocation reaches every replica at once; a re-read and a later replica agree; withdrawing nothing says so', async () => {
+  const a = replica('t5:');
+  const b = replica('t5:');
+  assert.equal(await a.start(5000), true);
+  assert.equal(await b.start(5000), true);
+  await a.revoke({ kind: 'sub', value: 'reinstated' });
+  await a.revoke({ kind: 'jti', value: 'still-revoked' });
+  await waitFor(() => b.isRevoked(ref({ subject: 'reinstated' })), { what: 'the revocation at the second replica', timeoutMs: 5000 });
+  assert.equal(await a.unrevoke({ kind: 'sub', value: 'reinstated' }), true);
+  await waitFor(() => !b.isRevoked(ref({ subject: 'reinstated' })), { what: 'the withdrawal at the second replica', timeoutMs: 5000 });
+  assert.equal(a.isRevoked(ref({ subject: 'reinstated' })), false);
+  assert.equal(b.isRevoked(ref({ jti: 'still-revoked' })), true, 'only that entry was withdrawn');
+  assert.equal(await a.unrevoke({ kind: 'sub', value: 'reinstated' }), false, 'nothing left to withdraw');
+  assert.deepEqual(await a.list(), [{ kind: 'jti', value: 'still-revoked' }]);
+
+  // A replica started afterwards, and one that re-reads after losing its subscription, see the same.
+  const c = replica('t5:');
+  assert.equal(await c.start(5000), true);
+  assert.equal(c.isRevoked(ref({ subject: 'reinstated' })), false);
+  assert.equal(c.isRevoked(ref({ jti: 'still-revoked' })), true);
+  const admin = await adminClient(redis.url);
+  try {
+    // Removed without an announcement: only a re-read can notice.
+    await admin.srem('t5:tokens:revoked', 'jti:still-revoked');
+    assert.equal(b.isRevoked(ref({ jti: 'still-revoked' })), true);
+    await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    await waitFor(() => !b.isRevoked(ref({ jti: 'still-revoked' })), { what: 'the re-read after resubscribing', timeoutMs: 15_000 });
+  } finally {
+    admin.disconnect();
+  }
+});
+
+test('the CLI: unrevoke withdraws a revocation (exit 0) and says when there was none (exit 1)', async () => {
+  const watcher = replica('t6:');
+  assert.equal(await watcher.start(5000), true);
+  const revoked = await cli(['revoke', '--redis', redis.url, '--prefix', 't6:', '--subject', 'ops-mistake']);
+  assert.equal(revoked.code, 0, revoked.stderr);
+  await waitFor(() => watcher.isRevoked(ref({ subject: 'ops-mistake' })), { what: 'the revocation', timeoutMs: 5000 });
+  const undone = await cli(['unrevoke', '--redis', redis.url, '--prefix', 't6:', '--subject', 'ops-mistake']);
+  assert.equal(undone.code, 0, undone.stderr);
+  assert.match(undone.stderr, /Withdrew the revocation sub:ops-mistake/);
+  await waitFor(() => !watcher.isRevoked(ref({ subject: 'ops-mistake' })), { what: 'the withdrawal', timeoutMs: 5000 });
+  const again = await cli(['unrevoke', '--redis', redis.url, '--prefix', 't6:', '--subject', 'ops-mistake']);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /No revocation sub:ops-mistake/);
+  const usage = await cli(['unrevoke', '--redis', redis.url, '--prefix', 't6:']);
+  assert.equal(usage.code, 2, usage.stderr);
+});

@@ -2,7 +2,8 @@
  * Operator revocations of OAuth tokens, shared by every replica through Redis:
  *
  *   <prefix>tokens:revoked   a set of entries `jti:<id>`, `sub:<subject>`, `sha256:<hex of the token>`
- *   <prefix>tokens:revoked   the pub/sub channel on which each new entry is announced
+ *   <prefix>tokens:revoked   the pub/sub channel on which each new entry is announced, and each
+ *                            withdrawn one as `-<entry>` (an operator undoing a revocation)
  *
  * Each replica holds the whole set in memory (revocations are few; checking
  * them costs nothing per request), adds announced entries at once, and
@@ -11,8 +12,10 @@
  * succeeds the list is unknown, and introspected tokens are refused with
  * 503 rather than accepted unchecked.
  *
- * An entry is added to the set and announced in one script, so a replica
- * that reads the set after subscribing cannot miss it.
+ * An entry is added to (or removed from) the set and announced in one
+ * script, so a replica that reads the set after subscribing cannot miss it.
+ * A replica of an older version ignores a withdrawal until its next re-read:
+ * it keeps refusing, never accepts too early.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -37,6 +40,11 @@ const REVOKE_LUA = `
 if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then redis.call('PUBLISH', KEYS[2], ARGV[1]) end
 return 1`;
 
+/** Returns 1 when the entry was there (and the withdrawal was announced), 0 when it was not. */
+const UNREVOKE_LUA = `
+if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then redis.call('PUBLISH', KEYS[2], '-' .. ARGV[1]) return 1 end
+return 0`;
+
 const ENTRY = /^(jti|sub|sha256):(.{1,512})$/s;
 
 export function revocationEntry(r: Revocation): string {
@@ -60,8 +68,11 @@ export class RedisTokenRevocations {
   readonly #log: Logger;
   /** null until the set was read once. */
   #entries: Set<string> | null = null;
-  /** Entries announced since the current (re)read began: they may postdate the read, so they are added to its result. */
-  readonly #heard = new Set<string>();
+  /**
+   * Entries announced (true) or withdrawn (false) since the current (re)read began: they may postdate the read, so
+   * they are applied to its result, the last announcement of each entry winning (Redis publishes in apply order).
+   */
+  readonly #heard = new Map<string, boolean>();
   #loadedWaiters: Array<() => void> = [];
   #closed = false;
 
@@ -95,9 +106,13 @@ export class RedisTokenRevocations {
       if (!this.#closed) this.#log.warn({ err: err.message, redis: this.description }, 'token revocation subscriber error');
     });
     this.#sub.on('message', (channel: string, message: string) => {
-      if (channel !== this.#key || !ENTRY.test(message)) return;
-      this.#heard.add(message);
-      this.#entries?.add(message);
+      if (channel !== this.#key) return;
+      const withdrawn = message.startsWith('-');
+      const entry = withdrawn ? message.slice(1) : message;
+      if (!ENTRY.test(entry)) return;
+      this.#heard.set(entry, !withdrawn);
+      if (withdrawn) this.#entries?.delete(entry);
+      else this.#entries?.add(entry);
     });
     this.#sub.on('ready', () => {
       void this.#resync();
@@ -136,6 +151,11 @@ export class RedisTokenRevocations {
     await this.#redis.eval(REVOKE_LUA, 2, this.#key, this.#key, revocationEntry(r));
   }
 
+  /** Removes the entry and announces it; every replica accepts it again at once. False when it was not revoked. */
+  async unrevoke(r: Revocation): Promise<boolean> {
+    return (await this.#redis.eval(UNREVOKE_LUA, 2, this.#key, this.#key, revocationEntry(r))) === 1;
+  }
+
   async list(): Promise<Revocation[]> {
     const members = await this.#redis.smembers(this.#key);
     return members.flatMap((m) => {
@@ -157,7 +177,12 @@ export class RedisTokenRevocations {
       this.#heard.clear();
       await this.#sub.subscribe(this.#key);
       const members = await this.#redis.smembers(this.#key);
-      this.#entries = new Set([...members.filter((m) => ENTRY.test(m)), ...this.#heard]);
+      const entries = new Set(members.filter((m) => ENTRY.test(m)));
+      for (const [entry, revoked] of this.#heard) {
+        if (revoked) entries.add(entry);
+        else entries.delete(entry);
+      }
+      this.#entries = entries;
       for (const w of this.#loadedWaiters.splice(0)) w();
     } catch (err) {
       if (!this.#closed)
