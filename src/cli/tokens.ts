@@ -80,39 +80,38 @@ function target(v: { jti?: string; subject?: string; 'token-stdin'?: boolean }):
   return { kind: 'sha256', value: createHash('sha256').update(token).digest('hex') };
 }
 
-async function revoke(argv: string[]): Promise<number> {
+/** Runs `change` on the one revocation the arguments name, against the store they name; null when only help was asked. */
+async function onOne<T>(
+  argv: string[],
+  change: (store: RedisTokenRevocations, r: Revocation) => Promise<T>,
+): Promise<{ r: Revocation; store: RedisTokenRevocations; result: T } | null> {
   const { values, positionals } = asUsage(() => parseArgs({ args: argv, allowPositionals: true, options: OPTIONS }));
   if (values.help === true) {
     process.stdout.write(usage(TOKENS));
-    return 0;
+    return null;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0] ?? ''}'`);
   const r = asUsage(() => target(values));
   const store = open(values);
   try {
-    await store.revoke(r);
+    return { r, store, result: await change(store, r) };
   } finally {
     await store.close();
   }
+}
+
+async function revoke(argv: string[]): Promise<number> {
+  const done = await onOne(argv, (store, r) => store.revoke(r));
+  if (done === null) return 0;
+  const { r, store } = done;
   process.stderr.write(`Revoked ${r.kind}:${r.value} in ${store.description}; every gateway with auth.tokenRevocation refuses it now.\n`);
   return 0;
 }
 
 async function unrevoke(argv: string[]): Promise<number> {
-  const { values, positionals } = asUsage(() => parseArgs({ args: argv, allowPositionals: true, options: OPTIONS }));
-  if (values.help === true) {
-    process.stdout.write(usage(TOKENS));
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0] ?? ''}'`);
-  const r = asUsage(() => target(values));
-  const store = open(values);
-  let removed: boolean;
-  try {
-    removed = await store.unrevoke(r);
-  } finally {
-    await store.close();
-  }
+  const done = await onOne(argv, (store, r) => store.unrevoke(r));
+  if (done === null) return 0;
+  const { r, store, result: removed } = done;
   if (!removed) {
     process.stderr.write(`No revocation ${r.kind}:${r.value} in ${store.description}; nothing changed.\n`);
     return 1;
