@@ -8,7 +8,8 @@
  * in which that class was found are counted: "which requests with PHI went
  * where". Checkpoints are skipped, other non-records counted as skipped.
  */
-import { parseRange, type UsageRange } from './export.ts';
+import { compareKeys, obj, RecordFold, str } from './records.ts';
+import type { UsageRange } from './range.ts';
 import type { SourceLine } from './verify.ts';
 
 export interface DestinationRow {
@@ -41,49 +42,24 @@ export interface DestinationReport {
   readonly skipped: number;
 }
 
-const obj = (v: unknown): Record<string, unknown> | null => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null);
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
 const bump = (m: Record<string, number>, k: string): void => {
   m[k] = (m[k] ?? 0) + 1;
 };
 
-export class DestinationAccumulator {
+export class DestinationAccumulator extends RecordFold {
   readonly #rows = new Map<string, DestinationRow>();
-  readonly #from: number;
-  readonly #to: number;
   readonly #class: string | null;
-  #records = 0;
-  #outside = 0;
-  #skipped = 0;
 
   constructor(range: UsageRange = {}, dataClass: string | null = null) {
-    const r = parseRange(range);
-    this.#from = r.from;
-    this.#to = r.to;
+    super(range);
     this.#class = dataClass;
   }
 
-  add(value: unknown): void {
-    const rec = obj(value);
-    if (rec === null) {
-      this.#skipped++;
-      return;
-    }
-    if (rec.type === 'checkpoint') return;
-    const started = Date.parse(str(rec.startedAt) ?? '');
-    if ((rec.type !== 'request' && rec.type !== undefined) || typeof rec.requestId !== 'string' || !Number.isFinite(started)) {
-      this.#skipped++;
-      return;
-    }
-    if (started < this.#from || started >= this.#to) {
-      this.#outside++;
-      return;
-    }
+  protected fold(rec: Record<string, unknown>, started: number): boolean {
     const classes = obj(obj(rec.classification)?.classes);
     const found = strings(classes?.found);
-    if (this.#class !== null && !found.includes(this.#class)) return;
-    this.#records++;
+    if (this.#class !== null && !found.includes(this.#class)) return false;
     const day = new Date(started).toISOString().slice(0, 10);
     const model = str(rec.model);
     const deployment = str(obj(rec.deployment)?.id);
@@ -104,23 +80,13 @@ export class DestinationAccumulator {
     bump(row.outcomes, str(rec.outcome) ?? 'unknown');
     const code = str(obj(rec.decision)?.code);
     if (code !== null) bump(row.codes, code);
-  }
-
-  addLine(text: string): void {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      this.#skipped++;
-      return;
-    }
-    this.add(value);
+    return true;
   }
 
   report(): DestinationReport {
-    const cmp = (a: string | null, b: string | null): number => (a === b ? 0 : a === null ? -1 : b === null ? 1 : a < b ? -1 : 1);
+    const cmp = compareKeys;
     const rows = [...this.#rows.values()].sort((a, b) => cmp(a.day, b.day) || cmp(a.model, b.model) || cmp(a.deployment, b.deployment));
-    return { rows, dataClass: this.#class, records: this.#records, outside: this.#outside, skipped: this.#skipped };
+    return { rows, dataClass: this.#class, ...this.counts };
   }
 }
 

@@ -12,6 +12,8 @@
  * verify the chain.
  */
 import { formatUnits, parseUnits } from '../pipeline/cost.ts';
+import { compareKeys, num, obj, RecordFold, str } from './records.ts';
+import type { UsageRange } from './range.ts';
 import type { SourceLine } from './verify.ts';
 
 /** A row while records are folded in: costs as integers until the report. */
@@ -65,78 +67,11 @@ export interface UsageReport {
   readonly skipped: number;
 }
 
-export interface UsageRange {
-  /**
-   * `YYYY-MM-DD` (that UTC day is included) or an ISO 8601 timestamp
-   * (inclusive).
-   */
-  readonly from?: string;
-  /** `YYYY-MM-DD` (that UTC day is included) or an ISO 8601 timestamp (exclusive). */
-  readonly to?: string;
-}
-
-const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
-const DAY_MS = 86_400_000;
-
-/** Parses a range bound; throws on nonsense. Returns epoch ms bounds [from, to). */
-export function parseRange(range: UsageRange): { from: number; to: number } {
-  const parse = (s: string, what: string, end: boolean): number => {
-    const ms = Date.parse(DATE_ONLY.test(s) ? `${s}T00:00:00.000Z` : s);
-    if (!Number.isFinite(ms)) throw new Error(`${what}: not a date (YYYY-MM-DD) or ISO 8601 timestamp: ${s}`);
-    return end && DATE_ONLY.test(s) ? ms + DAY_MS : ms;
-  };
-  return {
-    from: range.from === undefined ? Number.NEGATIVE_INFINITY : parse(range.from, '--from', false),
-    to: range.to === undefined ? Number.POSITIVE_INFINITY : parse(range.to, '--to', true),
-  };
-}
-
-function str(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
-}
-
-function num(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
-}
-
-function obj(v: unknown): Record<string, unknown> | null {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-}
-
 /** Folds records into usage rows. */
-export class UsageAccumulator {
+export class UsageAccumulator extends RecordFold {
   readonly #rows = new Map<string, Accumulating>();
-  readonly #from: number;
-  readonly #to: number;
-  #records = 0;
-  #outside = 0;
-  #skipped = 0;
 
-  constructor(range: UsageRange = {}) {
-    const r = parseRange(range);
-    this.#from = r.from;
-    this.#to = r.to;
-  }
-
-  /** A parsed line; checkpoints are ignored, anything else that is not a request record is skipped. */
-  add(value: unknown): void {
-    const rec = obj(value);
-    if (rec === null) {
-      this.#skipped++;
-      return;
-    }
-    if (rec.type === 'checkpoint') return;
-    const startedAt = str(rec.startedAt);
-    const started = startedAt === null ? Number.NaN : Date.parse(startedAt);
-    if ((rec.type !== 'request' && rec.type !== undefined) || typeof rec.requestId !== 'string' || !Number.isFinite(started)) {
-      this.#skipped++;
-      return;
-    }
-    if (started < this.#from || started >= this.#to) {
-      this.#outside++;
-      return;
-    }
-    this.#records++;
+  protected fold(rec: Record<string, unknown>, started: number): boolean {
     const day = new Date(started).toISOString().slice(0, 10);
     const authz = obj(rec.authorization);
     const org = str(authz?.org);
@@ -185,22 +120,11 @@ export class UsageAccumulator {
     }
     const outcome = str(rec.outcome) ?? 'unknown';
     row.outcomes[outcome] = (row.outcomes[outcome] ?? 0) + 1;
-  }
-
-  /** A line of text (as read from a source). */
-  addLine(text: string): void {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      this.#skipped++;
-      return;
-    }
-    this.add(value);
+    return true;
   }
 
   report(): UsageReport {
-    const cmp = (a: string | null, b: string | null): number => (a === b ? 0 : a === null ? -1 : b === null ? 1 : a < b ? -1 : 1);
+    const cmp = compareKeys;
     const rows = [...this.#rows.values()].sort(
       (a, b) => cmp(a.day, b.day) || cmp(a.org, b.org) || cmp(a.tenant, b.tenant) || cmp(a.key, b.key) || cmp(a.model, b.model) || cmp(a.currency, b.currency),
     );
@@ -229,9 +153,7 @@ export class UsageAccumulator {
         outcomes: { ...r.outcomes },
       })),
       totals: { requests, promptTokens, completionTokens, estimatedRequests, estimatedTokens, cost, outcomes },
-      records: this.#records,
-      outside: this.#outside,
-      skipped: this.#skipped,
+      ...this.counts,
     };
   }
 }

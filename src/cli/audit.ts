@@ -10,7 +10,8 @@
  */
 import { parseArgs } from 'node:util';
 import { generateSigningKey } from '../crypto/signing.ts';
-import { exportUsage, parseRange, usageToCsv, usageToJson } from '../audit/export.ts';
+import { exportUsage, usageToCsv, usageToJson } from '../audit/export.ts';
+import { parseRange } from '../audit/range.ts';
 import { exportDestinations } from '../audit/destinations.ts';
 import { asUsage, type CommandGroup, dispatch, usage, UsageError } from './dispatch.ts';
 import {

@@ -9,7 +9,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { controlledSidecar, startControlPlaneFor, type TestControlPlane } from '../helpers/control-plane.ts';
+import { adminCall, controlledSidecar, startControlPlaneFor, type AdminAnswer, type TestControlPlane } from '../helpers/control-plane.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
@@ -27,20 +27,8 @@ interface Body {
   tier?: string;
 }
 
-async function call(
-  method: string,
-  path: string,
-  token: string,
-  body?: unknown,
-  ifMatch?: string,
-): Promise<{ status: number; etag: string | null; body: Body }> {
-  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (ifMatch !== undefined) headers['if-match'] = ifMatch;
-  const res = await fetch(`${cp.adminUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-  const text = await res.text();
-  return { status: res.status, etag: res.headers.get('etag'), body: (text === '' ? {} : JSON.parse(text)) as Body };
-}
+const call = (method: string, path: string, token: string, body?: unknown, ifMatch?: string): Promise<AdminAnswer<Body>> =>
+  adminCall<Body>(cp.adminUrl, method, path, { token, body, ifMatch });
 
 before(async () => {
   [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);

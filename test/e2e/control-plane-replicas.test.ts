@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { renderGatewayConfig } from '../../src/envoy/config.ts';
 import { startEnvoy, type EnvoyProcess } from '../../src/envoy/process.ts';
-import { controlledSidecar, startControlPlaneFor, type TestControlPlane } from '../helpers/control-plane.ts';
+import { adminCall, controlledSidecar, startControlPlaneFor, type AdminAnswer, type TestControlPlane } from '../helpers/control-plane.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { replica, startSidecarProcess, startTestStack, type SidecarProcess, type TestStack } from '../helpers/stack.ts';
@@ -35,20 +35,8 @@ interface Body {
   status?: string;
 }
 
-async function call(
-  method: string,
-  path: string,
-  token: string,
-  body?: unknown,
-  ifMatch?: string,
-): Promise<{ status: number; etag: string | null; body: Body }> {
-  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (ifMatch !== undefined) headers['if-match'] = ifMatch;
-  const res = await fetch(`${cp.adminUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-  const text = await res.text();
-  return { status: res.status, etag: res.headers.get('etag'), body: (text === '' ? {} : JSON.parse(text)) as Body };
-}
+const call = (method: string, path: string, token: string, body?: unknown, ifMatch?: string): Promise<AdminAnswer<Body>> =>
+  adminCall<Body>(cp.adminUrl, method, path, { token, body, ifMatch });
 
 before(async () => {
   [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);

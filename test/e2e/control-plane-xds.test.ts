@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.ts';
-import { controlledSidecar, startControlPlaneFor, type TestControlPlane } from '../helpers/control-plane.ts';
+import { adminCall, controlledSidecar, startControlPlaneFor, type AdminAnswer, type TestControlPlane } from '../helpers/control-plane.ts';
 import { freePort, unusedPort } from '../helpers/ports.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
@@ -28,19 +28,8 @@ let adminUrl: string;
 let backendA: DemoUpstream;
 let backendB: DemoUpstream;
 
-async function call(
-  method: string,
-  path: string,
-  body?: unknown,
-  ifMatch?: string,
-): Promise<{ status: number; etag: string | null; body: Record<string, unknown> }> {
-  const token = await cp.token('ops', ['igw:admin:write']);
-  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (ifMatch !== undefined) headers['if-match'] = ifMatch;
-  const res = await fetch(`${adminUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-  const text = await res.text();
-  return { status: res.status, etag: res.headers.get('etag'), body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
+async function call(method: string, path: string, body?: unknown, ifMatch?: string): Promise<AdminAnswer<Record<string, unknown>>> {
+  return adminCall(adminUrl, method, path, { token: await cp.token('ops', ['igw:admin:write']), body, ifMatch });
 }
 
 /** Envoy's admin stats, name → value. */

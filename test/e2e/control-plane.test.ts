@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { PROJECT_ROOT } from '../../src/envoy/binary.ts';
-import { controlledSidecar, startControlPlaneFor, type TestControlPlane } from '../helpers/control-plane.ts';
+import { adminCall, controlledSidecar, startControlPlaneFor, type AdminAnswer, type TestControlPlane } from '../helpers/control-plane.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
@@ -50,19 +50,8 @@ interface AdminLine {
   after: string | null;
 }
 
-async function call(
-  method: string,
-  path: string,
-  opts: { token?: string; body?: unknown; ifMatch?: string } = {},
-): Promise<{ status: number; etag: string | null; body: Body }> {
-  const headers: Record<string, string> = {};
-  if (opts.token !== undefined) headers['authorization'] = `Bearer ${opts.token}`;
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  if (opts.ifMatch !== undefined) headers['if-match'] = opts.ifMatch;
-  const res = await fetch(`${adminUrl}${path}`, { method, headers, ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }) });
-  const text = await res.text();
-  return { status: res.status, etag: res.headers.get('etag'), body: (text === '' ? {} : JSON.parse(text)) as Body };
-}
+const call = (method: string, path: string, opts: { token?: string; body?: unknown; ifMatch?: string } = {}): Promise<AdminAnswer<Body>> =>
+  adminCall<Body>(adminUrl, method, path, opts);
 
 before(async () => {
   [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);

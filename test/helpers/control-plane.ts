@@ -86,3 +86,26 @@ export async function startControlPlaneFor(
     output: () => out,
   };
 }
+
+/** One admin API answer: status, ETag and the JSON body (empty object for an empty body). */
+export interface AdminAnswer<B> {
+  readonly status: number;
+  readonly etag: string | null;
+  readonly body: B;
+}
+
+/** A call to the control plane's admin API, with an optional bearer token, JSON body and If-Match. */
+export async function adminCall<B = Record<string, unknown>>(
+  adminUrl: string,
+  method: string,
+  path: string,
+  opts: { readonly token?: string | undefined; readonly body?: unknown; readonly ifMatch?: string | undefined } = {},
+): Promise<AdminAnswer<B>> {
+  const headers: Record<string, string> = {};
+  if (opts.token !== undefined) headers['authorization'] = `Bearer ${opts.token}`;
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  if (opts.ifMatch !== undefined) headers['if-match'] = opts.ifMatch;
+  const res = await fetch(`${adminUrl}${path}`, { method, headers, ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }) });
+  const text = await res.text();
+  return { status: res.status, etag: res.headers.get('etag'), body: (text === '' ? {} : JSON.parse(text)) as B };
+}
