@@ -8,6 +8,7 @@
  * check: the first one (by priority, then id) that sets one is used.
  */
 import type { DesiredState } from './store.ts';
+import { parseHostPort } from '../shared/hosts.ts';
 
 export interface BackendEndpoint {
   readonly host: string;
@@ -69,11 +70,13 @@ export function backendsOf(state: DesiredState): Backend[] {
   const sorted = [...state.deployments].sort((a, b) => a.spec.priority - b.spec.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   for (const d of sorted) {
     const s = d.spec;
-    const colon = s.address.lastIndexOf(':');
+    // Validated when the deployment was written (resources.ts), so it parses.
+    const at = parseHostPort(s.address);
+    if (at === null) throw new Error(`deployment ${d.id}: address ${s.address} is not host:port`);
     const entry = byCluster.get(s.cluster) ?? { endpoints: [], healthCheck: null };
     entry.endpoints.push({
-      host: s.address.slice(0, colon),
-      port: Number(s.address.slice(colon + 1)),
+      host: at.host,
+      port: at.port,
       weight: s.weight,
       priority: s.priority,
       deployment: d.id,

@@ -42,8 +42,10 @@ export const DeploymentSchema = z.strictObject({
   provider: z.enum(PROVIDERS).default('openai'),
   /** The model name the deployment expects in the body. */
   upstreamModel: z.string().min(1).max(256),
-  /** Where the model server listens: an IPv4 address (an EDS endpoint) or a DNS name Envoy resolves (a STRICT_DNS cluster). */
-  address: z.string().refine((a) => parseHostPort(a) !== null, 'must be host:port: an IPv4 address or a DNS name, and a port from 1 to 65535'),
+  /** Where the model server listens: an IP address (an EDS endpoint; IPv6 in brackets) or a DNS name Envoy resolves (a STRICT_DNS cluster). */
+  address: z
+    .string()
+    .refine((a) => parseHostPort(a) !== null, 'must be host:port: an IPv4 address, an IPv6 address in brackets or a DNS name, and a port from 1 to 65535'),
   weight: z.int().min(0).max(1_000_000).default(1),
   /** Envoy priority of this endpoint in its cluster: 0 is tried first, higher ones are fallbacks. */
   priority: z.int().min(0).max(7).default(0),

@@ -1,12 +1,13 @@
 /**
  * Backend addresses as operators write them: `host:port`, the host an IPv4
- * address or a DNS name. A DNS name here is what Envoy's resolver is asked
+ * address, an IPv6 address in brackets (`[fd00::7]:8000`, as in a URL) or a
+ * DNS name. A DNS name here is what Envoy's resolver is asked
  * for (RFC 1123 host names: dot-separated labels of letters, digits and
  * inner hyphens, each 1-63 characters, at most 253 in all, a trailing dot
  * allowed); one made of digits and dots only is a malformed IPv4 address,
  * not a name, so `10.0.0.256` is refused rather than looked up.
  */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 
 const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
@@ -24,7 +25,11 @@ export interface HostPort {
   readonly kind: 'ip' | 'dns';
 }
 
-/** `10.0.0.7:8000` or `vllm.models.svc:8000` → its parts; null when it is neither (port 1-65535). */
+/**
+ * `10.0.0.7:8000`, `[fd00::7]:8000` or `vllm.models.svc:8000` → its parts (an IPv6 host without its brackets);
+ * null when it is none of them (port 1-65535). An IPv6 address without brackets is refused: its last group could
+ * be read as the port.
+ */
 export function parseHostPort(text: string): HostPort | null {
   const colon = text.lastIndexOf(':');
   if (colon <= 0) return null;
@@ -34,5 +39,10 @@ export function parseHostPort(text: string): HostPort | null {
   const port = Number(portText);
   if (port < 1 || port > 65_535) return null;
   if (isIPv4(host)) return { host, port, kind: 'ip' };
+  if (host.startsWith('[') && host.endsWith(']')) {
+    const inner = host.slice(1, -1);
+    // A zone (`fe80::1%eth0`) names an interface of one machine: meaningless to an Envoy elsewhere.
+    return isIPv6(inner) && !inner.includes('%') ? { host: inner, port, kind: 'ip' } : null;
+  }
   return isDnsName(host) ? { host, port, kind: 'dns' } : null;
 }

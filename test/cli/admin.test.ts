@@ -179,7 +179,7 @@ test('refusals are exit 1 with the API message naming the field; credentials fro
   assert.equal(bad.code, 1);
   assert.equal(bad.stdout, '');
   assert.match(bad.stderr, /422 invalid_body/);
-  assert.match(bad.stderr, /^ {2}address: must be host:port: an IPv4 address or a DNS name/m);
+  assert.match(bad.stderr, /^ {2}address: must be host:port: an IPv4 address, an IPv6 address in brackets or a DNS name/m);
 
   const readOnly = await admin(['tenants', 'create', '--set', 'id=t2', '--set', 'org=acme'], { INFERENCE_GATEWAY_ADMIN_TOKEN: reader });
   assert.equal(readOnly.code, 1);

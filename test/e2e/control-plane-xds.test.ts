@@ -141,6 +141,41 @@ test('a deployment addressed by DNS name reaches Envoy as a STRICT_DNS cluster a
   assert.equal((await envoyStats()).get('cluster_manager.cds.update_rejected'), '0', 'Envoy rejected no cluster update');
 });
 
+test('a deployment addressed by an IPv6 address (in brackets) reaches Envoy as an EDS endpoint and serves', async () => {
+  const v6 = await startDemoUpstream({ port: 0, host: '::1' });
+  try {
+    assert.equal((await call('POST', '/v1/models', { id: 'v6-model', endpoints: ['chat'] })).status, 201);
+    const bare = await call('POST', '/v1/deployments', { id: 'v6-bad', model: 'v6-model', cluster: 'cp-v6', upstreamModel: 'u', address: `::1:${v6.port}` });
+    assert.equal(bare.status, 422, 'an IPv6 address without brackets is ambiguous and refused');
+    const created = await call('POST', '/v1/deployments', {
+      id: 'v6-a',
+      model: 'v6-model',
+      cluster: 'cp-v6',
+      upstreamModel: 'v6-upstream',
+      address: `[::1]:${v6.port}`,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal((await call('POST', '/v1/tenants', { id: 'v6-team', org: 'acme' })).status, 201);
+    const key = String((await call('POST', '/v1/keys', { principal: 'vic', org: 'acme', tenant: 'v6-team', models: ['v6-model'] })).body['key']);
+    const client = new OpenAI({ baseURL: stack.baseURL, apiKey: key, maxRetries: 0, timeout: 10_000 });
+    await waitFor(
+      async () => {
+        try {
+          await client.chat.completions.create({ model: 'v6-model', messages: [{ role: 'user', content: 'hi' }] });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { what: 'the IPv6 backend to serve', timeoutMs: 5000, intervalMs: 50 },
+    );
+    assert.equal((v6.requests.at(-1)?.body as { model: string }).model, 'v6-upstream');
+    assert.equal((await dynamicCluster('cp-v6'))?.['type'], 'EDS');
+  } finally {
+    await v6.close();
+  }
+});
+
 test("a deployment's fallback over the admin API: an aggregate cluster over xDS, a refused connection retried on the backup, the attempt rewritten for it", async () => {
   assert.equal((await call('POST', '/v1/models', { id: 'fb-model', endpoints: ['chat'] })).status, 201);
   const closed = await unusedPort();

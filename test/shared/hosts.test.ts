@@ -1,4 +1,4 @@
-/** Backend addresses: host:port with an IPv4 address or an RFC 1123 DNS name, port 1-65535. */
+/** Backend addresses: host:port with an IPv4 address, a bracketed IPv6 address or an RFC 1123 DNS name, port 1-65535. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isDnsName, parseHostPort } from '../../src/shared/hosts.ts';
@@ -15,7 +15,13 @@ test('host:port splits into an IP or a DNS name and a port; anything else is nul
   assert.deepEqual(parseHostPort('10.0.0.7:8000'), { host: '10.0.0.7', port: 8000, kind: 'ip' });
   assert.deepEqual(parseHostPort('vllm.models.svc:8000'), { host: 'vllm.models.svc', port: 8000, kind: 'dns' });
   assert.deepEqual(parseHostPort('localhost:1'), { host: 'localhost', port: 1, kind: 'dns' });
-  for (const bad of ['nohost', 'host:', ':80', 'host:0', 'host:65536', 'host:80x', '10.0.0.256:80', 'a_b:80', '[::1]:80', 'host:123456']) {
+  assert.deepEqual(parseHostPort('[::1]:80'), { host: '::1', port: 80, kind: 'ip' });
+  assert.deepEqual(parseHostPort('[fd00:10::7]:8000'), { host: 'fd00:10::7', port: 8000, kind: 'ip' });
+  assert.deepEqual(parseHostPort('[::ffff:10.0.0.7]:8000'), { host: '::ffff:10.0.0.7', port: 8000, kind: 'ip' });
+  const bads = ['nohost', 'host:', ':80', 'host:0', 'host:65536', 'host:80x', '10.0.0.256:80', 'a_b:80', 'host:123456'];
+  // IPv6 only in brackets, valid, without a zone; brackets only around IPv6.
+  bads.push('::1:80', 'fd00::7:8000', '[::1]', '[::1]:', '[:::1]:80', '[fe80::1%eth0]:80', '[10.0.0.7]:80', '[localhost]:80', '[::1:80');
+  for (const bad of bads) {
     assert.equal(parseHostPort(bad), null, bad);
   }
 });
