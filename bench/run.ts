@@ -75,7 +75,7 @@ Options:
   --hold-streams N        streams held open at once for the loaded RSS (default 1000; quick 200; 0: skip)
   --hold S                how long they are held, seconds (default 1)
   --timeout S             per-request timeout, seconds (default 10)
-  --scenarios LIST        comma-separated: chat,chat-stream,chat-translated,chat-stream-translated,chat-chain
+  --scenarios LIST        comma-separated: chat,chat-stream,chat-as-sent,chat-translated,chat-stream-translated,chat-chain
                           (default chat,chat-stream)
   --out FILE              results JSON (default bench/results/<date>.json)
   --no-results            do not write a results JSON
@@ -145,6 +145,15 @@ const SCENARIOS: Scenario[] = [
       stream: true,
       stream_options: { include_usage: true },
     }),
+  },
+  // The model asked for by the deployment's own name: nothing in the body changes, so the sidecar sends the client's
+  // bytes on (no body mutation, no content-length) and the answer, naming the same model, is passed on untouched.
+  {
+    name: 'chat-as-sent',
+    description: 'POST /v1/chat/completions, non-streaming, the model by its deployment name (request and response bodies passed on as sent)',
+    stream: false,
+    check: 'chat-json',
+    body: JSON.stringify({ model: 'demo-model', messages: [{ role: 'user', content: PROMPT }], max_tokens: 64 }),
   },
   // A target with a fallback chain whose first member answers: the steady-state price of a chain, i.e. the
   // aggregate's upstream ext_proc stream each attempt opens (its member's body, path and credential).
@@ -620,6 +629,7 @@ async function main(argv: string[]): Promise<number> {
     keys: [{ principal: 'bench', tier: 'bench' }],
     models: [
       ...DEFAULT_MODELS,
+      { id: 'demo-model', endpoints: ['chat'], cluster: DEMO_CLUSTER, model: 'demo-model' },
       { id: 'claude-translated', endpoints: ['chat'], cluster: DEMO_CLUSTER, model: 'demo-claude', provider: 'anthropic' },
       {
         id: 'gpt-chain',
