@@ -636,6 +636,10 @@ async function main(argv: string[]): Promise<number> {
   const apiKey = files.keys.bench;
   if (apiKey === undefined) throw new Error('fixture wrote no API key');
 
+  // Idle RSS is read from the sidecar and F: each is started and stopped once before, so the measured ones start as
+  // any restart does, from Node's compile cache (bin/compile-cache.js), not as the first start after a code change.
+  await (await startSidecarProcess(files.configFile, adminPort, childLog('sidecar'), opts.sidecarNodeArgs ?? [])).stop(3000);
+  await (await startFloorProcess(join(workDir, 'floor-warm.sock'), childLog('floor'))).stop(2000);
   const sidecar = await startSidecarProcess(files.configFile, adminPort, childLog('sidecar'), opts.sidecarNodeArgs ?? []);
   cleanups.push(() => sidecar.stop(3000));
   const floorSocket = join(workDir, 'floor.sock');
