@@ -26,6 +26,7 @@ import type { Allow, Credential } from '../../pipeline/identity.ts';
 import { errorMessage } from '../../shared/values.ts';
 import { BoundedCache } from '../../shared/bounded-cache.ts';
 import { grantMatcher, type GrantMatch } from './claims.ts';
+import { JWT_NOT_CONFIGURED } from './verifiers.ts';
 
 export type JwtCredential = Extract<Credential, { method: 'jwt' }>;
 
@@ -141,7 +142,7 @@ export class JwtVerifier {
 
   /** Returns the verified credential, or throws a GatewayError (invalid_token / authentication_unavailable). */
   async verify(token: string): Promise<JwtCredential> {
-    if (this.#issuers.size === 0) throw invalid('JWT authentication is not configured.');
+    if (this.#issuers.size === 0) throw invalid(JWT_NOT_CONFIGURED);
     // Size first: nothing is decoded from an oversized token.
     if (token.length > this.#maxTokenBytes) throw invalid(`Invalid token: longer than ${this.#maxTokenBytes} bytes.`);
     if (!looksLikeJwt(token)) throw invalid('Invalid token: not a compact JWS (three base64url segments).');
