@@ -195,7 +195,12 @@ export async function buildPipeline(
   const quotaStores = await createQuotaStores(config, log);
   const revocations =
     config.auth.tokenRevocation && config.redis.url !== undefined
-      ? new (await import('./stores/tokens/revocations.ts')).RedisTokenRevocations({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs, log })
+      ? new (await import('./stores/tokens/revocations.ts')).RedisTokenRevocations({
+          url: config.redis.url,
+          keyPrefix: config.redis.keyPrefix,
+          commandTimeoutMs: config.redis.commandTimeoutMs,
+          log,
+        })
       : null;
   // Start with the revocation list when Redis is up; until it is read, introspected tokens get 503, never acceptance.
   if (revocations !== null && !(await revocations.start(Math.max(1000, 4 * config.redis.commandTimeoutMs)))) {
