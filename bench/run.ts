@@ -33,6 +33,7 @@ import { startRedis } from '../test/helpers/redis.ts';
 import { cpuDeltaMs, machineBusyPercentOfCore, readAllProcesses, readMachineCpu, readProcCpu, topOthers } from './lib/cpu.ts';
 import type { MachineCpu, ProcCpu } from './lib/cpu.ts';
 import { buildRequest } from './lib/http1.ts';
+import { BENCH_PLAN } from './lib/plan.ts';
 import { machineInfo } from './lib/machine.ts';
 import { freePort, killAllChildren, runLoadgen, startFloorProcess, startSidecarProcess, startUpstreamProcess } from './lib/procs.ts';
 import type { BodyCheck, PhaseSpec } from './lib/protocol.ts';
@@ -184,15 +185,6 @@ function parseQuota(raw: string | undefined): 'none' | 'memory' | 'redis' {
   if (raw === undefined || raw === 'none' || raw === 'memory' || raw === 'redis') return raw ?? 'redis';
   throw new UsageError(`--quota must be none, memory or redis, got "${raw}"`);
 }
-
-/** A plan whose limits every request is checked and charged against, set high enough never to refuse. */
-const BENCH_PLAN = {
-  name: 'bench',
-  limits: [
-    { scope: 'key', rps: 1_000_000, rpm: 100_000_000, concurrency: 100_000 },
-    { scope: 'tenant', tpm: 1_000_000_000, tpd: 1_000_000_000 },
-  ],
-};
 
 function parseOptions(argv: string[]): BenchOptions | null {
   const { values } = parseArgs({

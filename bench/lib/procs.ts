@@ -152,14 +152,18 @@ export async function startFloorProcess(socketPath: string, log?: (line: string)
 }
 
 /** `inference-gateway serve --config FILE` as a child process; resolves once its admin /readyz is 200. */
-/** `nodeArgs`: options for the sidecar's node (e.g. `--max-semi-space-size=4`), before the script. */
+/**
+ * `nodeArgs`: options for the sidecar's node (e.g. `--max-semi-space-size=4`), before the script; `cli`: the launcher
+ * to start it with (another checkout's, to compare commits), this checkout's by default.
+ */
 export async function startSidecarProcess(
   configFile: string,
   adminPort: number,
   log?: (line: string) => void,
   nodeArgs: readonly string[] = [],
+  cli: string = CLI,
 ): Promise<Child> {
-  const { handle } = spawnNode([...nodeArgs, CLI, 'serve', '--config', configFile], log);
+  const { handle } = spawnNode([...nodeArgs, cli, 'serve', '--config', configFile], log);
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (handle.exited()) throw new Error(`sidecar exited during start-up:\n${handle.output()}`);
