@@ -18,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 export const COMPILE_CACHE_DIR = join(dirname(dirname(fileURLToPath(import.meta.url))), 'node_modules', '.cache', 'inference-gateway', 'compile');
 
 /**
- * Turns the cache on for this process and returns the directory in use, or null when it is off: disabled with
+ * Turns the cache on for this process and returns the directory in use (NODE_COMPILE_CACHE's, when that is set), or
+ * null when it is off: disabled with
  * NODE_DISABLE_COMPILE_CACHE, or the directory cannot be created (a read-only file system). Without the cache
  * everything runs as before, by type stripping alone.
  */
