@@ -2,7 +2,8 @@
 //
 // Node runs the TypeScript sources by type stripping, and the stripper is a
 // WebAssembly module that, once loaded, stays resident for the life of the
-// process (~18 MB in the sidecar; docs/benchmarks.md, "idle RSS"). With the
+// process (with the cache the sidecar idles ~27 MB lower: docs/benchmarks.md,
+// "2026-12-06: idle RSS", `npm run bench:idle-rss`). With the
 // compile cache on, Node keeps the stripped JavaScript and V8's code cache of
 // every module it loads on disk, and a later start that finds a module there
 // neither strips it nor loads the stripper. Node checks each entry against

@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import type { Metrics } from '../telemetry/metrics.ts';
 
 // Not `import … from 'node:http'`: an ES import of node:http reads every export, and reading its WebSocket export
-// loads Node's bundled undici, which then stays resident (~13 MB, issue #15). The CommonJS form reads only this.
+// loads Node's bundled undici, which then stays resident (issue #15; docs/benchmarks.md, "2026-12-06: idle RSS").
+// The CommonJS form reads only this.
 const { createServer } = process.getBuiltinModule('node:http');
 
 export interface Readiness {

@@ -1,14 +1,15 @@
 /**
  * proto-loader's codecs, loaded the first time one is used rather than at
  * start-up. The sidecar's own codecs (wire/) handle the ext_proc messages and
- * health checks; proto-loader, protobufjs and the parsed .proto files — about
- * 18 MB that stays resident once loaded — are needed only for ext_authz
- * calls and for the rare input those codecs leave to it. A sidecar that
- * serves ext_proc alone never loads them (issue #15, idle memory).
+ * health checks; proto-loader, protobufjs and the parsed .proto files, which
+ * stay resident once loaded, are needed only for ext_authz calls and for the
+ * rare input those codecs leave to it. A sidecar that serves ext_proc alone
+ * never loads them (issue #15, idle memory).
  *
  * The first use loads them synchronously (a codec function cannot wait for
- * an `import()`), a one-time pause of about 0.15 s for the call that needs
- * them (`node test/server/deferred-protos.test.ts` times it).
+ * an `import()`): a one-time pause for the call that needs them.
+ * `npm run bench:proto-load` measures the pause and the memory
+ * (docs/benchmarks.md, "2026-12-06: idle RSS").
  */
 import { createRequire } from 'node:module';
 import type { MethodDefinition } from '@grpc/grpc-js';
