@@ -4,9 +4,9 @@
 #   docker build -t registry.example.com/inference-gateway:0.1.0 .
 #
 # The project runs TypeScript directly on Node 24 (type stripping), so there
-# is no compile step: the image is the runtime sources, the .proto files the
-# gRPC servers load at start, and the production dependencies. Envoy runs in
-# its own container (envoyproxy/envoy); it is not part of this image.
+# is no compile step: the image is the runtime sources, the .proto files
+# proto-loader loads for ext_authz, and the production dependencies. Envoy
+# runs in its own container (envoyproxy/envoy); it is not part of this image.
 #
 # test/k8s/dockerfile.test.ts checks this file: the base image, the stages,
 # the COPY list against what the runtime loads, the user, and the command

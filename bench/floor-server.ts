@@ -13,6 +13,7 @@
  * ends with OK when Envoy half-closes. Once listening it prints one JSON line,
  * `{"ready":true}`, and it exits on SIGTERM or when stdin closes.
  */
+import { flushCompileCache } from 'node:module';
 import type { ProcessingRequest, ProcessingResponseInput } from '../src/server/proto/ext-proc.ts';
 import { Http2GrpcServer } from '../src/server/transport/http2-server.ts';
 import type { ServerCall } from '../src/server/transport/http2-server.ts';
@@ -47,4 +48,6 @@ process.once('SIGINT', exit);
 // The parent keeps stdin open; if it dies without signalling us, stdin closes and we go too.
 process.stdin.on('end', exit);
 process.stdin.resume();
+// Started with the sidecar's compile cache (bench/lib/procs.ts): written now, as the sidecar writes it once ready.
+flushCompileCache();
 process.stdout.write(`${JSON.stringify({ ready: true })}\n`);

@@ -44,6 +44,7 @@ import type { PhaseResult } from '../src/pipeline/phase-result.ts';
 import { SnapshotRoutes } from '../src/stages/route/resolver.ts';
 import { Metrics } from '../src/telemetry/metrics.ts';
 import { DEFAULT_MODELS, writeGatewayFiles } from '../test/helpers/fixtures.ts';
+import { BENCH_PLAN } from './lib/plan.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 
 const { values } = parseArgs({
@@ -70,15 +71,6 @@ if (durability !== 'fsync' && durability !== 'write') throw new Error('--durabil
 const concurrency = Number(values.concurrency);
 const seconds = Number(values.seconds);
 
-/** The plan `npm run bench` applies (bench/run.ts BENCH_PLAN): every limit checked and charged, none reached. */
-const PLAN = {
-  name: 'bench',
-  limits: [
-    { scope: 'key', rps: 1_000_000, rpm: 100_000_000, concurrency: 100_000 },
-    { scope: 'tenant', tpm: 1_000_000_000, tpd: 1_000_000_000 },
-  ],
-};
-
 const redis = quota === 'redis' ? await startRedis() : null;
 const model = values.model;
 if (model !== 'gpt-demo' && model !== 'demo-model') throw new Error('--model must be gpt-demo or demo-model');
@@ -88,7 +80,7 @@ const files = writeGatewayFiles({
   config: {
     logging: { level: 'warn' },
     audit: { durability },
-    ...(quota === 'none' ? {} : { quotas: { plans: [PLAN] } }),
+    ...(quota === 'none' ? {} : { quotas: { plans: [BENCH_PLAN] } }),
     ...(redis === null ? {} : { redis: { url: redis.url } }),
     ...(tracing === null ? {} : { tracing: { enabled: true, endpoint: values['tracing-endpoint'], sampleRatio: tracing } }),
   },

@@ -33,6 +33,7 @@ import { startRedis } from '../test/helpers/redis.ts';
 import { cpuDeltaMs, machineBusyPercentOfCore, readAllProcesses, readMachineCpu, readProcCpu, topOthers } from './lib/cpu.ts';
 import type { MachineCpu, ProcCpu } from './lib/cpu.ts';
 import { buildRequest } from './lib/http1.ts';
+import { BENCH_PLAN } from './lib/plan.ts';
 import { machineInfo } from './lib/machine.ts';
 import { freePort, killAllChildren, runLoadgen, startFloorProcess, startSidecarProcess, startUpstreamProcess } from './lib/procs.ts';
 import type { BodyCheck, PhaseSpec } from './lib/protocol.ts';
@@ -193,15 +194,6 @@ function parseQuota(raw: string | undefined): 'none' | 'memory' | 'redis' {
   if (raw === undefined || raw === 'none' || raw === 'memory' || raw === 'redis') return raw ?? 'redis';
   throw new UsageError(`--quota must be none, memory or redis, got "${raw}"`);
 }
-
-/** A plan whose limits every request is checked and charged against, set high enough never to refuse. */
-const BENCH_PLAN = {
-  name: 'bench',
-  limits: [
-    { scope: 'key', rps: 1_000_000, rpm: 100_000_000, concurrency: 100_000 },
-    { scope: 'tenant', tpm: 1_000_000_000, tpd: 1_000_000_000 },
-  ],
-};
 
 function parseOptions(argv: string[]): BenchOptions | null {
   const { values } = parseArgs({
@@ -646,6 +638,10 @@ async function main(argv: string[]): Promise<number> {
   const apiKey = files.keys.bench;
   if (apiKey === undefined) throw new Error('fixture wrote no API key');
 
+  // Idle RSS is read from the sidecar and F: each is started and stopped once before, so the measured ones start as
+  // any restart does, from Node's compile cache (bin/compile-cache.js), not as the first start after a code change.
+  await (await startSidecarProcess(files.configFile, adminPort, childLog('sidecar'), opts.sidecarNodeArgs ?? [])).stop(3000);
+  await (await startFloorProcess(join(workDir, 'floor-warm.sock'), childLog('floor'))).stop(2000);
   const sidecar = await startSidecarProcess(files.configFile, adminPort, childLog('sidecar'), opts.sidecarNodeArgs ?? []);
   cleanups.push(() => sidecar.stop(3000));
   const floorSocket = join(workDir, 'floor.sock');

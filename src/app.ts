@@ -8,11 +8,14 @@
  * (src/server/grpc.ts), then snapshot delivery, the admin server and the
  * stores close, the audit chain last, then queued trace spans are flushed
  * (bounded by tracing.exportTimeoutMs).
+ *
+ * What only some configurations use is imported when they do (Redis clients,
+ * JWT and introspection verifiers, the tracing SDK): a module loaded once
+ * stays resident, and the default configuration needs none of them.
  */
 import type { Logger } from 'pino';
 import { startAdminServer } from './admin/server.ts';
 import type { GatewayConfig, QuotaPlan } from './config/schema.ts';
-import { RedisSnapshotSubscriber } from './control/pubsub.ts';
 import { pushSnapshot } from './control/push.ts';
 import { loadSnapshotFile, SnapshotHolder } from './control/snapshot.ts';
 import { watchSnapshotFile } from './control/watch.ts';
@@ -27,9 +30,7 @@ import { RequestProcessor } from './pipeline/processor.ts';
 import { startGrpcServer } from './server/grpc.ts';
 import { ApiKeyVerifier } from './stages/auth/api-keys.ts';
 import { Authenticator } from './stages/auth/authenticate.ts';
-import { RedisTokenRevocations } from './stores/tokens/revocations.ts';
-import { IntrospectionVerifier } from './stages/auth/introspection.ts';
-import { JwtVerifier } from './stages/auth/jwt.ts';
+import { createIntrospectionVerifier, createJwtVerifier } from './stages/auth/verifiers.ts';
 import { MtlsVerifier } from './stages/auth/mtls.ts';
 import { Classifier } from './stages/classify/classifier.ts';
 import { ScanPool } from './stages/classify/pool.ts';
@@ -88,7 +89,7 @@ export async function startSidecar(config: GatewayConfig, opts: SidecarOptions):
   const snapshotRedis =
     config.routing.redis === undefined || redisUrl === undefined
       ? null
-      : new RedisSnapshotSubscriber({
+      : new (await import('./control/pubsub.ts')).RedisSnapshotSubscriber({
           url: redisUrl,
           ...config.routing.redis,
           commandTimeoutMs: config.redis.commandTimeoutMs,
@@ -190,11 +191,16 @@ export async function buildPipeline(
   const tracing = config.tracing.enabled ? await startTracing(config, metrics, log) : null;
   // Stores.
   const audit = opts.audit ?? (await createAuditChain(config, log));
-  const keyStore = createKeyStore(config, log);
-  const quotaStores = createQuotaStores(config, log);
+  const keyStore = await createKeyStore(config, log);
+  const quotaStores = await createQuotaStores(config, log);
   const revocations =
     config.auth.tokenRevocation && config.redis.url !== undefined
-      ? new RedisTokenRevocations({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs, log })
+      ? new (await import('./stores/tokens/revocations.ts')).RedisTokenRevocations({
+          url: config.redis.url,
+          keyPrefix: config.redis.keyPrefix,
+          commandTimeoutMs: config.redis.commandTimeoutMs,
+          log,
+        })
       : null;
   // Start with the revocation list when Redis is up; until it is read, OAuth tokens (JWT or introspected) get 503, never acceptance.
   if (revocations !== null && !(await revocations.start(Math.max(1000, 4 * config.redis.commandTimeoutMs)))) {
@@ -205,11 +211,11 @@ export async function buildPipeline(
   const auth = new Authenticator(
     {
       apiKeys: new ApiKeyVerifier(keyStore, { unknownKeyCache: config.auth.unknownKeyCache, log }),
-      jwt: new JwtVerifier(config.auth.jwt, {
+      jwt: await createJwtVerifier(config.auth.jwt, {
         onJwksFetch: (issuer, outcome) => metrics.jwksFetches.inc({ issuer, outcome }),
         ...(revocations === null ? {} : { revocations }),
       }),
-      introspection: new IntrospectionVerifier(config.auth.introspection, {
+      introspection: await createIntrospectionVerifier(config.auth.introspection, {
         onCall: (issuer, outcome) => metrics.introspectionCalls.inc({ issuer, outcome }),
         ...(revocations === null ? {} : { revocations }),
       }),

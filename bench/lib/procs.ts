@@ -9,9 +9,11 @@ import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { COMPILE_CACHE_DIR } from '../../bin/compile-cache.js';
 import type { FromChild, PhaseResult, PhaseSpec, ToChild } from './protocol.ts';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The CLI's launcher, as `inference-gateway` runs it: with Node's compile cache on (bin/compile-cache.js). */
+const CLI = fileURLToPath(new URL('../../bin/inference-gateway.js', import.meta.url));
 const LOADGEN = fileURLToPath(new URL('../loadgen.ts', import.meta.url));
 const FLOOR = fileURLToPath(new URL('../floor-server.ts', import.meta.url));
 
@@ -41,10 +43,15 @@ export interface Child {
   stop(graceMs?: number): Promise<void>;
 }
 
-function spawnNode(args: string[], log?: (line: string) => void, stdin: 'ignore' | 'pipe' = 'ignore'): { child: ChildProcess; handle: Child } {
+function spawnNode(
+  args: string[],
+  log?: (line: string) => void,
+  stdin: 'ignore' | 'pipe' = 'ignore',
+  env: NodeJS.ProcessEnv = process.env,
+): { child: ChildProcess; handle: Child } {
   // process.execPath is the real node binary (no wrapper process), so the
   // pid we read /proc for is the process doing the work.
-  const child = spawn(process.execPath, args, { stdio: [stdin, 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { stdio: [stdin, 'pipe', 'pipe'], env });
   if (child.pid === undefined) throw new Error(`could not start ${process.execPath} ${args.join(' ')}`);
   track(child);
   let out = '';
@@ -120,7 +127,8 @@ export async function startUpstreamProcess(log?: (line: string) => void): Promis
  * benchmark dies, the pipe closes and F exits.
  */
 export async function startFloorProcess(socketPath: string, log?: (line: string) => void): Promise<Child> {
-  const { child, handle } = spawnNode([FLOOR, socketPath], log, 'pipe');
+  // The same compile cache as the sidecar's launcher, so F and B compare code for code, not stripper for cache.
+  const { child, handle } = spawnNode([FLOOR, socketPath], log, 'pipe', { ...process.env, NODE_COMPILE_CACHE: COMPILE_CACHE_DIR });
   const ready = new Promise<void>((resolve, reject) => {
     let buf = '';
     const onData = (chunk: Buffer): void => {
@@ -144,14 +152,18 @@ export async function startFloorProcess(socketPath: string, log?: (line: string)
 }
 
 /** `inference-gateway serve --config FILE` as a child process; resolves once its admin /readyz is 200. */
-/** `nodeArgs`: options for the sidecar's node (e.g. `--max-semi-space-size=4`), before the script. */
+/**
+ * `nodeArgs`: options for the sidecar's node (e.g. `--max-semi-space-size=4`), before the script; `cli`: the launcher
+ * to start it with (another checkout's, to compare commits), this checkout's by default.
+ */
 export async function startSidecarProcess(
   configFile: string,
   adminPort: number,
   log?: (line: string) => void,
   nodeArgs: readonly string[] = [],
+  cli: string = CLI,
 ): Promise<Child> {
-  const { handle } = spawnNode([...nodeArgs, CLI, 'serve', '--config', configFile], log);
+  const { handle } = spawnNode([...nodeArgs, cli, 'serve', '--config', configFile], log);
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (handle.exited()) throw new Error(`sidecar exited during start-up:\n${handle.output()}`);

@@ -3,9 +3,14 @@
  * /readyz (it should receive new streams: false while starting and draining).
  * Bind it to loopback or a pod-internal address; it is not for clients.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Metrics } from '../telemetry/metrics.ts';
+
+// Not `import … from 'node:http'`: an ES import of node:http reads every export, and reading its WebSocket export
+// loads Node's bundled undici, which then stays resident (issue #15; docs/benchmarks.md, "2026-12-06: idle RSS").
+// The CommonJS form reads only this.
+const { createServer } = process.getBuiltinModule('node:http');
 
 export interface Readiness {
   /** null when ready, else why not. */

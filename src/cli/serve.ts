@@ -3,6 +3,7 @@
  * A process-level fault is logged and the process exits non-zero so the
  * orchestrator restarts it: never a silent pass-through.
  */
+import { flushCompileCache } from 'node:module';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.ts';
 import { startSidecar } from '../app.ts';
@@ -26,6 +27,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.exit(70);
   });
   const sidecar = await startSidecar(config, { log });
+  // Everything the configuration loads is loaded now: write it to the compile cache (bin/compile-cache.js) so the next
+  // start skips the type stripper even if this process is killed rather than stopped. A no-op when the cache is off.
+  flushCompileCache();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void sidecar.shutdown(sig));
   await sidecar.stopped;
   return 0;

@@ -16,8 +16,10 @@ import { createCheckHandler } from './ext-authz.ts';
 import { ATTEMPT_ROLE, ROLE_METADATA, serveAttempt } from './extproc/attempt-stream.ts';
 import { ExtProcStream, type ExtProcCall } from './extproc/stream.ts';
 import { HealthService } from './health.ts';
-import { AuthorizationService, HealthService as HealthServiceDef } from './proto/load.ts';
+import type { CheckRequest, CheckResponseInput } from './proto/types.ts';
+import { deferredCodec, METHOD_PATHS } from './proto/deferred.ts';
 import { PROCESS_CODEC } from './proto/wire/ext-proc-codec.ts';
+import { HEALTH_CHECK_CODEC, HEALTH_WATCH_CODEC } from './proto/wire/health-codec.ts';
 import { GrpcStatus, Http2GrpcServer } from './transport/http2-server.ts';
 
 export interface GrpcServerOptions {
@@ -53,8 +55,8 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     maxReceiveBytes: o.maxReceiveBytes,
     onTransportError: (err) => log.warn({ err: err.message }, 'gRPC connection error'),
   });
-  // The hot path: ext_proc messages go through the hand-written codec (wire/ext-proc-codec.ts),
-  // the rest through proto-loader.
+  // The hot path: ext_proc messages go through the hand-written codec (wire/ext-proc-codec.ts), health checks too;
+  // ext_authz through proto-loader, loaded on the first Check (proto/deferred.ts).
   server.bidi(PROCESS_CODEC, (call: ExtProcCall) => {
     if (draining) {
       call.fail(GrpcStatus.UNAVAILABLE, 'inference-gateway is draining');
@@ -67,9 +69,12 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     }
     streams.add(new ExtProcStream(call, { processor, metrics, log }, (s) => streams.delete(s)));
   });
-  server.unary(AuthorizationService.Check, createCheckHandler(processor, log));
-  server.unary(HealthServiceDef.Check, health.check);
-  server.serverStream(HealthServiceDef.Watch, health.watch);
+  server.unary(
+    deferredCodec<CheckRequest, CheckResponseInput>(METHOD_PATHS.check, (p) => p.AuthorizationService.Check),
+    createCheckHandler(processor, log),
+  );
+  server.unary(HEALTH_CHECK_CODEC, health.check);
+  server.serverStream(HEALTH_WATCH_CODEC, health.watch);
 
   const socketPath = o.socketPath;
   if (socketPath !== null) {

@@ -34,9 +34,9 @@ after(async () => {
   await redis.stop();
 });
 
-function sidecar(plans: unknown[]): { stage: QuotaStage; stores: QuotaStores; metrics: Metrics } {
+async function sidecar(plans: unknown[]): Promise<{ stage: QuotaStage; stores: QuotaStores; metrics: Metrics }> {
   const config = ConfigSchema.parse({ redis: { url: redis.url }, quotas: { plans } });
-  const stores = createQuotaStores(config, log);
+  const stores = await createQuotaStores(config, log);
   const metrics = new Metrics({ processMetrics: false });
   const stage = new QuotaStage(config.quotas, { primary: stores.primary, local: stores.local, breaker: stores.breaker, metrics, log });
   return { stage, stores, metrics };
@@ -75,7 +75,7 @@ async function storeErrors(m: Metrics): Promise<number> {
 const until = (at: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, at - performance.now())));
 
 test('a 350 ms Redis stall at 120 req/s (fail_closed) costs ≤ 2% of the requests of a 6 s run; all decided by the store again within 1 s', async (t) => {
-  const { stage, stores } = sidecar([
+  const { stage, stores } = await sidecar([
     { name: 'closed', whenStoreDown: 'fail_closed', limits: [{ scope: 'key', rpm: 1_000_000, tpm: 100_000_000, concurrency: 10_000 }] },
   ]);
   const pid = redis.pid;
@@ -156,7 +156,7 @@ function spin(ms: number): void {
 }
 
 test('200 simultaneous admissions on a healthy Redis: no store errors, also with this process busy; over the limit 429, never 503', async (t) => {
-  const { stage, stores, metrics } = sidecar([{ name: 'burst', whenStoreDown: 'fail_closed', limits: [{ scope: 'key', rpm: 150, concurrency: 1000 }] }]);
+  const { stage, stores, metrics } = await sidecar([{ name: 'burst', whenStoreDown: 'fail_closed', limits: [{ scope: 'key', rpm: 150, concurrency: 1000 }] }]);
   try {
     assert.equal(await attempt(stage, request('burst', 'warm')), 'ok');
     // 0 ms: the burst alone. 1.5 ms: each request keeps the process busy before its decision, 300 ms in all —

@@ -82,7 +82,7 @@ export function replica(dir: string, i: number): { socket: string; auditFile: st
 
 /** `env`: extra environment, e.g. INFERENCE_GATEWAY_* overrides for a second process on the same config. */
 export async function startSidecarProcess(configFile: string, env: Record<string, string> = {}): Promise<SidecarProcess> {
-  const child: ChildProcess = spawn(process.execPath, [join(PROJECT_ROOT, 'src/cli/main.ts'), 'serve', '--config', configFile], {
+  const child: ChildProcess = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/inference-gateway.js'), 'serve', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, INFERENCE_GATEWAY_LOGGING__LEVEL: 'info', ...env },
   });

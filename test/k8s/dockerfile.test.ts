@@ -146,7 +146,7 @@ void test('Dockerfile: ENTRYPOINT + CMD are the Deployment sidecar command; the 
 // ---------------------------------------------------------------- the runtime import graph
 
 interface Graph {
-  /** Project files reachable from the entry point (static imports, re-exports, literal dynamic imports). */
+  /** Project files reachable from the entry point (static imports, re-exports, literal dynamic imports and require calls). */
   readonly files: Set<string>;
   /** Bare package specifiers imported for their values (type-only imports are erased). */
   readonly packages: Map<string, string>;
@@ -175,6 +175,12 @@ function importGraph(entry: string): Graph {
       if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
         const arg = node.arguments[0];
         assert.ok(arg !== undefined && ts.isStringLiteralLike(arg), `${relative(PROJECT_ROOT, file)}: a dynamic import of a computed name cannot be checked`);
+        specs.push(arg.text);
+      }
+      // A `require` made with createRequire loads on first use what a static import would load at start (proto/deferred.ts).
+      if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'require') {
+        const arg = node.arguments[0];
+        assert.ok(arg !== undefined && ts.isStringLiteralLike(arg), `${relative(PROJECT_ROOT, file)}: a require of a computed name cannot be checked`);
         specs.push(arg.text);
       }
       ts.forEachChild(node, visit);
@@ -228,7 +234,7 @@ void test('every package the CLI can load at run time is a production dependency
       `${r} is loaded at run time but not copied into the image`,
     );
   }
-  // The .proto files the gRPC servers load at start (src/server/proto/load.ts: PROTOS_DIR).
+  // The .proto files proto-loader loads for ext_authz (src/server/proto/load.ts: PROTOS_DIR), on the first call.
   assert.ok(copied.includes('protos'), 'protos/ is copied');
 });
 

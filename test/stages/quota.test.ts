@@ -97,6 +97,18 @@ test('time-zone offsets follow DST', () => {
   assert.equal(new ZoneOffset('America/Los_Angeles').at(Date.parse('2026-11-22T08:00:00Z')), -28_800_000);
 });
 
+test('ZoneOffset: UTC (answered without a formatter) agrees with the formatter at instants across years, leap days and sub-second times', () => {
+  const utc = new ZoneOffset('UTC');
+  // Etc/UTC is the same zone under another name, so it goes through the formatter.
+  const viaFormatter = new ZoneOffset('Etc/UTC');
+  const instants = ['1970-01-01T00:00:00Z', '2024-02-29T23:59:59.999Z', '2026-03-29T01:30:00.250Z', '2026-12-31T23:59:59.5Z', '2099-06-15T12:00:00Z'];
+  for (const iso of instants) {
+    const t = Date.parse(iso);
+    assert.equal(utc.at(t), 0, iso);
+    assert.equal(utc.at(t), viaFormatter.at(t), iso);
+  }
+});
+
 /** A scripted store: answers from a function, records settlements, can be made to fail. */
 class FakeStore implements QuotaStore {
   failing = false;

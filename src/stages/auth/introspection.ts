@@ -27,6 +27,7 @@ import type { Credential } from '../../pipeline/identity.ts';
 import { BoundedCache } from '../../shared/bounded-cache.ts';
 import { claimMapper, list, type ClaimMapper, type Claims } from './claims.ts';
 import { IdpUnavailable, introspectionClient, type Introspect } from './introspection-client.ts';
+import { INTROSPECTION_NOT_CONFIGURED } from './verifiers.ts';
 
 export type IntrospectionCredential = Extract<Credential, { method: 'introspection' }>;
 
@@ -117,7 +118,7 @@ export class IntrospectionVerifier {
 
   /** The verified credential, or a GatewayError: invalid_token (401), authentication_unavailable (503). */
   async verify(token: string): Promise<IntrospectionCredential> {
-    if (!this.enabled) throw new GatewayError('invalid_token', 'OAuth token introspection is not configured.');
+    if (!this.enabled) throw new GatewayError('invalid_token', INTROSPECTION_NOT_CONFIGURED);
     if (token.length > this.#maxTokenBytes) throw new GatewayError('invalid_token', `Invalid token: longer than ${this.#maxTokenBytes} bytes.`);
     const digest = createHash('sha256').update(token).digest('hex');
     let answer = this.#cache.get(digest, this.#now());

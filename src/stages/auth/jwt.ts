@@ -32,6 +32,7 @@ import { errorMessage } from '../../shared/values.ts';
 import { BoundedCache } from '../../shared/bounded-cache.ts';
 import { grantMatcher, type GrantMatch } from './claims.ts';
 import type { RevocationList } from './introspection.ts';
+import { JWT_NOT_CONFIGURED } from './verifiers.ts';
 
 export type JwtCredential = Extract<Credential, { method: 'jwt' }>;
 
@@ -151,7 +152,7 @@ export class JwtVerifier {
 
   /** Returns the verified credential, or throws a GatewayError (invalid_token / authentication_unavailable). */
   async verify(token: string): Promise<JwtCredential> {
-    if (this.#issuers.size === 0) throw invalid('JWT authentication is not configured.');
+    if (this.#issuers.size === 0) throw invalid(JWT_NOT_CONFIGURED);
     // Size first: nothing is decoded from an oversized token.
     if (token.length > this.#maxTokenBytes) throw invalid(`Invalid token: longer than ${this.#maxTokenBytes} bytes.`);
     if (!looksLikeJwt(token)) throw invalid('Invalid token: not a compact JWS (three base64url segments).');

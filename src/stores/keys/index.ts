@@ -1,25 +1,24 @@
 /**
  * The key store the gateway runs with, from config: inline `auth.apiKeys`,
  * then each of `auth.apiKeyFiles` in order, then Redis when
- * `auth.redisKeys` is on. The first source that knows an id answers.
+ * `auth.redisKeys` is on. The first source that knows an id answers. The
+ * Redis store (and ioredis with it) is loaded only when configured.
  */
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../config/schema.ts';
 import type { ApiKeyStore } from './port.ts';
 import { CompositeKeyStore } from './composite.ts';
 import { FileKeyStore } from './file.ts';
-import { RedisKeyStore } from './redis.ts';
 import { StaticKeyStore } from './static.ts';
 
 export type { ApiKeyStore, KeyRecord, KeyStatus, KeyUpdate, WritableKeyStore } from './port.ts';
 export { keyStatus } from './port.ts';
 export { StaticKeyStore } from './static.ts';
 export { FileKeyStore, KeyFile } from './file.ts';
-export { RedisKeyStore } from './redis.ts';
 export { CompositeKeyStore } from './composite.ts';
 
-/** Throws (ConfigError for a bad key file) when a source cannot be set up; Redis connects lazily. */
-export function createKeyStore(config: GatewayConfig, log: Logger): ApiKeyStore {
+/** Rejects (ConfigError for a bad key file) when a source cannot be set up; Redis connects lazily. */
+export async function createKeyStore(config: GatewayConfig, log: Logger): Promise<ApiKeyStore> {
   const stores: ApiKeyStore[] = [];
   const klog = log.child({ component: 'api-keys' });
   try {
@@ -28,6 +27,7 @@ export function createKeyStore(config: GatewayConfig, log: Logger): ApiKeyStore 
     if (config.auth.redisKeys) {
       const url = config.redis.url;
       if (url === undefined) throw new Error('auth.redisKeys needs redis.url');
+      const { RedisKeyStore } = await import('./redis.ts');
       stores.push(
         new RedisKeyStore({
           url,

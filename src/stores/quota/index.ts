@@ -2,13 +2,13 @@
  * Which quota store a sidecar uses: Redis when `redis.url` is set (shared by
  * every replica, behind a circuit breaker), otherwise memory (the embedded
  * single-node default). The local in-memory store also serves plans whose
- * store-down policy is `local`.
+ * store-down policy is `local`. The Redis store (and ioredis with it) is
+ * loaded only when configured.
  */
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../config/schema.ts';
 import type { QuotaStore } from './port.ts';
 import { MemoryQuotaStore } from './memory.ts';
-import { RedisQuotaStore } from './redis.ts';
 import { CircuitBreaker } from './breaker.ts';
 
 export interface QuotaStores {
@@ -18,7 +18,7 @@ export interface QuotaStores {
   close(): Promise<void>;
 }
 
-export function createQuotaStores(config: GatewayConfig, log: Logger): QuotaStores {
+export async function createQuotaStores(config: GatewayConfig, log: Logger): Promise<QuotaStores> {
   const local = new MemoryQuotaStore();
   const nodes = config.redis.clusterNodes;
   const url =
@@ -28,6 +28,7 @@ export function createQuotaStores(config: GatewayConfig, log: Logger): QuotaStor
   if (url === undefined) {
     return { primary: local, local, breaker: null, close: () => local.close() };
   }
+  const { RedisQuotaStore } = await import('./redis.ts');
   const primary = new RedisQuotaStore({ url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeoutMs, log });
   const breaker = new CircuitBreaker(config.quotas.breaker);
   return {

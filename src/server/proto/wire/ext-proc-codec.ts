@@ -38,9 +38,8 @@
  *
  * Field numbers below are those of the .proto files in protos/.
  */
-import type { MethodDefinition } from '@grpc/grpc-js';
 import type { ProcessingRequest, ProcessingResponseInput } from '../ext-proc.ts';
-import { ExternalProcessorService } from '../load.ts';
+import { deferredMethod, METHOD_PATHS } from '../deferred.ts';
 import type { MethodCodec } from '../../transport/http2-server.ts';
 import {
   BODY_SEND_MODE,
@@ -748,8 +747,11 @@ function writeProcessingResponseBody(w: Writer, o: Obj): void {
   writeBool(w, 16, o.request_drain_responses);
 }
 
-/** proto-loader's serializer for the same message: the fallback, and the reference the tests compare with. */
-const PROTO_LOADER_PROCESS = ExternalProcessorService.Process as MethodDefinition<ProcessingRequest, ProcessingResponseInput>;
+/**
+ * proto-loader's serializer for the same message: the fallback (loaded on its first use, deferred.ts), and the
+ * reference the tests compare with.
+ */
+const protoLoaderProcess = deferredMethod<ProcessingRequest, ProcessingResponseInput>((p) => p.ExternalProcessorService.Process);
 
 const writer = new Writer();
 
@@ -758,7 +760,7 @@ const writer = new Writer();
  * (which it defers to for input it does not handle itself, see above).
  */
 export function encodeProcessingResponse(msg: ProcessingResponseInput): Buffer {
-  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return PROTO_LOADER_PROCESS.responseSerialize(msg);
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return protoLoaderProcess().responseSerialize(msg);
   writer.reset();
   depth = 0;
   try {
@@ -766,14 +768,14 @@ export function encodeProcessingResponse(msg: ProcessingResponseInput): Buffer {
   } catch (err) {
     writer.reset();
     if (err !== FALLBACK) throw err;
-    return PROTO_LOADER_PROCESS.responseSerialize(msg);
+    return protoLoaderProcess().responseSerialize(msg);
   }
   return writer.finish();
 }
 
 /** The Process method's codec for the sidecar's transport (Http2GrpcServer.bidi). */
 export const PROCESS_CODEC: MethodCodec<ProcessingRequest, ProcessingResponseInput> = Object.freeze({
-  path: PROTO_LOADER_PROCESS.path,
+  path: METHOD_PATHS.process,
   requestDeserialize: decodeProcessingRequest,
   responseSerialize: encodeProcessingResponse,
 });
