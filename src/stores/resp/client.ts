@@ -228,6 +228,10 @@ export class RespClient implements RedisLink {
     if (this.#head === this.#waiting.length) {
       this.#waiting = [];
       this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
+      // Under steady load the queue may never drain: drop the answered front now and then.
+      this.#waiting = this.#waiting.slice(this.#head);
+      this.#head = 0;
     }
     if (value instanceof RespReplyError) waiter.reject(value);
     else waiter.resolve(value);
