@@ -3,7 +3,8 @@
  * runs `bench/pipeline.ts` alternately in another checkout of the project
  * (DIR, e.g. the commit before a change: `git archive <commit> | tar -x -C DIR`
  * with node_modules linked in) and in this one, round after round, and
- * prints each run and the medians of µs CPU per request and requests/s.
+ * prints each run, the median of the rounds' paired differences, and the
+ * medians of µs CPU per request and requests/s.
  * Interleaving pairs the runs, so a neighbour's load on a shared machine
  * weighs on both builds alike.
  */
@@ -48,6 +49,9 @@ for (let round = 1; round <= rounds; round++) {
     process.stdout.write(`round ${round} ${name}: ${r.cpuUs.toFixed(1)} µs CPU per request, ${r.rps} requests/s\n`);
   }
 }
+// The same round's two runs saw the same machine: their difference is steadier than the difference of the medians.
+const diffs = results.this.map((r, i) => r.cpuUs - (results.base[i] as Run).cpuUs);
+process.stdout.write(`paired differences (this − base): ${diffs.map((d) => d.toFixed(1)).join(', ')} µs; median ${median(diffs).toFixed(1)} µs\n`);
 for (const name of ['base', 'this'] as const) {
   const rs = results[name];
   process.stdout.write(

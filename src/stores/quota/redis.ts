@@ -26,14 +26,18 @@
  * admissions costs one syscall and one Redis read, not hundreds.
  * Reconnection runs in the background (backoff capped at 1 s), so the same
  * store works again once Redis is back. A call that timed out may still have
- * been applied by Redis: its leases then expire after leaseMs.
+ * been applied by Redis: its leases then expire after leaseMs. On a single
+ * node, calls waiting on a connection that is lost fail at once (they are not
+ * sent again on the next connection, as ioredis would, which could apply an
+ * admission after its caller was told it failed).
  *
  * The client (redis-transport.ts): a single node (a plain redis:// or
  * rediss:// URL) is spoken to by the lean RESP client of src/stores/resp/,
  * which writes each call straight as RESP text and reads only the reply types
- * the scripts return (issue #15: a quarter to a third of ioredis' CPU per
- * call, see docs/benchmarks.md); a Redis Cluster, or a URL with query
- * options, goes through ioredis (auto-pipelining, the same timeouts).
+ * the scripts return (issue #15: a fifth to a third less CPU per admission and
+ * settlement than ioredis, `node bench/quota-client.ts`, figures in
+ * docs/benchmarks.md); a Redis Cluster, or a URL with query options, goes
+ * through ioredis (auto-pipelining, the same timeouts).
  */
 import type { Logger } from 'pino';
 import type { Decision, LimitSpec, LimitState, QuotaStore, Settlement } from './port.ts';

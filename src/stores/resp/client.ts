@@ -1,8 +1,9 @@
 /**
  * A lean Redis client for one node, made for the quota store's hot path
- * (issue #15): one EVALSHA per admission cost ~12 µs of CPU through ioredis
- * (per-command objects, argument flattening, auto-pipeline objects, reply
- * decoding) and ~5 µs as plain RESP on a socket (docs/benchmarks.md).
+ * (issue #15): ioredis spends CPU per command on command objects, argument
+ * flattening, auto-pipeline objects and generic reply decoding; written and
+ * read as plain RESP on a socket, the store's admission and settlement cost
+ * a fifth to a third less CPU (`node bench/quota-client.ts`, docs/benchmarks.md).
  *
  * What it does, and no more:
  * - commands are RESP text (codec.ts); those sent during one turn of the
