@@ -5,13 +5,15 @@
  * never queued while disconnected, Redis killed mid-flight (waiting calls
  * fail at once, the client reconnects with backoff), a silent peer cut off
  * by the socket timeout, AUTH (password, ACL user), SELECT, NOSCRIPT after
- * SCRIPT FLUSH, TLS (rediss://), and which client the store picks.
+ * SCRIPT FLUSH, TLS (rediss://, the store too), and which client the store picks.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { encodeCommand, RespParser, RespReplyError, type RespValue } from '../../src/stores/resp/codec.ts';
@@ -25,6 +27,7 @@ import { unusedPort } from '../helpers/ports.ts';
 import { createTestPki, type TestPki } from '../helpers/pki.ts';
 import { waitFor } from '../helpers/wait.ts';
 
+const execFileAsync = promisify(execFile);
 let redis: TestRedis;
 let admin: Redis;
 const clients: RespClient[] = [];
@@ -229,6 +232,37 @@ test('Redis killed mid-flight: waiting commands fail at once, the client reconne
     await own.stop();
   }
 });
+
+/**
+ * Runs a RedisQuotaStore on `url` in a fresh Node process (with `env` added) for one admission; returns what it
+ * printed: the client it picked, whether it admitted, and the keys written (read back through the same store's
+ * Redis by a plain RESP client with the same TLS trust).
+ */
+async function storeInChild(url: string, env: Record<string, string>): Promise<string> {
+  const program = `
+    import { pino } from 'pino';
+    import { RedisQuotaStore } from ${JSON.stringify(new URL('../../src/stores/quota/redis.ts', import.meta.url).href)};
+    import { RespClient } from ${JSON.stringify(new URL('../../src/stores/resp/client.ts', import.meta.url).href)};
+    import { encodeCommand } from ${JSON.stringify(new URL('../../src/stores/resp/codec.ts', import.meta.url).href)};
+    import { parseRespEndpoint } from ${JSON.stringify(new URL('../../src/stores/resp/endpoint.ts', import.meta.url).href)};
+    const url = ${JSON.stringify(url)};
+    const store = new RedisQuotaStore({ url, keyPrefix: 'tls:', commandTimeoutMs: 2000, log: pino({ level: 'silent' }) });
+    const d = await store.admit('r', 'org', ${JSON.stringify(LIMITS)});
+    await store.close();
+    const c = new RespClient({ endpoint: parseRespEndpoint(url), connectTimeoutMs: 2000, socketTimeoutMs: 2000, retryDelayMs: () => 100 });
+    c.connect();
+    await new Promise((res) => c.watch({ ready: res }));
+    const keys = await c.send(encodeCommand(['KEYS', 'tls:*']));
+    c.close();
+    process.stdout.write(JSON.stringify({ client: store.client, admitted: d.admitted, keys }));
+  `;
+  const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', program], {
+    cwd: new URL('../..', import.meta.url).pathname,
+    env: { ...process.env, ...env },
+    timeout: 30_000,
+  });
+  return stdout;
+}
 
 /** INFO clients of a test Redis, through a short-lived client of its own. */
 async function ownInfo(r: TestRedis): Promise<string> {
@@ -450,6 +484,12 @@ test('rediss://: TLS to a redis-server with a TLS port (verified against the tes
     await waitFor(() => errors.length > 0, { what: 'the TLS failure to be reported', intervalMs: 10 });
     assert.match(errors[0] as string, /certificate/i);
     assert.notEqual(untrusted.phase, 'ready');
+
+    // The store with a rediss:// URL, as a sidecar runs it: the system's trust store plus NODE_EXTRA_CA_CERTS (read
+    // at start-up only, hence a child process), no TLS options of its own.
+    const store = await storeInChild(`rediss://:tls-secret@localhost:${tlsPort}/4`, { NODE_EXTRA_CA_CERTS: pki.caCert });
+    t.diagnostic(`store over rediss:// in a child process: ${store}`);
+    assert.deepEqual(JSON.parse(store), { client: 'resp', admitted: true, keys: ['tls:{org}:rpm'] });
   } finally {
     await tlsRedis?.stop();
     await pki?.cleanup();
