@@ -214,9 +214,11 @@ test('Redis killed mid-flight: waiting commands fail at once, the client reconne
       what: 'Redis to hold the blocked command',
       intervalMs: 10,
     });
+    // Settled-handlers attached before the kill: the rejections may come while kill() is still waiting for the process to exit.
+    const settled = Promise.allSettled(waiting);
     const killed = performance.now();
     await own.kill();
-    const outcomes = await Promise.allSettled(waiting);
+    const outcomes = await settled;
     const ms = performance.now() - killed;
     t.diagnostic(`5 commands in flight failed ${ms.toFixed(1)} ms after the kill`);
     assert.ok(outcomes.every((o) => o.status === 'rejected' && o.reason instanceof RespConnectionError));
