@@ -29,7 +29,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.ts';
-import { describeRedisUrl, type RedisClientOptions, RedisConnectionState } from '../stores/redis-connection.ts';
+import { describeRedisUrl, ioredisLink, type RedisClientOptions, RedisConnectionState } from '../stores/redis-connection.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { acceptSnapshot } from './accept.ts';
 import { parseSnapshot, type SnapshotHolder, type SnapshotTrust } from './snapshot.ts';
@@ -95,7 +95,7 @@ export class RedisSnapshotSubscriber {
       // A read while disconnected fails at once and is retried by us, instead of piling up in a queue.
       enableOfflineQueue: false,
     });
-    this.#conn = new RedisConnectionState(this.#cmd, {
+    this.#conn = new RedisConnectionState(ioredisLink(this.#cmd), {
       description: this.description,
       log: opts.log,
       label: 'Redis routing snapshot delivery',

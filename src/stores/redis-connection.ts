@@ -56,8 +56,72 @@ export interface RedisConnectionStateOptions {
   readonly logFields?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * A connection's lifecycle as RedisConnectionState sees it:
+ *   idle        never connected yet (lazy): `connect()` starts it
+ *   connecting  being set up (TCP, TLS, handshake)
+ *   ready       commands may be sent
+ *   down        lost or failed; reconnecting in the background
+ *   closed      closed for good by its owner
+ */
+export type RedisLinkPhase = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
+
+/** What a link reports: a connection error, the connection being ready, a connection (or attempt) ending. */
+export interface RedisLinkListener {
+  error(err: Error): void;
+  ready(): void;
+  lost(): void;
+}
+
+/**
+ * The small surface RedisConnectionState needs from a client: ioredis
+ * clients through ioredisLink(), the quota store's own RESP client directly.
+ */
+export interface RedisLink {
+  readonly phase: RedisLinkPhase;
+  /** Starts connecting when idle (errors are reported to listeners, not thrown). */
+  connect(): void;
+  /** Subscribes; returns the function that unsubscribes. */
+  watch(listener: Partial<RedisLinkListener>): () => void;
+}
+
+/** An ioredis client (standalone or Cluster) as a RedisLink. */
+export function ioredisLink(client: Redis | Cluster): RedisLink {
+  return {
+    get phase(): RedisLinkPhase {
+      switch (client.status) {
+        case 'ready':
+          return 'ready';
+        case 'wait':
+          return 'idle';
+        case 'connecting':
+        case 'connect':
+          return 'connecting';
+        case 'end':
+          return 'closed';
+        default:
+          return 'down';
+      }
+    },
+    connect(): void {
+      client.connect().catch(() => undefined);
+    },
+    watch(listener: Partial<RedisLinkListener>): () => void {
+      const { error, ready, lost } = listener;
+      if (error !== undefined) client.on('error', error);
+      if (ready !== undefined) client.on('ready', ready);
+      if (lost !== undefined) client.on('close', lost);
+      return () => {
+        if (error !== undefined) client.off('error', error);
+        if (ready !== undefined) client.off('ready', ready);
+        if (lost !== undefined) client.off('close', lost);
+      };
+    },
+  };
+}
+
 export class RedisConnectionState {
-  readonly #client: Redis | Cluster;
+  readonly #client: RedisLink;
   readonly #description: string;
   readonly #log: Logger;
   readonly #label: string;
@@ -68,18 +132,20 @@ export class RedisConnectionState {
   #lastError: string | null = null;
   #failing = false;
 
-  constructor(client: Redis | Cluster, opts: RedisConnectionStateOptions) {
+  constructor(client: RedisLink, opts: RedisConnectionStateOptions) {
     this.#client = client;
     this.#description = opts.description;
     this.#log = opts.log;
     this.#label = opts.label;
     this.#isClosed = opts.isClosed;
     this.#logFields = opts.logFields ?? {};
-    client.on('error', (err: Error) => this.noteError(err, this.#logFields));
-    client.on('ready', () => {
-      this.#lastError = null;
-      if (this.#failing) this.#log.info({ redis: this.#description }, `${this.#label} reachable again`);
-      this.#failing = false;
+    client.watch({
+      error: (err: Error) => this.noteError(err, this.#logFields),
+      ready: () => {
+        this.#lastError = null;
+        if (this.#failing) this.#log.info({ redis: this.#description }, `${this.#label} reachable again`);
+        this.#failing = false;
+      },
     });
   }
 
@@ -116,24 +182,21 @@ export class RedisConnectionState {
    */
   async ready(timeoutMs: number, makeError: (problem: RedisConnectionProblem) => Error): Promise<void> {
     const c = this.#client;
-    if (c.status === 'ready') return;
-    if (this.#isClosed() || c.status === 'end') throw makeError('closed');
-    if (c.status === 'wait') c.connect().catch(() => undefined);
-    else if (c.status !== 'connecting' && c.status !== 'connect') throw makeError('unreachable');
+    const phase = c.phase;
+    if (phase === 'ready') return;
+    if (this.#isClosed() || phase === 'closed') throw makeError('closed');
+    if (phase === 'idle') c.connect();
+    else if (phase !== 'connecting') throw makeError('unreachable');
     this.#readyWait ??= new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer);
-        c.off('ready', onReady);
-        c.off('close', onClose);
+        unwatch();
         this.#readyWait = null;
         if (err === undefined) resolve();
         else reject(err);
       };
-      const onReady = (): void => done();
-      const onClose = (): void => done(makeError('unreachable'));
       const timer = setTimeout(() => done(makeError('timeout')), timeoutMs);
-      c.on('ready', onReady);
-      c.on('close', onClose);
+      const unwatch = c.watch({ ready: () => done(), lost: () => done(makeError('unreachable')) });
     });
     return this.#readyWait;
   }

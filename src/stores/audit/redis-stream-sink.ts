@@ -32,7 +32,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AuditLineSink } from './port.ts';
 import { GroupCommit } from './group-commit.ts';
-import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
+import { describeRedisUrl, ioredisLink, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
 
 export interface RedisStreamSinkOptions {
   /** redis:// or rediss:// URL. */
@@ -85,7 +85,7 @@ export class RedisStreamSink implements AuditLineSink {
       // close() should not keep the process alive for ioredis' default 2 s when Redis is down.
       disconnectTimeout: 200,
     });
-    this.#conn = new RedisConnectionState(this.#redis, {
+    this.#conn = new RedisConnectionState(ioredisLink(this.#redis), {
       description: this.description,
       log: opts.log,
       label: 'audit Redis stream',

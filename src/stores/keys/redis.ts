@@ -29,7 +29,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeyRecord, KeyUpdate, WritableKeyStore } from './port.ts';
 import { recordFromRedisFields, redisFieldsFromRecord } from './record.ts';
-import { describeRedisUrl, type RedisClientOptions, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
+import { describeRedisUrl, ioredisLink, type RedisClientOptions, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
 import { BoundedCache } from '../../shared/bounded-cache.ts';
 
 export interface RedisKeyStoreOptions {
@@ -123,7 +123,7 @@ export class RedisKeyStore implements WritableKeyStore {
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
     });
-    this.#conn = new RedisConnectionState(this.#redis, {
+    this.#conn = new RedisConnectionState(ioredisLink(this.#redis), {
       description: this.description,
       log: opts.log,
       label: 'Redis key store',

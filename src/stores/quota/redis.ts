@@ -22,19 +22,29 @@
  * written (after the current turn of the event loop), and when it fires, a
  * reply that has already arrived but not been read yet (the event loop was
  * busy, e.g. with a burst of requests) is read first and wins. Commands issued in
- * the same tick go out in one write (ioredis auto-pipelining), so a burst of
+ * the same turn of the event loop go out in one write, so a burst of
  * admissions costs one syscall and one Redis read, not hundreds.
  * Reconnection runs in the background (backoff capped at 1 s), so the same
  * store works again once Redis is back. A call that timed out may still have
- * been applied by Redis: its leases then expire after leaseMs.
+ * been applied by Redis: its leases then expire after leaseMs. On a single
+ * node, calls waiting on a connection that is lost fail at once (they are not
+ * sent again on the next connection, as ioredis would, which could apply an
+ * admission after its caller was told it failed).
+ *
+ * The client (redis-transport.ts): a single node (a plain redis:// or
+ * rediss:// URL) is spoken to by the lean RESP client of src/stores/resp/,
+ * which writes each call straight as RESP text and reads only the reply types
+ * the scripts return (issue #15: a fifth to a third less CPU per admission and
+ * settlement than ioredis, `node bench/quota-client.ts`, figures in
+ * docs/benchmarks.md); a Redis Cluster, or a URL with query options, goes
+ * through ioredis (auto-pipelining, the same timeouts).
  */
-import { createHash } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Decision, LimitSpec, LimitState, QuotaStore, Settlement } from './port.ts';
 import { isBudgetLimit, isTokenLimit, validateLimits, wholeCost } from './memory.ts';
 import { ADMIT_LUA, RENEW_LUA, SETTLE_LUA } from './redis-script.ts';
-import { describeRedisUrl, type RedisClientOptions, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
+import { describeRedisUrl, RedisConnectionState, type RedisConnectionProblem } from '../redis-connection.ts';
+import { createScriptTransport, script, type Script, type ScriptTransport } from './redis-transport.ts';
 import { errorMessage } from '../../shared/values.ts';
 import { CallDeadlines } from '../call-deadlines.ts';
 
@@ -73,15 +83,6 @@ interface PendingSettlement {
   readonly reject: (err: Error) => void;
 }
 
-interface Script {
-  readonly lua: string;
-  readonly sha: string;
-}
-
-function script(lua: string): Script {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
-}
-
 /** A released lease or returned tokens reach Redis at most this long after the request ended (or with the next admission). */
 const DEFAULT_SETTLE_DELAY_MS = 10;
 
@@ -108,7 +109,7 @@ function toNumber(v: unknown): number {
 
 export class RedisQuotaStore implements QuotaStore {
   readonly description: string;
-  readonly #client: Redis | Cluster;
+  readonly #client: ScriptTransport;
   readonly #prefix: string;
   readonly #timeoutMs: number;
   readonly #now: (() => number) | undefined;
@@ -127,45 +128,18 @@ export class RedisQuotaStore implements QuotaStore {
     this.#deadlines = new CallDeadlines(opts.commandTimeoutMs);
     this.#settleDelayMs = opts.settleDelayMs ?? DEFAULT_SETTLE_DELAY_MS;
     this.#now = opts.now;
-    const node: RedisClientOptions = {
-      connectTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
-      // No per-command timer (ioredis' commandTimeout): each call's own deadline decides (#run, one shared timer),
-      // and a Redis that stops answering altogether is cut off by socketTimeout below, which fails every command
-      // still waiting on that connection, so none is left behind.
-      enableAutoPipelining: true,
-      // A silent dead peer: destroy the socket so reconnection starts.
-      socketTimeout: Math.max(1000, 4 * opts.commandTimeoutMs),
-      maxRetriesPerRequest: 1,
-      connectionName: 'inference-gateway-quota',
-      // close() should not keep the process alive for ioredis' default 2 s when Redis is down.
-      disconnectTimeout: 200,
-    };
-    const retry = (times: number): number => Math.min(100 * times, 1000);
-    this.#client =
-      typeof opts.url === 'string'
-        ? new Redis(opts.url, { ...node, lazyConnect: true, enableOfflineQueue: false, retryStrategy: retry })
-        : new Cluster(
-            opts.url.cluster.map((n) => ({ host: n.host, port: n.port })),
-            {
-              lazyConnect: true,
-              enableOfflineQueue: false,
-              clusterRetryStrategy: retry,
-              // Reconnect to a node that went away without a topology change.
-              clusterNodeRetryStrategy: retry,
-              slotsRefreshTimeout: Math.max(1000, opts.commandTimeoutMs),
-              retryDelayOnFailover: 50,
-              retryDelayOnClusterDown: 50,
-              retryDelayOnTryAgain: 50,
-              maxRedirections: 4,
-              redisOptions: node,
-            },
-          );
-    this.#conn = new RedisConnectionState(this.#client, {
+    this.#client = createScriptTransport({ url: opts.url, commandTimeoutMs: opts.commandTimeoutMs, connectionName: 'inference-gateway-quota' });
+    this.#conn = new RedisConnectionState(this.#client.link, {
       description: this.description,
       log: opts.log,
       label: 'Redis quota store',
       isClosed: () => this.#closed,
     });
+  }
+
+  /** Which client carries the calls: the lean RESP client for a single node, ioredis for a Cluster (see redis-transport.ts). */
+  get client(): 'resp' | 'ioredis' {
+    return this.#client.kind;
   }
 
   async admit(requestId: string, tag: string, limits: readonly LimitSpec[]): Promise<Decision> {
@@ -277,7 +251,7 @@ export class RedisQuotaStore implements QuotaStore {
     if (this.#closed) return;
     await this.#flushSettlements(); // bounded by the command timeout
     this.#closed = true;
-    this.#client.disconnect();
+    this.#client.close();
   }
 
   /** EVALSHA, then EVAL on NOSCRIPT; the whole call bounded by the command timeout (see CallDeadlines). */
@@ -305,13 +279,8 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   async #call(s: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
-    await this.#ready();
-    try {
-      return await this.#client.evalsha(s.sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return await this.#client.eval(s.lua, keys.length, ...keys, ...args);
-      throw err;
-    }
+    if (this.#client.link.phase !== 'ready') await this.#ready();
+    return this.#client.run(s, keys, args);
   }
 
   /**
