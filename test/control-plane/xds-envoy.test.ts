@@ -265,7 +265,16 @@ void test(
       { name: 'by-name', endpoints: [{ host: 'localhost', port: b.port }] },
     ]);
     await waitFor(async () => (await hit(rig.url, 'by-name')) === 200, { what: 'the DNS-named cluster serves', timeoutMs: 5000 });
-    const cds = await cdsState(rig.envoy.adminUrl);
+    // The EDS cluster may still be warming (waiting for its endpoints) when the DNS one already serves: Envoy lists a
+    // warming cluster apart from the active ones, so wait for both to be active.
+    let cds = await cdsState(rig.envoy.adminUrl);
+    await waitFor(
+      async () => {
+        cds = await cdsState(rig.envoy.adminUrl);
+        return cds.clusters.has('by-name') && cds.clusters.has('model-a');
+      },
+      { what: 'both clusters active', timeoutMs: 5000 },
+    );
     assert.equal(cds.clusters.get('by-name')?.cluster['type'], 'STRICT_DNS');
     assert.equal(cds.clusters.get('model-a')?.cluster['type'], 'EDS');
     assert.deepEqual(
