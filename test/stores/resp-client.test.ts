@@ -122,7 +122,7 @@ test('URLs: the plain single-node forms are parsed like ioredis reads them; anyt
     db: 0,
   });
   assert.deepEqual(parseRespEndpoint('redis://:secret@[::1]:7000/'), { host: '::1', port: 7000, tls: false, username: null, password: 'secret', db: 0 });
-  for (const other of ['redis://127.0.0.1:6379?db=3', 'redis://h/abc', 'redis://user@h', 'http://h', 'not a url', 'redis://h#x']) {
+  for (const other of ['redis://127.0.0.1:6379?db=3', 'redis://h/abc', 'redis://user@h', 'http://h', 'not a url', 'redis://h#x', 'redis://:bad%zz@h']) {
     assert.equal(parseRespEndpoint(other), null, other);
   }
 });

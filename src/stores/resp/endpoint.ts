@@ -37,8 +37,15 @@ export function parseRespEndpoint(url: string): RespEndpoint | null {
     if (!/^\d+$/.test(path)) return null;
     db = Number(path);
   }
-  const username = u.username === '' ? null : decodeURIComponent(u.username);
-  const password = u.password === '' ? null : decodeURIComponent(u.password);
+  let username: string | null;
+  let password: string | null;
+  try {
+    username = u.username === '' ? null : decodeURIComponent(u.username);
+    password = u.password === '' ? null : decodeURIComponent(u.password);
+  } catch {
+    // A malformed percent-escape (`%zz`): left to ioredis, which reports it its own way, rather than guessed at.
+    return null;
+  }
   // A user without a password: ioredis sends `AUTH <user> ""`, an odd case left to it.
   if (username !== null && password === null) return null;
   return {
