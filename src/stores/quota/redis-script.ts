@@ -130,18 +130,21 @@ for i = 1, n do
     local oldest = math.floor((now - w + 1) / b)
     local h = redis.call('HGETALL', key)
     local sum = 0
-    local counted = {}
     local newest = nil
+    -- Sub-windows that have left the window: deleted when the limit is charged.
+    local stale = {}
     for j = 1, #h, 2 do
       local si = tonumber(h[j])
-      local cnt = tonumber(h[j + 1])
-      if si >= oldest and cnt ~= 0 then
-        counted[#counted + 1] = { si, cnt }
-        sum = sum + cnt
-        if newest == nil or si > newest then newest = si end
+      if si >= oldest then
+        local cnt = tonumber(h[j + 1])
+        if cnt ~= 0 then
+          sum = sum + cnt
+          if newest == nil or si > newest then newest = si end
+        end
+      else
+        stale[#stale + 1] = h[j]
       end
     end
-    table.sort(counted, function(x, y) return x[1] < y[1] end)
     c.ok = sum + cost <= limit
     c.limit = limit
     c.remC = math.max(0, math.floor(limit - sum - cost))
@@ -150,11 +153,25 @@ for i = 1, n do
     c.resetC = leaves(nc, w, b) - now
     c.remU = math.max(0, math.floor(limit - sum))
     if newest then c.resetU = leaves(newest, w, b) - now else c.resetU = 0 end
-    if c.ok then c.retry = 0 else c.retry = windowRetry(limit, w, b, cost, counted, sum) end
+    if c.ok then
+      c.retry = 0
+    else
+      -- The counted sub-windows oldest first, only for a refusal: building and sorting them on every admission (up to
+      -- 61 of them per window) cost Redis more than the rest of the decision.
+      local counted = {}
+      for j = 1, #h, 2 do
+        local si = tonumber(h[j])
+        local cnt = tonumber(h[j + 1])
+        if si >= oldest and cnt ~= 0 then counted[#counted + 1] = { si, cnt } end
+      end
+      table.sort(counted, function(x, y) return x[1] < y[1] end)
+      c.retry = windowRetry(limit, w, b, cost, counted, sum)
+    end
     c.idx = idx
     c.keep = oldest
     c.cost = cost
     c.ttl = leaves(idx, w, b) - now + GC
+    c.stale = stale
   elseif kind == 'd' or kind == 'm' then
     local limit, off, cost = p1, p2, p3
     local idx, reset
@@ -230,10 +247,16 @@ for i = 1, n do
   elseif c.kind == 'w' or c.kind == 'd' or c.kind == 'm' then
     local field = fmt(c.idx)
     redis.call('HINCRBY', c.key, field, c.cost)
-    local fields = redis.call('HKEYS', c.key)
-    for _, f in ipairs(fields) do
-      if tonumber(f) < c.keep then redis.call('HDEL', c.key, f) end
+    -- Expired buckets, deleted in one call: a window's found while deciding (the charge only adds idx ≥ oldest), a
+    -- day's or month's (a few fields at most) read here.
+    local stale = c.stale
+    if stale == nil then
+      stale = {}
+      for _, f in ipairs(redis.call('HKEYS', c.key)) do
+        if tonumber(f) < c.keep then stale[#stale + 1] = f end
+      end
     end
+    if #stale > 0 then redis.call('HDEL', c.key, unpack(stale)) end
     if redis.call('PTTL', c.key) < c.ttl then redis.call('PEXPIRE', c.key, c.ttl) end
     if c.cls == '1' then
       res[#res + 1] = 't:' .. c.key
