@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { RedisQuotaStore } from '../src/stores/quota/redis.ts';
-import type { LimitSpec } from '../src/stores/quota/port.ts';
+import { BENCH_STORE_LIMITS } from './lib/plan.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 
 const { values } = parseArgs({
@@ -25,14 +25,6 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const concurrency = Number(values.concurrency);
-
-const LIMITS: LimitSpec[] = [
-  { kind: 'rate', name: 'requests:rps', key: 'rps', ratePerSec: 1e9, burst: 1e9 },
-  { kind: 'window', name: 'requests:rpm', key: 'rpm', limit: 1e12, windowMs: 60_000, cost: 1 },
-  { kind: 'window', name: 'tokens:tpm', key: 'tpm', limit: 1e12, windowMs: 60_000, cost: 500 },
-  { kind: 'day', name: 'tokens:tpd', key: 'tpd', limit: 1e12, utcOffsetMs: 0, cost: 500 },
-  { kind: 'concurrency', name: 'requests:concurrent', key: 'conc', limit: 1e6, leaseMs: 60_000 },
-];
 
 const redis = await startRedis();
 const log = pino({ level: 'silent' });
@@ -50,7 +42,7 @@ async function load(store: RedisQuotaStore, ms: number): Promise<{ cpuUs: number
   const worker = async (): Promise<void> => {
     while (performance.now() < until) {
       const id = `r${seq++}`;
-      const d = await store.admit(id, 'bench-org', LIMITS);
+      const d = await store.admit(id, 'bench-org', BENCH_STORE_LIMITS);
       if (!d.admitted) throw new Error('a bench request was denied');
       // Settled without waiting, as the sidecar does at the end of a request.
       store.settle(id, 'bench-org', { tokenDelta: -100, costDelta: 0 }).catch(() => failedSettlements++);

@@ -13,21 +13,12 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { RedisQuotaStore } from '../src/stores/quota/redis.ts';
-import type { LimitSpec } from '../src/stores/quota/port.ts';
+import { BENCH_STORE_LIMITS } from './lib/plan.ts';
 import { adminClient, startRedis } from '../test/helpers/redis.ts';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '30000' }, rounds: { type: 'string', default: '3' } } });
 const requests = Number(values.requests);
 const rounds = Number(values.rounds);
-
-/** The bench plan's limits (bench/lib/plan.ts), as the quota stage builds them, none ever reached. */
-const LIMITS: LimitSpec[] = [
-  { kind: 'rate', name: 'requests:rps', key: 'rps', ratePerSec: 1e9, burst: 1e9 },
-  { kind: 'window', name: 'requests:rpm', key: 'rpm', limit: 1e12, windowMs: 60_000, cost: 1 },
-  { kind: 'window', name: 'tokens:tpm', key: 'tpm', limit: 1e12, windowMs: 60_000, cost: 500 },
-  { kind: 'day', name: 'tokens:tpd', key: 'tpd', limit: 1e12, utcOffsetMs: 0, cost: 500 },
-  { kind: 'concurrency', name: 'requests:concurrent', key: 'conc', limit: 1e6, leaseMs: 60_000 },
-];
 
 for (let round = 1; round <= rounds; round++) {
   const redis = await startRedis();
@@ -40,7 +31,7 @@ for (let round = 1; round <= rounds; round++) {
       Array.from({ length: 32 }, async () => {
         while (seq < requests) {
           const id = `r${seq++}`;
-          if (!(await store.admit(id, 'org', LIMITS)).admitted) throw new Error('a bench admission was refused');
+          if (!(await store.admit(id, 'org', BENCH_STORE_LIMITS)).admitted) throw new Error('a bench admission was refused');
           await store.settle(id, 'org', { tokenDelta: -100, costDelta: 0 });
         }
       }),
