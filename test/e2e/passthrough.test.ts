@@ -7,6 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import OpenAI from 'openai';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import { DEFAULT_MODELS, readAudit } from '../helpers/fixtures.ts';
@@ -59,6 +60,30 @@ test("the client's formatting survives (proof no one re-serialized it), a large 
   const rec = readAudit(stack.files.auditFile).find((r) => r.requestId === res.headers.get('x-request-id'));
   assert.equal(rec?.outcome, 'completed');
   assert.equal(rec?.deployment?.model, 'demo-model');
+});
+
+test('a body sent in chunks (no content-length) also goes on as sent, and the model server reads all of it', async () => {
+  stack.upstream.clearRequests();
+  const sent = JSON.stringify({ model: 'demo-model', messages: [{ role: 'user', content: `chunked ${'y'.repeat(64 * 1024)}` }] });
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request(
+      `${stack.url}/v1/chat/completions`,
+      { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    // Three writes, so the body arrives in several chunks.
+    const third = Math.ceil(sent.length / 3);
+    req.write(sent.slice(0, third));
+    req.write(sent.slice(third, 2 * third));
+    req.end(sent.slice(2 * third));
+  });
+  assert.equal(status, 200);
+  const seen = stack.upstream.requests.at(-1);
+  assert.equal(seen?.rawBody.toString('utf8'), sent);
 });
 
 test('what the gateway must change is still changed: the alias, a stream without usage, a redaction', async () => {
