@@ -25,12 +25,11 @@ import { buildPipeline, type Pipeline } from '../src/app.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { loadSnapshotFile, SnapshotHolder } from '../src/control/snapshot.ts';
 import { authorizeRoute } from '../src/pipeline/destinations.ts';
-import { NO_CONNECTION_INFO } from '../src/pipeline/identity.ts';
-import type { PhaseResult } from '../src/pipeline/phase-result.ts';
 import { DestinationPolicy } from '../src/stages/policy/destinations.ts';
 import { pickAmong, SnapshotRoutes } from '../src/stages/route/resolver.ts';
 import { Metrics } from '../src/telemetry/metrics.ts';
 import { writeGatewayFiles } from '../test/helpers/fixtures.ts';
+import { bufferedChat } from './lib/in-process.ts';
 
 const { values } = parseArgs({
   options: {
@@ -71,43 +70,9 @@ async function pipelineWith(destinations: object[]): Promise<{ pipeline: Pipelin
 const body = Buffer.from(
   JSON.stringify({ model: 'gpt-demo', messages: [{ role: 'user', content: 'Write one short sentence about latency benchmarks.' }], max_tokens: 64 }),
 );
-const completion = Buffer.from(
-  JSON.stringify({
-    id: 'chatcmpl-bench',
-    object: 'chat.completion',
-    created: 1_700_000_000,
-    model: 'demo-model',
-    choices: [{ index: 0, message: { role: 'assistant', content: 'Latency benchmarks measure how long each request takes.' }, finish_reason: 'stop' }],
-    usage: { prompt_tokens: 14, completion_tokens: 10, total_tokens: 24 },
-  }),
-);
-const RESPONSE_HEAD = new Map([
-  [':status', '200'],
-  ['content-type', 'application/json'],
-  ['content-length', String(completion.length)],
-]);
-let n = 0;
-
-function ok(r: PhaseResult, phase: string): void {
-  if (r.kind !== 'continue') throw new Error(`${phase}: the pipeline answered ${r.kind} ${'status' in r ? `${r.status} ${r.body.toString()}` : ''}`);
-}
-
-/** The four phases of a buffered chat request; returns the cluster it was sent to. */
+/** One buffered chat request; returns the cluster it was sent to. */
 async function oneRequest(p: Pipeline, key: string): Promise<string> {
-  const head = new Map([
-    [':method', 'POST'],
-    [':path', '/v1/chat/completions'],
-    [':authority', 'gateway.local'],
-    ['content-type', 'application/json'],
-    ['authorization', `Bearer ${key}`],
-    ['x-request-id', `bench-${process.pid}-${++n}`],
-  ]);
-  const { state, result } = await p.processor.requestHeaders(head, false, NO_CONNECTION_INFO);
-  ok(result, 'request head');
-  const sent = await p.processor.requestBody(state, body);
-  ok(sent, 'request body');
-  ok(await p.processor.responseHeaders(state, RESPONSE_HEAD, false), 'response head');
-  ok(await p.processor.responseBody(state, completion, true), 'response body');
+  const sent = await bufferedChat(p.processor, key, body);
   return sent.kind === 'continue' ? (new Map(sent.headers?.set ?? []).get('x-gateway-target-cluster') ?? '') : '';
 }
 

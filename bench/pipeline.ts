@@ -40,10 +40,10 @@ import { buildPipeline } from '../src/app.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { loadSnapshotFile, SnapshotHolder } from '../src/control/snapshot.ts';
 import { NO_CONNECTION_INFO } from '../src/pipeline/identity.ts';
-import type { PhaseResult } from '../src/pipeline/phase-result.ts';
 import { SnapshotRoutes } from '../src/stages/route/resolver.ts';
 import { Metrics } from '../src/telemetry/metrics.ts';
 import { DEFAULT_MODELS, writeGatewayFiles } from '../test/helpers/fixtures.ts';
+import { bufferedChat, chatHead, expectContinue } from './lib/in-process.ts';
 import { BENCH_PLAN } from './lib/plan.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 
@@ -97,50 +97,9 @@ const SENTENCE = 'Write one short sentence about latency benchmarks. ';
 const promptChars = values['prompt-chars'] === undefined ? SENTENCE.length - 1 : Number(values['prompt-chars']);
 const prompt = SENTENCE.repeat(Math.ceil(promptChars / SENTENCE.length)).slice(0, promptChars);
 const body = Buffer.from(JSON.stringify({ model, messages: [{ role: 'user', content: prompt }], max_tokens: 64 }));
-const completion = Buffer.from(
-  JSON.stringify({
-    id: 'chatcmpl-bench',
-    object: 'chat.completion',
-    created: 1_700_000_000,
-    model: 'demo-model',
-    choices: [
-      { index: 0, message: { role: 'assistant', content: 'Latency benchmarks measure how long each request really takes end to end.' }, finish_reason: 'stop' },
-    ],
-    usage: { prompt_tokens: 14, completion_tokens: 12, total_tokens: 26 },
-  }),
-);
-let n = 0;
-function requestHead(): Map<string, string> {
-  return new Map([
-    [':method', 'POST'],
-    [':path', '/v1/chat/completions'],
-    [':authority', 'gateway.local'],
-    [':scheme', 'http'],
-    ['content-type', 'application/json'],
-    ['authorization', `Bearer ${apiKey}`],
-    ['user-agent', 'bench'],
-    ['x-forwarded-for', '127.0.0.1'],
-    ['x-forwarded-proto', 'http'],
-    ['x-request-id', `bench-${process.pid}-${++n}`],
-    ['content-length', String(body.length)],
-  ]);
-}
-const RESPONSE_HEAD = new Map([
-  [':status', '200'],
-  ['content-type', 'application/json'],
-  ['content-length', String(completion.length)],
-]);
-
-function ok(r: PhaseResult, phase: string): void {
-  if (r.kind !== 'continue') throw new Error(`${phase}: the pipeline answered ${r.kind} ${'status' in r ? r.status : ''}`);
-}
 
 async function oneRequest(): Promise<void> {
-  const { state, result } = await processor.requestHeaders(requestHead(), false, NO_CONNECTION_INFO);
-  ok(result, 'request head');
-  ok(await processor.requestBody(state, body), 'request body');
-  ok(await processor.responseHeaders(state, RESPONSE_HEAD, false), 'response head');
-  ok(await processor.responseBody(state, completion, true), 'response body');
+  await bufferedChat(processor, apiKey, body);
 }
 
 async function run(ms: number): Promise<{ requests: number; cpuUs: number; wallMs: number }> {
@@ -198,12 +157,12 @@ if (hold > 0) {
     ['content-type', 'text/event-stream'],
   ]);
   const open = async (): Promise<unknown> => {
-    const { state, result } = await processor.requestHeaders(requestHead(), false, NO_CONNECTION_INFO);
-    ok(result, 'request head');
-    ok(await processor.requestBody(state, streamBody), 'request body');
-    ok(await processor.responseHeaders(state, SSE_HEAD, false), 'response head');
-    ok(await processor.responseBody(state, chunk('Hello'), false), 'chunk');
-    ok(await processor.responseBody(state, chunk(' world'), false), 'chunk');
+    const { state, result } = await processor.requestHeaders(chatHead(apiKey, streamBody.length), false, NO_CONNECTION_INFO);
+    expectContinue(result, 'request head');
+    expectContinue(await processor.requestBody(state, streamBody), 'request body');
+    expectContinue(await processor.responseHeaders(state, SSE_HEAD, false), 'response head');
+    expectContinue(await processor.responseBody(state, chunk('Hello'), false), 'chunk');
+    expectContinue(await processor.responseBody(state, chunk(' world'), false), 'chunk');
     return state;
   };
   const held: unknown[] = [];
