@@ -92,8 +92,9 @@ test('a rule no deployment of a model it applies to satisfies is reported, by ru
   assert.deepEqual(unsatisfiable([PHI_HIPAA], withOverride), []);
 });
 
-test('a new snapshot that takes away the last deployment a rule allowed is reported', () => {
-  const before = parseSnapshot(
+/** Snapshot v1: model "care" on a hosted deployment and a HIPAA one (the next snapshot takes the HIPAA one away). */
+function hostedAndHipaa(): ReturnType<typeof parseSnapshot> {
+  return parseSnapshot(
     doc('v1', [
       care([
         { cluster: 'a', model: 'x', trust: HOSTED },
@@ -102,6 +103,10 @@ test('a new snapshot that takes away the last deployment a rule allowed is repor
     ]),
     'test',
   );
+}
+
+test('a new snapshot that takes away the last deployment a rule allowed is reported', () => {
+  const before = hostedAndHipaa();
   const after = parseSnapshot(doc('v2', [care([{ cluster: 'a', model: 'x', trust: HOSTED }])]), 'test');
   assert.deepEqual(lostDestinations([PHI_HIPAA], before, before), []);
   const lost = lostDestinations([PHI_HIPAA], before, after);
@@ -113,15 +118,7 @@ test('a new snapshot that takes away the last deployment a rule allowed is repor
 });
 
 test('acceptance: refuse keeps the current snapshot and counts the rejection; warn takes the new one', async () => {
-  const before = parseSnapshot(
-    doc('v1', [
-      care([
-        { cluster: 'a', model: 'x', trust: HOSTED },
-        { cluster: 'h', model: 'h', trust: HIPAA },
-      ]),
-    ]),
-    'test',
-  );
+  const before = hostedAndHipaa();
   const text = doc('v2', [care([{ cluster: 'a', model: 'x', trust: HOSTED }])]);
   for (const mode of ['refuse', 'warn'] as const) {
     const check: DestinationCheck = { rules: [PHI_HIPAA], mode };
