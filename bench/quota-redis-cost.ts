@@ -42,7 +42,7 @@ for (let round = 1; round <= rounds; round++) {
     const usec = Number(stats[2]);
     process.stdout.write(
       `round ${round}: ${requests} admissions, ${calls} EVALSHA calls, ${(usec / calls).toFixed(1)} µs per call, ` +
-        `${(usec / requests).toFixed(1)} µs of Redis per admission (settlement included), window sub-windows ${await admin.hlen('bench:{org}:rpm')}\n`,
+        `${(usec / requests).toFixed(1)} µs of Redis per admission (settlement included), window sub-windows ${(await admin.hkeys('bench:{org}:rpm')).filter((f) => !f.startsWith('-')).length}\n`,
     );
   } finally {
     await store.close();

@@ -28,6 +28,20 @@
  * the local date, from days-since-epoch by civil-calendar arithmetic), so every key the script touches is declared in
  * KEYS. A window hash holds at most 61 live fields (60 sub-windows + the
  * current one); older ones are deleted whenever the limit is charged.
+ *
+ * TOTAL: a window hash also keeps its running total, so an admission reads
+ * three fields instead of all 61 sub-windows (reading them was most of the
+ * script's time, issue #15, `npm run bench:quota-redis`): field -1 = the
+ * sum of the sub-windows from field -2 on, field -3 = the newest non-zero
+ * sub-window ('' if none). Charges and settlements (SETTLE_LUA) keep them
+ * right; the total is rebuilt from the sub-windows whenever the window has
+ * moved on since it was written (once per sub-window, i.e. per second of a
+ * minute window, under load), when a settlement empties the newest
+ * sub-window, and when the fields are missing. Negative field names keep a
+ * script of an earlier release working on the same hash during a rolling
+ * upgrade: it takes them for expired sub-windows, ignores and deletes them,
+ * so the next admission here rebuilds; its settlements, which do not follow
+ * the total, are corrected at the next rebuild, at most one sub-window later.
  */
 export const ADMIT_LUA = `
 local now
@@ -128,22 +142,32 @@ for i = 1, n do
     local b = math.ceil(w / SUB)
     local idx = math.floor(now / b)
     local oldest = math.floor((now - w + 1) / b)
-    local h = redis.call('HGETALL', key)
     local sum = 0
     local newest = nil
-    -- Sub-windows that have left the window: deleted when the limit is charged.
-    local stale = {}
-    for j = 1, #h, 2 do
-      local si = tonumber(h[j])
-      if si >= oldest then
-        local cnt = tonumber(h[j + 1])
-        if cnt ~= 0 then
-          sum = sum + cnt
-          if newest == nil or si > newest then newest = si end
+    -- The window's running total (see TOTAL above): trusted while it covers exactly the sub-windows from 'oldest' on;
+    -- otherwise (the window moved on, a settlement emptied the newest sub-window, an older script charged the hash,
+    -- a new key) every sub-window is read once and the total rebuilt when the limit is charged.
+    local m = redis.call('HMGET', key, '-1', '-2', '-3')
+    if m[1] and m[2] and tonumber(m[2]) == oldest then
+      sum = tonumber(m[1])
+      newest = tonumber(m[3])
+    else
+      local h = redis.call('HGETALL', key)
+      -- Sub-windows that have left the window: deleted when the limit is charged.
+      local stale = {}
+      for j = 1, #h, 2 do
+        local si = tonumber(h[j])
+        if si >= oldest then
+          local cnt = tonumber(h[j + 1])
+          if cnt ~= 0 then
+            sum = sum + cnt
+            if newest == nil or si > newest then newest = si end
+          end
+        elseif si >= 0 then
+          stale[#stale + 1] = h[j]
         end
-      else
-        stale[#stale + 1] = h[j]
       end
+      c.stale = stale
     end
     c.ok = sum + cost <= limit
     c.limit = limit
@@ -158,6 +182,7 @@ for i = 1, n do
     else
       -- The counted sub-windows oldest first, only for a refusal: building and sorting them on every admission (up to
       -- 61 of them per window) cost Redis more than the rest of the decision.
+      local h = redis.call('HGETALL', key)
       local counted = {}
       for j = 1, #h, 2 do
         local si = tonumber(h[j])
@@ -170,8 +195,9 @@ for i = 1, n do
     c.idx = idx
     c.keep = oldest
     c.cost = cost
+    c.sum = sum
+    c.newest = newest
     c.ttl = leaves(idx, w, b) - now + GC
-    c.stale = stale
   elseif kind == 'd' or kind == 'm' then
     local limit, off, cost = p1, p2, p3
     local idx, reset
@@ -247,9 +273,15 @@ for i = 1, n do
   elseif c.kind == 'w' or c.kind == 'd' or c.kind == 'm' then
     local field = fmt(c.idx)
     redis.call('HINCRBY', c.key, field, c.cost)
-    -- Expired buckets, deleted in one call: a window's found while deciding (the charge only adds idx ≥ oldest), a
-    -- day's or month's (a few fields at most) read here.
+    if c.kind == 'w' then
+      local newest = c.newest
+      if c.cost ~= 0 and (newest == nil or c.idx > newest) then newest = c.idx end
+      redis.call('HSET', c.key, '-1', fmt(c.sum + c.cost), '-2', fmt(c.keep), '-3', newest and fmt(newest) or '')
+    end
+    -- Expired buckets, deleted in one call: a window's found while rebuilding its total (none otherwise: the charge
+    -- only adds idx ≥ oldest), a day's or month's (a few fields at most) read here.
     local stale = c.stale
+    if stale == nil and c.kind == 'w' then stale = {} end
     if stale == nil then
       stale = {}
       for _, f in ipairs(redis.call('HKEYS', c.key)) do
@@ -322,6 +354,19 @@ for k = 1, #KEYS do
             local nv = tonumber(cur) + delta
             if nv < 0 then nv = 0 end
             redis.call('HSET', key, v, string.format('%d', nv))
+            -- A window's running total (ADMIT_LUA, TOTAL) follows a sub-window it covers; emptying its newest
+            -- sub-window drops the total, to be rebuilt by the next admission.
+            local m = redis.call('HMGET', key, '-1', '-2', '-3')
+            local vi = tonumber(v)
+            if m[1] and m[2] and vi >= tonumber(m[2]) then
+              local newest = tonumber(m[3])
+              if nv == 0 and newest == vi then
+                redis.call('HDEL', key, '-1', '-2', '-3')
+              else
+                redis.call('HSET', key, '-1', string.format('%d', tonumber(m[1]) + nv - tonumber(cur)))
+                if nv ~= 0 and (newest == nil or vi > newest) then redis.call('HSET', key, '-3', v) end
+              end
+            end
           end
         end
       elseif t == 'l:' then
