@@ -18,7 +18,7 @@
  * A store that fails yields `authentication_unavailable` (503), never an
  * acceptance. Messages and logs name the key id only.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Endpoint } from '../../pipeline/endpoint.ts';
 import { GatewayError } from '../../pipeline/errors.ts';
@@ -118,7 +118,8 @@ export class ApiKeyVerifier {
     const parsed = parseApiKey(key);
     if (!parsed.ok) throw new GatewayError('invalid_api_key', 'Invalid API key: the key is malformed.');
     const id = parsed.id;
-    const digest = createHash('sha256').update(key).digest();
+    // The one-shot form: no Hash object per request (issue #15).
+    const digest = hash('sha256', key, 'buffer');
     const record = this.#unknown.has(id, this.#now()) ? null : await this.#lookup(id);
     const expected = record === null ? null : storedDigest(record.hash);
     // Always one 32-byte comparison, whether or not the id is known.
