@@ -137,3 +137,26 @@ test('an earlier release charging or settling the same window (rolling upgrade):
     await red.close();
   }
 });
+
+test("a day's expired buckets go when a new day's bucket is first charged; later charges that day do not read its fields", async () => {
+  const { redis: red } = stores();
+  const DAY = 86_400_000;
+  const key = `${PREFIX}{org-days}:tpd`;
+  const tpd: LimitSpec[] = [{ kind: 'day', name: 'tokens:tpd', key: 'tpd', limit: 1e9, utcOffsetMs: 0, cost: 10 }];
+  const hkeysCalls = async (): Promise<number> => Number(/cmdstat_hkeys:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
+  try {
+    const d0 = Math.floor(T0 / DAY);
+    clock = T0;
+    assert.ok((await red.admit('d0', 'org-days', tpd)).admitted);
+    clock = T0 + 2 * DAY;
+    assert.ok((await red.admit('d2', 'org-days', tpd)).admitted);
+    assert.deepEqual(await admin.hkeys(key), [String(d0 + 2)], 'the bucket of two days before is gone (yesterday would be kept)');
+    const before = await hkeysCalls();
+    clock = T0 + 2 * DAY + 1000;
+    assert.ok((await red.admit('d2b', 'org-days', tpd)).admitted);
+    assert.equal(await hkeysCalls(), before, 'a second charge of the same day reads no field names');
+    assert.equal(await admin.hget(key, String(d0 + 2)), '20');
+  } finally {
+    await red.close();
+  }
+});

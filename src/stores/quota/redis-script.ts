@@ -147,7 +147,9 @@ for i = 1, n do
     -- The window's running total (see TOTAL above): trusted while it covers exactly the sub-windows from 'oldest' on;
     -- otherwise (the window moved on, a settlement emptied the newest sub-window, an older script charged the hash,
     -- a new key) every sub-window is read once and the total rebuilt when the limit is charged.
-    local m = redis.call('HMGET', key, '-1', '-2', '-3')
+    -- The current sub-window's count comes along, so that the charge is one HSET with the new total.
+    local m = redis.call('HMGET', key, '-1', '-2', '-3', fmt(idx))
+    c.cur = tonumber(m[4]) or 0
     if m[1] and m[2] and tonumber(m[2]) == oldest then
       sum = tonumber(m[1])
       newest = tonumber(m[3])
@@ -211,7 +213,8 @@ for i = 1, n do
       if nm > 12 then ny, nm = y + 1, 1 end
       reset = daysFrom(ny, nm) * DAY - off - now
     end
-    local count = tonumber(redis.call('HGET', key, fmt(idx))) or 0
+    c.count = tonumber(redis.call('HGET', key, fmt(idx)))
+    local count = c.count or 0
     c.ok = count + cost <= limit
     c.limit = limit
     c.remC = math.max(0, math.floor(limit - count - cost))
@@ -272,16 +275,19 @@ for i = 1, n do
     redis.call('PEXPIRE', c.key, c.ttl)
   elseif c.kind == 'w' or c.kind == 'd' or c.kind == 'm' then
     local field = fmt(c.idx)
-    redis.call('HINCRBY', c.key, field, c.cost)
     if c.kind == 'w' then
       local newest = c.newest
       if c.cost ~= 0 and (newest == nil or c.idx > newest) then newest = c.idx end
-      redis.call('HSET', c.key, '-1', fmt(c.sum + c.cost), '-2', fmt(c.keep), '-3', newest and fmt(newest) or '')
+      redis.call('HSET', c.key, field, fmt(c.cur + c.cost), '-1', fmt(c.sum + c.cost), '-2', fmt(c.keep), '-3', newest and fmt(newest) or '')
+    else
+      redis.call('HINCRBY', c.key, field, c.cost)
     end
     -- Expired buckets, deleted in one call: a window's found while rebuilding its total (none otherwise: the charge
     -- only adds idx ≥ oldest), a day's or month's (a few fields at most) read here.
     local stale = c.stale
-    if stale == nil and c.kind == 'w' then stale = {} end
+    -- A day's or month's expired buckets can only be there when its current bucket is new (charged before, it was
+    -- cleaned then): only then are its fields read.
+    if stale == nil and (c.kind == 'w' or c.count ~= nil) then stale = {} end
     if stale == nil then
       stale = {}
       for _, f in ipairs(redis.call('HKEYS', c.key)) do
@@ -349,23 +355,27 @@ for k = 1, #KEYS do
         local delta = tokenDelta
         if t == 'b:' then delta = costDelta end
         if delta ~= 0 then
-          local cur = redis.call('HGET', key, v)
+          -- The bucket with a window's running total (ADMIT_LUA, TOTAL; absent from day and month buckets).
+          local m = redis.call('HMGET', key, v, '-1', '-2', '-3')
+          local cur = m[1]
           if cur then
             local nv = tonumber(cur) + delta
             if nv < 0 then nv = 0 end
-            redis.call('HSET', key, v, string.format('%d', nv))
-            -- A window's running total (ADMIT_LUA, TOTAL) follows a sub-window it covers; emptying its newest
-            -- sub-window drops the total, to be rebuilt by the next admission.
-            local m = redis.call('HMGET', key, '-1', '-2', '-3')
             local vi = tonumber(v)
-            if m[1] and m[2] and vi >= tonumber(m[2]) then
-              local newest = tonumber(m[3])
+            if m[2] and m[3] and vi >= tonumber(m[3]) then
+              -- The total follows a sub-window it covers; emptying its newest sub-window drops the total, to be
+              -- rebuilt by the next admission.
+              local newest = tonumber(m[4])
               if nv == 0 and newest == vi then
                 redis.call('HDEL', key, '-1', '-2', '-3')
+                redis.call('HSET', key, v, '0')
+              elseif nv ~= 0 and (newest == nil or vi > newest) then
+                redis.call('HSET', key, v, string.format('%d', nv), '-1', string.format('%d', tonumber(m[2]) + nv - tonumber(cur)), '-3', v)
               else
-                redis.call('HSET', key, '-1', string.format('%d', tonumber(m[1]) + nv - tonumber(cur)))
-                if nv ~= 0 and (newest == nil or vi > newest) then redis.call('HSET', key, '-3', v) end
+                redis.call('HSET', key, v, string.format('%d', nv), '-1', string.format('%d', tonumber(m[2]) + nv - tonumber(cur)))
               end
+            else
+              redis.call('HSET', key, v, string.format('%d', nv))
             end
           end
         end
