@@ -79,22 +79,30 @@ const toolCall = z.looseObject({
 
 const name = z.string().optional();
 
+/** The message variants by role (the discriminator). */
+const messageVariants = {
+  system: z.looseObject({ role: z.literal('system'), content: textContent, name }),
+  developer: z.looseObject({ role: z.literal('developer'), content: textContent, name }),
+  user: z.looseObject({ role: z.literal('user'), content: userContent, name }),
+  assistant: z.looseObject({
+    role: z.literal('assistant'),
+    content: nullable(assistantContent),
+    name,
+    refusal: nullable(z.string()),
+    tool_calls: z.array(toolCall).optional(),
+  }),
+  tool: z.looseObject({ role: z.literal('tool'), content: textContent, tool_call_id: z.string().min(1) }),
+};
+
 const chatMessage = z.discriminatedUnion(
   'role',
-  [
-    z.looseObject({ role: z.literal('system'), content: textContent, name }),
-    z.looseObject({ role: z.literal('developer'), content: textContent, name }),
-    z.looseObject({ role: z.literal('user'), content: userContent, name }),
-    z.looseObject({
-      role: z.literal('assistant'),
-      content: nullable(assistantContent),
-      name,
-      refusal: nullable(z.string()),
-      tool_calls: z.array(toolCall).optional(),
-    }),
-    z.looseObject({ role: z.literal('tool'), content: textContent, tool_call_id: z.string().min(1) }),
-  ],
+  [messageVariants.system, messageVariants.developer, messageVariants.user, messageVariants.assistant, messageVariants.tool],
   { error: 'Expected a message whose role is system, developer, user, assistant or tool.' },
+);
+
+/** Per role, the message fields the schema checks (the chat fast path leaves a message with any it does not know to the schema). */
+export const CHAT_MESSAGE_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = Object.fromEntries(
+  Object.entries(messageVariants).map(([role, v]) => [role, new Set(Object.keys(v.shape))]),
 );
 
 const functionName = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'Function names are 1-64 letters, digits, _ . or -.');

@@ -14,6 +14,7 @@
  */
 import { isObject } from '../../shared/values.ts';
 import { checkSchema, parseJsonObject } from '../common/json-body.ts';
+import { plainChatRequest } from './chat-fast-path.ts';
 import { REQUEST_SCHEMAS } from './schemas.ts';
 
 export type ValidatedEndpoint = 'chat' | 'completions' | 'embeddings';
@@ -29,6 +30,8 @@ export function validateRequest(endpoint: ValidatedEndpoint, body: Buffer, opts:
   const obj = parseJsonObject(body, opts);
   // Stripped first, so the schema judges what is forwarded (e.g. an input of only controls is empty).
   sanitizeText(endpoint, obj);
+  // The common chat request skips the schema: the fast path accepts only what the schema accepts (chat-fast-path.ts).
+  if (endpoint === 'chat' && plainChatRequest(obj)) return obj;
   checkSchema(REQUEST_SCHEMAS[endpoint], obj);
   return obj;
 }
