@@ -44,15 +44,25 @@ test('the default configuration loads none of the optional packages', async () =
   for (const p of ['yaml', 'zod', 'pino', 'prom-client']) assert.ok(packages.includes(p), `${p} not seen: ${packages.join(' ')}`);
 });
 
-test('JWT issuers, Redis and tracing in the configuration load jose, ioredis and the OpenTelemetry SDK', async () => {
+test('JWT issuers, a token revocation list on Redis and tracing in the configuration load jose, ioredis and the OpenTelemetry SDK', async () => {
   const dir = writeGatewayFiles().dir;
   const jwks = join(dir, 'jwks.json');
   writeFileSync(jwks, JSON.stringify({ keys: [] }));
   const { packages } = await loaded({
-    auth: { jwt: { issuers: [{ issuer: 'https://idp.test', audiences: ['gw'], jwksFile: jwks }] } },
+    // The revocation list is read with ioredis (the quota store alone would not load it: the next test).
+    auth: { jwt: { issuers: [{ issuer: 'https://idp.test', audiences: ['gw'], jwksFile: jwks }] }, tokenRevocation: true },
     // Nothing listens there: the stores connect lazily and the sidecar starts without Redis.
     redis: { url: 'redis://127.0.0.1:1' },
     tracing: { enabled: true, endpoint: 'http://127.0.0.1:1/v1/traces' },
   });
   for (const p of ['jose', 'ioredis', '@opentelemetry/sdk-trace']) assert.ok(packages.includes(p), `${p} not loaded: ${packages.join(' ')}`);
+});
+
+test("quotas on a single Redis node use the store's own client: ioredis is not loaded; a Redis Cluster loads it", async () => {
+  const plans = [{ name: 'p', limits: [{ scope: 'key', rpm: 100 }] }];
+  // Nothing listens there: the stores connect lazily and the sidecar starts without Redis.
+  const single = await loaded({ quotas: { plans }, redis: { url: 'redis://127.0.0.1:1' } });
+  assert.ok(!single.packages.includes('ioredis'), `ioredis loaded: ${single.packages.join(' ')}`);
+  const cluster = await loaded({ quotas: { plans }, redis: { clusterNodes: ['127.0.0.1:1'] } });
+  assert.ok(cluster.packages.includes('ioredis'), `ioredis not loaded: ${cluster.packages.join(' ')}`);
 });

@@ -9,7 +9,8 @@
  * options stay on ioredis.
  */
 import { createHash } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type * as IoRedis from 'ioredis';
 import { encodeScriptCall, RespReplyError } from '../resp/codec.ts';
 import { RespClient } from '../resp/client.ts';
 import { parseRespEndpoint } from '../resp/endpoint.ts';
@@ -39,6 +40,16 @@ export interface ScriptTransportOptions {
   /** Bound on a whole call; the connection's own timeouts are derived from it. */
   readonly commandTimeoutMs: number;
   readonly connectionName: string;
+}
+
+const requireCjs = createRequire(import.meta.url);
+
+/**
+ * ioredis (a CommonJS package) is loaded only for a Redis Cluster or a URL with options: the usual single node never
+ * loads it, and a module once loaded stays resident (idle RSS, issue #15; test/server/lazy-loading.test.ts).
+ */
+function ioredis(): typeof IoRedis {
+  return requireCjs('ioredis') as typeof IoRedis;
 }
 
 function isNoScript(err: unknown): boolean {
@@ -76,6 +87,7 @@ export function createScriptTransport(opts: ScriptTransportOptions): ScriptTrans
     // close() should not keep the process alive for ioredis' default 2 s when Redis is down.
     disconnectTimeout: 200,
   };
+  const { Redis, Cluster } = ioredis();
   const client =
     typeof opts.url === 'string'
       ? new Redis(opts.url, { ...node, lazyConnect: true, enableOfflineQueue: false, retryStrategy: retryDelayMs })
