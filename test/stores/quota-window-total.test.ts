@@ -160,3 +160,40 @@ test("a day's expired buckets go when a new day's bucket is first charged; later
     await red.close();
   }
 });
+
+test('window and day keys expire after their newest bucket (extended by a new bucket only; a second charge of a bucket leaves the expiry alone)', async () => {
+  const { redis: red } = stores();
+  const DAY = 86_400_000;
+  const GC = 1000;
+  const tag = 'org-ttl';
+  const limits: LimitSpec[] = [
+    { kind: 'window', name: 'tokens:tpm', key: 'tpm', limit: 1e9, windowMs: 60_000, cost: 5 },
+    { kind: 'day', name: 'tokens:tpd', key: 'tpd', limit: 1e9, utcOffsetMs: 0, cost: 5 },
+  ];
+  const pttl = async (key: string): Promise<number> => admin.pttl(`${PREFIX}{${tag}}:${key}`);
+  const calls = async (cmd: 'pttl' | 'pexpire'): Promise<number> =>
+    Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(await admin.info('commandstats'))?.[1] ?? 0);
+  try {
+    // Expiries are relative to the test clock (Redis' own clock does not move with it): a window bucket of 1 s keeps
+    // its key until 60 s after the bucket ends, plus GC; a day bucket until the end of the next day, plus GC.
+    clock = T0 + 200;
+    assert.ok((await red.admit('a', tag, limits)).admitted);
+    const w1 = await pttl('tpm');
+    const d1 = await pttl('tpd');
+    assert.ok(w1 > 60_000 && w1 <= 60_800 + GC, `window key expires in ${w1} ms`);
+    assert.ok(d1 > DAY && d1 <= 2 * DAY + GC, `day key expires in ${d1} ms`);
+    // The same buckets again, later in the same second: the expiry is neither read nor set.
+    const [t0, e0] = [await calls('pttl'), await calls('pexpire')];
+    clock = T0 + 700;
+    assert.ok((await red.admit('b', tag, limits)).admitted);
+    // (Each admission sets its reservation record's expiry: one PEXPIRE.)
+    assert.deepEqual([await calls('pttl'), await calls('pexpire')], [t0, e0 + 1], 'a charge of an existing bucket leaves the expiry alone');
+    // A new sub-window (the day's bucket is the same): its key's expiry is read and moved to the new bucket's.
+    clock = T0 + 1200;
+    assert.ok((await red.admit('c', tag, limits)).admitted);
+    assert.deepEqual([await calls('pttl'), await calls('pexpire')], [t0 + 1, e0 + 3], "only the new sub-window's key has its expiry moved");
+    assert.ok((await pttl('tpm')) > 60_000);
+  } finally {
+    await red.close();
+  }
+});

@@ -150,6 +150,7 @@ for i = 1, n do
     -- The current sub-window's count comes along, so that the charge is one HSET with the new total.
     local m = redis.call('HMGET', key, '-1', '-2', '-3', fmt(idx))
     c.cur = tonumber(m[4]) or 0
+    c.fresh = not m[4]
     if m[1] and m[2] and tonumber(m[2]) == oldest then
       sum = tonumber(m[1])
       newest = tonumber(m[3])
@@ -215,6 +216,7 @@ for i = 1, n do
     end
     c.count = tonumber(redis.call('HGET', key, fmt(idx)))
     local count = c.count or 0
+    c.fresh = c.count == nil
     c.ok = count + cost <= limit
     c.limit = limit
     c.remC = math.max(0, math.floor(limit - count - cost))
@@ -295,7 +297,9 @@ for i = 1, n do
       end
     end
     if #stale > 0 then redis.call('HDEL', c.key, unpack(stale)) end
-    if redis.call('PTTL', c.key) < c.ttl then redis.call('PEXPIRE', c.key, c.ttl) end
+    -- The key must outlive this bucket by GC: the expiry that needs is the same for every charge of the bucket, so it
+    -- was set (or a later one kept) when the bucket was first charged; only a new bucket can need it moved.
+    if c.fresh and redis.call('PTTL', c.key) < c.ttl then redis.call('PEXPIRE', c.key, c.ttl) end
     if c.cls == '1' then
       res[#res + 1] = 't:' .. c.key
       res[#res + 1] = field
