@@ -214,9 +214,9 @@ for i = 1, n do
       if nm > 12 then ny, nm = y + 1, 1 end
       reset = daysFrom(ny, nm) * DAY - off - now
     end
-    c.count = tonumber(redis.call('HGET', key, fmt(idx)))
-    local count = c.count or 0
-    c.fresh = c.count == nil
+    local found = tonumber(redis.call('HGET', key, fmt(idx)))
+    local count = found or 0
+    c.fresh = found == nil
     c.ok = count + cost <= limit
     c.limit = limit
     c.remC = math.max(0, math.floor(limit - count - cost))
@@ -289,7 +289,7 @@ for i = 1, n do
     local stale = c.stale
     -- A day's or month's expired buckets can only be there when its current bucket is new (charged before, it was
     -- cleaned then): only then are its fields read.
-    if stale == nil and (c.kind == 'w' or c.count ~= nil) then stale = {} end
+    if stale == nil and (c.kind == 'w' or not c.fresh) then stale = {} end
     if stale == nil then
       stale = {}
       for _, f in ipairs(redis.call('HKEYS', c.key)) do
@@ -373,10 +373,13 @@ for k = 1, #KEYS do
               if nv == 0 and newest == vi then
                 redis.call('HDEL', key, '-1', '-2', '-3')
                 redis.call('HSET', key, v, '0')
-              elseif nv ~= 0 and (newest == nil or vi > newest) then
-                redis.call('HSET', key, v, string.format('%d', nv), '-1', string.format('%d', tonumber(m[2]) + nv - tonumber(cur)), '-3', v)
               else
-                redis.call('HSET', key, v, string.format('%d', nv), '-1', string.format('%d', tonumber(m[2]) + nv - tonumber(cur)))
+                local total = string.format('%d', tonumber(m[2]) + nv - tonumber(cur))
+                if nv ~= 0 and (newest == nil or vi > newest) then
+                  redis.call('HSET', key, v, string.format('%d', nv), '-1', total, '-3', v)
+                else
+                  redis.call('HSET', key, v, string.format('%d', nv), '-1', total)
+                end
               end
             else
               redis.call('HSET', key, v, string.format('%d', nv))
